@@ -1,0 +1,31 @@
+// What route handlers may use: the long-lived components, built once at startup by the app
+// (app/server_app.cpp) and alive until every request has finished. Handlers hold a reference
+// to this; none of it is owned here.
+#pragma once
+
+#include <chrono>
+#include <functional>
+
+#include "config/config.hpp"
+#include "core/blocking_pool.hpp"
+#include "core/clock.hpp"
+#include "obs/metrics.hpp"
+#include "store/store.hpp"
+
+namespace parley::api {
+
+struct Context {
+  const config::Config& config;
+  store::Storage& storage;
+  BlockingPool& blocking;
+  obs::Metrics& metrics;
+  const Clock& clock;
+  obs::BuildInfo build;
+  std::chrono::steady_clock::time_point started_at;
+  int io_threads = 1;
+  // Live server state, read by health and diagnostics.
+  std::function<bool()> draining;
+  std::function<int64_t()> open_connections;
+};
+
+}  // namespace parley::api

@@ -1,0 +1,16 @@
+// Health, diagnostics and metrics routes: what load balancers, Kubernetes probes, Prometheus
+// and operators call.
+//   GET /health, /api/v1/health/liveness   the process is up (never touches dependencies)
+//   GET /api/v1/health/readiness           dependencies answer and resources are within limits
+//   GET /api/v1/health/diagnostics         build, effective config, storage stats (opt-in)
+//   GET /metrics                           Prometheus text format
+#pragma once
+
+#include "api/context.hpp"
+#include "http/router.hpp"
+
+namespace parley::api {
+
+void add_health_routes(http::Router& router, Context& context);
+
+}  // namespace parley::api

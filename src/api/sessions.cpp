@@ -1,0 +1,161 @@
+// Session handlers: validate at the edge, then one storage call on the blocking pool.
+#include "api/sessions.hpp"
+
+#include <charconv>
+
+#include <nlohmann/json.hpp>
+
+#include "http/errors.hpp"
+#include "http/json_body.hpp"
+
+namespace parley::api {
+namespace {
+
+using nlohmann::json;
+using Awaitable = boost::asio::awaitable<http::Response>;
+
+constexpr size_t kMaxUserId = 256;
+constexpr size_t kMaxAssistant = 128;
+constexpr size_t kMaxTitle = 512;
+constexpr size_t kMaxMetadataBytes = 16 * 1024;
+constexpr int kMaxPageSize = 100;
+
+json session_json(const store::Session& s) {
+  json metadata = json::parse(s.metadata_json, nullptr, /*allow_exceptions=*/false);
+  if (metadata.is_discarded()) metadata = json::object();
+  return {{"id", s.id},
+          {"object", "session"},
+          {"user_id", s.user_id},
+          {"assistant", s.assistant},
+          {"title", s.title ? json(*s.title) : json(nullptr)},
+          {"metadata", std::move(metadata)},
+          {"created_at", format_utc_ms(s.created_at_ms)},
+          {"updated_at", format_utc_ms(s.updated_at_ms)}};
+}
+
+Result<void> reject_unknown_fields(const json& body, std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : body.items()) {
+    bool known = false;
+    for (auto a : allowed) known = known || key == a;
+    if (!known) return Error::invalid_field(key, "unknown field '" + key + "'");
+  }
+  return success();
+}
+
+// A string field: absent -> nullopt; present must be a string of 1..max characters.
+Result<std::optional<std::string>> string_field(const json& body, const char* name, size_t max,
+                                                bool nullable) {
+  auto it = body.find(name);
+  if (it == body.end()) return std::optional<std::string>();
+  if (it->is_null() && nullable) return std::optional<std::string>();
+  if (!it->is_string()) {
+    return Error::invalid_field(name, std::string(name) + " must be a string" + (nullable ? " or null" : ""));
+  }
+  const auto& text = it->get_ref<const std::string&>();
+  if (text.empty() || text.size() > max) {
+    return Error::invalid_field(name, std::string(name) + " must be 1 to " + std::to_string(max) + " bytes long");
+  }
+  return std::optional<std::string>(text);
+}
+
+Result<std::optional<std::string>> metadata_field(const json& body) {
+  auto it = body.find("metadata");
+  if (it == body.end()) return std::optional<std::string>();
+  if (!it->is_object()) return Error::invalid_field("metadata", "metadata must be a JSON object");
+  std::string text = it->dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > kMaxMetadataBytes) {
+    return Error::invalid_field("metadata", "metadata must be at most " + std::to_string(kMaxMetadataBytes) +
+                                                " bytes as JSON");
+  }
+  return std::optional<std::string>(std::move(text));
+}
+
+http::Response fail(const Error& e, const http::Request& req) { return http::error_response(e, req.request_id); }
+
+}  // namespace
+
+void add_session_routes(http::Router& router, Context& ctx) {
+  router.add(http::Method::kPost, "/api/v1/sessions", [&ctx](http::Request& req) -> Awaitable {
+    auto body = http::parse_json_object_body(req);
+    if (!body) co_return fail(body.error(), req);
+    if (auto r = reject_unknown_fields(*body, {"user_id", "assistant", "title", "metadata"}); !r)
+      co_return fail(r.error(), req);
+    auto user_id = string_field(*body, "user_id", kMaxUserId, false);
+    if (!user_id) co_return fail(user_id.error(), req);
+    auto assistant = string_field(*body, "assistant", kMaxAssistant, false);
+    if (!assistant) co_return fail(assistant.error(), req);
+    auto title = string_field(*body, "title", kMaxTitle, true);
+    if (!title) co_return fail(title.error(), req);
+    auto metadata = metadata_field(*body);
+    if (!metadata) co_return fail(metadata.error(), req);
+
+    store::NewSession in;
+    in.user_id = user_id->value_or("anonymous");
+    in.assistant = assistant->value_or("default");
+    in.title = *title;
+    in.metadata_json = metadata->value_or("{}");
+    auto created = co_await ctx.blocking.run([&] { return ctx.storage.sessions().create(in); });
+    if (!created) co_return fail(created.error(), req);
+    auto res = http::Response::json(201, session_json(*created));
+    res.header("Location", "/api/v1/sessions/" + created->id);
+    co_return res;
+  });
+
+  router.add(http::Method::kGet, "/api/v1/sessions", [&ctx](http::Request& req) -> Awaitable {
+    store::SessionListQuery q;
+    if (auto limit = req.query_param("limit")) {
+      int value = 0;
+      auto [ptr, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), value);
+      if (ec != std::errc() || ptr != limit->data() + limit->size() || value < 1 || value > kMaxPageSize) {
+        co_return fail(Error::invalid_field("limit", "limit must be an integer from 1 to " +
+                                                         std::to_string(kMaxPageSize)),
+                       req);
+      }
+      q.limit = value;
+    }
+    q.user_id = req.query_param("user_id");
+    q.cursor = req.query_param("cursor");
+    auto page = co_await ctx.blocking.run([&] { return ctx.storage.sessions().list(q); });
+    if (!page) co_return fail(page.error(), req);
+    json data = json::array();
+    for (const auto& s : page->items) data.push_back(session_json(s));
+    co_return http::Response::json(200, {{"object", "list"},
+                                         {"data", std::move(data)},
+                                         {"next_cursor", page->next_cursor ? json(*page->next_cursor) : json(nullptr)}});
+  });
+
+  router.add(http::Method::kGet, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
+    std::string id(req.param("id"));
+    auto session = co_await ctx.blocking.run([&] { return ctx.storage.sessions().get(id); });
+    if (!session) co_return fail(session.error(), req);
+    co_return http::Response::json(200, session_json(*session));
+  });
+
+  router.add(http::Method::kPatch, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
+    auto body = http::parse_json_object_body(req);
+    if (!body) co_return fail(body.error(), req);
+    if (auto r = reject_unknown_fields(*body, {"title", "metadata"}); !r) co_return fail(r.error(), req);
+    store::SessionPatch patch;
+    if (body->contains("title")) {
+      auto title = string_field(*body, "title", kMaxTitle, true);
+      if (!title) co_return fail(title.error(), req);
+      patch.title = *title;
+    }
+    auto metadata = metadata_field(*body);
+    if (!metadata) co_return fail(metadata.error(), req);
+    patch.metadata_json = *metadata;
+    std::string id(req.param("id"));
+    auto updated = co_await ctx.blocking.run([&] { return ctx.storage.sessions().update(id, patch); });
+    if (!updated) co_return fail(updated.error(), req);
+    co_return http::Response::json(200, session_json(*updated));
+  });
+
+  router.add(http::Method::kDelete, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
+    std::string id(req.param("id"));
+    auto removed = co_await ctx.blocking.run([&] { return ctx.storage.sessions().remove(id); });
+    if (!removed) co_return fail(removed.error(), req);
+    co_return http::Response::empty(204);
+  });
+}
+
+}  // namespace parley::api

@@ -1,0 +1,176 @@
+// parley: the command line. Subcommands:
+//   serve         run the server (the default way to use Parley)
+//   check-config  print the effective configuration, or every problem with it
+//   migrate       create or upgrade the database schema, then exit
+//   version       print version, commit and compiler
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "app/build_info.hpp"
+#include "app/server_app.hpp"
+#include "config/config.hpp"
+#include "obs/log.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace {
+
+using parley::config::Loaded;
+using parley::config::Sources;
+
+constexpr int kConfigErrorExit = 2;
+
+// The flags every subcommand that reads configuration shares.
+struct ConfigFlags {
+  std::string config_file;
+  std::string listen;
+  std::string data_dir;
+  std::vector<std::string> sets;
+
+  void add_to(CLI::App* cmd, bool with_listen) {
+    cmd->add_option("-c,--config", config_file, "YAML configuration file")->envname("PARLEY_CONFIG");
+    if (with_listen) cmd->add_option("--listen", listen, "Address to serve on, HOST:PORT (server.listen)");
+    cmd->add_option("--data-dir", data_dir, "Data directory (data_dir)");
+    cmd->add_option("--set", sets, "Override any setting: --set server.max_body_size=2MiB (repeatable)");
+  }
+
+  Loaded load() const {
+    Sources sources;
+    if (!config_file.empty()) sources.config_file = config_file;
+    sources.environment = parley::config::load_environment();
+    sources.environment.erase("PARLEY_CONFIG");  // consumed by --config above
+    if (!listen.empty()) sources.overrides.emplace_back("server.listen", listen);
+    if (!data_dir.empty()) sources.overrides.emplace_back("data_dir", data_dir);
+    for (const auto& s : sets) {
+      auto eq = s.find('=');
+      if (eq == std::string::npos) {
+        sources.overrides.emplace_back(s, "");  // reported below as a problem with the key
+      } else {
+        sources.overrides.emplace_back(s.substr(0, eq), s.substr(eq + 1));
+      }
+    }
+    Loaded loaded = parley::config::load(sources);
+    for (const auto& s : sets) {
+      if (s.find('=') == std::string::npos) {
+        loaded.problems.push_back({s, "", "flag --set", "expected --set KEY=VALUE"});
+      }
+    }
+    return loaded;
+  }
+};
+
+void print_problems(const Loaded& loaded) {
+  for (const auto& p : loaded.problems) {
+    std::fprintf(stderr, "error: %s\n", parley::config::to_string(p).c_str());
+  }
+  std::fprintf(stderr, "%zu configuration problem%s found\n", loaded.problems.size(),
+               loaded.problems.size() == 1 ? "" : "s");
+}
+
+std::string version_line() {
+  const auto& b = parley::app::build_info();
+  return "parley " + b.version + " (commit " + b.commit + ", " + b.compiler + ", " + b.build_type + ")";
+}
+
+std::string settings_help() {
+  std::string out = "\nSettings (YAML key, PARLEY_<KEY> env var, or --set key=value):\n";
+  for (const auto& s : parley::config::describe_settings()) {
+    out += "  " + s.path + " (default " + (s.default_value.empty() ? "\"\"" : s.default_value) + ")\n      " +
+           s.description + (s.secret ? " Also " + s.path + "_file." : "") + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto process_started = std::chrono::steady_clock::now();
+  CLI::App app{"Parley: a conversational-AI server."};
+  app.set_version_flag("--version", version_line());
+  app.footer(settings_help());
+  app.require_subcommand(1);
+
+  ConfigFlags serve_flags, check_flags, migrate_flags;
+  auto* serve = app.add_subcommand("serve", "Run the HTTP server.");
+  serve_flags.add_to(serve, true);
+
+  bool as_json = false;
+  auto* check = app.add_subcommand("check-config", "Validate the configuration and print it (secrets redacted).");
+  check_flags.add_to(check, true);
+  check->add_flag("--json", as_json, "Print JSON instead of YAML");
+
+  auto* migrate = app.add_subcommand("migrate", "Create or upgrade the database schema, then exit.");
+  migrate_flags.add_to(migrate, false);
+
+  auto* version = app.add_subcommand("version", "Print the version.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (version->parsed()) {
+    std::cout << version_line() << "\n";
+    return 0;
+  }
+
+  if (check->parsed()) {
+    Loaded loaded = check_flags.load();
+    if (!loaded.ok()) {
+      print_problems(loaded);
+      return kConfigErrorExit;
+    }
+    if (as_json) {
+      std::cout << parley::config::to_json(loaded.config).dump(2) << "\n";
+    } else {
+      std::cout << parley::config::to_yaml(loaded.config);
+    }
+    std::fprintf(stderr, "configuration is valid\n");
+    return 0;
+  }
+
+  if (migrate->parsed()) {
+    Loaded loaded = migrate_flags.load();
+    if (!loaded.ok()) {
+      print_problems(loaded);
+      return kConfigErrorExit;
+    }
+    auto path = parley::config::sqlite_path(loaded.config);
+    if (!path) {
+      std::fprintf(stderr, "parley: migrate: storage.url does not name a SQLite database\n");
+      return 1;
+    }
+    parley::store::sqlite::Options options;
+    options.path = *path;
+    options.busy_timeout_ms = static_cast<int>(loaded.config.storage.busy_timeout.count());
+    auto summary = parley::store::sqlite::migrate_database(options);
+    if (!summary) {
+      std::fprintf(stderr, "parley: migrate failed: %s\n", summary.error().message.c_str());
+      return 1;
+    }
+    if (summary->applied.empty()) {
+      std::cout << *path << ": schema is up to date (version " << summary->to_version << ")\n";
+    } else {
+      std::cout << *path << ": schema version " << summary->from_version << " -> " << summary->to_version << "\n";
+      for (const auto& m : summary->applied) std::cout << "  applied " << m << "\n";
+    }
+    return 0;
+  }
+
+  // serve. Phase: configuration.
+  Loaded loaded = serve_flags.load();
+  parley::log::init(parley::log::Level::kInfo);
+  if (!loaded.ok()) {
+    print_problems(loaded);
+    parley::app::startup_failure("configuration", std::to_string(loaded.problems.size()) +
+                                                      " problem(s) in the configuration, listed above");
+    return kConfigErrorExit;
+  }
+  parley::log::set_secrets(parley::config::secret_values(loaded.config));
+  parley::log::set_level(parley::log::parse_level(loaded.config.log.level));
+  return parley::app::serve(loaded.config, process_started);
+}

@@ -1,0 +1,131 @@
+// Parley's configuration: one typed struct, filled from four layers in order of precedence
+// (defaults < YAML file < PARLEY_* environment < command-line flags).
+//
+// Every setting has a dotted path ("server.max_body_size"). The same path is the YAML key
+// (nested), the environment variable (PARLEY_SERVER_MAX_BODY_SIZE) and the --set key.
+// Secret settings may instead name a file holding the value: "<path>_file" in YAML,
+// PARLEY_<PATH>_FILE in the environment (how Docker and Kubernetes mount secrets).
+//
+// Loading never stops at the first problem: every unknown key, unparsable value and failed
+// check is collected, so `parley check-config` can list them all at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace parley::config {
+
+using std::chrono::milliseconds;
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
+  int threads = 0;                         // I/O threads; 0 = one per core
+  int blocking_threads = 0;                // storage and CPU-heavy work; 0 = max(2, cores)
+  uint64_t max_body_size = 1024 * 1024;
+  uint64_t max_header_size = 16 * 1024;
+  milliseconds read_timeout{30'000};
+  milliseconds idle_timeout{60'000};
+  milliseconds write_timeout{30'000};
+  int max_connections = 10'000;
+  milliseconds shutdown_grace{25'000};
+};
+
+struct StorageConfig {
+  std::string url;  // empty = SQLite file <data_dir>/parley.db
+  milliseconds busy_timeout{5'000};
+  int read_connections = 4;
+};
+
+struct LogConfig {
+  std::string level = "info";
+  bool access_log = true;
+};
+
+struct HealthConfig {
+  uint64_t min_free_disk = 100ULL * 1024 * 1024;
+  uint64_t max_memory = 0;  // 0 = no threshold
+};
+
+struct DiagnosticsConfig {
+  bool enabled = false;
+  std::string token;  // secret: when set, diagnostics require "Authorization: Bearer <token>"
+};
+
+struct Config {
+  std::string data_dir = "./data";
+  ServerConfig server;
+  StorageConfig storage;
+  LogConfig log;
+  HealthConfig health;
+  DiagnosticsConfig diagnostics;
+};
+
+// One thing wrong with the configuration.
+struct Problem {
+  std::string path;     // "server.max_body_size", or the unknown key as written
+  std::string value;    // the offending value as given (secrets redacted)
+  std::string source;   // "config.yaml:12", "env PARLEY_LOG_LEVEL", "flag --set"
+  std::string message;  // what is wrong, and what would be right
+};
+
+std::string to_string(const Problem& problem);
+
+struct Sources {
+  std::optional<std::string> config_file;
+  // PARLEY_* variables (name -> value); load_environment() reads them from the process.
+  std::map<std::string, std::string> environment;
+  // From flags, in the order given: (path, value).
+  std::vector<std::pair<std::string, std::string>> overrides;
+};
+
+std::map<std::string, std::string> load_environment();
+
+struct Loaded {
+  Config config;
+  std::vector<Problem> problems;
+  bool ok() const { return problems.empty(); }
+};
+
+Loaded load(const Sources& sources);
+
+// Applies a YAML document (already read) on top of `config`; used by load() and the fuzzer.
+void apply_yaml(const std::string& text, const std::string& source_name, Config& config,
+                std::vector<Problem>& problems);
+
+// The effective configuration as nested JSON; secrets become "[REDACTED]" when set.
+nlohmann::json to_json(const Config& config);
+// The same, as YAML text.
+std::string to_yaml(const Config& config);
+
+// Values that must never appear in logs or error messages (non-empty secrets, passwords
+// inside URLs).
+std::vector<std::string> secret_values(const Config& config);
+
+// "host:port" split; nullopt when malformed. IPv6 hosts are written in brackets: [::1]:8080.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+std::optional<HostPort> parse_host_port(std::string_view text);
+
+// The SQLite file a configuration points at, or nullopt when storage.url names another
+// backend. The url forms are "sqlite:relative/path.db", "sqlite:///absolute/path.db".
+std::optional<std::string> sqlite_path(const Config& config);
+
+// Every setting with its path and a one-line description, for --help and the README.
+struct SettingInfo {
+  std::string path;
+  std::string default_value;
+  std::string description;
+  bool secret = false;
+};
+std::vector<SettingInfo> describe_settings();
+
+}  // namespace parley::config

@@ -1,0 +1,50 @@
+// The real clock, and time formatting shared by logs, storage and the API.
+#include "core/clock.hpp"
+
+#include <ctime>
+#include <cstdio>
+
+namespace parley {
+namespace {
+
+class SystemClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point now() const override {
+    return std::chrono::system_clock::now();
+  }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    return std::chrono::steady_clock::now();
+  }
+};
+
+}  // namespace
+
+const Clock& Clock::system() {
+  static const SystemClock clock;
+  return clock;
+}
+
+int64_t to_unix_ms(std::chrono::system_clock::time_point tp) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
+}
+
+std::string format_utc_ms(int64_t unix_ms) {
+  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  int ms = static_cast<int>(unix_ms % 1000);
+  if (ms < 0) {
+    ms += 1000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return buf;
+}
+
+std::string format_utc_ms(std::chrono::system_clock::time_point tp) {
+  return format_utc_ms(to_unix_ms(tp));
+}
+
+}  // namespace parley

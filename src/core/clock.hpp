@@ -1,0 +1,27 @@
+// Clock: the one source of wall and monotonic time, injectable so tests can control time.
+// Thread-safe: implementations must allow concurrent calls from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace parley {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::chrono::system_clock::time_point now() const = 0;
+  virtual std::chrono::steady_clock::time_point steady_now() const = 0;
+
+  // The process-wide real clock.
+  static const Clock& system();
+};
+
+// Milliseconds since the Unix epoch.
+int64_t to_unix_ms(std::chrono::system_clock::time_point tp);
+// RFC 3339 / ISO 8601 UTC with milliseconds: 2026-11-22T10:00:00.123Z
+std::string format_utc_ms(std::chrono::system_clock::time_point tp);
+std::string format_utc_ms(int64_t unix_ms);
+
+}  // namespace parley

@@ -1,0 +1,91 @@
+// Route matching: split the path once, compare segment by segment with each route.
+// Linear in the number of routes, which stays in the dozens; cheaper than any hashing here.
+#include "http/router.hpp"
+
+#include <algorithm>
+
+namespace parley::http {
+namespace {
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  if (path.empty() || path.front() != '/') return out;
+  size_t start = 1;
+  while (start <= path.size()) {
+    auto slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+bool is_param(std::string_view segment) {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+bool path_matches(const Route& route, const std::vector<std::string_view>& parts) {
+  if (route.segments.size() != parts.size()) return false;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const auto& seg = route.segments[i];
+    if (is_param(seg)) {
+      if (parts[i].empty()) return false;
+    } else if (seg != parts[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void Router::add(Method method, std::string_view pattern, Handler handler) {
+  Route route;
+  route.id = static_cast<int>(routes_.size());
+  route.method = method;
+  route.pattern = std::string(pattern);
+  for (auto seg : split_path(pattern)) route.segments.emplace_back(seg);
+  route.handler = std::move(handler);
+  routes_.push_back(std::move(route));
+}
+
+Match Router::match(Method method, std::string_view path) const {
+  Match m;
+  if (path.empty() || path.front() != '/') return m;
+  auto parts = split_path(path);
+  std::vector<std::string_view> allowed;
+  for (const auto& route : routes_) {
+    if (!path_matches(route, parts)) continue;
+    bool method_ok = route.method == method || (method == Method::kHead && route.method == Method::kGet);
+    if (!method_ok) {
+      allowed.push_back(method_name(route.method));
+      if (route.method == Method::kGet) allowed.push_back("HEAD");
+      continue;
+    }
+    m.kind = Match::Kind::kFound;
+    m.route = &route;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const auto& seg = route.segments[i];
+      if (!is_param(seg)) continue;
+      auto decoded = percent_decode(parts[i], false);
+      if (!decoded) {
+        m.bad_escape = true;
+        decoded = std::string(parts[i]);
+      }
+      m.params.emplace_back(std::string_view(seg).substr(1, seg.size() - 2), std::move(*decoded));
+    }
+    return m;
+  }
+  if (!allowed.empty()) {
+    m.kind = Match::Kind::kMethodNotAllowed;
+    std::sort(allowed.begin(), allowed.end());
+    allowed.erase(std::unique(allowed.begin(), allowed.end()), allowed.end());
+    for (auto a : allowed) {
+      if (!m.allow.empty()) m.allow += ", ";
+      m.allow += a;
+    }
+  }
+  return m;
+}
+
+}  // namespace parley::http

@@ -1,0 +1,52 @@
+// Route templates to handlers. Templates are literal segments and {name} parameters:
+// "/api/v1/sessions/{id}". Matching is exact on segments (no regex, no trailing-slash magic).
+// Metrics and logs label requests by the template, never by the raw path, so label sets stay
+// bounded whatever clients send.
+//
+// Build the router at startup, then share it read-only: match() is const and thread-safe.
+#pragma once
+
+// Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/message.hpp"
+
+namespace parley::http {
+
+using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
+
+struct Route {
+  int id = -1;  // index in registration order; stable for the router's life
+  Method method = Method::kGet;
+  std::string pattern;
+  std::vector<std::string> segments;  // "{id}" kept as is
+  Handler handler;
+};
+
+struct Match {
+  enum class Kind { kFound, kNotFound, kMethodNotAllowed };
+  Kind kind = Kind::kNotFound;
+  const Route* route = nullptr;
+  std::vector<std::pair<std::string_view, std::string>> params;
+  std::string allow;  // for kMethodNotAllowed: "GET, HEAD"
+  bool bad_escape = false;  // a parameter had a malformed %XX
+};
+
+class Router {
+ public:
+  // Registers a handler. A GET route also answers HEAD (the server drops the body).
+  void add(Method method, std::string_view pattern, Handler handler);
+  Match match(Method method, std::string_view path) const;
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+};
+
+}  // namespace parley::http

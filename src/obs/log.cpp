@@ -1,0 +1,232 @@
+// Logging implementation over spdlog. spdlog owns the queue, the writer thread and the sink;
+// we own the line format (JSON) and redaction, done before a line is queued.
+#include "obs/log.hpp"
+
+#include <atomic>
+#include <charconv>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+
+#include <spdlog/async.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "core/clock.hpp"
+
+namespace parley::log {
+namespace {
+
+constexpr std::string_view kRedacted = "[REDACTED]";
+
+std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
+std::shared_ptr<spdlog::logger> g_logger;  // set once by init()
+
+struct Redactor {
+  std::shared_mutex mutex;
+  // Each secret both as given and as it looks once JSON-escaped, longest first so that a
+  // secret containing another is replaced whole.
+  std::vector<std::string> needles;
+};
+Redactor& redactor() {
+  static Redactor r;
+  return r;
+}
+
+std::string_view level_name(Level level) {
+  switch (level) {
+    case Level::kTrace: return "trace";
+    case Level::kDebug: return "debug";
+    case Level::kInfo: return "info";
+    case Level::kWarn: return "warn";
+    case Level::kError: return "error";
+    case Level::kOff: return "off";
+  }
+  return "info";
+}
+
+void append_value(std::string& out, const Field::Value& value) {
+  std::visit(
+      [&out](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string_view>) {
+          out.push_back('"');
+          append_json_escaped(out, v);
+          out.push_back('"');
+        } else if constexpr (std::is_same_v<T, bool>) {
+          out += v ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, double>) {
+          char buf[32];
+          auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, 3);
+          out.append(buf, ec == std::errc() ? ptr : buf);
+        } else {
+          char buf[24];
+          auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
+          out.append(buf, ptr);
+        }
+      },
+      value);
+}
+
+void redact(std::string& line) {
+  auto& r = redactor();
+  std::shared_lock lock(r.mutex);
+  for (const auto& needle : r.needles) {
+    size_t pos = 0;
+    while ((pos = line.find(needle, pos)) != std::string::npos) {
+      line.replace(pos, needle.size(), kRedacted);
+      pos += kRedacted.size();
+    }
+  }
+}
+
+spdlog::level::level_enum to_spdlog(Level level) {
+  switch (level) {
+    case Level::kTrace: return spdlog::level::trace;
+    case Level::kDebug: return spdlog::level::debug;
+    case Level::kInfo: return spdlog::level::info;
+    case Level::kWarn: return spdlog::level::warn;
+    case Level::kError: return spdlog::level::err;
+    case Level::kOff: return spdlog::level::off;
+  }
+  return spdlog::level::info;
+}
+
+}  // namespace
+
+Level parse_level(std::string_view name) {
+  if (name == "trace") return Level::kTrace;
+  if (name == "debug") return Level::kDebug;
+  if (name == "warn" || name == "warning") return Level::kWarn;
+  if (name == "error") return Level::kError;
+  if (name == "off") return Level::kOff;
+  return Level::kInfo;
+}
+
+namespace {
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not valid.
+size_t utf8_sequence_length(std::string_view s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = byte(i);
+  size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+  if (len == 0 || i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+  }
+  // Overlong three-byte forms, UTF-16 surrogates and code points above U+10FFFF.
+  if (len == 3 && c == 0xE0 && byte(i + 1) < 0xA0) return 0;
+  if (len == 3 && c == 0xED && byte(i + 1) >= 0xA0) return 0;
+  if (len == 4 && c == 0xF0 && byte(i + 1) < 0x90) return 0;
+  if (len == 4 && c == 0xF4 && byte(i + 1) >= 0x90) return 0;
+  return len;
+}
+
+}  // namespace
+
+void append_json_escaped(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+        } else if (c < 0x80) {
+          out.push_back(static_cast<char>(c));
+        } else if (size_t len = utf8_sequence_length(text, i); len > 0) {
+          out.append(text.substr(i, len));
+          i += len - 1;
+        } else {
+          // Client-supplied bytes that are not UTF-8 must not break the JSON line.
+          out += "\\ufffd";
+        }
+    }
+  }
+}
+
+std::string format_line(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  std::string line;
+  line.reserve(160);
+  line += "{\"time\":\"";
+  line += format_utc_ms(Clock::system().now());
+  line += "\",\"level\":\"";
+  line += level_name(level);
+  line += "\",\"message\":\"";
+  append_json_escaped(line, message);
+  line.push_back('"');
+  for (const auto& f : fields) {
+    line += ",\"";
+    append_json_escaped(line, f.key);
+    line += "\":";
+    append_value(line, f.value);
+  }
+  line.push_back('}');
+  redact(line);
+  return line;
+}
+
+void init(Level level) {
+  if (!g_logger) {
+    spdlog::init_thread_pool(8192, 1);
+    auto sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+    // Block rather than drop: a lost log line is worse than a brief wait under extreme load.
+    g_logger = std::make_shared<spdlog::async_logger>("parley", sink, spdlog::thread_pool(),
+                                                      spdlog::async_overflow_policy::block);
+    g_logger->set_pattern("%v");
+    spdlog::register_logger(g_logger);
+  }
+  set_level(level);
+}
+
+void set_level(Level level) {
+  g_level.store(static_cast<int>(level), std::memory_order_relaxed);
+  if (g_logger) g_logger->set_level(to_spdlog(level));
+}
+
+bool enabled(Level level) {
+  return level != Level::kOff && static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
+
+void set_secrets(const std::vector<std::string>& secrets) {
+  std::vector<std::string> needles;
+  for (const auto& s : secrets) {
+    if (s.size() < 4) continue;  // too short to redact without mangling ordinary text
+    needles.push_back(s);
+    std::string escaped;
+    append_json_escaped(escaped, s);
+    if (escaped != s) needles.push_back(escaped);
+  }
+  std::sort(needles.begin(), needles.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  auto& r = redactor();
+  std::unique_lock lock(r.mutex);
+  r.needles = std::move(needles);
+}
+
+void shutdown() {
+  if (g_logger) g_logger->flush();
+  spdlog::shutdown();
+  g_logger.reset();
+}
+
+void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  if (!enabled(level)) return;
+  std::string line = format_line(level, message, fields);
+  if (g_logger) {
+    g_logger->log(to_spdlog(level), line);
+  } else {
+    // Before init() (or after shutdown()): write straight to stderr so nothing is lost.
+    line.push_back('\n');
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  }
+}
+
+}  // namespace parley::log

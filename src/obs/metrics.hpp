@@ -1,0 +1,64 @@
+// Prometheus metrics for the whole process, over prometheus-cpp's core registry.
+//
+// Label values are always bounded: routes are templates ("/api/v1/sessions/{id}", or
+// "unmatched"), methods are the known HTTP methods or "other", statuses are numbers. The hot
+// path (one request) looks its counters up in a per-thread cache, so it takes no lock after
+// warm-up. Thread-safe; one instance lives for the life of the server.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace parley::obs {
+
+struct BuildInfo {
+  std::string version;
+  std::string commit;
+  std::string compiler;
+  std::string build_type;
+};
+
+class Metrics {
+ public:
+  explicit Metrics(const BuildInfo& build);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  prometheus::Registry& registry() { return *registry_; }
+
+  // One finished HTTP request. `route_id` identifies the route template (the router's index,
+  // -1 for unmatched) and keys the per-thread cache; `route` is its label value.
+  void observe_request(int route_id, std::string_view route, std::string_view method, int status,
+                       double seconds);
+  prometheus::Gauge& requests_in_flight() { return *requests_in_flight_; }
+  prometheus::Gauge& connections_open() { return *connections_open_; }
+
+  // One storage call; `operation` must be a string literal (its address keys the cache).
+  void observe_storage_query(const char* operation, double seconds);
+
+  // The text exposition format (version 0.0.4).
+  std::string serialize() const;
+
+  static std::string_view normalize_method(std::string_view method);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> process_;  // /proc readings, gathered per scrape
+  uint64_t instance_id_;
+  prometheus::Family<prometheus::Counter>* requests_total_;
+  prometheus::Family<prometheus::Histogram>* request_duration_;
+  prometheus::Family<prometheus::Histogram>* storage_duration_;
+  prometheus::Gauge* requests_in_flight_;
+  prometheus::Gauge* connections_open_;
+};
+
+}  // namespace parley::obs

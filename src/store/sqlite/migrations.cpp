@@ -1,0 +1,90 @@
+// The schema history. Append new migrations at the end; never edit one that has shipped.
+#include "store/sqlite/migrations.hpp"
+
+namespace parley::store::sqlite {
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> kMigrations{
+      {1, "create_sessions", R"sql(
+        CREATE TABLE sessions (
+          seq         INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order, for cursors
+          id          TEXT    NOT NULL UNIQUE,
+          user_id     TEXT    NOT NULL,
+          assistant   TEXT    NOT NULL,
+          title       TEXT,
+          metadata    TEXT    NOT NULL DEFAULT '{}',
+          created_at  INTEGER NOT NULL,                   -- unix milliseconds
+          updated_at  INTEGER NOT NULL
+        );
+        CREATE INDEX sessions_by_user ON sessions (user_id, seq);
+      )sql"},
+  };
+  return kMigrations;
+}
+
+int latest_schema_version() { return migrations().empty() ? 0 : migrations().back().version; }
+
+Result<int> current_schema_version(Connection& db) {
+  auto stmt = db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!stmt) return std::move(stmt).error();
+  if (stmt->step() != SQLITE_ROW) return db.last_error("read schema version");
+  return static_cast<int>(stmt->column_int(0));
+}
+
+Result<MigrationReport> migrate(Connection& db, int64_t now_ms) {
+  if (auto r = db.exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                       "  version INTEGER PRIMARY KEY,"
+                       "  name TEXT NOT NULL,"
+                       "  applied_at INTEGER NOT NULL)");
+      !r)
+    return std::move(r).error();
+
+  MigrationReport report;
+  auto before = current_schema_version(db);
+  if (!before) return std::move(before).error();
+  report.from_version = report.to_version = *before;
+  if (*before > latest_schema_version()) {
+    return Error::unavailable("database schema version " + std::to_string(*before) +
+                                  " is newer than this build of Parley supports (" +
+                                  std::to_string(latest_schema_version()) + "); upgrade Parley",
+                              "schema_too_new");
+  }
+
+  for (const auto& m : migrations()) {
+    if (m.version <= report.to_version) continue;
+    if (auto r = db.exec("BEGIN IMMEDIATE"); !r) return std::move(r).error();
+    // Another process may have migrated while we waited for the lock.
+    auto now_version = current_schema_version(db);
+    if (!now_version) {
+      (void)db.exec("ROLLBACK");
+      return std::move(now_version).error();
+    }
+    if (*now_version >= m.version) {
+      (void)db.exec("ROLLBACK");
+      report.to_version = *now_version;
+      continue;
+    }
+    auto applied = db.exec(m.sql);
+    if (applied) {
+      auto record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+      if (!record) {
+        applied = std::move(record).error();
+      } else {
+        record->bind(1, static_cast<int64_t>(m.version)).bind(2, m.name).bind(3, now_ms);
+        if (record->step() != SQLITE_DONE) applied = db.last_error("record migration");
+      }
+    }
+    if (applied) applied = db.exec("COMMIT");
+    if (!applied) {
+      (void)db.exec("ROLLBACK");
+      Error e = std::move(applied).error();
+      e.message = "migration " + std::to_string(m.version) + " (" + m.name + ") failed: " + e.message;
+      return e;
+    }
+    report.to_version = m.version;
+    report.applied.push_back(std::to_string(m.version) + " " + m.name);
+  }
+  return report;
+}
+
+}  // namespace parley::store::sqlite
