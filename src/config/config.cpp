@@ -338,7 +338,14 @@ void apply_value(Config& config, const std::string& key, const std::string& valu
 }
 
 void walk_yaml(const YAML::Node& node, const std::string& prefix, const std::string& source_name,
-               Config& config, std::vector<Problem>& problems) {
+               Config& config, std::vector<Problem>& problems, int depth = 0) {
+  // Settings nest two levels deep; anything deeper is a mistake (or a cyclic alias, which
+  // would otherwise recurse forever).
+  constexpr int kMaxDepth = 4;
+  if (depth > kMaxDepth) {
+    problems.push_back({prefix, "", source_name, "nested too deeply to be a setting"});
+    return;
+  }
   for (const auto& entry : node) {
     std::string key;
     try {
@@ -351,7 +358,7 @@ void walk_yaml(const YAML::Node& node, const std::string& prefix, const std::str
     const YAML::Node& value = entry.second;
     std::string where = source_name + ":" + std::to_string(entry.first.Mark().line + 1);
     if (value.IsMap()) {
-      walk_yaml(value, path, source_name, config, problems);
+      walk_yaml(value, path, source_name, config, problems, depth + 1);
     } else if (value.IsScalar()) {
       apply_value(config, path, value.Scalar(), where, problems, false);
     } else if (value.IsNull()) {

@@ -424,14 +424,17 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   metrics.observe_request(route_id, route_label, req.method_text, status, elapsed);
   if (options.access_log && log::enabled(log::Level::kInfo)) {
-    log::info("request", {{"request_id", req.request_id},
-                          {"method", obs::Metrics::normalize_method(req.method_text)},
-                          {"route", route_label},
-                          {"path", req.path},
-                          {"status", status},
-                          {"duration_ms", elapsed * 1000.0},
-                          {"bytes_out", bytes_out},
-                          {"remote", conn.remote}});
+    std::vector<log::Field> fields{{"request_id", req.request_id},
+                                   {"method", obs::Metrics::normalize_method(req.method_text)},
+                                   {"route", route_label},
+                                   {"path", req.path},
+                                   {"status", status},
+                                   {"duration_ms", elapsed * 1000.0},
+                                   {"bytes_out", bytes_out},
+                                   {"remote", conn.remote}};
+    // Path parameters are the ids of what the request touched ("id": "sess_...").
+    for (const auto& [name, value] : req.params) fields.emplace_back(name, value);
+    log::write(log::Level::kInfo, "request", fields);
   }
   co_return !ec && keep_alive;
 }

@@ -152,7 +152,7 @@ void append_json_escaped(std::string& out, std::string_view text) {
   }
 }
 
-std::string format_line(Level level, std::string_view message, std::initializer_list<Field> fields) {
+std::string format_line(Level level, std::string_view message, std::span<const Field> fields) {
   std::string line;
   line.reserve(160);
   line += "{\"time\":\"";
@@ -218,6 +218,10 @@ void shutdown() {
 }
 
 void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  write(level, message, std::span<const Field>(fields.begin(), fields.size()));
+}
+
+void write(Level level, std::string_view message, std::span<const Field> fields) {
   if (!enabled(level)) return;
   std::string line = format_line(level, message, fields);
   if (g_logger) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -47,6 +48,8 @@ void set_secrets(const std::vector<std::string>& secrets);
 void shutdown();
 
 void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
+// For lines whose fields are only known at run time (e.g. a route's path parameters).
+void write(Level level, std::string_view message, std::span<const Field> fields);
 
 inline void trace(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::kTrace, m, f); }
 inline void debug(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::kDebug, m, f); }
@@ -56,7 +59,10 @@ inline void error(std::string_view m, std::initializer_list<Field> f = {}) { wri
 
 // Builds the JSON line (without the trailing newline) exactly as write() would print it,
 // redaction included; exposed for tests.
-std::string format_line(Level level, std::string_view message, std::initializer_list<Field> fields);
+std::string format_line(Level level, std::string_view message, std::span<const Field> fields);
+inline std::string format_line(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  return format_line(level, message, std::span<const Field>(fields.begin(), fields.size()));
+}
 
 // Appends `text` to `out` as the inside of a JSON string (quotes not included).
 void append_json_escaped(std::string& out, std::string_view text);

@@ -91,6 +91,30 @@ class ReaderPool {
   int size_ = 0;
 };
 
+// A write transaction on the write connection: BEGIN IMMEDIATE takes the write lock up front,
+// so a writer never fails half-way trying to upgrade a read lock. Rolls back unless committed.
+class WriteTransaction {
+ public:
+  explicit WriteTransaction(Connection& db) : db_(db) { begun_ = db_.exec("BEGIN IMMEDIATE"); }
+  ~WriteTransaction() {
+    if (begun_ && !committed_) (void)db_.exec("ROLLBACK");
+  }
+  WriteTransaction(const WriteTransaction&) = delete;
+  WriteTransaction& operator=(const WriteTransaction&) = delete;
+
+  const Result<void>& begun() const { return begun_; }
+  Result<void> commit() {
+    auto r = db_.exec("COMMIT");
+    committed_ = r.ok();
+    return r;
+  }
+
+ private:
+  Connection& db_;
+  Result<void> begun_;
+  bool committed_ = false;
+};
+
 constexpr const char* kSessionColumns =
     "id, user_id, assistant, title, metadata, created_at, updated_at";
 
@@ -173,14 +197,17 @@ class SqliteStorage final : public Storage, public SessionRepository {
     s.created_at_ms = s.updated_at_ms = to_unix_ms(options_.clock->now());
     std::lock_guard lock(write_mutex_);
     if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*writer_);
+    if (!tx.begun()) return tx.begun().error();
     auto stmt = writer_->prepare(
         "INSERT INTO sessions (id, user_id, assistant, title, metadata, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, s.id).bind(2, s.user_id).bind(3, s.assistant).bind_optional(4, s.title);
     stmt->bind(5, s.metadata_json).bind(6, s.created_at_ms).bind(7, s.updated_at_ms);
-    // A single statement is its own transaction; with synchronous=FULL it is durable here.
     if (stmt->step() != SQLITE_DONE) return writer_->last_error("create session");
+    // With synchronous=FULL the WAL is fsynced by this commit: durable when we return.
+    if (auto r = tx.commit(); !r) return std::move(r).error();
     return s;
   }
 
@@ -249,6 +276,8 @@ class SqliteStorage final : public Storage, public SessionRepository {
     QueryTimer timer(options_.metrics, "session_update");
     std::lock_guard lock(write_mutex_);
     if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*writer_);
+    if (!tx.begun()) return tx.begun().error();
     // COALESCE keeps a column when its parameter is NULL; ?2 says whether to touch the title
     // at all, since NULL is also a legal title (cleared).
     auto stmt = writer_->prepare(
@@ -270,6 +299,7 @@ class SqliteStorage final : public Storage, public SessionRepository {
     if (rc == SQLITE_ROW) {
       Session s = read_session(*stmt);
       if (stmt->step() != SQLITE_DONE) return writer_->last_error("update session");
+      if (auto r = tx.commit(); !r) return std::move(r).error();
       return s;
     }
     if (rc == SQLITE_DONE) return not_found(id);
@@ -280,12 +310,14 @@ class SqliteStorage final : public Storage, public SessionRepository {
     QueryTimer timer(options_.metrics, "session_delete");
     std::lock_guard lock(write_mutex_);
     if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*writer_);
+    if (!tx.begun()) return tx.begun().error();
     auto stmt = writer_->prepare("DELETE FROM sessions WHERE id = ?");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, id);
     if (stmt->step() != SQLITE_DONE) return writer_->last_error("delete session");
     if (writer_->changes() == 0) return not_found(id);
-    return success();
+    return tx.commit();
   }
 
  private:

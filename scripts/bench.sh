@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# HTTP load benchmarks with wrk against a real `parley serve` on loopback, plus the
+# micro-benchmarks; writes docs/benchmarks.md. Usage: scripts/bench.sh [path/to/parley]
+# Traffic goes only to 127.0.0.1; every wrk run is bounded by its duration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PARLEY=${1:-build/parley}
+DURATION=${BENCH_DURATION:-10s}
+OUT=${BENCH_OUT:-docs/benchmarks.md}
+MICRO=build/bench/parley_micro_bench
+
+workdir=$(mktemp -d /tmp/parley-bench.XXXXXX)
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+start_server() {
+  "$PARLEY" serve --listen 127.0.0.1:0 --data-dir "$workdir/data" "$@" >"$workdir/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    if grep -q '"message":"ready"' "$workdir/server.log"; then break; fi
+    sleep 0.05
+  done
+  port=$(grep '"message":"ready"' "$workdir/server.log" | sed -E 's/.*"port":([0-9]+).*/\1/')
+  [[ -n "$port" ]] || { echo "server did not start"; cat "$workdir/server.log"; exit 1; }
+}
+
+stop_server() {
+  kill -TERM "$server_pid"
+  wait "$server_pid" || true
+  server_pid=""
+}
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# Startup: time from exec to the "ready" line, as the server reports it, over 5 cold starts.
+startup_samples=()
+for _ in 1 2 3 4 5; do
+  rm -rf "$workdir/data"
+  start_server
+  startup_samples+=("$(grep '"message":"ready"' "$workdir/server.log" | sed -E 's/.*"startup_ms":([0-9.]+).*/\1/')")
+  stop_server
+done
+
+start_server
+sleep 1
+idle_rss_start=$(rss_kib "$server_pid")
+session_id=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/sessions" -H 'Content-Type: application/json' \
+  -d '{"user_id":"bench","title":"benchmark session","metadata":{"source":"wrk"}}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+
+results=()
+run_wrk() {  # name path threads connections
+  local name=$1 path=$2 threads=$3 conns=$4
+  local cmd="wrk -t$threads -c$conns -d$DURATION --latency http://127.0.0.1:PORT$path"
+  local out
+  out=$(wrk "-t$threads" "-c$conns" "-d$DURATION" --latency "http://127.0.0.1:$port$path")
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  results+=("| $name | $conns | $rps | $p50 | $p99 | ${errors:-none} | \`$cmd\` |")
+  echo "$name c=$conns: $rps req/s p50=$p50 p99=$p99 ${errors}"
+}
+
+run_wrk "GET /health" /health 1 1
+run_wrk "GET /health" /health 2 64
+run_wrk "GET /api/v1/sessions/{id} (SQLite read)" "/api/v1/sessions/$session_id" 1 1
+run_wrk "GET /api/v1/sessions/{id} (SQLite read)" "/api/v1/sessions/$session_id" 2 64
+
+sleep 2
+idle_rss_after=$(rss_kib "$server_pid")
+stop_server
+
+micro=""
+if [[ -x "$MICRO" ]]; then
+  micro=$("$MICRO" --benchmark_min_time=0.2 2>/dev/null | grep -E '^(BM_|Benchmark|-)' || true)
+fi
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+{
+  echo "# Benchmarks"
+  echo
+  echo "Measured by \`make bench\` (scripts/bench.sh) on $(date -u +%Y-%m-%d): $(nproc) cores ($cpu),"
+  echo "wrk on the same machine, loopback only, Release build, default configuration"
+  echo "(access log on, written to a file), SQLite data in a temporary directory."
+  echo "Numbers move with the machine and its load; compare runs made on the same machine."
+  echo
+  echo "## HTTP throughput and latency (wrk, $DURATION per row)"
+  echo
+  echo "| route | connections | requests/s | p50 | p99 | errors | command |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s\n' "${results[@]}"
+  echo
+  echo "Targets (issue: foundation): ≥ 30,000 requests/s at 64 connections with p99 < 2 ms."
+  echo
+  echo "## Memory and startup"
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  echo "| resident memory, idle after start | $((idle_rss_start / 1024)) MiB ($idle_rss_start KiB) |"
+  echo "| resident memory, idle after the load above | $((idle_rss_after / 1024)) MiB ($idle_rss_after KiB) |"
+  echo "| time to ready (exec to listening, fresh SQLite file), 5 runs | ${startup_samples[*]} ms |"
+  echo
+  echo "Targets: idle resident memory < 20 MB; ready in < 200 ms."
+  if [[ -n "$micro" ]]; then
+    echo
+    echo "## Micro-benchmarks (\`$MICRO\`)"
+    echo
+    echo '```'
+    echo "$micro"
+    echo '```'
+  fi
+  echo
+  echo "Reproduce: \`make bench\` (or \`scripts/bench.sh build/parley\`; BENCH_DURATION=30s for longer runs)."
+} >"$OUT"
+echo "wrote $OUT"
