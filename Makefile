@@ -3,6 +3,7 @@
 
 BUILD_DIR      ?= build
 ASAN_DIR       ?= build-asan
+TSAN_DIR       ?= build-tsan
 FUZZ_DIR       ?= build-fuzz
 BUILD_TYPE     ?= Release
 JOBS           ?= $(shell nproc)
@@ -10,7 +11,7 @@ PARLEY_ARGS    ?=
 
 CMAKE_CONFIGURE = cmake -S . -G Ninja -Wno-dev
 
-.PHONY: all bootstrap configure build run test test-fast sanitize bench fuzz format tidy clean
+.PHONY: all bootstrap configure build run test test-fast sanitize tsan bench fuzz format tidy clean
 
 all: build
 
@@ -45,7 +46,16 @@ sanitize: bootstrap
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 600
 
-bench: build
+# ThreadSanitizer over the same suite: the server core is multi-threaded.
+tsan: bootstrap
+	@test -f $(TSAN_DIR)/build.ninja || $(CMAKE_CONFIGURE) -B $(TSAN_DIR) \
+	  -DCMAKE_BUILD_TYPE=Debug -DPARLEY_TSAN=ON
+	cmake --build $(TSAN_DIR) -j $(JOBS)
+	cd $(TSAN_DIR) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: bootstrap configure
+	cmake --build $(BUILD_DIR) --target parley parley_micro_bench -j $(JOBS)
 	scripts/bench.sh $(BUILD_DIR)/parley
 
 # libFuzzer targets build with clang in their own tree; FUZZ_SECONDS per target.
@@ -63,4 +73,4 @@ tidy: configure
 	find src -name '*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)

@@ -293,8 +293,12 @@ std::string unknown_key_message(std::string_view key, bool env) {
   return msg;
 }
 
+// How a value may appear in a problem report. Unknown keys never echo their value: a
+// mistyped secret name ("diagnostics.tokn") would otherwise print the secret.
 std::string shown_value(const Setting* s, const std::string& value) {
-  if (s && s->secret) return value.empty() ? "" : kRedacted;
+  if (!s) return "";
+  if (s->secret) return value.empty() ? "" : kRedacted;
+  if (s->path == "storage.url") return redact_url(value);
   return value;
 }
 
@@ -321,7 +325,7 @@ void apply_value(Config& config, const std::string& key, const std::string& valu
     if (target && target->secret) {
       std::string secret;
       if (auto err = read_secret_file(value, secret)) {
-        problems.push_back({key, value, source, *err});
+        problems.push_back({key, value, source, *err});  // the value is a path, not the secret
         return;
       }
       setting = target;
@@ -329,7 +333,7 @@ void apply_value(Config& config, const std::string& key, const std::string& valu
     }
   }
   if (!setting) {
-    problems.push_back({key, value, source, unknown_key_message(env ? env_name(key) : key, env)});
+    problems.push_back({key, "", source, unknown_key_message(env ? env_name(key) : key, env)});
     return;
   }
   if (auto err = setting->set(config, value_text)) {
@@ -464,7 +468,7 @@ Loaded load(const Sources& sources) {
       if (s.secret && env_name(s.path) + "_FILE" == name) path = s.path + std::string(kFileSuffix);
     }
     if (path.empty()) {
-      out.problems.push_back({name, value, "env " + name, unknown_key_message(name, true)});
+      out.problems.push_back({name, "", "env " + name, unknown_key_message(name, true)});
       continue;
     }
     apply_value(out.config, path, value, "env " + name, out.problems, true);

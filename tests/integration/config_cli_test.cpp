@@ -190,7 +190,8 @@ TEST(CheckConfig, ReportsAllProblemsAtOnce) {
   EXPECT_FALSE(c.empty()) << "log.level not reported\n" << r.describe();
   if (!a.empty() && !b.empty() && !c.empty()) {
     EXPECT_TRUE(a[0] != b[0] && b[0] != c[0] && a[0] != c[0])
-        << "problems are not on separate lines\n" << r.err;
+        << "problems are not on separate lines\n"
+        << r.err;
   }
 }
 
@@ -229,24 +230,23 @@ TEST(CheckConfig, UnknownKeysAreErrors) {
 
 TEST(CheckConfig, PrecedenceYamlEnvFlag) {
   TempDir dir;
-  auto cfg = dir.write_file("p.yaml",
-                            "data_dir: " + dir.file("from-yaml") + "\n"
-                            "server:\n"
-                            "  listen: 127.0.0.1:1111\n"
-                            "  max_body_size: 2KiB\n"
-                            "  max_connections: 77\n"
-                            "  threads: 3\n"
-                            "  idle_timeout: 7s\n"
-                            "log:\n"
-                            "  level: warn\n");
-  auto r = run_parley(
-      {"check-config", "--json", "--config", cfg, "--set", "server.listen=127.0.0.1:3333", "--set",
-       "server.max_body_size=4KiB"},
-      {.env = {{"PARLEY_SERVER_LISTEN", "127.0.0.1:2222"},
-               {"PARLEY_SERVER_MAX_BODY_SIZE", "3KiB"},
-               {"PARLEY_SERVER_MAX_CONNECTIONS", "88"},
-               {"PARLEY_LOG_LEVEL", "error"},
-               {"PARLEY_LOG_ACCESS_LOG", "false"}}});
+  auto cfg = dir.write_file("p.yaml", "data_dir: " + dir.file("from-yaml") +
+                                          "\n"
+                                          "server:\n"
+                                          "  listen: 127.0.0.1:1111\n"
+                                          "  max_body_size: 2KiB\n"
+                                          "  max_connections: 77\n"
+                                          "  threads: 3\n"
+                                          "  idle_timeout: 7s\n"
+                                          "log:\n"
+                                          "  level: warn\n");
+  auto r = run_parley({"check-config", "--json", "--config", cfg, "--set",
+                       "server.listen=127.0.0.1:3333", "--set", "server.max_body_size=4KiB"},
+                      {.env = {{"PARLEY_SERVER_LISTEN", "127.0.0.1:2222"},
+                               {"PARLEY_SERVER_MAX_BODY_SIZE", "3KiB"},
+                               {"PARLEY_SERVER_MAX_CONNECTIONS", "88"},
+                               {"PARLEY_LOG_LEVEL", "error"},
+                               {"PARLEY_LOG_ACCESS_LOG", "false"}}});
   ASSERT_EQ(r.exit_code(), 0) << r.describe();
   auto j = parse_stdout_json(r);
   ASSERT_TRUE(j.is_object()) << r.describe();
@@ -277,8 +277,7 @@ TEST(CheckConfig, SecretFromFileIsRedacted) {
   TempDir dir;
   const std::string secret = "tok-FILE-8c1e55d2b7";
   auto token_file = dir.write_file("token", secret);
-  for (const auto& [args, env] :
-       std::vector<std::pair<std::vector<std::string>, EnvVars>>{
+  for (const auto& [args, env] : std::vector<std::pair<std::vector<std::string>, EnvVars>>{
            {{"check-config", "--json"}, {{"PARLEY_DIAGNOSTICS_TOKEN_FILE", token_file}}},
            {{"check-config", "--json", "--set", "diagnostics.token_file=" + token_file}, {}},
            {{"check-config", "--json"}, {{"PARLEY_DIAGNOSTICS_TOKEN", secret}}},
@@ -363,6 +362,33 @@ TEST(Startup, SqliteStorageUrlIsUsed) {
       << "database created in the data dir although storage.url points elsewhere";
 }
 
+TEST(Startup, ServeAppliesYamlAndEnvironment) {
+  TempDir dir;
+  auto cfg = dir.write_file("serve.yaml", "server:\n  max_body_size: 1KiB\n");
+  // YAML shrinks the body limit; the environment sets a disk threshold nobody can meet.
+  ParleyProcess p(
+      {.args = {"--config", cfg}, .env = {{"PARLEY_HEALTH_MIN_FREE_DISK", "1000000GiB"}}});
+  auto big = http("POST", p.port(), "/api/v1/sessions",
+                  R"({"metadata":{"pad":")" + std::string(2000, 'x') + R"("}})");
+  EXPECT_TRUE(is_error(big, 413, "body_too_large")) << "YAML server.max_body_size not applied";
+  EXPECT_EQ(http("GET", p.port(), "/api/v1/health/readiness").status, 503)
+      << "PARLEY_HEALTH_MIN_FREE_DISK not applied";
+}
+
+TEST(Startup, ServeFlagsBeatEnvironment) {
+  // The environment points at a busy port and another data dir; the harness's --listen
+  // 127.0.0.1:0 and --data-dir flags must win.
+  PortHolder busy;
+  ASSERT_GT(busy.port(), 0);
+  TempDir other;
+  ParleyProcess p({.env = {{"PARLEY_SERVER_LISTEN", "127.0.0.1:" + std::to_string(busy.port())},
+                           {"PARLEY_DATA_DIR", other.path()}}});
+  EXPECT_NE(p.port(), busy.port());
+  ASSERT_EQ(http("POST", p.port(), "/api/v1/sessions", "{}").status, 201);
+  EXPECT_TRUE(file_exists(p.data_dir() + "/parley.db"));
+  EXPECT_FALSE(file_exists(other.file("parley.db"))) << "PARLEY_DATA_DIR beat --data-dir";
+}
+
 // ---------------------------------------------------------------------------------------------
 
 // Everything `migrate` leaves in the database: schema, user_version, and row counts per table.
@@ -393,8 +419,7 @@ TEST(Migrate, CreatesDatabaseAndSecondRunIsNoop) {
 
   std::string error;
   auto tables = sqlite_query(
-      db, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'",
-      &error);
+      db, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'", &error);
   ASSERT_TRUE(tables.has_value()) << error;
   EXPECT_FALSE(tables->empty()) << "migrate created no tables";
   auto fp1 = database_fingerprint(db, &error);
@@ -418,8 +443,8 @@ TEST(Secrets, NeverInAnyLogLine) {
   const std::string secret = "S3cr3tTokenValue9f2e71";
   auto token_file = dir.write_file("token", secret);
   const EnvVars env = {{"PARLEY_DIAGNOSTICS_TOKEN_FILE", token_file}};
-  ParleyProcess p({.args = {"--set", "log.level=debug", "--set", "diagnostics.enabled=true"},
-                   .env = env});
+  ParleyProcess p(
+      {.args = {"--set", "log.level=debug", "--set", "diagnostics.enabled=true"}, .env = env});
 
   // Requests that carry the secret in the path, the query, and headers.
   http("GET", p.port(), "/" + secret);

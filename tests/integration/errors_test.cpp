@@ -100,18 +100,32 @@ TEST(Errors, ChunkedBodyTooLargeIs413) {
   expect_still_serving(p.port());
 }
 
-TEST(Errors, BodyTooLargeViaCurl) {
+// A JSON object of exactly `size` bytes: {"metadata":{"pad":"xxx..."}}.
+std::string body_of_size(size_t size) {
+  const std::string head = R"({"metadata":{"pad":")";
+  const std::string tail = R"("}})";
+  return head + std::string(size - head.size() - tail.size(), 'x') + tail;
+}
+
+TEST(Errors, BodyLimitBoundary) {
   ParleyProcess p({.args = {"--set", "server.max_body_size=1KiB"}});
-  std::string body = R"({"title":")" + std::string(900, 'x') + R"("})";
-  ASSERT_LT(body.size(), 1024u);
-  // Just under the limit is accepted...
-  auto small = http("POST", p.port(), "/api/v1/sessions", body);
-  EXPECT_EQ(small.status, 201) << small.describe();
-  // ...and a little over it is not.
-  std::string big = R"({"title":")" + std::string(1100, 'x') + R"("})";
-  auto r = http("POST", p.port(), "/api/v1/sessions", big);
-  EXPECT_TRUE(is_error(r, 413, "body_too_large"));
+  // Exactly the limit is accepted...
+  auto at = http("POST", p.port(), "/api/v1/sessions", body_of_size(1024));
+  EXPECT_EQ(at.status, 201) << at.describe();
+  // ...one byte more is not.
+  auto over = http("POST", p.port(), "/api/v1/sessions", body_of_size(1025));
+  EXPECT_TRUE(is_error(over, 413, "body_too_large"));
+  auto far_over = http("POST", p.port(), "/api/v1/sessions", body_of_size(64 * 1024));
+  EXPECT_TRUE(is_error(far_over, 413, "body_too_large"));
   expect_still_serving(p.port());
+}
+
+TEST(Errors, HeadIsServedWithoutBody) {
+  ParleyProcess p;
+  auto r = http("HEAD", p.port(), "/health");
+  EXPECT_EQ(r.status, 200) << r.describe();
+  EXPECT_TRUE(r.body.empty()) << r.describe();
+  EXPECT_TRUE(r.header("X-Request-Id").has_value()) << r.describe();
 }
 
 TEST(Errors, NonJsonContentTypeIs415) {
@@ -193,8 +207,9 @@ TEST(Errors, ClientRequestIdEchoed) {
 
 TEST(Errors, MalformedRequestIdReplaced) {
   ParleyProcess p;
-  const std::vector<std::string> bad_ids = {
-      "has space", std::string(129, 'a'), "semi;colon", "slash/id", "quote\"id", "\xc3\xa9t\xc3\xa9"};
+  const std::vector<std::string> bad_ids = {"has space",  std::string(129, 'a'),
+                                            "semi;colon", "slash/id",
+                                            "quote\"id",  "\xc3\xa9t\xc3\xa9"};
   for (const auto& bad : bad_ids) {
     SCOPED_TRACE("X-Request-Id: " + bad);
     auto r = http("GET", p.port(), "/nope", "", {{"X-Request-Id", bad}});

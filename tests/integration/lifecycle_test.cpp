@@ -104,8 +104,9 @@ TEST(Shutdown, GraceExpiryBoundsUnfinishedRequest) {
   RawConnection a(p.port());
   ASSERT_TRUE(a.ok());
   // A request whose body never finishes.
-  ASSERT_TRUE(a.send_all("POST /api/v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ti"));
+  ASSERT_TRUE(
+      a.send_all("POST /api/v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ti"));
   std::this_thread::sleep_for(Millis{200});
   const auto start = Clock::now();
   ASSERT_TRUE(p.send_signal(SIGTERM));
@@ -124,8 +125,9 @@ TEST(Shutdown, SecondSignalExitsAtOnce) {
   ParleyProcess p;  // 25 s grace
   RawConnection a(p.port());
   ASSERT_TRUE(a.ok());
-  ASSERT_TRUE(a.send_all("POST /api/v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ti"));
+  ASSERT_TRUE(
+      a.send_all("POST /api/v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ti"));
   std::this_thread::sleep_for(Millis{200});
   ASSERT_TRUE(p.send_signal(SIGTERM));
   std::this_thread::sleep_for(Millis{500});

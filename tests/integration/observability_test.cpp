@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
-#include <iostream>
 #include <ctime>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <set>
@@ -128,9 +128,9 @@ TEST(Metrics, RoutesAreTemplatesNeverRawPaths) {
   EXPECT_EQ(body.find("sess_abc"), std::string::npos) << "raw path id leaked into metrics";
   EXPECT_EQ(body.find("path-xyz"), std::string::npos) << "unmatched raw path leaked into metrics";
   // The duration histogram uses the same templates.
-  EXPECT_GT(sum_of(samples, "http_request_duration_seconds_count",
-                   {{"route", "/api/v1/sessions/{id}"}}),
-            0);
+  EXPECT_GT(
+      sum_of(samples, "http_request_duration_seconds_count", {{"route", "/api/v1/sessions/{id}"}}),
+      0);
   std::set<std::string> routes;
   for (const auto& s : samples) {
     if (s.name == "http_requests_total") routes.insert(s.label("route").value_or("<none>"));
@@ -147,14 +147,16 @@ TEST(Metrics, CountersCountExactly) {
   const std::map<std::string, std::string> health_ok = {
       {"method", "GET"}, {"route", "/health"}, {"status", "200"}};
   double before = 0;
-  ASSERT_TRUE(eventually([&] { return (before = sum_of(scrape(p.port()), "http_requests_total",
-                                                       health_ok)) >= 1; },
-                         Millis{3000}, Millis{100}));
+  ASSERT_TRUE(eventually(
+      [&] { return (before = sum_of(scrape(p.port()), "http_requests_total", health_ok)) >= 1; },
+      Millis{3000}, Millis{100}));
   for (int i = 0; i < 7; ++i) ASSERT_EQ(http("GET", p.port(), "/health").status, 200);
   double after = 0;
-  eventually([&] { return (after = sum_of(scrape(p.port()), "http_requests_total", health_ok)) >=
-                          before + 7; },
-             Millis{3000}, Millis{100});
+  eventually(
+      [&] {
+        return (after = sum_of(scrape(p.port()), "http_requests_total", health_ok)) >= before + 7;
+      },
+      Millis{3000}, Millis{100});
   EXPECT_EQ(after - before, 7) << "7 requests counted as " << after - before;
 }
 
@@ -288,8 +290,8 @@ TEST(Logs, OneAccessLineForEachRequest) {
   for (int i = 0; i < 5; ++i) {
     http("GET", p.port(), "/health", "", {{"X-Request-Id", "count-" + std::to_string(i)}});
   }
-  ASSERT_TRUE(p.wait_for_log(
-      [](const json& j) { return j.value("request_id", "") == "count-4"; }, Millis{3000}));
+  ASSERT_TRUE(p.wait_for_log([](const json& j) { return j.value("request_id", "") == "count-4"; },
+                             Millis{3000}));
   std::map<std::string, int> seen;
   for (const auto& j : p.json_logs()) {
     if (j.value("message", "") == "request") seen[j.value("request_id", "")]++;
@@ -307,8 +309,8 @@ TEST(Logs, AccessLogCanBeDisabled) {
   // Let any (wrong) asynchronous log line arrive before concluding there is none.
   std::this_thread::sleep_for(Millis{300});
   for (const auto& j : p.json_logs()) {
-    EXPECT_NE(j.value("message", ""), "request") << "access log line although disabled: "
-                                                  << j.dump();
+    EXPECT_NE(j.value("message", ""), "request")
+        << "access log line although disabled: " << j.dump();
   }
 }
 

@@ -14,8 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-const std::regex kTimestamp(
-    R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$)");
+const std::regex kTimestamp(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$)");
 
 json create(int port, const std::string& body) {
   auto r = http("POST", port, "/api/v1/sessions", body);
@@ -82,7 +81,8 @@ TEST(Sessions, ContentTypeRules) {
                  {{"Content-Type", "application/json; charset=utf-8"}});
   EXPECT_EQ(ok.status, 201) << ok.describe();
   // No Content-Type at all on a body: still not JSON by declaration.
-  auto none = http("POST", p.port(), "/api/v1/sessions", R"({"title":"x"})", {{"Content-Type", ""}});
+  auto none =
+      http("POST", p.port(), "/api/v1/sessions", R"({"title":"x"})", {{"Content-Type", ""}});
   EXPECT_TRUE(is_error(none, 415, "unsupported_media_type"));
   // PATCH follows the same rule.
   auto id = ok.json_or_discarded().value("id", "");
@@ -218,15 +218,17 @@ TEST(Sessions, ListQueryValidation) {
     ASSERT_TRUE(is_error(r, 400, "invalid_field"));
     EXPECT_EQ(r.json()["error"].value("param", ""), "limit") << r.body;
   }
+  // A cursor the server never issued. The spec names no code for this case: a 400 envelope
+  // naming the cursor param is what a client needs (invalid_field or a more specific code).
   auto r = http("GET", p.port(), "/api/v1/sessions?user_id=u&cursor=not_a_valid_cursor");
-  ASSERT_TRUE(is_error(r, 400, "invalid_field"));
+  ASSERT_TRUE(is_error(r, 400));
   EXPECT_EQ(r.json()["error"].value("param", ""), "cursor") << r.body;
 }
 
 TEST(Sessions, CreateValidation) {
   ParleyProcess p;
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {R"({"user_id":5})", "user_id"},       {R"({"user_id":["u"]})", "user_id"},
+      {R"({"user_id":5})", "user_id"},        {R"({"user_id":["u"]})", "user_id"},
       {R"({"assistant":true})", "assistant"}, {R"({"title":3})", "title"},
       {R"({"metadata":"x"})", "metadata"},    {R"({"metadata":[1,2]})", "metadata"},
   };
@@ -240,9 +242,7 @@ TEST(Sessions, CreateValidation) {
   for (const char* body : {"[1,2]", "\"str\"", "42", "null"}) {
     SCOPED_TRACE(body);
     auto r = http("POST", p.port(), "/api/v1/sessions", body);
-    EXPECT_EQ(r.status, 400) << r.describe();
-    auto j = r.json_or_discarded();
-    EXPECT_TRUE(j.is_object() && j.contains("error") && j["error"].is_object()) << r.describe();
+    EXPECT_TRUE(is_error(r, 400));
   }
   // Nothing was created by the rejected requests.
   auto list = http("GET", p.port(), "/api/v1/sessions?user_id=anonymous");

@@ -25,6 +25,11 @@ const std::vector<Migration>& migrations() {
 int latest_schema_version() { return migrations().empty() ? 0 : migrations().back().version; }
 
 Result<int> current_schema_version(Connection& db) {
+  auto exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
+  if (!exists) return std::move(exists).error();
+  int rc = exists->step();
+  if (rc == SQLITE_DONE) return 0;  // no migration has ever run here
+  if (rc != SQLITE_ROW) return db.last_error("read schema version");
   auto stmt = db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
   if (!stmt) return std::move(stmt).error();
   if (stmt->step() != SQLITE_ROW) return db.last_error("read schema version");
