@@ -62,7 +62,7 @@ bench: bootstrap configure
 FUZZ_SECONDS ?= 60
 fuzz: bootstrap
 	@test -f $(FUZZ_DIR)/build.ninja || CC=clang-14 CXX=clang++-14 $(CMAKE_CONFIGURE) -B $(FUZZ_DIR) \
-	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLEY_FUZZ=ON
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLEY_FUZZ=ON -DPARLEY_TESTS=OFF -DPARLEY_BENCH=OFF
 	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_targets
 	scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 

@@ -125,7 +125,8 @@ int main(int argc, char** argv) {
       return kConfigErrorExit;
     }
     if (as_json) {
-      std::cout << parley::config::to_json(loaded.config).dump(2) << "\n";
+      std::cout << parley::config::to_json(loaded.config).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                << "\n";
     } else {
       std::cout << parley::config::to_yaml(loaded.config);
     }

@@ -16,6 +16,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "api/context.hpp"
 #include "api/health.hpp"
 #include "api/sessions.hpp"
@@ -70,7 +72,7 @@ int startup_failure(std::string_view phase, std::string_view cause) {
 int serve(const config::Config& config, std::chrono::steady_clock::time_point process_started) {
   const auto& build = build_info();
   log::info("starting", {{"version", build.version}, {"commit", build.commit}, {"pid", static_cast<int64_t>(::getpid())}});
-  log::debug("configuration", {{"effective", config::to_json(config).dump()}});
+  log::debug("configuration", {{"effective", config::to_json(config).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}});
 
   // Phase: storage.
   auto phase_started = std::chrono::steady_clock::now();

@@ -399,7 +399,7 @@ void emit_yaml(const nlohmann::json& node, int indent, std::string& out) {
       emit_yaml(value, indent + 2, out);
     } else {
       // A JSON string is also a valid YAML double-quoted scalar.
-      out += " " + value.dump() + "\n";
+      out += " " + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     }
   }
 }

@@ -232,9 +232,9 @@ asio::awaitable<void> Server::Impl::accept_loop() {
 }
 
 asio::awaitable<void> Server::Impl::reject_overloaded(std::shared_ptr<Connection> conn) {
-  auto res = to_beast(error_response(503, "overloaded", "too many open connections; retry shortly",
-                                     random_hex128()),
-                      11, false, {});
+  const std::string request_id = random_hex128();
+  auto res = to_beast(error_response(503, "overloaded", "too many open connections; retry shortly", request_id),
+                      11, false, request_id);
   res.set(bhttp::field::retry_after, "1");
   res.keep_alive(false);
   res.prepare_payload();
