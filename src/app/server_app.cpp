@@ -11,8 +11,6 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -23,6 +21,7 @@
 #include "api/sessions.hpp"
 #include "app/build_info.hpp"
 #include "core/blocking_pool.hpp"
+#include "core/io_pool.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "obs/log.hpp"
@@ -85,7 +84,7 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   const int io_threads = default_threads(config.server.threads, 1);
   BlockingPool blocking(default_threads(config.server.blocking_threads, 2));
   http::Router router;
-  asio::io_context io(io_threads);
+  IoPool io(io_threads);
   http::ServerOptions server_options;
   server_options.max_body_size = config.server.max_body_size;
   server_options.max_header_size = config.server.max_header_size;
@@ -111,16 +110,14 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   server.start();
 
   // Lifecycle: signals drain, the grace timer cancels, the last connection ends it.
-  auto work = asio::make_work_guard(io);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  asio::steady_timer grace_timer(io);
+  asio::signal_set signals(io.main(), SIGINT, SIGTERM);
+  asio::steady_timer grace_timer(io.main());
   std::atomic<bool> finished{false};
   auto finish = [&] {
     if (finished.exchange(true)) return;
-    asio::post(io, [&] {
+    asio::post(io.main(), [&] {
       grace_timer.cancel();
       signals.cancel();
-      work.reset();
       io.stop();
     });
   };
@@ -165,11 +162,9 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
                       {"io_threads", io_threads},
                       {"blocking_threads", blocking.threads()},
                       {"data_dir", config.data_dir}});
+  log::flush();
 
-  std::vector<std::thread> threads;
-  for (int i = 1; i < io_threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
-  for (auto& t : threads) t.join();
 
   blocking.join();
   (*storage)->close();

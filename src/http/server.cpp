@@ -14,12 +14,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include "core/ids.hpp"
+#include "core/io_pool.hpp"
 #include "http/errors.hpp"
 #include "http/router.hpp"
 #include "obs/log.hpp"
@@ -31,14 +31,14 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
-using Strand = asio::strand<asio::io_context::executor_type>;
 
 namespace {
 
 constexpr std::string_view kUnmatched = "unmatched";
 
 // One client connection. Owned by its session coroutine; the server's registry holds another
-// reference so that drain and cancel can reach it (always through its strand).
+// reference so that drain and cancel can reach it (always through its own executor, i.e. on
+// the one thread that runs its context).
 struct Connection {
   explicit Connection(tcp::socket socket) : stream(std::move(socket)) {}
   beast::tcp_stream stream;
@@ -68,10 +68,10 @@ void log_exception(std::exception_ptr e, std::string_view where) {
 }  // namespace
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
-  Impl(asio::io_context& io, ServerOptions opts, const Router& r, obs::Metrics& m)
-      : io(io), options(std::move(opts)), router(r), metrics(m), acceptor(io) {}
+  Impl(IoPool& io, ServerOptions opts, const Router& r, obs::Metrics& m)
+      : io(io), options(std::move(opts)), router(r), metrics(m), acceptor(io.main()) {}
 
-  asio::io_context& io;
+  IoPool& io;
   ServerOptions options;
   const Router& router;
   obs::Metrics& metrics;
@@ -91,10 +91,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   bhttp::response<bhttp::string_body> to_beast(Response&& res, unsigned version, bool head,
                                                const std::string& request_id);
   void unregister(const std::shared_ptr<Connection>& conn);
-  void close_on_strand(const std::shared_ptr<Connection>& conn, bool only_if_idle);
+  void close_on_executor(const std::shared_ptr<Connection>& conn, bool only_if_idle);
 };
 
-Server::Server(asio::io_context& io, ServerOptions options, const Router& router, obs::Metrics& metrics)
+Server::Server(IoPool& io, ServerOptions options, const Router& router, obs::Metrics& metrics)
     : impl_(std::make_shared<Impl>(io, std::move(options), router, metrics)) {}
 
 Server::~Server() = default;
@@ -104,7 +104,7 @@ Result<uint16_t> Server::listen(const std::string& host, uint16_t port) {
   auto address = asio::ip::make_address(host, ec);
   if (ec) {
     // A name rather than an address: resolve it once, synchronously (this is startup).
-    tcp::resolver resolver(impl_->io);
+    tcp::resolver resolver(impl_->io.main());
     auto results = resolver.resolve(host, std::to_string(port), ec);
     if (ec || results.empty()) {
       return Error::invalid("cannot resolve listen host '" + host + "': " + ec.message());
@@ -151,7 +151,7 @@ void Server::begin_drain(std::function<void()> on_drained) {
     snapshot.assign(impl->connections.begin(), impl->connections.end());
     none_left = impl->connections.empty();
   }
-  for (const auto& conn : snapshot) impl->close_on_strand(conn, /*only_if_idle=*/true);
+  for (const auto& conn : snapshot) impl->close_on_executor(conn, /*only_if_idle=*/true);
   if (none_left) {
     std::function<void()> done;
     {
@@ -169,12 +169,12 @@ void Server::cancel_all() {
     std::lock_guard lock(impl_->mutex);
     snapshot.assign(impl_->connections.begin(), impl_->connections.end());
   }
-  for (const auto& conn : snapshot) impl_->close_on_strand(conn, /*only_if_idle=*/false);
+  for (const auto& conn : snapshot) impl_->close_on_executor(conn, /*only_if_idle=*/false);
 }
 
-void Server::Impl::close_on_strand(const std::shared_ptr<Connection>& conn, bool only_if_idle) {
+void Server::Impl::close_on_executor(const std::shared_ptr<Connection>& conn, bool only_if_idle) {
   asio::post(conn->stream.get_executor(), [conn, only_if_idle] {
-    // Re-checked on the strand: the connection may have started a request meanwhile.
+    // Re-checked on the connection's thread: it may have started a request meanwhile.
     if (only_if_idle && !conn->idle) return;
     beast::error_code ec;
     conn->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -200,13 +200,14 @@ void Server::Impl::unregister(const std::shared_ptr<Connection>& conn) {
 asio::awaitable<void> Server::Impl::accept_loop() {
   while (!draining.load()) {
     beast::error_code ec;
-    tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(io),
+    // Each connection goes to the next context, round robin, and stays there.
+    tcp::socket socket = co_await acceptor.async_accept(io.next().get_executor(),
                                                         asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       // Out of file descriptors and the like: back off briefly instead of spinning.
       log::warn("accept failed", {{"error", ec.message()}});
-      asio::steady_timer timer(io, std::chrono::milliseconds(50));
+      asio::steady_timer timer(io.main(), std::chrono::milliseconds(50));
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }

@@ -1,7 +1,7 @@
 // The HTTP/1.1 server: accepts connections, reads requests under size limits and deadlines,
 // hands them to the router, writes the responses, and shuts down in two steps (drain, then
-// cancel), after Boost.Beast's awaitable server example. One coroutine per connection, each on
-// its own strand of the shared io_context.
+// cancel), after Boost.Beast's awaitable server example. One coroutine per connection, on one
+// of the IoPool's single-threaded contexts (so no strand is needed).
 //
 // Around every request it owns what no handler should have to: the request id, the error
 // envelope for protocol errors (400/405/404/413/431), exception containment (500 without
@@ -19,8 +19,8 @@
 
 #include "core/result.hpp"
 
-namespace boost::asio {
-class io_context;
+namespace parley {
+class IoPool;
 }
 
 namespace parley::obs {
@@ -43,7 +43,7 @@ struct ServerOptions {
 
 class Server {
  public:
-  Server(boost::asio::io_context& io, ServerOptions options, const Router& router, obs::Metrics& metrics);
+  Server(IoPool& io, ServerOptions options, const Router& router, obs::Metrics& metrics);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -8,8 +8,10 @@
 #include <mutex>
 #include <shared_mutex>
 
-#include <spdlog/async.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <condition_variable>
+#include <thread>
+
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "core/clock.hpp"
@@ -19,8 +21,51 @@ namespace {
 
 constexpr std::string_view kRedacted = "[REDACTED]";
 
+constexpr auto kFlushInterval = std::chrono::milliseconds(100);
+
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::shared_ptr<spdlog::logger> g_logger;  // set once by init()
+
+// Lines go into stdio's buffer under the sink's mutex (a memcpy, no system call); the buffer
+// reaches stdout when it fills, every kFlushInterval, at once for warnings and errors, and on
+// flush(). One write(2) per request would cost more than the request itself.
+class BufferedStdoutSink final : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    std::fwrite(msg.payload.data(), 1, msg.payload.size(), stdout);
+    std::fputc('\n', stdout);
+  }
+  void flush_() override { std::fflush(stdout); }
+};
+
+// Flushes the logger every kFlushInterval so that a quiet server's last lines still appear.
+class Flusher {
+ public:
+  void start() {
+    thread_ = std::thread([this] {
+      std::unique_lock lock(mutex_);
+      while (!stop_) {
+        wake_.wait_for(lock, kFlushInterval);
+        if (g_logger) g_logger->flush();
+      }
+    });
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+Flusher g_flusher;
 
 struct Redactor {
   std::shared_mutex mutex;
@@ -133,7 +178,18 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
 
 void append_json_escaped(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (size_t i = 0; i < text.size(); ++i) {
+  size_t i = 0;
+  while (i < text.size()) {
+    // Copy the longest run of plain printable ASCII at once: most text is nothing else.
+    size_t run = i;
+    while (run < text.size()) {
+      auto ch = static_cast<unsigned char>(text[run]);
+      if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') break;
+      ++run;
+    }
+    out.append(text.data() + i, run - i);
+    i = run;
+    if (i == text.size()) break;
     auto c = static_cast<unsigned char>(text[i]);
     switch (c) {
       case '"': out += "\\\""; break;
@@ -146,8 +202,6 @@ void append_json_escaped(std::string& out, std::string_view text) {
           out += "\\u00";
           out.push_back(kHex[c >> 4]);
           out.push_back(kHex[c & 0xF]);
-        } else if (c < 0x80) {
-          out.push_back(static_cast<char>(c));
         } else if (size_t len = utf8_sequence_length(text, i); len > 0) {
           out.append(text.substr(i, len));
           i += len - 1;
@@ -156,6 +210,7 @@ void append_json_escaped(std::string& out, std::string_view text) {
           out += "\\ufffd";
         }
     }
+    ++i;
   }
 }
 
@@ -182,15 +237,17 @@ std::string format_line(Level level, std::string_view message, std::span<const F
 
 void init(Level level) {
   if (!g_logger) {
-    spdlog::init_thread_pool(8192, 1);
-    auto sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-    // Block rather than drop: a lost log line is worse than a brief wait under extreme load.
-    g_logger = std::make_shared<spdlog::async_logger>("parley", sink, spdlog::thread_pool(),
-                                                      spdlog::async_overflow_policy::block);
-    g_logger->set_pattern("%v");
-    spdlog::register_logger(g_logger);
+    static char buffer[64 * 1024];
+    std::setvbuf(stdout, buffer, _IOFBF, sizeof buffer);
+    g_logger = std::make_shared<spdlog::logger>("parley", std::make_shared<BufferedStdoutSink>());
+    g_logger->flush_on(spdlog::level::warn);
+    g_flusher.start();
   }
   set_level(level);
+}
+
+void flush() {
+  if (g_logger) g_logger->flush();
 }
 
 void set_level(Level level) {
@@ -219,8 +276,9 @@ void set_secrets(const std::vector<std::string>& secrets) {
 }
 
 void shutdown() {
-  if (g_logger) g_logger->flush();
-  spdlog::shutdown();
+  if (!g_logger) return;
+  g_flusher.stop();
+  g_logger->flush();
   g_logger.reset();
 }
 

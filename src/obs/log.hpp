@@ -1,7 +1,7 @@
 // Structured logging: one JSON object per line on stdout,
 //   {"time":"2026-11-22T10:00:00.123Z","level":"info","message":"ready","port":8080}
-// Lines are written by spdlog's asynchronous logger so request threads never wait on the
-// terminal or a pipe. Every line passes through the redactor: a configured secret is replaced
+// Lines are buffered and reach stdout in batches (at most 100 ms late; warnings and errors at
+// once), so logging a request costs a copy, not a system call. Every line passes through the redactor: a configured secret is replaced
 // by "[REDACTED]" wherever it appears, whatever field carried it.
 //
 // Thread-safe. init() must run before the first line; shutdown() flushes and stops the writer.
@@ -46,6 +46,8 @@ bool enabled(Level level);
 // Secrets to redact from every line from now on (replaces the previous list).
 void set_secrets(const std::vector<std::string>& secrets);
 void shutdown();
+// Pushes buffered lines out now (for lifecycle lines a supervisor waits for, like "ready").
+void flush();
 
 void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
 // For lines whose fields are only known at run time (e.g. a route's path parameters).

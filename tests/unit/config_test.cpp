@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -359,6 +360,9 @@ struct BadValue {
   std::string value;
   std::string message_part;
 };
+
+// Readable test names in ctest output: "server.max_body_size = lots".
+void PrintTo(const BadValue& bad, std::ostream* os) { *os << bad.path << " = " << bad.value; }
 
 class ConfigBadValue : public ::testing::TestWithParam<BadValue> {};
 
