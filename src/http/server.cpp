@@ -5,6 +5,7 @@
 #include <utility>
 
 #include <atomic>
+#include <ctime>
 #include <mutex>
 #include <unordered_set>
 
@@ -52,6 +53,23 @@ std::string endpoint_string(const tcp::endpoint& ep) {
   auto addr = ep.address();
   std::string host = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
   return host + ":" + std::to_string(ep.port());
+}
+
+// The Date header (RFC 9110: an origin server with a clock sends it), formatted once a second
+// per thread.
+const std::string& http_date() {
+  thread_local std::time_t cached_at = 0;
+  thread_local std::string cached;
+  std::time_t now = std::time(nullptr);
+  if (now != cached_at) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[64];
+    size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached.assign(buf, n);
+    cached_at = now;
+  }
+  return cached;
 }
 
 void log_exception(std::exception_ptr e, std::string_view where) {
@@ -245,6 +263,7 @@ asio::awaitable<void> Server::Impl::reject_overloaded(std::shared_ptr<Connection
 bhttp::response<bhttp::string_body> Server::Impl::to_beast(Response&& res, unsigned version, bool head,
                                                            const std::string& request_id) {
   bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(res.status), version};
+  out.set(bhttp::field::date, http_date());
   if (!res.content_type.empty()) out.set(bhttp::field::content_type, res.content_type);
   if (!request_id.empty()) out.set("X-Request-Id", request_id);
   for (auto& [name, value] : res.headers) out.insert(name, value);

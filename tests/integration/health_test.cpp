@@ -20,6 +20,11 @@ TEST(Health, LivenessOnBothPaths) {
     ASSERT_TRUE(ct.has_value()) << r.describe();
     EXPECT_TRUE(icontains(*ct, "application/json")) << *ct;
     EXPECT_TRUE(r.header("X-Request-Id").has_value()) << r.describe();
+    // RFC 9110 IMF-fixdate, e.g. "Sun, 22 Nov 2026 10:00:00 GMT".
+    auto date = r.header("Date");
+    ASSERT_TRUE(date.has_value()) << r.describe();
+    EXPECT_EQ(date->size(), 29u) << *date;
+    EXPECT_TRUE(date->size() > 4 && date->substr(date->size() - 4) == " GMT") << *date;
     auto j = r.json_or_discarded();
     ASSERT_TRUE(j.is_object()) << r.describe();
     EXPECT_EQ(j.value("status", ""), "alive") << r.body;

@@ -118,15 +118,16 @@ class WriteTransaction {
 constexpr const char* kSessionColumns =
     "id, user_id, assistant, title, metadata, created_at, updated_at";
 
-Session read_session(const Statement& row) {
+// Reads kSessionColumns starting at column `first`.
+Session read_session(const Statement& row, int first = 0) {
   Session s;
-  s.id = row.column_text(0);
-  s.user_id = row.column_text(1);
-  s.assistant = row.column_text(2);
-  s.title = row.column_optional_text(3);
-  s.metadata_json = row.column_text(4);
-  s.created_at_ms = row.column_int(5);
-  s.updated_at_ms = row.column_int(6);
+  s.id = row.column_text(first);
+  s.user_id = row.column_text(first + 1);
+  s.assistant = row.column_text(first + 2);
+  s.title = row.column_optional_text(first + 3);
+  s.metadata_json = row.column_text(first + 4);
+  s.created_at_ms = row.column_int(first + 5);
+  s.updated_at_ms = row.column_int(first + 6);
   return s;
 }
 
@@ -258,15 +259,7 @@ class SqliteStorage final : public Storage, public SessionRepository {
         break;
       }
       last_seq = stmt->column_int(0);
-      Session s;
-      s.id = stmt->column_text(1);
-      s.user_id = stmt->column_text(2);
-      s.assistant = stmt->column_text(3);
-      s.title = stmt->column_optional_text(4);
-      s.metadata_json = stmt->column_text(5);
-      s.created_at_ms = stmt->column_int(6);
-      s.updated_at_ms = stmt->column_int(7);
-      page.items.push_back(std::move(s));
+      page.items.push_back(read_session(*stmt, 1));
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db->last_error("list sessions");
     return page;
