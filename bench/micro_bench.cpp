@@ -12,7 +12,9 @@
 
 namespace {
 
-boost::asio::awaitable<parley::http::Response> noop(parley::http::Request&) { co_return parley::http::Response{}; }
+boost::asio::awaitable<parley::http::Response> noop(parley::http::Request&) {
+  co_return parley::http::Response{};
+}
 
 void BM_RouterMatch(benchmark::State& state) {
   parley::http::Router router;
@@ -21,7 +23,8 @@ void BM_RouterMatch(benchmark::State& state) {
     router.add(parley::http::Method::kGet, p, noop);
   }
   for (auto _ : state) {
-    auto m = router.match(parley::http::Method::kGet, "/api/v1/sessions/sess_0123456789abcdefghjkmnpqrs");
+    auto m = router.match(parley::http::Method::kGet,
+                          "/api/v1/sessions/sess_0123456789abcdefghjkmnpqrs");
     benchmark::DoNotOptimize(m);
   }
 }
@@ -30,7 +33,8 @@ BENCHMARK(BM_RouterMatch);
 void BM_ParseJsonBody(benchmark::State& state) {
   parley::http::Request req;
   req.headers.emplace_back("Content-Type", "application/json");
-  req.body = R"({"user_id":"user-123","assistant":"default","title":"Order status","metadata":{"channel":"web","tags":["a","b"]}})";
+  req.body =
+      R"({"user_id":"user-123","assistant":"default","title":"Order status","metadata":{"channel":"web","tags":["a","b"]}})";
   for (auto _ : state) {
     auto v = parley::http::parse_json_object_body(req);
     benchmark::DoNotOptimize(v);
@@ -59,7 +63,8 @@ void BM_MetricsObserve(benchmark::State& state) {
 BENCHMARK(BM_MetricsObserve);
 
 void BM_SqliteSessionCreate(benchmark::State& state) {
-  auto dir = std::filesystem::temp_directory_path() / ("parley-bench-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("parley-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   parley::store::sqlite::Options options;
   options.path = (dir / "bench.db").string();

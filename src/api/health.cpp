@@ -20,7 +20,9 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-double round3(double v) { return static_cast<double>(static_cast<int64_t>(v * 1000.0 + 0.5)) / 1000.0; }
+double round3(double v) {
+  return static_cast<double>(static_cast<int64_t>(v * 1000.0 + 0.5)) / 1000.0;
+}
 
 uint64_t resident_bytes() {
   std::ifstream statm("/proc/self/statm");
@@ -30,7 +32,7 @@ uint64_t resident_bytes() {
 }
 
 json disk_check(const Context& ctx) {
-  struct statvfs st{};
+  struct statvfs st {};
   if (::statvfs(ctx.config.data_dir.c_str(), &st) != 0) {
     return {{"status", "fail"}, {"error", "cannot stat the data directory"}};
   }
@@ -49,7 +51,10 @@ json memory_check(const Context& ctx) {
 }
 
 json build_json(const obs::BuildInfo& b) {
-  return {{"version", b.version}, {"commit", b.commit}, {"compiler", b.compiler}, {"build_type", b.build_type}};
+  return {{"version", b.version},
+          {"commit", b.commit},
+          {"compiler", b.compiler},
+          {"build_type", b.build_type}};
 }
 
 }  // namespace
@@ -61,7 +66,8 @@ void add_health_routes(http::Router& router, Context& ctx) {
     char uptime[32];
     std::snprintf(uptime, sizeof uptime, "%.3f", seconds_since(ctx.started_at));
     http::Response res;
-    res.body = R"({"status":"alive","version":")" + ctx.build.version + R"(","uptime_seconds":)" + uptime + "}";
+    res.body = R"({"status":"alive","version":")" + ctx.build.version + R"(","uptime_seconds":)" +
+               uptime + "}";
     co_return res;
   };
   router.add(http::Method::kGet, "/health", liveness);
@@ -78,7 +84,8 @@ void add_health_routes(http::Router& router, Context& ctx) {
                if (ping) {
                  checks["database"] = {{"status", "ok"}, {"latency_ms", round3(latency_ms)}};
                } else {
-                 checks["database"] = {{"status", "fail"}, {"latency_ms", round3(latency_ms)},
+                 checks["database"] = {{"status", "fail"},
+                                       {"latency_ms", round3(latency_ms)},
                                        {"error", ping.error().message}};
                }
                checks["disk"] = disk_check(ctx);
@@ -89,68 +96,72 @@ void add_health_routes(http::Router& router, Context& ctx) {
                for (const auto& [name, check] : checks.items()) {
                  if (check["status"] == "fail") ready = false;
                }
-               co_return http::Response::json(ready ? 200 : 503,
-                                              {{"status", ready ? "ready" : "not_ready"}, {"checks", checks}});
+               co_return http::Response::json(
+                   ready ? 200 : 503,
+                   {{"status", ready ? "ready" : "not_ready"}, {"checks", checks}});
              });
 
-  router.add(http::Method::kGet, "/api/v1/health/diagnostics",
-             [&ctx](http::Request& req) -> boost::asio::awaitable<http::Response> {
-               if (!ctx.config.diagnostics.enabled) {
-                 co_return http::error_response(404, "diagnostics_disabled",
-                                                "diagnostics are disabled; set diagnostics.enabled: true",
-                                                req.request_id);
-               }
-               if (!ctx.config.diagnostics.token.empty()) {
-                 auto auth = req.header("authorization");
-                 std::string expected = "Bearer " + ctx.config.diagnostics.token;
-                 // Constant-time comparison: the token is a secret.
-                 bool match = auth && auth->size() == expected.size();
-                 unsigned char diff = 0;
-                 for (size_t i = 0; match && i < expected.size(); ++i)
-                   diff |= static_cast<unsigned char>((*auth)[i] ^ expected[i]);
-                 if (!match || diff != 0) {
-                   auto res = http::error_response(401, "invalid_token",
-                                                   "diagnostics need Authorization: Bearer <diagnostics.token>",
-                                                   req.request_id);
-                   res.header("WWW-Authenticate", "Bearer");
-                   co_return res;
-                 }
-               }
-               auto stats = co_await ctx.blocking.run([&ctx] { return ctx.storage.stats(true); });
-               json storage;
-               if (stats) {
-                 storage = {{"backend", stats->backend},
-                            {"location", stats->location},
-                            {"size_bytes", stats->size_bytes},
-                            {"wal_size_bytes", stats->wal_size_bytes},
-                            {"schema_version", stats->schema_version},
-                            {"integrity_check", stats->integrity_check.value_or("")},
-                            {"read_connections", stats->read_connections}};
-               } else {
-                 storage = {{"error", stats.error().message}};
-               }
-               json body = {
-                   {"build", build_json(ctx.build)},
-                   {"uptime_seconds", round3(seconds_since(ctx.started_at))},
-                   {"config", config::to_json(ctx.config)},
-                   {"storage", storage},
-                   {"pools",
-                    {{"io_threads", ctx.io_threads},
-                     {"blocking_threads", ctx.blocking.threads()},
-                     {"blocking_queued", ctx.blocking.queued()},
-                     {"connections_open", ctx.open_connections()},
-                     {"connections_max", ctx.config.server.max_connections}}},
-                   {"process", {{"pid", static_cast<int64_t>(::getpid())}, {"resident_bytes", resident_bytes()}}},
-               };
-               co_return http::Response::json(200, body);
-             });
+  router.add(
+      http::Method::kGet, "/api/v1/health/diagnostics",
+      [&ctx](http::Request& req) -> boost::asio::awaitable<http::Response> {
+        if (!ctx.config.diagnostics.enabled) {
+          co_return http::error_response(404, "diagnostics_disabled",
+                                         "diagnostics are disabled; set diagnostics.enabled: true",
+                                         req.request_id);
+        }
+        if (!ctx.config.diagnostics.token.empty()) {
+          auto auth = req.header("authorization");
+          std::string expected = "Bearer " + ctx.config.diagnostics.token;
+          // Constant-time comparison: the token is a secret.
+          bool match = auth && auth->size() == expected.size();
+          unsigned char diff = 0;
+          for (size_t i = 0; match && i < expected.size(); ++i)
+            diff |= static_cast<unsigned char>((*auth)[i] ^ expected[i]);
+          if (!match || diff != 0) {
+            auto res = http::error_response(
+                401, "invalid_token", "diagnostics need Authorization: Bearer <diagnostics.token>",
+                req.request_id);
+            res.header("WWW-Authenticate", "Bearer");
+            co_return res;
+          }
+        }
+        auto stats = co_await ctx.blocking.run([&ctx] { return ctx.storage.stats(true); });
+        json storage;
+        if (stats) {
+          storage = {{"backend", stats->backend},
+                     {"location", stats->location},
+                     {"size_bytes", stats->size_bytes},
+                     {"wal_size_bytes", stats->wal_size_bytes},
+                     {"schema_version", stats->schema_version},
+                     {"integrity_check", stats->integrity_check.value_or("")},
+                     {"read_connections", stats->read_connections}};
+        } else {
+          storage = {{"error", stats.error().message}};
+        }
+        json body = {
+            {"build", build_json(ctx.build)},
+            {"uptime_seconds", round3(seconds_since(ctx.started_at))},
+            {"config", config::to_json(ctx.config)},
+            {"storage", storage},
+            {"pools",
+             {{"io_threads", ctx.io_threads},
+              {"blocking_threads", ctx.blocking.threads()},
+              {"blocking_queued", ctx.blocking.queued()},
+              {"connections_open", ctx.open_connections()},
+              {"connections_max", ctx.config.server.max_connections}}},
+            {"process",
+             {{"pid", static_cast<int64_t>(::getpid())}, {"resident_bytes", resident_bytes()}}},
+        };
+        co_return http::Response::json(200, body);
+      });
 
-  router.add(http::Method::kGet, "/metrics", [&ctx](http::Request&) -> boost::asio::awaitable<http::Response> {
-    http::Response res;
-    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    res.body = ctx.metrics.serialize();
-    co_return res;
-  });
+  router.add(http::Method::kGet, "/metrics",
+             [&ctx](http::Request&) -> boost::asio::awaitable<http::Response> {
+               http::Response res;
+               res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+               res.body = ctx.metrics.serialize();
+               co_return res;
+             });
 }
 
 }  // namespace parley::api

@@ -33,7 +33,8 @@ json session_json(const store::Session& s) {
           {"updated_at", format_utc_ms(s.updated_at_ms)}};
 }
 
-Result<void> reject_unknown_fields(const json& body, std::initializer_list<std::string_view> allowed) {
+Result<void> reject_unknown_fields(const json& body,
+                                   std::initializer_list<std::string_view> allowed) {
   for (const auto& [key, value] : body.items()) {
     bool known = false;
     for (auto a : allowed) known = known || key == a;
@@ -49,11 +50,13 @@ Result<std::optional<std::string>> string_field(const json& body, const char* na
   if (it == body.end()) return std::optional<std::string>();
   if (it->is_null() && nullable) return std::optional<std::string>();
   if (!it->is_string()) {
-    return Error::invalid_field(name, std::string(name) + " must be a string" + (nullable ? " or null" : ""));
+    return Error::invalid_field(
+        name, std::string(name) + " must be a string" + (nullable ? " or null" : ""));
   }
   const auto& text = it->get_ref<const std::string&>();
   if (text.empty() || text.size() > max) {
-    return Error::invalid_field(name, std::string(name) + " must be 1 to " + std::to_string(max) + " bytes long");
+    return Error::invalid_field(
+        name, std::string(name) + " must be 1 to " + std::to_string(max) + " bytes long");
   }
   return std::optional<std::string>(text);
 }
@@ -64,13 +67,16 @@ Result<std::optional<std::string>> metadata_field(const json& body) {
   if (!it->is_object()) return Error::invalid_field("metadata", "metadata must be a JSON object");
   std::string text = it->dump(-1, ' ', false, json::error_handler_t::replace);
   if (text.size() > kMaxMetadataBytes) {
-    return Error::invalid_field("metadata", "metadata must be at most " + std::to_string(kMaxMetadataBytes) +
-                                                " bytes as JSON");
+    return Error::invalid_field(
+        "metadata",
+        "metadata must be at most " + std::to_string(kMaxMetadataBytes) + " bytes as JSON");
   }
   return std::optional<std::string>(std::move(text));
 }
 
-http::Response fail(const Error& e, const http::Request& req) { return http::error_response(e, req.request_id); }
+http::Response fail(const Error& e, const http::Request& req) {
+  return http::error_response(e, req.request_id);
+}
 
 }  // namespace
 
@@ -106,7 +112,8 @@ void add_session_routes(http::Router& router, Context& ctx) {
     if (auto limit = req.query_param("limit")) {
       int value = 0;
       auto [ptr, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), value);
-      if (ec != std::errc() || ptr != limit->data() + limit->size() || value < 1 || value > kMaxPageSize) {
+      if (ec != std::errc() || ptr != limit->data() + limit->size() || value < 1 ||
+          value > kMaxPageSize) {
         co_return fail(Error::invalid_field("limit", "limit must be an integer from 1 to " +
                                                          std::to_string(kMaxPageSize)),
                        req);
@@ -119,9 +126,10 @@ void add_session_routes(http::Router& router, Context& ctx) {
     if (!page) co_return fail(page.error(), req);
     json data = json::array();
     for (const auto& s : page->items) data.push_back(session_json(s));
-    co_return http::Response::json(200, {{"object", "list"},
-                                         {"data", std::move(data)},
-                                         {"next_cursor", page->next_cursor ? json(*page->next_cursor) : json(nullptr)}});
+    co_return http::Response::json(
+        200, {{"object", "list"},
+              {"data", std::move(data)},
+              {"next_cursor", page->next_cursor ? json(*page->next_cursor) : json(nullptr)}});
   });
 
   router.add(http::Method::kGet, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
@@ -131,31 +139,35 @@ void add_session_routes(http::Router& router, Context& ctx) {
     co_return http::Response::json(200, session_json(*session));
   });
 
-  router.add(http::Method::kPatch, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
-    auto body = http::parse_json_object_body(req);
-    if (!body) co_return fail(body.error(), req);
-    if (auto r = reject_unknown_fields(*body, {"title", "metadata"}); !r) co_return fail(r.error(), req);
-    store::SessionPatch patch;
-    if (body->contains("title")) {
-      auto title = string_field(*body, "title", kMaxTitle, true);
-      if (!title) co_return fail(title.error(), req);
-      patch.title = *title;
-    }
-    auto metadata = metadata_field(*body);
-    if (!metadata) co_return fail(metadata.error(), req);
-    patch.metadata_json = *metadata;
-    std::string id(req.param("id"));
-    auto updated = co_await ctx.blocking.run([&] { return ctx.storage.sessions().update(id, patch); });
-    if (!updated) co_return fail(updated.error(), req);
-    co_return http::Response::json(200, session_json(*updated));
-  });
+  router.add(
+      http::Method::kPatch, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
+        auto body = http::parse_json_object_body(req);
+        if (!body) co_return fail(body.error(), req);
+        if (auto r = reject_unknown_fields(*body, {"title", "metadata"}); !r)
+          co_return fail(r.error(), req);
+        store::SessionPatch patch;
+        if (body->contains("title")) {
+          auto title = string_field(*body, "title", kMaxTitle, true);
+          if (!title) co_return fail(title.error(), req);
+          patch.title = *title;
+        }
+        auto metadata = metadata_field(*body);
+        if (!metadata) co_return fail(metadata.error(), req);
+        patch.metadata_json = *metadata;
+        std::string id(req.param("id"));
+        auto updated =
+            co_await ctx.blocking.run([&] { return ctx.storage.sessions().update(id, patch); });
+        if (!updated) co_return fail(updated.error(), req);
+        co_return http::Response::json(200, session_json(*updated));
+      });
 
-  router.add(http::Method::kDelete, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
-    std::string id(req.param("id"));
-    auto removed = co_await ctx.blocking.run([&] { return ctx.storage.sessions().remove(id); });
-    if (!removed) co_return fail(removed.error(), req);
-    co_return http::Response::empty(204);
-  });
+  router.add(
+      http::Method::kDelete, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
+        std::string id(req.param("id"));
+        auto removed = co_await ctx.blocking.run([&] { return ctx.storage.sessions().remove(id); });
+        if (!removed) co_return fail(removed.error(), req);
+        co_return http::Response::empty(204);
+      });
 }
 
 }  // namespace parley::api

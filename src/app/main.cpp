@@ -31,10 +31,13 @@ struct ConfigFlags {
   std::vector<std::string> sets;
 
   void add_to(CLI::App* cmd, bool with_listen) {
-    cmd->add_option("-c,--config", config_file, "YAML configuration file")->envname("PARLEY_CONFIG");
-    if (with_listen) cmd->add_option("--listen", listen, "Address to serve on, HOST:PORT (server.listen)");
+    cmd->add_option("-c,--config", config_file, "YAML configuration file")
+        ->envname("PARLEY_CONFIG");
+    if (with_listen)
+      cmd->add_option("--listen", listen, "Address to serve on, HOST:PORT (server.listen)");
     cmd->add_option("--data-dir", data_dir, "Data directory (data_dir)");
-    cmd->add_option("--set", sets, "Override any setting: --set server.max_body_size=2MiB (repeatable)");
+    cmd->add_option("--set", sets,
+                    "Override any setting: --set server.max_body_size=2MiB (repeatable)");
   }
 
   Loaded load() const {
@@ -72,14 +75,15 @@ void print_problems(const Loaded& loaded) {
 
 std::string version_line() {
   const auto& b = parley::app::build_info();
-  return "parley " + b.version + " (commit " + b.commit + ", " + b.compiler + ", " + b.build_type + ")";
+  return "parley " + b.version + " (commit " + b.commit + ", " + b.compiler + ", " + b.build_type +
+         ")";
 }
 
 std::string settings_help() {
   std::string out = "\nSettings (YAML key, PARLEY_<KEY> env var, or --set key=value):\n";
   for (const auto& s : parley::config::describe_settings()) {
-    out += "  " + s.path + " (default " + (s.default_value.empty() ? "\"\"" : s.default_value) + ")\n      " +
-           s.description + (s.secret ? " Also " + s.path + "_file." : "") + "\n";
+    out += "  " + s.path + " (default " + (s.default_value.empty() ? "\"\"" : s.default_value) +
+           ")\n      " + s.description + (s.secret ? " Also " + s.path + "_file." : "") + "\n";
   }
   return out;
 }
@@ -98,11 +102,13 @@ int main(int argc, char** argv) {
   serve_flags.add_to(serve, true);
 
   bool as_json = false;
-  auto* check = app.add_subcommand("check-config", "Validate the configuration and print it (secrets redacted).");
+  auto* check = app.add_subcommand("check-config",
+                                   "Validate the configuration and print it (secrets redacted).");
   check_flags.add_to(check, true);
   check->add_flag("--json", as_json, "Print JSON instead of YAML");
 
-  auto* migrate = app.add_subcommand("migrate", "Create or upgrade the database schema, then exit.");
+  auto* migrate =
+      app.add_subcommand("migrate", "Create or upgrade the database schema, then exit.");
   migrate_flags.add_to(migrate, false);
 
   auto* version = app.add_subcommand("version", "Print the version.");
@@ -125,7 +131,8 @@ int main(int argc, char** argv) {
       return kConfigErrorExit;
     }
     if (as_json) {
-      std::cout << parley::config::to_json(loaded.config).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+      std::cout << parley::config::to_json(loaded.config)
+                       .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
                 << "\n";
     } else {
       std::cout << parley::config::to_yaml(loaded.config);
@@ -156,7 +163,8 @@ int main(int argc, char** argv) {
     if (summary->applied.empty()) {
       std::cout << *path << ": schema is up to date (version " << summary->to_version << ")\n";
     } else {
-      std::cout << *path << ": schema version " << summary->from_version << " -> " << summary->to_version << "\n";
+      std::cout << *path << ": schema version " << summary->from_version << " -> "
+                << summary->to_version << "\n";
       for (const auto& m : summary->applied) std::cout << "  applied " << m << "\n";
     }
     return 0;
@@ -167,8 +175,9 @@ int main(int argc, char** argv) {
   parley::log::init(parley::log::Level::kInfo);
   if (!loaded.ok()) {
     print_problems(loaded);
-    parley::app::startup_failure("configuration", std::to_string(loaded.problems.size()) +
-                                                      " problem(s) in the configuration, listed above");
+    parley::app::startup_failure(
+        "configuration",
+        std::to_string(loaded.problems.size()) + " problem(s) in the configuration, listed above");
     return kConfigErrorExit;
   }
   parley::log::set_secrets(parley::config::secret_values(loaded.config));

@@ -42,7 +42,8 @@ double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
-Result<std::unique_ptr<store::Storage>> open_storage(const config::Config& config, obs::Metrics* metrics) {
+Result<std::unique_ptr<store::Storage>> open_storage(const config::Config& config,
+                                                     obs::Metrics* metrics) {
   auto path = config::sqlite_path(config);
   if (!path) {
     return Error::unavailable(
@@ -63,15 +64,20 @@ Result<std::unique_ptr<store::Storage>> open_storage(const config::Config& confi
 int startup_failure(std::string_view phase, std::string_view cause) {
   log::error("startup failed", {{"phase", phase}, {"error", cause}});
   log::shutdown();
-  std::fprintf(stderr, "parley: startup failed in phase '%.*s': %.*s\n", static_cast<int>(phase.size()),
-               phase.data(), static_cast<int>(cause.size()), cause.data());
+  std::fprintf(stderr, "parley: startup failed in phase '%.*s': %.*s\n",
+               static_cast<int>(phase.size()), phase.data(), static_cast<int>(cause.size()),
+               cause.data());
   return 1;
 }
 
 int serve(const config::Config& config, std::chrono::steady_clock::time_point process_started) {
   const auto& build = build_info();
-  log::info("starting", {{"version", build.version}, {"commit", build.commit}, {"pid", static_cast<int64_t>(::getpid())}});
-  log::debug("configuration", {{"effective", config::to_json(config).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}});
+  log::info("starting", {{"version", build.version},
+                         {"commit", build.commit},
+                         {"pid", static_cast<int64_t>(::getpid())}});
+  log::debug("configuration",
+             {{"effective", config::to_json(config).dump(
+                                -1, ' ', false, nlohmann::json::error_handler_t::replace)}});
 
   // Phase: storage.
   auto phase_started = std::chrono::steady_clock::now();
@@ -95,8 +101,14 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   server_options.access_log = config.log.access_log;
   http::Server server(io, server_options, router, metrics);
 
-  api::Context context{config, **storage, blocking, metrics, Clock::system(), build,
-                       process_started, io_threads,
+  api::Context context{config,
+                       **storage,
+                       blocking,
+                       metrics,
+                       Clock::system(),
+                       build,
+                       process_started,
+                       io_threads,
                        [&server] { return server.draining(); },
                        [&server] { return server.open_connections(); }};
   api::add_health_routes(router, context);
@@ -130,9 +142,10 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
       log::shutdown();
       std::_Exit(1);
     }
-    log::info("shutting down", {{"signal", signo},
-                                {"grace_ms", static_cast<int64_t>(config.server.shutdown_grace.count())},
-                                {"connections_open", server.open_connections()}});
+    log::info("shutting down",
+              {{"signal", signo},
+               {"grace_ms", static_cast<int64_t>(config.server.shutdown_grace.count())},
+               {"connections_open", server.open_connections()}});
     signals.async_wait(on_signal);
     server.begin_drain(finish);
     grace_timer.expires_after(config.server.shutdown_grace);

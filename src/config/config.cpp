@@ -10,8 +10,8 @@
 #include <functional>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include "config/units.hpp"
 
@@ -60,7 +60,8 @@ Setting bool_setting(std::string path, std::string description, F member) {
   Setting s{std::move(path), Kind::kBool, std::move(description), false, {}, {}};
   s.set = [member](Config& c, const std::string& text) -> std::optional<std::string> {
     std::string t = text;
-    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::transform(t.begin(), t.end(), t.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
     if (t == "true" || t == "yes" || t == "on" || t == "1") {
       member(c) = true;
     } else if (t == "false" || t == "no" || t == "off" || t == "0") {
@@ -75,8 +76,7 @@ Setting bool_setting(std::string path, std::string description, F member) {
 }
 
 template <typename F>
-Setting int_setting(std::string path, std::string description, F member, int min,
-                    int max) {
+Setting int_setting(std::string path, std::string description, F member, int min, int max) {
   Setting s{std::move(path), Kind::kInt, std::move(description), false, {}, {}};
   s.set = [member, min, max](Config& c, const std::string& text) -> std::optional<std::string> {
     int value = 0;
@@ -93,8 +93,8 @@ Setting int_setting(std::string path, std::string description, F member, int min
 }
 
 template <typename F>
-Setting size_setting(std::string path, std::string description, F member,
-                     uint64_t min, uint64_t max) {
+Setting size_setting(std::string path, std::string description, F member, uint64_t min,
+                     uint64_t max) {
   Setting s{std::move(path), Kind::kSize, std::move(description), false, {}, {}};
   s.set = [member, min, max](Config& c, const std::string& text) -> std::optional<std::string> {
     auto value = parse_size(text);
@@ -109,8 +109,8 @@ Setting size_setting(std::string path, std::string description, F member,
 }
 
 template <typename F>
-Setting duration_setting(std::string path, std::string description, F member,
-                         milliseconds min, milliseconds max) {
+Setting duration_setting(std::string path, std::string description, F member, milliseconds min,
+                         milliseconds max) {
   Setting s{std::move(path), Kind::kDuration, std::move(description), false, {}, {}};
   s.set = [member, min, max](Config& c, const std::string& text) -> std::optional<std::string> {
     auto value = parse_duration(text);
@@ -120,14 +120,13 @@ Setting duration_setting(std::string path, std::string description, F member,
     member(c) = *value;
     return std::nullopt;
   };
-  s.get = [member](const Config& c) {
-    return nlohmann::json(format_duration(member(c)));
-  };
+  s.get = [member](const Config& c) { return nlohmann::json(format_duration(member(c))); };
   return s;
 }
 
 std::optional<std::string> check_listen(const std::string& text) {
-  if (!parse_host_port(text)) return "not HOST:PORT (e.g. 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080)";
+  if (!parse_host_port(text))
+    return "not HOST:PORT (e.g. 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080)";
   return std::nullopt;
 }
 
@@ -183,66 +182,76 @@ const std::vector<Setting>& settings() {
   using std::chrono::hours;
   static const std::vector<Setting> kSettings = [] {
     std::vector<Setting> v;
-    v.push_back(string_setting("data_dir", "Directory for the SQLite database and other data files.",
-                               [](auto& c) -> auto& { return c.data_dir; },
-                               [](const std::string& t) -> std::optional<std::string> {
-                                 if (t.empty()) return "must not be empty";
-                                 return std::nullopt;
-                               }));
-    v.push_back(string_setting("server.listen", "Address to serve HTTP on, HOST:PORT (port 0: any free port).",
-                               [](auto& c) -> auto& { return c.server.listen; }, check_listen));
-    v.push_back(int_setting("server.threads", "I/O threads; 0 means one per CPU core.",
-                            [](auto& c) -> auto& { return c.server.threads; }, 0, 256));
-    v.push_back(int_setting("server.blocking_threads",
-                            "Threads for storage and CPU-heavy work; 0 means max(2, cores).",
-                            [](auto& c) -> auto& { return c.server.blocking_threads; }, 0, 256));
-    v.push_back(size_setting("server.max_body_size", "Largest request body accepted (413 above).",
-                             [](auto& c) -> auto& { return c.server.max_body_size; }, 1024,
-                             1024ULL * 1024 * 1024));
-    v.push_back(size_setting("server.max_header_size", "Largest request head (request line + headers) accepted (431 above).",
-                             [](auto& c) -> auto& { return c.server.max_header_size; }, 1024,
-                             1024 * 1024));
-    v.push_back(duration_setting("server.read_timeout",
-                                 "Time for a whole request to arrive once its first byte has (slow clients are cut off).",
-                                 [](auto& c) -> auto& { return c.server.read_timeout; },
-                                 milliseconds(100), hours(1)));
-    v.push_back(duration_setting("server.idle_timeout", "How long an idle keep-alive connection is kept open.",
-                                 [](auto& c) -> auto& { return c.server.idle_timeout; },
-                                 milliseconds(100), hours(24)));
-    v.push_back(duration_setting("server.write_timeout", "Time allowed for writing a response to a slow reader.",
-                                 [](auto& c) -> auto& { return c.server.write_timeout; },
-                                 milliseconds(100), hours(1)));
-    v.push_back(int_setting("server.max_connections", "Open connections at most; more get 503.",
-                            [](auto& c) -> auto& { return c.server.max_connections; }, 1, 1'000'000));
-    v.push_back(duration_setting("server.shutdown_grace",
-                                 "On SIGTERM, how long requests in progress may take to finish.",
-                                 [](auto& c) -> auto& { return c.server.shutdown_grace; },
-                                 milliseconds(0), hours(1)));
-    v.push_back(string_setting("storage.url",
-                               "Database URL; empty means the SQLite file <data_dir>/parley.db.",
-                               [](auto& c) -> auto& { return c.storage.url; }, check_storage_url));
-    v.push_back(duration_setting("storage.busy_timeout", "How long a database call waits for a lock.",
-                                 [](auto& c) -> auto& { return c.storage.busy_timeout; },
-                                 milliseconds(0), std::chrono::minutes(10)));
-    v.push_back(int_setting("storage.read_connections", "SQLite connections kept for concurrent reads.",
-                            [](auto& c) -> auto& { return c.storage.read_connections; }, 1, 64));
-    v.push_back(string_setting("log.level", "trace, debug, info, warn, error or off.",
-                               [](auto& c) -> auto& { return c.log.level; }, check_log_level));
-    v.push_back(bool_setting("log.access_log", "Log one line per HTTP request.",
-                             [](auto& c) -> auto& { return c.log.access_log; }));
-    v.push_back(size_setting("health.min_free_disk",
-                             "Readiness fails when the data directory's disk has less free space.",
-                             [](auto& c) -> auto& { return c.health.min_free_disk; }, 0,
-                             UINT64_MAX));
-    v.push_back(size_setting("health.max_memory",
-                             "Readiness fails when resident memory exceeds this; 0 disables the check.",
-                             [](auto& c) -> auto& { return c.health.max_memory; }, 0, UINT64_MAX));
-    v.push_back(bool_setting("diagnostics.enabled", "Serve GET /api/v1/health/diagnostics.",
-                             [](auto& c) -> auto& { return c.diagnostics.enabled; }));
-    v.push_back(string_setting("diagnostics.token",
-                               "Bearer token required by the diagnostics endpoint (secret).",
-                               [](auto& c) -> auto& { return c.diagnostics.token; }, {},
-                               /*secret=*/true));
+    v.push_back(string_setting(
+        "data_dir", "Directory for the SQLite database and other data files.",
+        [](auto& c) -> auto& { return c.data_dir; },
+        [](const std::string& t) -> std::optional<std::string> {
+          if (t.empty()) return "must not be empty";
+          return std::nullopt;
+        }));
+    v.push_back(string_setting(
+        "server.listen", "Address to serve HTTP on, HOST:PORT (port 0: any free port).",
+        [](auto& c) -> auto& { return c.server.listen; }, check_listen));
+    v.push_back(int_setting(
+        "server.threads", "I/O threads; 0 means one per CPU core.",
+        [](auto& c) -> auto& { return c.server.threads; }, 0, 256));
+    v.push_back(int_setting(
+        "server.blocking_threads", "Threads for storage and CPU-heavy work; 0 means max(2, cores).",
+        [](auto& c) -> auto& { return c.server.blocking_threads; }, 0, 256));
+    v.push_back(size_setting(
+        "server.max_body_size", "Largest request body accepted (413 above).",
+        [](auto& c) -> auto& { return c.server.max_body_size; }, 1024, 1024ULL * 1024 * 1024));
+    v.push_back(size_setting(
+        "server.max_header_size",
+        "Largest request head (request line + headers) accepted (431 above).",
+        [](auto& c) -> auto& { return c.server.max_header_size; }, 1024, 1024 * 1024));
+    v.push_back(duration_setting(
+        "server.read_timeout",
+        "Time for a whole request to arrive once its first byte has (slow clients are cut off).",
+        [](auto& c) -> auto& { return c.server.read_timeout; }, milliseconds(100), hours(1)));
+    v.push_back(duration_setting(
+        "server.idle_timeout", "How long an idle keep-alive connection is kept open.",
+        [](auto& c) -> auto& { return c.server.idle_timeout; }, milliseconds(100), hours(24)));
+    v.push_back(duration_setting(
+        "server.write_timeout", "Time allowed for writing a response to a slow reader.",
+        [](auto& c) -> auto& { return c.server.write_timeout; }, milliseconds(100), hours(1)));
+    v.push_back(int_setting(
+        "server.max_connections", "Open connections at most; more get 503.",
+        [](auto& c) -> auto& { return c.server.max_connections; }, 1, 1'000'000));
+    v.push_back(duration_setting(
+        "server.shutdown_grace", "On SIGTERM, how long requests in progress may take to finish.",
+        [](auto& c) -> auto& { return c.server.shutdown_grace; }, milliseconds(0), hours(1)));
+    v.push_back(string_setting(
+        "storage.url", "Database URL; empty means the SQLite file <data_dir>/parley.db.",
+        [](auto& c) -> auto& { return c.storage.url; }, check_storage_url));
+    v.push_back(duration_setting(
+        "storage.busy_timeout", "How long a database call waits for a lock.",
+        [](auto& c) -> auto& { return c.storage.busy_timeout; }, milliseconds(0),
+        std::chrono::minutes(10)));
+    v.push_back(int_setting(
+        "storage.read_connections", "SQLite connections kept for concurrent reads.",
+        [](auto& c) -> auto& { return c.storage.read_connections; }, 1, 64));
+    v.push_back(string_setting(
+        "log.level", "trace, debug, info, warn, error or off.",
+        [](auto& c) -> auto& { return c.log.level; }, check_log_level));
+    v.push_back(bool_setting(
+        "log.access_log", "Log one line per HTTP request.",
+        [](auto& c) -> auto& { return c.log.access_log; }));
+    v.push_back(size_setting(
+        "health.min_free_disk",
+        "Readiness fails when the data directory's disk has less free space.",
+        [](auto& c) -> auto& { return c.health.min_free_disk; }, 0, UINT64_MAX));
+    v.push_back(size_setting(
+        "health.max_memory",
+        "Readiness fails when resident memory exceeds this; 0 disables the check.",
+        [](auto& c) -> auto& { return c.health.max_memory; }, 0, UINT64_MAX));
+    v.push_back(bool_setting(
+        "diagnostics.enabled", "Serve GET /api/v1/health/diagnostics.",
+        [](auto& c) -> auto& { return c.diagnostics.enabled; }));
+    v.push_back(string_setting(
+        "diagnostics.token", "Bearer token required by the diagnostics endpoint (secret).",
+        [](auto& c) -> auto& { return c.diagnostics.token; }, {},
+        /*secret=*/true));
     return v;
   }();
   return kSettings;
@@ -369,7 +378,9 @@ void walk_yaml(const YAML::Node& node, const std::string& prefix, const std::str
       if (find_setting(path) && find_setting(path)->kind == Kind::kString) {
         apply_value(config, path, "", where, problems, false);
       } else {
-        problems.push_back({path, "", where, find_setting(path) ? "has no value" : unknown_key_message(path, false)});
+        problems.push_back(
+            {path, "", where,
+             find_setting(path) ? "has no value" : unknown_key_message(path, false)});
       }
     } else {
       problems.push_back({path, "", where, "a list is not accepted here"});
@@ -382,7 +393,8 @@ nlohmann::json& nested_slot(nlohmann::json& root, const std::string& path) {
   size_t start = 0;
   while (true) {
     auto dot = path.find('.', start);
-    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     node = &(*node)[part];
     if (dot == std::string::npos) return *node;
     start = dot + 1;
@@ -432,8 +444,8 @@ void apply_yaml(const std::string& text, const std::string& source_name, Config&
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    problems.push_back({"", "", source_name + ":" + std::to_string(e.mark.line + 1),
-                        "not valid YAML: " + e.msg});
+    problems.push_back(
+        {"", "", source_name + ":" + std::to_string(e.mark.line + 1), "not valid YAML: " + e.msg});
     return;
   }
   if (root.IsNull()) return;  // an empty file is a valid, empty configuration
@@ -453,7 +465,8 @@ Loaded load(const Sources& sources) {
   if (sources.config_file) {
     std::ifstream in(*sources.config_file, std::ios::binary);
     if (!in) {
-      out.problems.push_back({"--config", *sources.config_file, "flag", "cannot read the configuration file"});
+      out.problems.push_back(
+          {"--config", *sources.config_file, "flag", "cannot read the configuration file"});
     } else {
       std::ostringstream ss;
       ss << in.rdbuf();
@@ -552,8 +565,8 @@ std::vector<SettingInfo> describe_settings() {
   Config defaults;
   for (const auto& s : settings()) {
     nlohmann::json value = s.get(defaults);
-    out.push_back({s.path, value.is_string() ? value.get<std::string>() : value.dump(), s.description,
-                   s.secret});
+    out.push_back({s.path, value.is_string() ? value.get<std::string>() : value.dump(),
+                   s.description, s.secret});
   }
   return out;
 }

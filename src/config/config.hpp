@@ -26,8 +26,8 @@ using std::chrono::milliseconds;
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
-  int threads = 0;                         // I/O threads; 0 = one per core
-  int blocking_threads = 0;                // storage and CPU-heavy work; 0 = max(2, cores)
+  int threads = 0;                        // I/O threads; 0 = one per core
+  int blocking_threads = 0;               // storage and CPU-heavy work; 0 = max(2, cores)
   uint64_t max_body_size = 1024 * 1024;
   uint64_t max_header_size = 16 * 1024;
   milliseconds read_timeout{30'000};

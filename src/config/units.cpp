@@ -101,7 +101,8 @@ std::string format_size(uint64_t bytes) {
       {"KiB", 1024},
   }};
   for (const auto& [name, factor] : kUnits) {
-    if (bytes >= factor && bytes % factor == 0) return std::to_string(bytes / factor) + std::string(name);
+    if (bytes >= factor && bytes % factor == 0)
+      return std::to_string(bytes / factor) + std::string(name);
   }
   return std::to_string(bytes);
 }

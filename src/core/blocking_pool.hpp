@@ -41,16 +41,17 @@ class BlockingPool {
     queued_.fetch_add(1, std::memory_order_relaxed);
     co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void()>(
         [this, &f, &result, &error](auto handler) {
-          boost::asio::post(pool_, [this, &f, &result, &error, handler = std::move(handler)]() mutable {
-            queued_.fetch_sub(1, std::memory_order_relaxed);
-            try {
-              result.emplace(f());
-            } catch (...) {
-              error = std::current_exception();
-            }
-            auto ex = boost::asio::get_associated_executor(handler);
-            boost::asio::dispatch(ex, std::move(handler));
-          });
+          boost::asio::post(pool_,
+                            [this, &f, &result, &error, handler = std::move(handler)]() mutable {
+                              queued_.fetch_sub(1, std::memory_order_relaxed);
+                              try {
+                                result.emplace(f());
+                              } catch (...) {
+                                error = std::current_exception();
+                              }
+                              auto ex = boost::asio::get_associated_executor(handler);
+                              boost::asio::dispatch(ex, std::move(handler));
+                            });
         },
         boost::asio::use_awaitable);
     if (error) std::rethrow_exception(error);

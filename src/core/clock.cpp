@@ -1,8 +1,8 @@
 // The real clock, and time formatting shared by logs, storage and the API.
 #include "core/clock.hpp"
 
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 
 namespace parley {
 namespace {

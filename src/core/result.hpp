@@ -15,7 +15,8 @@ namespace parley {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value)
+      : data_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
   Result(Error error) : data_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool ok() const { return data_.index() == 0; }

@@ -7,32 +7,51 @@ namespace parley::http {
 
 int status_for(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return 400;
-    case ErrorCode::kUnauthenticated: return 401;
-    case ErrorCode::kPermissionDenied: return 403;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kConflict: return 409;
-    case ErrorCode::kTooLarge: return 413;
-    case ErrorCode::kUnsupportedMedia: return 415;
-    case ErrorCode::kUnavailable: return 503;
-    case ErrorCode::kDeadlineExceeded: return 504;
-    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kInvalidArgument:
+      return 400;
+    case ErrorCode::kUnauthenticated:
+      return 401;
+    case ErrorCode::kPermissionDenied:
+      return 403;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kConflict:
+      return 409;
+    case ErrorCode::kTooLarge:
+      return 413;
+    case ErrorCode::kUnsupportedMedia:
+      return 415;
+    case ErrorCode::kUnavailable:
+      return 503;
+    case ErrorCode::kDeadlineExceeded:
+      return 504;
+    case ErrorCode::kInternal:
+      return 500;
   }
   return 500;
 }
 
 std::string_view type_for_status(int status) {
   switch (status) {
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 409: return "conflict_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 409:
+      return "conflict_error";
     case 413:
-    case 431: return "request_too_large";
-    case 429: return "rate_limit_error";
-    case 503: return "overloaded_error";
-    case 504: return "timeout_error";
-    default: return status >= 500 ? "api_error" : "invalid_request_error";
+    case 431:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+      return "overloaded_error";
+    case 504:
+      return "timeout_error";
+    default:
+      return status >= 500 ? "api_error" : "invalid_request_error";
   }
 }
 
@@ -50,8 +69,10 @@ Response error_response(int status, std::string_view code, std::string_view mess
 Response error_response(const Error& error, std::string_view request_id) {
   int status = status_for(error.code);
   std::string_view message = error.message;
-  if (error.code == ErrorCode::kInternal) message = "internal error; the request id is in the server log";
-  std::string_view code = error.reason.empty() ? std::string_view("error") : std::string_view(error.reason);
+  if (error.code == ErrorCode::kInternal)
+    message = "internal error; the request id is in the server log";
+  std::string_view code =
+      error.reason.empty() ? std::string_view("error") : std::string_view(error.reason);
   Response r = error_response(status, code, message, request_id);
   if (!error.param.empty()) {
     auto body = nlohmann::json::parse(r.body);

@@ -21,18 +21,19 @@ Result<nlohmann::json> parse_json(std::string_view text) {
   bool too_deep = false;
   // The callback sees every structural event with its depth; refusing deep nesting here stops
   // the parser before it builds anything big.
-  nlohmann::json::parser_callback_t limit_depth = [&](int depth, nlohmann::json::parse_event_t event,
-                                                      nlohmann::json&) {
-    if (depth >= kMaxJsonDepth && !too_deep &&
-        (event == nlohmann::json::parse_event_t::object_start ||
-         event == nlohmann::json::parse_event_t::array_start)) {
-      too_deep = true;
-    }
-    return !too_deep;
-  };
+  nlohmann::json::parser_callback_t limit_depth =
+      [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+        if (depth >= kMaxJsonDepth && !too_deep &&
+            (event == nlohmann::json::parse_event_t::object_start ||
+             event == nlohmann::json::parse_event_t::array_start)) {
+          too_deep = true;
+        }
+        return !too_deep;
+      };
   try {
-    auto value = nlohmann::json::parse(text.begin(), text.end(), limit_depth, /*allow_exceptions=*/true,
-                                       /*ignore_comments=*/false);
+    auto value =
+        nlohmann::json::parse(text.begin(), text.end(), limit_depth, /*allow_exceptions=*/true,
+                              /*ignore_comments=*/false);
     if (too_deep) {
       return Error::invalid("JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
                             "malformed_json");
@@ -59,7 +60,8 @@ Result<nlohmann::json> parse_json_object_body(const Request& request) {
   if (!content_type || !is_json_content_type(*content_type)) {
     return Error{ErrorCode::kUnsupportedMedia,
                  "request body must be JSON, sent with Content-Type: application/json",
-                 "unsupported_media_type", {}};
+                 "unsupported_media_type",
+                 {}};
   }
   auto value = parse_json(request.body);
   if (!value) return value;

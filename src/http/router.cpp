@@ -56,7 +56,8 @@ Match Router::match(Method method, std::string_view path) const {
   std::vector<std::string_view> allowed;
   for (const auto& route : routes_) {
     if (!path_matches(route, parts)) continue;
-    bool method_ok = route.method == method || (method == Method::kHead && route.method == Method::kGet);
+    bool method_ok =
+        route.method == method || (method == Method::kHead && route.method == Method::kGet);
     if (!method_ok) {
       allowed.push_back(method_name(route.method));
       if (route.method == Method::kGet) allowed.push_back("HEAD");

@@ -34,7 +34,7 @@ struct Match {
   Kind kind = Kind::kNotFound;
   const Route* route = nullptr;
   std::vector<std::pair<std::string_view, std::string>> params;
-  std::string allow;  // for kMethodNotAllowed: "GET, HEAD"
+  std::string allow;        // for kMethodNotAllowed: "GET, HEAD"
   bool bad_escape = false;  // a parameter had a malformed %XX
 };
 

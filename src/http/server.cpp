@@ -219,8 +219,8 @@ asio::awaitable<void> Server::Impl::accept_loop() {
   while (!draining.load()) {
     beast::error_code ec;
     // Each connection goes to the next context, round robin, and stays there.
-    tcp::socket socket = co_await acceptor.async_accept(io.next().get_executor(),
-                                                        asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket = co_await acceptor.async_accept(
+        io.next().get_executor(), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       // Out of file descriptors and the like: back off briefly instead of spinning.
@@ -252,15 +252,17 @@ asio::awaitable<void> Server::Impl::accept_loop() {
 
 asio::awaitable<void> Server::Impl::reject_overloaded(std::shared_ptr<Connection> conn) {
   const std::string request_id = random_hex128();
-  auto res = to_beast(error_response(503, "overloaded", "too many open connections; retry shortly", request_id),
-                      11, false, request_id);
+  auto res = to_beast(
+      error_response(503, "overloaded", "too many open connections; retry shortly", request_id), 11,
+      false, request_id);
   res.set(bhttp::field::retry_after, "1");
   res.keep_alive(false);
   res.prepare_payload();
   co_await write_and_linger(*conn, std::move(res));
 }
 
-bhttp::response<bhttp::string_body> Server::Impl::to_beast(Response&& res, unsigned version, bool head,
+bhttp::response<bhttp::string_body> Server::Impl::to_beast(Response&& res, unsigned version,
+                                                           bool head,
                                                            const std::string& request_id) {
   bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(res.status), version};
   out.set(bhttp::field::date, http_date());
@@ -310,8 +312,8 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> conn) {
     if (buffer.size() == 0) {
       beast::error_code ec;
       conn->stream.expires_after(options.idle_timeout);
-      size_t n = co_await conn->stream.async_read_some(buffer.prepare(4096),
-                                                       asio::redirect_error(asio::use_awaitable, ec));
+      size_t n = co_await conn->stream.async_read_some(
+          buffer.prepare(4096), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;  // idle timeout, client closed, or drain closed us
       buffer.commit(n);
     }
@@ -333,7 +335,8 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
 
   beast::error_code ec;
   conn.stream.expires_after(options.read_timeout);
-  co_await bhttp::async_read_header(conn.stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  co_await bhttp::async_read_header(conn.stream, buffer, parser,
+                                    asio::redirect_error(asio::use_awaitable, ec));
   if (!ec && !parser.is_done()) {
     auto expect = parser.get()[bhttp::field::expect];
     if (beast::iequals(expect, "100-continue")) {
@@ -341,7 +344,9 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
       co_await asio::async_write(conn.stream, asio::buffer(kContinue.data(), kContinue.size()),
                                  asio::redirect_error(asio::use_awaitable, ec));
     }
-    if (!ec) co_await bhttp::async_read(conn.stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec)
+      co_await bhttp::async_read(conn.stream, buffer, parser,
+                                 asio::redirect_error(asio::use_awaitable, ec));
   }
 
   if (ec) {
@@ -359,21 +364,27 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
     if (ec == bhttp::error::body_limit) {
       status = 413;
       code = "body_too_large";
-      message = "request body exceeds the limit of " + std::to_string(options.max_body_size) + " bytes";
+      message =
+          "request body exceeds the limit of " + std::to_string(options.max_body_size) + " bytes";
     } else if (ec == bhttp::error::header_limit) {
       status = 431;
       code = "headers_too_large";
-      message = "request headers exceed the limit of " + std::to_string(options.max_header_size) + " bytes";
+      message = "request headers exceed the limit of " + std::to_string(options.max_header_size) +
+                " bytes";
     }
     std::string request_id = random_hex128();
     auto res = to_beast(error_response(status, code, message, request_id), 11, false, request_id);
     res.keep_alive(false);
     res.prepare_payload();
-    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    auto elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics.observe_request(-1, kUnmatched, "other", status, elapsed);
     if (options.access_log) {
-      log::info("request", {{"request_id", request_id}, {"route", kUnmatched}, {"status", status},
-                            {"error", code}, {"remote", conn.remote}});
+      log::info("request", {{"request_id", request_id},
+                            {"route", kUnmatched},
+                            {"status", status},
+                            {"error", code},
+                            {"remote", conn.remote}});
     }
     co_await write_and_linger(conn, std::move(res));
     co_return false;
@@ -389,13 +400,15 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
   if (qmark != std::string_view::npos) req.query = req.target.substr(qmark + 1);
   req.headers.reserve(16);
   for (const auto& field : breq) {
-    req.headers.emplace_back(std::string_view(field.name_string().data(), field.name_string().size()),
-                             std::string_view(field.value().data(), field.value().size()));
+    req.headers.emplace_back(
+        std::string_view(field.name_string().data(), field.name_string().size()),
+        std::string_view(field.value().data(), field.value().size()));
   }
   req.body = std::move(breq.body());
   req.remote = conn.remote;
   auto client_id = req.header("x-request-id");
-  req.request_id = client_id && is_valid_request_id(*client_id) ? std::string(*client_id) : random_hex128();
+  req.request_id =
+      client_id && is_valid_request_id(*client_id) ? std::string(*client_id) : random_hex128();
 
   Match match = router.match(req.method, req.path);
   int route_id = -1;
@@ -403,13 +416,15 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
   Response res;
   switch (match.kind) {
     case Match::Kind::kNotFound:
-      res = error_response(404, "route_not_found", "no route for " + std::string(req.method_text) +
-                                                       " " + std::string(req.path),
-                           req.request_id);
+      res = error_response(
+          404, "route_not_found",
+          "no route for " + std::string(req.method_text) + " " + std::string(req.path),
+          req.request_id);
       break;
     case Match::Kind::kMethodNotAllowed:
       res = error_response(405, "method_not_allowed",
-                           "method " + std::string(req.method_text) + " is not allowed here; allowed: " + match.allow,
+                           "method " + std::string(req.method_text) +
+                               " is not allowed here; allowed: " + match.allow,
                            req.request_id);
       res.header("Allow", match.allow);
       break;
@@ -417,7 +432,8 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
       route_id = match.route->id;
       route_label = match.route->pattern;
       if (match.bad_escape) {
-        res = error_response(400, "malformed_path", "a path segment has a malformed %-escape", req.request_id);
+        res = error_response(400, "malformed_path", "a path segment has a malformed %-escape",
+                             req.request_id);
         break;
       }
       req.params = std::move(match.params);
@@ -425,7 +441,8 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
       try {
         res = co_await match.route->handler(req);
       } catch (const std::exception& e) {
-        log::error("handler failed", {{"request_id", req.request_id}, {"route", route_label}, {"error", e.what()}});
+        log::error("handler failed",
+                   {{"request_id", req.request_id}, {"route", route_label}, {"error", e.what()}});
         res = error_response(Error::internal("unexpected exception"), req.request_id);
       }
       metrics.requests_in_flight().Decrement();
@@ -441,7 +458,8 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
   conn.stream.expires_after(options.write_timeout);
   co_await bhttp::async_write(conn.stream, bres, asio::redirect_error(asio::use_awaitable, ec));
 
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   metrics.observe_request(route_id, route_label, req.method_text, status, elapsed);
   if (options.access_log && log::enabled(log::Level::kInfo)) {
     std::vector<log::Field> fields{{"request_id", req.request_id},

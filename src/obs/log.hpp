@@ -1,8 +1,9 @@
 // Structured logging: one JSON object per line on stdout,
 //   {"time":"2026-11-22T10:00:00.123Z","level":"info","message":"ready","port":8080}
 // Lines are buffered and reach stdout in batches (at most 100 ms late; warnings and errors at
-// once), so logging a request costs a copy, not a system call. Every line passes through the redactor: a configured secret is replaced
-// by "[REDACTED]" wherever it appears, whatever field carried it.
+// once), so logging a request costs a copy, not a system call. Every line passes through the
+// redactor: a configured secret is replaced by "[REDACTED]" wherever it appears, whatever field
+// carried it.
 //
 // Thread-safe. init() must run before the first line; shutdown() flushes and stops the writer.
 #pragma once
@@ -53,16 +54,27 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
 // For lines whose fields are only known at run time (e.g. a route's path parameters).
 void write(Level level, std::string_view message, std::span<const Field> fields);
 
-inline void trace(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::kTrace, m, f); }
-inline void debug(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::kDebug, m, f); }
-inline void info(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::kInfo, m, f); }
-inline void warn(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::kWarn, m, f); }
-inline void error(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::kError, m, f); }
+inline void trace(std::string_view m, std::initializer_list<Field> f = {}) {
+  write(Level::kTrace, m, f);
+}
+inline void debug(std::string_view m, std::initializer_list<Field> f = {}) {
+  write(Level::kDebug, m, f);
+}
+inline void info(std::string_view m, std::initializer_list<Field> f = {}) {
+  write(Level::kInfo, m, f);
+}
+inline void warn(std::string_view m, std::initializer_list<Field> f = {}) {
+  write(Level::kWarn, m, f);
+}
+inline void error(std::string_view m, std::initializer_list<Field> f = {}) {
+  write(Level::kError, m, f);
+}
 
 // Builds the JSON line (without the trailing newline) exactly as write() would print it,
 // redaction included; exposed for tests.
 std::string format_line(Level level, std::string_view message, std::span<const Field> fields);
-inline std::string format_line(Level level, std::string_view message, std::initializer_list<Field> fields) {
+inline std::string format_line(Level level, std::string_view message,
+                               std::initializer_list<Field> fields) {
   return format_line(level, message, std::span<const Field>(fields.begin(), fields.size()));
 }
 

@@ -74,16 +74,16 @@ class ProcessCollector final : public prometheus::Collectable {
         double rss_pages = std::stod(f[21]);
         prometheus::ClientMetric cpu;
         cpu.counter.value = (utime + stime) / ticks;
-        out.push_back(family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+        out.push_back(family("process_cpu_seconds_total",
+                             "Total user and system CPU time spent in seconds.",
                              prometheus::MetricType::Counter, cpu));
         out.push_back(family("process_resident_memory_bytes", "Resident memory size in bytes.",
                              prometheus::MetricType::Gauge, gauge_value(rss_pages * page)));
         out.push_back(family("process_virtual_memory_bytes", "Virtual memory size in bytes.",
                              prometheus::MetricType::Gauge, gauge_value(vsize)));
-        out.push_back(family("process_start_time_seconds",
-                             "Start time of the process since unix epoch in seconds.",
-                             prometheus::MetricType::Gauge,
-                             gauge_value(boot_time() + start_ticks / ticks)));
+        out.push_back(family(
+            "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+            prometheus::MetricType::Gauge, gauge_value(boot_time() + start_ticks / ticks)));
       }
     }
     out.push_back(family("process_open_fds", "Number of open file descriptors.",
@@ -91,7 +91,8 @@ class ProcessCollector final : public prometheus::Collectable {
     rlimit lim{};
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
       out.push_back(family("process_max_fds", "Maximum number of open file descriptors.",
-                           prometheus::MetricType::Gauge, gauge_value(static_cast<double>(lim.rlim_cur))));
+                           prometheus::MetricType::Gauge,
+                           gauge_value(static_cast<double>(lim.rlim_cur))));
     }
     return out;
   }
@@ -150,10 +151,11 @@ Metrics::Metrics(const BuildInfo& build)
                          .Name("http_requests_total")
                          .Help("HTTP requests by method, route template and status.")
                          .Register(*registry_);
-  request_duration_ = &prometheus::BuildHistogram()
-                           .Name("http_request_duration_seconds")
-                           .Help("Time from a request's arrival to its response, by route template.")
-                           .Register(*registry_);
+  request_duration_ =
+      &prometheus::BuildHistogram()
+           .Name("http_request_duration_seconds")
+           .Help("Time from a request's arrival to its response, by route template.")
+           .Register(*registry_);
   storage_duration_ = &prometheus::BuildHistogram()
                            .Name("parley_storage_query_duration_seconds")
                            .Help("Time spent in storage calls, by operation.")
@@ -180,8 +182,8 @@ Metrics::Metrics(const BuildInfo& build)
 }
 
 std::string_view Metrics::normalize_method(std::string_view method) {
-  static constexpr std::string_view kKnown[] = {"GET",    "HEAD",    "POST",  "PUT",
-                                                "PATCH",  "DELETE",  "OPTIONS"};
+  static constexpr std::string_view kKnown[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                                "PATCH", "DELETE", "OPTIONS"};
   for (auto known : kKnown) {
     if (method == known) return known;  // the static literal: stable address for the cache key
   }
@@ -195,7 +197,8 @@ void Metrics::observe_request(int route_id, std::string_view route, std::string_
     prometheus::Histogram* histogram;
   };
   // Per thread and per Metrics instance (tests create several; ids are never reused).
-  thread_local std::unordered_map<uint64_t, std::unordered_map<RequestKey, Entry, RequestKeyHash>> cache;
+  thread_local std::unordered_map<uint64_t, std::unordered_map<RequestKey, Entry, RequestKeyHash>>
+      cache;
   std::string_view m = normalize_method(method);
   auto& mine = cache[instance_id_];
   RequestKey key{route_id, status, m};
@@ -212,7 +215,8 @@ void Metrics::observe_request(int route_id, std::string_view route, std::string_
 }
 
 void Metrics::observe_storage_query(const char* operation, double seconds) {
-  thread_local std::unordered_map<uint64_t, std::unordered_map<const char*, prometheus::Histogram*>> cache;
+  thread_local std::unordered_map<uint64_t, std::unordered_map<const char*, prometheus::Histogram*>>
+      cache;
   auto& mine = cache[instance_id_];
   auto it = mine.find(operation);
   if (it == mine.end()) {

@@ -68,7 +68,7 @@ class SessionRepository {
 };
 
 struct StorageStats {
-  std::string backend;  // "sqlite"
+  std::string backend;   // "sqlite"
   std::string location;  // file path or redacted URL
   int64_t size_bytes = 0;
   int64_t wal_size_bytes = 0;

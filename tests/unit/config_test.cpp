@@ -26,10 +26,10 @@
 namespace {
 
 namespace cfg = parley::config;
+using std::chrono::milliseconds;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using std::chrono::milliseconds;
 
 class TempDir {
  public:
@@ -113,13 +113,13 @@ TEST(ConfigLoad, PrecedenceIsDefaultsThenYamlThenEnvThenFlags) {
   auto loaded = cfg::load(sources);
   ASSERT_TRUE(loaded.ok()) << all_problems(loaded);
   const auto& c = loaded.config;
-  EXPECT_EQ(c.server.listen, "0.0.0.0:9000");                 // YAML only
-  EXPECT_EQ(c.server.max_body_size, 2u * 1024 * 1024);        // YAML only
-  EXPECT_EQ(c.server.threads, 5);                             // env beats YAML
-  EXPECT_EQ(c.server.read_timeout, milliseconds(20'000));     // env beats YAML
-  EXPECT_EQ(c.log.level, "error");                            // flag beats env and YAML
-  EXPECT_EQ(c.server.idle_timeout, milliseconds(60'000));     // untouched default
-  EXPECT_EQ(c.server.max_connections, 10'000);                // untouched default
+  EXPECT_EQ(c.server.listen, "0.0.0.0:9000");              // YAML only
+  EXPECT_EQ(c.server.max_body_size, 2u * 1024 * 1024);     // YAML only
+  EXPECT_EQ(c.server.threads, 5);                          // env beats YAML
+  EXPECT_EQ(c.server.read_timeout, milliseconds(20'000));  // env beats YAML
+  EXPECT_EQ(c.log.level, "error");                         // flag beats env and YAML
+  EXPECT_EQ(c.server.idle_timeout, milliseconds(60'000));  // untouched default
+  EXPECT_EQ(c.server.max_connections, 10'000);             // untouched default
 }
 
 TEST(ConfigLoad, LaterFlagOverridesEarlierFlag) {
@@ -205,7 +205,8 @@ TEST(ConfigLoad, ListValuesAndMissingValuesAreProblems) {
 
 TEST(ConfigLoad, DeeplyNestedYamlIsOneProblemNotARecursion) {
   std::string text;
-  for (int i = 0; i < 40; ++i) text += std::string(static_cast<size_t>(2 * i), ' ') + "k" + std::to_string(i) + ":\n";
+  for (int i = 0; i < 40; ++i)
+    text += std::string(static_cast<size_t>(2 * i), ' ') + "k" + std::to_string(i) + ":\n";
   text += std::string(80, ' ') + "leaf: 1\n";
   std::vector<cfg::Problem> problems;
   cfg::Config config;
@@ -300,11 +301,11 @@ TEST(ConfigProblems, AllProblemsAreCollectedWithSources) {
   TempDir dir;
   auto file = dir.write("many.yaml",
                         "server:\n"
-                        "  max_body_size: lots\n"      // line 2: bad size
-                        "  threads: 2\n"               // line 3: fine, still applied
+                        "  max_body_size: lots\n"  // line 2: bad size
+                        "  threads: 2\n"           // line 3: fine, still applied
                         "log:\n"
-                        "  access_log: maybe\n"        // line 5: bad bool
-                        "  colour: red\n");            // line 6: unknown key
+                        "  access_log: maybe\n"  // line 5: bad bool
+                        "  colour: red\n");      // line 6: unknown key
   cfg::Sources sources;
   sources.config_file = file;
   sources.environment = {{"PARLEY_SERVER_MAX_CONNECTIONS", "0"}};  // out of range
@@ -442,7 +443,8 @@ TEST(ConfigSecrets, TokenFileFromYamlIsReadAndNewlineStripped) {
   TempDir dir;
   auto token = dir.write("token", "s3cret-token-value\n");
   cfg::Sources sources;
-  sources.config_file = dir.write("c.yaml", "diagnostics:\n  enabled: true\n  token_file: " + token + "\n");
+  sources.config_file =
+      dir.write("c.yaml", "diagnostics:\n  enabled: true\n  token_file: " + token + "\n");
   auto loaded = cfg::load(sources);
   ASSERT_TRUE(loaded.ok()) << all_problems(loaded);
   EXPECT_EQ(loaded.config.diagnostics.token, "s3cret-token-value");
@@ -575,7 +577,8 @@ TEST(DescribeSettings, ListsEverySettingWithDefaultsThatLoadBack) {
   auto settings = cfg::describe_settings();
   ASSERT_GE(settings.size(), 20u);
   auto find = [&](const std::string& path) {
-    return std::find_if(settings.begin(), settings.end(), [&](const auto& s) { return s.path == path; });
+    return std::find_if(settings.begin(), settings.end(),
+                        [&](const auto& s) { return s.path == path; });
   };
   auto token = find("diagnostics.token");
   ASSERT_NE(token, settings.end());

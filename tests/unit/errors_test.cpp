@@ -33,7 +33,8 @@ using ::testing::Not;
 json body_of(const parley::http::Response& r) { return json::parse(r.body); }
 
 TEST(ErrorEnvelope, HasExactlyTheDocumentedShape) {
-  auto r = error_response(Error::not_found("no session with id 'x'", "session_not_found"), "req-123");
+  auto r =
+      error_response(Error::not_found("no session with id 'x'", "session_not_found"), "req-123");
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(r.content_type, "application/json");
   auto body = body_of(r);
@@ -50,7 +51,7 @@ TEST(ErrorEnvelope, HasExactlyTheDocumentedShape) {
 
 TEST(ErrorEnvelope, StatusForEveryCode) {
   const std::vector<std::pair<ErrorCode, int>> expected{
-      {ErrorCode::kInvalidArgument, 400}, {ErrorCode::kUnauthenticated, 401},
+      {ErrorCode::kInvalidArgument, 400},  {ErrorCode::kUnauthenticated, 401},
       {ErrorCode::kPermissionDenied, 403}, {ErrorCode::kNotFound, 404},
       {ErrorCode::kConflict, 409},         {ErrorCode::kTooLarge, 413},
       {ErrorCode::kUnsupportedMedia, 415}, {ErrorCode::kUnavailable, 503},

@@ -24,7 +24,10 @@ using parley::http::parse_json_object_body;
 using parley::http::Request;
 using ::testing::HasSubstr;
 
-std::string nested_arrays(int depth) { return std::string(static_cast<size_t>(depth), '[') + std::string(static_cast<size_t>(depth), ']'); }
+std::string nested_arrays(int depth) {
+  return std::string(static_cast<size_t>(depth), '[') +
+         std::string(static_cast<size_t>(depth), ']');
+}
 
 std::string nested_objects(int depth) {
   std::string out;
@@ -84,8 +87,8 @@ TEST(ParseJson, MessageDoesNotCarryLibraryBoilerplate) {
 }
 
 TEST(ParseJson, RejectsEmptyTrailingGarbageAndComments) {
-  for (const char* bad : {"", "   ", "{} x", "{}{}", "{/* c */}", "// c\n{}", "{'a':1}", "{\"a\":1,}",
-                          "[1,]", "nul", "\"unterminated"}) {
+  for (const char* bad : {"", "   ", "{} x", "{}{}", "{/* c */}", "// c\n{}", "{'a':1}",
+                          "{\"a\":1,}", "[1,]", "nul", "\"unterminated"}) {
     auto v = parse_json(bad);
     ASSERT_FALSE(v.ok()) << bad;
     EXPECT_EQ(v.error().reason, "malformed_json") << bad;
@@ -149,10 +152,10 @@ TEST(JsonObjectBody, WrongOrMissingContentTypeIs415) {
 }
 
 TEST(JsonObjectBody, JsonTypesWithParametersCaseAndSuffixAreAccepted) {
-  for (const char* type : {"application/json", "application/json; charset=utf-8",
-                           "Application/JSON", "application/json ;charset=UTF-8",
-                           "application/vnd.api+json", "application/merge-patch+json",
-                           "application/problem+JSON; q=1"}) {
+  for (const char* type :
+       {"application/json", "application/json; charset=utf-8", "Application/JSON",
+        "application/json ;charset=UTF-8", "application/vnd.api+json",
+        "application/merge-patch+json", "application/problem+JSON; q=1"}) {
     auto v = parse_json_object_body(json_request(R"({"title":"t"})", type));
     ASSERT_TRUE(v.ok()) << type << ": " << v.error().message;
     EXPECT_EQ((*v)["title"], "t") << type;
@@ -185,7 +188,8 @@ TEST(JsonObjectBody, MalformedBodyKeepsTheParseError) {
 }
 
 TEST(JsonObjectBody, TooDeepBodyIsRefused) {
-  auto v = parse_json_object_body(json_request("{\"a\":" + nested_arrays(80) + "}", "application/json"));
+  auto v =
+      parse_json_object_body(json_request("{\"a\":" + nested_arrays(80) + "}", "application/json"));
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.error().reason, "malformed_json");
 }

@@ -37,7 +37,9 @@ class LogTest : public ::testing::Test {
 
 size_t count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
-  for (size_t pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
+  for (size_t pos = haystack.find(needle); pos != std::string::npos;
+       pos = haystack.find(needle, pos + 1))
+    ++n;
   return n;
 }
 
@@ -78,7 +80,8 @@ TEST_F(LogTest, RuntimeFieldListsFormatLikeLiteralOnes) {
   std::vector<log::Field> fields{{"route", "/api/v1/sessions/{id}"}, {"status", 200}};
   const std::string id = "sess_0123456789abcdefghjkmnpqrs";
   fields.emplace_back("id", id);
-  auto j = parse_line(log::format_line(log::Level::kInfo, "request", std::span<const log::Field>(fields)));
+  auto j = parse_line(
+      log::format_line(log::Level::kInfo, "request", std::span<const log::Field>(fields)));
   EXPECT_EQ(j["route"], "/api/v1/sessions/{id}");
   EXPECT_EQ(j["status"], 200);
   EXPECT_EQ(j["id"], id);
@@ -93,7 +96,8 @@ TEST_F(LogTest, LevelNames) {
 }
 
 TEST_F(LogTest, SpecialCharactersRoundTrip) {
-  const std::string message = "quote \" backslash \\ newline \n tab \t cr \r bell \x07 del \x7f nul";
+  const std::string message =
+      "quote \" backslash \\ newline \n tab \t cr \r bell \x07 del \x7f nul";
   const std::string value = std::string("with\0zero", 9) + " and \x1f";
   auto line = log::format_line(log::Level::kWarn, message, {{"v", value}, {"key \"q\"", 1}});
   EXPECT_EQ(line.find('\n'), std::string::npos);
@@ -106,7 +110,10 @@ TEST_F(LogTest, SpecialCharactersRoundTrip) {
 
 TEST_F(LogTest, AppendJsonEscapedControlBytes) {
   std::string out;
-  log::append_json_escaped(out, std::string("a\x01" "b\x7f" "c\"\\", 7));
+  log::append_json_escaped(out, std::string("a\x01"
+                                            "b\x7f"
+                                            "c\"\\",
+                                            7));
   EXPECT_EQ(out, "a\\u0001b\\u007fc\\\"\\\\");
   out.clear();
   log::append_json_escaped(out, "\n\r\t");
@@ -114,7 +121,8 @@ TEST_F(LogTest, AppendJsonEscapedControlBytes) {
 }
 
 TEST_F(LogTest, ValidUtf8PassesThrough) {
-  const std::string text = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 \xe4\xb8\xad";  // héllo € 😀 中
+  const std::string text =
+      "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 \xe4\xb8\xad";  // héllo € 😀 中
   std::string out;
   log::append_json_escaped(out, text);
   EXPECT_EQ(out, text);
@@ -123,7 +131,9 @@ TEST_F(LogTest, ValidUtf8PassesThrough) {
 
 TEST_F(LogTest, InvalidUtf8BecomesReplacementCharacter) {
   std::string out;
-  log::append_json_escaped(out, "a\xff" "b");
+  log::append_json_escaped(out,
+                           "a\xff"
+                           "b");
   EXPECT_EQ(out, "a\\ufffdb");
 
   const std::string replacement = "\xef\xbf\xbd";  // U+FFFD as UTF-8
@@ -162,9 +172,9 @@ TEST_F(LogTest, EveryKindOfInvalidUtf8YieldsValidJson) {
 
 TEST_F(LogTest, SecretsAreRedactedEverywhere) {
   log::set_secrets({"hunter2-secret-token"});
-  auto line = log::format_line(log::Level::kInfo, "token is hunter2-secret-token",
-                               {{"authorization", "Bearer hunter2-secret-token"},
-                                {"hunter2-secret-token", "as a key"}});
+  auto line = log::format_line(
+      log::Level::kInfo, "token is hunter2-secret-token",
+      {{"authorization", "Bearer hunter2-secret-token"}, {"hunter2-secret-token", "as a key"}});
   EXPECT_THAT(line, Not(HasSubstr("hunter2")));
   EXPECT_EQ(count(line, "[REDACTED]"), 3u);
   json j;
@@ -192,7 +202,8 @@ TEST_F(LogTest, RedactionPrefersTheLongerSecret) {
 
 TEST_F(LogTest, SetSecretsReplacesThePreviousList) {
   log::set_secrets({"first-secret-value"});
-  EXPECT_THAT(log::format_line(log::Level::kInfo, "first-secret-value", {}), Not(HasSubstr("first-secret")));
+  EXPECT_THAT(log::format_line(log::Level::kInfo, "first-secret-value", {}),
+              Not(HasSubstr("first-secret")));
   log::set_secrets({"second-secret-value"});
   auto line = log::format_line(log::Level::kInfo, "first-secret-value second-secret-value", {});
   EXPECT_EQ(parse_line(line)["message"], "first-secret-value [REDACTED]");

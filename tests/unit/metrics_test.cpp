@@ -46,12 +46,18 @@ TEST(Metrics, RequestsAreCountedByMethodRouteTemplateAndStatus) {
   auto text = m.serialize();
 
   EXPECT_THAT(text, HasSubstr("# TYPE http_requests_total counter"));
-  EXPECT_EQ(sample(text, R"(http_requests_total{method="GET",route="/api/v1/sessions/{id}",status="200"})"),
-            2.0)
+  EXPECT_EQ(
+      sample(text,
+             R"(http_requests_total{method="GET",route="/api/v1/sessions/{id}",status="200"})"),
+      2.0)
       << text;
-  EXPECT_EQ(sample(text, R"(http_requests_total{method="GET",route="/api/v1/sessions/{id}",status="404"})"),
-            1.0);
-  EXPECT_EQ(sample(text, R"(http_requests_total{method="POST",route="/api/v1/sessions",status="201"})"), 1.0);
+  EXPECT_EQ(
+      sample(text,
+             R"(http_requests_total{method="GET",route="/api/v1/sessions/{id}",status="404"})"),
+      1.0);
+  EXPECT_EQ(
+      sample(text, R"(http_requests_total{method="POST",route="/api/v1/sessions",status="201"})"),
+      1.0);
   // The raw path never becomes a label.
   EXPECT_THAT(text, Not(HasSubstr("sess_")));
 }
@@ -63,10 +69,14 @@ TEST(Metrics, DurationHistogramIsPerRoute) {
   auto text = m.serialize();
   EXPECT_THAT(text, HasSubstr("# TYPE http_request_duration_seconds histogram"));
   EXPECT_EQ(sample(text, R"(http_request_duration_seconds_count{route="/health"})"), 2.0) << text;
-  EXPECT_NEAR(sample(text, R"(http_request_duration_seconds_sum{route="/health"})").value_or(-1), 0.2002, 1e-9);
-  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="0.0005"})"), 1.0);
-  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="0.25"})"), 2.0);
-  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="+Inf"})"), 2.0);
+  EXPECT_NEAR(sample(text, R"(http_request_duration_seconds_sum{route="/health"})").value_or(-1),
+              0.2002, 1e-9);
+  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="0.0005"})"),
+            1.0);
+  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="0.25"})"),
+            2.0);
+  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="+Inf"})"),
+            2.0);
 }
 
 TEST(Metrics, UnknownMethodsBecomeOther) {
@@ -82,7 +92,9 @@ TEST(Metrics, UnknownMethodsBecomeOther) {
   m.observe_request(-1, "unmatched", "BREW", 405, 0.001);
   m.observe_request(-1, "unmatched", "PROPFIND", 405, 0.001);
   auto text = m.serialize();
-  EXPECT_EQ(sample(text, R"(http_requests_total{method="other",route="unmatched",status="405"})"), 2.0) << text;
+  EXPECT_EQ(sample(text, R"(http_requests_total{method="other",route="unmatched",status="405"})"),
+            2.0)
+      << text;
   EXPECT_THAT(text, Not(HasSubstr("BREW")));
   EXPECT_THAT(text, Not(HasSubstr("PROPFIND")));
 }
@@ -94,15 +106,20 @@ TEST(Metrics, MethodLabelDoesNotDependOnTheCallersBuffer) {
   method = "PUT";  // same buffer, different text
   m.observe_request(1, "/x", method, 200, 0.001);
   auto text = m.serialize();
-  EXPECT_EQ(sample(text, R"(http_requests_total{method="GET",route="/x",status="200"})"), 1.0) << text;
-  EXPECT_EQ(sample(text, R"(http_requests_total{method="PUT",route="/x",status="200"})"), 1.0) << text;
+  EXPECT_EQ(sample(text, R"(http_requests_total{method="GET",route="/x",status="200"})"), 1.0)
+      << text;
+  EXPECT_EQ(sample(text, R"(http_requests_total{method="PUT",route="/x",status="200"})"), 1.0)
+      << text;
 }
 
 TEST(Metrics, BuildInfoCarriesTheBuildLabels) {
   Metrics m(test_build());
   auto text = m.serialize();
-  EXPECT_EQ(sample(text, R"(parley_build_info{build_type="Release",commit="abc123def456",compiler="g++ 12.2",version="1.2.3"})"),
-            1.0)
+  EXPECT_EQ(
+      sample(
+          text,
+          R"(parley_build_info{build_type="Release",commit="abc123def456",compiler="g++ 12.2",version="1.2.3"})"),
+      1.0)
       << text;
 }
 
@@ -136,10 +153,16 @@ TEST(Metrics, StorageQueriesAreTimedByOperation) {
   m.observe_storage_query("session_get", 0.003);
   m.observe_storage_query("session_create", 0.02);
   auto text = m.serialize();
-  EXPECT_EQ(sample(text, R"(parley_storage_query_duration_seconds_count{operation="session_get"})"), 2.0) << text;
-  EXPECT_EQ(sample(text, R"(parley_storage_query_duration_seconds_count{operation="session_create"})"), 1.0);
-  EXPECT_EQ(sample(text, R"(parley_storage_query_duration_seconds_bucket{operation="session_get",le="5e-05"})"),
-            1.0)
+  EXPECT_EQ(sample(text, R"(parley_storage_query_duration_seconds_count{operation="session_get"})"),
+            2.0)
+      << text;
+  EXPECT_EQ(
+      sample(text, R"(parley_storage_query_duration_seconds_count{operation="session_create"})"),
+      1.0);
+  EXPECT_EQ(
+      sample(text,
+             R"(parley_storage_query_duration_seconds_bucket{operation="session_get",le="5e-05"})"),
+      1.0)
       << text;
 }
 
@@ -195,15 +218,18 @@ TEST(Metrics, ConcurrentObservationsAreAllCounted) {
   }
   for (auto& th : threads) th.join();
   auto text = m.serialize();
-  auto get = sample(text, R"(http_requests_total{method="GET",route="/api/v1/sessions",status="200"})");
-  auto post = sample(text, R"(http_requests_total{method="POST",route="/api/v1/sessions",status="200"})");
+  auto get =
+      sample(text, R"(http_requests_total{method="GET",route="/api/v1/sessions",status="200"})");
+  auto post =
+      sample(text, R"(http_requests_total{method="POST",route="/api/v1/sessions",status="200"})");
   ASSERT_TRUE(get && post) << text;
   EXPECT_EQ(*get + *post, kThreads * kPerThread);
   EXPECT_EQ(*get, kThreads * kPerThread / 2);
   EXPECT_EQ(sample(text, R"(http_request_duration_seconds_count{route="/api/v1/sessions"})"),
             kThreads * kPerThread);
-  EXPECT_EQ(sample(text, R"(parley_storage_query_duration_seconds_count{operation="session_list"})"),
-            kThreads * kPerThread);
+  EXPECT_EQ(
+      sample(text, R"(parley_storage_query_duration_seconds_count{operation="session_list"})"),
+      kThreads * kPerThread);
 }
 
 }  // namespace

@@ -79,7 +79,8 @@ TEST_F(RouterTest, RouteIdsFollowRegistrationOrder) {
     EXPECT_EQ(router.routes()[i].id, static_cast<int>(i));
   }
   EXPECT_EQ(router.routes()[3].pattern, "/api/v1/sessions/{id}");
-  EXPECT_EQ(router.routes()[3].segments, (std::vector<std::string>{"api", "v1", "sessions", "{id}"}));
+  EXPECT_EQ(router.routes()[3].segments,
+            (std::vector<std::string>{"api", "v1", "sessions", "{id}"}));
 }
 
 TEST_F(RouterTest, LiteralRouteMatches) {

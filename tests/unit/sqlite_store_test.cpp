@@ -65,9 +65,10 @@ class TempDir {
   ~TempDir() {
     std::error_code ec;
     // Restore permissions a test may have taken away, so removal succeeds.
-    for (auto it = fs::recursive_directory_iterator(path_, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-      if (it->is_directory(ec)) fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    for (auto it = fs::recursive_directory_iterator(path_, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory(ec))
+        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
     }
     fs::remove_all(path_, ec);
   }
@@ -116,7 +117,8 @@ int64_t raw_int(const std::string& path, const std::string& sql) {
   }
   sqlite3_stmt* stmt = nullptr;
   int64_t value = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
     value = sqlite3_column_int64(stmt, 0);
   } else {
     ADD_FAILURE() << "query failed: " << sql << ": " << sqlite3_errmsg(db);
@@ -153,7 +155,8 @@ class SqliteStoreTest : public ::testing::Test {
     return std::move(r).value();
   }
 
-  Session create(Storage& s, const std::string& user, std::optional<std::string> title = std::nullopt,
+  Session create(Storage& s, const std::string& user,
+                 std::optional<std::string> title = std::nullopt,
                  const std::string& metadata = "{}") {
     NewSession n;
     n.user_id = user;
@@ -194,8 +197,11 @@ TEST_F(SqliteStoreTest, OpenCreatesTheDirectoryAndMigrates) {
   EXPECT_TRUE(store->ping().ok());
   store->close();
 
-  EXPECT_EQ(raw_int(o.path, "SELECT MAX(version) FROM schema_migrations"), sq::latest_schema_version());
-  EXPECT_EQ(raw_int(o.path, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sessions'"), 1);
+  EXPECT_EQ(raw_int(o.path, "SELECT MAX(version) FROM schema_migrations"),
+            sq::latest_schema_version());
+  EXPECT_EQ(
+      raw_int(o.path, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sessions'"),
+      1);
 }
 
 TEST_F(SqliteStoreTest, ReopenIsIdempotentAndKeepsData) {
@@ -237,7 +243,8 @@ TEST_F(SqliteStoreTest, MigrateDatabaseReportsWhatItApplied) {
   EXPECT_EQ(second->from_version, sq::latest_schema_version());
   EXPECT_EQ(second->to_version, sq::latest_schema_version());
   EXPECT_TRUE(second->applied.empty());
-  EXPECT_EQ(raw_int(o.path, "SELECT applied_at FROM schema_migrations WHERE version = 1"), clock.ms());
+  EXPECT_EQ(raw_int(o.path, "SELECT applied_at FROM schema_migrations WHERE version = 1"),
+            clock.ms());
 }
 
 TEST_F(SqliteStoreTest, MigrationVersionsAreIncreasing) {
@@ -375,7 +382,8 @@ TEST_F(SqliteStoreTest, CreateAndGet) {
 TEST_F(SqliteStoreTest, TextIsStoredVerbatim) {
   auto store = open_ok(options());
   ASSERT_NE(store, nullptr);
-  const std::string title = "'); DROP TABLE sessions; -- \xe2\x82\xac \"q\" " + std::string("nul\0inside", 10);
+  const std::string title =
+      "'); DROP TABLE sessions; -- \xe2\x82\xac \"q\" " + std::string("nul\0inside", 10);
   auto s = create(*store, "o'brien", title, R"({"k":"v'"})");
   auto got = store->sessions().get(s.id);
   ASSERT_TRUE(got.ok()) << got.error().message;
@@ -643,8 +651,12 @@ TEST_F(SqliteStoreTest, StorageCallsAreTimedInMetrics) {
   ASSERT_TRUE(store->sessions().get(s.id).ok());
   ASSERT_TRUE(store->sessions().get(s.id).ok());
   auto text = metrics.serialize();
-  EXPECT_THAT(text, HasSubstr("parley_storage_query_duration_seconds_count{operation=\"session_create\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("parley_storage_query_duration_seconds_count{operation=\"session_get\"} 2\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("parley_storage_query_duration_seconds_count{operation=\"session_create\"} 1\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("parley_storage_query_duration_seconds_count{operation=\"session_get\"} 2\n"));
 }
 
 TEST_F(SqliteStoreTest, ConcurrentCreatesAllSucceed) {

@@ -146,7 +146,8 @@ TEST(Units, FormattedValuesParseBack) {
   }
   for (int64_t ms : {int64_t{0}, int64_t{1}, int64_t{999}, int64_t{1000}, int64_t{61'000},
                      int64_t{3'600'000}, int64_t{25} * 3'600'000}) {
-    EXPECT_EQ(parse_duration(format_duration(milliseconds(ms))), std::optional<milliseconds>(ms)) << ms;
+    EXPECT_EQ(parse_duration(format_duration(milliseconds(ms))), std::optional<milliseconds>(ms))
+        << ms;
   }
 }
 

@@ -35,7 +35,8 @@ int Statement::step() { return sqlite3_step(stmt_); }
 std::string Statement::column_text(int index) const {
   const auto* text = sqlite3_column_text(stmt_, index);
   int size = sqlite3_column_bytes(stmt_, index);
-  return text ? std::string(reinterpret_cast<const char*>(text), static_cast<size_t>(size)) : std::string();
+  return text ? std::string(reinterpret_cast<const char*>(text), static_cast<size_t>(size))
+              : std::string();
 }
 
 std::optional<std::string> Statement::column_optional_text(int index) const {
@@ -102,7 +103,8 @@ Error Connection::last_error(std::string_view what) const {
   std::string msg = std::string(what) + ": " + sqlite3_errmsg(db_);
   if ((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED)
     return Error::unavailable("database is busy (" + msg + ")", "storage_busy");
-  if ((rc & 0xFF) == SQLITE_FULL) return Error::unavailable("disk is full (" + msg + ")", "storage_full");
+  if ((rc & 0xFF) == SQLITE_FULL)
+    return Error::unavailable("disk is full (" + msg + ")", "storage_full");
   return Error::internal("database error (" + msg + ")");
 }
 

@@ -25,7 +25,8 @@ const std::vector<Migration>& migrations() {
 int latest_schema_version() { return migrations().empty() ? 0 : migrations().back().version; }
 
 Result<int> current_schema_version(Connection& db) {
-  auto exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
+  auto exists =
+      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
   if (!exists) return std::move(exists).error();
   int rc = exists->step();
   if (rc == SQLITE_DONE) return 0;  // no migration has ever run here
@@ -71,7 +72,8 @@ Result<MigrationReport> migrate(Connection& db, int64_t now_ms) {
     }
     auto applied = db.exec(m.sql);
     if (applied) {
-      auto record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+      auto record =
+          db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
       if (!record) {
         applied = std::move(record).error();
       } else {
@@ -83,7 +85,8 @@ Result<MigrationReport> migrate(Connection& db, int64_t now_ms) {
     if (!applied) {
       (void)db.exec("ROLLBACK");
       Error e = std::move(applied).error();
-      e.message = "migration " + std::to_string(m.version) + " (" + m.name + ") failed: " + e.message;
+      e.message =
+          "migration " + std::to_string(m.version) + " (" + m.name + ") failed: " + e.message;
       return e;
     }
     report.to_version = m.version;

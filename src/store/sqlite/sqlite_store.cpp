@@ -19,7 +19,7 @@ namespace parley::store::sqlite {
 namespace {
 
 int64_t file_size(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
 }
 
@@ -47,7 +47,8 @@ class ReaderPool {
  public:
   class Lease {
    public:
-    Lease(ReaderPool& pool, std::unique_ptr<Connection> conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(ReaderPool& pool, std::unique_ptr<Connection> conn)
+        : pool_(pool), conn_(std::move(conn)) {}
     ~Lease() { pool_.give_back(std::move(conn_)); }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
@@ -337,21 +338,23 @@ Result<std::unique_ptr<Connection>> open_writer(const Options& options) {
     std::error_code ec;
     fs::create_directories(path.parent_path(), ec);
     if (ec) {
-      return Error::unavailable("cannot create data directory '" + path.parent_path().string() +
-                                    "': " + ec.message(),
-                                "storage_unavailable");
+      return Error::unavailable(
+          "cannot create data directory '" + path.parent_path().string() + "': " + ec.message(),
+          "storage_unavailable");
     }
     if (::access(path.parent_path().c_str(), W_OK) != 0) {
-      return Error::unavailable("data directory '" + path.parent_path().string() + "' is not writable",
-                                "storage_unavailable");
+      return Error::unavailable(
+          "data directory '" + path.parent_path().string() + "' is not writable",
+          "storage_unavailable");
     }
   }
   auto writer = Connection::open(options.path, /*create=*/true, options.busy_timeout_ms);
   if (!writer) return std::move(writer).error();
   // Fail early on a file that is not a database (sqlite opens lazily).
   if (auto r = (*writer)->exec("SELECT count(*) FROM sqlite_master"); !r) {
-    return Error::unavailable("'" + options.path + "' is not a usable SQLite database: " + r.error().message,
-                              "storage_unavailable");
+    return Error::unavailable(
+        "'" + options.path + "' is not a usable SQLite database: " + r.error().message,
+        "storage_unavailable");
   }
   return writer;
 }
@@ -377,10 +380,10 @@ Result<std::unique_ptr<Storage>> open(const Options& options) {
     auto version = current_schema_version(**writer);
     if (!version) return std::move(version).error();
     if (*version != latest_schema_version()) {
-      return Error::unavailable("database schema is at version " + std::to_string(*version) +
-                                    ", this build needs " + std::to_string(latest_schema_version()) +
-                                    "; run `parley migrate`",
-                                "schema_mismatch");
+      return Error::unavailable(
+          "database schema is at version " + std::to_string(*version) + ", this build needs " +
+              std::to_string(latest_schema_version()) + "; run `parley migrate`",
+          "schema_mismatch");
     }
   }
   auto store = std::make_unique<SqliteStorage>(options, std::move(*writer));

@@ -18,7 +18,7 @@ class Metrics;
 namespace parley::store::sqlite {
 
 struct Options {
-  std::string path;                 // the database file; its directory is created if missing
+  std::string path;  // the database file; its directory is created if missing
   int read_connections = 4;
   int busy_timeout_ms = 5000;
   bool migrate = true;              // bring the schema up to date on open
