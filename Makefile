@@ -69,8 +69,9 @@ fuzz: bootstrap
 format:
 	find src tests fuzz bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
-tidy: configure
-	find src -name '*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet
+TIDY_DIR ?= build-tidy
+tidy: bootstrap
+	scripts/tidy.sh $(TIDY_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR) $(TIDY_DIR)

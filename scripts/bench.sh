@@ -40,6 +40,10 @@ stop_server() {
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
+# CPU time stolen by the hypervisor (the "st" of vmstat), as "steal total" jiffies: on a
+# shared virtual machine it explains runs that differ for no reason of ours.
+cpu_jiffies() { awk '/^cpu / {t=0; for (i=2; i<=NF; i++) t+=$i; print $9, t}' /proc/stat; }
+
 # Startup: time from exec to the "ready" line, as the server reports it, over 5 cold starts.
 startup_samples=()
 for _ in 1 2 3 4 5; do
@@ -55,6 +59,7 @@ idle_rss_start=$(rss_kib "$server_pid")
 session_id=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/sessions" -H 'Content-Type: application/json' \
   -d '{"user_id":"bench","title":"benchmark session","metadata":{"source":"wrk"}}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 
+read -r steal_start total_start < <(cpu_jiffies)
 results=()
 # One row: the median (by requests/s) of RUNS runs of wrk, with that run's latencies.
 RUNS=${BENCH_RUNS:-3}
@@ -94,6 +99,9 @@ start_server --set server.threads=1
 run_wrk "GET /health" /health 1 64 "server.threads=1"
 stop_server
 
+read -r steal_end total_end < <(cpu_jiffies)
+steal_pct=$(awk -v s=$((steal_end - steal_start)) -v t=$((total_end - total_start)) 'BEGIN {printf "%.1f", t ? 100*s/t : 0}')
+
 micro=""
 if [[ -x "$MICRO" ]]; then
   micro=$("$MICRO" --benchmark_min_time=0.2 2>/dev/null | grep -E '^(BM_|Benchmark|-)' || true)
@@ -107,6 +115,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo "wrk on the same machine, loopback only, Release build, default configuration"
   echo "(access log on, written to a file), SQLite data in a temporary directory."
   echo "Numbers move with the machine and its load; compare runs made on the same machine."
+  echo "CPU time stolen by the hypervisor during the HTTP runs: ${steal_pct}% (above a few percent,"
+  echo "tail latencies mostly measure the neighbours)."
   echo
   echo "## HTTP throughput and latency (wrk, $RUNS runs of $DURATION per row; the median run is shown)"
   echo

@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 
@@ -20,9 +21,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-double round3(double v) {
-  return static_cast<double>(static_cast<int64_t>(v * 1000.0 + 0.5)) / 1000.0;
-}
+double round3(double v) { return static_cast<double>(std::llround(v * 1000.0)) / 1000.0; }
 
 uint64_t resident_bytes() {
   std::ifstream statm("/proc/self/statm");

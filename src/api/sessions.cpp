@@ -17,7 +17,7 @@ using Awaitable = boost::asio::awaitable<http::Response>;
 constexpr size_t kMaxUserId = 256;
 constexpr size_t kMaxAssistant = 128;
 constexpr size_t kMaxTitle = 512;
-constexpr size_t kMaxMetadataBytes = 16 * 1024;
+constexpr size_t kMaxMetadataBytes = size_t{16} * 1024;
 constexpr int kMaxPageSize = 100;
 
 json session_json(const store::Session& s) {

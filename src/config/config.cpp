@@ -40,9 +40,10 @@ struct Setting {
 // `member` is a generic lambda `[](auto& c) -> auto& { return c.x.y; }` so that one accessor
 // serves both the const (display) and the mutable (parse) side.
 template <typename F>
-Setting string_setting(std::string path, std::string description, F member,
-                       std::function<std::optional<std::string>(const std::string&)> check = {},
-                       bool secret = false) {
+Setting string_setting(
+    std::string path, std::string description, F member,
+    const std::function<std::optional<std::string>(const std::string&)>& check = {},
+    bool secret = false) {
   Setting s{std::move(path), Kind::kString, std::move(description), secret, {}, {}};
   s.set = [member, check](Config& c, const std::string& text) -> std::optional<std::string> {
     if (check) {
@@ -204,7 +205,7 @@ const std::vector<Setting>& settings() {
     v.push_back(size_setting(
         "server.max_header_size",
         "Largest request head (request line + headers) accepted (431 above).",
-        [](auto& c) -> auto& { return c.server.max_header_size; }, 1024, 1024 * 1024));
+        [](auto& c) -> auto& { return c.server.max_header_size; }, 1024, 1024ULL * 1024));
     v.push_back(duration_setting(
         "server.read_timeout",
         "Time for a whole request to arrive once its first byte has (slow clients are cut off).",
@@ -367,7 +368,10 @@ void walk_yaml(const YAML::Node& node, const std::string& prefix, const std::str
       problems.push_back({prefix, "", source_name, "a key that is not a string"});
       continue;
     }
-    std::string path = prefix.empty() ? key : prefix + "." + key;
+    std::string path =
+        prefix.empty()
+            ? key
+            : prefix + "." + key;  // NOLINT(performance-inefficient-string-concatenation)
     const YAML::Node& value = entry.second;
     std::string where = source_name + ":" + std::to_string(entry.first.Mark().line + 1);
     if (value.IsMap()) {

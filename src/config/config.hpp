@@ -28,8 +28,8 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
   int threads = 0;                        // I/O threads; 0 = one per core
   int blocking_threads = 0;               // storage and CPU-heavy work; 0 = max(2, cores)
-  uint64_t max_body_size = 1024 * 1024;
-  uint64_t max_header_size = 16 * 1024;
+  uint64_t max_body_size = 1024ULL * 1024;
+  uint64_t max_header_size = 16ULL * 1024;
   milliseconds read_timeout{30'000};
   milliseconds idle_timeout{60'000};
   milliseconds write_timeout{30'000};

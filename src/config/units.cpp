@@ -108,9 +108,11 @@ std::string format_size(uint64_t bytes) {
 }
 
 std::string format_duration(std::chrono::milliseconds ms) {
+  constexpr int64_t kHour = 60LL * 60 * 1000;
+  constexpr int64_t kMinute = 60LL * 1000;
   auto v = ms.count();
-  if (v != 0 && v % (60 * 60 * 1000) == 0) return std::to_string(v / (60 * 60 * 1000)) + "h";
-  if (v != 0 && v % (60 * 1000) == 0) return std::to_string(v / (60 * 1000)) + "m";
+  if (v != 0 && v % kHour == 0) return std::to_string(v / kHour) + "h";
+  if (v != 0 && v % kMinute == 0) return std::to_string(v / kMinute) + "m";
   if (v != 0 && v % 1000 == 0) return std::to_string(v / 1000) + "s";
   return std::to_string(v) + "ms";
 }

@@ -27,7 +27,7 @@ std::string random_hex128() {
   for (int half = 0; half < 2; ++half) {
     uint64_t v = rng();
     for (int i = 0; i < 16; ++i) {
-      out[static_cast<size_t>(half * 16 + i)] = kHex[v & 0xF];
+      out[static_cast<size_t>(half) * 16 + static_cast<size_t>(i)] = kHex[v & 0xF];
       v >>= 4;
     }
   }

@@ -72,7 +72,7 @@ const std::string& http_date() {
   return cached;
 }
 
-void log_exception(std::exception_ptr e, std::string_view where) {
+void log_exception(const std::exception_ptr& e, std::string_view where) {
   if (!e) return;
   try {
     std::rethrow_exception(e);
@@ -86,8 +86,8 @@ void log_exception(std::exception_ptr e, std::string_view where) {
 }  // namespace
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
-  Impl(IoPool& io, ServerOptions opts, const Router& r, obs::Metrics& m)
-      : io(io), options(std::move(opts)), router(r), metrics(m), acceptor(io.main()) {}
+  Impl(IoPool& io, const ServerOptions& opts, const Router& r, obs::Metrics& m)
+      : io(io), options(opts), router(r), metrics(m), acceptor(io.main()) {}
 
   IoPool& io;
   ServerOptions options;
@@ -112,8 +112,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void close_on_executor(const std::shared_ptr<Connection>& conn, bool only_if_idle);
 };
 
-Server::Server(IoPool& io, ServerOptions options, const Router& router, obs::Metrics& metrics)
-    : impl_(std::make_shared<Impl>(io, std::move(options), router, metrics)) {}
+Server::Server(IoPool& io, const ServerOptions& options, const Router& router,
+               obs::Metrics& metrics)
+    : impl_(std::make_shared<Impl>(io, options, router, metrics)) {}
 
 Server::~Server() = default;
 
@@ -145,7 +146,7 @@ Result<uint16_t> Server::listen(const std::string& host, uint16_t port) {
 
 void Server::start() {
   asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(),
-                 [](std::exception_ptr e) { log_exception(e, "accept loop"); });
+                 [](const std::exception_ptr& e) { log_exception(e, "accept loop"); });
 }
 
 bool Server::draining() const { return impl_->draining.load(); }
@@ -236,7 +237,7 @@ asio::awaitable<void> Server::Impl::accept_loop() {
     auto executor = conn->stream.get_executor();
     if (open.load() >= options.max_connections) {
       asio::co_spawn(executor, reject_overloaded(std::move(conn)),
-                     [](std::exception_ptr e) { log_exception(e, "overload reply"); });
+                     [](const std::exception_ptr& e) { log_exception(e, "overload reply"); });
       continue;
     }
     {
@@ -246,7 +247,7 @@ asio::awaitable<void> Server::Impl::accept_loop() {
     open.fetch_add(1);
     metrics.connections_open().Increment();
     asio::co_spawn(executor, session(std::move(conn)),
-                   [](std::exception_ptr e) { log_exception(e, "connection"); });
+                   [](const std::exception_ptr& e) { log_exception(e, "connection"); });
   }
 }
 
@@ -289,9 +290,9 @@ asio::awaitable<void> Server::Impl::write_and_linger(Connection& conn,
   // flight. Shut down our side and read (and drop) what the client still sends, briefly.
   conn.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   conn.stream.expires_after(std::chrono::seconds(2));
-  std::array<char, 8192> scratch;
+  std::array<char, 8192> scratch{};
   size_t drained = 0;
-  while (!ec && drained < 4 * 1024 * 1024) {
+  while (!ec && drained < size_t{4} * 1024 * 1024) {
     drained += co_await conn.stream.async_read_some(asio::buffer(scratch),
                                                     asio::redirect_error(asio::use_awaitable, ec));
   }

@@ -32,8 +32,8 @@ namespace parley::http {
 class Router;
 
 struct ServerOptions {
-  uint64_t max_body_size = 1024 * 1024;
-  uint64_t max_header_size = 16 * 1024;
+  uint64_t max_body_size = 1024ULL * 1024;
+  uint64_t max_header_size = 16ULL * 1024;
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds write_timeout{30'000};
@@ -43,7 +43,7 @@ struct ServerOptions {
 
 class Server {
  public:
-  Server(IoPool& io, ServerOptions options, const Router& router, obs::Metrics& metrics);
+  Server(IoPool& io, const ServerOptions& options, const Router& router, obs::Metrics& metrics);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
