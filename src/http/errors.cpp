@@ -55,31 +55,35 @@ std::string_view type_for_status(int status) {
   }
 }
 
-Response error_response(int status, std::string_view code, std::string_view message,
-                        std::string_view request_id) {
+namespace {
+
+Response envelope(int status, std::string_view code, std::string_view message,
+                  std::string_view request_id, std::string_view param) {
   nlohmann::json error = {
       {"type", type_for_status(status)},
       {"message", message},
       {"code", code},
       {"request_id", request_id},
   };
+  if (!param.empty()) error["param"] = param;
   return Response::json(status, {{"error", std::move(error)}});
 }
 
+}  // namespace
+
+Response error_response(int status, std::string_view code, std::string_view message,
+                        std::string_view request_id) {
+  return envelope(status, code, message, request_id, {});
+}
+
 Response error_response(const Error& error, std::string_view request_id) {
-  int status = status_for(error.code);
   std::string_view message = error.message;
-  if (error.code == ErrorCode::kInternal)
+  if (error.code == ErrorCode::kInternal) {
     message = "internal error; the request id is in the server log";
+  }
   std::string_view code =
       error.reason.empty() ? std::string_view("error") : std::string_view(error.reason);
-  Response r = error_response(status, code, message, request_id);
-  if (!error.param.empty()) {
-    auto body = nlohmann::json::parse(r.body);
-    body["error"]["param"] = error.param;
-    r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-  return r;
+  return envelope(status_for(error.code), code, message, request_id, error.param);
 }
 
 }  // namespace parley::http

@@ -3,18 +3,35 @@
 #include "http/router.hpp"
 
 #include <algorithm>
+#include <array>
 
 namespace parley::http {
 namespace {
 
-std::vector<std::string_view> split_path(std::string_view path) {
-  std::vector<std::string_view> out;
+// A path's segments, without allocating: matching runs on every request. Paths deeper than
+// any route can be are cut short, and then match nothing.
+struct Segments {
+  static constexpr size_t kMax = 32;
+  std::array<std::string_view, kMax> items;
+  size_t count = 0;
+  bool too_deep = false;
+
+  size_t size() const { return count; }
+  std::string_view operator[](size_t i) const { return items[i]; }
+};
+
+Segments split_path(std::string_view path) {
+  Segments out;
   if (path.empty() || path.front() != '/') return out;
   size_t start = 1;
   while (start <= path.size()) {
+    if (out.count == Segments::kMax) {
+      out.too_deep = true;
+      break;
+    }
     auto slash = path.find('/', start);
     if (slash == std::string_view::npos) slash = path.size();
-    out.push_back(path.substr(start, slash - start));
+    out.items[out.count++] = path.substr(start, slash - start);
     start = slash + 1;
   }
   return out;
@@ -24,8 +41,8 @@ bool is_param(std::string_view segment) {
   return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
 }
 
-bool path_matches(const Route& route, const std::vector<std::string_view>& parts) {
-  if (route.segments.size() != parts.size()) return false;
+bool path_matches(const Route& route, const Segments& parts) {
+  if (parts.too_deep || route.segments.size() != parts.size()) return false;
   for (size_t i = 0; i < parts.size(); ++i) {
     const auto& seg = route.segments[i];
     if (is_param(seg)) {
@@ -44,7 +61,8 @@ void Router::add(Method method, std::string_view pattern, Handler handler) {
   route.id = static_cast<int>(routes_.size());
   route.method = method;
   route.pattern = std::string(pattern);
-  for (auto seg : split_path(pattern)) route.segments.emplace_back(seg);
+  auto segments = split_path(pattern);
+  for (size_t i = 0; i < segments.size(); ++i) route.segments.emplace_back(segments[i]);
   route.handler = std::move(handler);
   routes_.push_back(std::move(route));
 }
@@ -53,7 +71,7 @@ Match Router::match(Method method, std::string_view path) const {
   Match m;
   if (path.empty() || path.front() != '/') return m;
   auto parts = split_path(path);
-  std::vector<std::string_view> allowed;
+  std::vector<std::string_view> allowed;  // only filled on the 405 path
   for (const auto& route : routes_) {
     if (!path_matches(route, parts)) continue;
     bool method_ok =

@@ -279,3 +279,25 @@ TEST(Methods, ParseAndNameRoundTrip) {
 }
 
 }  // namespace
+
+namespace {
+
+// Matching splits the path into a fixed number of segments without allocating; deeper paths
+// must simply not match (not crash, not match a route by their first 32 segments).
+TEST(RouterDepth, PathsDeeperThanAnyRouteDoNotMatch) {
+  Router router;
+  std::string pattern;
+  for (int i = 0; i < 32; ++i) pattern += "/{p" + std::to_string(i) + "}";
+  router.add(Method::kGet, pattern, ok_handler);
+
+  std::string path32;
+  for (int i = 0; i < 32; ++i) path32 += "/x";
+  EXPECT_EQ(router.match(Method::kGet, path32).kind, Match::Kind::kFound);
+
+  std::string deep = path32;
+  for (int i = 0; i < 1000; ++i) deep += "/y";
+  EXPECT_EQ(router.match(Method::kGet, deep).kind, Match::Kind::kNotFound);
+  EXPECT_EQ(router.match(Method::kGet, path32 + "/y").kind, Match::Kind::kNotFound);
+}
+
+}  // namespace
