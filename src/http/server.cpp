@@ -445,6 +445,9 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
         log::error("handler failed",
                    {{"request_id", req.request_id}, {"route", route_label}, {"error", e.what()}});
         res = error_response(Error::internal("unexpected exception"), req.request_id);
+      } catch (...) {
+        log::error("handler failed", {{"request_id", req.request_id}, {"route", route_label}});
+        res = error_response(Error::internal("unexpected exception"), req.request_id);
       }
       metrics.requests_in_flight().Decrement();
       break;

@@ -1,0 +1,136 @@
+// The HTTP server in-process, with routes that only a test would have: a handler that throws
+// must cost the client a 500 envelope that reveals nothing, never the process or the
+// connection's neighbours; the in-flight gauge must come back to zero either way.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+// Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
+#include <utility>
+
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/io_pool.hpp"
+#include "http/router.hpp"
+#include "http/server.hpp"
+#include "obs/metrics.hpp"
+
+namespace {
+
+using parley::http::Method;
+using parley::http::Request;
+using parley::http::Response;
+
+boost::asio::awaitable<Response> throws_std(Request&) {
+  throw std::runtime_error("secret internal detail: /var/lib/parley/db");
+  co_return Response{};
+}
+
+boost::asio::awaitable<Response> throws_other(Request&) {
+  throw 42;
+  co_return Response{};
+}
+
+boost::asio::awaitable<Response> ok(Request&) {
+  Response r;
+  r.body = R"({"ok":true})";
+  co_return r;
+}
+
+// One request on a fresh connection; returns the raw response (the server closes or we stop
+// reading at the end of the body, which is small).
+std::string roundtrip(uint16_t port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return {};
+  }
+  ::send(fd, request.data(), request.size(), 0);
+  std::string out;
+  char buf[4096];
+  while (true) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+std::string get(uint16_t port, const std::string& path) {
+  return roundtrip(port, "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+}
+
+nlohmann::json body_of(const std::string& response) {
+  auto at = response.find("\r\n\r\n");
+  if (at == std::string::npos) return nlohmann::json();
+  return nlohmann::json::parse(response.substr(at + 4), nullptr, false);
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  ServerTest() : io_(1), metrics_({"test", "none", "g++", "Debug"}) {
+    router_.add(Method::kGet, "/throws/std", throws_std);
+    router_.add(Method::kGet, "/throws/other", throws_other);
+    router_.add(Method::kGet, "/ok", ok);
+    server_ = std::make_unique<parley::http::Server>(io_, parley::http::ServerOptions{}, router_,
+                                                     metrics_);
+    auto port = server_->listen("127.0.0.1", 0);
+    EXPECT_TRUE(port.ok());
+    port_ = port.ok() ? port.value() : 0;
+    server_->start();
+    runner_ = std::thread([this] { io_.run(); });
+  }
+  ~ServerTest() override {
+    server_->begin_drain([this] { io_.stop(); });
+    runner_.join();
+  }
+
+  parley::IoPool io_;
+  parley::obs::Metrics metrics_;
+  parley::http::Router router_;
+  std::unique_ptr<parley::http::Server> server_;
+  uint16_t port_ = 0;
+  std::thread runner_;
+};
+
+TEST_F(ServerTest, ThrowingHandlerGetsA500EnvelopeWithoutInternals) {
+  for (const char* path : {"/throws/std", "/throws/other"}) {
+    SCOPED_TRACE(path);
+    std::string response = get(port_, path);
+    ASSERT_EQ(response.rfind("HTTP/1.1 500", 0), 0u) << response;
+    EXPECT_EQ(response.find("secret internal detail"), std::string::npos) << response;
+    auto body = body_of(response);
+    ASSERT_TRUE(body.is_object()) << response;
+    EXPECT_EQ(body["error"]["type"], "api_error");
+    EXPECT_EQ(body["error"]["code"], "internal");
+    EXPECT_FALSE(body["error"]["request_id"].get<std::string>().empty());
+  }
+  // The process and the server are still there for everyone else.
+  std::string after = get(port_, "/ok");
+  EXPECT_EQ(after.rfind("HTTP/1.1 200", 0), 0u) << after;
+  EXPECT_EQ(metrics_.requests_in_flight().Value(), 0.0);
+}
+
+TEST_F(ServerTest, FailedRequestsAreCountedUnderTheirRouteTemplate) {
+  (void)get(port_, "/throws/std");
+  std::string text = metrics_.serialize();
+  EXPECT_NE(text.find(R"(http_requests_total{method="GET",route="/throws/std",status="500"} 1)"),
+            std::string::npos)
+      << text;
+}
+
+}  // namespace
