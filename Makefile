@@ -44,7 +44,7 @@ sanitize: bootstrap
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(JOBS) --timeout 600
+	  ctest --output-on-failure -j $(JOBS) --timeout 600 -LE lint
 
 # ThreadSanitizer over the same suite: the server core is multi-threaded.
 tsan: bootstrap
@@ -52,7 +52,7 @@ tsan: bootstrap
 	  -DCMAKE_BUILD_TYPE=Debug -DPARLEY_TSAN=ON
 	cmake --build $(TSAN_DIR) -j $(JOBS)
 	cd $(TSAN_DIR) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --output-on-failure -j $(JOBS) --timeout 600
+	  ctest --output-on-failure -j $(JOBS) --timeout 600 -LE lint
 
 bench: bootstrap configure
 	cmake --build $(BUILD_DIR) --target parley parley_micro_bench -j $(JOBS)

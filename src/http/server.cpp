@@ -85,7 +85,7 @@ void log_exception(const std::exception_ptr& e, std::string_view where) {
 
 }  // namespace
 
-struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+struct Server::Impl {
   Impl(IoPool& io, const ServerOptions& opts, const Router& r, obs::Metrics& m)
       : io(io), options(opts), router(r), metrics(m), acceptor(io.main()) {}
 
@@ -109,6 +109,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   bhttp::response<bhttp::string_body> to_beast(Response&& res, unsigned version, bool head,
                                                const std::string& request_id);
   void unregister(const std::shared_ptr<Connection>& conn);
+  // Runs the drain callback once, when draining and no connection is left.
+  void finish_drain_if_done();
   void close_on_executor(const std::shared_ptr<Connection>& conn, bool only_if_idle);
 };
 
@@ -163,23 +165,13 @@ void Server::begin_drain(std::function<void()> on_drained) {
     impl->acceptor.close(ec);
   });
   std::vector<std::shared_ptr<Connection>> snapshot;
-  bool none_left = false;
   {
     std::lock_guard lock(impl->mutex);
     impl->on_drained = std::move(on_drained);
     snapshot.assign(impl->connections.begin(), impl->connections.end());
-    none_left = impl->connections.empty();
   }
   for (const auto& conn : snapshot) impl->close_on_executor(conn, /*only_if_idle=*/true);
-  if (none_left) {
-    std::function<void()> done;
-    {
-      std::lock_guard lock(impl->mutex);
-      done = std::move(impl->on_drained);
-      impl->on_drained = nullptr;
-    }
-    if (done) done();
-  }
+  impl->finish_drain_if_done();
 }
 
 void Server::cancel_all() {
@@ -202,18 +194,24 @@ void Server::Impl::close_on_executor(const std::shared_ptr<Connection>& conn, bo
 }
 
 void Server::Impl::unregister(const std::shared_ptr<Connection>& conn) {
-  std::function<void()> done;
   {
     std::lock_guard lock(mutex);
     connections.erase(conn);
-    if (draining.load() && connections.empty() && on_drained) {
-      done = std::move(on_drained);
-      on_drained = nullptr;
-    }
   }
   open.fetch_sub(1);
   metrics.connections_open().Decrement();
-  if (done) done();
+  finish_drain_if_done();
+}
+
+void Server::Impl::finish_drain_if_done() {
+  std::function<void()> done;
+  {
+    std::lock_guard lock(mutex);
+    if (!draining.load() || !connections.empty() || !on_drained) return;
+    done = std::move(on_drained);
+    on_drained = nullptr;
+  }
+  done();
 }
 
 asio::awaitable<void> Server::Impl::accept_loop() {

@@ -262,6 +262,7 @@ void init(Level level) {
     static char buffer[64 * 1024];
     std::setvbuf(stdout, buffer, _IOFBF, sizeof buffer);
     g_logger = std::make_shared<spdlog::logger>("parley", std::make_shared<BufferedStdoutSink>());
+    g_logger->set_level(spdlog::level::trace);
     g_logger->flush_on(spdlog::level::warn);
     g_flusher.start();
   }
@@ -272,10 +273,8 @@ void flush() {
   if (g_logger) g_logger->flush();
 }
 
-void set_level(Level level) {
-  g_level.store(static_cast<int>(level), std::memory_order_relaxed);
-  if (g_logger) g_logger->set_level(to_spdlog(level));
-}
+// Filtering happens once, in write(), against g_level; the spdlog logger passes everything.
+void set_level(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
 
 bool enabled(Level level) {
   return level != Level::kOff && static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
