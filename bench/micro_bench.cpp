@@ -12,7 +12,7 @@
 
 namespace {
 
-boost::asio::awaitable<parley::http::Response> noop(parley::http::Request&) {
+parley::Task<parley::http::Response> noop(parley::http::Request&) {
   co_return parley::http::Response{};
 }
 

@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -61,19 +62,24 @@ json build_json(const obs::BuildInfo& b) {
 void add_health_routes(http::Router& router, Context& ctx) {
   // Probed constantly by load balancers: built without a JSON tree (the version string is
   // ours and needs no escaping).
-  auto liveness = [&ctx](http::Request&) -> boost::asio::awaitable<http::Response> {
+  auto liveness = [&ctx](http::Request&) -> Task<http::Response> {
     char uptime[32];
-    std::snprintf(uptime, sizeof uptime, "%.3f", seconds_since(ctx.started_at));
+    auto [end, ec] = std::to_chars(uptime, uptime + sizeof uptime, seconds_since(ctx.started_at),
+                                   std::chars_format::fixed, 3);
     http::Response res;
-    res.body = R"({"status":"alive","version":")" + ctx.build.version + R"(","uptime_seconds":)" +
-               uptime + "}";
+    res.body.reserve(64 + ctx.build.version.size());
+    res.body += R"({"status":"alive","version":")";
+    res.body += ctx.build.version;
+    res.body += R"(","uptime_seconds":)";
+    res.body.append(uptime, ec == std::errc() ? end : uptime);
+    res.body += '}';
     co_return res;
   };
   router.add(http::Method::kGet, "/health", liveness);
   router.add(http::Method::kGet, "/api/v1/health/liveness", liveness);
 
   router.add(http::Method::kGet, "/api/v1/health/readiness",
-             [&ctx](http::Request&) -> boost::asio::awaitable<http::Response> {
+             [&ctx](http::Request&) -> Task<http::Response> {
                json checks = json::object();
                // The database check goes through the blocking pool like every query, so a
                // saturated pool shows up here as latency, as it would for real requests.
@@ -102,7 +108,7 @@ void add_health_routes(http::Router& router, Context& ctx) {
 
   router.add(
       http::Method::kGet, "/api/v1/health/diagnostics",
-      [&ctx](http::Request& req) -> boost::asio::awaitable<http::Response> {
+      [&ctx](http::Request& req) -> Task<http::Response> {
         if (!ctx.config.diagnostics.enabled) {
           co_return http::error_response(404, "diagnostics_disabled",
                                          "diagnostics are disabled; set diagnostics.enabled: true",
@@ -154,13 +160,12 @@ void add_health_routes(http::Router& router, Context& ctx) {
         co_return http::Response::json(200, body);
       });
 
-  router.add(http::Method::kGet, "/metrics",
-             [&ctx](http::Request&) -> boost::asio::awaitable<http::Response> {
-               http::Response res;
-               res.content_type = "text/plain; version=0.0.4; charset=utf-8";
-               res.body = ctx.metrics.serialize();
-               co_return res;
-             });
+  router.add(http::Method::kGet, "/metrics", [&ctx](http::Request&) -> Task<http::Response> {
+    http::Response res;
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    res.body = ctx.metrics.serialize();
+    co_return res;
+  });
 }
 
 }  // namespace parley::api

@@ -12,7 +12,7 @@ namespace parley::api {
 namespace {
 
 using nlohmann::json;
-using Awaitable = boost::asio::awaitable<http::Response>;
+using Awaitable = Task<http::Response>;
 
 constexpr size_t kMaxUserId = 256;
 constexpr size_t kMaxAssistant = 128;

@@ -18,11 +18,11 @@
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/asio/use_awaitable.hpp>
+
+#include "core/task.hpp"
 
 namespace parley {
 
@@ -34,12 +34,12 @@ class BlockingPool {
   BlockingPool& operator=(const BlockingPool&) = delete;
 
   template <typename F>
-  boost::asio::awaitable<std::invoke_result_t<F&>> run(F f) {
+  Task<std::invoke_result_t<F&>> run(F f) {
     using R = std::invoke_result_t<F&>;
     std::optional<R> result;
     std::exception_ptr error;
     queued_.fetch_add(1, std::memory_order_relaxed);
-    co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void()>(
+    co_await boost::asio::async_initiate<decltype(use_task), void()>(
         [this, &f, &result, &error](auto handler) {
           boost::asio::post(pool_,
                             [this, &f, &result, &error, handler = std::move(handler)]() mutable {
@@ -53,7 +53,7 @@ class BlockingPool {
                               boost::asio::dispatch(ex, std::move(handler));
                             });
         },
-        boost::asio::use_awaitable);
+        use_task);
     if (error) std::rethrow_exception(error);
     co_return std::move(*result);
   }

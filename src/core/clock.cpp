@@ -28,7 +28,7 @@ int64_t to_unix_ms(std::chrono::system_clock::time_point tp) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
 }
 
-std::string format_utc_ms(int64_t unix_ms) {
+void append_utc_ms(std::string& out, int64_t unix_ms) {
   std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
   int ms = static_cast<int>(unix_ms % 1000);
   if (ms < 0) {
@@ -46,12 +46,17 @@ std::string format_utc_ms(int64_t unix_ms) {
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     cached_secs = secs;
   }
-  std::string out(cached);
+  out += cached;
   out.push_back('.');
   out.push_back(static_cast<char>('0' + ms / 100));
   out.push_back(static_cast<char>('0' + ms / 10 % 10));
   out.push_back(static_cast<char>('0' + ms % 10));
   out.push_back('Z');
+}
+
+std::string format_utc_ms(int64_t unix_ms) {
+  std::string out;
+  append_utc_ms(out, unix_ms);
   return out;
 }
 

@@ -23,5 +23,7 @@ int64_t to_unix_ms(std::chrono::system_clock::time_point tp);
 // RFC 3339 / ISO 8601 UTC with milliseconds: 2026-11-22T10:00:00.123Z
 std::string format_utc_ms(std::chrono::system_clock::time_point tp);
 std::string format_utc_ms(int64_t unix_ms);
+// Appends the same text to `out` (for callers that build a line in a reused buffer).
+void append_utc_ms(std::string& out, int64_t unix_ms);
 
 }  // namespace parley

@@ -14,10 +14,6 @@ IoPool::IoPool(int threads) {
   }
 }
 
-boost::asio::io_context& IoPool::next() {
-  return *contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
-}
-
 void IoPool::run() {
   std::vector<std::thread> threads;
   for (size_t i = 1; i < contexts_.size(); ++i) {

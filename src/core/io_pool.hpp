@@ -3,13 +3,12 @@
 // contend on one shared scheduler queue (measured: a single shared context with two threads
 // served fewer requests per second than one thread alone on a 2-core machine).
 //
-// Thread-safety: next() and stop() may be called from any thread; run() once, from main.
+// Thread-safety: context() and stop() may be called from any thread; run() once, from main.
 #pragma once
 
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
 #include <utility>
 
-#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -27,8 +26,8 @@ class IoPool {
   int size() const { return static_cast<int>(contexts_.size()); }
   // The context that runs on the thread calling run(): acceptor, signals, timers.
   boost::asio::io_context& main() { return *contexts_.front(); }
-  // Round-robin choice of a context for a new connection.
-  boost::asio::io_context& next();
+  // Context `index` (0 <= index < size()); the server spreads connections over them.
+  boost::asio::io_context& context(int index) { return *contexts_[static_cast<size_t>(index)]; }
 
   // Runs every context, one thread each (context 0 on the calling thread), until stop().
   void run();
@@ -40,7 +39,6 @@ class IoPool {
   using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<WorkGuard> guards_;
-  std::atomic<size_t> next_{0};
 };
 
 }  // namespace parley

@@ -9,17 +9,17 @@
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
 #include <utility>
 
-#include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/task.hpp"
 #include "http/message.hpp"
 
 namespace parley::http {
 
-using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
+using Handler = std::function<Task<Response>(Request&)>;
 
 struct Route {
   int id = -1;  // index in registration order; stable for the router's life

@@ -4,7 +4,10 @@
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
 #include <utility>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <charconv>
 #include <ctime>
 #include <mutex>
 #include <unordered_set>
@@ -15,12 +18,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include "core/ids.hpp"
 #include "core/io_pool.hpp"
+#include "core/task.hpp"
 #include "http/errors.hpp"
 #include "http/router.hpp"
 #include "obs/log.hpp"
@@ -32,21 +35,110 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+// Sockets, acceptor and timers bound to the concrete io_context executor, like Task.
+using Socket = tcp::socket::rebind_executor<IoExecutor>::other;
+using Acceptor = tcp::acceptor::rebind_executor<IoExecutor>::other;
+using Timer = asio::steady_timer::rebind_executor<IoExecutor>::other;
 
 namespace {
 
 constexpr std::string_view kUnmatched = "unmatched";
+using SteadyClock = std::chrono::steady_clock;
+
+// The clock for connection deadlines: CLOCK_MONOTONIC_COARSE, read from the vDSO without a
+// counter read. Its few milliseconds of resolution are nothing next to timeouts of seconds,
+// and a deadline is set several times per request.
+struct DeadlineClock {
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<DeadlineClock, duration>;
+  static time_point now() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+  }
+};
+
+struct Sweeper;
 
 // One client connection. Owned by its session coroutine; the server's registry holds another
 // reference so that drain and cancel can reach it (always through its own executor, i.e. on
 // the one thread that runs its context).
 struct Connection {
-  explicit Connection(tcp::socket socket) : stream(std::move(socket)) {}
-  beast::tcp_stream stream;
+  Connection(Socket s, Sweeper& sw) : socket(std::move(s)), sweeper(sw) {}
+  Socket socket;
+  Sweeper& sweeper;
   std::string remote;
   // True while waiting for the first byte of the next request: the only time a drain may
   // close the connection without cutting a request short.
   bool idle = true;
+  // When the operation in progress must have finished; max() while none is timed (a handler's
+  // own time is its own business). The context's Sweeper enforces it.
+  DeadlineClock::time_point deadline = DeadlineClock::time_point::max();
+  bool timed_out = false;
+  size_t sweeper_slot = 0;
+  // The response head, serialized here; reused from one request to the next.
+  std::string head;
+
+  void expires_after(std::chrono::milliseconds timeout) {
+    deadline = DeadlineClock::now() + timeout;
+  }
+  void expires_never() { deadline = DeadlineClock::time_point::max(); }
+  void close() {
+    beast::error_code ec;
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+  }
+};
+
+// Enforces the deadlines of one context's connections: while the context has connections, a
+// timer wakes every `period` and closes those whose deadline has passed. Setting a deadline is
+// then a store, where Beast's tcp_stream arms and cancels a timer around every read and write
+// (measured: a visible share of the CPU per request at tens of thousands of requests a second).
+// The price is precision: a timeout fires up to one period late, and the period is an eighth
+// of the shortest configured timeout.
+//
+// Only touched on its context's thread.
+struct Sweeper {
+  Sweeper(asio::io_context& context, std::chrono::milliseconds every)
+      : timer(context), period(every) {}
+  Timer timer;
+  std::chrono::milliseconds period;
+  std::vector<Connection*> connections;
+  bool armed = false;
+
+  void add(Connection& conn) {
+    conn.sweeper_slot = connections.size();
+    connections.push_back(&conn);
+    arm();
+  }
+  void remove(Connection& conn) {
+    Connection* last = connections.back();
+    connections[conn.sweeper_slot] = last;
+    last->sweeper_slot = conn.sweeper_slot;
+    connections.pop_back();
+  }
+  void arm() {
+    if (armed || connections.empty()) return;
+    armed = true;
+    timer.expires_after(period);
+    timer.async_wait([this](const beast::error_code& ec) {
+      // Aborted: the timer (and this sweeper) is being destroyed with the server.
+      if (ec == asio::error::operation_aborted) return;
+      armed = false;
+      sweep();
+      arm();
+    });
+  }
+  void sweep() {
+    const auto now = DeadlineClock::now();
+    // Closing a socket only queues its handlers, so the list does not change during the loop.
+    for (Connection* conn : connections) {
+      if (conn->deadline > now) continue;
+      conn->timed_out = true;
+      conn->expires_never();
+      conn->close();
+    }
+  }
 };
 
 std::string endpoint_string(const tcp::endpoint& ep) {
@@ -83,17 +175,72 @@ void log_exception(const std::exception_ptr& e, std::string_view where) {
   }
 }
 
+bool body_forbidden(int status) {
+  return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += ": ";
+  // A line break in a value would start a new header (response splitting): flatten it.
+  const size_t start = out.size();
+  out += value;
+  for (size_t i = start; i < out.size(); ++i) {
+    if (out[i] == '\r' || out[i] == '\n') out[i] = ' ';
+  }
+  out += "\r\n";
+}
+
+// Serializes a response's status line and header fields into `out`. Written here rather than
+// by Beast's serializer, whose buffer sequences cost more CPU per response than the write
+// system call itself; Beast still parses every request.
+void serialize_head(std::string& out, unsigned version, const Response& res,
+                    std::string_view request_id, bool keep_alive) {
+  out.clear();
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  char digits[8];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, res.status);
+  out.append(digits, end);
+  out.push_back(' ');
+  const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(res.status));
+  out.append(reason.data(), reason.size());
+  out += "\r\n";
+  append_field(out, "Date", http_date());
+  if (!res.content_type.empty()) append_field(out, "Content-Type", res.content_type);
+  if (!body_forbidden(res.status)) {
+    // For HEAD too: the length a GET would have sent.
+    std::array<char, 24> length{};
+    auto len_end = std::to_chars(length.data(), length.data() + length.size(), res.body.size()).ptr;
+    append_field(out, "Content-Length", std::string_view(length.data(), len_end));
+  }
+  if (!request_id.empty()) append_field(out, "X-Request-Id", request_id);
+  for (const auto& [name, value] : res.headers) append_field(out, name, value);
+  if (version >= 11 && !keep_alive) append_field(out, "Connection", "close");
+  if (version == 10 && keep_alive) append_field(out, "Connection", "keep-alive");
+  out += "\r\n";
+}
+
 }  // namespace
 
 struct Server::Impl {
   Impl(IoPool& io, const ServerOptions& opts, const Router& r, obs::Metrics& m)
-      : io(io), options(opts), router(r), metrics(m), acceptor(io.main()) {}
+      : io(io), options(opts), router(r), metrics(m), acceptor(io.main()) {
+    const auto shortest = std::min({opts.read_timeout, opts.idle_timeout, opts.write_timeout});
+    const auto period =
+        std::clamp(shortest / 8, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+    for (int i = 0; i < io.size(); ++i) {
+      sweepers.push_back(std::make_unique<Sweeper>(io.context(i), period));
+    }
+  }
 
   IoPool& io;
   ServerOptions options;
   const Router& router;
   obs::Metrics& metrics;
-  tcp::acceptor acceptor;
+  Acceptor acceptor;
+  // One per context, same index; each used only on its context's thread.
+  std::vector<std::unique_ptr<Sweeper>> sweepers;
+  size_t next_context = 0;  // round robin, used by the accept loop only
 
   std::atomic<bool> draining{false};
   std::atomic<int64_t> open{0};
@@ -101,13 +248,15 @@ struct Server::Impl {
   std::unordered_set<std::shared_ptr<Connection>> connections;
   std::function<void()> on_drained;
 
-  asio::awaitable<void> accept_loop();
-  asio::awaitable<void> reject_overloaded(std::shared_ptr<Connection> conn);
-  asio::awaitable<void> session(std::shared_ptr<Connection> conn);
-  asio::awaitable<bool> serve_one(Connection& conn, beast::flat_buffer& buffer);
-  asio::awaitable<void> write_and_linger(Connection& conn, bhttp::response<bhttp::string_body> res);
-  bhttp::response<bhttp::string_body> to_beast(Response&& res, unsigned version, bool head,
-                                               const std::string& request_id);
+  Task<void> accept_loop();
+  Task<void> reject_overloaded(std::shared_ptr<Connection> conn);
+  Task<void> session(std::shared_ptr<Connection> conn);
+  Task<bool> serve_one(Connection& conn, beast::flat_buffer& buffer);
+  // Writes the response: head from serialize_head, then the body (none for HEAD).
+  Task<void> write_response(Connection& conn, const Response& res, unsigned version, bool head_only,
+                            std::string_view request_id, bool keep_alive, beast::error_code& ec);
+  // For errors after which the stream cannot be trusted: answer, then close gracefully.
+  Task<void> write_and_linger(Connection& conn, const Response& res, std::string_view request_id);
   void unregister(const std::shared_ptr<Connection>& conn);
   // Runs the drain callback once, when draining and no connection is left.
   void finish_drain_if_done();
@@ -184,12 +333,10 @@ void Server::cancel_all() {
 }
 
 void Server::Impl::close_on_executor(const std::shared_ptr<Connection>& conn, bool only_if_idle) {
-  asio::post(conn->stream.get_executor(), [conn, only_if_idle] {
+  asio::post(conn->socket.get_executor(), [conn, only_if_idle] {
     // Re-checked on the connection's thread: it may have started a request meanwhile.
     if (only_if_idle && !conn->idle) return;
-    beast::error_code ec;
-    conn->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    conn->stream.socket().close(ec);
+    conn->close();
   });
 }
 
@@ -214,25 +361,27 @@ void Server::Impl::finish_drain_if_done() {
   done();
 }
 
-asio::awaitable<void> Server::Impl::accept_loop() {
+Task<void> Server::Impl::accept_loop() {
   while (!draining.load()) {
     beast::error_code ec;
     // Each connection goes to the next context, round robin, and stays there.
-    tcp::socket socket = co_await acceptor.async_accept(
-        io.next().get_executor(), asio::redirect_error(asio::use_awaitable, ec));
+    const int index = static_cast<int>(next_context++ % sweepers.size());
+    Socket socket =
+        co_await acceptor.async_accept(io.context(index), asio::redirect_error(use_task, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       // Out of file descriptors and the like: back off briefly instead of spinning.
       log::warn("accept failed", {{"error", ec.message()}});
-      asio::steady_timer timer(io.main(), std::chrono::milliseconds(50));
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      Timer timer(io.main(), std::chrono::milliseconds(50));
+      co_await timer.async_wait(asio::redirect_error(use_task, ec));
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    auto conn = std::make_shared<Connection>(std::move(socket));
-    auto remote = conn->stream.socket().remote_endpoint(ec);
+    auto conn =
+        std::make_shared<Connection>(std::move(socket), *sweepers[static_cast<size_t>(index)]);
+    auto remote = conn->socket.remote_endpoint(ec);
     if (!ec) conn->remote = endpoint_string(remote);
-    auto executor = conn->stream.get_executor();
+    auto executor = conn->socket.get_executor();
     if (open.load() >= options.max_connections) {
       asio::co_spawn(executor, reject_overloaded(std::move(conn)),
                      [](const std::exception_ptr& e) { log_exception(e, "overload reply"); });
@@ -249,59 +398,53 @@ asio::awaitable<void> Server::Impl::accept_loop() {
   }
 }
 
-asio::awaitable<void> Server::Impl::reject_overloaded(std::shared_ptr<Connection> conn) {
+Task<void> Server::Impl::reject_overloaded(std::shared_ptr<Connection> conn) {
+  conn->sweeper.add(*conn);
   const std::string request_id = random_hex128();
-  auto res = to_beast(
-      error_response(503, "overloaded", "too many open connections; retry shortly", request_id), 11,
-      false, request_id);
-  res.set(bhttp::field::retry_after, "1");
-  res.keep_alive(false);
-  res.prepare_payload();
-  co_await write_and_linger(*conn, std::move(res));
+  auto res =
+      error_response(503, "overloaded", "too many open connections; retry shortly", request_id);
+  res.header("Retry-After", "1");
+  co_await write_and_linger(*conn, res, request_id);
+  conn->sweeper.remove(*conn);
 }
 
-bhttp::response<bhttp::string_body> Server::Impl::to_beast(Response&& res, unsigned version,
-                                                           bool head,
-                                                           const std::string& request_id) {
-  bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(res.status), version};
-  out.set(bhttp::field::date, http_date());
-  if (!res.content_type.empty()) out.set(bhttp::field::content_type, res.content_type);
-  if (!request_id.empty()) out.set("X-Request-Id", request_id);
-  for (auto& [name, value] : res.headers) out.insert(name, value);
-  size_t size = res.body.size();
-  out.body() = std::move(res.body);
-  out.prepare_payload();
-  if (head) {
-    // HEAD: the headers a GET would have sent, no body.
-    out.body().clear();
-    out.content_length(size);
-  }
-  return out;
+Task<void> Server::Impl::write_response(Connection& conn, const Response& res, unsigned version,
+                                        bool head_only, std::string_view request_id,
+                                        bool keep_alive, beast::error_code& ec) {
+  serialize_head(conn.head, version, res, request_id, keep_alive);
+  const bool with_body = !head_only && !body_forbidden(res.status) && !res.body.empty();
+  const std::array<asio::const_buffer, 2> buffers{
+      asio::buffer(conn.head), with_body ? asio::buffer(res.body) : asio::const_buffer()};
+  conn.expires_after(options.write_timeout);
+  co_await asio::async_write(conn.socket, buffers, asio::redirect_error(use_task, ec));
 }
 
-asio::awaitable<void> Server::Impl::write_and_linger(Connection& conn,
-                                                     bhttp::response<bhttp::string_body> res) {
+Task<void> Server::Impl::write_and_linger(Connection& conn, const Response& res,
+                                          std::string_view request_id) {
   beast::error_code ec;
-  conn.stream.expires_after(options.write_timeout);
-  co_await bhttp::async_write(conn.stream, res, asio::redirect_error(asio::use_awaitable, ec));
+  co_await write_response(conn, res, 11, false, request_id, /*keep_alive=*/false, ec);
   // Closing with unread input makes the kernel send RST, which can destroy the response in
   // flight. Shut down our side and read (and drop) what the client still sends, briefly.
-  conn.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  conn.stream.expires_after(std::chrono::seconds(2));
+  conn.socket.shutdown(tcp::socket::shutdown_send, ec);
+  conn.expires_after(std::chrono::seconds(2));
   std::array<char, 8192> scratch{};
   size_t drained = 0;
   while (!ec && drained < size_t{4} * 1024 * 1024) {
-    drained += co_await conn.stream.async_read_some(asio::buffer(scratch),
-                                                    asio::redirect_error(asio::use_awaitable, ec));
+    drained += co_await conn.socket.async_read_some(asio::buffer(scratch),
+                                                    asio::redirect_error(use_task, ec));
   }
-  conn.stream.socket().close(ec);
+  conn.close();
 }
 
-asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> conn) {
+Task<void> Server::Impl::session(std::shared_ptr<Connection> conn) {
+  conn->sweeper.add(*conn);
   struct Unregister {
     Impl* impl;
     std::shared_ptr<Connection> conn;
-    ~Unregister() { impl->unregister(conn); }
+    ~Unregister() {
+      conn->sweeper.remove(*conn);
+      impl->unregister(conn);
+    }
   } unregister_on_exit{this, conn};
 
   beast::flat_buffer buffer;
@@ -310,9 +453,9 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> conn) {
     if (draining.load()) break;
     if (buffer.size() == 0) {
       beast::error_code ec;
-      conn->stream.expires_after(options.idle_timeout);
-      size_t n = co_await conn->stream.async_read_some(
-          buffer.prepare(4096), asio::redirect_error(asio::use_awaitable, ec));
+      conn->expires_after(options.idle_timeout);
+      size_t n = co_await conn->socket.async_read_some(buffer.prepare(4096),
+                                                       asio::redirect_error(use_task, ec));
       if (ec) break;  // idle timeout, client closed, or drain closed us
       buffer.commit(n);
     }
@@ -321,40 +464,41 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> conn) {
     if (!keep_alive) break;
   }
   beast::error_code ec;
-  conn->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  conn->stream.socket().close(ec);
+  conn->socket.shutdown(tcp::socket::shutdown_send, ec);
+  conn->socket.close(ec);
 }
 
 // Reads one request, answers it. Returns whether the connection may serve another.
-asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer) {
-  const auto started = std::chrono::steady_clock::now();
+Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer) {
+  const auto started = SteadyClock::now();
   bhttp::request_parser<bhttp::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(options.max_header_size));
   parser.body_limit(options.max_body_size);
 
   beast::error_code ec;
-  conn.stream.expires_after(options.read_timeout);
-  co_await bhttp::async_read_header(conn.stream, buffer, parser,
-                                    asio::redirect_error(asio::use_awaitable, ec));
+  conn.expires_after(options.read_timeout);
+  co_await bhttp::async_read_header(conn.socket, buffer, parser,
+                                    asio::redirect_error(use_task, ec));
   if (!ec && !parser.is_done()) {
     auto expect = parser.get()[bhttp::field::expect];
     if (beast::iequals(expect, "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      co_await asio::async_write(conn.stream, asio::buffer(kContinue.data(), kContinue.size()),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(conn.socket, asio::buffer(kContinue.data(), kContinue.size()),
+                                 asio::redirect_error(use_task, ec));
     }
     if (!ec)
-      co_await bhttp::async_read(conn.stream, buffer, parser,
-                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_await bhttp::async_read(conn.socket, buffer, parser, asio::redirect_error(use_task, ec));
   }
+  // The handler's time is its own; the write below sets its own deadline.
+  conn.expires_never();
 
   if (ec) {
     // Protocol failures. Timeouts and closed connections get no answer (nobody to read it);
     // everything else gets the envelope, then the connection ends, since the stream position
     // can no longer be trusted.
-    if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
-        ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
+    if (conn.timed_out || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+        ec == asio::error::bad_descriptor) {
       co_return false;
     }
     int status = 400;
@@ -372,11 +516,8 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
                 " bytes";
     }
     std::string request_id = random_hex128();
-    auto res = to_beast(error_response(status, code, message, request_id), 11, false, request_id);
-    res.keep_alive(false);
-    res.prepare_payload();
-    auto elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const Response res = error_response(status, code, message, request_id);
+    auto elapsed = std::chrono::duration<double>(SteadyClock::now() - started).count();
     metrics.observe_request(-1, kUnmatched, "other", status, elapsed);
     if (options.access_log) {
       log::info("request", {{"request_id", request_id},
@@ -385,7 +526,7 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
                             {"error", code},
                             {"remote", conn.remote}});
     }
-    co_await write_and_linger(conn, std::move(res));
+    co_await write_and_linger(conn, res, request_id);
     co_return false;
   }
 
@@ -451,27 +592,18 @@ asio::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buff
       break;
   }
 
-  const int status = res.status;
   const bool keep_alive = breq.keep_alive() && !draining.load();
-  auto bres = to_beast(std::move(res), breq.version(), req.method == Method::kHead, req.request_id);
-  bres.keep_alive(keep_alive);
-  const size_t bytes_out = bres.body().size();
+  co_await write_response(conn, res, breq.version(), req.method == Method::kHead, req.request_id,
+                          keep_alive, ec);
 
-  conn.stream.expires_after(options.write_timeout);
-  co_await bhttp::async_write(conn.stream, bres, asio::redirect_error(asio::use_awaitable, ec));
-
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  metrics.observe_request(route_id, route_label, req.method_text, status, elapsed);
+  const double elapsed = std::chrono::duration<double>(SteadyClock::now() - started).count();
+  metrics.observe_request(route_id, route_label, req.method_text, res.status, elapsed);
   if (options.access_log && log::enabled(log::Level::kInfo)) {
-    std::vector<log::Field> fields{{"request_id", req.request_id},
-                                   {"method", obs::Metrics::normalize_method(req.method_text)},
-                                   {"route", route_label},
-                                   {"path", req.path},
-                                   {"status", status},
-                                   {"duration_ms", elapsed * 1000.0},
-                                   {"bytes_out", bytes_out},
-                                   {"remote", conn.remote}};
+    std::vector<log::Field> fields{
+        {"request_id", req.request_id}, {"method", obs::Metrics::normalize_method(req.method_text)},
+        {"route", route_label},         {"path", req.path},
+        {"status", res.status},         {"duration_ms", elapsed * 1000.0},
+        {"bytes_out", res.body.size()}, {"remote", conn.remote}};
     // Path parameters are the ids of what the request touched ("id": "sess_...").
     for (const auto& [name, value] : req.params) fields.emplace_back(name, value);
     log::write(log::Level::kInfo, "request", fields);

@@ -236,11 +236,12 @@ void append_json_escaped(std::string& out, std::string_view text) {
   }
 }
 
-std::string format_line(Level level, std::string_view message, std::span<const Field> fields) {
-  std::string line;
-  line.reserve(160);
+namespace {
+
+void append_line(std::string& line, Level level, std::string_view message,
+                 std::span<const Field> fields) {
   line += "{\"time\":\"";
-  line += format_utc_ms(Clock::system().now());
+  append_utc_ms(line, to_unix_ms(Clock::system().now()));
   line += "\",\"level\":\"";
   line += level_name(level);
   line += "\",\"message\":\"";
@@ -254,6 +255,14 @@ std::string format_line(Level level, std::string_view message, std::span<const F
   }
   line.push_back('}');
   redact(line);
+}
+
+}  // namespace
+
+std::string format_line(Level level, std::string_view message, std::span<const Field> fields) {
+  std::string line;
+  line.reserve(160);
+  append_line(line, level, message, fields);
   return line;
 }
 
@@ -309,9 +318,12 @@ void write(Level level, std::string_view message, std::initializer_list<Field> f
 
 void write(Level level, std::string_view message, std::span<const Field> fields) {
   if (!enabled(level)) return;
-  std::string line = format_line(level, message, fields);
+  // Each thread builds its lines in one buffer that keeps its capacity: no allocation per line.
+  thread_local std::string line;
+  line.clear();
+  append_line(line, level, message, fields);
   if (g_logger) {
-    g_logger->log(to_spdlog(level), line);
+    g_logger->log(to_spdlog(level), spdlog::string_view_t(line.data(), line.size()));
   } else {
     // Before init() (or after shutdown()): write straight to stderr so nothing is lost.
     line.push_back('\n');

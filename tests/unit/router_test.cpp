@@ -22,22 +22,23 @@
 
 namespace {
 
+using parley::Task;
 using parley::http::Match;
 using parley::http::Method;
 using parley::http::Request;
 using parley::http::Response;
 using parley::http::Router;
 
-boost::asio::awaitable<Response> ok_handler(Request&) { co_return Response{}; }
+Task<Response> ok_handler(Request&) { co_return Response{}; }
 
-boost::asio::awaitable<Response> created_handler(Request&) {
+Task<Response> created_handler(Request&) {
   Response r;
   r.status = 201;
   r.body = "created";
   co_return r;
 }
 
-boost::asio::awaitable<Response> echo_id_handler(Request& request) {
+Task<Response> echo_id_handler(Request& request) {
   Response r;
   r.status = 200;
   r.body = std::string(request.param("id"));

@@ -24,24 +24,44 @@
 
 namespace {
 
+using parley::Task;
 using parley::http::Method;
 using parley::http::Request;
 using parley::http::Response;
 
-boost::asio::awaitable<Response> throws_std(Request&) {
+Task<Response> throws_std(Request&) {
   throw std::runtime_error("secret internal detail: /var/lib/parley/db");
   co_return Response{};
 }
 
-boost::asio::awaitable<Response> throws_other(Request&) {
+Task<Response> throws_other(Request&) {
   throw 42;
   co_return Response{};
 }
 
-boost::asio::awaitable<Response> ok(Request&) {
+Task<Response> ok(Request&) {
   Response r;
   r.body = R"({"ok":true})";
   co_return r;
+}
+
+Task<Response> no_content(Request&) { co_return Response::empty(204); }
+
+// A header value that carries a line break, as one built from client input might.
+Task<Response> splitting(Request&) {
+  Response r;
+  r.header("X-Echo", "a\r\nSet-Cookie: stolen=1\nX-Other: b");
+  r.body = "{}";
+  co_return r;
+}
+
+// The header block of a raw response, and whether it has the named header (case-sensitive
+// name, as the server writes it).
+std::string head_of(const std::string& response) {
+  return response.substr(0, response.find("\r\n\r\n") + 2);
+}
+bool has_header_line(const std::string& response, const std::string& line) {
+  return head_of(response).find("\r\n" + line + "\r\n") != std::string::npos;
 }
 
 // One request on a fresh connection; returns the raw response (the server closes or we stop
@@ -86,6 +106,8 @@ class ServerTest : public ::testing::Test {
     router_.add(Method::kGet, "/throws/std", throws_std);
     router_.add(Method::kGet, "/throws/other", throws_other);
     router_.add(Method::kGet, "/ok", ok);
+    router_.add(Method::kGet, "/no-content", no_content);
+    router_.add(Method::kGet, "/splitting", splitting);
     server_ = std::make_unique<parley::http::Server>(io_, parley::http::ServerOptions{}, router_,
                                                      metrics_);
     auto port = server_->listen("127.0.0.1", 0);
@@ -131,6 +153,54 @@ TEST_F(ServerTest, FailedRequestsAreCountedUnderTheirRouteTemplate) {
   EXPECT_NE(text.find(R"(http_requests_total{method="GET",route="/throws/std",status="500"} 1)"),
             std::string::npos)
       << text;
+}
+
+TEST_F(ServerTest, ResponseHeadCarriesStatusDateLengthTypeAndRequestId) {
+  std::string response = roundtrip(
+      port_, "GET /ok HTTP/1.1\r\nHost: t\r\nX-Request-Id: abc-123\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(response.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << response;
+  EXPECT_TRUE(has_header_line(response, "Content-Length: 11")) << response;
+  EXPECT_TRUE(has_header_line(response, "Content-Type: application/json")) << response;
+  EXPECT_TRUE(has_header_line(response, "X-Request-Id: abc-123")) << response;
+  EXPECT_TRUE(has_header_line(response, "Connection: close")) << response;
+  EXPECT_NE(head_of(response).find("\r\nDate: "), std::string::npos) << response;
+  EXPECT_EQ(response.substr(response.find("\r\n\r\n") + 4), R"({"ok":true})");
+}
+
+TEST_F(ServerTest, HeadGetsTheLengthOfGetButNoBody) {
+  std::string response =
+      roundtrip(port_, "HEAD /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(response.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << response;
+  EXPECT_TRUE(has_header_line(response, "Content-Length: 11")) << response;
+  EXPECT_EQ(response.size(), response.find("\r\n\r\n") + 4) << "HEAD response has a body";
+}
+
+TEST_F(ServerTest, NoContentHasNeitherLengthNorBody) {
+  std::string response = get(port_, "/no-content");
+  ASSERT_EQ(response.rfind("HTTP/1.1 204 No Content\r\n", 0), 0u) << response;
+  EXPECT_EQ(head_of(response).find("Content-Length"), std::string::npos) << response;
+  EXPECT_EQ(response.size(), response.find("\r\n\r\n") + 4) << response;
+}
+
+TEST_F(ServerTest, Http10KeepAliveIsConfirmedAndDefaultCloseIsHonoured) {
+  std::string kept = roundtrip(port_,
+                               "GET /ok HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                               "GET /ok HTTP/1.0\r\n\r\n");
+  ASSERT_EQ(kept.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << kept;
+  EXPECT_TRUE(has_header_line(kept, "Connection: keep-alive")) << kept;
+  // The second request had no keep-alive: its response is the last; the server closed.
+  auto second = kept.find("HTTP/1.0 200 OK", 1);
+  ASSERT_NE(second, std::string::npos) << kept;
+  EXPECT_EQ(kept.find("Connection: keep-alive", second), std::string::npos) << kept;
+}
+
+TEST_F(ServerTest, LineBreaksInHeaderValuesCannotSplitTheResponse) {
+  std::string response = get(port_, "/splitting");
+  ASSERT_EQ(response.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << response;
+  std::string head = head_of(response);
+  EXPECT_EQ(head.find("\r\nSet-Cookie"), std::string::npos) << head;
+  EXPECT_EQ(head.find("\r\nX-Other"), std::string::npos) << head;
+  EXPECT_TRUE(has_header_line(response, "X-Echo: a  Set-Cookie: stolen=1 X-Other: b")) << head;
 }
 
 }  // namespace
