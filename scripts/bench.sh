@@ -103,12 +103,14 @@ sleep 2
 idle_rss_after=$(rss_kib "$server_pid")
 stop_server
 
-# wrk needs a core of its own: the same load with the server on one I/O thread.
-start_server --set server.threads=1
+# wrk needs a core of its own: the same load with the server on one I/O thread and one
+# blocking thread.
+start_server --set server.threads=1 --set server.blocking_threads=1
 session_id=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/sessions" -H 'Content-Type: application/json' \
   -d '{"user_id":"bench","title":"benchmark session"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
-run_wrk "GET /health" /health 1 64 "server.threads=1"
-run_wrk "GET /api/v1/sessions/{id} (SQLite read)" "/api/v1/sessions/$session_id" 1 64 "server.threads=1"
+one_core="server.threads=1, server.blocking_threads=1"
+run_wrk "GET /health" /health 1 64 "$one_core"
+run_wrk "GET /api/v1/sessions/{id} (SQLite read)" "/api/v1/sessions/$session_id" 1 64 "$one_core"
 stop_server
 
 read -r steal_end total_end < <(cpu_jiffies)
@@ -134,8 +136,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo
   echo "\"default\" is the default configuration: one I/O thread per core, here 2. With wrk on the"
   echo "same two cores that makes three busy threads for two cores, and the tail latency is set by"
-  echo "the scheduler preempting one of them, not by the server's work. \"server.threads=1\" leaves"
-  echo "wrk a core of its own, as a server does when its load comes from elsewhere. \"server CPU\""
+  echo "the scheduler preempting one of them, not by the server's work. The last two rows run the"
+  echo "server on one I/O thread and one blocking thread, which leaves wrk a core of its own, as a"
+  echo "server has when its load comes from other machines. \"server CPU\""
   echo "is the server process's user plus system CPU time per request in that run."
   echo
   echo "| route | server | connections | requests/s (median) | p50 | p99 | server CPU per request | errors | requests/s of each run | command |"

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/clock.hpp"
+#include "core/json_text.hpp"
 #include "http/errors.hpp"
 #include "http/json_body.hpp"
 
@@ -20,17 +22,33 @@ constexpr size_t kMaxTitle = 512;
 constexpr size_t kMaxMetadataBytes = size_t{16} * 1024;
 constexpr int kMaxPageSize = 100;
 
-json session_json(const store::Session& s) {
-  json metadata = json::parse(s.metadata_json, nullptr, /*allow_exceptions=*/false);
-  if (metadata.is_discarded()) metadata = json::object();
-  return {{"id", s.id},
-          {"object", "session"},
-          {"user_id", s.user_id},
-          {"assistant", s.assistant},
-          {"title", s.title ? json(*s.title) : json(nullptr)},
-          {"metadata", std::move(metadata)},
-          {"created_at", format_utc_ms(s.created_at_ms)},
-          {"updated_at", format_utc_ms(s.updated_at_ms)}};
+// Session objects are written straight to text (core/json_text.hpp): the read path's hottest
+// part was building and dumping an nlohmann tree.
+void append_session(std::string& out, const store::Session& s) {
+  JsonObjectWriter obj(out);
+  obj.string("id", s.id)
+      .string("object", "session")
+      .string("user_id", s.user_id)
+      .string("assistant", s.assistant)
+      .nullable_string("title", s.title);
+  // Stored by this server after parsing, so valid; a database edited by hand is not trusted.
+  obj.raw("metadata", json::accept(s.metadata_json) ? std::string_view(s.metadata_json) : "{}");
+  std::string time;
+  time.reserve(24);
+  append_utc_ms(time, s.created_at_ms);
+  obj.string("created_at", time);
+  time.clear();
+  append_utc_ms(time, s.updated_at_ms);
+  obj.string("updated_at", time);
+  obj.close();
+}
+
+http::Response session_response(int status, const store::Session& s) {
+  http::Response res;
+  res.status = status;
+  res.body.reserve(256 + s.metadata_json.size());
+  append_session(res.body, s);
+  return res;
 }
 
 Result<void> reject_unknown_fields(const json& body,
@@ -102,7 +120,7 @@ void add_session_routes(http::Router& router, Context& ctx) {
     in.metadata_json = metadata->value_or("{}");
     auto created = co_await ctx.blocking.run([&] { return ctx.storage.sessions().create(in); });
     if (!created) co_return fail(created.error(), req);
-    auto res = http::Response::json(201, session_json(*created));
+    auto res = session_response(201, *created);
     res.header("Location", "/api/v1/sessions/" + created->id);
     co_return res;
   });
@@ -124,19 +142,29 @@ void add_session_routes(http::Router& router, Context& ctx) {
     q.cursor = req.query_param("cursor");
     auto page = co_await ctx.blocking.run([&] { return ctx.storage.sessions().list(q); });
     if (!page) co_return fail(page.error(), req);
-    json data = json::array();
-    for (const auto& s : page->items) data.push_back(session_json(s));
-    co_return http::Response::json(
-        200, {{"object", "list"},
-              {"data", std::move(data)},
-              {"next_cursor", page->next_cursor ? json(*page->next_cursor) : json(nullptr)}});
+    http::Response res;
+    res.body = R"({"object":"list","data":[)";
+    for (size_t i = 0; i < page->items.size(); ++i) {
+      if (i > 0) res.body.push_back(',');
+      append_session(res.body, page->items[i]);
+    }
+    res.body += R"(],"next_cursor":)";
+    if (page->next_cursor) {
+      res.body.push_back('"');
+      append_json_escaped(res.body, *page->next_cursor);
+      res.body.push_back('"');
+    } else {
+      res.body += "null";
+    }
+    res.body.push_back('}');
+    co_return res;
   });
 
   router.add(http::Method::kGet, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
     std::string id(req.param("id"));
     auto session = co_await ctx.blocking.run([&] { return ctx.storage.sessions().get(id); });
     if (!session) co_return fail(session.error(), req);
-    co_return http::Response::json(200, session_json(*session));
+    co_return session_response(200, *session);
   });
 
   router.add(
@@ -158,7 +186,7 @@ void add_session_routes(http::Router& router, Context& ctx) {
         auto updated =
             co_await ctx.blocking.run([&] { return ctx.storage.sessions().update(id, patch); });
         if (!updated) co_return fail(updated.error(), req);
-        co_return http::Response::json(200, session_json(*updated));
+        co_return session_response(200, *updated);
       });
 
   router.add(

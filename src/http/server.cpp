@@ -399,13 +399,18 @@ Task<void> Server::Impl::accept_loop() {
 }
 
 Task<void> Server::Impl::reject_overloaded(std::shared_ptr<Connection> conn) {
-  conn->sweeper.add(*conn);
+  struct Swept {
+    Connection& conn;
+    explicit Swept(Connection& c) : conn(c) { conn.sweeper.add(conn); }
+    ~Swept() { conn.sweeper.remove(conn); }
+    Swept(const Swept&) = delete;
+    Swept& operator=(const Swept&) = delete;
+  } swept{*conn};
   const std::string request_id = random_hex128();
   auto res =
       error_response(503, "overloaded", "too many open connections; retry shortly", request_id);
   res.header("Retry-After", "1");
   co_await write_and_linger(*conn, res, request_id);
-  conn->sweeper.remove(*conn);
 }
 
 Task<void> Server::Impl::write_response(Connection& conn, const Response& res, unsigned version,

@@ -78,7 +78,4 @@ inline std::string format_line(Level level, std::string_view message,
   return format_line(level, message, std::span<const Field>(fields.begin(), fields.size()));
 }
 
-// Appends `text` to `out` as the inside of a JSON string (quotes not included).
-void append_json_escaped(std::string& out, std::string_view text);
-
 }  // namespace parley::log

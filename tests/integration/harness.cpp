@@ -878,6 +878,10 @@ void RawConnection::shutdown_write() {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
 
+void RawConnection::set_receive_buffer(int bytes) {
+  if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
 bool RawConnection::send_all(std::string_view data, Millis timeout) {
   if (fd_ < 0) return false;
   const auto deadline = Clock::now() + timeout;

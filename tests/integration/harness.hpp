@@ -302,6 +302,9 @@ class RawConnection {
   // Returns true when the server sent something or closed.
   bool send_pieces_until_answer(const std::vector<std::string>& pieces, Millis per_piece_wait);
   void shutdown_write();
+  // Shrinks the kernel's receive buffer (SO_RCVBUF), so that a client that stops reading
+  // stalls the server's writes quickly.
+  void set_receive_buffer(int bytes);
   void close();
 
   std::string& buffer() { return buf_; }

@@ -189,6 +189,31 @@ TEST(Robustness, IdleTimeoutDoesNotCutActiveKeepAlive) {
   }
 }
 
+TEST(Robustness, ClientThatStopsReadingIsCutOffAfterWriteTimeout) {
+  ParleyProcess p({.args = {"--set", "server.write_timeout=1s"}});
+  RawConnection c(p.port());
+  ASSERT_TRUE(c.ok());
+  c.set_receive_buffer(4096);
+  // Thousands of pipelined requests whose answers (a few KiB of metrics each) far exceed what
+  // the socket buffers hold; the client reads none of them, so the server's write stalls.
+  constexpr int kRequests = 3000;
+  std::string batch;
+  for (int i = 0; i < kRequests; ++i) batch += simple_get("/metrics");
+  ASSERT_TRUE(c.send_all(batch, Millis{10000}));
+  std::this_thread::sleep_for(Millis{3000});
+  // By now the stalled write has passed its 1 s deadline and the server has closed the
+  // connection: reading drains what was buffered, then ends. Without the deadline, reading
+  // would unblock the server and the connection would stay open for keep-alive.
+  ASSERT_TRUE(c.wait_closed(Millis{10000})) << "a stalled write was not cut off by write_timeout";
+  size_t answered = 0;
+  for (size_t at = c.buffer().find("HTTP/1.1 200"); at != std::string::npos;
+       at = c.buffer().find("HTTP/1.1 200", at + 1)) {
+    ++answered;
+  }
+  EXPECT_LT(answered, static_cast<size_t>(kRequests)) << "every response was delivered";
+  expect_alive_and_serving(p);
+}
+
 TEST(Robustness, TenThousandHeadersRejected) {
   ParleyProcess p;
   RawConnection c(p.port());

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.hpp"
 #include "obs/log.hpp"
 
 namespace {
@@ -110,13 +111,13 @@ TEST_F(LogTest, SpecialCharactersRoundTrip) {
 
 TEST_F(LogTest, AppendJsonEscapedControlBytes) {
   std::string out;
-  log::append_json_escaped(out, std::string("a\x01"
-                                            "b\x7f"
-                                            "c\"\\",
-                                            7));
+  parley::append_json_escaped(out, std::string("a\x01"
+                                               "b\x7f"
+                                               "c\"\\",
+                                               7));
   EXPECT_EQ(out, "a\\u0001b\\u007fc\\\"\\\\");
   out.clear();
-  log::append_json_escaped(out, "\n\r\t");
+  parley::append_json_escaped(out, "\n\r\t");
   EXPECT_EQ(out, "\\n\\r\\t");
 }
 
@@ -124,16 +125,16 @@ TEST_F(LogTest, ValidUtf8PassesThrough) {
   const std::string text =
       "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 \xe4\xb8\xad";  // héllo € 😀 中
   std::string out;
-  log::append_json_escaped(out, text);
+  parley::append_json_escaped(out, text);
   EXPECT_EQ(out, text);
   EXPECT_EQ(parse_line(log::format_line(log::Level::kInfo, text, {}))["message"], text);
 }
 
 TEST_F(LogTest, InvalidUtf8BecomesReplacementCharacter) {
   std::string out;
-  log::append_json_escaped(out,
-                           "a\xff"
-                           "b");
+  parley::append_json_escaped(out,
+                              "a\xff"
+                              "b");
   EXPECT_EQ(out, "a\\ufffdb");
 
   const std::string replacement = "\xef\xbf\xbd";  // U+FFFD as UTF-8
