@@ -55,7 +55,7 @@ tsan: bootstrap
 	  ctest --output-on-failure -j $(JOBS) --timeout 600 -LE lint
 
 bench: bootstrap configure
-	cmake --build $(BUILD_DIR) --target parley parley_micro_bench -j $(JOBS)
+	cmake --build $(BUILD_DIR) --target parley parley_micro_bench parley_floor_server -j $(JOBS)
 	scripts/bench.sh $(BUILD_DIR)/parley
 
 # libFuzzer targets build with clang in their own tree; FUZZ_SECONDS per target.

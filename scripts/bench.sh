@@ -9,6 +9,7 @@ PARLEY=${1:-build/parley}
 DURATION=${BENCH_DURATION:-10s}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 MICRO=build/bench/parley_micro_bench
+FLOOR=build/bench/parley_floor_server
 
 workdir=$(mktemp -d /tmp/parley-bench.XXXXXX)
 server_pid=""
@@ -65,7 +66,7 @@ session_id=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/sessions" -H 'Conten
 read -r steal_start total_start < <(cpu_jiffies)
 results=()
 # One row: the median (by requests/s) of RUNS runs of wrk, with that run's latencies.
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 run_wrk() {  # name path threads connections [server note]
   local name=$1 path=$2 threads=$3 conns=$4 note=${5:-default}
   local cmd="wrk -t$threads -c$conns -d$DURATION --latency http://127.0.0.1:PORT$path"
@@ -113,6 +114,20 @@ run_wrk "GET /health" /health 1 64 "$one_core"
 run_wrk "GET /api/v1/sessions/{id} (SQLite read)" "/api/v1/sessions/$session_id" 1 64 "$one_core"
 stop_server
 
+# The machine's floor: a do-nothing epoll responder (bench/floor_server.cpp) under the same
+# wrk load, with one thread and with one per core.
+if [[ -x "$FLOOR" ]]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  for floor_threads in 1 "$(nproc)"; do
+    "$FLOOR" "$port" "$floor_threads" >"$workdir/floor.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do grep -q ready "$workdir/floor.log" && break; sleep 0.05; done
+    run_wrk "GET /health" /health 1 64 "floor: do-nothing epoll responder, $floor_threads thread(s)"
+    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  done
+fi
+
 read -r steal_end total_end < <(cpu_jiffies)
 steal_pct=$(awk -v s=$((steal_end - steal_start)) -v t=$((total_end - total_start)) 'BEGIN {printf "%.1f", t ? 100*s/t : 0}')
 
@@ -136,9 +151,12 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo
   echo "\"default\" is the default configuration: one I/O thread per core, here 2. With wrk on the"
   echo "same two cores that makes three busy threads for two cores, and the tail latency is set by"
-  echo "the scheduler preempting one of them, not by the server's work. The last two rows run the"
-  echo "server on one I/O thread and one blocking thread, which leaves wrk a core of its own, as a"
-  echo "server has when its load comes from other machines. \"server CPU\""
+  echo "the scheduler preempting one of them, not by the server's work. The rows marked"
+  echo "\"server.threads=1, server.blocking_threads=1\" leave wrk a core of its own, as a server has"
+  echo "when its load comes from other machines. The \"floor\" rows are a do-nothing epoll responder"
+  echo "(bench/floor_server.cpp) under the same load: what this machine, its scheduler and wrk"
+  echo "allow at all. \"server CPU\" (the floor's included: its CPU per request is the kernel's"
+  echo "share of a loopback request, near enough)"
   echo "is the server process's user plus system CPU time per request in that run."
   echo
   echo "| route | server | connections | requests/s (median) | p50 | p99 | server CPU per request | errors | requests/s of each run | command |"
