@@ -17,8 +17,11 @@ enum class ErrorCode {
   kPermissionDenied,  // credentials fine, action not allowed (403)
   kTooLarge,          // a size limit was exceeded (413)
   kUnsupportedMedia,  // the body is in a format the route does not take (415)
+  kTooManyRequests,   // a limit was reached, here or upstream; retry later (429)
   kUnavailable,       // a dependency is down or we are draining; retry later (503)
+  kBadGateway,        // an upstream (model provider) failed or answered nonsense (502)
   kDeadlineExceeded,  // an operation ran out of time (504)
+  kCancelled,         // the caller went away or the server is stopping (499, never sent)
   kInternal,          // a bug or an unexpected failure (500)
 };
 
@@ -46,6 +49,15 @@ struct Error {
   }
   static Error unavailable(std::string message, std::string reason = "unavailable") {
     return {ErrorCode::kUnavailable, std::move(message), std::move(reason), {}};
+  }
+  static Error bad_gateway(std::string message, std::string reason = "upstream_error") {
+    return {ErrorCode::kBadGateway, std::move(message), std::move(reason), {}};
+  }
+  static Error deadline(std::string message, std::string reason = "timeout") {
+    return {ErrorCode::kDeadlineExceeded, std::move(message), std::move(reason), {}};
+  }
+  static Error cancelled(std::string message) {
+    return {ErrorCode::kCancelled, std::move(message), "cancelled", {}};
   }
   static Error internal(std::string message) {
     return {ErrorCode::kInternal, std::move(message), "internal", {}};

@@ -21,10 +21,17 @@ int status_for(ErrorCode code) {
       return 413;
     case ErrorCode::kUnsupportedMedia:
       return 415;
+    case ErrorCode::kTooManyRequests:
+      return 429;
     case ErrorCode::kUnavailable:
       return 503;
+    case ErrorCode::kBadGateway:
+      return 502;
     case ErrorCode::kDeadlineExceeded:
       return 504;
+    case ErrorCode::kCancelled:
+      // Nginx's "client closed request": only ever logged, the client is not there to read it.
+      return 499;
     case ErrorCode::kInternal:
       return 500;
   }

@@ -95,6 +95,14 @@ Response Response::empty(int status) {
   return r;
 }
 
+Response Response::streamed(int status, uint64_t body_bytes) {
+  Response r;
+  r.status = status;
+  r.already_sent = true;
+  r.body_bytes = body_bytes;
+  return r;
+}
+
 std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space) {
   std::string out;
   out.reserve(text.size());

@@ -5,6 +5,8 @@
 // valid for the duration of the handler call, which is the only place a Request exists.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +14,8 @@
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
+
+#include "core/task.hpp"
 
 namespace parley::http {
 
@@ -21,6 +25,32 @@ Method parse_method(std::string_view text);
 std::string_view method_name(Method method);
 
 bool iequals(std::string_view a, std::string_view b);
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// The client's connection, for handlers that stream their response (server-sent events) or
+// must notice the client leaving while they wait on something slow (a model). Implemented by
+// the server; valid only during the handler call, on the connection's thread.
+class ClientChannel {
+ public:
+  virtual ~ClientChannel() = default;
+
+  // Sends the response head now; the body follows through write(). HTTP/1.1 clients get a
+  // chunked body (the connection stays usable), HTTP/1.0 clients an unframed one that ends
+  // when the connection closes. Once this is called the handler must return
+  // Response::streamed(). False when the client is gone.
+  virtual Task<bool> begin_stream(int status, std::string_view content_type,
+                                  const HeaderList& headers) = 0;
+  // Sends one piece of the body at once (no buffering: each call is a flush). False when the
+  // client is gone or did not take the bytes within the server's write timeout.
+  virtual Task<bool> write(std::string_view data) = 0;
+  // Starts watching the connection: when the client closes it or it breaks, `on_gone` runs
+  // once, on the connection's thread, even while the handler is waiting on something else.
+  // Bytes of a pipelined next request are kept, not mistaken for a disconnect.
+  virtual void watch(std::function<void()> on_gone) = 0;
+  // True once the client is known to be gone (seen by watch() or a failed write).
+  virtual bool gone() const = 0;
+};
 
 struct Request {
   Method method = Method::kGet;
@@ -34,6 +64,8 @@ struct Request {
   std::string remote;  // peer address, "ip:port"
   // Path parameters from the matched route template, percent-decoded: {"id", "sess_..."}.
   std::vector<std::pair<std::string_view, std::string>> params;
+  // The connection, for streaming handlers; set by the server (null in handler unit tests).
+  ClientChannel* channel = nullptr;
 
   std::optional<std::string_view> header(std::string_view name) const;
   // The named path parameter; empty when the route has none by that name.
@@ -45,8 +77,12 @@ struct Request {
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
-  std::vector<std::pair<std::string, std::string>> headers;
+  HeaderList headers;
   std::string body;
+  // The handler already sent this response through ClientChannel::begin_stream()/write(); the
+  // server only ends the body. `status` and `body_bytes` are then for the log and metrics.
+  bool already_sent = false;
+  uint64_t body_bytes = 0;
 
   Response& header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));
@@ -54,6 +90,8 @@ struct Response {
   }
   static Response json(int status, const nlohmann::json& body);
   static Response empty(int status);
+  // What a streaming handler returns after ClientChannel::begin_stream().
+  static Response streamed(int status, uint64_t body_bytes);
 };
 
 // Decodes %XX (and '+' when `plus_is_space`); nullopt on a malformed escape.

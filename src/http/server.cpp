@@ -23,6 +23,7 @@
 
 #include "core/ids.hpp"
 #include "core/io_pool.hpp"
+#include "core/signal.hpp"
 #include "core/task.hpp"
 #include "http/errors.hpp"
 #include "http/router.hpp"
@@ -191,11 +192,19 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out += "\r\n";
 }
 
+// How the body's end is marked.
+enum class Framing {
+  kLength,      // Content-Length: the body is complete in the response
+  kChunked,     // Transfer-Encoding: chunked, for a streamed body to an HTTP/1.1 client
+  kUntilClose,  // a streamed body to an HTTP/1.0 client: it ends when the connection does
+};
+
 // Serializes a response's status line and header fields into `out`. Written here rather than
 // by Beast's serializer, whose buffer sequences cost more CPU per response than the write
 // system call itself; Beast still parses every request.
 void serialize_head(std::string& out, unsigned version, const Response& res,
-                    std::string_view request_id, bool keep_alive) {
+                    std::string_view request_id, bool keep_alive,
+                    Framing framing = Framing::kLength) {
   out.clear();
   out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   char digits[8];
@@ -207,7 +216,9 @@ void serialize_head(std::string& out, unsigned version, const Response& res,
   out += "\r\n";
   append_field(out, "Date", http_date());
   if (!res.content_type.empty()) append_field(out, "Content-Type", res.content_type);
-  if (!body_forbidden(res.status)) {
+  if (framing == Framing::kChunked) {
+    append_field(out, "Transfer-Encoding", "chunked");
+  } else if (framing == Framing::kLength && !body_forbidden(res.status)) {
     // For HEAD too: the length a GET would have sent.
     std::array<char, 24> length{};
     auto len_end = std::to_chars(length.data(), length.data() + length.size(), res.body.size()).ptr;
@@ -219,6 +230,145 @@ void serialize_head(std::string& out, unsigned version, const Response& res,
   if (version == 10 && keep_alive) append_field(out, "Connection", "keep-alive");
   out += "\r\n";
 }
+
+// The ClientChannel of one request (see message.hpp): the streamed body and the watch for a
+// client that leaves. Lives in serve_one's frame, on the connection's thread.
+class Channel final : public ClientChannel {
+ public:
+  Channel(Connection& conn, beast::flat_buffer& buffer, unsigned version,
+          std::string_view request_id, bool keep_alive, std::chrono::milliseconds write_timeout)
+      : conn_(conn),
+        buffer_(buffer),
+        version_(version),
+        request_id_(request_id),
+        keep_alive_(keep_alive),
+        write_timeout_(write_timeout),
+        watcher_done_(conn.socket.get_executor()) {}
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  Task<bool> begin_stream(int status, std::string_view content_type,
+                          const HeaderList& headers) override {
+    if (started_ || gone_) co_return false;
+    started_ = true;
+    status_ = status;
+    framing_ = version_ >= 11 ? Framing::kChunked : Framing::kUntilClose;
+    if (framing_ == Framing::kUntilClose) keep_alive_ = false;
+    Response head;
+    head.status = status;
+    head.content_type = std::string(content_type);
+    head.headers = headers;
+    serialize_head(conn_.head, version_, head, request_id_, keep_alive_, framing_);
+    co_return co_await send(std::array<asio::const_buffer, 1>{asio::buffer(conn_.head)});
+  }
+
+  Task<bool> write(std::string_view data) override {
+    if (!started_ || gone_) co_return false;
+    if (data.empty()) co_return true;  // an empty chunk would end a chunked body
+    bytes_ += data.size();
+    if (framing_ == Framing::kUntilClose) {
+      co_return co_await send(std::array<asio::const_buffer, 1>{asio::buffer(data)});
+    }
+    std::array<char, 20> size_line{};
+    auto* end = std::to_chars(size_line.data(), size_line.data() + 16, data.size(), 16).ptr;
+    *end++ = '\r';
+    *end++ = '\n';
+    const std::array<asio::const_buffer, 3> chunk{
+        asio::buffer(size_line.data(), static_cast<size_t>(end - size_line.data())),
+        asio::buffer(data), asio::buffer("\r\n", 2)};
+    co_return co_await send(chunk);
+  }
+
+  void watch(std::function<void()> on_gone) override {
+    on_gone_ = std::move(on_gone);
+    if (gone_) {
+      notify_gone();
+      return;
+    }
+    if (watching_) return;
+    watching_ = true;
+    asio::co_spawn(conn_.socket.get_executor(), watch_loop(),
+                   [](const std::exception_ptr& e) { log_exception(e, "client watch"); });
+  }
+
+  bool gone() const override { return gone_; }
+
+  bool started() const { return started_; }
+  int status() const { return status_; }
+  uint64_t bytes() const { return bytes_; }
+
+  // After the handler: stops the watch and, for a streamed body, marks its end. Returns
+  // whether the connection can serve another request.
+  Task<bool> finish() {
+    on_gone_ = nullptr;  // the handler has returned: what its callback captured is gone
+    if (watching_) {
+      stopping_ = true;
+      beast::error_code ec;
+      conn_.socket.cancel(ec);  // ends the watch's pending read (no write is pending now)
+      while (watching_) co_await watcher_done_.wait();
+    }
+    if (!started_) co_return !gone_;
+    if (framing_ == Framing::kChunked && !gone_) {
+      static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+      co_await send(std::array<asio::const_buffer, 1>{asio::buffer(kLastChunk.data(), kLastChunk.size())});
+    }
+    co_return keep_alive_ && !gone_;
+  }
+
+ private:
+  template <typename Buffers>
+  Task<bool> send(const Buffers& buffers) {
+    beast::error_code ec;
+    conn_.expires_after(write_timeout_);
+    co_await asio::async_write(conn_.socket, buffers, asio::redirect_error(use_task, ec));
+    conn_.expires_never();
+    if (ec) mark_gone();
+    co_return !ec;
+  }
+
+  // Reads while the handler runs: an error or end of stream means the client left. Bytes that
+  // arrive are the client's next (pipelined) requests: kept for the parser, up to a bound.
+  Task<void> watch_loop() {
+    constexpr size_t kMaxPipelined = size_t{64} * 1024;
+    while (!stopping_ && buffer_.size() < kMaxPipelined) {
+      beast::error_code ec;
+      const size_t n = co_await conn_.socket.async_read_some(buffer_.prepare(4096),
+                                                             asio::redirect_error(use_task, ec));
+      if (ec) {
+        if (!stopping_) mark_gone();
+        break;
+      }
+      buffer_.commit(n);
+    }
+    watching_ = false;
+    watcher_done_.notify();
+  }
+
+  void mark_gone() {
+    if (gone_) return;
+    gone_ = true;
+    notify_gone();
+  }
+  void notify_gone() {
+    if (auto callback = std::exchange(on_gone_, nullptr)) callback();
+  }
+
+  Connection& conn_;
+  beast::flat_buffer& buffer_;
+  unsigned version_;
+  std::string_view request_id_;
+  bool keep_alive_;
+  std::chrono::milliseconds write_timeout_;
+  Framing framing_ = Framing::kLength;
+  bool started_ = false;
+  bool gone_ = false;
+  bool watching_ = false;
+  bool stopping_ = false;
+  int status_ = 0;
+  uint64_t bytes_ = 0;
+  std::function<void()> on_gone_;
+  Signal watcher_done_;
+};
 
 }  // namespace
 
@@ -555,6 +705,8 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
   req.request_id =
       client_id && is_valid_request_id(*client_id) ? std::string(*client_id) : random_hex128();
 
+  Channel channel(conn, buffer, breq.version(), req.request_id,
+                  breq.keep_alive() && !draining.load(), options.write_timeout);
   Match match = router.match(req.method, req.path);
   int route_id = -1;
   std::string_view route_label = kUnmatched;
@@ -582,6 +734,7 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
         break;
       }
       req.params = std::move(match.params);
+      req.channel = &channel;
       metrics.requests_in_flight().Increment();
       try {
         res = co_await match.route->handler(req);
@@ -597,9 +750,20 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
       break;
   }
 
-  const bool keep_alive = breq.keep_alive() && !draining.load();
-  co_await write_response(conn, res, breq.version(), req.method == Method::kHead, req.request_id,
-                          keep_alive, ec);
+  // The handler may have watched the connection or streamed its body: settle that first.
+  const bool reusable = co_await channel.finish();
+  bool keep_alive = false;
+  uint64_t bytes_out = 0;
+  if (channel.started()) {
+    res.status = channel.status();
+    bytes_out = channel.bytes();
+    keep_alive = reusable && !draining.load();
+  } else {
+    keep_alive = reusable && breq.keep_alive() && !draining.load();
+    co_await write_response(conn, res, breq.version(), req.method == Method::kHead,
+                            req.request_id, keep_alive, ec);
+    bytes_out = res.body.size();
+  }
 
   const double elapsed = std::chrono::duration<double>(SteadyClock::now() - started).count();
   metrics.observe_request(route_id, route_label, req.method_text, res.status, elapsed);
@@ -608,7 +772,7 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
         {"request_id", req.request_id}, {"method", obs::Metrics::normalize_method(req.method_text)},
         {"route", route_label},         {"path", req.path},
         {"status", res.status},         {"duration_ms", elapsed * 1000.0},
-        {"bytes_out", res.body.size()}, {"remote", conn.remote}};
+        {"bytes_out", bytes_out},       {"remote", conn.remote}};
     // Path parameters are the ids of what the request touched ("id": "sess_...").
     for (const auto& [name, value] : req.params) fields.emplace_back(name, value);
     log::write(log::Level::kInfo, "request", fields);

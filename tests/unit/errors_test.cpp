@@ -56,6 +56,8 @@ TEST(ErrorEnvelope, StatusForEveryCode) {
       {ErrorCode::kConflict, 409},         {ErrorCode::kTooLarge, 413},
       {ErrorCode::kUnsupportedMedia, 415}, {ErrorCode::kUnavailable, 503},
       {ErrorCode::kDeadlineExceeded, 504}, {ErrorCode::kInternal, 500},
+      {ErrorCode::kTooManyRequests, 429},  {ErrorCode::kBadGateway, 502},
+      {ErrorCode::kCancelled, 499},
   };
   for (const auto& [code, status] : expected) {
     EXPECT_EQ(status_for(code), status) << static_cast<int>(code);
