@@ -4,6 +4,8 @@
 // must never carry internals (SQL text, file paths of the server, secrets) for kInternal.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -33,34 +35,37 @@ struct Error {
   std::string reason;
   // The request field the error is about ("metadata.tags[2]"), when there is one.
   std::string param;
+  // For kTooManyRequests and kUnavailable: when a retry may succeed, if known (the HTTP edge
+  // sends it as Retry-After).
+  std::optional<int64_t> retry_after_ms;
 
   static Error invalid(std::string message, std::string reason = "invalid_request",
                        std::string param = {}) {
-    return {ErrorCode::kInvalidArgument, std::move(message), std::move(reason), std::move(param)};
+    return {ErrorCode::kInvalidArgument, std::move(message), std::move(reason), std::move(param), {}};
   }
   static Error invalid_field(std::string param, std::string message) {
-    return {ErrorCode::kInvalidArgument, std::move(message), "invalid_field", std::move(param)};
+    return {ErrorCode::kInvalidArgument, std::move(message), "invalid_field", std::move(param), {}};
   }
   static Error not_found(std::string message, std::string reason = "not_found") {
-    return {ErrorCode::kNotFound, std::move(message), std::move(reason), {}};
+    return {ErrorCode::kNotFound, std::move(message), std::move(reason), {}, {}};
   }
   static Error conflict(std::string message, std::string reason = "conflict") {
-    return {ErrorCode::kConflict, std::move(message), std::move(reason), {}};
+    return {ErrorCode::kConflict, std::move(message), std::move(reason), {}, {}};
   }
   static Error unavailable(std::string message, std::string reason = "unavailable") {
-    return {ErrorCode::kUnavailable, std::move(message), std::move(reason), {}};
+    return {ErrorCode::kUnavailable, std::move(message), std::move(reason), {}, {}};
   }
   static Error bad_gateway(std::string message, std::string reason = "upstream_error") {
-    return {ErrorCode::kBadGateway, std::move(message), std::move(reason), {}};
+    return {ErrorCode::kBadGateway, std::move(message), std::move(reason), {}, {}};
   }
   static Error deadline(std::string message, std::string reason = "timeout") {
-    return {ErrorCode::kDeadlineExceeded, std::move(message), std::move(reason), {}};
+    return {ErrorCode::kDeadlineExceeded, std::move(message), std::move(reason), {}, {}};
   }
   static Error cancelled(std::string message) {
-    return {ErrorCode::kCancelled, std::move(message), "cancelled", {}};
+    return {ErrorCode::kCancelled, std::move(message), "cancelled", {}, {}};
   }
   static Error internal(std::string message) {
-    return {ErrorCode::kInternal, std::move(message), "internal", {}};
+    return {ErrorCode::kInternal, std::move(message), "internal", {}, {}};
   }
 };
 

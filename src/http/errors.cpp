@@ -1,6 +1,8 @@
 // Error envelope construction and the ErrorCode -> HTTP status mapping.
 #include "http/errors.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace parley::http {
@@ -90,7 +92,13 @@ Response error_response(const Error& error, std::string_view request_id) {
   }
   std::string_view code =
       error.reason.empty() ? std::string_view("error") : std::string_view(error.reason);
-  return envelope(status_for(error.code), code, message, request_id, error.param);
+  Response res = envelope(status_for(error.code), code, message, request_id, error.param);
+  if (error.retry_after_ms) {
+    // Whole seconds, rounded up: Retry-After has no finer unit.
+    const int64_t seconds = std::max<int64_t>(1, (*error.retry_after_ms + 999) / 1000);
+    res.header("Retry-After", std::to_string(seconds));
+  }
+  return res;
 }
 
 }  // namespace parley::http

@@ -61,6 +61,7 @@ Result<nlohmann::json> parse_json_object_body(const Request& request) {
     return Error{ErrorCode::kUnsupportedMedia,
                  "request body must be JSON, sent with Content-Type: application/json",
                  "unsupported_media_type",
+                 {},
                  {}};
   }
   auto value = parse_json(request.body);

@@ -61,7 +61,7 @@ TEST(ErrorEnvelope, StatusForEveryCode) {
   };
   for (const auto& [code, status] : expected) {
     EXPECT_EQ(status_for(code), status) << static_cast<int>(code);
-    Error error{code, "m", "r", {}};
+    Error error{code, "m", "r", {}, {}};
     EXPECT_EQ(error_response(error, "id").status, status) << static_cast<int>(code);
   }
 }
@@ -118,7 +118,7 @@ TEST(ErrorEnvelope, ParamIsIncludedWhenSet) {
 }
 
 TEST(ErrorEnvelope, EmptyReasonGetsAGenericCode) {
-  Error error{ErrorCode::kConflict, "already exists", "", {}};
+  Error error{ErrorCode::kConflict, "already exists", "", {}, {}};
   auto e = body_of(error_response(error, "rid"))["error"];
   EXPECT_EQ(e["code"], "error");
   EXPECT_EQ(e["type"], "conflict_error");
