@@ -44,6 +44,7 @@ struct ConfigFlags {
     Sources sources;
     if (!config_file.empty()) sources.config_file = config_file;
     sources.environment = parley::config::load_environment();
+    sources.provider_environment = parley::config::load_provider_environment();
     sources.environment.erase("PARLEY_CONFIG");  // consumed by --config above
     if (!listen.empty()) sources.overrides.emplace_back("server.listen", listen);
     if (!data_dir.empty()) sources.overrides.emplace_back("data_dir", data_dir);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
+#include "config/llm_sections.hpp"
 #include "config/units.hpp"
 
 extern char** environ;
@@ -253,6 +255,60 @@ const std::vector<Setting>& settings() {
         "diagnostics.token", "Bearer token required by the diagnostics endpoint (secret).",
         [](auto& c) -> auto& { return c.diagnostics.token; }, {},
         /*secret=*/true));
+    v.push_back(string_setting(
+        "llm.default_model",
+        "Model when a request names none: a route, provider/model or model; empty = the first "
+        "provider's default.",
+        [](auto& c) -> auto& { return c.llm.default_model; }));
+    v.push_back(duration_setting(
+        "llm.connect_timeout", "Time to connect to a provider (DNS, TCP, TLS).",
+        [](auto& c) -> auto& { return c.llm.connect_timeout; }, milliseconds(100), hours(1)));
+    v.push_back(duration_setting(
+        "llm.first_token_timeout",
+        "Time from sending a request to a provider until its first token (or whole reply).",
+        [](auto& c) -> auto& { return c.llm.first_token_timeout; }, milliseconds(100), hours(1)));
+    v.push_back(duration_setting(
+        "llm.stall_timeout", "Longest silence allowed between two pieces of a streamed reply.",
+        [](auto& c) -> auto& { return c.llm.stall_timeout; }, milliseconds(100), hours(1)));
+    v.push_back(duration_setting(
+        "llm.total_timeout", "Longest time one provider call may take.",
+        [](auto& c) -> auto& { return c.llm.total_timeout; }, milliseconds(100), hours(24)));
+    v.push_back(int_setting(
+        "llm.max_retries", "Retries of a failed provider call before the next fallback target.",
+        [](auto& c) -> auto& { return c.llm.max_retries; }, 0, 10));
+    v.push_back(duration_setting(
+        "llm.retry_backoff", "Base of the exponential back-off between retries (full jitter).",
+        [](auto& c) -> auto& { return c.llm.retry_backoff; }, milliseconds(0), hours(1)));
+    v.push_back(duration_setting(
+        "llm.retry_backoff_max", "Cap of the back-off between retries.",
+        [](auto& c) -> auto& { return c.llm.retry_backoff_max; }, milliseconds(0), hours(1)));
+    v.push_back(duration_setting(
+        "llm.max_retry_after",
+        "A provider's Retry-After longer than this is not waited for; the next target is tried.",
+        [](auto& c) -> auto& { return c.llm.max_retry_after; }, milliseconds(0), hours(1)));
+    v.push_back(int_setting(
+        "llm.breaker_failures",
+        "Consecutive failures of a provider/model that open its circuit breaker.",
+        [](auto& c) -> auto& { return c.llm.breaker_failures; }, 1, 1000));
+    v.push_back(duration_setting(
+        "llm.breaker_cooldown", "How long an open circuit refuses calls before a probe.",
+        [](auto& c) -> auto& { return c.llm.breaker_cooldown; }, milliseconds(10), hours(1)));
+    v.push_back(duration_setting(
+        "llm.usage_flush_interval",
+        "How often usage of the OpenAI-compatible API is written to the database, batched.",
+        [](auto& c) -> auto& { return c.llm.usage_flush_interval; }, milliseconds(10),
+        std::chrono::minutes(10)));
+    v.push_back(string_setting(
+        "chat.default_assistant", "Assistant of sessions that name none.",
+        [](auto& c) -> auto& { return c.chat.default_assistant; },
+        [](const std::string& t) -> std::optional<std::string> {
+          if (t.empty()) return "must not be empty";
+          return std::nullopt;
+        }));
+    v.push_back(int_setting(
+        "chat.default_context_window",
+        "Context window (tokens) assumed for models the model table does not know.",
+        [](auto& c) -> auto& { return c.chat.default_context_window; }, 256, 100'000'000));
     return v;
   }();
   return kSettings;
@@ -374,7 +430,9 @@ void walk_yaml(const YAML::Node& node, const std::string& prefix, const std::str
             : prefix + "." + key;  // NOLINT(performance-inefficient-string-concatenation)
     const YAML::Node& value = entry.second;
     std::string where = source_name + ":" + std::to_string(entry.first.Mark().line + 1);
-    if (value.IsMap()) {
+    if (depth == 0 && detail::is_section(key)) {
+      detail::apply_section(key, value, source_name, config, problems);
+    } else if (value.IsMap()) {
       walk_yaml(value, path, source_name, config, problems, depth + 1);
     } else if (value.IsScalar()) {
       apply_value(config, path, value.Scalar(), where, problems, false);
@@ -415,7 +473,9 @@ void emit_yaml(const nlohmann::json& node, int indent, std::string& out) {
       emit_yaml(value, indent + 2, out);
     } else {
       // A JSON string is also a valid YAML double-quoted scalar.
-      out += " " + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+      out += ' ';
+      out += value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      out += '\n';
     }
   }
 }
@@ -493,6 +553,8 @@ Loaded load(const Sources& sources) {
   for (const auto& [path, value] : sources.overrides) {
     apply_value(out.config, path, value, "flag", out.problems, false);
   }
+  detail::add_environment_providers(out.config, sources.provider_environment);
+  detail::finish(out.config, out.problems);
   return out;
 }
 
@@ -504,6 +566,7 @@ nlohmann::json to_json(const Config& config) {
     if (s.path == "storage.url") value = redact_url(value.get<std::string>());
     nested_slot(root, s.path) = std::move(value);
   }
+  detail::sections_to_json(config, root);
   return root;
 }
 
@@ -523,7 +586,18 @@ std::vector<std::string> secret_values(const Config& config) {
   if (auto span = url_password_span(config.storage.url); span && span->second > 0) {
     out.push_back(config.storage.url.substr(span->first, span->second));
   }
+  detail::section_secrets(config, out);
   return out;
+}
+
+std::map<std::string, std::string> load_provider_environment() {
+  std::map<std::string, std::string> env;
+  for (const char* name : {"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "ANTHROPIC_API_KEY",
+                           "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "GROQ_API_KEY",
+                           "OLLAMA_BASE_URL", "OLLAMA_MODEL"}) {
+    if (const char* value = std::getenv(name); value && *value) env.emplace(name, value);
+  }
+  return env;
 }
 
 std::optional<HostPort> parse_host_port(std::string_view text) {

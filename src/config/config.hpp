@@ -58,6 +58,80 @@ struct DiagnosticsConfig {
   std::string token;  // secret: when set, diagnostics require "Authorization: Bearer <token>"
 };
 
+// An upstream that generates replies (see llm/provider.hpp). From the `providers:` map of the
+// YAML file, or from the ecosystem's variables (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...).
+struct ProviderConfig {
+  std::string name;
+  std::string type;  // "openai" (any compatible server), "anthropic", "builtin"
+  std::string base_url;
+  std::string api_key;  // secret
+  std::vector<std::string> models;
+  std::string default_model;
+  std::string embedding_model;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string proxy;
+  std::string ca_file;
+  bool stream_usage = true;
+  int64_t max_tokens = 4096;  // sent when the API requires one and the request has none
+  std::string source;         // where it was defined, for messages
+};
+
+// A named model route: targets tried in order ("provider/model" or "provider"), or with
+// strategy "cost", chosen by the request's complexity and the remaining budget.
+struct RouteConfig {
+  std::string name;
+  std::vector<std::string> targets;
+  std::string strategy = "fallback";  // "fallback" or "cost"
+  double complexity_threshold = 0.5;  // cost: at or above, start with the strongest target
+  double daily_budget_usd = 0;        // cost: per user and day; 0 = no budget
+  std::string source;
+};
+
+// Price (USD per million tokens) and context window of a model; defaults for common models
+// are built in (llm/pricing.cpp), entries here override or add.
+struct ModelInfoConfig {
+  std::string model;
+  std::optional<double> input_per_million;
+  std::optional<double> output_per_million;
+  std::optional<int64_t> context_window;
+};
+
+struct LlmConfig {
+  std::string default_model;  // route, provider/model or model; empty = first provider
+  milliseconds connect_timeout{10'000};
+  milliseconds first_token_timeout{60'000};
+  milliseconds stall_timeout{30'000};
+  milliseconds total_timeout{600'000};
+  int max_retries = 2;
+  milliseconds retry_backoff{250};
+  milliseconds retry_backoff_max{8'000};
+  milliseconds max_retry_after{20'000};
+  int breaker_failures = 5;
+  milliseconds breaker_cooldown{30'000};
+  milliseconds usage_flush_interval{1'000};
+  std::vector<ProviderConfig> providers;
+  std::vector<RouteConfig> routes;
+  std::vector<ModelInfoConfig> models;
+};
+
+// An assistant: who answers in a session (its system prompt, model and generation settings).
+struct AssistantConfig {
+  std::string name;
+  std::string description;
+  std::string system_prompt;
+  std::string model;  // as in a request: route, provider/model or model; empty = default
+  std::optional<double> temperature;
+  std::optional<int64_t> max_tokens;
+  int max_history = 100;  // past messages considered before fitting the context window
+  std::string source;
+};
+
+struct ChatConfig {
+  std::string default_assistant = "default";
+  int64_t default_context_window = 8192;  // for models the table does not know
+  std::vector<AssistantConfig> assistants;
+};
+
 struct Config {
   std::string data_dir = "./data";
   ServerConfig server;
@@ -65,6 +139,8 @@ struct Config {
   LogConfig log;
   HealthConfig health;
   DiagnosticsConfig diagnostics;
+  LlmConfig llm;
+  ChatConfig chat;
 };
 
 // One thing wrong with the configuration.
@@ -81,11 +157,16 @@ struct Sources {
   std::optional<std::string> config_file;
   // PARLEY_* variables (name -> value); load_environment() reads them from the process.
   std::map<std::string, std::string> environment;
+  // The ecosystem's provider variables (OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY,
+  // ANTHROPIC_BASE_URL, GROQ_API_KEY, OLLAMA_BASE_URL, OLLAMA_MODEL); each key or URL adds a
+  // provider unless the YAML file defines one by that name. load_provider_environment().
+  std::map<std::string, std::string> provider_environment;
   // From flags, in the order given: (path, value).
   std::vector<std::pair<std::string, std::string>> overrides;
 };
 
 std::map<std::string, std::string> load_environment();
+std::map<std::string, std::string> load_provider_environment();
 
 struct Loaded {
   Config config;

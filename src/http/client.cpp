@@ -138,10 +138,12 @@ class Transfer final : public ClientTransfer {
     curl_easy_setopt(easy_, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(request_.connect_timeout.count()));
     if (request_.total_timeout.count() > 0) {
-      curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, static_cast<long>(request_.total_timeout.count()));
+      curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS,
+                       static_cast<long>(request_.total_timeout.count()));
     }
     if (!request_.proxy.empty()) curl_easy_setopt(easy_, CURLOPT_PROXY, request_.proxy.c_str());
-    if (!request_.ca_file.empty()) curl_easy_setopt(easy_, CURLOPT_CAINFO, request_.ca_file.c_str());
+    if (!request_.ca_file.empty())
+      curl_easy_setopt(easy_, CURLOPT_CAINFO, request_.ca_file.c_str());
     curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(easy_, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
@@ -245,7 +247,9 @@ class Transfer final : public ClientTransfer {
       // A new status line: a 1xx interim response or the final one. Start over.
       t->headers_.clear();
       auto space = line.find(' ');
-      t->status_ = space == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(space + 1, 3)).c_str());
+      t->status_ = space == std::string_view::npos
+                       ? 0
+                       : std::atoi(std::string(line.substr(space + 1, 3)).c_str());
     } else if (line.empty()) {
       if (t->status_ >= 200 && !t->head_done_) {
         t->head_done_ = true;
@@ -253,7 +257,8 @@ class Transfer final : public ClientTransfer {
       }
     } else if (auto colon = line.find(':'); colon != std::string_view::npos) {
       std::string_view value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
       t->headers_.emplace_back(std::string(line.substr(0, colon)), std::string(value));
     }
     return n;

@@ -94,7 +94,8 @@ Provider* Gateway::provider(std::string_view name) const {
 Result<Route> Gateway::resolve(std::string_view model) const {
   if (model.empty()) {
     auto it = routes_.find(default_route_);
-    if (it == routes_.end()) return Error::unavailable("no default route is configured", "no_route");
+    if (it == routes_.end())
+      return Error::unavailable("no default route is configured", "no_route");
     return it->second;
   }
   if (auto it = routes_.find(std::string(model)); it != routes_.end()) return it->second;
@@ -157,14 +158,13 @@ std::chrono::milliseconds Gateway::backoff(int attempt, const Error& error) {
 }
 
 Task<Result<void>> Gateway::chat(const Route& route, const ChatRequest& request,
-                                 Cancellation& cancel, const DeltaSink* sink,
-                                 GatewayResult& out) {
+                                 Cancellation& cancel, const DeltaSink* sink, GatewayResult& out) {
   return run_chat(*this, route, request, cancel, sink, out);
 }
 
-Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route,
-                                     const ChatRequest& request, Cancellation& cancel,
-                                     const DeltaSink* sink, GatewayResult& out) {
+Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const ChatRequest& request,
+                                     Cancellation& cancel, const DeltaSink* sink,
+                                     GatewayResult& out) {
   using Clock = std::chrono::steady_clock;
   const auto started = Clock::now();
   auto seconds_since = [](Clock::time_point t) {

@@ -146,9 +146,9 @@ class Gateway {
  private:
   CircuitBreaker& breaker(const Target& target);
   std::chrono::milliseconds backoff(int attempt, const Error& error);
-  static Task<Result<void>> run_chat(Gateway& self, const Route& route,
-                                     const ChatRequest& request, Cancellation& cancel,
-                                     const DeltaSink* sink, GatewayResult& out);
+  static Task<Result<void>> run_chat(Gateway& self, const Route& route, const ChatRequest& request,
+                                     Cancellation& cancel, const DeltaSink* sink,
+                                     GatewayResult& out);
   static Task<Result<Embeddings>> run_embed(Gateway& self, const Route& route,
                                             EmbeddingRequest request, Cancellation& cancel);
 

@@ -42,12 +42,11 @@ class Provider {
   virtual const std::string& default_model() const = 0;
 
   virtual Task<Result<void>> chat(const ChatRequest& request, const CallLimits& limits,
-                                  Cancellation& cancel, const DeltaSink* sink,
-                                  Completion& out) = 0;
+                                  Cancellation& cancel, const DeltaSink* sink, Completion& out) = 0;
 
   virtual bool supports_embeddings() const { return false; }
-  virtual Task<Result<Embeddings>> embed(const EmbeddingRequest& request,
-                                         const CallLimits& limits, Cancellation& cancel);
+  virtual Task<Result<Embeddings>> embed(const EmbeddingRequest& request, const CallLimits& limits,
+                                         Cancellation& cancel);
 };
 
 }  // namespace parley::llm

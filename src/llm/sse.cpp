@@ -49,9 +49,9 @@ Result<void> SseParser::feed(std::string_view bytes, std::vector<SseEvent>& out)
   line_.append(bytes.substr(start));
   if (line_.size() > max_event_) {
     failed_ = true;
-    return Error::bad_gateway("an event-stream line exceeds " + std::to_string(max_event_) +
-                                  " bytes",
-                              "stream_event_too_large");
+    return Error::bad_gateway(
+        "an event-stream line exceeds " + std::to_string(max_event_) + " bytes",
+        "stream_event_too_large");
   }
   return success();
 }
@@ -60,6 +60,7 @@ Result<void> SseParser::line(std::string_view text, std::vector<SseEvent>& out) 
   if (text.empty()) {
     // Dispatch. An event without data lines is dropped (the spec's rule).
     if (has_data_) {
+      pending_.id = last_id_;
       out.push_back(std::move(pending_));
     }
     pending_ = SseEvent{};
@@ -83,10 +84,10 @@ Result<void> SseParser::line(std::string_view text, std::vector<SseEvent>& out) 
   } else if (field == "event") {
     pending_.event.assign(value);
   } else if (field == "id") {
-    if (value.find('\0') == std::string_view::npos) pending_.id.assign(value);
+    if (value.find('\0') == std::string_view::npos) last_id_.assign(value);
   }
   // "retry" and unknown fields are ignored.
-  if (pending_.data.size() + pending_.event.size() + pending_.id.size() > max_event_) {
+  if (pending_.data.size() + pending_.event.size() + last_id_.size() > max_event_) {
     return Error::bad_gateway(
         "an event-stream event exceeds " + std::to_string(max_event_) + " bytes",
         "stream_event_too_large");

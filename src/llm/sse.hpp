@@ -42,13 +42,15 @@ class SseParser {
   Result<void> line(std::string_view text, std::vector<SseEvent>& out);
 
   size_t max_event_;
-  std::string line_;        // the current line, not yet ended
-  bool after_cr_ = false;   // the last byte was "\r": a "\n" next belongs to it
-  bool started_ = false;    // past the optional BOM
+  std::string line_;       // the current line, not yet ended
+  bool after_cr_ = false;  // the last byte was "\r": a "\n" next belongs to it
+  bool started_ = false;   // past the optional BOM
   bool failed_ = false;
   bool has_data_ = false;
   bool has_fields_ = false;
   SseEvent pending_;
+  // The spec's "last event ID buffer": kept across events until an id field changes it.
+  std::string last_id_;
 };
 
 }  // namespace parley::llm

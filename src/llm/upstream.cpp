@@ -104,7 +104,8 @@ int64_t estimate_tokens(const std::vector<Message>& messages) {
   int64_t total = 0;
   for (const auto& m : messages) {
     total += kPerMessage + estimate_tokens(m.content);
-    for (const auto& call : m.tool_calls) total += estimate_tokens(call.name) + estimate_tokens(call.arguments);
+    for (const auto& call : m.tool_calls)
+      total += estimate_tokens(call.name) + estimate_tokens(call.arguments);
   }
   return total;
 }

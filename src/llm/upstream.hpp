@@ -21,17 +21,17 @@
 namespace parley::llm {
 
 struct ProviderSettings {
-  std::string name;       // as configured
-  std::string type;       // "openai", "anthropic", "builtin"
-  std::string base_url;   // without a trailing slash
-  std::string api_key;    // secret; may be empty (local servers)
+  std::string name;      // as configured
+  std::string type;      // "openai", "anthropic", "builtin"
+  std::string base_url;  // without a trailing slash
+  std::string api_key;   // secret; may be empty (local servers)
   std::vector<std::string> models;
   std::string default_model;
   std::string embedding_model;  // empty: no embeddings from this provider
   http::HeaderList headers;     // sent with every request (OpenRouter's, Azure's...)
   std::string proxy;
   std::string ca_file;
-  bool stream_usage = true;  // ask for usage in streams (stream_options.include_usage)
+  bool stream_usage = true;           // ask for usage in streams (stream_options.include_usage)
   int64_t default_max_tokens = 4096;  // for APIs that require max_tokens (Anthropic)
 };
 

@@ -45,6 +45,17 @@ class Metrics {
   // One storage call; `operation` must be a string literal (its address keys the cache).
   void observe_storage_query(const char* operation, double seconds);
 
+  // One call to a model provider (one attempt: retries and fallbacks count each). `status` is
+  // "ok" or the failure's reason; `ttft_seconds` < 0 when nothing was streamed.
+  void observe_llm_call(std::string_view provider, std::string_view model, std::string_view status,
+                        int64_t input_tokens, int64_t output_tokens, double cost_usd,
+                        double seconds, double ttft_seconds);
+  // llm_circuit_state{provider,model}: 0 closed, 1 open, 2 half-open.
+  void set_circuit_state(std::string_view provider, std::string_view model, int state);
+  // A chat session had a turn now; active_sessions_total counts sessions with a turn in the
+  // last 15 minutes.
+  void note_session_activity(std::string_view session_id);
+
   // The text exposition format (version 0.0.4).
   std::string serialize() const;
 
@@ -59,6 +70,15 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* storage_duration_;
   prometheus::Gauge* requests_in_flight_;
   prometheus::Gauge* connections_open_;
+  prometheus::Family<prometheus::Counter>* llm_requests_;
+  prometheus::Family<prometheus::Counter>* llm_tokens_;
+  prometheus::Family<prometheus::Counter>* api_costs_;
+  prometheus::Family<prometheus::Histogram>* inference_duration_;
+  prometheus::Family<prometheus::Histogram>* time_to_first_token_;
+  prometheus::Family<prometheus::Gauge>* circuit_state_;
+  prometheus::Gauge* active_sessions_;
+  struct SessionActivity;
+  std::shared_ptr<SessionActivity> sessions_;
 };
 
 }  // namespace parley::obs

@@ -44,9 +44,9 @@ struct FakeUpstream::Impl {
   std::optional<FakeReply> take(const std::string& path) {
     std::lock_guard lock(mutex);
     for (auto it = queue.begin(); it != queue.end(); ++it) {
-      if (it->path_suffix.empty() ||
-          (path.size() >= it->path_suffix.size() &&
-           path.compare(path.size() - it->path_suffix.size(), std::string::npos, it->path_suffix) == 0)) {
+      if (it->path_suffix.empty() || (path.size() >= it->path_suffix.size() &&
+                                      path.compare(path.size() - it->path_suffix.size(),
+                                                   std::string::npos, it->path_suffix) == 0)) {
         FakeReply r = std::move(*it);
         queue.erase(it);
         return r;
@@ -103,14 +103,16 @@ FakeReply default_reply(const std::string& path, const json& request) {
     for (size_t i = 0; i < inputs.size(); ++i) {
       // Deterministic: derived from the input's length and position.
       json vec = json::array();
-      for (int d = 0; d < 4; ++d) vec.push_back(static_cast<double>(inputs[i].size() % 7 + d) / 8.0);
+      for (int d = 0; d < 4; ++d)
+        vec.push_back(static_cast<double>(inputs[i].size() % 7 + d) / 8.0);
       data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", vec}});
     }
-    r.body = json{{"object", "list"},
-                  {"data", data},
-                  {"model", request.is_object() ? request.value("model", "fake-embed") : "fake-embed"},
-                  {"usage", {{"prompt_tokens", 3 * inputs.size()}, {"total_tokens", 3 * inputs.size()}}}}
-                 .dump();
+    r.body =
+        json{{"object", "list"},
+             {"data", data},
+             {"model", request.is_object() ? request.value("model", "fake-embed") : "fake-embed"},
+             {"usage", {{"prompt_tokens", 3 * inputs.size()}, {"total_tokens", 3 * inputs.size()}}}}
+            .dump();
     return r;
   }
   if (stream) {
@@ -126,8 +128,8 @@ Task<http::Response> serve(std::shared_ptr<FakeUpstream::Impl> impl, http::Reque
   impl->record(req);
   const std::string path(req.path);
   auto scripted = impl->take(path);
-  FakeReply reply = scripted ? std::move(*scripted)
-                             : default_reply(path, json::parse(req.body, nullptr, false));
+  FakeReply reply =
+      scripted ? std::move(*scripted) : default_reply(path, json::parse(req.body, nullptr, false));
   co_await sleep_for(reply.delay_before_head);
   if (reply.pieces.empty() && !reply.stall) {
     http::Response res;
@@ -145,7 +147,8 @@ Task<http::Response> serve(std::shared_ptr<FakeUpstream::Impl> impl, http::Reque
   });
   http::HeaderList headers(reply.headers.begin(), reply.headers.end());
   headers.emplace_back("Cache-Control", "no-cache");
-  const bool started = co_await req.channel->begin_stream(reply.status, reply.content_type, headers);
+  const bool started =
+      co_await req.channel->begin_stream(reply.status, reply.content_type, headers);
   uint64_t bytes = 0;
   if (started) {
     for (size_t i = 0; i < reply.pieces.size() && !left; ++i) {
@@ -154,7 +157,8 @@ Task<http::Response> serve(std::shared_ptr<FakeUpstream::Impl> impl, http::Reque
       if (!sent) break;
       bytes += reply.pieces[i].size();
     }
-    if (reply.stall && !left) co_await gone.wait_until(std::chrono::steady_clock::now() + std::chrono::minutes(5));
+    if (reply.stall && !left)
+      co_await gone.wait_until(std::chrono::steady_clock::now() + std::chrono::minutes(5));
   }
   if (left || req.channel->gone()) {
     std::lock_guard lock(impl->mutex);
@@ -244,7 +248,10 @@ std::vector<std::string> FakeUpstream::openai_stream(const std::vector<std::stri
                 {"object", "chat.completion.chunk"},
                 {"created", 1700000000},
                 {"model", "fake-model"},
-                {"choices", {{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", std::move(finish)}}}}}
+                {"choices",
+                 {{{"index", 0},
+                   {"delta", std::move(delta)},
+                   {"finish_reason", std::move(finish)}}}}}
                .dump() +
            "\n\n";
   };
@@ -252,14 +259,15 @@ std::vector<std::string> FakeUpstream::openai_stream(const std::vector<std::stri
   for (const auto& p : pieces) events.push_back(chunk({{"content", p}}, nullptr));
   events.push_back(chunk(json::object(), "stop"));
   if (with_usage) {
-    events.push_back("data: " +
-                     json{{"id", "chatcmpl-fake"},
-                          {"object", "chat.completion.chunk"},
-                          {"model", "fake-model"},
-                          {"choices", json::array()},
-                          {"usage", {{"prompt_tokens", 11}, {"completion_tokens", 6}, {"total_tokens", 17}}}}
-                         .dump() +
-                     "\n\n");
+    events.push_back(
+        "data: " +
+        json{{"id", "chatcmpl-fake"},
+             {"object", "chat.completion.chunk"},
+             {"model", "fake-model"},
+             {"choices", json::array()},
+             {"usage", {{"prompt_tokens", 11}, {"completion_tokens", 6}, {"total_tokens", 17}}}}
+            .dump() +
+        "\n\n");
   }
   if (with_done) events.push_back("data: [DONE]\n\n");
   return events;
@@ -283,21 +291,22 @@ std::vector<std::string> FakeUpstream::anthropic_stream(const std::vector<std::s
   auto event = [&](const std::string& name, const json& data) {
     events.push_back("event: " + name + "\ndata: " + data.dump() + "\n\n");
   };
-  event("message_start",
-        {{"type", "message_start"},
-         {"message",
-          {{"id", "msg_fake"},
-           {"type", "message"},
-           {"role", "assistant"},
-           {"model", "claude-fake"},
-           {"content", json::array()},
-           {"usage", {{"input_tokens", input_tokens}, {"output_tokens", 1}}}}}});
-  event("content_block_start",
-        {{"type", "content_block_start"}, {"index", 0}, {"content_block", {{"type", "text"}, {"text", ""}}}});
+  event("message_start", {{"type", "message_start"},
+                          {"message",
+                           {{"id", "msg_fake"},
+                            {"type", "message"},
+                            {"role", "assistant"},
+                            {"model", "claude-fake"},
+                            {"content", json::array()},
+                            {"usage", {{"input_tokens", input_tokens}, {"output_tokens", 1}}}}}});
+  event("content_block_start", {{"type", "content_block_start"},
+                                {"index", 0},
+                                {"content_block", {{"type", "text"}, {"text", ""}}}});
   event("ping", {{"type", "ping"}});
   for (const auto& p : pieces) {
-    event("content_block_delta",
-          {{"type", "content_block_delta"}, {"index", 0}, {"delta", {{"type", "text_delta"}, {"text", p}}}});
+    event("content_block_delta", {{"type", "content_block_delta"},
+                                  {"index", 0},
+                                  {"delta", {{"type", "text_delta"}, {"text", p}}}});
   }
   event("content_block_stop", {{"type", "content_block_stop"}, {"index", 0}});
   event("message_delta", {{"type", "message_delta"},
@@ -316,7 +325,8 @@ FakeReply FakeUpstream::error_reply(int status, const std::string& message,
   return r;
 }
 
-std::vector<std::string> FakeUpstream::resplit(const std::vector<std::string>& events, size_t size) {
+std::vector<std::string> FakeUpstream::resplit(const std::vector<std::string>& events,
+                                               size_t size) {
   std::string all;
   for (const auto& e : events) all += e;
   std::vector<std::string> out;

@@ -87,7 +87,8 @@ class GatewayTest : public ::testing::Test {
 
   static ChatRequest hello() {
     ChatRequest r;
-    r.messages = {{"system", "Be brief.", nullptr, {}, {}, {}}, {"user", "Hi!", nullptr, {}, {}, {}}};
+    r.messages = {{"system", "Be brief.", nullptr, {}, {}, {}},
+                  {"user", "Hi!", nullptr, {}, {}, {}}};
     return r;
   }
 
@@ -113,7 +114,8 @@ class GatewayTest : public ::testing::Test {
     asio::co_spawn(
         context_,
         [&]() -> Task<void> {
-          o.result = co_await gateway.chat(*route, hello(), cancel, stream ? &sink : nullptr, o.out);
+          o.result =
+              co_await gateway.chat(*route, hello(), cancel, stream ? &sink : nullptr, o.out);
           done = true;
         },
         [](std::exception_ptr e) {
@@ -323,7 +325,8 @@ TEST_F(GatewayTest, CancellationAbortsTheUpstreamRequestPromptly) {
   ASSERT_FALSE(o.result.ok());
   EXPECT_EQ(o.result.error().code, ErrorCode::kCancelled);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 1500ms);
-  for (int i = 0; i < 200 && upstream_.client_disconnects() == 0; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 200 && upstream_.client_disconnects() == 0; ++i)
+    std::this_thread::sleep_for(5ms);
   EXPECT_EQ(upstream_.client_disconnects(), 1);
   EXPECT_EQ(upstream_.calls(), 1);
 }

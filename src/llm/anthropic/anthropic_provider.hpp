@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "http/client.hpp"
+#include "llm/anthropic/anthropic_wire.hpp"
 #include "llm/provider.hpp"
 #include "llm/upstream.hpp"
 
@@ -15,19 +16,5 @@ namespace parley::llm {
 
 std::unique_ptr<Provider> make_anthropic_provider(ProviderSettings settings,
                                                   http::HttpClient& client);
-
-namespace anthropic_wire {
-nlohmann::json request_body(const ChatRequest& request, bool stream, int64_t default_max_tokens);
-Result<void> parse_message(std::string_view body, Completion& out);
-// Per-stream state: which content block index is which tool call.
-struct StreamState {
-  std::vector<int> tool_index_of_block;  // -1 for text blocks
-  bool stopped = false;                  // message_stop seen
-};
-// One event (its "event:" name and data) into `out` and `delta`.
-Result<void> parse_event(std::string_view event, std::string_view data, StreamState& state,
-                         Completion& out, Delta& delta);
-std::string finish_reason(std::string_view stop_reason);
-}  // namespace anthropic_wire
 
 }  // namespace parley::llm
