@@ -12,6 +12,16 @@
 #include "obs/metrics.hpp"
 #include "store/store.hpp"
 
+namespace parley::chat {
+class ChatService;
+class Assistants;
+}  // namespace parley::chat
+
+namespace parley::llm {
+class Gateway;
+class Accountant;
+}  // namespace parley::llm
+
 namespace parley::api {
 
 struct Context {
@@ -26,6 +36,11 @@ struct Context {
   // Live server state, read by health and diagnostics.
   std::function<bool()> draining;
   std::function<int64_t()> open_connections;
+  // The chat and model layers (null where a test serves only storage-backed routes).
+  chat::ChatService* chat = nullptr;
+  const chat::Assistants* assistants = nullptr;
+  llm::Gateway* gateway = nullptr;
+  llm::Accountant* accountant = nullptr;
 };
 
 }  // namespace parley::api

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/errors.hpp"
+#include "llm/gateway.hpp"
 
 namespace parley::api {
 namespace {
@@ -57,6 +58,25 @@ json build_json(const obs::BuildInfo& b) {
           {"build_type", b.build_type}};
 }
 
+// Circuit breakers of the providers: an open circuit is reported ("degraded") but does not
+// fail readiness. The gateway falls back to other targets, and a replica taken out of the load
+// balancer would not make the provider answer sooner.
+json providers_check(const Context& ctx) {
+  json circuits = json::array();
+  bool any_open = false;
+  for (const auto& b : ctx.gateway->breakers()) {
+    const auto state = llm::to_string(b.state);
+    any_open = any_open || b.state != llm::CircuitBreaker::State::kClosed;
+    circuits.push_back({{"provider", b.provider}, {"model", b.model}, {"state", state}});
+  }
+  json names = json::array();
+  for (const auto& p : ctx.gateway->providers()) names.push_back(p->name());
+  return {{"status", any_open ? "degraded" : "ok"},
+          {"configured", std::move(names)},
+          {"default_route", ctx.gateway->default_route()},
+          {"circuits", std::move(circuits)}};
+}
+
 }  // namespace
 
 void add_health_routes(http::Router& router, Context& ctx) {
@@ -97,6 +117,7 @@ void add_health_routes(http::Router& router, Context& ctx) {
                checks["memory"] = memory_check(ctx);
                bool draining = ctx.draining();
                checks["draining"] = {{"status", draining ? "draining" : "ok"}};
+               if (ctx.gateway) checks["providers"] = providers_check(ctx);
                bool ready = !draining;
                for (const auto& [name, check] : checks.items()) {
                  if (check["status"] == "fail") ready = false;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/clock.hpp"
+#include "api/fields.hpp"
 #include "core/json_text.hpp"
 #include "http/errors.hpp"
 #include "http/json_body.hpp"
@@ -49,34 +50,6 @@ http::Response session_response(int status, const store::Session& s) {
   res.body.reserve(256 + s.metadata_json.size());
   append_session(res.body, s);
   return res;
-}
-
-Result<void> reject_unknown_fields(const json& body,
-                                   std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : body.items()) {
-    bool known = false;
-    for (auto a : allowed) known = known || key == a;
-    if (!known) return Error::invalid_field(key, "unknown field '" + key + "'");
-  }
-  return success();
-}
-
-// A string field: absent -> nullopt; present must be a string of 1..max characters.
-Result<std::optional<std::string>> string_field(const json& body, const char* name, size_t max,
-                                                bool nullable) {
-  auto it = body.find(name);
-  if (it == body.end()) return std::optional<std::string>();
-  if (it->is_null() && nullable) return std::optional<std::string>();
-  if (!it->is_string()) {
-    return Error::invalid_field(
-        name, std::string(name) + " must be a string" + (nullable ? " or null" : ""));
-  }
-  const auto& text = it->get_ref<const std::string&>();
-  if (text.empty() || text.size() > max) {
-    return Error::invalid_field(
-        name, std::string(name) + " must be 1 to " + std::to_string(max) + " bytes long");
-  }
-  return std::optional<std::string>(text);
 }
 
 Result<std::optional<std::string>> metadata_field(const json& body) {

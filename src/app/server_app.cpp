@@ -16,14 +16,25 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/chat.hpp"
 #include "api/context.hpp"
 #include "api/health.hpp"
+#include "api/openai_compat.hpp"
 #include "api/sessions.hpp"
 #include "app/build_info.hpp"
 #include "core/blocking_pool.hpp"
 #include "core/io_pool.hpp"
+#include "chat/assistants.hpp"
+#include "chat/turn.hpp"
+#include "http/client.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
+#include "llm/accounting.hpp"
+#include "llm/anthropic/anthropic_provider.hpp"
+#include "llm/builtin/builtin_provider.hpp"
+#include "llm/gateway.hpp"
+#include "llm/openai/openai_provider.hpp"
+#include "llm/pricing.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -57,6 +68,105 @@ Result<std::unique_ptr<store::Storage>> open_storage(const config::Config& confi
   options.busy_timeout_ms = static_cast<int>(config.storage.busy_timeout.count());
   options.metrics = metrics;
   return store::sqlite::open(options);
+}
+
+llm::ProviderSettings provider_settings(const config::ProviderConfig& p) {
+  llm::ProviderSettings s;
+  s.name = p.name;
+  s.type = p.type;
+  s.base_url = p.base_url;
+  s.api_key = p.api_key;
+  s.models = p.models;
+  s.default_model = p.default_model;
+  s.embedding_model = p.embedding_model;
+  s.headers = p.headers;
+  s.proxy = p.proxy;
+  s.ca_file = p.ca_file;
+  s.stream_usage = p.stream_usage;
+  s.default_max_tokens = p.max_tokens;
+  return s;
+}
+
+// Providers from the configuration, plus the built-in one (always there: the default when
+// nothing else is configured, and "builtin/" for anyone who asks).
+std::vector<std::unique_ptr<llm::Provider>> make_providers(const config::Config& config,
+                                                           http::HttpClient& client) {
+  std::vector<std::unique_ptr<llm::Provider>> out;
+  for (const auto& p : config.llm.providers) {
+    if (p.type == "anthropic") {
+      out.push_back(llm::make_anthropic_provider(provider_settings(p), client));
+    } else if (p.type == "builtin") {
+      out.push_back(llm::make_builtin_provider(p.name));
+    } else {
+      out.push_back(llm::make_openai_provider(provider_settings(p), client));
+    }
+  }
+  const bool has_builtin = std::any_of(out.begin(), out.end(),
+                                       [](const auto& p) { return p->name() == "builtin"; });
+  if (!has_builtin) out.push_back(llm::make_builtin_provider("builtin"));
+  return out;
+}
+
+llm::Provider* find_provider(const std::vector<std::unique_ptr<llm::Provider>>& providers,
+                             std::string_view name) {
+  for (const auto& p : providers) {
+    if (p->name() == name) return p.get();
+  }
+  return nullptr;
+}
+
+// "provider/model" or "provider" as a target; nullopt when the provider does not exist.
+std::optional<llm::Target> parse_target(const std::vector<std::unique_ptr<llm::Provider>>& providers,
+                                        const std::string& text) {
+  const auto slash = text.find('/');
+  llm::Provider* p = find_provider(providers, text.substr(0, slash));
+  if (!p) return std::nullopt;
+  std::string model = slash == std::string::npos ? std::string() : text.substr(slash + 1);
+  if (model.empty()) model = p->default_model();
+  return llm::Target{p, model};
+}
+
+// The configured routes, and the name of the default one ("default" unless
+// llm.default_model names a route).
+std::pair<std::map<std::string, llm::Route>, std::string> make_routes(
+    const config::Config& config, const std::vector<std::unique_ptr<llm::Provider>>& providers) {
+  std::map<std::string, llm::Route> routes;
+  for (const auto& r : config.llm.routes) {
+    llm::Route route;
+    route.name = r.name;
+    route.strategy = r.strategy;
+    route.complexity_threshold = r.complexity_threshold;
+    route.daily_budget_usd = r.daily_budget_usd;
+    for (const auto& t : r.targets) {
+      if (auto target = parse_target(providers, t)) route.targets.push_back(*target);
+    }
+    routes[r.name] = std::move(route);
+  }
+  const std::string& wanted = config.llm.default_model;
+  if (!wanted.empty() && routes.count(wanted)) return {std::move(routes), wanted};
+  llm::Route def;
+  def.name = "default";
+  if (!wanted.empty()) {
+    if (auto target = parse_target(providers, wanted); target && wanted.find('/') != std::string::npos) {
+      def.targets.push_back(*target);
+    } else {
+      // A bare model: the first configured provider that lists it, else the first provider.
+      llm::Provider* chosen = providers.front().get();
+      for (const auto& p : providers) {
+        const auto listed = p->models();
+        if (std::find(listed.begin(), listed.end(), wanted) != listed.end()) {
+          chosen = p.get();
+          break;
+        }
+      }
+      def.targets.push_back({chosen, wanted});
+    }
+  } else {
+    // The first configured provider; the built-in one (last) when there is none.
+    def.targets.push_back({providers.front().get(), providers.front()->default_model()});
+  }
+  routes["default"] = std::move(def);
+  return {std::move(routes), "default"};
 }
 
 }  // namespace
@@ -101,6 +211,50 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   server_options.access_log = config.log.access_log;
   http::Server server(io, server_options, router, metrics);
 
+  // The model layer. Declared after the I/O pool: transfers and the client end before it.
+  const llm::ModelTable model_table(config.llm.models);
+  llm::Accountant accountant(model_table, &metrics, storage->get(), config.llm.usage_flush_interval);
+  http::HttpClient http_client(io);
+  auto providers = make_providers(config, http_client);
+  auto [routes, default_route] = make_routes(config, providers);
+  llm::GatewayOptions gateway_options;
+  gateway_options.max_retries = config.llm.max_retries;
+  gateway_options.backoff_base = config.llm.retry_backoff;
+  gateway_options.backoff_max = config.llm.retry_backoff_max;
+  gateway_options.max_retry_after = config.llm.max_retry_after;
+  gateway_options.breaker_failures = config.llm.breaker_failures;
+  gateway_options.breaker_cooldown = config.llm.breaker_cooldown;
+  gateway_options.limits.connect_timeout = config.llm.connect_timeout;
+  gateway_options.limits.first_token_timeout = config.llm.first_token_timeout;
+  gateway_options.limits.stall_timeout = config.llm.stall_timeout;
+  gateway_options.limits.total_timeout = config.llm.total_timeout;
+  llm::Gateway gateway(std::move(providers), std::move(routes), default_route, gateway_options,
+                       accountant.observer());
+  const chat::Assistants assistants(config.chat);
+  chat::ChatService chat_service(chat::ChatDeps{**storage, blocking, gateway, accountant,
+                                                assistants, &metrics,
+                                                config.chat.default_context_window,
+                                                [&server] { return server.draining(); }});
+  if (auto recovered = (*storage)->messages().mark_interrupted(); !recovered) {
+    return startup_failure("storage", recovered.error().message);
+  } else if (*recovered > 0) {
+    log::warn("replies left unfinished by the last run were marked interrupted",
+              {{"messages", *recovered}});
+  }
+  {
+    std::vector<std::string> names;
+    for (const auto& p : gateway.providers()) names.push_back(p->name() + " (" + p->type() + ")");
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    const auto& def = gateway.routes().at(gateway.default_route());
+    log::info("providers ready",
+              {{"providers", list},
+               {"default_route", gateway.default_route()},
+               {"default_target", def.targets.empty() ? std::string()
+                                                      : def.targets.front().provider->name() + "/" +
+                                                            def.targets.front().model}});
+  }
+
   api::Context context{config,
                        **storage,
                        blocking,
@@ -110,9 +264,15 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
                        process_started,
                        io_threads,
                        [&server] { return server.draining(); },
-                       [&server] { return server.open_connections(); }};
+                       [&server] { return server.open_connections(); },
+                       &chat_service,
+                       &assistants,
+                       &gateway,
+                       &accountant};
   api::add_health_routes(router, context);
   api::add_session_routes(router, context);
+  api::add_chat_routes(router, context);
+  api::add_openai_routes(router, context);
 
   // Phase: listen.
   auto listen = config::parse_host_port(config.server.listen);
@@ -180,6 +340,7 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   io.run();
 
   blocking.join();
+  accountant.stop();  // writes the usage still queued
   (*storage)->close();
   log::info("stopped", {{"uptime_seconds", ms_since(process_started) / 1000.0}});
   log::shutdown();

@@ -173,11 +173,14 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
   Error last = Error::unavailable("route '" + route.name + "' has no provider to try", "no_target");
   Signal backoff_done(co_await boost::asio::this_coro::executor);
 
-  // The client's sink, timing the first token.
+  // The client's sink, timing the first token (of the reply, and of each attempt).
   bool first = true;
+  Clock::time_point attempt_started = started;
+  double attempt_ttft = -1;
   DeltaSink timed;
   if (sink) {
     timed = [&](const Delta& delta) -> Task<bool> {
+      if (attempt_ttft < 0) attempt_ttft = seconds_since(attempt_started);
       if (first) {
         first = false;
         out.time_to_first_token = seconds_since(started);
@@ -197,7 +200,7 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
       out.provider = target.provider->name();
       out.model = target.model;
       if (!breaker.allow(Clock::now())) {
-        Attempt skipped{target.provider->name(), target.model, "circuit_open", 0};
+        Attempt skipped{target.provider->name(), target.model, "circuit_open", 0, -1};
         out.attempts.push_back(skipped);
         if (self.observer_.on_attempt) {
           self.observer_.on_attempt(skipped, Completion{}, breaker.state(Clock::now()));
@@ -210,10 +213,12 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
       ChatRequest req = request;
       req.model = target.model;
       Completion completion;
-      const auto attempt_started = Clock::now();
+      attempt_started = Clock::now();
+      attempt_ttft = -1;
       auto result = co_await target.provider->chat(req, self.options_.limits, cancel,
                                                    sink ? &timed : nullptr, completion);
-      Attempt tried{target.provider->name(), target.model, "ok", seconds_since(attempt_started)};
+      Attempt tried{target.provider->name(), target.model, "ok", seconds_since(attempt_started),
+                    attempt_ttft};
       if (result) {
         breaker.record_success();
         out.attempts.push_back(tried);

@@ -77,6 +77,11 @@ struct Target {
 struct Route {
   std::string name;  // the route name, or the model string it was resolved from
   std::vector<Target> targets;
+  // "fallback": targets in order. "cost": targets are listed cheapest first, and
+  // plan_cost_route() orders them per request (llm/cost_routing.hpp).
+  std::string strategy = "fallback";
+  double complexity_threshold = 0.5;
+  double daily_budget_usd = 0;  // per user; 0 = none
 };
 
 struct GatewayOptions {
@@ -96,6 +101,7 @@ struct Attempt {
   std::string model;
   std::string outcome;  // "ok", or the error reason ("upstream_rate_limited", "circuit_open")
   double seconds = 0;
+  double time_to_first_token = -1;  // seconds; -1 when nothing was streamed in this attempt
 };
 
 struct GatewayResult {

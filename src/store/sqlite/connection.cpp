@@ -30,6 +30,16 @@ Statement& Statement::bind_null(int index) {
   return *this;
 }
 
+Statement& Statement::bind_double(int index, double value) {
+  sqlite3_bind_double(stmt_, index, value);
+  return *this;
+}
+
+Statement& Statement::bind_optional_int(int index, const std::optional<int64_t>& value) {
+  if (value) return bind(index, *value);
+  return bind_null(index);
+}
+
 int Statement::step() { return sqlite3_step(stmt_); }
 
 std::string Statement::column_text(int index) const {
@@ -45,6 +55,13 @@ std::optional<std::string> Statement::column_optional_text(int index) const {
 }
 
 int64_t Statement::column_int(int index) const { return sqlite3_column_int64(stmt_, index); }
+
+std::optional<int64_t> Statement::column_optional_int(int index) const {
+  if (sqlite3_column_type(stmt_, index) == SQLITE_NULL) return std::nullopt;
+  return column_int(index);
+}
+
+double Statement::column_double(int index) const { return sqlite3_column_double(stmt_, index); }
 
 Result<std::unique_ptr<Connection>> Connection::open(const std::string& path, bool create,
                                                      int busy_timeout_ms) {

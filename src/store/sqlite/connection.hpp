@@ -29,6 +29,8 @@ class Statement {
   Statement& bind(int index, int64_t value);
   Statement& bind_optional(int index, const std::optional<std::string>& text);
   Statement& bind_null(int index);
+  Statement& bind_double(int index, double value);
+  Statement& bind_optional_int(int index, const std::optional<int64_t>& value);
 
   // SQLITE_ROW, SQLITE_DONE, or an error code.
   int step();
@@ -36,6 +38,8 @@ class Statement {
   std::string column_text(int index) const;
   std::optional<std::string> column_optional_text(int index) const;
   int64_t column_int(int index) const;
+  std::optional<int64_t> column_optional_int(int index) const;
+  double column_double(int index) const;
 
  private:
   sqlite3_stmt* stmt_;

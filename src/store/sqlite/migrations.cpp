@@ -18,6 +18,47 @@ const std::vector<Migration>& migrations() {
         );
         CREATE INDEX sessions_by_user ON sessions (user_id, seq);
       )sql"},
+      {2, "create_messages_and_usage", R"sql(
+        CREATE TABLE messages (
+          seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+          id             TEXT    NOT NULL UNIQUE,
+          session_id     TEXT    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+          role           TEXT    NOT NULL,
+          content        TEXT    NOT NULL DEFAULT '',
+          tool_calls     TEXT,                               -- JSON array
+          status         TEXT    NOT NULL,                   -- complete | partial | pending
+          model          TEXT,
+          provider       TEXT,
+          input_tokens   INTEGER NOT NULL DEFAULT 0,
+          output_tokens  INTEGER NOT NULL DEFAULT 0,
+          cost_usd       REAL    NOT NULL DEFAULT 0,
+          latency_ms     INTEGER,
+          ttft_ms        INTEGER,
+          finish_reason  TEXT,
+          request_id     TEXT,
+          created_at     INTEGER NOT NULL,
+          completed_at   INTEGER
+        );
+        CREATE INDEX messages_by_session ON messages (session_id, seq);
+        CREATE INDEX messages_pending ON messages (status) WHERE status = 'pending';
+        CREATE TABLE usage_records (
+          seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+          at             INTEGER NOT NULL,                   -- unix milliseconds
+          day            TEXT    NOT NULL,                   -- YYYY-MM-DD, UTC
+          user_id        TEXT    NOT NULL,
+          session_id     TEXT,
+          source         TEXT    NOT NULL,                   -- chat | api
+          provider       TEXT    NOT NULL,
+          model          TEXT    NOT NULL,
+          input_tokens   INTEGER NOT NULL,
+          output_tokens  INTEGER NOT NULL,
+          cost_usd       REAL    NOT NULL,
+          status         TEXT    NOT NULL,
+          request_id     TEXT
+        );
+        CREATE INDEX usage_by_time ON usage_records (at);
+        CREATE INDEX usage_by_user ON usage_records (user_id, at);
+      )sql"},
   };
   return kMigrations;
 }

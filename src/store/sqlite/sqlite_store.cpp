@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -132,7 +134,59 @@ Session read_session(const Statement& row, int first = 0) {
   return s;
 }
 
-class SqliteStorage final : public Storage, public SessionRepository {
+constexpr const char* kMessageColumns =
+    "id, session_id, role, content, tool_calls, status, model, provider, input_tokens, "
+    "output_tokens, cost_usd, latency_ms, ttft_ms, finish_reason, request_id, created_at, "
+    "completed_at";
+
+Message read_message(const Statement& row, int first = 0) {
+  Message m;
+  m.id = row.column_text(first);
+  m.session_id = row.column_text(first + 1);
+  m.role = row.column_text(first + 2);
+  m.content = row.column_text(first + 3);
+  m.tool_calls_json = row.column_text(first + 4);
+  m.status = row.column_text(first + 5);
+  m.model = row.column_text(first + 6);
+  m.provider = row.column_text(first + 7);
+  m.input_tokens = row.column_int(first + 8);
+  m.output_tokens = row.column_int(first + 9);
+  m.cost_usd = row.column_double(first + 10);
+  m.latency_ms = row.column_optional_int(first + 11);
+  m.ttft_ms = row.column_optional_int(first + 12);
+  m.finish_reason = row.column_text(first + 13);
+  m.request_id = row.column_text(first + 14);
+  m.created_at_ms = row.column_int(first + 15);
+  m.completed_at_ms = row.column_optional_int(first + 16);
+  return m;
+}
+
+// "YYYY-MM-DD" of a unix-millisecond time, UTC: the usage table's day key.
+std::string utc_day(int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+std::optional<int64_t> parse_cursor(const std::optional<std::string>& cursor) {
+  if (!cursor) return std::nullopt;
+  try {
+    size_t used = 0;
+    const int64_t value = std::stoll(*cursor, &used);
+    if (used != cursor->size() || value <= 0) return std::nullopt;
+    return value;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+class SqliteStorage final : public Storage,
+                            public SessionRepository,
+                            public MessageRepository,
+                            public UsageRepository {
  public:
   SqliteStorage(Options options, std::unique_ptr<Connection> writer)
       : options_(std::move(options)), writer_(std::move(writer)) {}
@@ -142,6 +196,8 @@ class SqliteStorage final : public Storage, public SessionRepository {
   ReaderPool& readers() { return readers_; }
 
   SessionRepository& sessions() override { return *this; }
+  MessageRepository& messages() override { return *this; }
+  UsageRepository& usage() override { return *this; }
 
   Result<void> ping() override {
     QueryTimer timer(options_.metrics, "ping");
@@ -314,6 +370,279 @@ class SqliteStorage final : public Storage, public SessionRepository {
     return tx.commit();
   }
 
+
+  // --- MessageRepository ---------------------------------------------------------------
+
+  Result<StartedTurn> begin_turn(const NewTurn& in) override {
+    QueryTimer timer(options_.metrics, "turn_begin");
+    const int64_t now = to_unix_ms(options_.clock->now());
+    StartedTurn turn;
+    turn.user.id = new_resource_id("msg");
+    turn.user.session_id = in.session_id;
+    turn.user.role = "user";
+    turn.user.content = in.user_content;
+    turn.user.status = "complete";
+    turn.user.request_id = in.request_id;
+    turn.user.created_at_ms = now;
+    turn.user.completed_at_ms = now;
+    turn.assistant.id = new_resource_id("msg");
+    turn.assistant.session_id = in.session_id;
+    turn.assistant.role = "assistant";
+    turn.assistant.status = "pending";
+    turn.assistant.model = in.model;
+    turn.assistant.request_id = in.request_id;
+    // One millisecond later, so the two rows also sort by time as they do by sequence.
+    turn.assistant.created_at_ms = now + 1;
+    std::lock_guard lock(write_mutex_);
+    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*writer_);
+    if (!tx.begun()) return tx.begun().error();
+    auto touch = writer_->prepare(
+        "UPDATE sessions SET updated_at = ?2 WHERE id = ?1 "
+        "RETURNING id, user_id, assistant, title, metadata, created_at, updated_at");
+    if (!touch) return std::move(touch).error();
+    touch->bind(1, in.session_id).bind(2, now);
+    int rc = touch->step();
+    if (rc == SQLITE_DONE) {
+      return Error::not_found("no session with id '" + in.session_id + "'", "session_not_found");
+    }
+    if (rc != SQLITE_ROW) return writer_->last_error("begin turn");
+    turn.session = read_session(*touch);
+    if (touch->step() != SQLITE_DONE) return writer_->last_error("begin turn");
+    static const std::string insert = std::string("INSERT INTO messages (") + kMessageColumns +
+                                      ") VALUES (?, ?, ?, ?, NULL, ?, ?, NULL, 0, 0, 0, NULL, "
+                                      "NULL, NULL, ?, ?, ?)";
+    for (const Message* m : {&turn.user, &turn.assistant}) {
+      auto stmt = writer_->prepare(insert.c_str());
+      if (!stmt) return std::move(stmt).error();
+      stmt->bind(1, m->id).bind(2, m->session_id).bind(3, m->role).bind(4, m->content);
+      stmt->bind(5, m->status).bind(6, m->model).bind(7, m->request_id).bind(8, m->created_at_ms);
+      stmt->bind_optional_int(9, m->completed_at_ms);
+      if (stmt->step() != SQLITE_DONE) return writer_->last_error("begin turn");
+    }
+    if (auto r = tx.commit(); !r) return std::move(r).error();
+    return turn;
+  }
+
+  Result<Message> finish_turn(const FinishedTurn& in) override {
+    QueryTimer timer(options_.metrics, "turn_finish");
+    const int64_t now = to_unix_ms(options_.clock->now());
+    std::lock_guard lock(write_mutex_);
+    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*writer_);
+    if (!tx.begun()) return tx.begun().error();
+    static const std::string update =
+        std::string(
+            "UPDATE messages SET content = ?2, tool_calls = ?3, status = ?4, model = ?5, "
+            "provider = ?6, input_tokens = ?7, output_tokens = ?8, cost_usd = ?9, latency_ms = ?10, "
+            "ttft_ms = ?11, finish_reason = ?12, completed_at = ?13 WHERE id = ?1 RETURNING ") +
+        kMessageColumns;
+    auto stmt = writer_->prepare(update.c_str());
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, in.assistant_message_id).bind(2, in.content);
+    if (in.tool_calls_json.empty()) {
+      stmt->bind_null(3);
+    } else {
+      stmt->bind(3, in.tool_calls_json);
+    }
+    stmt->bind(4, in.status).bind(5, in.model).bind(6, in.provider).bind(7, in.input_tokens);
+    stmt->bind(8, in.output_tokens).bind_double(9, in.cost_usd).bind_optional_int(10, in.latency_ms);
+    stmt->bind_optional_int(11, in.ttft_ms).bind(12, in.finish_reason).bind(13, now);
+    int rc = stmt->step();
+    if (rc == SQLITE_DONE) {
+      // The session was deleted while its reply was being generated.
+      return Error::not_found("no message with id '" + in.assistant_message_id + "'",
+                              "message_not_found");
+    }
+    if (rc != SQLITE_ROW) return writer_->last_error("finish turn");
+    Message m = read_message(*stmt);
+    if (stmt->step() != SQLITE_DONE) return writer_->last_error("finish turn");
+    if (in.usage) {
+      if (auto r = insert_usage(*in.usage); !r) return std::move(r).error();
+    }
+    if (auto r = tx.commit(); !r) return std::move(r).error();
+    return m;
+  }
+
+  Result<MessagePage> list(const MessageListQuery& q) override {
+    QueryTimer timer(options_.metrics, "message_list");
+    auto cursor = parse_cursor(q.cursor);
+    if (q.cursor && !cursor) {
+      return Error::invalid("cursor is not one this server issued", "invalid_cursor", "cursor");
+    }
+    auto db = readers_.borrow();
+    // The session must exist (an empty list and a missing session are different answers).
+    auto exists = db->prepare("SELECT 1 FROM sessions WHERE id = ?");
+    if (!exists) return std::move(exists).error();
+    exists->bind(1, q.session_id);
+    int rc = exists->step();
+    if (rc == SQLITE_DONE) {
+      return Error::not_found("no session with id '" + q.session_id + "'", "session_not_found");
+    }
+    if (rc != SQLITE_ROW) return db->last_error("list messages");
+    static const std::string oldest = std::string("SELECT seq, ") + kMessageColumns +
+                                      " FROM messages WHERE session_id = ? AND seq > ? "
+                                      "ORDER BY seq ASC LIMIT ?";
+    static const std::string newest = std::string("SELECT seq, ") + kMessageColumns +
+                                      " FROM messages WHERE session_id = ? AND seq < ? "
+                                      "ORDER BY seq DESC LIMIT ?";
+    auto stmt = db->prepare(q.newest_first ? newest.c_str() : oldest.c_str());
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, q.session_id);
+    stmt->bind(2, cursor.value_or(q.newest_first ? INT64_MAX : 0));
+    stmt->bind(3, static_cast<int64_t>(q.limit) + 1);
+    MessagePage page;
+    int64_t last_seq = 0;
+    while ((rc = stmt->step()) == SQLITE_ROW) {
+      if (static_cast<int>(page.items.size()) == q.limit) {
+        page.next_cursor = std::to_string(last_seq);
+        break;
+      }
+      last_seq = stmt->column_int(0);
+      page.items.push_back(read_message(*stmt, 1));
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db->last_error("list messages");
+    return page;
+  }
+
+  Result<std::vector<Message>> history(std::string_view session_id, int limit) override {
+    QueryTimer timer(options_.metrics, "message_history");
+    auto db = readers_.borrow();
+    static const std::string sql =
+        std::string("SELECT ") + kMessageColumns +
+        " FROM messages WHERE session_id = ? AND status != 'pending' "
+        "AND (content != '' OR tool_calls IS NOT NULL) ORDER BY seq DESC LIMIT ?";
+    auto stmt = db->prepare(sql.c_str());
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, session_id).bind(2, static_cast<int64_t>(limit));
+    std::vector<Message> out;
+    int rc;
+    while ((rc = stmt->step()) == SQLITE_ROW) out.push_back(read_message(*stmt));
+    if (rc != SQLITE_DONE) return db->last_error("message history");
+    std::reverse(out.begin(), out.end());
+    return out;
+  }
+
+  Result<int64_t> mark_interrupted() override {
+    QueryTimer timer(options_.metrics, "message_recover");
+    std::lock_guard lock(write_mutex_);
+    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*writer_);
+    if (!tx.begun()) return tx.begun().error();
+    auto stmt = writer_->prepare(
+        "UPDATE messages SET status = 'partial', finish_reason = 'interrupted', completed_at = ? "
+        "WHERE status = 'pending'");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, to_unix_ms(options_.clock->now()));
+    if (stmt->step() != SQLITE_DONE) return writer_->last_error("recover messages");
+    const int64_t changed = writer_->changes();
+    if (auto r = tx.commit(); !r) return std::move(r).error();
+    return changed;
+  }
+
+  // --- UsageRepository -----------------------------------------------------------------
+
+  Result<void> record(const std::vector<UsageRecord>& records) override {
+    if (records.empty()) return success();
+    QueryTimer timer(options_.metrics, "usage_record");
+    std::lock_guard lock(write_mutex_);
+    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*writer_);
+    if (!tx.begun()) return tx.begun().error();
+    for (const auto& r : records) {
+      if (auto w = insert_usage(r); !w) return w;
+    }
+    return tx.commit();
+  }
+
+  Result<std::vector<UsageRow>> aggregate(const UsageQuery& q) override {
+    QueryTimer timer(options_.metrics, "usage_aggregate");
+    // Group columns come from a fixed list, never from the request text.
+    static const std::vector<std::pair<std::string, std::string>> kColumns{
+        {"model", "model"}, {"provider", "provider"}, {"user", "user_id"}, {"day", "day"},
+        {"source", "source"}};
+    std::vector<std::pair<std::string, std::string>> groups;
+    for (const auto& g : q.group_by) {
+      auto it = std::find_if(kColumns.begin(), kColumns.end(),
+                             [&](const auto& c) { return c.first == g; });
+      if (it == kColumns.end()) {
+        return Error::invalid("cannot group usage by '" + g +
+                                  "' (expected model, provider, user, day or source)",
+                              "invalid_field", "group_by");
+      }
+      groups.push_back(*it);
+    }
+    std::string select = "SELECT ";
+    std::string group_clause;
+    for (const auto& [name, column] : groups) {
+      select += column + ", ";
+      group_clause += (group_clause.empty() ? " GROUP BY " : ", ") + column;
+    }
+    select +=
+        "COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+        "COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE at >= ? AND at < ?";
+    if (q.user_id) select += " AND user_id = ?";
+    select += group_clause;
+    select += group_clause.empty() ? "" : " ORDER BY " + group_clause.substr(10);
+    auto db = readers_.borrow();
+    // Not cached: the text varies with the grouping (prepare() caches by address).
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db->raw(), select.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+      return db->last_error("aggregate usage");
+    }
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owned(raw, sqlite3_finalize);
+    Statement stmt(raw);
+    stmt.bind(1, q.from_ms).bind(2, q.to_ms);
+    if (q.user_id) stmt.bind(3, *q.user_id);
+    std::vector<UsageRow> rows;
+    int rc;
+    const int n = static_cast<int>(groups.size());
+    while ((rc = stmt.step()) == SQLITE_ROW) {
+      UsageRow row;
+      for (int i = 0; i < n; ++i) row.keys.emplace_back(groups[static_cast<size_t>(i)].first, stmt.column_text(i));
+      row.requests = stmt.column_int(n);
+      row.input_tokens = stmt.column_int(n + 1);
+      row.output_tokens = stmt.column_int(n + 2);
+      row.cost_usd = stmt.column_double(n + 3);
+      rows.push_back(std::move(row));
+    }
+    if (rc != SQLITE_DONE) return db->last_error("aggregate usage");
+    return rows;
+  }
+
+  Result<double> spent(std::string_view user_id, int64_t from_ms) override {
+    QueryTimer timer(options_.metrics, "usage_spent");
+    auto db = readers_.borrow();
+    auto stmt = db->prepare(
+        "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE user_id = ? AND at >= ?");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, user_id).bind(2, from_ms);
+    if (stmt->step() != SQLITE_ROW) return db->last_error("usage spent");
+    return stmt->column_double(0);
+  }
+
+ private:
+  // Inside a write transaction, with write_mutex_ held.
+  Result<void> insert_usage(const UsageRecord& r) {
+    auto stmt = writer_->prepare(
+        "INSERT INTO usage_records (at, day, user_id, session_id, source, provider, model, "
+        "input_tokens, output_tokens, cost_usd, status, request_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, r.at_ms).bind(2, utc_day(r.at_ms)).bind(3, r.user_id);
+    if (r.session_id.empty()) {
+      stmt->bind_null(4);
+    } else {
+      stmt->bind(4, r.session_id);
+    }
+    stmt->bind(5, r.source).bind(6, r.provider).bind(7, r.model).bind(8, r.input_tokens);
+    stmt->bind(9, r.output_tokens).bind_double(10, r.cost_usd).bind(11, r.status);
+    stmt->bind(12, r.request_id);
+    if (stmt->step() != SQLITE_DONE) return writer_->last_error("record usage");
+    return success();
+  }
+
+ public:
  private:
   static Error not_found(std::string_view id) {
     return Error::not_found("no session with id '" + std::string(id) + "'", "session_not_found");
