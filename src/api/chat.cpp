@@ -221,7 +221,8 @@ void add_chat_routes(http::Router& router, Context& ctx) {
   });
 
   router.add(
-      http::Method::kGet, "/api/v1/sessions/{id}/messages", [&ctx](http::Request& req) -> Awaitable {
+      http::Method::kGet, "/api/v1/sessions/{id}/messages",
+      [&ctx](http::Request& req) -> Awaitable {
         store::MessageListQuery q;
         q.session_id = std::string(req.param("id"));
         if (auto limit = req.query_param("limit")) {
@@ -247,37 +248,41 @@ void add_chat_routes(http::Router& router, Context& ctx) {
         json data = json::array();
         for (const auto& m : page->items) data.push_back(message_json(m));
         http::Response res;
-        res.body = dump({{"object", "list"},
-                         {"data", std::move(data)},
-                         {"next_cursor", page->next_cursor ? json(*page->next_cursor) : json(nullptr)}});
+        res.body =
+            dump({{"object", "list"},
+                  {"data", std::move(data)},
+                  {"next_cursor", page->next_cursor ? json(*page->next_cursor) : json(nullptr)}});
         co_return res;
       });
 
-  router.add(
-      http::Method::kPost, "/api/v1/sessions/{id}/messages", [&ctx](http::Request& req) -> Awaitable {
-        auto body = http::parse_json_object_body(req);
-        if (!body) co_return fail(body.error(), req);
-        if (auto r = reject_unknown_fields(*body, {"content", "stream", "model", "temperature", "max_tokens"});
-            !r) {
-          co_return fail(r.error(), req);
-        }
-        auto content = string_field(*body, "content", kMaxContent);
-        if (!content) co_return fail(content.error(), req);
-        if (!*content) co_return fail(Error::invalid_field("content", "content is required"), req);
-        auto turn = turn_overrides(*body);
-        if (!turn) co_return fail(turn.error(), req);
-        turn->session_id = std::string(req.param("id"));
-        turn->content = std::move(**content);
-        turn->request_id = req.request_id;
-        const bool stream = wants_stream(req, *body);
-        co_return co_await answer_turn(ctx, req, std::move(*turn), stream, json::object());
-      });
+  router.add(http::Method::kPost, "/api/v1/sessions/{id}/messages",
+             [&ctx](http::Request& req) -> Awaitable {
+               auto body = http::parse_json_object_body(req);
+               if (!body) co_return fail(body.error(), req);
+               if (auto r = reject_unknown_fields(
+                       *body, {"content", "stream", "model", "temperature", "max_tokens"});
+                   !r) {
+                 co_return fail(r.error(), req);
+               }
+               auto content = string_field(*body, "content", kMaxContent);
+               if (!content) co_return fail(content.error(), req);
+               if (!*content)
+                 co_return fail(Error::invalid_field("content", "content is required"), req);
+               auto turn = turn_overrides(*body);
+               if (!turn) co_return fail(turn.error(), req);
+               turn->session_id = std::string(req.param("id"));
+               turn->content = std::move(**content);
+               turn->request_id = req.request_id;
+               const bool stream = wants_stream(req, *body);
+               co_return co_await answer_turn(ctx, req, std::move(*turn), stream, json::object());
+             });
 
   router.add(http::Method::kPost, "/api/v1/chat", [&ctx](http::Request& req) -> Awaitable {
     auto body = http::parse_json_object_body(req);
     if (!body) co_return fail(body.error(), req);
-    if (auto r = reject_unknown_fields(*body, {"message", "session_id", "user_id", "assistant", "title",
-                                               "stream", "model", "temperature", "max_tokens"});
+    if (auto r =
+            reject_unknown_fields(*body, {"message", "session_id", "user_id", "assistant", "title",
+                                          "stream", "model", "temperature", "max_tokens"});
         !r) {
       co_return fail(r.error(), req);
     }
@@ -295,7 +300,8 @@ void add_chat_routes(http::Router& router, Context& ctx) {
     auto turn = turn_overrides(*body);
     if (!turn) co_return fail(turn.error(), req);
     if (*assistant && !ctx.assistants->find(**assistant)) {
-      co_return fail(Error::invalid_field("assistant", "no assistant named '" + **assistant + "'"), req);
+      co_return fail(Error::invalid_field("assistant", "no assistant named '" + **assistant + "'"),
+                     req);
     }
 
     bool created = false;
@@ -332,10 +338,11 @@ void add_chat_routes(http::Router& router, Context& ctx) {
       if (auto text = req.query_param(name)) {
         auto t = parse_time(*text);
         if (!t) {
-          co_return fail(Error::invalid_field(name, std::string(name) +
-                                                        " must be a date (2026-11-22), a UTC time "
-                                                        "(2026-11-22T10:00:00Z) or unix milliseconds"),
-                         req);
+          co_return fail(
+              Error::invalid_field(name, std::string(name) +
+                                             " must be a date (2026-11-22), a UTC time "
+                                             "(2026-11-22T10:00:00Z) or unix milliseconds"),
+              req);
         }
         (std::string_view(name) == "from" ? q.from_ms : q.to_ms) = *t;
       }
@@ -345,7 +352,8 @@ void add_chat_routes(http::Router& router, Context& ctx) {
       size_t start = 0;
       while (start <= group->size()) {
         auto comma = group->find(',', start);
-        std::string field = group->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::string field =
+            group->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         if (!field.empty()) q.group_by.push_back(field);
         if (comma == std::string::npos) break;
         start = comma + 1;

@@ -53,9 +53,10 @@ Result<std::optional<int64_t>> integer_field(const json& body, const char* name,
     return Error::invalid_field(name, std::string(name) + " must be an integer");
   }
   // Unsigned values above INT64_MAX read as negative here and fail the range check.
-  const int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)
-                        ? -1
-                        : it->get<int64_t>();
+  const int64_t v =
+      it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)
+          ? -1
+          : it->get<int64_t>();
   if (v < min || v > max) {
     return Error::invalid_field(name, std::string(name) + " must be between " +
                                           std::to_string(min) + " and " + std::to_string(max));
@@ -66,7 +67,8 @@ Result<std::optional<int64_t>> integer_field(const json& body, const char* name,
 Result<std::optional<bool>> bool_field(const json& body, const char* name) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return std::optional<bool>();
-  if (!it->is_boolean()) return Error::invalid_field(name, std::string(name) + " must be true or false");
+  if (!it->is_boolean())
+    return Error::invalid_field(name, std::string(name) + " must be true or false");
   return std::optional<bool>(it->get<bool>());
 }
 

@@ -23,8 +23,8 @@ Result<void> reject_unknown_fields(const nlohmann::json& body,
 Result<std::optional<std::string>> string_field(const nlohmann::json& body, const char* name,
                                                 size_t max, bool nullable = false);
 // Absent or null -> nullopt. Present: a number within [min, max].
-Result<std::optional<double>> number_field(const nlohmann::json& body, const char* name,
-                                           double min, double max);
+Result<std::optional<double>> number_field(const nlohmann::json& body, const char* name, double min,
+                                           double max);
 // Absent or null -> nullopt. Present: an integer within [min, max].
 Result<std::optional<int64_t>> integer_field(const nlohmann::json& body, const char* name,
                                              int64_t min, int64_t max);

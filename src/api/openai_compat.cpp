@@ -47,15 +47,17 @@ int64_t unix_seconds() {
 // The fields Parley reads itself; everything else in the body travels to OpenAI-compatible
 // providers as is (response_format, seed, logprobs, parallel_tool_calls, ...).
 constexpr std::string_view kKnownFields[] = {
-    "model", "messages", "stream", "stream_options", "temperature", "top_p", "max_tokens",
-    "stop",  "tools",    "tool_choice", "user", "n"};
+    "model",      "messages", "stream", "stream_options", "temperature", "top_p",
+    "max_tokens", "stop",     "tools",  "tool_choice",    "user",        "n"};
 
 std::string field_path(size_t index, const char* field) {
   return "messages[" + std::to_string(index) + "]." + field;
 }
 
 Result<llm::Message> parse_message(const json& m, size_t index) {
-  if (!m.is_object()) return Error::invalid_field("messages[" + std::to_string(index) + "]", "a message must be an object");
+  if (!m.is_object())
+    return Error::invalid_field("messages[" + std::to_string(index) + "]",
+                                "a message must be an object");
   llm::Message out;
   auto role = m.find("role");
   if (role == m.end() || !role->is_string()) {
@@ -83,30 +85,37 @@ Result<llm::Message> parse_message(const json& m, size_t index) {
         }
       }
     } else {
-      return Error::invalid_field(field_path(index, "content"), "content must be a string, an array of parts, or null");
+      return Error::invalid_field(field_path(index, "content"),
+                                  "content must be a string, an array of parts, or null");
     }
   } else if (out.role != "assistant") {
     return Error::invalid_field(field_path(index, "content"), "content is required");
   }
-  if (auto name = m.find("name"); name != m.end() && name->is_string()) out.name = name->get<std::string>();
+  if (auto name = m.find("name"); name != m.end() && name->is_string())
+    out.name = name->get<std::string>();
   if (out.role == "tool") {
     auto id = m.find("tool_call_id");
     if (id == m.end() || !id->is_string()) {
-      return Error::invalid_field(field_path(index, "tool_call_id"), "a tool message needs tool_call_id");
+      return Error::invalid_field(field_path(index, "tool_call_id"),
+                                  "a tool message needs tool_call_id");
     }
     out.tool_call_id = id->get<std::string>();
   }
   if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
-    if (!calls->is_array()) return Error::invalid_field(field_path(index, "tool_calls"), "tool_calls must be an array");
+    if (!calls->is_array())
+      return Error::invalid_field(field_path(index, "tool_calls"), "tool_calls must be an array");
     for (const auto& c : *calls) {
       if (!c.is_object() || !c.contains("function") || !c["function"].is_object()) {
-        return Error::invalid_field(field_path(index, "tool_calls"), "each tool call needs a function object");
+        return Error::invalid_field(field_path(index, "tool_calls"),
+                                    "each tool call needs a function object");
       }
       const auto& fn = c["function"];
       llm::ToolCall call;
       call.id = c.value("id", "");
       call.name = fn.value("name", "");
-      call.arguments = fn.contains("arguments") && fn["arguments"].is_string() ? fn["arguments"].get<std::string>() : "{}";
+      call.arguments = fn.contains("arguments") && fn["arguments"].is_string()
+                           ? fn["arguments"].get<std::string>()
+                           : "{}";
       out.tool_calls.push_back(std::move(call));
     }
   }
@@ -131,7 +140,8 @@ Result<ParsedChat> parse_chat(const json& body) {
     return Error::invalid_field("messages", "messages must be a non-empty array");
   }
   if (messages->size() > kMaxMessages) {
-    return Error::invalid_field("messages", "at most " + std::to_string(kMaxMessages) + " messages");
+    return Error::invalid_field("messages",
+                                "at most " + std::to_string(kMaxMessages) + " messages");
   }
   for (size_t i = 0; i < messages->size(); ++i) {
     auto m = parse_message((*messages)[i], i);
@@ -142,9 +152,12 @@ Result<ParsedChat> parse_chat(const json& body) {
   if (!stream) return std::move(stream).error();
   p.stream = stream->value_or(false);
   if (auto so = body.find("stream_options"); so != body.end() && !so->is_null()) {
-    if (!so->is_object()) return Error::invalid_field("stream_options", "stream_options must be an object");
+    if (!so->is_object())
+      return Error::invalid_field("stream_options", "stream_options must be an object");
     auto usage = bool_field(*so, "include_usage");
-    if (!usage) return Error::invalid_field("stream_options.include_usage", "include_usage must be true or false");
+    if (!usage)
+      return Error::invalid_field("stream_options.include_usage",
+                                  "include_usage must be true or false");
     p.include_usage = usage->value_or(false);
   }
   auto temperature = number_field(body, "temperature", 0, 2);
@@ -166,7 +179,8 @@ Result<ParsedChat> parse_chat(const json& body) {
       p.request.stop.push_back(stop->get<std::string>());
     } else if (stop->is_array() && stop->size() <= 16) {
       for (const auto& s : *stop) {
-        if (!s.is_string()) return Error::invalid_field("stop", "stop must be a string or an array of strings");
+        if (!s.is_string())
+          return Error::invalid_field("stop", "stop must be a string or an array of strings");
         p.request.stop.push_back(s.get<std::string>());
       }
     } else {
@@ -194,7 +208,9 @@ Result<ParsedChat> parse_chat(const json& body) {
 json tool_calls_json(const std::vector<llm::ToolCall>& calls) {
   json out = json::array();
   for (const auto& c : calls) {
-    out.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    out.push_back({{"id", c.id},
+                   {"type", "function"},
+                   {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
   }
   return out;
 }
@@ -265,13 +281,19 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     account(ctx, *parsed, out, error, req.request_id);
     if (error) co_return fail(*error, req);
     const auto& c = out.completion;
-    json message = {{"role", "assistant"}, {"content", c.content.empty() && !c.tool_calls.empty() ? json(nullptr) : json(c.content)}};
+    json message = {
+        {"role", "assistant"},
+        {"content", c.content.empty() && !c.tool_calls.empty() ? json(nullptr) : json(c.content)}};
     if (!c.tool_calls.empty()) message["tool_calls"] = tool_calls_json(c.tool_calls);
     json response = {{"id", id},
                      {"object", "chat.completion"},
                      {"created", created},
                      {"model", c.model.empty() ? out.model : c.model},
-                     {"choices", {{{"index", 0}, {"message", std::move(message)}, {"logprobs", nullptr}, {"finish_reason", c.finish_reason}}}},
+                     {"choices",
+                      {{{"index", 0},
+                        {"message", std::move(message)},
+                        {"logprobs", nullptr},
+                        {"finish_reason", c.finish_reason}}}},
                      {"usage", usage_json(c.usage)},
                      {"system_fingerprint", nullptr}};
     http::Response res;
@@ -291,7 +313,11 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
                 {"created", created},
                 {"model", model_name},
                 {"system_fingerprint", nullptr},
-                {"choices", {{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", std::move(finish)}}}}};
+                {"choices",
+                 {{{"index", 0},
+                   {"delta", std::move(delta)},
+                   {"logprobs", nullptr},
+                   {"finish_reason", std::move(finish)}}}}};
   };
   auto send = [&](const json& data) -> Task<bool> {
     std::string frame = "data: ";
@@ -307,7 +333,8 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     started = true;
     model_name = out.model;
     const http::HeaderList headers = sse_headers();
-    const bool ok = co_await req.channel->begin_stream(200, "text/event-stream; charset=utf-8", headers);
+    const bool ok =
+        co_await req.channel->begin_stream(200, "text/event-stream; charset=utf-8", headers);
     if (!ok) co_return false;
     const json first = chunk(role_delta(), nullptr);
     const bool sent = co_await send(first);
@@ -400,19 +427,22 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
   } else if (input->is_array() && !input->empty() && input->size() <= kMaxEmbeddingInputs) {
     for (const auto& x : *input) {
       if (!x.is_string()) {
-        co_return fail(Error::invalid_field("input", "input must be a string or an array of strings"), req);
+        co_return fail(
+            Error::invalid_field("input", "input must be a string or an array of strings"), req);
       }
       request.inputs.push_back(x.get<std::string>());
     }
   } else {
-    co_return fail(Error::invalid_field("input", "input must be a string or an array of 1 to " +
-                                                     std::to_string(kMaxEmbeddingInputs) + " strings"),
-                   req);
+    co_return fail(
+        Error::invalid_field("input", "input must be a string or an array of 1 to " +
+                                          std::to_string(kMaxEmbeddingInputs) + " strings"),
+        req);
   }
   std::string encoding = "float";
   if (auto e = body->find("encoding_format"); e != body->end() && !e->is_null()) {
     if (!e->is_string() || (*e != "float" && *e != "base64")) {
-      co_return fail(Error::invalid_field("encoding_format", "encoding_format must be float or base64"), req);
+      co_return fail(
+          Error::invalid_field("encoding_format", "encoding_format must be float or base64"), req);
     }
     encoding = e->get<std::string>();
   }
@@ -432,7 +462,8 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
     json embedding;
     if (encoding == "base64") {
       // Little-endian float32, as OpenAI sends it (x86 and ARM hosts are little-endian).
-      embedding = base64(reinterpret_cast<const unsigned char*>(vec.data()), vec.size() * sizeof(float));
+      embedding =
+          base64(reinterpret_cast<const unsigned char*>(vec.data()), vec.size() * sizeof(float));
     } else {
       embedding = vec;
     }
@@ -455,7 +486,9 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
   res.body = dump({{"object", "list"},
                    {"data", std::move(data)},
                    {"model", result->model},
-                   {"usage", {{"prompt_tokens", result->usage.input_tokens}, {"total_tokens", result->usage.input_tokens}}}});
+                   {"usage",
+                    {{"prompt_tokens", result->usage.input_tokens},
+                     {"total_tokens", result->usage.input_tokens}}}});
   co_return res;
 }
 
@@ -464,7 +497,8 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
 void add_openai_routes(http::Router& router, Context& ctx) {
   router.add(http::Method::kPost, "/v1/chat/completions",
              [&ctx](http::Request& req) { return chat_completions(ctx, req); });
-  router.add(http::Method::kGet, "/v1/models", [&ctx](http::Request& req) { return models(ctx, req); });
+  router.add(http::Method::kGet, "/v1/models",
+             [&ctx](http::Request& req) { return models(ctx, req); });
   router.add(http::Method::kPost, "/v1/embeddings",
              [&ctx](http::Request& req) { return embeddings(ctx, req); });
 }

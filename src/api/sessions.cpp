@@ -5,8 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/clock.hpp"
 #include "api/fields.hpp"
+#include "core/clock.hpp"
 #include "core/json_text.hpp"
 #include "http/errors.hpp"
 #include "http/json_body.hpp"

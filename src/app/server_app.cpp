@@ -22,10 +22,10 @@
 #include "api/openai_compat.hpp"
 #include "api/sessions.hpp"
 #include "app/build_info.hpp"
-#include "core/blocking_pool.hpp"
-#include "core/io_pool.hpp"
 #include "chat/assistants.hpp"
 #include "chat/turn.hpp"
+#include "core/blocking_pool.hpp"
+#include "core/io_pool.hpp"
 #include "http/client.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
@@ -101,8 +101,8 @@ std::vector<std::unique_ptr<llm::Provider>> make_providers(const config::Config&
       out.push_back(llm::make_openai_provider(provider_settings(p), client));
     }
   }
-  const bool has_builtin = std::any_of(out.begin(), out.end(),
-                                       [](const auto& p) { return p->name() == "builtin"; });
+  const bool has_builtin =
+      std::any_of(out.begin(), out.end(), [](const auto& p) { return p->name() == "builtin"; });
   if (!has_builtin) out.push_back(llm::make_builtin_provider("builtin"));
   return out;
 }
@@ -116,8 +116,8 @@ llm::Provider* find_provider(const std::vector<std::unique_ptr<llm::Provider>>& 
 }
 
 // "provider/model" or "provider" as a target; nullopt when the provider does not exist.
-std::optional<llm::Target> parse_target(const std::vector<std::unique_ptr<llm::Provider>>& providers,
-                                        const std::string& text) {
+std::optional<llm::Target> parse_target(
+    const std::vector<std::unique_ptr<llm::Provider>>& providers, const std::string& text) {
   const auto slash = text.find('/');
   llm::Provider* p = find_provider(providers, text.substr(0, slash));
   if (!p) return std::nullopt;
@@ -147,7 +147,8 @@ std::pair<std::map<std::string, llm::Route>, std::string> make_routes(
   llm::Route def;
   def.name = "default";
   if (!wanted.empty()) {
-    if (auto target = parse_target(providers, wanted); target && wanted.find('/') != std::string::npos) {
+    if (auto target = parse_target(providers, wanted);
+        target && wanted.find('/') != std::string::npos) {
       def.targets.push_back(*target);
     } else {
       // A bare model: the first configured provider that lists it, else the first provider.
@@ -213,7 +214,8 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
 
   // The model layer. Declared after the I/O pool: transfers and the client end before it.
   const llm::ModelTable model_table(config.llm.models);
-  llm::Accountant accountant(model_table, &metrics, storage->get(), config.llm.usage_flush_interval);
+  llm::Accountant accountant(model_table, &metrics, storage->get(),
+                             config.llm.usage_flush_interval);
   http::HttpClient http_client(io);
   auto providers = make_providers(config, http_client);
   auto [routes, default_route] = make_routes(config, providers);
@@ -231,10 +233,9 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   llm::Gateway gateway(std::move(providers), std::move(routes), default_route, gateway_options,
                        accountant.observer());
   const chat::Assistants assistants(config.chat);
-  chat::ChatService chat_service(chat::ChatDeps{**storage, blocking, gateway, accountant,
-                                                assistants, &metrics,
-                                                config.chat.default_context_window,
-                                                [&server] { return server.draining(); }});
+  chat::ChatService chat_service(
+      chat::ChatDeps{**storage, blocking, gateway, accountant, assistants, &metrics,
+                     config.chat.default_context_window, [&server] { return server.draining(); }});
   if (auto recovered = (*storage)->messages().mark_interrupted(); !recovered) {
     return startup_failure("storage", recovered.error().message);
   } else if (*recovered > 0) {

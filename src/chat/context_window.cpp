@@ -18,7 +18,8 @@ FitResult fit_context(const FitInput& in) {
   while (keep_from > 0) {
     const size_t i = keep_from - 1;
     const int64_t known = i < in.known_tokens.size() ? in.known_tokens[i] : 0;
-    const int64_t cost = known > 0 ? known + 4 : llm::estimate_tokens(std::vector<llm::Message>{in.history[i]});
+    const int64_t cost =
+        known > 0 ? known + 4 : llm::estimate_tokens(std::vector<llm::Message>{in.history[i]});
     if (used + cost > budget) break;
     used += cost;
     keep_from = i;
@@ -26,7 +27,8 @@ FitResult fit_context(const FitInput& in) {
   // A tool result must not lead: its call would be missing (providers reject that).
   while (keep_from < in.history.size() && in.history[keep_from].role == "tool") ++keep_from;
   if (has_system) out.messages.push_back(in.system);
-  out.messages.insert(out.messages.end(), in.history.begin() + static_cast<std::ptrdiff_t>(keep_from),
+  out.messages.insert(out.messages.end(),
+                      in.history.begin() + static_cast<std::ptrdiff_t>(keep_from),
                       in.history.end());
   out.messages.push_back(in.newest);
   out.estimated_tokens = used;

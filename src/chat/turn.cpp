@@ -34,7 +34,8 @@ class RecordInput final : public Stage {
     if (model.empty()) model = deps.gateway.default_route();
     store::NewTurn in{turn.request.session_id, turn.request.content, turn.request.request_id,
                       std::move(model)};
-    auto started = co_await deps.blocking.run([&] { return deps.storage.messages().begin_turn(in); });
+    auto started =
+        co_await deps.blocking.run([&] { return deps.storage.messages().begin_turn(in); });
     if (!started) co_return std::move(started).error();
     turn.started = std::move(*started);
     if (deps.metrics) deps.metrics->note_session_activity(turn.request.session_id);
@@ -64,7 +65,8 @@ llm::Message to_llm_message(const store::Message& m) {
     if (calls.is_array()) {
       for (const auto& c : calls) {
         if (!c.is_object()) continue;
-        out.tool_calls.push_back({c.value("id", ""), c.value("name", ""), c.value("arguments", "")});
+        out.tool_calls.push_back(
+            {c.value("id", ""), c.value("name", ""), c.value("arguments", "")});
       }
     }
   }
@@ -88,8 +90,8 @@ class BuildPrompt final : public Stage {
     // History before this turn's two rows (the user's message goes last, on its own).
     const int limit = assistant.max_history + 2;
     const std::string session_id = turn.request.session_id;
-    auto history =
-        co_await deps.blocking.run([&] { return deps.storage.messages().history(session_id, limit); });
+    auto history = co_await deps.blocking.run(
+        [&] { return deps.storage.messages().history(session_id, limit); });
     if (!history) co_return std::move(history).error();
     FitInput fit;
     fit.system.role = "system";
@@ -104,14 +106,17 @@ class BuildPrompt final : public Stage {
     const std::string first_model =
         turn.route.targets.empty() ? model : turn.route.targets.front().model;
     const auto info = deps.accountant.models().find(first_model);
-    fit.context_window = info.context_window > 0 ? info.context_window : deps.default_context_window;
-    const auto max_tokens = turn.request.max_tokens ? turn.request.max_tokens : assistant.max_tokens;
+    fit.context_window =
+        info.context_window > 0 ? info.context_window : deps.default_context_window;
+    const auto max_tokens =
+        turn.request.max_tokens ? turn.request.max_tokens : assistant.max_tokens;
     fit.reply_reserve = max_tokens.value_or(std::min<int64_t>(1024, fit.context_window / 4));
     auto fitted = fit_context(fit);
     turn.dropped_history = fitted.dropped;
 
     turn.prompt.messages = std::move(fitted.messages);
-    turn.prompt.temperature = turn.request.temperature ? turn.request.temperature : assistant.temperature;
+    turn.prompt.temperature =
+        turn.request.temperature ? turn.request.temperature : assistant.temperature;
     turn.prompt.max_tokens = max_tokens;
     turn.prompt.user = turn.started.session.user_id;
 
@@ -121,8 +126,8 @@ class BuildPrompt final : public Stage {
         const int64_t now_ms = to_unix_ms(std::chrono::system_clock::now());
         const int64_t day_start = now_ms - now_ms % 86'400'000;
         const std::string user = turn.started.session.user_id;
-        auto spent = co_await deps.blocking.run(
-            [&] { return deps.storage.usage().spent(user, day_start); });
+        auto spent =
+            co_await deps.blocking.run([&] { return deps.storage.usage().spent(user, day_start); });
         if (spent) remaining = turn.route.daily_budget_usd - *spent;
       }
       turn.route = llm::plan_cost_route(turn.route, llm::complexity_score(turn.prompt), remaining);
@@ -152,7 +157,8 @@ class Generate final : public Stage {
 std::string tool_calls_json(const std::vector<llm::ToolCall>& calls) {
   if (calls.empty()) return {};
   json out = json::array();
-  for (const auto& c : calls) out.push_back({{"id", c.id}, {"name", c.name}, {"arguments", c.arguments}});
+  for (const auto& c : calls)
+    out.push_back({{"id", c.id}, {"name", c.name}, {"arguments", c.arguments}});
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -211,7 +217,8 @@ class Persist final : public Stage {
     usage.status = turn.generation_error ? turn.generation_error->reason : "ok";
     usage.request_id = turn.request.request_id;
     done.usage = std::move(usage);
-    auto stored = co_await deps.blocking.run([&] { return deps.storage.messages().finish_turn(done); });
+    auto stored =
+        co_await deps.blocking.run([&] { return deps.storage.messages().finish_turn(done); });
     if (!stored) {
       log::error("reply not stored", {{"request_id", turn.request.request_id},
                                       {"message_id", done.assistant_message_id},

@@ -103,9 +103,9 @@ class ChatService {
   // Runs a turn. Errors before generation (no such session, input refused, storage down)
   // come back as the Result's error; a generation failure comes back inside TurnResult, with
   // the partial reply stored.
-  Task<Result<TurnResult>> run_turn(TurnRequest request, llm::Cancellation& cancel,
-                                    const llm::DeltaSink* sink,
-                                    std::function<Task<void>(const store::StartedTurn&)> on_started);
+  Task<Result<TurnResult>> run_turn(
+      TurnRequest request, llm::Cancellation& cancel, const llm::DeltaSink* sink,
+      std::function<Task<void>(const store::StartedTurn&)> on_started);
 
   const std::vector<std::unique_ptr<Stage>>& stages() const { return stages_; }
 

@@ -41,7 +41,8 @@ struct Error {
 
   static Error invalid(std::string message, std::string reason = "invalid_request",
                        std::string param = {}) {
-    return {ErrorCode::kInvalidArgument, std::move(message), std::move(reason), std::move(param), {}};
+    return {
+        ErrorCode::kInvalidArgument, std::move(message), std::move(reason), std::move(param), {}};
   }
   static Error invalid_field(std::string param, std::string message) {
     return {ErrorCode::kInvalidArgument, std::move(message), "invalid_field", std::move(param), {}};

@@ -19,12 +19,14 @@ double complexity_score(const ChatRequest& request) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   double score = 0.40 * std::min(1.0, static_cast<double>(newest.size()) / 4000.0);
   score += 0.15 * std::min(1.0, static_cast<double>(request.messages.size()) / 20.0);
-  const bool code = lower.find("```") != std::string::npos ||
-                    (lower.find('{') != std::string::npos && lower.find(';') != std::string::npos) ||
-                    lower.find("def ") != std::string::npos || lower.find("fn ") != std::string::npos;
+  const bool code =
+      lower.find("```") != std::string::npos ||
+      (lower.find('{') != std::string::npos && lower.find(';') != std::string::npos) ||
+      lower.find("def ") != std::string::npos || lower.find("fn ") != std::string::npos;
   if (code) score += 0.15;
-  static constexpr const char* kReasoning[] = {"explain", "why",   "analy",  "compare",  "step by step",
-                                               "prove",   "design", "debug", "optimi", "trade-off"};
+  static constexpr const char* kReasoning[] = {"explain",      "why",      "analy",  "compare",
+                                               "step by step", "prove",    "design", "debug",
+                                               "optimi",       "trade-off"};
   for (const char* cue : kReasoning) {
     if (lower.find(cue) != std::string::npos) {
       score += 0.20;

@@ -13,11 +13,11 @@
 #pragma once
 
 #include <cstdint>
-#include <utility>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/result.hpp"
@@ -95,7 +95,7 @@ struct NewTurn {
   std::string session_id;
   std::string user_content;
   std::string request_id;
-  std::string model;     // what the turn will ask for (route or model name)
+  std::string model;  // what the turn will ask for (route or model name)
 };
 
 struct StartedTurn {

@@ -169,18 +169,51 @@ Task<http::Response> serve(std::shared_ptr<FakeUpstream::Impl> impl, http::Reque
 
 }  // namespace
 
-FakeUpstream::FakeUpstream() : impl_(std::make_shared<Impl>()) {
+FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared<Impl>()) {
   auto impl = impl_;
   auto handler = [impl](http::Request& req) { return serve(impl, req); };
   for (const char* path : {"/v1/chat/completions", "/chat/completions", "/v1/messages",
                            "/v1/embeddings", "/embeddings"}) {
     impl->router.add(http::Method::kPost, path, handler);
   }
+  if (control) {
+    impl->router.add(http::Method::kPost, "/_fake/replies",
+                     [impl](http::Request& req) -> Task<http::Response> {
+                       auto spec = json::parse(req.body, nullptr, false);
+                       if (!spec.is_object())
+                         co_return http::Response::json(400, {{"error", "not a JSON object"}});
+                       auto reply = reply_from_json(spec);
+                       std::lock_guard lock(impl->mutex);
+                       impl->queue.push_back(std::move(reply));
+                       co_return http::Response::json(200, {{"queued", impl->queue.size()}});
+                     });
+    impl->router.add(
+        http::Method::kGet, "/_fake/requests", [impl](http::Request&) -> Task<http::Response> {
+          json out = json::array();
+          std::lock_guard lock(impl->mutex);
+          for (const auto& r : impl->received) {
+            json headers = json::object();
+            for (const auto& [n, v] : r.headers) headers[n] = v;
+            out.push_back(
+                {{"method", r.method}, {"path", r.path}, {"headers", headers}, {"body", r.json}});
+          }
+          co_return http::Response::json(
+              200, {{"requests", out}, {"client_disconnects", impl->disconnects}});
+        });
+    impl->router.add(http::Method::kPost, "/_fake/reset",
+                     [impl](http::Request&) -> Task<http::Response> {
+                       std::lock_guard lock(impl->mutex);
+                       impl->queue.clear();
+                       impl->received.clear();
+                       impl->disconnects = 0;
+                       co_return http::Response::empty(204);
+                     });
+  }
   http::ServerOptions options;
   options.access_log = false;
   impl->server = std::make_unique<http::Server>(impl->io, options, impl->router, impl->metrics);
-  auto port = impl->server->listen("127.0.0.1", 0);
-  port_ = port ? *port : 0;
+  auto bound = impl->server->listen("127.0.0.1", port);
+  port_ = bound ? *bound : 0;
   impl->server->start();
   impl->thread = std::thread([impl] { impl->io.run(); });
 }
@@ -322,6 +355,37 @@ FakeReply FakeUpstream::error_reply(int status, const std::string& message,
   r.status = status;
   r.headers = std::move(headers);
   r.body = json{{"error", {{"message", message}, {"type", "fake_error"}}}}.dump();
+  return r;
+}
+
+FakeReply FakeUpstream::reply_from_json(const json& spec) {
+  FakeReply r;
+  r.status = spec.value("status", 200);
+  if (spec.contains("headers") && spec["headers"].is_object()) {
+    for (const auto& [k, v] : spec["headers"].items())
+      r.headers.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  r.content_type = spec.value("content_type", std::string("application/json"));
+  if (spec.contains("body"))
+    r.body = spec["body"].is_string() ? spec["body"].get<std::string>() : spec["body"].dump();
+  if (spec.contains("pieces") && spec["pieces"].is_array()) {
+    for (const auto& p : spec["pieces"]) r.pieces.push_back(p.get<std::string>());
+  }
+  std::vector<std::string> events;
+  if (spec.contains("openai_stream")) {
+    events = openai_stream(spec["openai_stream"].get<std::vector<std::string>>(),
+                           spec.value("with_usage", true), spec.value("with_done", true));
+  } else if (spec.contains("anthropic_stream")) {
+    events = anthropic_stream(spec["anthropic_stream"].get<std::vector<std::string>>());
+  }
+  if (!events.empty()) {
+    r.content_type = "text/event-stream";
+    r.pieces = resplit(events, spec.value("split", size_t{1} << 20));
+  }
+  r.delay_before_head = std::chrono::milliseconds(spec.value("delay_before_head_ms", 0));
+  r.delay_between_pieces = std::chrono::milliseconds(spec.value("delay_between_pieces_ms", 0));
+  r.stall = spec.value("stall", false);
+  r.path_suffix = spec.value("path_suffix", std::string());
   return r;
 }
 

@@ -53,7 +53,12 @@ struct ReceivedRequest {
 
 class FakeUpstream {
  public:
-  FakeUpstream();
+  // `port` 0 picks a free one. With `control`, the scripting API is served too (for tests in
+  // other processes, such as the JavaScript end-to-end tests):
+  //   POST /_fake/replies   a FakeReply as JSON (see reply_from_json), queued
+  //   GET  /_fake/requests  the requests received so far, as JSON
+  //   POST /_fake/reset     forgets replies, requests and counts
+  explicit FakeUpstream(uint16_t port = 0, bool control = false);
   ~FakeUpstream();
   FakeUpstream(const FakeUpstream&) = delete;
   FakeUpstream& operator=(const FakeUpstream&) = delete;
@@ -85,6 +90,10 @@ class FakeUpstream {
                                std::vector<std::pair<std::string, std::string>> headers = {});
   // Concatenates events and cuts them into pieces of `size` bytes, wherever that falls.
   static std::vector<std::string> resplit(const std::vector<std::string>& events, size_t size);
+  // {"status", "headers": {..}, "content_type", "body", "pieces": [..], "delay_before_head_ms",
+  //  "delay_between_pieces_ms", "stall", "path_suffix"}; or a shorthand for the formats:
+  //  {"openai_stream": ["Hel", "lo"], "split": 3} and {"anthropic_stream": [...]}.
+  static FakeReply reply_from_json(const nlohmann::json& spec);
 
   struct Impl;
 

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <condition_variable>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <vector>
@@ -370,7 +370,6 @@ class SqliteStorage final : public Storage,
     return tx.commit();
   }
 
-
   // --- MessageRepository ---------------------------------------------------------------
 
   Result<StartedTurn> begin_turn(const NewTurn& in) override {
@@ -434,7 +433,8 @@ class SqliteStorage final : public Storage,
     static const std::string update =
         std::string(
             "UPDATE messages SET content = ?2, tool_calls = ?3, status = ?4, model = ?5, "
-            "provider = ?6, input_tokens = ?7, output_tokens = ?8, cost_usd = ?9, latency_ms = ?10, "
+            "provider = ?6, input_tokens = ?7, output_tokens = ?8, cost_usd = ?9, latency_ms = "
+            "?10, "
             "ttft_ms = ?11, finish_reason = ?12, completed_at = ?13 WHERE id = ?1 RETURNING ") +
         kMessageColumns;
     auto stmt = writer_->prepare(update.c_str());
@@ -446,7 +446,9 @@ class SqliteStorage final : public Storage,
       stmt->bind(3, in.tool_calls_json);
     }
     stmt->bind(4, in.status).bind(5, in.model).bind(6, in.provider).bind(7, in.input_tokens);
-    stmt->bind(8, in.output_tokens).bind_double(9, in.cost_usd).bind_optional_int(10, in.latency_ms);
+    stmt->bind(8, in.output_tokens)
+        .bind_double(9, in.cost_usd)
+        .bind_optional_int(10, in.latency_ms);
     stmt->bind_optional_int(11, in.ttft_ms).bind(12, in.finish_reason).bind(13, now);
     int rc = stmt->step();
     if (rc == SQLITE_DONE) {
@@ -558,17 +560,19 @@ class SqliteStorage final : public Storage,
   Result<std::vector<UsageRow>> aggregate(const UsageQuery& q) override {
     QueryTimer timer(options_.metrics, "usage_aggregate");
     // Group columns come from a fixed list, never from the request text.
-    static const std::vector<std::pair<std::string, std::string>> kColumns{
-        {"model", "model"}, {"provider", "provider"}, {"user", "user_id"}, {"day", "day"},
-        {"source", "source"}};
+    static const std::vector<std::pair<std::string, std::string>> kColumns{{"model", "model"},
+                                                                           {"provider", "provider"},
+                                                                           {"user", "user_id"},
+                                                                           {"day", "day"},
+                                                                           {"source", "source"}};
     std::vector<std::pair<std::string, std::string>> groups;
     for (const auto& g : q.group_by) {
       auto it = std::find_if(kColumns.begin(), kColumns.end(),
                              [&](const auto& c) { return c.first == g; });
       if (it == kColumns.end()) {
-        return Error::invalid("cannot group usage by '" + g +
-                                  "' (expected model, provider, user, day or source)",
-                              "invalid_field", "group_by");
+        return Error::invalid(
+            "cannot group usage by '" + g + "' (expected model, provider, user, day or source)",
+            "invalid_field", "group_by");
       }
       groups.push_back(*it);
     }
@@ -599,7 +603,8 @@ class SqliteStorage final : public Storage,
     const int n = static_cast<int>(groups.size());
     while ((rc = stmt.step()) == SQLITE_ROW) {
       UsageRow row;
-      for (int i = 0; i < n; ++i) row.keys.emplace_back(groups[static_cast<size_t>(i)].first, stmt.column_text(i));
+      for (int i = 0; i < n; ++i)
+        row.keys.emplace_back(groups[static_cast<size_t>(i)].first, stmt.column_text(i));
       row.requests = stmt.column_int(n);
       row.input_tokens = stmt.column_int(n + 1);
       row.output_tokens = stmt.column_int(n + 2);
