@@ -55,8 +55,9 @@ tsan: bootstrap
 	  ctest --output-on-failure -j $(JOBS) --timeout 600 -LE lint
 
 bench: bootstrap configure
-	cmake --build $(BUILD_DIR) --target parley parley_micro_bench parley_floor_server -j $(JOBS)
+	cmake --build $(BUILD_DIR) --target parley parley_micro_bench parley_floor_server parley_fake_upstream -j $(JOBS)
 	scripts/bench.sh $(BUILD_DIR)/parley
+	scripts/bench_gateway.sh $(BUILD_DIR)/parley $(BUILD_DIR)/tests/unit/parley_fake_upstream
 
 # libFuzzer targets build with clang in their own tree; FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60

@@ -10,13 +10,18 @@ PACKAGES=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libsqlite3-dev sqlite3
   libpq-dev libhiredis-dev libhnswlib-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libyaml-cpp-dev libcli11-dev libpoppler-cpp-dev libgumbo-dev libcurl4-openssl-dev
+  libgoogle-perftools-dev
   # tests, sanitizers, fuzzing, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
   clang-format clang-tidy wrk prometheus
+  # end-to-end tests with the official OpenAI SDK (tests/e2e, scripts/e2e.sh)
+  nodejs npm
 )
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
+  # A Node.js from elsewhere bundles its own npm (NodeSource's nodejs conflicts with Debian's).
+  if [[ "$pkg" == npm ]] && command -v npm >/dev/null 2>&1; then continue; fi
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
 done

@@ -145,6 +145,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnReq
     (void)co_await send_event("turn.started", data);
   };
   llm::DeltaSink sink = [&](const llm::Delta& delta) -> Task<bool> {
+    if (delta.content.empty() && delta.tool_calls.empty()) co_return started;  // the start only
     json data = json::object();
     if (!delta.content.empty()) data["content"] = delta.content;
     if (!delta.tool_calls.empty()) {

@@ -266,6 +266,8 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   if (!body) co_return fail(body.error(), req);
   auto parsed = parse_chat(*body);
   if (!parsed) co_return fail(parsed.error(), req);
+  parsed->request.openai_body = &*body;
+  parsed->request.openai_text = req.body;
   auto route = ctx.gateway->resolve(parsed->model);
   if (!route) co_return fail(route.error(), req);
   const std::string id = "chatcmpl-" + random_hex128().substr(0, 24);
@@ -280,6 +282,12 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     if (!result) error = result.error();
     account(ctx, *parsed, out, error, req.request_id);
     if (error) co_return fail(*error, req);
+    if (!out.completion.raw_openai.empty()) {
+      // An OpenAI-compatible upstream answered in this very format: pass it on as received.
+      http::Response res;
+      res.body = std::move(out.completion.raw_openai);
+      co_return res;
+    }
     const auto& c = out.completion;
     json message = {
         {"role", "assistant"},
@@ -343,6 +351,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   llm::DeltaSink sink = [&](const llm::Delta& delta) -> Task<bool> {
     const bool ok = co_await start();
     if (!ok) co_return false;
+    if (delta.content.empty() && delta.tool_calls.empty()) co_return true;  // the start only
     json d = json::object();
     if (!delta.content.empty()) d["content"] = delta.content;
     if (!delta.tool_calls.empty()) {
@@ -383,7 +392,13 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     if (parsed->include_usage) {
       json usage = chunk(json::object(), nullptr);
       usage["choices"] = json::array();
-      usage["usage"] = usage_json(out.completion.usage);
+      llm::Usage reported = out.completion.usage;
+      if (!reported.reported) {
+        // The upstream sent no counts: Parley's estimate rather than zeros.
+        reported.input_tokens = llm::estimate_tokens(parsed->request.messages);
+        reported.output_tokens = llm::estimate_tokens(out.completion.content);
+      }
+      usage["usage"] = usage_json(reported);
       (void)co_await send(usage);
     }
   }
@@ -393,7 +408,9 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   co_return http::Response::streamed(200, bytes);
 }
 
-Awaitable models(Context& ctx, http::Request&) {
+// Every model name a client can use: routes, and each provider's models both bare and as
+// "provider/model".
+json model_list(const Context& ctx) {
   json data = json::array();
   std::vector<std::string> seen;
   auto add = [&](const std::string& model_id, const std::string& owner) {
@@ -408,9 +425,26 @@ Awaitable models(Context& ctx, http::Request&) {
       add(p->name() + "/" + m, p->name());
     }
   }
+  return data;
+}
+
+Awaitable models(Context& ctx, http::Request&) {
   http::Response res;
-  res.body = dump({{"object", "list"}, {"data", std::move(data)}});
+  res.body = dump({{"object", "list"}, {"data", model_list(ctx)}});
   co_return res;
+}
+
+Awaitable model(Context& ctx, http::Request& req) {
+  const std::string id(req.param("model"));
+  for (auto& m : model_list(ctx)) {
+    if (m["id"] == id) {
+      http::Response res;
+      res.body = dump(m);
+      co_return res;
+    }
+  }
+  co_return fail(Error::not_found("no model '" + id + "'; GET /v1/models lists them", "model_not_found"),
+                 req);
 }
 
 Awaitable embeddings(Context& ctx, http::Request& req) {
@@ -499,6 +533,8 @@ void add_openai_routes(http::Router& router, Context& ctx) {
              [&ctx](http::Request& req) { return chat_completions(ctx, req); });
   router.add(http::Method::kGet, "/v1/models",
              [&ctx](http::Request& req) { return models(ctx, req); });
+  router.add(http::Method::kGet, "/v1/models/{model}",
+             [&ctx](http::Request& req) { return model(ctx, req); });
   router.add(http::Method::kPost, "/v1/embeddings",
              [&ctx](http::Request& req) { return embeddings(ctx, req); });
 }

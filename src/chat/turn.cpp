@@ -146,6 +146,8 @@ class Generate final : public Stage {
  private:
   static Task<Result<void>> generate(ChatDeps& deps, TurnContext& turn) {
     if (turn.on_started) co_await turn.on_started(turn.started);
+    // The first target's model, so that its attempt needs no copy of the prompt.
+    if (!turn.route.targets.empty()) turn.prompt.model = turn.route.targets.front().model;
     auto result = co_await deps.gateway.chat(turn.route, turn.prompt, *turn.cancel, turn.sink,
                                              turn.generation);
     if (!result) turn.generation_error = std::move(result).error();

@@ -72,6 +72,7 @@ struct HttpClient::Multi {
   }
   ~Multi() {
     timer.cancel();
+    for (CURL* easy : idle_handles) curl_easy_cleanup(easy);
     curl_multi_cleanup(handle);  // closes cached connections through on_close
     for (auto& [fd, watch] : watches) {
       watch->closed = true;
@@ -88,6 +89,26 @@ struct HttpClient::Multi {
   Timer timer;
   std::unordered_map<curl_socket_t, std::shared_ptr<Watch>> watches;
   std::atomic<int64_t> active{0};
+  bool timeout_posted = false;
+  // Easy handles of finished transfers, reset and kept for the next ones: creating one is a
+  // large allocation and much initialisation, per request otherwise.
+  std::vector<CURL*> idle_handles;
+
+  CURL* take_handle() {
+    if (idle_handles.empty()) return curl_easy_init();
+    CURL* easy = idle_handles.back();
+    idle_handles.pop_back();
+    return easy;
+  }
+  void give_back(CURL* easy) {
+    constexpr size_t kKeep = 256;
+    if (idle_handles.size() >= kKeep) {
+      curl_easy_cleanup(easy);
+      return;
+    }
+    curl_easy_reset(easy);
+    idle_handles.push_back(easy);
+  }
 
   static int on_socket(CURL* easy, curl_socket_t fd, int what, void* self, void* socket_data);
   static int on_timer(CURLM* multi, long timeout_ms, void* self);
@@ -105,18 +126,21 @@ class Transfer final : public ClientTransfer {
 
   ~Transfer() override {
     detach();
-    if (easy_) curl_easy_cleanup(easy_);
+    if (easy_) multi_.give_back(easy_);
     if (header_list_) curl_slist_free_all(header_list_);
   }
   Transfer(const Transfer&) = delete;
   Transfer& operator=(const Transfer&) = delete;
 
   Result<void> begin() {
-    easy_ = curl_easy_init();
+    easy_ = multi_.take_handle();
     if (!easy_) return Error::internal("curl_easy_init failed");
     curl_easy_setopt(easy_, CURLOPT_PRIVATE, this);
     curl_easy_setopt(easy_, CURLOPT_URL, request_.url.c_str());
     curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
+    // Smaller than curl's 16 KiB default: replies arrive in small pieces, and thousands of
+    // streams held at once each keep one of these.
+    curl_easy_setopt(easy_, CURLOPT_BUFFERSIZE, 8192L);
     curl_easy_setopt(easy_, CURLOPT_CUSTOMREQUEST, request_.method.c_str());
     if (request_.method == "HEAD") curl_easy_setopt(easy_, CURLOPT_NOBODY, 1L);
     if (!request_.body.empty() || request_.method == "POST" || request_.method == "PUT" ||
@@ -355,8 +379,20 @@ int HttpClient::Multi::on_timer(CURLM*, long timeout_ms, void* self) {
     multi->timer.cancel();
     return 0;
   }
-  // Even for 0 ("now") the call goes through the event loop: curl must not be re-entered
-  // from its own callback.
+  if (timeout_ms == 0) {
+    // "Now": a posted call, not a timer (curl asks for this for every new transfer, and a
+    // timer would re-arm the reactor's timerfd each time). Posted rather than called: curl
+    // must not be re-entered from its own callback.
+    multi->timer.cancel();
+    if (!multi->timeout_posted) {
+      multi->timeout_posted = true;
+      asio::post(multi->context, [multi] {
+        multi->timeout_posted = false;
+        multi->action(CURL_SOCKET_TIMEOUT, 0);
+      });
+    }
+    return 0;
+  }
   multi->timer.expires_after(std::chrono::milliseconds(timeout_ms));
   multi->timer.async_wait([multi](const boost::system::error_code& ec) {
     if (ec) return;  // replaced by a newer timeout, or the client is being destroyed

@@ -6,8 +6,8 @@
 namespace parley::llm {
 
 namespace {
-// A queue this long is flushed at once instead of waiting for the interval; beyond ten times
-// that (storage down for long), the oldest records are dropped and counted, not kept forever.
+// A queue this long is flushed at once instead of waiting for the interval; beyond
+// kMaxQueued distinct records (storage down for long), new ones are dropped and counted.
 constexpr size_t kFlushAt = 512;
 constexpr size_t kMaxQueued = 100'000;
 }  // namespace
@@ -35,13 +35,26 @@ GatewayObserver Accountant::observer() {
 }
 
 void Accountant::enqueue(store::UsageRecord record) {
+  std::string key = record.user_id;
+  key.append("\n").append(record.source).append("\n").append(record.provider);
+  key.append("\n").append(record.model).append("\n").append(record.status).append("\n");
+  key.append(std::to_string(record.at_ms / 60'000));
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
-    if (queue_.size() >= kMaxQueued) {
-      queue_.erase(queue_.begin());
-      ++failures_;
+    if (auto it = index_.find(key); it != index_.end()) {
+      auto& merged = queue_[it->second];
+      merged.input_tokens += record.input_tokens;
+      merged.output_tokens += record.output_tokens;
+      merged.cost_usd += record.cost_usd;
+      merged.requests += record.requests;
+      return;
     }
+    if (queue_.size() >= kMaxQueued) {
+      ++failures_;  // storage has been failing for long: drop rather than grow without bound
+      return;
+    }
+    index_.emplace(std::move(key), queue_.size());
     queue_.push_back(std::move(record));
     wake = queue_.size() >= kFlushAt;
   }
@@ -54,6 +67,7 @@ void Accountant::flush() {
   {
     std::lock_guard lock(mutex_);
     batch.swap(queue_);
+    index_.clear();
   }
   if (batch.empty() || !storage_) return;
   if (auto r = storage_->usage().record(batch); !r) {
@@ -61,10 +75,12 @@ void Accountant::flush() {
               {{"records", static_cast<int64_t>(batch.size())}, {"error", r.error().message}});
     std::lock_guard lock(mutex_);
     ++failures_;
-    // Put them back in front of anything queued since, for the next attempt.
+    // Put them back in front of anything queued since, for the next attempt (records queued
+    // meanwhile are not merged into them: a few more rows, never a lost one).
     batch.insert(batch.end(), std::make_move_iterator(queue_.begin()),
                  std::make_move_iterator(queue_.end()));
     queue_ = std::move(batch);
+    index_.clear();
   }
 }
 

@@ -1,8 +1,10 @@
 // Accounting: what each model call cost and who spent it. The gateway reports every attempt
 // here (metrics: llm_requests_total, llm_tokens_total, api_costs_total, inference time, time
-// to first token, circuit state); usage records of the OpenAI-compatible API are queued and
-// written to storage in batches by a background thread, so a proxied request never waits on a
-// database write. Chat turns write their usage in the same transaction as the reply instead.
+// to first token, circuit state). Usage records of the OpenAI-compatible API are queued,
+// merged per (user, source, provider, model, status, minute), and written to storage in
+// batches by a background thread: a proxied request never waits on a database write, and a
+// busy gateway writes a row per user and model a minute, not one per call. Chat turns write
+// their usage in the same transaction as the reply instead.
 //
 // Thread-safe. stop() (or the destructor) flushes what is queued.
 #pragma once
@@ -11,6 +13,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "llm/gateway.hpp"
@@ -54,6 +57,8 @@ class Accountant {
   std::chrono::milliseconds interval_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
+  // Merged records by key, in arrival order of their first record.
+  std::unordered_map<std::string, size_t> index_;
   std::vector<store::UsageRecord> queue_;
   bool stopping_ = false;
   int64_t failures_ = 0;

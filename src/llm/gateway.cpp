@@ -180,8 +180,9 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
   DeltaSink timed;
   if (sink) {
     timed = [&](const Delta& delta) -> Task<bool> {
-      if (attempt_ttft < 0) attempt_ttft = seconds_since(attempt_started);
-      if (first) {
+      const bool token = !delta.content.empty() || !delta.tool_calls.empty();
+      if (token && attempt_ttft < 0) attempt_ttft = seconds_since(attempt_started);
+      if (token && first) {
         first = false;
         out.time_to_first_token = seconds_since(started);
       }
@@ -190,6 +191,7 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
     };
   }
 
+  std::optional<ChatRequest> retargeted;
   for (const auto& target : route.targets) {
     auto& breaker = self.breaker(target);
     for (int attempt = 0; attempt <= self.options_.max_retries; ++attempt) {
@@ -210,12 +212,17 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
                                   "circuit_open");
         break;  // to the next target
       }
-      ChatRequest req = request;
-      req.model = target.model;
+      // The request as this target needs it; copied only when the model differs.
+      const ChatRequest* effective = &request;
+      if (request.model != target.model) {
+        if (!retargeted) retargeted.emplace(request);
+        retargeted->model = target.model;
+        effective = &*retargeted;
+      }
       Completion completion;
       attempt_started = Clock::now();
       attempt_ttft = -1;
-      auto result = co_await target.provider->chat(req, self.options_.limits, cancel,
+      auto result = co_await target.provider->chat(*effective, self.options_.limits, cancel,
                                                    sink ? &timed : nullptr, completion);
       Attempt tried{target.provider->name(), target.model, "ok", seconds_since(attempt_started),
                     attempt_ttft};

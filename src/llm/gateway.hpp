@@ -14,8 +14,9 @@
 //     stream, first-token timeout) is retried up to `max_retries` times, after a back-off of
 //     full jitter (uniform in [0, min(cap, base * 2^attempt)]) or the upstream's Retry-After
 //     when it is longer (capped by `max_retry_after`);
-//   - a call whose reply already reached the client (a streamed delta) is never retried or
-//     passed to another target: the error ends the reply;
+//   - a streamed call whose reply has begun reaching the client (its stream started, so the
+//     client has the response head and perhaps tokens) is never retried or passed to another
+//     target: the error ends the reply;
 //   - a request the upstream rejected (400/413/422) is not retried anywhere: it would fail the
 //     same way; credentials or model refused (401/403/404) move on to the next target.
 //

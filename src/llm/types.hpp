@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -49,6 +50,12 @@ struct ChatRequest {
   // Other OpenAI request fields (response_format, seed, logprobs, ...): sent as they are to
   // OpenAI-compatible providers, dropped for others.
   nlohmann::json extra = nlohmann::json::object();
+  // A request that arrived in OpenAI's format (the compatible API): its parsed body and its
+  // text. OpenAI-compatible providers send it on with only the model and the stream settings
+  // changed (the text unchanged when those already match), so every field reaches the
+  // upstream exactly as the client wrote it. Both must outlive the call; null otherwise.
+  const nlohmann::json* openai_body = nullptr;
+  std::string_view openai_text;
 };
 
 struct Usage {
@@ -80,6 +87,9 @@ struct Completion {
   std::string finish_reason;
   Usage usage;
   int deltas = 0;  // streamed pieces delivered to the sink
+  // An OpenAI-compatible provider's unstreamed response body, as received: the compatible
+  // API returns it as is (every field the upstream sent, in its order).
+  std::string raw_openai;
 };
 
 // One piece of a streamed tool call: OpenAI streams a call's id and name first, then its
@@ -97,7 +107,9 @@ struct Delta {
 };
 
 // Receives a streamed reply, one delta at a time; awaited, so a slow client slows the read
-// from upstream. Returns false to stop (the client is gone).
+// from upstream. Returns false to stop (the client is gone). The first delta may be empty: it
+// says the upstream's stream has begun (sinks start their own response then, and write
+// nothing for it).
 using DeltaSink = std::function<Task<bool>(const Delta&)>;
 
 // Cancellation of a call in progress, requested from outside (the client left, the server is

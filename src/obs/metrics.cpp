@@ -288,28 +288,56 @@ const prometheus::Histogram::BucketBoundaries& llm_buckets() {
 }  // namespace
 
 void Metrics::observe_llm_call(std::string_view provider, std::string_view model,
-                               std::string_view status, int64_t input_tokens, int64_t output_tokens,
-                               double cost_usd, double seconds, double ttft_seconds) {
-  const std::string p(provider);
-  const std::string m(model);
-  llm_requests_->Add({{"provider", p}, {"model", m}, {"status", std::string(status)}}).Increment();
-  if (input_tokens > 0) {
-    llm_tokens_->Add({{"provider", p}, {"model", m}, {"kind", "input"}})
-        .Increment(static_cast<double>(input_tokens));
+                               std::string_view status, int64_t input_tokens,
+                               int64_t output_tokens, double cost_usd, double seconds,
+                               double ttft_seconds) {
+  // The series of one (provider, model, status), looked up once per thread: Family::Add
+  // builds and hashes a label map under a lock, which on the proxy path cost more than the
+  // counting itself.
+  struct Series {
+    prometheus::Counter* requests;
+    prometheus::Counter* input;
+    prometheus::Counter* output;
+    prometheus::Counter* cost;
+    prometheus::Histogram* duration;
+    prometheus::Histogram* ttft;
+  };
+  thread_local std::unordered_map<std::string, Series> cache;
+  std::string key = std::to_string(instance_id_);
+  key.append("\n").append(provider).append("\n").append(model).append("\n").append(status);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    const std::string p(provider);
+    const std::string m(model);
+    Series series{
+        &llm_requests_->Add({{"provider", p}, {"model", m}, {"status", std::string(status)}}),
+        &llm_tokens_->Add({{"provider", p}, {"model", m}, {"kind", "input"}}),
+        &llm_tokens_->Add({{"provider", p}, {"model", m}, {"kind", "output"}}),
+        &api_costs_->Add({{"provider", p}}),
+        &inference_duration_->Add({{"model", m}}, llm_buckets()),
+        &time_to_first_token_->Add({{"model", m}}, llm_buckets())};
+    it = cache.emplace(std::move(key), series).first;
   }
-  if (output_tokens > 0) {
-    llm_tokens_->Add({{"provider", p}, {"model", m}, {"kind", "output"}})
-        .Increment(static_cast<double>(output_tokens));
-  }
-  if (cost_usd > 0) api_costs_->Add({{"provider", p}}).Increment(cost_usd);
-  inference_duration_->Add({{"model", m}}, llm_buckets()).Observe(seconds);
-  if (ttft_seconds >= 0)
-    time_to_first_token_->Add({{"model", m}}, llm_buckets()).Observe(ttft_seconds);
+  const Series& series = it->second;
+  series.requests->Increment();
+  if (input_tokens > 0) series.input->Increment(static_cast<double>(input_tokens));
+  if (output_tokens > 0) series.output->Increment(static_cast<double>(output_tokens));
+  if (cost_usd > 0) series.cost->Increment(cost_usd);
+  series.duration->Observe(seconds);
+  if (ttft_seconds >= 0) series.ttft->Observe(ttft_seconds);
 }
 
 void Metrics::set_circuit_state(std::string_view provider, std::string_view model, int state) {
-  circuit_state_->Add({{"provider", std::string(provider)}, {"model", std::string(model)}})
-      .Set(state);
+  thread_local std::unordered_map<std::string, prometheus::Gauge*> cache;
+  std::string key = std::to_string(instance_id_);
+  key.append("\n").append(provider).append("\n").append(model);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    auto& gauge =
+        circuit_state_->Add({{"provider", std::string(provider)}, {"model", std::string(model)}});
+    it = cache.emplace(std::move(key), &gauge).first;
+  }
+  it->second->Set(state);
 }
 
 void Metrics::note_session_activity(std::string_view session_id) {

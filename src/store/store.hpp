@@ -117,7 +117,8 @@ struct UsageRecord {
   int64_t output_tokens = 0;
   double cost_usd = 0;
   std::string status;  // "ok" or the error reason
-  std::string request_id;
+  std::string request_id;  // of the first request when several are merged
+  int64_t requests = 1;    // how many calls this record stands for (the API path merges)
 };
 
 // The end of a turn: the assistant row's final state and its usage.

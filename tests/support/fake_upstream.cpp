@@ -38,8 +38,12 @@ struct FakeUpstream::Impl {
 
   mutable std::mutex mutex;
   std::deque<FakeReply> queue;
+  // Used when nothing is queued, instead of the built-in healthy answers (benchmarks set a
+  // slow stream here).
+  std::optional<FakeReply> fallback;
   std::vector<ReceivedRequest> received;
   int disconnects = 0;
+  int64_t calls = 0;
 
   std::optional<FakeReply> take(const std::string& path) {
     std::lock_guard lock(mutex);
@@ -52,7 +56,7 @@ struct FakeUpstream::Impl {
         return r;
       }
     }
-    return std::nullopt;
+    return fallback;
   }
 
   void record(const http::Request& req) {
@@ -64,7 +68,9 @@ struct FakeUpstream::Impl {
     r.json = json::parse(req.body, nullptr, false);
     if (r.json.is_discarded()) r.json = nullptr;
     std::lock_guard lock(mutex);
-    received.push_back(std::move(r));
+    ++calls;
+    // Bounded: a benchmark sends far more requests than any test reads back.
+    if (received.size() < 10'000) received.push_back(std::move(r));
   }
 };
 
@@ -198,14 +204,24 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
                 {{"method", r.method}, {"path", r.path}, {"headers", headers}, {"body", r.json}});
           }
           co_return http::Response::json(
-              200, {{"requests", out}, {"client_disconnects", impl->disconnects}});
+              200, {{"requests", out}, {"calls", impl->calls}, {"client_disconnects", impl->disconnects}});
         });
+    impl->router.add(http::Method::kPost, "/_fake/default",
+                     [impl](http::Request& req) -> Task<http::Response> {
+                       auto spec = json::parse(req.body, nullptr, false);
+                       if (!spec.is_object()) co_return http::Response::json(400, {{"error", "not a JSON object"}});
+                       std::lock_guard lock(impl->mutex);
+                       impl->fallback = reply_from_json(spec);
+                       co_return http::Response::empty(204);
+                     });
     impl->router.add(http::Method::kPost, "/_fake/reset",
                      [impl](http::Request&) -> Task<http::Response> {
                        std::lock_guard lock(impl->mutex);
                        impl->queue.clear();
                        impl->received.clear();
                        impl->disconnects = 0;
+                       impl->calls = 0;
+                       impl->fallback.reset();
                        co_return http::Response::empty(204);
                      });
   }
@@ -235,7 +251,7 @@ void FakeUpstream::enqueue(FakeReply reply) {
 
 int FakeUpstream::calls() const {
   std::lock_guard lock(impl_->mutex);
-  return static_cast<int>(impl_->received.size());
+  return static_cast<int>(impl_->calls);
 }
 
 std::vector<ReceivedRequest> FakeUpstream::requests() const {
@@ -253,6 +269,7 @@ void FakeUpstream::reset() {
   impl_->queue.clear();
   impl_->received.clear();
   impl_->disconnects = 0;
+  impl_->calls = 0;
 }
 
 std::string FakeUpstream::openai_completion(const std::string& content, int prompt_tokens,
@@ -380,7 +397,8 @@ FakeReply FakeUpstream::reply_from_json(const json& spec) {
   }
   if (!events.empty()) {
     r.content_type = "text/event-stream";
-    r.pieces = resplit(events, spec.value("split", size_t{1} << 20));
+    // One piece per event unless "split" cuts them at arbitrary bytes.
+    r.pieces = spec.contains("split") ? resplit(events, spec.value("split", size_t{1})) : events;
   }
   r.delay_before_head = std::chrono::milliseconds(spec.value("delay_before_head_ms", 0));
   r.delay_between_pieces = std::chrono::milliseconds(spec.value("delay_between_pieces_ms", 0));

@@ -57,7 +57,8 @@ class FakeUpstream {
   // other processes, such as the JavaScript end-to-end tests):
   //   POST /_fake/replies   a FakeReply as JSON (see reply_from_json), queued
   //   GET  /_fake/requests  the requests received so far, as JSON
-  //   POST /_fake/reset     forgets replies, requests and counts
+  //   POST /_fake/default   a FakeReply used whenever nothing is queued (benchmarks)
+  //   POST /_fake/reset     forgets replies, the default, requests and counts
   explicit FakeUpstream(uint16_t port = 0, bool control = false);
   ~FakeUpstream();
   FakeUpstream(const FakeUpstream&) = delete;

@@ -81,7 +81,9 @@ class AnthropicProvider final : public Provider {
         Delta delta;
         auto parsed = anthropic_wire::parse_event(event.event, event.data, state, out, delta);
         if (!parsed) co_return parsed.error();
-        if (delta.content.empty() && delta.tool_calls.empty()) continue;
+        // An empty delta is passed on once, as the stream's start: the client's response can
+        // begin as soon as the upstream's has (its first token may be seconds away).
+        if (delta.content.empty() && delta.tool_calls.empty() && out.deltas > 0) continue;
         ++out.deltas;
         const bool keep_going = co_await (*sink)(delta);
         if (!keep_going) {

@@ -1,6 +1,8 @@
 // OpenAI-compatible provider: request building, response and stream parsing, the call.
 #include "llm/openai/openai_provider.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "llm/sse.hpp"
@@ -83,19 +85,26 @@ class OpenAiProvider final : public Provider {
     const auto started = std::chrono::steady_clock::now();
     const auto call_end = started + limits.total_timeout;
     const bool stream = sink != nullptr;
-    std::string body = openai_wire::request_body(request, stream, self.settings_.stream_usage)
-                           .dump(-1, ' ', false, json::error_handler_t::replace);
-    auto opened =
-        co_await open(self, self.post("/chat/completions", std::move(body), limits), limits, cancel,
-                      next_deadline(limits.first_token_timeout, call_end));
+    auto upstream = self.post("/chat/completions",
+                              openai_wire::request_text(request, stream, self.settings_.stream_usage),
+                              limits);
+    // Unstreamed, the whole reply is the "first token": curl's own timeout bounds it, and the
+    // waits below need no timer of their own (arming one per wait is a system call).
+    http::Deadline first_byte = next_deadline(limits.first_token_timeout, call_end);
+    if (!stream) {
+      upstream.total_timeout = std::min(limits.total_timeout, limits.first_token_timeout);
+      first_byte = http::Deadline::max();
+    }
+    auto opened = co_await open(self, std::move(upstream), limits, cancel, first_byte);
     if (!opened) co_return std::move(opened).error();
     auto& transfer = (*opened)->transfer();
 
     if (!stream) {
-      auto all = co_await transfer.read_all(next_deadline(limits.first_token_timeout, call_end),
-                                            kMaxResponseBytes);
+      auto all = co_await transfer.read_all(first_byte, kMaxResponseBytes);
       if (!all) co_return interrupted(all.error(), cancel);
-      co_return openai_wire::parse_completion(*all, out);
+      auto parsed = openai_wire::parse_completion(*all, out);
+      if (parsed) out.raw_openai = std::move(*all);
+      co_return parsed;
     }
 
     SseParser parser;
@@ -117,7 +126,9 @@ class OpenAiProvider final : public Provider {
           done = true;
           break;
         }
-        if (delta.content.empty() && delta.tool_calls.empty()) continue;
+        // An empty delta is passed on once, as the stream's start: the client's response can
+        // begin as soon as the upstream's has (its first token may be seconds away).
+        if (delta.content.empty() && delta.tool_calls.empty() && out.deltas > 0) continue;
         ++out.deltas;
         const bool keep_going = co_await (*sink)(delta);
         if (!keep_going) {

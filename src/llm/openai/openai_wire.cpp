@@ -72,43 +72,174 @@ json request_body(const ChatRequest& request, bool stream, bool stream_usage) {
   return body;
 }
 
-Result<void> parse_completion(std::string_view text, Completion& out) {
-  auto body = json::parse(text, nullptr, false);
-  auto bad = [](const char* what) {
-    return Error::bad_gateway(std::string("the provider's reply is not a chat completion: ") + what,
-                              "upstream_malformed");
+std::string request_text(const ChatRequest& request, bool stream, bool stream_usage) {
+  if (!request.openai_body) {
+    return request_body(request, stream, stream_usage).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  const json& body = *request.openai_body;
+  auto flag = [&](const json& object, const char* key) {
+    auto it = object.find(key);
+    return it != object.end() && it->is_boolean() && it->get<bool>();
   };
-  if (!body.is_object()) return bad("not a JSON object");
-  if (body.contains("error") && !body["error"].is_null()) {
-    return Error::bad_gateway(
-        "the provider answered with an error: " +
-            body["error"].dump(-1, ' ', false, json::error_handler_t::replace),
-        "upstream_error");
+  const auto model = body.find("model");
+  const bool same_model = model != body.end() && model->is_string() && *model == request.model;
+  bool same_stream = flag(body, "stream") == stream;
+  if (stream && stream_usage) {
+    const auto options = body.find("stream_options");
+    same_stream = same_stream && options != body.end() && options->is_object() &&
+                  flag(*options, "include_usage");
   }
-  out.id = string_or_empty(body, "id");
-  out.model = string_or_empty(body, "model");
-  auto choices = body.find("choices");
-  if (choices == body.end() || !choices->is_array() || choices->empty()) return bad("no choices");
-  const auto& choice = (*choices)[0];
-  if (!choice.is_object()) return bad("a choice is not an object");
-  auto message = choice.find("message");
-  if (message == choice.end() || !message->is_object()) return bad("no message");
-  out.content = string_or_empty(*message, "content");
-  if (auto calls = message->find("tool_calls"); calls != message->end() && calls->is_array()) {
-    for (const auto& c : *calls) {
-      if (!c.is_object()) continue;
-      ToolCall call;
-      call.id = string_or_empty(c, "id");
-      if (auto fn = c.find("function"); fn != c.end() && fn->is_object()) {
-        call.name = string_or_empty(*fn, "name");
-        call.arguments = string_or_empty(*fn, "arguments");
+  if (!stream) same_stream = same_stream && !body.contains("stream_options");
+  if (same_model && same_stream) return std::string(request.openai_text);
+  json copy = body;
+  copy["model"] = request.model;
+  copy["stream"] = stream;
+  if (stream && stream_usage) {
+    if (!copy["stream_options"].is_object()) copy["stream_options"] = json::object();
+    copy["stream_options"]["include_usage"] = true;
+  } else if (!stream) {
+    copy.erase("stream_options");
+  }
+  return copy.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+namespace {
+
+// Reads a chat completion with nlohmann's SAX interface: the fields Parley needs go straight
+// into the Completion, and the rest is skipped without building a tree (the tree's small
+// allocations were most of the parsing cost on the proxy path, where the body itself is passed
+// on as received).
+class CompletionReader final : public json::json_sax_t {
+ public:
+  explicit CompletionReader(Completion& out) : out_(out) {}
+
+  bool null() override { return value(nullptr); }
+  bool boolean(bool) override { return value(nullptr); }
+  bool number_integer(json::number_integer_t v) override { return integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) override {
+    return integer(v > static_cast<uint64_t>(INT64_MAX) ? -1 : static_cast<int64_t>(v));
+  }
+  bool number_float(json::number_float_t, const std::string&) override { return value(nullptr); }
+  bool binary(json::binary_t&) override { return value(nullptr); }
+  bool string(std::string& text) override { return value(&text); }
+  bool start_object(std::size_t) override {
+    if (stack_.empty()) top_is_object_ = true;
+    if (at({"error"})) error_ = true;
+    if (at({"choices", "0", "message"})) has_message_ = true;
+    if (at({"choices", "0", "message", "tool_calls", "*"})) out_.tool_calls.emplace_back();
+    stack_.push_back({false, 0, {}});
+    return true;
+  }
+  bool end_object() override { return end(); }
+  bool start_array(std::size_t) override {
+    if (at({"choices"})) has_choices_ = true;
+    stack_.push_back({true, 0, {}});
+    return true;
+  }
+  bool end_array() override { return end(); }
+  bool key(std::string& k) override {
+    stack_.back().key = k;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+  bool top_is_object() const { return top_is_object_; }
+  bool error() const { return error_; }
+  const std::string& error_message() const { return error_message_; }
+  bool complete() const { return has_choices_ && has_message_; }
+
+ private:
+  struct Frame {
+    bool array;
+    size_t index;
+    std::string key;
+  };
+
+  // Whether the value now being read sits at `path` ("*" matches any array index).
+  bool at(std::initializer_list<std::string_view> path) const {
+    if (path.size() != stack_.size()) return false;
+    size_t i = 0;
+    for (auto part : path) {
+      const Frame& f = stack_[i++];
+      if (f.array) {
+        if (part != "*" && part != std::to_string(f.index)) return false;
+      } else if (f.key != part) {
+        return false;
       }
-      out.tool_calls.push_back(std::move(call));
     }
+    return true;
   }
-  out.finish_reason = string_or_empty(choice, "finish_reason");
+
+  bool integer(int64_t v) {
+    if (at({"usage", "prompt_tokens"})) {
+      out_.usage.input_tokens = v;
+      out_.usage.reported = true;
+    } else if (at({"usage", "completion_tokens"})) {
+      out_.usage.output_tokens = v;
+      out_.usage.reported = true;
+    }
+    return value(nullptr);
+  }
+
+  bool value(std::string* text) {
+    if (text) {
+      if (at({"id"})) out_.id = std::move(*text);
+      else if (at({"model"})) out_.model = std::move(*text);
+      else if (at({"choices", "0", "message", "content"})) out_.content = std::move(*text);
+      else if (at({"choices", "0", "finish_reason"})) out_.finish_reason = std::move(*text);
+      else if (at({"choices", "0", "message", "tool_calls", "*", "id"})) out_.tool_calls.back().id = std::move(*text);
+      else if (at({"choices", "0", "message", "tool_calls", "*", "function", "name"})) out_.tool_calls.back().name = std::move(*text);
+      else if (at({"choices", "0", "message", "tool_calls", "*", "function", "arguments"})) out_.tool_calls.back().arguments = std::move(*text);
+      else if (at({"error", "message"})) error_message_ = std::move(*text);
+      else if (at({"error"})) {
+        error_ = true;
+        error_message_ = std::move(*text);
+      }
+    }
+    advance();
+    return true;
+  }
+  bool end() {
+    stack_.pop_back();
+    advance();
+    return true;
+  }
+  void advance() {
+    if (!stack_.empty() && stack_.back().array) ++stack_.back().index;
+  }
+
+  Completion& out_;
+  std::vector<Frame> stack_;
+  bool top_is_object_ = false;
+  bool has_choices_ = false;
+  bool has_message_ = false;
+  bool error_ = false;
+  std::string error_message_;
+};
+
+}  // namespace
+
+Result<void> parse_completion(std::string_view text, Completion& out) {
+  auto bad = [](std::string_view what) {
+    std::string message = "the provider's reply is not a chat completion: ";
+    message.append(what);
+    return Error::bad_gateway(std::move(message), "upstream_malformed");
+  };
+  CompletionReader reader(out);
+  const bool parsed = json::sax_parse(text.begin(), text.end(), &reader,
+                                      nlohmann::detail::input_format_t::json, /*strict=*/true);
+  if (!parsed || !reader.top_is_object()) return bad("not a JSON object");
+  if (reader.error()) {
+    return Error::bad_gateway("the provider answered with an error" +
+                                  (reader.error_message().empty() ? std::string()
+                                                                  : ": " + reader.error_message()),
+                              "upstream_error");
+  }
+  if (!reader.complete()) return bad("no choices with a message");
   if (out.finish_reason.empty()) out.finish_reason = finish::kStop;
-  if (auto usage = body.find("usage"); usage != body.end()) read_usage(*usage, out.usage);
+  // Tool calls listed but not objects are dropped, as the tree reader did.
   return success();
 }
 

@@ -19,6 +19,9 @@ namespace openai_wire {
 void read_usage(const nlohmann::json& usage, Usage& out);
 // The request body for `request` (stream or not).
 nlohmann::json request_body(const ChatRequest& request, bool stream, bool stream_usage);
+// The same as text; a request that arrived in OpenAI's format is passed through (see
+// ChatRequest::openai_body).
+std::string request_text(const ChatRequest& request, bool stream, bool stream_usage);
 // A complete (non-streamed) response body into `out`.
 Result<void> parse_completion(std::string_view body, Completion& out);
 // One streamed event's data into `out` (accumulating) and `delta`; kBadGateway for an error

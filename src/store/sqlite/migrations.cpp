@@ -54,7 +54,8 @@ const std::vector<Migration>& migrations() {
           output_tokens  INTEGER NOT NULL,
           cost_usd       REAL    NOT NULL,
           status         TEXT    NOT NULL,
-          request_id     TEXT
+          request_id     TEXT,                               -- the first, when merged
+          requests       INTEGER NOT NULL DEFAULT 1          -- calls this row stands for
         );
         CREATE INDEX usage_by_time ON usage_records (at);
         CREATE INDEX usage_by_user ON usage_records (user_id, at);

@@ -583,7 +583,7 @@ class SqliteStorage final : public Storage,
       group_clause += (group_clause.empty() ? " GROUP BY " : ", ") + column;
     }
     select +=
-        "COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+        "COALESCE(SUM(requests), 0), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
         "COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE at >= ? AND at < ?";
     if (q.user_id) select += " AND user_id = ?";
     select += group_clause;
@@ -631,8 +631,8 @@ class SqliteStorage final : public Storage,
   Result<void> insert_usage(const UsageRecord& r) {
     auto stmt = writer_->prepare(
         "INSERT INTO usage_records (at, day, user_id, session_id, source, provider, model, "
-        "input_tokens, output_tokens, cost_usd, status, request_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "input_tokens, output_tokens, cost_usd, status, request_id, requests) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, r.at_ms).bind(2, utc_day(r.at_ms)).bind(3, r.user_id);
     if (r.session_id.empty()) {
@@ -642,7 +642,7 @@ class SqliteStorage final : public Storage,
     }
     stmt->bind(5, r.source).bind(6, r.provider).bind(7, r.model).bind(8, r.input_tokens);
     stmt->bind(9, r.output_tokens).bind_double(10, r.cost_usd).bind(11, r.status);
-    stmt->bind(12, r.request_id);
+    stmt->bind(12, r.request_id).bind(13, r.requests);
     if (stmt->step() != SQLITE_DONE) return writer_->last_error("record usage");
     return success();
   }
