@@ -443,8 +443,8 @@ Awaitable model(Context& ctx, http::Request& req) {
       co_return res;
     }
   }
-  co_return fail(Error::not_found("no model '" + id + "'; GET /v1/models lists them", "model_not_found"),
-                 req);
+  co_return fail(
+      Error::not_found("no model '" + id + "'; GET /v1/models lists them", "model_not_found"), req);
 }
 
 Awaitable embeddings(Context& ctx, http::Request& req) {

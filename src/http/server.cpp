@@ -4,9 +4,12 @@
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
 #include <utility>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <ctime>
 #include <mutex>
@@ -23,7 +26,6 @@
 
 #include "core/ids.hpp"
 #include "core/io_pool.hpp"
-#include "core/signal.hpp"
 #include "core/task.hpp"
 #include "http/errors.hpp"
 #include "http/router.hpp"
@@ -235,15 +237,13 @@ void serialize_head(std::string& out, unsigned version, const Response& res,
 // client that leaves. Lives in serve_one's frame, on the connection's thread.
 class Channel final : public ClientChannel {
  public:
-  Channel(Connection& conn, beast::flat_buffer& buffer, unsigned version,
-          std::string_view request_id, bool keep_alive, std::chrono::milliseconds write_timeout)
+  Channel(Connection& conn, unsigned version, std::string_view request_id, bool keep_alive,
+          std::chrono::milliseconds write_timeout)
       : conn_(conn),
-        buffer_(buffer),
         version_(version),
         request_id_(request_id),
         keep_alive_(keep_alive),
-        write_timeout_(write_timeout),
-        watcher_done_(conn.socket.get_executor()) {}
+        write_timeout_(write_timeout) {}
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
@@ -285,10 +285,9 @@ class Channel final : public ClientChannel {
       notify_gone();
       return;
     }
-    if (watching_) return;
-    watching_ = true;
-    asio::co_spawn(conn_.socket.get_executor(), watch_loop(),
-                   [](const std::exception_ptr& e) { log_exception(e, "client watch"); });
+    if (watch_) return;
+    watch_ = std::make_shared<WatchState>(WatchState{true, this});
+    keep_watching(watch_);
   }
 
   bool gone() const override { return gone_; }
@@ -301,16 +300,18 @@ class Channel final : public ClientChannel {
   // whether the connection can serve another request.
   Task<bool> finish() {
     on_gone_ = nullptr;  // the handler has returned: what its callback captured is gone
-    if (watching_) {
-      stopping_ = true;
+    if (watch_) {
+      // The cancelled wait completes later, harmlessly: its state says the watch is over.
+      watch_->active = false;
+      watch_.reset();
       beast::error_code ec;
-      conn_.socket.cancel(ec);  // ends the watch's pending read (no write is pending now)
-      while (watching_) co_await watcher_done_.wait();
+      conn_.socket.cancel(ec);  // no read or write is pending now but the watch's wait
     }
     if (!started_) co_return !gone_;
     if (framing_ == Framing::kChunked && !gone_) {
       static constexpr std::string_view kLastChunk = "0\r\n\r\n";
-      co_await send(std::array<asio::const_buffer, 1>{asio::buffer(kLastChunk.data(), kLastChunk.size())});
+      co_await send(
+          std::array<asio::const_buffer, 1>{asio::buffer(kLastChunk.data(), kLastChunk.size())});
     }
     co_return keep_alive_ && !gone_;
   }
@@ -326,22 +327,49 @@ class Channel final : public ClientChannel {
     co_return !ec;
   }
 
-  // Reads while the handler runs: an error or end of stream means the client left. Bytes that
-  // arrive are the client's next (pipelined) requests: kept for the parser, up to a bound.
-  Task<void> watch_loop() {
-    constexpr size_t kMaxPipelined = size_t{64} * 1024;
-    while (!stopping_ && buffer_.size() < kMaxPipelined) {
-      beast::error_code ec;
-      const size_t n = co_await conn_.socket.async_read_some(buffer_.prepare(4096),
-                                                             asio::redirect_error(use_task, ec));
-      if (ec) {
-        if (!stopping_) mark_gone();
+  // The watch: a wait for readability (no read: the bytes stay in the socket for the parser),
+  // then a peek to tell the end of the stream (the client left) from the client's next,
+  // pipelined request (it is there; the watch ends). A wait costs no coroutine and no read
+  // system call, which matters because every model call is watched.
+  struct WatchState {
+    bool active;
+    Channel* channel;  // valid while active
+  };
+
+  static void keep_watching(const std::shared_ptr<WatchState>& state) {
+    Channel& ch = *state->channel;
+    // Asio's reactor is edge-triggered: an end of stream that arrived before this wait raises
+    // no new event. Look before waiting.
+    switch (ch.peek()) {
+      case PeekResult::kGone:
+        state->active = false;
+        ch.mark_gone();
+        return;
+      case PeekResult::kData:
+        state->active = false;
+        return;
+      case PeekResult::kNothing:
         break;
-      }
-      buffer_.commit(n);
     }
-    watching_ = false;
-    watcher_done_.notify();
+    ch.conn_.socket.async_wait(Socket::wait_read, [state](const beast::error_code& ec) {
+      if (!state->active) return;  // the request is over (finish() cancelled this wait)
+      if (ec) {
+        state->active = false;
+        state->channel->mark_gone();
+        return;
+      }
+      keep_watching(state);
+    });
+  }
+
+  enum class PeekResult { kNothing, kData, kGone };
+  PeekResult peek() {
+    char byte = 0;
+    const ssize_t n = ::recv(conn_.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return PeekResult::kData;
+    if (n == 0) return PeekResult::kGone;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? PeekResult::kNothing
+                                                                     : PeekResult::kGone;
   }
 
   void mark_gone() {
@@ -354,7 +382,6 @@ class Channel final : public ClientChannel {
   }
 
   Connection& conn_;
-  beast::flat_buffer& buffer_;
   unsigned version_;
   std::string_view request_id_;
   bool keep_alive_;
@@ -362,12 +389,10 @@ class Channel final : public ClientChannel {
   Framing framing_ = Framing::kLength;
   bool started_ = false;
   bool gone_ = false;
-  bool watching_ = false;
-  bool stopping_ = false;
   int status_ = 0;
   uint64_t bytes_ = 0;
   std::function<void()> on_gone_;
-  Signal watcher_done_;
+  std::shared_ptr<WatchState> watch_;
 };
 
 }  // namespace
@@ -705,8 +730,8 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
   req.request_id =
       client_id && is_valid_request_id(*client_id) ? std::string(*client_id) : random_hex128();
 
-  Channel channel(conn, buffer, breq.version(), req.request_id,
-                  breq.keep_alive() && !draining.load(), options.write_timeout);
+  Channel channel(conn, breq.version(), req.request_id, breq.keep_alive() && !draining.load(),
+                  options.write_timeout);
   Match match = router.match(req.method, req.path);
   int route_id = -1;
   std::string_view route_label = kUnmatched;
@@ -760,8 +785,8 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
     keep_alive = reusable && !draining.load();
   } else {
     keep_alive = reusable && breq.keep_alive() && !draining.load();
-    co_await write_response(conn, res, breq.version(), req.method == Method::kHead,
-                            req.request_id, keep_alive, ec);
+    co_await write_response(conn, res, breq.version(), req.method == Method::kHead, req.request_id,
+                            keep_alive, ec);
     bytes_out = res.body.size();
   }
 

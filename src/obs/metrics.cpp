@@ -288,9 +288,8 @@ const prometheus::Histogram::BucketBoundaries& llm_buckets() {
 }  // namespace
 
 void Metrics::observe_llm_call(std::string_view provider, std::string_view model,
-                               std::string_view status, int64_t input_tokens,
-                               int64_t output_tokens, double cost_usd, double seconds,
-                               double ttft_seconds) {
+                               std::string_view status, int64_t input_tokens, int64_t output_tokens,
+                               double cost_usd, double seconds, double ttft_seconds) {
   // The series of one (provider, model, status), looked up once per thread: Family::Add
   // builds and hashes a label map under a lock, which on the proxy path cost more than the
   // counting itself.

@@ -116,7 +116,7 @@ struct UsageRecord {
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   double cost_usd = 0;
-  std::string status;  // "ok" or the error reason
+  std::string status;      // "ok" or the error reason
   std::string request_id;  // of the first request when several are merged
   int64_t requests = 1;    // how many calls this record stands for (the API path merges)
 };

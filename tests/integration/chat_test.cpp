@@ -271,9 +271,11 @@ TEST(Chat, ClientLeavingMidStreamCancelsUpstreamAndStoresThePartialReply) {
 TEST(Chat, ShutdownDuringAStreamStoresThePartialReplyAsShutdown) {
   Stack s("", {"--set", "server.shutdown_grace=300ms", "--set", "llm.stall_timeout=1m"});
   const auto sid = new_session(s.port());
-  s.fake.enqueue({{"pieces", {"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Interrupted \"}}]}\n\n"}},
-                  {"content_type", "text/event-stream"},
-                  {"stall", true}});
+  s.fake.enqueue(
+      {{"pieces",
+        {"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Interrupted \"}}]}\n\n"}},
+       {"content_type", "text/event-stream"},
+       {"stall", true}});
   RawConnection conn(s.port());
   ASSERT_TRUE(conn.send_all(raw_request("POST", "/api/v1/sessions/" + sid + "/messages",
                                         {{"Content-Type", "application/json"}},
@@ -288,7 +290,9 @@ TEST(Chat, ShutdownDuringAStreamStoresThePartialReplyAsShutdown) {
   auto exit = s.parley->wait_exit(Millis{10000});
   ASSERT_TRUE(exit.has_value()) << "did not stop";
   EXPECT_TRUE(exit->exited_with(0)) << exit->describe();
-  auto rows = sqlite_query(s.db(), "SELECT status, finish_reason, content FROM messages WHERE role = 'assistant'", nullptr);
+  auto rows = sqlite_query(
+      s.db(), "SELECT status, finish_reason, content FROM messages WHERE role = 'assistant'",
+      nullptr);
   ASSERT_TRUE(rows.has_value());
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0][0], "partial");

@@ -130,7 +130,8 @@ FakeReply default_reply(const std::string& path, const json& request) {
   return r;
 }
 
-Task<http::Response> serve(std::shared_ptr<FakeUpstream::Impl> impl, http::Request& req) {
+Task<http::Response> serve(FakeUpstream::Impl& upstream, http::Request& req) {
+  FakeUpstream::Impl* impl = &upstream;
   impl->record(req);
   const std::string path(req.path);
   auto scripted = impl->take(path);
@@ -176,8 +177,10 @@ Task<http::Response> serve(std::shared_ptr<FakeUpstream::Impl> impl, http::Reque
 }  // namespace
 
 FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared<Impl>()) {
-  auto impl = impl_;
-  auto handler = [impl](http::Request& req) { return serve(impl, req); };
+  // The handlers live in impl's router: they hold a plain pointer (a shared one would be a
+  // cycle, and impl outlives its server anyway).
+  Impl* impl = impl_.get();
+  auto handler = [impl](http::Request& req) { return serve(*impl, req); };
   for (const char* path : {"/v1/chat/completions", "/chat/completions", "/v1/messages",
                            "/v1/embeddings", "/embeddings"}) {
     impl->router.add(http::Method::kPost, path, handler);
@@ -203,13 +206,15 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
             out.push_back(
                 {{"method", r.method}, {"path", r.path}, {"headers", headers}, {"body", r.json}});
           }
-          co_return http::Response::json(
-              200, {{"requests", out}, {"calls", impl->calls}, {"client_disconnects", impl->disconnects}});
+          co_return http::Response::json(200, {{"requests", out},
+                                               {"calls", impl->calls},
+                                               {"client_disconnects", impl->disconnects}});
         });
     impl->router.add(http::Method::kPost, "/_fake/default",
                      [impl](http::Request& req) -> Task<http::Response> {
                        auto spec = json::parse(req.body, nullptr, false);
-                       if (!spec.is_object()) co_return http::Response::json(400, {{"error", "not a JSON object"}});
+                       if (!spec.is_object())
+                         co_return http::Response::json(400, {{"error", "not a JSON object"}});
                        std::lock_guard lock(impl->mutex);
                        impl->fallback = reply_from_json(spec);
                        co_return http::Response::empty(204);
@@ -235,7 +240,7 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
 }
 
 FakeUpstream::~FakeUpstream() {
-  auto impl = impl_;
+  Impl* impl = impl_.get();
   impl->server->begin_drain([impl] { impl->io.stop(); });
   // Streams left stalled end when their clients leave; cut the rest.
   impl->server->cancel_all();

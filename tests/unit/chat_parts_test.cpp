@@ -59,8 +59,10 @@ TEST(CostRoute, OrdersTargetsByComplexityAndBudget) {
     return out;
   };
   using V = std::vector<std::string>;
-  EXPECT_EQ(names(parley::llm::plan_cost_route(route, 0.2, std::nullopt)), (V{"cheap", "middle", "strong"}));
-  EXPECT_EQ(names(parley::llm::plan_cost_route(route, 0.5, std::nullopt)), (V{"strong", "middle", "cheap"}));
+  EXPECT_EQ(names(parley::llm::plan_cost_route(route, 0.2, std::nullopt)),
+            (V{"cheap", "middle", "strong"}));
+  EXPECT_EQ(names(parley::llm::plan_cost_route(route, 0.5, std::nullopt)),
+            (V{"strong", "middle", "cheap"}));
   EXPECT_EQ(names(parley::llm::plan_cost_route(route, 0.9, 5.0)), (V{"strong", "middle", "cheap"}));
   // Less than a cent left today: the cheapest only, however hard the question.
   EXPECT_EQ(names(parley::llm::plan_cost_route(route, 0.9, 0.004)), (V{"cheap"}));
@@ -71,7 +73,8 @@ TEST(ContextWindow, KeepsSystemAndNewestAndDropsOldestFirst) {
   parley::chat::FitInput in;
   in.system = msg("system", "Be brief.");
   for (int i = 0; i < 10; ++i) {
-    in.history.push_back(msg(i % 2 ? "assistant" : "user", std::string(400, 'a' + i)));  // ~100 tokens
+    in.history.push_back(
+        msg(i % 2 ? "assistant" : "user", std::string(400, 'a' + i)));  // ~100 tokens
   }
   in.newest = msg("user", "Latest question");
   in.context_window = 600;
@@ -113,8 +116,8 @@ TEST(ContextWindow, NeverStartsWithAToolResultWhoseCallWasDropped) {
 }
 
 TEST(ModelTable, PricesKnownModelsByExactOrPrefixNameAndOverrides) {
-  parley::llm::ModelTable table({{"gpt-4o-mini", 1.0, std::nullopt, std::nullopt},
-                                 {"house-model", 0.5, 1.5, 4096}});
+  parley::llm::ModelTable table(
+      {{"gpt-4o-mini", 1.0, std::nullopt, std::nullopt}, {"house-model", 0.5, 1.5, 4096}});
   EXPECT_DOUBLE_EQ(table.cost("gpt-4o", 1'000'000, 1'000'000), 2.50 + 10.00);
   // A dated snapshot prices as its family; the override changes only what it names.
   EXPECT_DOUBLE_EQ(table.cost("gpt-4o-mini-2024-07-18", 1'000'000, 0), 1.0);

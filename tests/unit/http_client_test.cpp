@@ -87,7 +87,8 @@ class HttpClientTest : public ::testing::Test {
     router_.add(Method::kGet, "/stream", [](Request& req) -> Task<Response> {
       // Built outside the co_await: g++ 12 rejects string-literal arrays in a coroutine's
       // temporaries.
-      const parley::http::HeaderList headers{{std::string("Cache-Control"), std::string("no-cache")}};
+      const parley::http::HeaderList headers{
+          {std::string("Cache-Control"), std::string("no-cache")}};
       co_await req.channel->begin_stream(200, "text/event-stream", headers);
       uint64_t bytes = 0;
       static constexpr std::array<std::string_view, 3> kEvents{"data: 1\n\n", "data: 2\n\n",
@@ -125,7 +126,8 @@ class HttpClientTest : public ::testing::Test {
       std::string piece(64 * 1024, ' ');
       size_t offset = 0;
       for (int n = 0; n < 32; ++n) {
-        for (size_t i = 0; i < piece.size(); ++i) piece[i] = static_cast<char>('a' + (offset + i) % 26);
+        for (size_t i = 0; i < piece.size(); ++i)
+          piece[i] = static_cast<char>('a' + (offset + i) % 26);
         offset += piece.size();
         const bool sent = co_await req.channel->write(piece);
         if (!sent) break;

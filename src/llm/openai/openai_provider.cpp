@@ -85,9 +85,9 @@ class OpenAiProvider final : public Provider {
     const auto started = std::chrono::steady_clock::now();
     const auto call_end = started + limits.total_timeout;
     const bool stream = sink != nullptr;
-    auto upstream = self.post("/chat/completions",
-                              openai_wire::request_text(request, stream, self.settings_.stream_usage),
-                              limits);
+    auto upstream =
+        self.post("/chat/completions",
+                  openai_wire::request_text(request, stream, self.settings_.stream_usage), limits);
     // Unstreamed, the whole reply is the "first token": curl's own timeout bounds it, and the
     // waits below need no timer of their own (arming one per wait is a system call).
     http::Deadline first_byte = next_deadline(limits.first_token_timeout, call_end);

@@ -74,7 +74,8 @@ json request_body(const ChatRequest& request, bool stream, bool stream_usage) {
 
 std::string request_text(const ChatRequest& request, bool stream, bool stream_usage) {
   if (!request.openai_body) {
-    return request_body(request, stream, stream_usage).dump(-1, ' ', false, json::error_handler_t::replace);
+    return request_body(request, stream, stream_usage)
+        .dump(-1, ' ', false, json::error_handler_t::replace);
   }
   const json& body = *request.openai_body;
   auto flag = [&](const json& object, const char* key) {
@@ -185,14 +186,22 @@ class CompletionReader final : public json::json_sax_t {
 
   bool value(std::string* text) {
     if (text) {
-      if (at({"id"})) out_.id = std::move(*text);
-      else if (at({"model"})) out_.model = std::move(*text);
-      else if (at({"choices", "0", "message", "content"})) out_.content = std::move(*text);
-      else if (at({"choices", "0", "finish_reason"})) out_.finish_reason = std::move(*text);
-      else if (at({"choices", "0", "message", "tool_calls", "*", "id"})) out_.tool_calls.back().id = std::move(*text);
-      else if (at({"choices", "0", "message", "tool_calls", "*", "function", "name"})) out_.tool_calls.back().name = std::move(*text);
-      else if (at({"choices", "0", "message", "tool_calls", "*", "function", "arguments"})) out_.tool_calls.back().arguments = std::move(*text);
-      else if (at({"error", "message"})) error_message_ = std::move(*text);
+      if (at({"id"}))
+        out_.id = std::move(*text);
+      else if (at({"model"}))
+        out_.model = std::move(*text);
+      else if (at({"choices", "0", "message", "content"}))
+        out_.content = std::move(*text);
+      else if (at({"choices", "0", "finish_reason"}))
+        out_.finish_reason = std::move(*text);
+      else if (at({"choices", "0", "message", "tool_calls", "*", "id"}))
+        out_.tool_calls.back().id = std::move(*text);
+      else if (at({"choices", "0", "message", "tool_calls", "*", "function", "name"}))
+        out_.tool_calls.back().name = std::move(*text);
+      else if (at({"choices", "0", "message", "tool_calls", "*", "function", "arguments"}))
+        out_.tool_calls.back().arguments = std::move(*text);
+      else if (at({"error", "message"}))
+        error_message_ = std::move(*text);
       else if (at({"error"})) {
         error_ = true;
         error_message_ = std::move(*text);
@@ -232,10 +241,10 @@ Result<void> parse_completion(std::string_view text, Completion& out) {
                                       nlohmann::detail::input_format_t::json, /*strict=*/true);
   if (!parsed || !reader.top_is_object()) return bad("not a JSON object");
   if (reader.error()) {
-    return Error::bad_gateway("the provider answered with an error" +
-                                  (reader.error_message().empty() ? std::string()
-                                                                  : ": " + reader.error_message()),
-                              "upstream_error");
+    return Error::bad_gateway(
+        "the provider answered with an error" +
+            (reader.error_message().empty() ? std::string() : ": " + reader.error_message()),
+        "upstream_error");
   }
   if (!reader.complete()) return bad("no choices with a message");
   if (out.finish_reason.empty()) out.finish_reason = finish::kStop;

@@ -583,7 +583,8 @@ class SqliteStorage final : public Storage,
       group_clause += (group_clause.empty() ? " GROUP BY " : ", ") + column;
     }
     select +=
-        "COALESCE(SUM(requests), 0), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+        "COALESCE(SUM(requests), 0), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), "
+        "0), "
         "COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE at >= ? AND at < ?";
     if (q.user_id) select += " AND user_id = ?";
     select += group_clause;
