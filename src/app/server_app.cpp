@@ -154,7 +154,7 @@ std::pair<std::map<std::string, llm::Route>, std::string> make_routes(
       // A bare model: the first configured provider that lists it, else the first provider.
       llm::Provider* chosen = providers.front().get();
       for (const auto& p : providers) {
-        const auto listed = p->models();
+        const auto& listed = p->models();
         if (std::find(listed.begin(), listed.end(), wanted) != listed.end()) {
           chosen = p.get();
           break;

@@ -109,7 +109,7 @@ Result<Route> Gateway::resolve(std::string_view model) const {
     }
   }
   for (const auto& p : providers_) {
-    const auto listed = p->models();
+    const auto& listed = p->models();
     if (std::find(listed.begin(), listed.end(), model) != listed.end()) {
       return Route{std::string(model), {{p.get(), std::string(model)}}};
     }

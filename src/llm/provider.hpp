@@ -37,7 +37,7 @@ class Provider {
   virtual const std::string& name() const = 0;  // as configured: "openai", "local"
   virtual const char* type() const = 0;         // "openai", "anthropic", "builtin"
   // Models to list in /v1/models (configured or well known); may be empty.
-  virtual std::vector<std::string> models() const = 0;
+  virtual const std::vector<std::string>& models() const = 0;
   // The model to use when a request names only this provider.
   virtual const std::string& default_model() const = 0;
 

@@ -4,8 +4,14 @@
 // the provider answers, replies cut short stored as partial with their finish reason, history
 // and context fitting, retries and fallbacks counted in upstream calls, the OpenAI-compatible
 // API, usage and metrics.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -543,6 +549,100 @@ TEST(Chat, EcosystemVariablesConfigureAProviderWithNoFile) {
   auto cfg = run_parley({"check-config", "--json"}, {.env = opts.env});
   EXPECT_EQ(cfg.out.find("sk-from-env"), std::string::npos) << cfg.out;
   EXPECT_NE(cfg.out.find("\"openai\""), std::string::npos) << cfg.out;
+}
+
+// A forward HTTP proxy that answers one request itself: enough to see that Parley sent its
+// upstream call through it (in absolute form, "POST http://host/path HTTP/1.1").
+class OneShotProxy {
+ public:
+  OneShotProxy() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(listener_, 4);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~OneShotProxy() {
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  std::string request_line() {
+    std::lock_guard lock(mutex_);
+    return request_line_;
+  }
+
+ private:
+  void serve() {
+    const int fd = ::accept(listener_, nullptr, nullptr);
+    if (fd < 0) return;
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string in;
+    char buf[4096];
+    while (in.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    {
+      std::lock_guard lock(mutex_);
+      request_line_ = in.substr(0, in.find("\r\n"));
+    }
+    const std::string body = completion_body("Through the proxy.").dump();
+    const std::string out =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::string request_line_;
+};
+
+TEST(Chat, ProviderCallsGoThroughTheConfiguredProxy) {
+  OneShotProxy proxy;
+  TempDir dir("parley-proxy");
+  auto file = dir.write_file("parley.yaml",
+                             "providers:\n"
+                             "  far:\n"
+                             "    base_url: http://upstream.invalid/v1\n"
+                             "    proxy: http://127.0.0.1:" +
+                                 std::to_string(proxy.port()) +
+                                 "\n"
+                                 "    models: [far-model]\n");
+  ParleyProcess parley({.args = {"--config", file}});
+  auto r = http("POST", parley.port(), "/v1/chat/completions",
+                R"({"model":"far/far-model","messages":[{"role":"user","content":"Hi"}]})");
+  ASSERT_EQ(r.status, 200) << r.describe();
+  EXPECT_EQ(r.json()["choices"][0]["message"]["content"], "Through the proxy.");
+  EXPECT_EQ(proxy.request_line(), "POST http://upstream.invalid/v1/chat/completions HTTP/1.1");
+}
+
+TEST(Chat, TheEnvironmentsHttpProxyIsHonoured) {
+  OneShotProxy proxy;
+  TempDir dir("parley-proxy");
+  auto file = dir.write_file("parley.yaml",
+                             "providers:\n"
+                             "  far:\n"
+                             "    base_url: http://upstream.invalid/v1\n"
+                             "    models: [far-model]\n");
+  ParleyProcess parley(
+      {.args = {"--config", file},
+       .env = {{"http_proxy", "http://127.0.0.1:" + std::to_string(proxy.port())}}});
+  auto r = http("POST", parley.port(), "/v1/chat/completions",
+                R"({"model":"far/far-model","messages":[{"role":"user","content":"Hi"}]})");
+  ASSERT_EQ(r.status, 200) << r.describe();
+  EXPECT_EQ(proxy.request_line(), "POST http://upstream.invalid/v1/chat/completions HTTP/1.1");
 }
 
 TEST(Chat, WithoutAnyProviderTheBuiltinReplyExplainsHowToConfigureOne) {

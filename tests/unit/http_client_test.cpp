@@ -14,6 +14,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -61,6 +62,7 @@ parley::http::Deadline in(std::chrono::milliseconds d) {
 struct Observed {
   std::atomic<bool> client_gone{false};
   std::atomic<int> stall_handlers_done{0};
+  std::atomic<int> watch_saw_gone{0};
 };
 
 class HttpClientTest : public ::testing::Test {
@@ -119,6 +121,24 @@ class HttpClientTest : public ::testing::Test {
       req.channel->watch([&] { gone.notify(); });
       co_await gone.wait_until(in(1500ms));
       co_return Response::empty(204);
+    });
+    // Waits `?ms` (default 300) before watching, then up to 300 ms for the client to leave;
+    // answers whether it did.
+    router_.add(Method::kGet, "/watch", [this](Request& req) -> Task<Response> {
+      const int delay = std::atoi(req.query_param("ms").value_or("0").c_str());
+      co_await sleep_for(std::chrono::milliseconds(delay));
+      parley::Signal gone(co_await asio::this_coro::executor);
+      bool left = false;
+      req.channel->watch([&] {
+        left = true;
+        gone.notify();
+      });
+      co_await gone.wait_until(in(300ms));
+      if (left) ++observed_.watch_saw_gone;
+      Response r;
+      r.content_type = "text/plain";
+      r.body = left ? "gone" : "present";
+      co_return r;
     });
     // 2 MiB in 64 KiB writes; byte i is 'a' + i % 26.
     router_.add(Method::kGet, "/big", [](Request& req) -> Task<Response> {
@@ -393,6 +413,34 @@ TEST_F(HttpClientTest, StreamToHttp11IsChunkedAndPipelinedRequestIsServedAfter) 
   // The second request, sent before the stream began, was kept and answered after it.
   EXPECT_NE(response.find("0\r\n\r\nHTTP/1.1 200 OK"), std::string::npos) << response;
   EXPECT_NE(response.find(R"({"ok":true})"), std::string::npos) << response;
+}
+
+TEST_F(HttpClientTest, WatchSeesAClientThatLeftBeforeItStarted) {
+  // The client sends its request and closes at once; the handler starts watching 200 ms later,
+  // when the end of the stream is already waiting in the socket (no new event will come).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port_);
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string request = "GET /watch?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  ::shutdown(fd, SHUT_WR);
+  ::close(fd);
+  for (int i = 0; i < 200 && observed_.watch_saw_gone.load() == 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(observed_.watch_saw_gone.load(), 1);
+}
+
+TEST_F(HttpClientTest, PipelinedRequestIsNotMistakenForALeavingClient) {
+  std::string response = raw_exchange(port_,
+                                      "GET /watch HTTP/1.1\r\nHost: t\r\n\r\n"
+                                      "GET /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(response.find("present"), std::string::npos) << response;
+  EXPECT_EQ(response.find("gone"), std::string::npos) << response;
+  EXPECT_NE(response.find(R"({"ok":true})"), std::string::npos) << "the pipelined request was lost";
+  EXPECT_EQ(observed_.watch_saw_gone.load(), 0);
 }
 
 TEST_F(HttpClientTest, StreamToHttp10EndsWithTheConnection) {

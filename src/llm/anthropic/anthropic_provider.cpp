@@ -20,7 +20,7 @@ class AnthropicProvider final : public Provider {
 
   const std::string& name() const override { return settings_.name; }
   const char* type() const override { return "anthropic"; }
-  std::vector<std::string> models() const override { return settings_.models; }
+  const std::vector<std::string>& models() const override { return settings_.models; }
   const std::string& default_model() const override { return settings_.default_model; }
 
   Task<Result<void>> chat(const ChatRequest& request, const CallLimits& limits,

@@ -9,11 +9,12 @@ namespace {
 
 class BuiltinProvider final : public Provider {
  public:
-  explicit BuiltinProvider(std::string name) : name_(std::move(name)), model_(kBuiltinModel) {}
+  explicit BuiltinProvider(std::string name)
+      : name_(std::move(name)), model_(kBuiltinModel), models_{model_} {}
 
   const std::string& name() const override { return name_; }
   const char* type() const override { return "builtin"; }
-  std::vector<std::string> models() const override { return {model_}; }
+  const std::vector<std::string>& models() const override { return models_; }
   const std::string& default_model() const override { return model_; }
 
   Task<Result<void>> chat(const ChatRequest& request, const CallLimits&, Cancellation& cancel,
@@ -54,6 +55,7 @@ class BuiltinProvider final : public Provider {
 
   std::string name_;
   std::string model_;
+  std::vector<std::string> models_;
 };
 
 }  // namespace

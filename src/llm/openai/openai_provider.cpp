@@ -27,7 +27,7 @@ class OpenAiProvider final : public Provider {
 
   const std::string& name() const override { return settings_.name; }
   const char* type() const override { return "openai"; }
-  std::vector<std::string> models() const override { return settings_.models; }
+  const std::vector<std::string>& models() const override { return settings_.models; }
   const std::string& default_model() const override { return settings_.default_model; }
   bool supports_embeddings() const override { return true; }
 
