@@ -60,7 +60,14 @@ bool readable_now(curl_socket_t fd) {
 class Transfer;
 
 struct HttpClient::Multi {
-  explicit Multi(asio::io_context& ctx) : context(ctx), timer(ctx.get_executor()) {
+  explicit Multi(asio::io_context& ctx) : context(ctx), timer(ctx.get_executor()) {}
+
+  // The multi handle is made on the context's first transfer: curl's global initialisation
+  // (OpenSSL's, mostly) costs megabytes of resident memory that a server whose model is the
+  // built-in one never needs.
+  void ensure_handle() {
+    if (handle) return;
+    global_init();
     handle = curl_multi_init();
     curl_multi_setopt(handle, CURLMOPT_SOCKETFUNCTION, &Multi::on_socket);
     curl_multi_setopt(handle, CURLMOPT_SOCKETDATA, this);
@@ -73,7 +80,7 @@ struct HttpClient::Multi {
   ~Multi() {
     timer.cancel();
     for (CURL* easy : idle_handles) curl_easy_cleanup(easy);
-    curl_multi_cleanup(handle);  // closes cached connections through on_close
+    if (handle) curl_multi_cleanup(handle);  // closes cached connections through on_close
     for (auto& [fd, watch] : watches) {
       watch->closed = true;
       boost::system::error_code ec;
@@ -471,12 +478,10 @@ void HttpClient::Multi::collect_finished() {
 }
 
 HttpClient::HttpClient(IoPool& io) {
-  global_init();
   for (int i = 0; i < io.size(); ++i) multis_.push_back(std::make_unique<Multi>(io.context(i)));
 }
 
 HttpClient::HttpClient(asio::io_context& context) {
-  global_init();
   multis_.push_back(std::make_unique<Multi>(context));
 }
 
@@ -495,6 +500,7 @@ Task<std::unique_ptr<ClientTransfer>> HttpClient::start(ClientRequest request) {
     if (&m->context == &executor.context()) multi = m.get();
   }
   if (!multi) throw std::logic_error("HttpClient::start called outside the client's contexts");
+  multi->ensure_handle();
   auto transfer = std::make_unique<Transfer>(*multi, std::move(request));
   if (auto r = transfer->begin(); !r) throw std::runtime_error(r.error().message);
   co_return transfer;
