@@ -226,17 +226,9 @@ void add_chat_routes(http::Router& router, Context& ctx) {
       [&ctx](http::Request& req) -> Awaitable {
         store::MessageListQuery q;
         q.session_id = std::string(req.param("id"));
-        if (auto limit = req.query_param("limit")) {
-          int value = 0;
-          auto [ptr, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), value);
-          if (ec != std::errc() || ptr != limit->data() + limit->size() || value < 1 ||
-              value > kMaxPageSize) {
-            co_return fail(Error::invalid_field("limit", "limit must be an integer from 1 to " +
-                                                             std::to_string(kMaxPageSize)),
-                           req);
-          }
-          q.limit = value;
-        }
+        auto limit = page_limit(req.query_param("limit"), q.limit, kMaxPageSize);
+        if (!limit) co_return fail(limit.error(), req);
+        q.limit = *limit;
         if (auto order = req.query_param("order")) {
           if (*order != "asc" && *order != "desc") {
             co_return fail(Error::invalid_field("order", "order must be asc or desc"), req);

@@ -1,6 +1,8 @@
 // Request field validation (see fields.hpp).
 #include "api/fields.hpp"
 
+#include <charconv>
+
 namespace parley::api {
 
 using nlohmann::json;
@@ -70,6 +72,17 @@ Result<std::optional<bool>> bool_field(const json& body, const char* name) {
   if (!it->is_boolean())
     return Error::invalid_field(name, std::string(name) + " must be true or false");
   return std::optional<bool>(it->get<bool>());
+}
+
+Result<int> page_limit(const std::optional<std::string>& text, int fallback, int max) {
+  if (!text) return fallback;
+  int value = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || ptr != text->data() + text->size() || value < 1 || value > max) {
+    return Error::invalid_field("limit",
+                                "limit must be an integer from 1 to " + std::to_string(max));
+  }
+  return value;
 }
 
 }  // namespace parley::api

@@ -31,4 +31,7 @@ Result<std::optional<int64_t>> integer_field(const nlohmann::json& body, const c
 // Absent or null -> nullopt. Present: true or false.
 Result<std::optional<bool>> bool_field(const nlohmann::json& body, const char* name);
 
+// The `limit` query parameter of a list: `fallback` when absent, else an integer 1..max.
+Result<int> page_limit(const std::optional<std::string>& text, int fallback, int max);
+
 }  // namespace parley::api

@@ -100,17 +100,9 @@ void add_session_routes(http::Router& router, Context& ctx) {
 
   router.add(http::Method::kGet, "/api/v1/sessions", [&ctx](http::Request& req) -> Awaitable {
     store::SessionListQuery q;
-    if (auto limit = req.query_param("limit")) {
-      int value = 0;
-      auto [ptr, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), value);
-      if (ec != std::errc() || ptr != limit->data() + limit->size() || value < 1 ||
-          value > kMaxPageSize) {
-        co_return fail(Error::invalid_field("limit", "limit must be an integer from 1 to " +
-                                                         std::to_string(kMaxPageSize)),
-                       req);
-      }
-      q.limit = value;
-    }
+    auto limit = page_limit(req.query_param("limit"), q.limit, kMaxPageSize);
+    if (!limit) co_return fail(limit.error(), req);
+    q.limit = *limit;
     q.user_id = req.query_param("user_id");
     q.cursor = req.query_param("cursor");
     auto page = co_await ctx.blocking.run([&] { return ctx.storage.sessions().list(q); });

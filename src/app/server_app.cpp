@@ -236,9 +236,9 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   chat::ChatService chat_service(
       chat::ChatDeps{**storage, blocking, gateway, accountant, assistants, &metrics,
                      config.chat.default_context_window, [&server] { return server.draining(); }});
-  if (auto recovered = (*storage)->messages().mark_interrupted(); !recovered) {
-    return startup_failure("storage", recovered.error().message);
-  } else if (*recovered > 0) {
+  auto recovered = (*storage)->messages().mark_interrupted();
+  if (!recovered) return startup_failure("storage", recovered.error().message);
+  if (*recovered > 0) {
     log::warn("replies left unfinished by the last run were marked interrupted",
               {{"messages", *recovered}});
   }

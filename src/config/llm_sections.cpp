@@ -283,8 +283,10 @@ void apply_section(const std::string& key, const YAML::Node& node, const std::st
       problems.push_back({key, "", where(source_name, kv.first), "a name that is not a string"});
       continue;
     }
+    std::string path = key;
+    path.append(".").append(name);
     if (!valid_name(name)) {
-      problems.push_back({key + "." + name, "", where(source_name, kv.first),
+      problems.push_back({path, "", where(source_name, kv.first),
                           "names are 1 to 64 letters, digits, '-', '_' or '.'"});
       continue;
     }
@@ -294,7 +296,7 @@ void apply_section(const std::string& key, const YAML::Node& node, const std::st
       continue;
     }
     if (!value.IsMap() && !(value.IsNull())) {
-      problems.push_back({key + "." + name, "", where(source_name, value), "must be a mapping"});
+      problems.push_back({path, "", where(source_name, value), "must be a mapping"});
       continue;
     }
     const YAML::Node map = value.IsNull() ? YAML::Node(YAML::NodeType::Map) : value;

@@ -158,7 +158,8 @@ class Transfer final : public ClientTransfer {
     }
     bool has_expect = false;
     for (const auto& [name, value] : request_.headers) {
-      std::string line = name + ": " + value;
+      std::string line = name;
+      line.append(": ").append(value);
       has_expect = has_expect || iequals(name, "expect");
       header_list_ = curl_slist_append(header_list_, line.c_str());
     }

@@ -42,7 +42,8 @@ class OpenAiProvider final : public Provider {
   }
 
  private:
-  http::ClientRequest post(std::string path, std::string body, const CallLimits& limits) const {
+  http::ClientRequest post(const std::string& path, std::string body,
+                           const CallLimits& limits) const {
     http::ClientRequest req;
     req.method = "POST";
     req.url = settings_.base_url + path;
