@@ -13,6 +13,7 @@
 #include "http/errors.hpp"
 #include "http/json_body.hpp"
 #include "llm/accounting.hpp"
+#include "llm/cost_routing.hpp"
 #include "llm/gateway.hpp"
 #include "llm/upstream.hpp"
 
@@ -270,6 +271,20 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   parsed->request.openai_text = req.body;
   auto route = ctx.gateway->resolve(parsed->model);
   if (!route) co_return fail(route.error(), req);
+  if (route->strategy == "cost") {
+    // Spend so far today counts what the accountant has written (up to one flush interval
+    // behind).
+    std::optional<double> remaining;
+    if (route->daily_budget_usd > 0) {
+      const std::string user = parsed->request.user.empty() ? "anonymous" : parsed->request.user;
+      const int64_t now_ms = to_unix_ms(std::chrono::system_clock::now());
+      const int64_t day_start = now_ms - now_ms % 86'400'000;
+      auto spent =
+          co_await ctx.blocking.run([&] { return ctx.storage.usage().spent(user, day_start); });
+      if (spent) remaining = route->daily_budget_usd - *spent;
+    }
+    *route = llm::plan_cost_route(*route, llm::complexity_score(parsed->request), remaining);
+  }
   const std::string id = "chatcmpl-" + random_hex128().substr(0, 24);
   const int64_t created = unix_seconds();
   llm::Cancellation cancel;

@@ -476,6 +476,41 @@ TEST(Chat, ModelsEmbeddingsAndUsage) {
   EXPECT_NE(metrics.find("active_sessions_total 1"), std::string::npos);
 }
 
+TEST(Chat, CostRouteSendsSimpleRequestsCheapAndHardOnesStrong) {
+  FakeProvider fake;
+  TempDir dir("parley-cost");
+  auto file = dir.write_file("parley.yaml",
+                             "providers:\n"
+                             "  fake:\n"
+                             "    base_url: " +
+                                 fake.base_url() +
+                                 "/v1\n"
+                                 "    models: [cheap-model, strong-model]\n"
+                                 "routes:\n"
+                                 "  thrifty:\n"
+                                 "    strategy: cost\n"
+                                 "    targets: [fake/cheap-model, fake/strong-model]\n"
+                                 "    complexity_threshold: 0.3\n");
+  ParleyProcess parley({.args = {"--config", file}});
+  auto r = http("POST", parley.port(), "/v1/chat/completions",
+                R"({"model":"thrifty","messages":[{"role":"user","content":"Hi!"}]})");
+  ASSERT_EQ(r.status, 200) << r.describe();
+  EXPECT_EQ(fake.requests().back()["body"]["model"], "cheap-model");
+  const json hard = {{"model", "thrifty"},
+                     {"messages",
+                      {{{"role", "user"},
+                        {"content",
+                         "Explain step by step why this fails, and compare two fixes:\n"
+                         "```\nint main() { return *(int*)0; }\n```"}}}}};
+  r = http("POST", parley.port(), "/v1/chat/completions", hard.dump());
+  ASSERT_EQ(r.status, 200) << r.describe();
+  EXPECT_EQ(fake.requests().back()["body"]["model"], "strong-model");
+  // Readiness shows the circuits the calls went through.
+  auto ready = http("GET", parley.port(), "/api/v1/health/readiness").json();
+  EXPECT_EQ(ready["checks"]["providers"]["status"], "ok") << ready.dump();
+  EXPECT_EQ(ready["checks"]["providers"]["circuits"].size(), 2u) << ready.dump();
+}
+
 TEST(Chat, PricedModelsCostMoney) {
   Stack s("models:\n  fake-model:\n    input: 2.0\n    output: 8.0\n");
   const auto sid = new_session(s.port());

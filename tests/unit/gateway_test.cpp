@@ -274,6 +274,25 @@ TEST_F(GatewayTest, StallMidStreamEndsWithTimeoutAndKeepsThePartialReply) {
   EXPECT_EQ(upstream_.calls(), 1);
 }
 
+TEST_F(GatewayTest, TotalTimeoutEndsAStreamThatNeverStalls) {
+  auto options = fast_options();
+  options.limits.total_timeout = 400ms;  // events every 100 ms: never a stall, but endless
+  options.max_retries = 0;
+  auto gateway = make_gateway(options);
+  FakeReply r;
+  r.content_type = "text/event-stream";
+  std::vector<std::string> words(40, "word ");
+  r.pieces = FakeUpstream::openai_stream(words, false, true);
+  r.delay_between_pieces = 100ms;
+  upstream_.enqueue(r);
+  const auto started = std::chrono::steady_clock::now();
+  auto o = chat(*gateway, "main", true);
+  ASSERT_FALSE(o.result.ok());
+  EXPECT_EQ(o.result.error().code, ErrorCode::kDeadlineExceeded);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  EXPECT_FALSE(o.streamed.empty()) << "what came before the deadline reached the client";
+}
+
 TEST_F(GatewayTest, SlowFirstTokenIsRetried) {
   auto options = fast_options();
   options.limits.first_token_timeout = 150ms;
