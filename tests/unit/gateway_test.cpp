@@ -4,6 +4,11 @@
 // cancellation that reaches the upstream. Upstream calls are counted, not assumed.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
 #include <utility>
 
@@ -379,6 +384,57 @@ TEST_F(GatewayTest, BuiltinProviderStreamsItsExplanation) {
   EXPECT_GT(o.out.completion.deltas, 10);
   EXPECT_NE(o.streamed.find("OPENAI_API_KEY"), std::string::npos);
   EXPECT_EQ(upstream_.calls(), 0);
+}
+
+TEST(ConnectTimeout, AnUpstreamThatNeverAcceptsIsUnreachableInTime) {
+  // A listener whose accept queue is full: Linux drops further SYNs, so a connect hangs until
+  // the client's own timeout.
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    fillers.push_back(fd);
+  }
+  asio::io_context context;
+  parley::http::HttpClient client(context);
+  parley::http::ClientRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  req.connect_timeout = 300ms;
+  std::optional<parley::Error> error;
+  bool done = false;
+  const auto started = std::chrono::steady_clock::now();
+  asio::co_spawn(
+      context,
+      [&]() -> Task<void> {
+        auto transfer = co_await client.start(req);
+        auto status = co_await transfer->head(std::chrono::steady_clock::now() + 10s);
+        if (!status) error = status.error();
+        done = true;
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  while (!done) {
+    if (context.stopped()) context.restart();
+    context.run_one();
+  }
+  const auto took = std::chrono::steady_clock::now() - started;
+  for (int fd : fillers) ::close(fd);
+  ::close(listener);
+  ASSERT_TRUE(error.has_value());
+  // curl reports a connect timeout as a timeout: retryable, like an unreachable host.
+  EXPECT_TRUE(error->code == ErrorCode::kDeadlineExceeded || error->code == ErrorCode::kUnavailable)
+      << error->message;
+  EXPECT_LT(took, 3s);
+  EXPECT_GE(took, 250ms);
 }
 
 TEST(RetryAfter, SecondsMillisecondsAndDates) {
