@@ -12,6 +12,10 @@
 // Thread-safety: an HttpClient is shared by all I/O threads; start() uses the calling
 // coroutine's context. A ClientTransfer belongs to the coroutine that started it and must be
 // used and destroyed on that context's thread.
+//
+// Lifetime: destroy every ClientTransfer before the HttpClient, and the HttpClient before the
+// io_contexts it was given (the app declares it after the IoPool; by the time the pool stops,
+// every request, and so every transfer, has ended).
 #pragma once
 
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
