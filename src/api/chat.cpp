@@ -7,7 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/access.hpp"
 #include "api/fields.hpp"
+#include "api/sessions.hpp"
 #include "chat/assistants.hpp"
 #include "chat/turn.hpp"
 #include "core/clock.hpp"
@@ -89,7 +91,28 @@ Result<chat::TurnRequest> turn_overrides(const json& body) {
 // Runs a turn and answers it: JSON, or an event stream. `extra` is merged into the JSON
 // answer (POST /api/v1/chat adds the session and the seeds' "response" field).
 Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnRequest turn,
-                                 bool stream, json extra) {
+                                 bool stream, json extra, Actor actor) {
+  std::optional<ModelAdmission> admission;
+  if (ctx.access) {
+    auto admitted = co_await ctx.access->admit_model_call(req, actor, stream);
+    if (!admitted) co_return fail(admitted.error(), req);
+    admission.emplace(std::move(*admitted));
+  }
+  turn.key_id = actor.key_id;
+  // What the turn used counts against the user's and the key's token limits and budgets.
+  struct Booking {
+    Context& ctx;
+    const Actor& actor;
+    int64_t tokens = 0;
+    double cost = 0;
+    ~Booking() {
+      if (ctx.access) ctx.access->record_usage(actor, tokens, cost);
+    }
+  } booking{ctx, actor};
+  auto book = [&booking](const store::Message& reply) {
+    booking.tokens = reply.input_tokens + reply.output_tokens;
+    booking.cost = reply.cost_usd;
+  };
   llm::Cancellation cancel;
   if (req.channel) {
     req.channel->watch([&cancel] { cancel.request(llm::finish::kCancelled); });
@@ -97,6 +120,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnReq
   if (!stream) {
     auto result = co_await ctx.chat->run_turn(std::move(turn), cancel, nullptr, nullptr);
     if (!result) co_return fail(result.error(), req);
+    book(result->reply);
     if (result->error) {
       http::Response res = fail(*result->error, req);
       // The envelope, plus what was stored: the client may show or retry it.
@@ -163,6 +187,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnReq
     co_return sent;
   };
   auto result = co_await ctx.chat->run_turn(std::move(turn), cancel, &sink, on_started);
+  if (result) book(result->reply);
   if (!started) {
     // Failed before the stream began: a plain error answer.
     if (!result) co_return fail(result.error(), req);
@@ -226,6 +251,8 @@ void add_chat_routes(http::Router& router, Context& ctx) {
       [&ctx](http::Request& req) -> Awaitable {
         store::MessageListQuery q;
         q.session_id = std::string(req.param("id"));
+        auto session = co_await owned_session(ctx, req, q.session_id);
+        if (!session) co_return fail(session.error(), req);
         auto limit = page_limit(req.query_param("limit"), q.limit, kMaxPageSize);
         if (!limit) co_return fail(limit.error(), req);
         q.limit = *limit;
@@ -264,10 +291,15 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                auto turn = turn_overrides(*body);
                if (!turn) co_return fail(turn.error(), req);
                turn->session_id = std::string(req.param("id"));
+               auto session = co_await owned_session(ctx, req, turn->session_id);
+               if (!session) co_return fail(session.error(), req);
+               auto actor = acting_user(ctx, req, session->user_id);
+               if (!actor) co_return fail(actor.error(), req);
                turn->content = std::move(**content);
                turn->request_id = req.request_id;
                const bool stream = wants_stream(req, *body);
-               co_return co_await answer_turn(ctx, req, std::move(*turn), stream, json::object());
+               co_return co_await answer_turn(ctx, req, std::move(*turn), stream, json::object(),
+                                              std::move(*actor));
              });
 
   router.add(http::Method::kPost, "/api/v1/chat", [&ctx](http::Request& req) -> Awaitable {
@@ -299,11 +331,24 @@ void add_chat_routes(http::Router& router, Context& ctx) {
 
     bool created = false;
     std::string id;
+    std::optional<Actor> actor;
     if (*session_id) {
       id = **session_id;
+      auto session = co_await owned_session(ctx, req, id);
+      if (!session) co_return fail(session.error(), req);
+      if (*user_id && **user_id != session->user_id) {
+        co_return fail(Error::invalid_field("user_id", "the session belongs to another user"), req);
+      }
+      auto acting = acting_user(ctx, req, session->user_id);
+      if (!acting) co_return fail(acting.error(), req);
+      actor = std::move(*acting);
     } else {
+      auto acting = acting_user(ctx, req, *user_id);
+      if (!acting) co_return fail(acting.error(), req);
+      actor = std::move(*acting);
       store::NewSession in;
-      in.user_id = user_id->value_or("anonymous");
+      in.tenant_id = actor->tenant_id;
+      in.user_id = actor->user_id;
       in.assistant = assistant->value_or(ctx.assistants->default_assistant().name);
       // A title from the first words, as chat UIs show it.
       in.title = title->value_or(message->value().substr(0, 60));
@@ -317,7 +362,8 @@ void add_chat_routes(http::Router& router, Context& ctx) {
     turn->request_id = req.request_id;
     const bool stream = wants_stream(req, *body);
     json extra = {{"session_created", created}, {"response", ""}};
-    auto res = co_await answer_turn(ctx, req, std::move(*turn), stream, std::move(extra));
+    auto res = co_await answer_turn(ctx, req, std::move(*turn), stream, std::move(extra),
+                                    std::move(*actor));
     if (created && !res.already_sent && res.status < 300) res.status = 201;
     co_return res;
   });
@@ -340,7 +386,11 @@ void add_chat_routes(http::Router& router, Context& ctx) {
         (std::string_view(name) == "from" ? q.from_ms : q.to_ms) = *t;
       }
     }
-    q.user_id = req.query_param("user_id");
+    auto user = user_filter(req, req.query_param("user_id"));
+    if (!user) co_return fail(user.error(), req);
+    q.user_id = *user;
+    q.tenant_id = Access::tenant_scope(req);
+    if (!q.tenant_id) q.tenant_id = req.query_param("tenant_id");
     if (auto group = req.query_param("group_by")) {
       size_t start = 0;
       while (start <= group->size()) {

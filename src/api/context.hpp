@@ -24,6 +24,9 @@ class Accountant;
 
 namespace parley::api {
 
+class Access;
+class Moderation;
+
 struct Context {
   const config::Config& config;
   store::Storage& storage;
@@ -41,6 +44,9 @@ struct Context {
   const chat::Assistants* assistants = nullptr;
   llm::Gateway* gateway = nullptr;
   llm::Accountant* accountant = nullptr;
+  // Who may do what (null where a test serves handlers without the guard: everything is then
+  // the local operator's).
+  Access* access = nullptr;
 };
 
 }  // namespace parley::api

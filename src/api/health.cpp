@@ -135,22 +135,6 @@ void add_health_routes(http::Router& router, Context& ctx) {
                                          "diagnostics are disabled; set diagnostics.enabled: true",
                                          req.request_id);
         }
-        if (!ctx.config.diagnostics.token.empty()) {
-          auto auth = req.header("authorization");
-          std::string expected = "Bearer " + ctx.config.diagnostics.token;
-          // Constant-time comparison: the token is a secret.
-          bool match = auth && auth->size() == expected.size();
-          unsigned char diff = 0;
-          for (size_t i = 0; match && i < expected.size(); ++i)
-            diff |= static_cast<unsigned char>((*auth)[i] ^ expected[i]);
-          if (!match || diff != 0) {
-            auto res = http::error_response(
-                401, "invalid_token", "diagnostics need Authorization: Bearer <diagnostics.token>",
-                req.request_id);
-            res.header("WWW-Authenticate", "Bearer");
-            co_return res;
-          }
-        }
         auto stats = co_await ctx.blocking.run([&ctx] { return ctx.storage.stats(true); });
         json storage;
         if (stats) {

@@ -7,7 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/access.hpp"
 #include "api/fields.hpp"
+#include "api/sessions.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "http/errors.hpp"
@@ -242,11 +244,14 @@ std::string base64(const unsigned char* data, size_t size) {
 
 // Queues the call's usage (batched writes) — the proxy path never waits on the database.
 void account(Context& ctx, const ParsedChat& chat, const llm::GatewayResult& out,
-             const std::optional<Error>& error, const std::string& request_id) {
+             const std::optional<Error>& error, const std::string& request_id,
+             const Actor& actor) {
   if (!ctx.accountant || out.provider.empty()) return;
   store::UsageRecord r;
   r.at_ms = to_unix_ms(std::chrono::system_clock::now());
-  r.user_id = chat.request.user.empty() ? "anonymous" : chat.request.user;
+  r.tenant_id = actor.tenant_id;
+  r.user_id = actor.user_id;
+  r.key_id = actor.key_id;
   r.source = "api";
   r.provider = out.provider;
   r.model = out.model;
@@ -259,6 +264,7 @@ void account(Context& ctx, const ParsedChat& chat, const llm::GatewayResult& out
   r.cost_usd = ctx.accountant->models().cost(out.model, r.input_tokens, r.output_tokens);
   r.status = error ? error->reason : "ok";
   r.request_id = request_id;
+  if (ctx.access) ctx.access->record_usage(actor, r.input_tokens + r.output_tokens, r.cost_usd);
   ctx.accountant->enqueue(std::move(r));
 }
 
@@ -269,18 +275,34 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   if (!parsed) co_return fail(parsed.error(), req);
   parsed->request.openai_body = &*body;
   parsed->request.openai_text = req.body;
+  auto actor = acting_user(ctx, req,
+                           parsed->request.user.empty()
+                               ? std::nullopt
+                               : std::optional<std::string>(parsed->request.user));
+  if (!actor) co_return fail(actor.error(), req);
+  // The provider sees the end user Parley resolved (a user key's own user), not what the
+  // body claimed.
+  if (!parsed->request.user.empty() || (req.principal && req.principal->scope == auth::Scope::kUser)) {
+    parsed->request.user = actor->user_id;
+  }
   auto route = ctx.gateway->resolve(parsed->model);
   if (!route) co_return fail(route.error(), req);
+  std::optional<ModelAdmission> admission;
+  if (ctx.access) {
+    auto admitted = co_await ctx.access->admit_model_call(req, *actor, parsed->stream);
+    if (!admitted) co_return fail(admitted.error(), req);
+    admission.emplace(std::move(*admitted));
+  }
   if (route->strategy == "cost") {
     // Spend so far today counts what the accountant has written (up to one flush interval
     // behind).
     std::optional<double> remaining;
     if (route->daily_budget_usd > 0) {
-      const std::string user = parsed->request.user.empty() ? "anonymous" : parsed->request.user;
       const int64_t now_ms = to_unix_ms(std::chrono::system_clock::now());
       const int64_t day_start = now_ms - now_ms % 86'400'000;
-      auto spent =
-          co_await ctx.blocking.run([&] { return ctx.storage.usage().spent(user, day_start); });
+      auto spent = co_await ctx.blocking.run([&] {
+        return ctx.storage.usage().spent(actor->tenant_id, actor->user_id, day_start);
+      });
       if (spent) remaining = route->daily_budget_usd - *spent;
     }
     *route = llm::plan_cost_route(*route, llm::complexity_score(parsed->request), remaining);
@@ -295,7 +317,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     auto result = co_await ctx.gateway->chat(*route, parsed->request, cancel, nullptr, out);
     std::optional<Error> error;
     if (!result) error = result.error();
-    account(ctx, *parsed, out, error, req.request_id);
+    account(ctx, *parsed, out, error, req.request_id, *actor);
     if (error) co_return fail(*error, req);
     if (!out.completion.raw_openai.empty()) {
       // An OpenAI-compatible upstream answered in this very format: pass it on as received.
@@ -391,7 +413,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   auto result = co_await ctx.gateway->chat(*route, parsed->request, cancel, &sink, out);
   std::optional<Error> error;
   if (!result) error = result.error();
-  account(ctx, *parsed, out, error, req.request_id);
+  account(ctx, *parsed, out, error, req.request_id, *actor);
   if (!started) {
     if (error) co_return fail(*error, req);
     // A reply with no deltas at all (an empty completion) still streams its end.
@@ -498,9 +520,19 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
   if (auto d = body->find("dimensions"); d != body->end()) request.extra["dimensions"] = *d;
   auto user = string_field(*body, "user", 256);
   if (!user) co_return fail(user.error(), req);
-  request.user = user->value_or("");
+  auto actor = acting_user(ctx, req, *user);
+  if (!actor) co_return fail(actor.error(), req);
+  request.user = *user || (req.principal && req.principal->scope == auth::Scope::kUser)
+                     ? actor->user_id
+                     : std::string();
   auto route = ctx.gateway->resolve(**model);
   if (!route) co_return fail(route.error(), req);
+  std::optional<ModelAdmission> admission;
+  if (ctx.access) {
+    auto admitted = co_await ctx.access->admit_model_call(req, *actor, false);
+    if (!admitted) co_return fail(admitted.error(), req);
+    admission.emplace(std::move(*admitted));
+  }
   llm::Cancellation cancel;
   if (req.channel) req.channel->watch([&cancel] { cancel.request(llm::finish::kCancelled); });
   auto result = co_await ctx.gateway->embed(*route, request, cancel);
@@ -521,7 +553,9 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
   if (ctx.accountant) {
     store::UsageRecord r;
     r.at_ms = to_unix_ms(std::chrono::system_clock::now());
-    r.user_id = request.user.empty() ? "anonymous" : request.user;
+    r.tenant_id = actor->tenant_id;
+    r.user_id = actor->user_id;
+    r.key_id = actor->key_id;
     r.source = "api";
     r.provider = route->targets.empty() ? "" : route->targets.front().provider->name();
     r.model = result->model;
@@ -529,6 +563,7 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
     r.cost_usd = ctx.accountant->models().cost(result->model, r.input_tokens, 0);
     r.status = "ok";
     r.request_id = req.request_id;
+    if (ctx.access) ctx.access->record_usage(*actor, r.input_tokens, r.cost_usd);
     ctx.accountant->enqueue(std::move(r));
   }
   http::Response res;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/access.hpp"
 #include "api/fields.hpp"
 #include "core/clock.hpp"
 #include "core/json_text.hpp"
@@ -69,7 +70,44 @@ http::Response fail(const Error& e, const http::Request& req) {
   return http::error_response(e, req.request_id);
 }
 
+Error session_not_found(std::string_view id) {
+  return Error::not_found("no session with id '" + std::string(id) + "'", "session_not_found");
+}
+
 }  // namespace
+
+Task<Result<store::Session>> owned_session(Context& ctx, const http::Request& req,
+                                           const std::string& id) {
+  auto session = co_await ctx.blocking.run([&] { return ctx.storage.sessions().get(id); });
+  if (!session) co_return std::move(session).error();
+  // Someone else's session is answered exactly like a missing one.
+  if (!Access::owns(req, session->tenant_id, session->user_id)) co_return session_not_found(id);
+  co_return std::move(*session);
+}
+
+Result<std::optional<std::string>> user_filter(const http::Request& req,
+                                               std::optional<std::string> requested) {
+  const auth::Principal* who = req.principal;
+  if (!who || who->scope != auth::Scope::kUser) return requested;
+  if (requested && *requested != who->user_id) {
+    return Error::permission_denied("this key acts only for its own user; leave the user out",
+                                    "user_mismatch");
+  }
+  return std::optional<std::string>(who->user_id);
+}
+
+Result<Actor> acting_user(Context& ctx, http::Request& req,
+                          const std::optional<std::string>& requested) {
+  if (!ctx.access) {
+    Actor a;
+    a.tenant_id = "default";
+    a.user_id = requested.value_or("anonymous");
+    a.key_id = "local";
+    a.unlimited = true;
+    return a;
+  }
+  return ctx.access->actor(req, requested);
+}
 
 void add_session_routes(http::Router& router, Context& ctx) {
   router.add(http::Method::kPost, "/api/v1/sessions", [&ctx](http::Request& req) -> Awaitable {
@@ -86,8 +124,11 @@ void add_session_routes(http::Router& router, Context& ctx) {
     auto metadata = metadata_field(*body);
     if (!metadata) co_return fail(metadata.error(), req);
 
+    auto actor = acting_user(ctx, req, *user_id);
+    if (!actor) co_return fail(actor.error(), req);
     store::NewSession in;
-    in.user_id = user_id->value_or("anonymous");
+    in.tenant_id = actor->tenant_id;
+    in.user_id = actor->user_id;
     in.assistant = assistant->value_or("default");
     in.title = *title;
     in.metadata_json = metadata->value_or("{}");
@@ -103,7 +144,11 @@ void add_session_routes(http::Router& router, Context& ctx) {
     auto limit = page_limit(req.query_param("limit"), q.limit, kMaxPageSize);
     if (!limit) co_return fail(limit.error(), req);
     q.limit = *limit;
-    q.user_id = req.query_param("user_id");
+    auto user = user_filter(req, req.query_param("user_id"));
+    if (!user) co_return fail(user.error(), req);
+    q.user_id = *user;
+    q.tenant_id = Access::tenant_scope(req);
+    if (!q.tenant_id) q.tenant_id = req.query_param("tenant_id");  // admins may narrow it
     q.cursor = req.query_param("cursor");
     auto page = co_await ctx.blocking.run([&] { return ctx.storage.sessions().list(q); });
     if (!page) co_return fail(page.error(), req);
@@ -126,8 +171,7 @@ void add_session_routes(http::Router& router, Context& ctx) {
   });
 
   router.add(http::Method::kGet, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
-    std::string id(req.param("id"));
-    auto session = co_await ctx.blocking.run([&] { return ctx.storage.sessions().get(id); });
+    auto session = co_await owned_session(ctx, req, std::string(req.param("id")));
     if (!session) co_return fail(session.error(), req);
     co_return session_response(200, *session);
   });
@@ -148,6 +192,8 @@ void add_session_routes(http::Router& router, Context& ctx) {
         if (!metadata) co_return fail(metadata.error(), req);
         patch.metadata_json = *metadata;
         std::string id(req.param("id"));
+        auto owned = co_await owned_session(ctx, req, id);
+        if (!owned) co_return fail(owned.error(), req);
         auto updated =
             co_await ctx.blocking.run([&] { return ctx.storage.sessions().update(id, patch); });
         if (!updated) co_return fail(updated.error(), req);
@@ -157,6 +203,8 @@ void add_session_routes(http::Router& router, Context& ctx) {
   router.add(
       http::Method::kDelete, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
         std::string id(req.param("id"));
+        auto owned = co_await owned_session(ctx, req, id);
+        if (!owned) co_return fail(owned.error(), req);
         auto removed = co_await ctx.blocking.run([&] { return ctx.storage.sessions().remove(id); });
         if (!removed) co_return fail(removed.error(), req);
         co_return http::Response::empty(204);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/build_info.hpp"
+#include "app/keys_cli.hpp"
 #include "app/server_app.hpp"
 #include "config/config.hpp"
 #include "obs/log.hpp"
@@ -98,9 +99,13 @@ int main(int argc, char** argv) {
   app.footer(settings_help());
   app.require_subcommand(1);
 
-  ConfigFlags serve_flags, check_flags, migrate_flags;
+  ConfigFlags serve_flags, check_flags, migrate_flags, keys_flags;
   auto* serve = app.add_subcommand("serve", "Run the HTTP server.");
   serve_flags.add_to(serve, true);
+  parley::app::ServeFlags serve_options;
+  serve->add_flag("--insecure-no-auth", serve_options.insecure_no_auth,
+                  "Serve a non-loopback address with no API key configured (anyone who can "
+                  "reach it is an admin)");
 
   bool as_json = false;
   auto* check = app.add_subcommand("check-config",
@@ -111,6 +116,26 @@ int main(int argc, char** argv) {
   auto* migrate =
       app.add_subcommand("migrate", "Create or upgrade the database schema, then exit.");
   migrate_flags.add_to(migrate, false);
+
+  parley::app::KeysCommand keys_command;
+  auto* keys = app.add_subcommand("keys", "Create, list and revoke API keys.");
+  keys->require_subcommand(1);
+  auto* keys_create = keys->add_subcommand("create", "Create a key and print it (once).");
+  keys_flags.add_to(keys_create, false);
+  keys_create->add_option("--scope", keys_command.scope, "admin, service or user")->required();
+  keys_create->add_option("--name", keys_command.name, "What the key is for");
+  keys_create->add_option("--tenant", keys_command.tenant_id, "Tenant (default: default)");
+  keys_create->add_option("--user", keys_command.user_id, "The user a user key acts for");
+  keys_create->add_option("--expires", keys_command.expires, "30d, 12h, or 2026-12-31");
+  keys_create->add_option("--limits", keys_command.limits_json,
+                          R"(Overrides, JSON: {"key":{"requests_per_minute":600}})");
+  auto* keys_list = keys->add_subcommand("list", "List keys (never their secrets).");
+  keys_flags.add_to(keys_list, false);
+  keys_list->add_flag("--all", keys_command.include_revoked, "Include revoked keys");
+  keys_list->add_flag("--json", keys_command.json, "Print JSON");
+  auto* keys_revoke = keys->add_subcommand("revoke", "Revoke a key at once.");
+  keys_flags.add_to(keys_revoke, false);
+  keys_revoke->add_option("id", keys_command.key_id, "The key id (key_...)")->required();
 
   auto* version = app.add_subcommand("version", "Print the version.");
 
@@ -140,6 +165,16 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "configuration is valid\n");
     return 0;
+  }
+
+  if (keys->parsed()) {
+    keys_command.action = keys_create->parsed() ? "create" : keys_list->parsed() ? "list" : "revoke";
+    Loaded loaded = keys_flags.load();
+    if (!loaded.ok()) {
+      print_problems(loaded);
+      return kConfigErrorExit;
+    }
+    return parley::app::run_keys_command(loaded.config, keys_command);
   }
 
   if (migrate->parsed()) {
@@ -183,5 +218,5 @@ int main(int argc, char** argv) {
   }
   parley::log::set_secrets(parley::config::secret_values(loaded.config));
   parley::log::set_level(parley::log::parse_level(loaded.config.log.level));
-  return parley::app::serve(loaded.config, process_started);
+  return parley::app::serve(loaded.config, process_started, serve_options);
 }

@@ -16,19 +16,26 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/access.hpp"
+#include "api/admin.hpp"
 #include "api/chat.hpp"
 #include "api/context.hpp"
 #include "api/health.hpp"
 #include "api/openai_compat.hpp"
 #include "api/sessions.hpp"
 #include "app/build_info.hpp"
+#include "auth/authenticator.hpp"
 #include "chat/assistants.hpp"
 #include "chat/turn.hpp"
+#include "core/clock.hpp"
 #include "core/blocking_pool.hpp"
 #include "core/io_pool.hpp"
 #include "http/client.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
+#include "idempotency/idempotency.hpp"
+#include "limits/budget.hpp"
+#include "limits/limiter.hpp"
 #include "llm/accounting.hpp"
 #include "llm/anthropic/anthropic_provider.hpp"
 #include "llm/builtin/builtin_provider.hpp"
@@ -170,6 +177,53 @@ std::pair<std::map<std::string, llm::Route>, std::string> make_routes(
   return {std::move(routes), "default"};
 }
 
+// Sent on every response unless it sets its own: an API answers JSON and event streams, which
+// no browser should sniff, frame, cache or follow with a referrer.
+http::HeaderList security_headers(const config::Config& config) {
+  http::HeaderList h = {{"X-Content-Type-Options", "nosniff"},
+                        {"X-Frame-Options", "DENY"},
+                        {"Referrer-Policy", "no-referrer"},
+                        {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+                        {"Cross-Origin-Resource-Policy", "same-site"},
+                        {"Cache-Control", "no-store"}};
+  if (config.server.hsts_max_age > 0) {
+    h.emplace_back("Strict-Transport-Security",
+                   "max-age=" + std::to_string(config.server.hsts_max_age) + "; includeSubDomains");
+  }
+  return h;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(start, comma - start);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(std::move(item));
+    start = comma + 1;
+  }
+  return out;
+}
+
+bool is_loopback_host(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1" || host == "[::1]";
+}
+
+limits::Limits to_limits(const config::LimitConfig& c) {
+  limits::Limits l;
+  l.requests_per_minute = c.requests_per_minute;
+  l.requests_per_hour = c.requests_per_hour;
+  l.burst = c.burst;
+  l.tokens_per_minute = c.tokens_per_minute;
+  l.concurrent_streams = c.concurrent_streams;
+  l.usd_per_day = c.usd_per_day;
+  l.usd_per_month = c.usd_per_month;
+  return l;
+}
+
 }  // namespace
 
 int startup_failure(std::string_view phase, std::string_view cause) {
@@ -181,7 +235,8 @@ int startup_failure(std::string_view phase, std::string_view cause) {
   return 1;
 }
 
-int serve(const config::Config& config, std::chrono::steady_clock::time_point process_started) {
+int serve(const config::Config& config, std::chrono::steady_clock::time_point process_started,
+          const ServeFlags& flags) {
   const auto& build = build_info();
   log::info("starting", {{"version", build.version},
                          {"commit", build.commit},
@@ -210,6 +265,8 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   server_options.write_timeout = config.server.write_timeout;
   server_options.max_connections = config.server.max_connections;
   server_options.access_log = config.log.access_log;
+  server_options.default_headers = security_headers(config);
+  server_options.cors_origins = split_list(config.server.cors_origins);
   http::Server server(io, server_options, router, metrics);
 
   // The model layer. Declared after the I/O pool: transfers and the client end before it.
@@ -274,10 +331,55 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   api::add_session_routes(router, context);
   api::add_chat_routes(router, context);
   api::add_openai_routes(router, context);
+  api::add_admin_routes(router, context);
+  api::add_user_data_routes(router, context);
+
+  // Phase: access. Keys, limits and idempotency around every route.
+  auth::AuthOptions auth_options;
+  auth_options.bootstrap_admin_key = config.admin_key;
+  auth_options.jwt_secret = config.auth.jwt_secret;
+  auth_options.jwt_issuer = config.auth.jwt_issuer;
+  auth_options.jwt_audience = config.auth.jwt_audience;
+  auth_options.key_refresh_interval_ms = config.auth.key_refresh_interval.count();
+  auth::Authenticator authenticator((*storage)->api_keys(), auth_options);
+  const int64_t now_ms = to_unix_ms(std::chrono::system_clock::now());
+  if (auto r = authenticator.load(now_ms); !r) return startup_failure("access", r.error().message);
+  auto limiter = limits::make_local_limiter();
+  limits::BudgetBook budgets((*storage)->usage());
+  idempotency::LocalOptions idempotency_options;
+  idempotency_options.ttl_ms = config.idempotency.ttl.count();
+  idempotency::LocalIdempotency idempotency((*storage)->idempotency(), idempotency_options);
+  if (auto r = idempotency.start(now_ms); !r) return startup_failure("access", r.error().message);
+  api::AccessOptions access_options;
+  access_options.key_limits = to_limits(config.limits.key);
+  access_options.user_limits = to_limits(config.limits.user);
+  access_options.insecure_no_auth = flags.insecure_no_auth;
+  access_options.idempotency_max_response_bytes = config.idempotency.max_response_size;
+  api::Access access(authenticator, *limiter, budgets, idempotency, blocking, access_options,
+                     &metrics);
+  context.access = &access;
+  access.protect(router);
 
   // Phase: listen.
   auto listen = config::parse_host_port(config.server.listen);
   if (!listen) return startup_failure("listen", "server.listen is not HOST:PORT");
+  // Protected mode, as Redis does it: without credentials, only this machine may connect.
+  if (!authenticator.enforcing() && !is_loopback_host(listen->host)) {
+    if (!flags.insecure_no_auth) {
+      return startup_failure(
+          "listen", "no API key is configured, so Parley serves only loopback addresses, and "
+                    "server.listen is " + config.server.listen +
+                    ". Create a key (`parley keys create --scope admin`), or set PARLEY_ADMIN_KEY, "
+                    "or listen on 127.0.0.1, or pass --insecure-no-auth if every client on this "
+                    "network may act as an admin");
+    }
+    log::warn("serving without authentication on a non-loopback address (--insecure-no-auth): "
+              "anyone who can connect is an admin",
+              {{"listen", config.server.listen}});
+  } else if (!authenticator.enforcing()) {
+    log::info("no API key configured: serving this machine only (protected mode)",
+              {{"listen", config.server.listen}});
+  }
   auto port = server.listen(listen->host, listen->port);
   if (!port) return startup_failure("listen", port.error().message);
   server.start();
@@ -342,6 +444,7 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
 
   blocking.join();
   accountant.stop();  // writes the usage still queued
+  idempotency.stop();  // and the stored answers
   (*storage)->close();
   log::info("stopped", {{"uptime_seconds", ms_since(process_started) / 1000.0}});
   log::shutdown();

@@ -15,7 +15,13 @@ namespace parley::app {
 
 // Runs the server until it is told to stop. Returns the process exit code. `process_started`
 // is when main() began, for the startup time in the "ready" log line.
-int serve(const config::Config& config, std::chrono::steady_clock::time_point process_started);
+struct ServeFlags {
+  // Serve without credentials on a non-loopback address (protected mode off): only for a
+  // network that is itself trusted.
+  bool insecure_no_auth = false;
+};
+int serve(const config::Config& config, std::chrono::steady_clock::time_point process_started,
+          const ServeFlags& flags = {});
 
 // Prints the one-line startup failure and logs it; returns the exit code to use.
 int startup_failure(std::string_view phase, std::string_view cause);

@@ -127,7 +127,9 @@ class BuildPrompt final : public Stage {
         const int64_t day_start = now_ms - now_ms % 86'400'000;
         const std::string user = turn.started.session.user_id;
         auto spent =
-            co_await deps.blocking.run([&] { return deps.storage.usage().spent(user, day_start); });
+            co_await deps.blocking.run([&] {
+              return deps.storage.usage().spent(turn.started.session.tenant_id, user, day_start);
+            });
         if (spent) remaining = turn.route.daily_budget_usd - *spent;
       }
       turn.route = llm::plan_cost_route(turn.route, llm::complexity_score(turn.prompt), remaining);
@@ -208,7 +210,9 @@ class Persist final : public Stage {
     done.finish_reason = finish_reason(deps, turn);
     store::UsageRecord usage;
     usage.at_ms = to_unix_ms(std::chrono::system_clock::now());
+    usage.tenant_id = turn.started.session.tenant_id;
     usage.user_id = turn.started.session.user_id;
+    usage.key_id = turn.request.key_id;
     usage.session_id = turn.request.session_id;
     usage.source = "chat";
     usage.provider = done.provider;

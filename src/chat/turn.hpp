@@ -42,6 +42,7 @@ struct TurnRequest {
   std::string session_id;
   std::string content;
   std::string request_id;
+  std::string key_id;  // the credentials it came with, for the usage record
   // Overrides of the assistant's settings for this turn.
   std::optional<std::string> model;
   std::optional<double> temperature;

@@ -26,7 +26,7 @@ constexpr const char* kRedacted = "[REDACTED]";
 constexpr std::string_view kEnvPrefix = "PARLEY_";
 constexpr std::string_view kFileSuffix = "_file";
 
-enum class Kind { kString, kBool, kInt, kSize, kDuration };
+enum class Kind { kString, kBool, kInt, kSize, kDuration, kNumber };
 
 struct Setting {
   std::string path;
@@ -93,6 +93,50 @@ Setting int_setting(std::string path, std::string description, F member, int min
   };
   s.get = [member](const Config& c) { return nlohmann::json(member(c)); };
   return s;
+}
+
+template <typename F>
+Setting money_setting(std::string path, std::string description, F member) {
+  Setting s{std::move(path), Kind::kNumber, std::move(description), false, {}, {}};
+  s.set = [member](Config& c, const std::string& text) -> std::optional<std::string> {
+    char* end = nullptr;
+    const double value = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size()) return "not a number";
+    if (!(value >= 0 && value <= 1e9)) return "out of range (expected 0..1000000000 USD)";
+    member(c) = value;
+    return std::nullopt;
+  };
+  s.get = [member](const Config& c) { return nlohmann::json(member(c)); };
+  return s;
+}
+
+// The seven settings of one LimitConfig, under `prefix` ("limits.user").
+template <typename F>
+void add_limit_settings(std::vector<Setting>& v, const std::string& prefix, const char* whom,
+                        F member) {
+  v.push_back(int_setting(
+      prefix + ".requests_per_minute", std::string("Requests per minute per ") + whom + "; 0 = no limit.",
+      [member](auto& c) -> auto& { return member(c).requests_per_minute; }, 0, 1'000'000'000));
+  v.push_back(int_setting(
+      prefix + ".requests_per_hour", std::string("Requests per hour per ") + whom + "; 0 = no limit.",
+      [member](auto& c) -> auto& { return member(c).requests_per_hour; }, 0, 1'000'000'000));
+  v.push_back(int_setting(
+      prefix + ".burst",
+      std::string("Requests per ") + whom + " that may arrive at once; 0 = the per-minute quota.",
+      [member](auto& c) -> auto& { return member(c).burst; }, 0, 1'000'000'000));
+  v.push_back(int_setting(
+      prefix + ".tokens_per_minute", std::string("Model tokens per minute per ") + whom + "; 0 = no limit.",
+      [member](auto& c) -> auto& { return member(c).tokens_per_minute; }, 0, 1'000'000'000));
+  v.push_back(int_setting(
+      prefix + ".concurrent_streams",
+      std::string("Streamed replies open at once per ") + whom + "; 0 = no limit.",
+      [member](auto& c) -> auto& { return member(c).concurrent_streams; }, 0, 1'000'000));
+  v.push_back(money_setting(
+      prefix + ".usd_per_day", std::string("USD per UTC day per ") + whom + "; 0 = no budget.",
+      [member](auto& c) -> auto& { return member(c).usd_per_day; }));
+  v.push_back(money_setting(
+      prefix + ".usd_per_month", std::string("USD per UTC month per ") + whom + "; 0 = no budget.",
+      [member](auto& c) -> auto& { return member(c).usd_per_month; }));
 }
 
 template <typename F>
@@ -225,6 +269,15 @@ const std::vector<Setting>& settings() {
         "server.shutdown_grace", "On SIGTERM, how long requests in progress may take to finish.",
         [](auto& c) -> auto& { return c.server.shutdown_grace; }, milliseconds(0), hours(1)));
     v.push_back(string_setting(
+        "server.cors_origins",
+        "Origins whose browser scripts may call the API, comma-separated (\"*\": any); empty: "
+        "none.",
+        [](auto& c) -> auto& { return c.server.cors_origins; }));
+    v.push_back(int_setting(
+        "server.hsts_max_age",
+        "Strict-Transport-Security max-age in seconds (behind a TLS terminator); 0 sends none.",
+        [](auto& c) -> auto& { return c.server.hsts_max_age; }, 0, 1'000'000'000));
+    v.push_back(string_setting(
         "storage.url", "Database URL; empty means the SQLite file <data_dir>/parley.db.",
         [](auto& c) -> auto& { return c.storage.url; }, check_storage_url));
     v.push_back(duration_setting(
@@ -249,12 +302,49 @@ const std::vector<Setting>& settings() {
         "Readiness fails when resident memory exceeds this; 0 disables the check.",
         [](auto& c) -> auto& { return c.health.max_memory; }, 0, UINT64_MAX));
     v.push_back(bool_setting(
-        "diagnostics.enabled", "Serve GET /api/v1/health/diagnostics.",
+        "diagnostics.enabled", "Serve GET /api/v1/health/diagnostics (to admin keys).",
         [](auto& c) -> auto& { return c.diagnostics.enabled; }));
     v.push_back(string_setting(
-        "diagnostics.token", "Bearer token required by the diagnostics endpoint (secret).",
-        [](auto& c) -> auto& { return c.diagnostics.token; }, {},
+        "admin_key",
+        "Bootstrap admin key (secret, at least 32 characters): PARLEY_ADMIN_KEY or "
+        "PARLEY_ADMIN_KEY_FILE.",
+        [](auto& c) -> auto& { return c.admin_key; },
+        [](const std::string& t) -> std::optional<std::string> {
+          if (!t.empty() && t.size() < 32) return "must be at least 32 characters";
+          return std::nullopt;
+        },
         /*secret=*/true));
+    v.push_back(string_setting(
+        "auth.jwt_secret",
+        "HS256 key (secret, at least 32 bytes) for end-user JWT bearer tokens; empty = none.",
+        [](auto& c) -> auto& { return c.auth.jwt_secret; },
+        [](const std::string& t) -> std::optional<std::string> {
+          if (!t.empty() && t.size() < 32) return "must be at least 32 bytes";
+          return std::nullopt;
+        },
+        /*secret=*/true));
+    v.push_back(string_setting(
+        "auth.jwt_issuer", "The iss a JWT must carry; empty = not checked.",
+        [](auto& c) -> auto& { return c.auth.jwt_issuer; }));
+    v.push_back(string_setting(
+        "auth.jwt_audience", "The aud a JWT must carry; empty = not checked.",
+        [](auto& c) -> auto& { return c.auth.jwt_audience; }));
+    v.push_back(duration_setting(
+        "auth.key_refresh_interval",
+        "How soon keys created or revoked by another process (the CLI) take effect.",
+        [](auto& c) -> auto& { return c.auth.key_refresh_interval; }, milliseconds(100),
+        hours(1)));
+    add_limit_settings(v, "limits.key", "API key", [](auto& c) -> auto& { return c.limits.key; });
+    add_limit_settings(v, "limits.user", "end user",
+                       [](auto& c) -> auto& { return c.limits.user; });
+    v.push_back(duration_setting(
+        "idempotency.ttl", "How long a stored answer to an Idempotency-Key is kept.",
+        [](auto& c) -> auto& { return c.idempotency.ttl; }, milliseconds(1000), hours(24 * 30)));
+    v.push_back(size_setting(
+        "idempotency.max_response_size",
+        "Largest answer stored for replay; a larger one is not stored (a retry runs again).",
+        [](auto& c) -> auto& { return c.idempotency.max_response_size; }, 1024,
+        1024ULL * 1024 * 1024));
     v.push_back(string_setting(
         "llm.default_model",
         "Model when a request names none: a route, provider/model or model; empty = the first "

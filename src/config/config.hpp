@@ -35,6 +35,10 @@ struct ServerConfig {
   milliseconds write_timeout{30'000};
   int max_connections = 10'000;
   milliseconds shutdown_grace{25'000};
+  // Origins whose browser scripts may call the API, comma-separated ("*" for any); empty: none.
+  std::string cors_origins;
+  // Seconds for Strict-Transport-Security; 0 sends none (set it behind a TLS terminator).
+  int hsts_max_age = 0;
 };
 
 struct StorageConfig {
@@ -54,8 +58,35 @@ struct HealthConfig {
 };
 
 struct DiagnosticsConfig {
-  bool enabled = false;
-  std::string token;  // secret: when set, diagnostics require "Authorization: Bearer <token>"
+  bool enabled = false;  // served to admin keys only
+};
+
+struct AuthConfig {
+  std::string jwt_secret;  // secret: HS256 key for end-user JWTs; empty = no JWTs
+  std::string jwt_issuer;
+  std::string jwt_audience;
+  milliseconds key_refresh_interval{10'000};
+};
+
+// Limits of one kind of caller; 0 is "no limit" (limits/policy.hpp).
+struct LimitConfig {
+  int requests_per_minute = 0;
+  int requests_per_hour = 0;
+  int burst = 0;
+  int tokens_per_minute = 0;
+  int concurrent_streams = 0;
+  double usd_per_day = 0;
+  double usd_per_month = 0;
+};
+
+struct LimitsConfig {
+  LimitConfig key;
+  LimitConfig user{60, 0, 0, 0, 0, 0, 0};  // the seeds' 60 requests a minute per user
+};
+
+struct IdempotencyConfig {
+  milliseconds ttl{24LL * 3600 * 1000};
+  uint64_t max_response_size = 4ULL * 1024 * 1024;
 };
 
 // An upstream that generates replies (see llm/provider.hpp). From the `providers:` map of the
@@ -134,11 +165,17 @@ struct ChatConfig {
 
 struct Config {
   std::string data_dir = "./data";
+  // Secret: a bootstrap admin key (PARLEY_ADMIN_KEY / PARLEY_ADMIN_KEY_FILE), at least 32
+  // characters, for the first `POST /api/v1/admin/keys` on a fresh install.
+  std::string admin_key;
   ServerConfig server;
   StorageConfig storage;
   LogConfig log;
   HealthConfig health;
   DiagnosticsConfig diagnostics;
+  AuthConfig auth;
+  LimitsConfig limits;
+  IdempotencyConfig idempotency;
   LlmConfig llm;
   ChatConfig chat;
 };

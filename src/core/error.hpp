@@ -15,6 +15,7 @@ enum class ErrorCode {
   kInvalidArgument,   // the caller sent something wrong (400)
   kNotFound,          // the thing asked for does not exist, or the caller may not see it (404)
   kConflict,          // the request conflicts with the current state (409)
+  kUnprocessable,     // well-formed, but cannot be processed as asked (422)
   kUnauthenticated,   // no or bad credentials (401)
   kPermissionDenied,  // credentials fine, action not allowed (403)
   kTooLarge,          // a size limit was exceeded (413)
@@ -52,6 +53,17 @@ struct Error {
   }
   static Error conflict(std::string message, std::string reason = "conflict") {
     return {ErrorCode::kConflict, std::move(message), std::move(reason), {}, {}};
+  }
+  static Error unauthenticated(std::string message, std::string reason = "invalid_api_key") {
+    return {ErrorCode::kUnauthenticated, std::move(message), std::move(reason), {}, {}};
+  }
+  static Error permission_denied(std::string message, std::string reason = "forbidden") {
+    return {ErrorCode::kPermissionDenied, std::move(message), std::move(reason), {}, {}};
+  }
+  static Error too_many_requests(std::string message, std::string reason,
+                                 int64_t retry_after_ms) {
+    return {ErrorCode::kTooManyRequests, std::move(message), std::move(reason), {},
+            retry_after_ms};
   }
   static Error unavailable(std::string message, std::string reason = "unavailable") {
     return {ErrorCode::kUnavailable, std::move(message), std::move(reason), {}, {}};

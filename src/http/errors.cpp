@@ -17,6 +17,8 @@ int status_for(ErrorCode code) {
       return 403;
     case ErrorCode::kNotFound:
       return 404;
+    case ErrorCode::kUnprocessable:
+      return 422;
     case ErrorCode::kConflict:
       return 409;
     case ErrorCode::kTooLarge:

@@ -17,6 +17,10 @@
 
 #include "core/task.hpp"
 
+namespace parley::auth {
+struct Principal;
+}
+
 namespace parley::http {
 
 enum class Method { kGet, kHead, kPost, kPut, kPatch, kDelete, kOptions, kOther };
@@ -27,6 +31,17 @@ std::string_view method_name(Method method);
 bool iequals(std::string_view a, std::string_view b);
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// A copy of what a streaming handler sends, for replaying it later (Idempotency-Key): the
+// status and type of the head and every byte of the body, including bytes the client no
+// longer received. Stops copying past `limit` bytes and says so.
+struct Recording {
+  size_t limit = 0;
+  int status = 0;
+  std::string content_type;
+  std::string body;
+  bool truncated = false;
+};
 
 // The client's connection, for handlers that stream their response (server-sent events) or
 // must notice the client leaving while they wait on something slow (a model). Implemented by
@@ -50,6 +65,9 @@ class ClientChannel {
   virtual void watch(std::function<void()> on_gone) = 0;
   // True once the client is known to be gone (seen by watch() or a failed write).
   virtual bool gone() const = 0;
+  // From now on, copies the streamed head and body into `into` (null stops). `into` must
+  // outlive the handler call.
+  virtual void record(Recording* into) = 0;
 };
 
 struct Request {
@@ -66,6 +84,15 @@ struct Request {
   std::vector<std::pair<std::string_view, std::string>> params;
   // The connection, for streaming handlers; set by the server (null in handler unit tests).
   ClientChannel* channel = nullptr;
+  // Who is calling (auth/principal.hpp); set by the access guard (api/access.hpp) before the
+  // handler runs, null on public routes.
+  const auth::Principal* principal = nullptr;
+  // Added to whatever response this request gets, streamed or not (rate-limit headers).
+  HeaderList response_headers;
+  // The end user the request acts for, once a handler has resolved it (api/access.hpp): whose
+  // data a stored idempotent response is.
+  std::string actor_tenant;
+  std::string actor_user;
 
   std::optional<std::string_view> header(std::string_view name) const;
   // The named path parameter; empty when the route has none by that name.

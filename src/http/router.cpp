@@ -67,6 +67,10 @@ void Router::add(Method method, std::string_view pattern, Handler handler) {
   routes_.push_back(std::move(route));
 }
 
+void Router::wrap(const std::function<Handler(const Route&)>& wrapper) {
+  for (auto& route : routes_) route.handler = wrapper(route);
+}
+
 Match Router::match(Method method, std::string_view path) const {
   Match m;
   if (path.empty() || path.front() != '/') return m;

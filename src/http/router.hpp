@@ -44,6 +44,9 @@ class Router {
   void add(Method method, std::string_view pattern, Handler handler);
   Match match(Method method, std::string_view path) const;
   const std::vector<Route>& routes() const { return routes_; }
+  // Replaces every route's handler with wrapper(route): how the access guard goes around
+  // all of them (api/access.hpp). Call after the last add(), before serving.
+  void wrap(const std::function<Handler(const Route&)>& wrapper);
 
  private:
   std::vector<Route> routes_;

@@ -46,6 +46,11 @@ using Timer = asio::steady_timer::rebind_executor<IoExecutor>::other;
 namespace {
 
 constexpr std::string_view kUnmatched = "unmatched";
+// What a browser script may send and read across origins.
+constexpr const char* kCorsAllowed =
+    "Authorization, Content-Type, Idempotency-Key, X-API-Key, X-Request-Id";
+constexpr const char* kCorsExposed =
+    "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy, Idempotent-Replayed";
 using SteadyClock = std::chrono::steady_clock;
 
 // The clock for connection deadlines: CLOCK_MONOTONIC_COARSE, read from the vDSO without a
@@ -205,7 +210,7 @@ enum class Framing {
 // by Beast's serializer, whose buffer sequences cost more CPU per response than the write
 // system call itself; Beast still parses every request.
 void serialize_head(std::string& out, unsigned version, const Response& res,
-                    std::string_view request_id, bool keep_alive,
+                    std::string_view request_id, bool keep_alive, const HeaderList& defaults,
                     Framing framing = Framing::kLength) {
   out.clear();
   out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
@@ -228,6 +233,12 @@ void serialize_head(std::string& out, unsigned version, const Response& res,
   }
   if (!request_id.empty()) append_field(out, "X-Request-Id", request_id);
   for (const auto& [name, value] : res.headers) append_field(out, name, value);
+  // The server's defaults (security headers), unless the response set its own.
+  for (const auto& [name, value] : defaults) {
+    const bool overridden = std::any_of(res.headers.begin(), res.headers.end(),
+                                        [&](const auto& h) { return iequals(h.first, name); });
+    if (!overridden) append_field(out, name, value);
+  }
   if (version >= 11 && !keep_alive) append_field(out, "Connection", "close");
   if (version == 10 && keep_alive) append_field(out, "Connection", "keep-alive");
   out += "\r\n";
@@ -237,13 +248,17 @@ void serialize_head(std::string& out, unsigned version, const Response& res,
 // client that leaves. Lives in serve_one's frame, on the connection's thread.
 class Channel final : public ClientChannel {
  public:
+  // `extra` (the request's response headers) and `defaults` must outlive the channel.
   Channel(Connection& conn, unsigned version, std::string_view request_id, bool keep_alive,
-          std::chrono::milliseconds write_timeout)
+          std::chrono::milliseconds write_timeout, const HeaderList& extra,
+          const HeaderList& defaults)
       : conn_(conn),
         version_(version),
         request_id_(request_id),
         keep_alive_(keep_alive),
-        write_timeout_(write_timeout) {}
+        write_timeout_(write_timeout),
+        extra_(extra),
+        defaults_(defaults) {}
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
@@ -258,11 +273,23 @@ class Channel final : public ClientChannel {
     head.status = status;
     head.content_type = std::string(content_type);
     head.headers = headers;
-    serialize_head(conn_.head, version_, head, request_id_, keep_alive_, framing_);
+    head.headers.insert(head.headers.end(), extra_.begin(), extra_.end());
+    if (recording_) {
+      recording_->status = status;
+      recording_->content_type = head.content_type;
+    }
+    serialize_head(conn_.head, version_, head, request_id_, keep_alive_, defaults_, framing_);
     co_return co_await send(std::array<asio::const_buffer, 1>{asio::buffer(conn_.head)});
   }
 
   Task<bool> write(std::string_view data) override {
+    if (started_ && recording_ && !recording_->truncated) {
+      if (recording_->body.size() + data.size() > recording_->limit) {
+        recording_->truncated = true;
+      } else {
+        recording_->body.append(data);
+      }
+    }
     if (!started_ || gone_) co_return false;
     if (data.empty()) co_return true;  // an empty chunk would end a chunked body
     bytes_ += data.size();
@@ -291,6 +318,7 @@ class Channel final : public ClientChannel {
   }
 
   bool gone() const override { return gone_; }
+  void record(Recording* into) override { recording_ = into; }
 
   bool started() const { return started_; }
   int status() const { return status_; }
@@ -393,6 +421,9 @@ class Channel final : public ClientChannel {
   uint64_t bytes_ = 0;
   std::function<void()> on_gone_;
   std::shared_ptr<WatchState> watch_;
+  const HeaderList& extra_;
+  const HeaderList& defaults_;
+  Recording* recording_ = nullptr;
 };
 
 }  // namespace
@@ -427,6 +458,12 @@ struct Server::Impl {
   Task<void> reject_overloaded(std::shared_ptr<Connection> conn);
   Task<void> session(std::shared_ptr<Connection> conn);
   Task<bool> serve_one(Connection& conn, beast::flat_buffer& buffer);
+  bool cors_allows(std::string_view origin) const {
+    for (const auto& allowed : options.cors_origins) {
+      if (allowed == "*" || allowed == origin) return true;
+    }
+    return false;
+  }
   // Writes the response: head from serialize_head, then the body (none for HEAD).
   Task<void> write_response(Connection& conn, const Response& res, unsigned version, bool head_only,
                             std::string_view request_id, bool keep_alive, beast::error_code& ec);
@@ -591,7 +628,7 @@ Task<void> Server::Impl::reject_overloaded(std::shared_ptr<Connection> conn) {
 Task<void> Server::Impl::write_response(Connection& conn, const Response& res, unsigned version,
                                         bool head_only, std::string_view request_id,
                                         bool keep_alive, beast::error_code& ec) {
-  serialize_head(conn.head, version, res, request_id, keep_alive);
+  serialize_head(conn.head, version, res, request_id, keep_alive, options.default_headers);
   const bool with_body = !head_only && !body_forbidden(res.status) && !res.body.empty();
   const std::array<asio::const_buffer, 2> buffers{
       asio::buffer(conn.head), with_body ? asio::buffer(res.body) : asio::const_buffer()};
@@ -730,13 +767,39 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
   req.request_id =
       client_id && is_valid_request_id(*client_id) ? std::string(*client_id) : random_hex128();
 
+  // CORS: an allowed Origin is echoed (with Vary) on the response, streamed or not.
+  const auto origin = req.header("origin");
+  const bool origin_allowed = origin && cors_allows(*origin);
+  if (origin_allowed) {
+    req.response_headers.emplace_back("Access-Control-Allow-Origin", std::string(*origin));
+    req.response_headers.emplace_back("Vary", "Origin");
+    req.response_headers.emplace_back("Access-Control-Expose-Headers", kCorsExposed);
+  }
   Channel channel(conn, breq.version(), req.request_id, breq.keep_alive() && !draining.load(),
-                  options.write_timeout);
+                  options.write_timeout, req.response_headers, options.default_headers);
   Match match = router.match(req.method, req.path);
   int route_id = -1;
   std::string_view route_label = kUnmatched;
   Response res;
-  switch (match.kind) {
+  const bool preflight = req.method == Method::kOptions && origin &&
+                         req.header("access-control-request-method").has_value();
+  if (preflight) {
+    // Answered here for every path: a browser asks before its real request.
+    if (origin_allowed) {
+      res = Response::empty(204);
+      res.header("Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, DELETE");
+      res.header("Access-Control-Allow-Headers", kCorsAllowed);
+      res.header("Access-Control-Max-Age", "600");
+    } else {
+      res = error_response(403, "cors_origin_denied",
+                           "origin '" + std::string(*origin) +
+                               "' is not in server.cors_origins; requests from it are refused",
+                           req.request_id);
+    }
+    match.kind = Match::Kind::kFound;
+    route_label = "preflight";
+  }
+  switch (preflight ? Match::Kind::kFound : match.kind) {
     case Match::Kind::kNotFound:
       res = error_response(
           404, "route_not_found",
@@ -751,6 +814,7 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
       res.header("Allow", match.allow);
       break;
     case Match::Kind::kFound:
+      if (preflight) break;
       route_id = match.route->id;
       route_label = match.route->pattern;
       if (match.bad_escape) {
@@ -785,6 +849,7 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
     keep_alive = reusable && !draining.load();
   } else {
     keep_alive = reusable && breq.keep_alive() && !draining.load();
+    res.headers.insert(res.headers.end(), req.response_headers.begin(), req.response_headers.end());
     co_await write_response(conn, res, breq.version(), req.method == Method::kHead, req.request_id,
                             keep_alive, ec);
     bytes_out = res.body.size();

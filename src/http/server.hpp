@@ -16,6 +16,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/result.hpp"
 
@@ -39,6 +41,11 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout{30'000};
   int max_connections = 10'000;
   bool access_log = true;
+  // Sent on every response that does not set the same header itself (security headers).
+  std::vector<std::pair<std::string, std::string>> default_headers;
+  // Origins whose browser scripts may call the API (exact "https://app.example.com", or "*");
+  // empty: no cross-origin access. Preflight requests are answered for every path.
+  std::vector<std::string> cors_origins;
 };
 
 class Server {

@@ -198,6 +198,24 @@ Metrics::Metrics(const BuildInfo& build)
            .Name("llm_circuit_state")
            .Help("Circuit breaker per provider and model: 0 closed, 1 open, 2 half-open.")
            .Register(*registry_);
+  auth_failures_ = &prometheus::BuildCounter()
+                        .Name("auth_failures_total")
+                        .Help("Requests refused for their credentials, by reason.")
+                        .Register(*registry_);
+  rate_limited_ = &prometheus::BuildCounter()
+                       .Name("rate_limited_total")
+                       .Help("Requests refused by a rate, token, concurrency or budget limit.")
+                       .Register(*registry_);
+  idempotent_replays_ = &prometheus::BuildCounter()
+                             .Name("idempotent_replays_total")
+                             .Help("Stored answers served again for a retried Idempotency-Key.")
+                             .Register(*registry_)
+                             .Add({});
+  moderation_decisions_ =
+      &prometheus::BuildCounter()
+           .Name("moderation_decisions_total")
+           .Help("Moderation decisions by stage (input, output), category and action.")
+           .Register(*registry_);
   active_sessions_ = &prometheus::BuildGauge()
                           .Name("active_sessions_total")
                           .Help("Chat sessions with a turn in the last 15 minutes.")
@@ -337,6 +355,25 @@ void Metrics::set_circuit_state(std::string_view provider, std::string_view mode
     it = cache.emplace(std::move(key), &gauge).first;
   }
   it->second->Set(state);
+}
+
+void Metrics::count_auth_failure(std::string_view reason) {
+  auth_failures_->Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::count_rate_limited(std::string_view limit) {
+  rate_limited_->Add({{"limit", std::string(limit)}}).Increment();
+}
+
+void Metrics::count_idempotent_replay() { idempotent_replays_->Increment(); }
+
+void Metrics::count_moderation(std::string_view stage, std::string_view category,
+                               std::string_view action) {
+  moderation_decisions_
+      ->Add({{"stage", std::string(stage)},
+             {"category", std::string(category)},
+             {"action", std::string(action)}})
+      .Increment();
 }
 
 void Metrics::note_session_activity(std::string_view session_id) {

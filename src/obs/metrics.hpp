@@ -56,6 +56,17 @@ class Metrics {
   // last 15 minutes.
   void note_session_activity(std::string_view session_id);
 
+  // auth_failures_total{reason}: requests refused for their credentials.
+  void count_auth_failure(std::string_view reason);
+  // rate_limited_total{limit}: requests refused by a limit ("key-minute", "user-budget", ...).
+  void count_rate_limited(std::string_view limit);
+  // idempotent_replays_total: answers served again for a retried Idempotency-Key.
+  void count_idempotent_replay();
+  // moderation_decisions_total{stage,category,action}: one per category found, or
+  // category="none" when the text passed.
+  void count_moderation(std::string_view stage, std::string_view category,
+                        std::string_view action);
+
   // The text exposition format (version 0.0.4).
   std::string serialize() const;
 
@@ -77,6 +88,10 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* time_to_first_token_;
   prometheus::Family<prometheus::Gauge>* circuit_state_;
   prometheus::Gauge* active_sessions_;
+  prometheus::Family<prometheus::Counter>* auth_failures_;
+  prometheus::Family<prometheus::Counter>* rate_limited_;
+  prometheus::Counter* idempotent_replays_;
+  prometheus::Family<prometheus::Counter>* moderation_decisions_;
   struct SessionActivity;
   std::shared_ptr<SessionActivity> sessions_;
 };

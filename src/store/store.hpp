@@ -24,8 +24,11 @@
 
 namespace parley::store {
 
+// Every session belongs to a tenant and a user; keys and tokens only ever reach their own
+// (api/ownership.hpp).
 struct Session {
   std::string id;
+  std::string tenant_id = "default";
   std::string user_id;
   std::string assistant;
   std::optional<std::string> title;
@@ -35,6 +38,7 @@ struct Session {
 };
 
 struct NewSession {
+  std::string tenant_id = "default";
   std::string user_id;
   std::string assistant;
   std::optional<std::string> title;
@@ -48,6 +52,7 @@ struct SessionPatch {
 };
 
 struct SessionListQuery {
+  std::optional<std::string> tenant_id;
   std::optional<std::string> user_id;
   int limit = 20;
   std::optional<std::string> cursor;  // from a previous page's next_cursor
@@ -108,7 +113,9 @@ struct StartedTurn {
 // OpenAI-compatible API).
 struct UsageRecord {
   int64_t at_ms = 0;
+  std::string tenant_id = "default";
   std::string user_id;
+  std::string key_id;      // the API key (or "jwt", "local") the call was made with
   std::string session_id;  // empty for API calls
   std::string source;      // "chat" or "api"
   std::string provider;
@@ -168,8 +175,9 @@ class MessageRepository {
 struct UsageQuery {
   int64_t from_ms = 0;
   int64_t to_ms = INT64_MAX;
+  std::optional<std::string> tenant_id;
   std::optional<std::string> user_id;
-  // Any of "model", "provider", "user", "day", "source"; none: one total row.
+  // Any of "model", "provider", "user", "day", "source", "key", "tenant"; none: one total row.
   std::vector<std::string> group_by;
 };
 
@@ -187,8 +195,133 @@ class UsageRepository {
   // Writes many records in one transaction (the API path batches them).
   virtual Result<void> record(const std::vector<UsageRecord>& records) = 0;
   virtual Result<std::vector<UsageRow>> aggregate(const UsageQuery& query) = 0;
-  // USD spent by a user since `from_ms` (budgets).
-  virtual Result<double> spent(std::string_view user_id, int64_t from_ms) = 0;
+  // USD spent by a user of a tenant since `from_ms` (budgets).
+  virtual Result<double> spent(std::string_view tenant_id, std::string_view user_id,
+                               int64_t from_ms) = 0;
+  // USD spent through one API key since `from_ms` (per-key budgets).
+  virtual Result<double> spent_by_key(std::string_view key_id, int64_t from_ms) = 0;
+};
+
+
+// An API key as stored: never the secret, only its SHA-256 (auth/api_key.hpp says why a
+// plain hash is right for 256-bit random secrets).
+struct ApiKey {
+  std::string id;  // "key_..."; also the public part of the token
+  std::string name;
+  std::string scope;  // "admin", "service" or "user"
+  std::string tenant_id = "default";
+  std::string user_id;      // for scope "user": the one user it acts as
+  std::string secret_hash;  // lowercase hex SHA-256 of the secret part
+  std::string limits_json = "{}";  // per-key overrides of the configured limits
+  std::string created_by;          // the key id that created it, "cli" or "bootstrap"
+  int64_t created_at_ms = 0;
+  std::optional<int64_t> expires_at_ms;
+  std::optional<int64_t> revoked_at_ms;
+};
+
+class ApiKeyRepository {
+ public:
+  virtual ~ApiKeyRepository() = default;
+  // kConflict when the id exists.
+  virtual Result<void> create(const ApiKey& key) = 0;
+  virtual Result<ApiKey> get(std::string_view id) = 0;
+  // Newest first; revoked keys included only when asked.
+  virtual Result<std::vector<ApiKey>> list(const std::optional<std::string>& tenant_id,
+                                           bool include_revoked) = 0;
+  // Sets revoked_at (kept for audit); kNotFound when there is no such key. Revoking twice
+  // keeps the first time.
+  virtual Result<ApiKey> revoke(std::string_view id, int64_t at_ms) = 0;
+};
+
+// A stored response for an Idempotency-Key (idempotency/idempotency.hpp).
+struct IdempotencyRecord {
+  std::string key;          // scoped: "<principal>:<client key>"
+  std::string fingerprint;  // hex SHA-256 of method, path and body
+  std::string tenant_id = "default";  // whose request it was: the body may hold their data
+  std::string user_id;
+  int status = 0;
+  std::string content_type;
+  std::string body;
+  int64_t created_at_ms = 0;
+  int64_t expires_at_ms = 0;
+};
+
+class IdempotencyRepository {
+ public:
+  virtual ~IdempotencyRepository() = default;
+  // Inserts or replaces, in one transaction.
+  virtual Result<void> put(const std::vector<IdempotencyRecord>& records) = 0;
+  virtual Result<std::optional<IdempotencyRecord>> get(std::string_view key) = 0;
+  // Every record not yet expired, without its body (loaded at startup).
+  virtual Result<std::vector<IdempotencyRecord>> unexpired_keys(int64_t now_ms) = 0;
+  virtual Result<int64_t> purge_expired(int64_t now_ms) = 0;
+};
+
+// One moderation decision (moderation/moderator.hpp). The text itself is never logged: only
+// what was found, where, and what was done.
+struct ModerationLogEntry {
+  std::string id;  // "mod_..."
+  int64_t at_ms = 0;
+  std::string tenant_id = "default";
+  std::string user_id;
+  std::string session_id;
+  std::string request_id;
+  std::string stage;   // "input" or "output"
+  std::string action;  // "allow", "redact" or "block"
+  std::string source;  // "rules" or the provider's name
+  std::string findings_json = "[]";  // [{"category":..,"action":..,"count":..}]
+};
+
+struct ModerationLogQuery {
+  std::optional<std::string> tenant_id;
+  std::optional<std::string> user_id;
+  std::optional<std::string> action;
+  int64_t from_ms = 0;
+  int limit = 50;
+  std::optional<std::string> cursor;
+};
+
+struct ModerationLogPage {
+  std::vector<ModerationLogEntry> items;  // newest first
+  std::optional<std::string> next_cursor;
+};
+
+class ModerationLogRepository {
+ public:
+  virtual ~ModerationLogRepository() = default;
+  virtual Result<void> append(const std::vector<ModerationLogEntry>& entries) = 0;
+  virtual Result<ModerationLogPage> list(const ModerationLogQuery& query) = 0;
+};
+
+// Everything held about one user of a tenant (the right of access), and its erasure.
+struct UserExport {
+  std::vector<Session> sessions;
+  std::vector<Message> messages;  // of those sessions, oldest first per session
+  std::vector<UsageRecord> usage;
+  std::vector<ModerationLogEntry> moderation;
+  std::vector<ApiKey> keys;  // user-scoped keys bound to the user (hashes omitted on export)
+};
+
+struct ErasureCounts {
+  int64_t sessions = 0;
+  int64_t messages = 0;
+  int64_t usage_records = 0;
+  int64_t moderation_logs = 0;
+  int64_t idempotent_responses = 0;
+  int64_t api_keys = 0;  // revoked, not deleted: a key's record stays for audit, its user goes
+};
+
+class UserDataRepository {
+ public:
+  virtual ~UserDataRepository() = default;
+  // A tenant of nullopt means every tenant (admins).
+  virtual Result<UserExport> export_user(const std::optional<std::string>& tenant_id,
+                                         std::string_view user_id) = 0;
+  // Deletes sessions, messages, usage, moderation logs and stored idempotent responses in one
+  // transaction; user keys are
+  // revoked and unbound from the user.
+  virtual Result<ErasureCounts> erase_user(const std::optional<std::string>& tenant_id,
+                                           std::string_view user_id, int64_t now_ms) = 0;
 };
 
 struct StorageStats {
@@ -208,6 +341,10 @@ class Storage {
   virtual SessionRepository& sessions() = 0;
   virtual MessageRepository& messages() = 0;
   virtual UsageRepository& usage() = 0;
+  virtual ApiKeyRepository& api_keys() = 0;
+  virtual IdempotencyRepository& idempotency() = 0;
+  virtual ModerationLogRepository& moderation_log() = 0;
+  virtual UserDataRepository& user_data() = 0;
 
   // A cheap round trip that proves the database answers (readiness).
   virtual Result<void> ping() = 0;

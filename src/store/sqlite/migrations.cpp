@@ -60,6 +60,55 @@ const std::vector<Migration>& migrations() {
         CREATE INDEX usage_by_time ON usage_records (at);
         CREATE INDEX usage_by_user ON usage_records (user_id, at);
       )sql"},
+      {3, "create_access_tables", R"sql(
+        ALTER TABLE sessions ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'default';
+        CREATE INDEX sessions_by_tenant_user ON sessions (tenant_id, user_id, seq);
+        ALTER TABLE usage_records ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE usage_records ADD COLUMN key_id TEXT NOT NULL DEFAULT '';
+        CREATE INDEX usage_by_tenant_user ON usage_records (tenant_id, user_id, at);
+        CREATE INDEX usage_by_key ON usage_records (key_id, at);
+        CREATE TABLE api_keys (
+          seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+          id           TEXT    NOT NULL UNIQUE,
+          name         TEXT    NOT NULL DEFAULT '',
+          scope        TEXT    NOT NULL,                   -- admin | service | user
+          tenant_id    TEXT    NOT NULL,
+          user_id      TEXT    NOT NULL DEFAULT '',
+          secret_hash  TEXT    NOT NULL,                   -- hex SHA-256 of the secret
+          limits       TEXT    NOT NULL DEFAULT '{}',
+          created_by   TEXT    NOT NULL DEFAULT '',
+          created_at   INTEGER NOT NULL,
+          expires_at   INTEGER,
+          revoked_at   INTEGER
+        );
+        CREATE TABLE idempotency_keys (
+          key           TEXT    PRIMARY KEY,
+          fingerprint   TEXT    NOT NULL,
+          status        INTEGER NOT NULL,
+          content_type  TEXT    NOT NULL,
+          body          BLOB    NOT NULL,
+          created_at    INTEGER NOT NULL,
+          expires_at    INTEGER NOT NULL,
+          tenant_id     TEXT    NOT NULL,                  -- whose request it was (erasure)
+          user_id       TEXT    NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX idempotency_by_expiry ON idempotency_keys (expires_at);
+        CREATE INDEX idempotency_by_user ON idempotency_keys (tenant_id, user_id);
+        CREATE TABLE moderation_log (
+          seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+          id           TEXT    NOT NULL UNIQUE,
+          at           INTEGER NOT NULL,
+          tenant_id    TEXT    NOT NULL,
+          user_id      TEXT    NOT NULL,
+          session_id   TEXT,
+          request_id   TEXT,
+          stage        TEXT    NOT NULL,
+          action       TEXT    NOT NULL,
+          source       TEXT    NOT NULL,
+          findings     TEXT    NOT NULL
+        );
+        CREATE INDEX moderation_by_user ON moderation_log (tenant_id, user_id, seq);
+      )sql"},
   };
   return kMigrations;
 }

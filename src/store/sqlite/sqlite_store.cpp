@@ -15,9 +15,20 @@
 #include "core/ids.hpp"
 #include "obs/metrics.hpp"
 #include "store/sqlite/connection.hpp"
+#include "store/sqlite/database.hpp"
 #include "store/sqlite/migrations.hpp"
 
 namespace parley::store::sqlite {
+
+std::string utc_day(int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
 namespace {
 
 int64_t file_size(const std::string& path) {
@@ -25,101 +36,8 @@ int64_t file_size(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
 }
 
-// Times one storage call into parley_storage_query_duration_seconds.
-class QueryTimer {
- public:
-  QueryTimer(obs::Metrics* metrics, const char* operation)
-      : metrics_(metrics), operation_(operation), start_(std::chrono::steady_clock::now()) {}
-  ~QueryTimer() {
-    if (!metrics_) return;
-    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
-    metrics_->observe_storage_query(operation_, elapsed.count());
-  }
-  QueryTimer(const QueryTimer&) = delete;
-  QueryTimer& operator=(const QueryTimer&) = delete;
-
- private:
-  obs::Metrics* metrics_;
-  const char* operation_;
-  std::chrono::steady_clock::time_point start_;
-};
-
-// Read connections, lent one at a time.
-class ReaderPool {
- public:
-  class Lease {
-   public:
-    Lease(ReaderPool& pool, std::unique_ptr<Connection> conn)
-        : pool_(pool), conn_(std::move(conn)) {}
-    ~Lease() { pool_.give_back(std::move(conn_)); }
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    Connection& operator*() { return *conn_; }
-    Connection* operator->() { return conn_.get(); }
-
-   private:
-    ReaderPool& pool_;
-    std::unique_ptr<Connection> conn_;
-  };
-
-  void add(std::unique_ptr<Connection> conn) {
-    std::lock_guard lock(mutex_);
-    free_.push_back(std::move(conn));
-    ++size_;
-  }
-  Lease borrow() {
-    std::unique_lock lock(mutex_);
-    available_.wait(lock, [&] { return !free_.empty(); });
-    auto conn = std::move(free_.back());
-    free_.pop_back();
-    return Lease(*this, std::move(conn));
-  }
-  int size() const { return size_; }
-  void clear() {
-    std::lock_guard lock(mutex_);
-    free_.clear();
-  }
-
- private:
-  void give_back(std::unique_ptr<Connection> conn) {
-    {
-      std::lock_guard lock(mutex_);
-      free_.push_back(std::move(conn));
-    }
-    available_.notify_one();
-  }
-  std::mutex mutex_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<Connection>> free_;
-  int size_ = 0;
-};
-
-// A write transaction on the write connection: BEGIN IMMEDIATE takes the write lock up front,
-// so a writer never fails half-way trying to upgrade a read lock. Rolls back unless committed.
-class WriteTransaction {
- public:
-  explicit WriteTransaction(Connection& db) : db_(db) { begun_ = db_.exec("BEGIN IMMEDIATE"); }
-  ~WriteTransaction() {
-    if (begun_ && !committed_) (void)db_.exec("ROLLBACK");
-  }
-  WriteTransaction(const WriteTransaction&) = delete;
-  WriteTransaction& operator=(const WriteTransaction&) = delete;
-
-  const Result<void>& begun() const { return begun_; }
-  Result<void> commit() {
-    auto r = db_.exec("COMMIT");
-    committed_ = r.ok();
-    return r;
-  }
-
- private:
-  Connection& db_;
-  Result<void> begun_;
-  bool committed_ = false;
-};
-
 constexpr const char* kSessionColumns =
-    "id, user_id, assistant, title, metadata, created_at, updated_at";
+    "id, user_id, assistant, title, metadata, created_at, updated_at, tenant_id";
 
 // Reads kSessionColumns starting at column `first`.
 Session read_session(const Statement& row, int first = 0) {
@@ -131,6 +49,7 @@ Session read_session(const Statement& row, int first = 0) {
   s.metadata_json = row.column_text(first + 4);
   s.created_at_ms = row.column_int(first + 5);
   s.updated_at_ms = row.column_int(first + 6);
+  s.tenant_id = row.column_text(first + 7);
   return s;
 }
 
@@ -161,16 +80,6 @@ Message read_message(const Statement& row, int first = 0) {
   return m;
 }
 
-// "YYYY-MM-DD" of a unix-millisecond time, UTC: the usage table's day key.
-std::string utc_day(int64_t unix_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
-}
-
 std::optional<int64_t> parse_cursor(const std::optional<std::string>& cursor) {
   if (!cursor) return std::nullopt;
   try {
@@ -188,20 +97,26 @@ class SqliteStorage final : public Storage,
                             public MessageRepository,
                             public UsageRepository {
  public:
-  SqliteStorage(Options options, std::unique_ptr<Connection> writer)
-      : options_(std::move(options)), writer_(std::move(writer)) {}
+  SqliteStorage(Options options, std::unique_ptr<Connection> writer) {
+    db_.options = std::move(options);
+    db_.writer = std::move(writer);
+  }
 
   ~SqliteStorage() override { close(); }
 
-  ReaderPool& readers() { return readers_; }
+  ReaderPool& readers() { return db_.readers; }
 
   SessionRepository& sessions() override { return *this; }
   MessageRepository& messages() override { return *this; }
   UsageRepository& usage() override { return *this; }
+  ApiKeyRepository& api_keys() override { return *api_keys_; }
+  IdempotencyRepository& idempotency() override { return *idempotency_; }
+  ModerationLogRepository& moderation_log() override { return *moderation_log_; }
+  UserDataRepository& user_data() override { return *user_data_; }
 
   Result<void> ping() override {
-    QueryTimer timer(options_.metrics, "ping");
-    auto db = readers_.borrow();
+    QueryTimer timer(db_.options.metrics, "ping");
+    auto db = db_.readers.borrow();
     auto stmt = db->prepare("SELECT 1");
     if (!stmt) return std::move(stmt).error();
     if (stmt->step() != SQLITE_ROW) return db->last_error("ping");
@@ -209,14 +124,14 @@ class SqliteStorage final : public Storage,
   }
 
   Result<StorageStats> stats(bool integrity_check) override {
-    QueryTimer timer(options_.metrics, "stats");
+    QueryTimer timer(db_.options.metrics, "stats");
     StorageStats s;
     s.backend = "sqlite";
-    s.location = options_.path;
-    s.size_bytes = file_size(options_.path);
-    s.wal_size_bytes = file_size(options_.path + "-wal");
-    s.read_connections = readers_.size();
-    auto db = readers_.borrow();
+    s.location = db_.options.path;
+    s.size_bytes = file_size(db_.options.path);
+    s.wal_size_bytes = file_size(db_.options.path + "-wal");
+    s.read_connections = db_.readers.size();
+    auto db = db_.readers.borrow();
     auto version = current_schema_version(*db);
     if (!version) return std::move(version).error();
     s.schema_version = *version;
@@ -234,44 +149,46 @@ class SqliteStorage final : public Storage,
   }
 
   void close() override {
-    std::lock_guard lock(write_mutex_);
-    if (!writer_) return;
-    readers_.clear();
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return;
+    db_.readers.clear();
     // Fold the WAL back into the main file so the database is one self-contained file.
-    (void)writer_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    writer_.reset();
+    (void)db_.writer->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    db_.writer.reset();
   }
 
   // --- SessionRepository ---------------------------------------------------------------
 
   Result<Session> create(const NewSession& in) override {
-    QueryTimer timer(options_.metrics, "session_create");
+    QueryTimer timer(db_.options.metrics, "session_create");
     Session s;
     s.id = new_resource_id("sess");
+    s.tenant_id = in.tenant_id;
     s.user_id = in.user_id;
     s.assistant = in.assistant;
     s.title = in.title;
     s.metadata_json = in.metadata_json;
-    s.created_at_ms = s.updated_at_ms = to_unix_ms(options_.clock->now());
-    std::lock_guard lock(write_mutex_);
-    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
-    WriteTransaction tx(*writer_);
+    s.created_at_ms = s.updated_at_ms = to_unix_ms(db_.options.clock->now());
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*db_.writer);
     if (!tx.begun()) return tx.begun().error();
-    auto stmt = writer_->prepare(
-        "INSERT INTO sessions (id, user_id, assistant, title, metadata, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    auto stmt = db_.writer->prepare(
+        "INSERT INTO sessions (id, user_id, assistant, title, metadata, created_at, updated_at, "
+        "tenant_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, s.id).bind(2, s.user_id).bind(3, s.assistant).bind_optional(4, s.title);
     stmt->bind(5, s.metadata_json).bind(6, s.created_at_ms).bind(7, s.updated_at_ms);
-    if (stmt->step() != SQLITE_DONE) return writer_->last_error("create session");
+    stmt->bind(8, s.tenant_id);
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("create session");
     // With synchronous=FULL the WAL is fsynced by this commit: durable when we return.
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return s;
   }
 
   Result<Session> get(std::string_view id) override {
-    QueryTimer timer(options_.metrics, "session_get");
-    auto db = readers_.borrow();
+    QueryTimer timer(db_.options.metrics, "session_get");
+    auto db = db_.readers.borrow();
     static const std::string sql =
         std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE id = ?";
     auto stmt = db->prepare(sql.c_str());
@@ -284,7 +201,7 @@ class SqliteStorage final : public Storage,
   }
 
   Result<SessionPage> list(const SessionListQuery& q) override {
-    QueryTimer timer(options_.metrics, "session_list");
+    QueryTimer timer(db_.options.metrics, "session_list");
     int64_t before = INT64_MAX;
     if (q.cursor) {
       try {
@@ -295,18 +212,21 @@ class SqliteStorage final : public Storage,
         return Error::invalid("cursor is not one this server issued", "invalid_cursor", "cursor");
       }
     }
-    auto db = readers_.borrow();
-    static const std::string by_user = std::string("SELECT seq, ") + kSessionColumns +
-                                       " FROM sessions WHERE user_id = ? AND seq < ? "
-                                       "ORDER BY seq DESC LIMIT ?";
-    static const std::string all = std::string("SELECT seq, ") + kSessionColumns +
-                                   " FROM sessions WHERE seq < ? ORDER BY seq DESC LIMIT ?";
-    auto stmt = db->prepare(q.user_id ? by_user.c_str() : all.c_str());
+    auto db = db_.readers.borrow();
+    // One statement per combination of filters: prepare() caches by the text's address.
+    static const std::string base = std::string("SELECT seq, ") + kSessionColumns +
+                                    " FROM sessions WHERE seq < ?1";
+    static const std::string order = " ORDER BY seq DESC LIMIT ?4";
+    static const std::string variants[4] = {
+        base + order, base + " AND tenant_id = ?2" + order, base + " AND user_id = ?3" + order,
+        base + " AND tenant_id = ?2 AND user_id = ?3" + order};
+    const int variant = (q.tenant_id ? 1 : 0) + (q.user_id ? 2 : 0);
+    auto stmt = db->prepare(variants[variant].c_str());
     if (!stmt) return std::move(stmt).error();
-    int i = 1;
-    if (q.user_id) stmt->bind(i++, *q.user_id);
-    stmt->bind(i, before);
-    stmt->bind(i + 1, static_cast<int64_t>(q.limit) + 1);
+    stmt->bind(1, before);
+    if (q.tenant_id) stmt->bind(2, *q.tenant_id);
+    if (q.user_id) stmt->bind(3, *q.user_id);
+    stmt->bind(4, static_cast<int64_t>(q.limit) + 1);
     SessionPage page;
     int64_t last_seq = 0;
     int rc;
@@ -323,20 +243,20 @@ class SqliteStorage final : public Storage,
   }
 
   Result<Session> update(std::string_view id, const SessionPatch& patch) override {
-    QueryTimer timer(options_.metrics, "session_update");
-    std::lock_guard lock(write_mutex_);
-    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
-    WriteTransaction tx(*writer_);
+    QueryTimer timer(db_.options.metrics, "session_update");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*db_.writer);
     if (!tx.begun()) return tx.begun().error();
     // COALESCE keeps a column when its parameter is NULL; ?2 says whether to touch the title
     // at all, since NULL is also a legal title (cleared).
-    auto stmt = writer_->prepare(
+    auto stmt = db_.writer->prepare(
         "UPDATE sessions SET "
         "  title = CASE WHEN ?2 THEN ?3 ELSE title END, "
         "  metadata = COALESCE(?4, metadata), "
         "  updated_at = ?5 "
         "WHERE id = ?1 "
-        "RETURNING id, user_id, assistant, title, metadata, created_at, updated_at");
+        "RETURNING id, user_id, assistant, title, metadata, created_at, updated_at, tenant_id");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, id).bind(2, static_cast<int64_t>(patch.title.has_value()));
     if (patch.title) {
@@ -344,37 +264,37 @@ class SqliteStorage final : public Storage,
     } else {
       stmt->bind_null(3);
     }
-    stmt->bind_optional(4, patch.metadata_json).bind(5, to_unix_ms(options_.clock->now()));
+    stmt->bind_optional(4, patch.metadata_json).bind(5, to_unix_ms(db_.options.clock->now()));
     int rc = stmt->step();
     if (rc == SQLITE_ROW) {
       Session s = read_session(*stmt);
-      if (stmt->step() != SQLITE_DONE) return writer_->last_error("update session");
+      if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("update session");
       if (auto r = tx.commit(); !r) return std::move(r).error();
       return s;
     }
     if (rc == SQLITE_DONE) return not_found(id);
-    return writer_->last_error("update session");
+    return db_.writer->last_error("update session");
   }
 
   Result<void> remove(std::string_view id) override {
-    QueryTimer timer(options_.metrics, "session_delete");
-    std::lock_guard lock(write_mutex_);
-    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
-    WriteTransaction tx(*writer_);
+    QueryTimer timer(db_.options.metrics, "session_delete");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*db_.writer);
     if (!tx.begun()) return tx.begun().error();
-    auto stmt = writer_->prepare("DELETE FROM sessions WHERE id = ?");
+    auto stmt = db_.writer->prepare("DELETE FROM sessions WHERE id = ?");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, id);
-    if (stmt->step() != SQLITE_DONE) return writer_->last_error("delete session");
-    if (writer_->changes() == 0) return not_found(id);
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("delete session");
+    if (db_.writer->changes() == 0) return not_found(id);
     return tx.commit();
   }
 
   // --- MessageRepository ---------------------------------------------------------------
 
   Result<StartedTurn> begin_turn(const NewTurn& in) override {
-    QueryTimer timer(options_.metrics, "turn_begin");
-    const int64_t now = to_unix_ms(options_.clock->now());
+    QueryTimer timer(db_.options.metrics, "turn_begin");
+    const int64_t now = to_unix_ms(db_.options.clock->now());
     StartedTurn turn;
     turn.user.id = new_resource_id("msg");
     turn.user.session_id = in.session_id;
@@ -392,43 +312,43 @@ class SqliteStorage final : public Storage,
     turn.assistant.request_id = in.request_id;
     // One millisecond later, so the two rows also sort by time as they do by sequence.
     turn.assistant.created_at_ms = now + 1;
-    std::lock_guard lock(write_mutex_);
-    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
-    WriteTransaction tx(*writer_);
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*db_.writer);
     if (!tx.begun()) return tx.begun().error();
-    auto touch = writer_->prepare(
+    auto touch = db_.writer->prepare(
         "UPDATE sessions SET updated_at = ?2 WHERE id = ?1 "
-        "RETURNING id, user_id, assistant, title, metadata, created_at, updated_at");
+        "RETURNING id, user_id, assistant, title, metadata, created_at, updated_at, tenant_id");
     if (!touch) return std::move(touch).error();
     touch->bind(1, in.session_id).bind(2, now);
     int rc = touch->step();
     if (rc == SQLITE_DONE) {
       return Error::not_found("no session with id '" + in.session_id + "'", "session_not_found");
     }
-    if (rc != SQLITE_ROW) return writer_->last_error("begin turn");
+    if (rc != SQLITE_ROW) return db_.writer->last_error("begin turn");
     turn.session = read_session(*touch);
-    if (touch->step() != SQLITE_DONE) return writer_->last_error("begin turn");
+    if (touch->step() != SQLITE_DONE) return db_.writer->last_error("begin turn");
     static const std::string insert = std::string("INSERT INTO messages (") + kMessageColumns +
                                       ") VALUES (?, ?, ?, ?, NULL, ?, ?, NULL, 0, 0, 0, NULL, "
                                       "NULL, NULL, ?, ?, ?)";
     for (const Message* m : {&turn.user, &turn.assistant}) {
-      auto stmt = writer_->prepare(insert.c_str());
+      auto stmt = db_.writer->prepare(insert.c_str());
       if (!stmt) return std::move(stmt).error();
       stmt->bind(1, m->id).bind(2, m->session_id).bind(3, m->role).bind(4, m->content);
       stmt->bind(5, m->status).bind(6, m->model).bind(7, m->request_id).bind(8, m->created_at_ms);
       stmt->bind_optional_int(9, m->completed_at_ms);
-      if (stmt->step() != SQLITE_DONE) return writer_->last_error("begin turn");
+      if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("begin turn");
     }
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return turn;
   }
 
   Result<Message> finish_turn(const FinishedTurn& in) override {
-    QueryTimer timer(options_.metrics, "turn_finish");
-    const int64_t now = to_unix_ms(options_.clock->now());
-    std::lock_guard lock(write_mutex_);
-    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
-    WriteTransaction tx(*writer_);
+    QueryTimer timer(db_.options.metrics, "turn_finish");
+    const int64_t now = to_unix_ms(db_.options.clock->now());
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*db_.writer);
     if (!tx.begun()) return tx.begun().error();
     static const std::string update =
         std::string(
@@ -437,7 +357,7 @@ class SqliteStorage final : public Storage,
             "?10, "
             "ttft_ms = ?11, finish_reason = ?12, completed_at = ?13 WHERE id = ?1 RETURNING ") +
         kMessageColumns;
-    auto stmt = writer_->prepare(update.c_str());
+    auto stmt = db_.writer->prepare(update.c_str());
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, in.assistant_message_id).bind(2, in.content);
     if (in.tool_calls_json.empty()) {
@@ -456,9 +376,9 @@ class SqliteStorage final : public Storage,
       return Error::not_found("no message with id '" + in.assistant_message_id + "'",
                               "message_not_found");
     }
-    if (rc != SQLITE_ROW) return writer_->last_error("finish turn");
+    if (rc != SQLITE_ROW) return db_.writer->last_error("finish turn");
     Message m = read_message(*stmt);
-    if (stmt->step() != SQLITE_DONE) return writer_->last_error("finish turn");
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("finish turn");
     if (in.usage) {
       if (auto r = insert_usage(*in.usage); !r) return std::move(r).error();
     }
@@ -467,12 +387,12 @@ class SqliteStorage final : public Storage,
   }
 
   Result<MessagePage> list(const MessageListQuery& q) override {
-    QueryTimer timer(options_.metrics, "message_list");
+    QueryTimer timer(db_.options.metrics, "message_list");
     auto cursor = parse_cursor(q.cursor);
     if (q.cursor && !cursor) {
       return Error::invalid("cursor is not one this server issued", "invalid_cursor", "cursor");
     }
-    auto db = readers_.borrow();
+    auto db = db_.readers.borrow();
     // The session must exist (an empty list and a missing session are different answers).
     auto exists = db->prepare("SELECT 1 FROM sessions WHERE id = ?");
     if (!exists) return std::move(exists).error();
@@ -508,8 +428,8 @@ class SqliteStorage final : public Storage,
   }
 
   Result<std::vector<Message>> history(std::string_view session_id, int limit) override {
-    QueryTimer timer(options_.metrics, "message_history");
-    auto db = readers_.borrow();
+    QueryTimer timer(db_.options.metrics, "message_history");
+    auto db = db_.readers.borrow();
     static const std::string sql =
         std::string("SELECT ") + kMessageColumns +
         " FROM messages WHERE session_id = ? AND status != 'pending' "
@@ -526,18 +446,18 @@ class SqliteStorage final : public Storage,
   }
 
   Result<int64_t> mark_interrupted() override {
-    QueryTimer timer(options_.metrics, "message_recover");
-    std::lock_guard lock(write_mutex_);
-    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
-    WriteTransaction tx(*writer_);
+    QueryTimer timer(db_.options.metrics, "message_recover");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*db_.writer);
     if (!tx.begun()) return tx.begun().error();
-    auto stmt = writer_->prepare(
+    auto stmt = db_.writer->prepare(
         "UPDATE messages SET status = 'partial', finish_reason = 'interrupted', completed_at = ? "
         "WHERE status = 'pending'");
     if (!stmt) return std::move(stmt).error();
-    stmt->bind(1, to_unix_ms(options_.clock->now()));
-    if (stmt->step() != SQLITE_DONE) return writer_->last_error("recover messages");
-    const int64_t changed = writer_->changes();
+    stmt->bind(1, to_unix_ms(db_.options.clock->now()));
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("recover messages");
+    const int64_t changed = db_.writer->changes();
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return changed;
   }
@@ -546,10 +466,10 @@ class SqliteStorage final : public Storage,
 
   Result<void> record(const std::vector<UsageRecord>& records) override {
     if (records.empty()) return success();
-    QueryTimer timer(options_.metrics, "usage_record");
-    std::lock_guard lock(write_mutex_);
-    if (!writer_) return Error::unavailable("storage is closed", "storage_closed");
-    WriteTransaction tx(*writer_);
+    QueryTimer timer(db_.options.metrics, "usage_record");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return Error::unavailable("storage is closed", "storage_closed");
+    WriteTransaction tx(*db_.writer);
     if (!tx.begun()) return tx.begun().error();
     for (const auto& r : records) {
       if (auto w = insert_usage(r); !w) return w;
@@ -558,20 +478,23 @@ class SqliteStorage final : public Storage,
   }
 
   Result<std::vector<UsageRow>> aggregate(const UsageQuery& q) override {
-    QueryTimer timer(options_.metrics, "usage_aggregate");
+    QueryTimer timer(db_.options.metrics, "usage_aggregate");
     // Group columns come from a fixed list, never from the request text.
     static const std::vector<std::pair<std::string, std::string>> kColumns{{"model", "model"},
                                                                            {"provider", "provider"},
                                                                            {"user", "user_id"},
                                                                            {"day", "day"},
-                                                                           {"source", "source"}};
+                                                                           {"source", "source"},
+                                                                           {"key", "key_id"},
+                                                                           {"tenant", "tenant_id"}};
     std::vector<std::pair<std::string, std::string>> groups;
     for (const auto& g : q.group_by) {
       auto it = std::find_if(kColumns.begin(), kColumns.end(),
                              [&](const auto& c) { return c.first == g; });
       if (it == kColumns.end()) {
         return Error::invalid(
-            "cannot group usage by '" + g + "' (expected model, provider, user, day or source)",
+            "cannot group usage by '" + g +
+                "' (expected model, provider, user, day, source, key or tenant)",
             "invalid_field", "group_by");
       }
       groups.push_back(*it);
@@ -586,10 +509,11 @@ class SqliteStorage final : public Storage,
         "COALESCE(SUM(requests), 0), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), "
         "0), "
         "COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE at >= ? AND at < ?";
+    if (q.tenant_id) select += " AND tenant_id = ?";
     if (q.user_id) select += " AND user_id = ?";
     select += group_clause;
     select += group_clause.empty() ? "" : " ORDER BY " + group_clause.substr(10);
-    auto db = readers_.borrow();
+    auto db = db_.readers.borrow();
     // Not cached: the text varies with the grouping (prepare() caches by address).
     sqlite3_stmt* raw = nullptr;
     if (sqlite3_prepare_v2(db->raw(), select.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
@@ -598,7 +522,9 @@ class SqliteStorage final : public Storage,
     std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owned(raw, sqlite3_finalize);
     Statement stmt(raw);
     stmt.bind(1, q.from_ms).bind(2, q.to_ms);
-    if (q.user_id) stmt.bind(3, *q.user_id);
+    int next = 3;
+    if (q.tenant_id) stmt.bind(next++, *q.tenant_id);
+    if (q.user_id) stmt.bind(next, *q.user_id);
     std::vector<UsageRow> rows;
     int rc;
     const int n = static_cast<int>(groups.size());
@@ -616,24 +542,37 @@ class SqliteStorage final : public Storage,
     return rows;
   }
 
-  Result<double> spent(std::string_view user_id, int64_t from_ms) override {
-    QueryTimer timer(options_.metrics, "usage_spent");
-    auto db = readers_.borrow();
+  Result<double> spent(std::string_view tenant_id, std::string_view user_id,
+                       int64_t from_ms) override {
+    QueryTimer timer(db_.options.metrics, "usage_spent");
+    auto db = db_.readers.borrow();
     auto stmt = db->prepare(
-        "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE user_id = ? AND at >= ?");
+        "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_records "
+        "WHERE tenant_id = ? AND user_id = ? AND at >= ?");
     if (!stmt) return std::move(stmt).error();
-    stmt->bind(1, user_id).bind(2, from_ms);
+    stmt->bind(1, tenant_id).bind(2, user_id).bind(3, from_ms);
+    if (stmt->step() != SQLITE_ROW) return db->last_error("usage spent");
+    return stmt->column_double(0);
+  }
+
+  Result<double> spent_by_key(std::string_view key_id, int64_t from_ms) override {
+    QueryTimer timer(db_.options.metrics, "usage_spent");
+    auto db = db_.readers.borrow();
+    auto stmt = db->prepare(
+        "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE key_id = ? AND at >= ?");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, key_id).bind(2, from_ms);
     if (stmt->step() != SQLITE_ROW) return db->last_error("usage spent");
     return stmt->column_double(0);
   }
 
  private:
-  // Inside a write transaction, with write_mutex_ held.
+  // Inside a write transaction, with db_.write_mutex held.
   Result<void> insert_usage(const UsageRecord& r) {
-    auto stmt = writer_->prepare(
+    auto stmt = db_.writer->prepare(
         "INSERT INTO usage_records (at, day, user_id, session_id, source, provider, model, "
-        "input_tokens, output_tokens, cost_usd, status, request_id, requests) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "input_tokens, output_tokens, cost_usd, status, request_id, requests, tenant_id, key_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, r.at_ms).bind(2, utc_day(r.at_ms)).bind(3, r.user_id);
     if (r.session_id.empty()) {
@@ -643,8 +582,8 @@ class SqliteStorage final : public Storage,
     }
     stmt->bind(5, r.source).bind(6, r.provider).bind(7, r.model).bind(8, r.input_tokens);
     stmt->bind(9, r.output_tokens).bind_double(10, r.cost_usd).bind(11, r.status);
-    stmt->bind(12, r.request_id).bind(13, r.requests);
-    if (stmt->step() != SQLITE_DONE) return writer_->last_error("record usage");
+    stmt->bind(12, r.request_id).bind(13, r.requests).bind(14, r.tenant_id).bind(15, r.key_id);
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("record usage");
     return success();
   }
 
@@ -654,10 +593,11 @@ class SqliteStorage final : public Storage,
     return Error::not_found("no session with id '" + std::string(id) + "'", "session_not_found");
   }
 
-  Options options_;
-  std::mutex write_mutex_;
-  std::unique_ptr<Connection> writer_;
-  ReaderPool readers_;
+  Database db_;
+  std::unique_ptr<ApiKeyRepository> api_keys_ = make_api_key_table(db_);
+  std::unique_ptr<IdempotencyRepository> idempotency_ = make_idempotency_table(db_);
+  std::unique_ptr<ModerationLogRepository> moderation_log_ = make_moderation_log_table(db_);
+  std::unique_ptr<UserDataRepository> user_data_ = make_user_data_table(db_);
 };
 
 }  // namespace

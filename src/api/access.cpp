@@ -1,0 +1,525 @@
+// The access guard and the per-user checks handlers call (see access.hpp).
+#include "api/access.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "auth/crypto.hpp"
+#include "core/clock.hpp"
+#include "http/errors.hpp"
+#include "obs/log.hpp"
+#include "obs/metrics.hpp"
+
+namespace parley::api {
+namespace {
+
+using http::Method;
+
+int64_t now_ms() { return to_unix_ms(std::chrono::system_clock::now()); }
+
+struct PolicyEntry {
+  Method method;
+  std::string_view pattern;
+  RoutePolicy policy;
+};
+
+constexpr RoutePolicy kPublic{RouteAccess::kPublic, false};
+constexpr RoutePolicy kAnyone{RouteAccess::kAuthenticated, false};
+constexpr RoutePolicy kAnyoneOnce{RouteAccess::kAuthenticated, true};
+constexpr RoutePolicy kAdmin{RouteAccess::kAdmin, false};
+constexpr RoutePolicy kAdminOnce{RouteAccess::kAdmin, true};
+
+// Every route and who may call it. Probes and metrics are public (they carry no user data);
+// everything else needs credentials; operations on the server itself need an admin.
+constexpr PolicyEntry kPolicies[] = {
+    {Method::kGet, "/health", kPublic},
+    {Method::kGet, "/api/v1/health/liveness", kPublic},
+    {Method::kGet, "/api/v1/health/readiness", kPublic},
+    {Method::kGet, "/metrics", kPublic},
+    {Method::kGet, "/api/v1/health/diagnostics", kAdmin},
+    {Method::kPost, "/api/v1/sessions", kAnyoneOnce},
+    {Method::kGet, "/api/v1/sessions", kAnyone},
+    {Method::kGet, "/api/v1/sessions/{id}", kAnyone},
+    {Method::kPatch, "/api/v1/sessions/{id}", kAnyone},
+    {Method::kDelete, "/api/v1/sessions/{id}", kAnyone},
+    {Method::kGet, "/api/v1/sessions/{id}/messages", kAnyone},
+    {Method::kPost, "/api/v1/sessions/{id}/messages", kAnyoneOnce},
+    {Method::kPost, "/api/v1/chat", kAnyoneOnce},
+    {Method::kGet, "/api/v1/assistants", kAnyone},
+    {Method::kGet, "/api/v1/usage", kAnyone},
+    {Method::kGet, "/api/v1/users/{id}/export", kAnyone},
+    {Method::kDelete, "/api/v1/users/{id}", kAnyone},
+    {Method::kPost, "/v1/chat/completions", kAnyoneOnce},
+    {Method::kPost, "/v1/embeddings", kAnyoneOnce},
+    {Method::kGet, "/v1/models", kAnyone},
+    {Method::kGet, "/v1/models/{model}", kAnyone},
+    {Method::kPost, "/v1/moderations", kAnyone},
+    {Method::kPost, "/api/v1/admin/keys", kAdminOnce},
+    {Method::kGet, "/api/v1/admin/keys", kAdmin},
+    {Method::kGet, "/api/v1/admin/keys/{id}", kAdmin},
+    {Method::kDelete, "/api/v1/admin/keys/{id}", kAdmin},
+    {Method::kGet, "/api/v1/admin/moderation/logs", kAdmin},
+};
+
+bool is_loopback(std::string_view remote) {
+  // "127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"
+  if (remote.substr(0, 4) == "127.") return true;
+  if (remote.substr(0, 5) == "[::1]") return true;
+  if (remote.substr(0, 13) == "[::ffff:127.") return true;
+  return false;
+}
+
+bool valid_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > 255) return false;
+  return std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
+std::string quota_text(std::string_view name, int64_t quota, int64_t window_ms) {
+  std::string out = "\"";
+  out += name;
+  out += "\";q=";
+  out += std::to_string(quota);
+  out += ";w=";
+  out += std::to_string(window_ms / 1000);
+  return out;
+}
+
+int64_t seconds_up(int64_t ms) { return std::max<int64_t>(0, (ms + 999) / 1000); }
+
+http::Response fail(const Error& e, const http::Request& req) {
+  return http::error_response(e, req.request_id);
+}
+
+std::string usd(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "$%.2f", v);
+  return buf;
+}
+
+}  // namespace
+
+RoutePolicy route_policy(Method method, std::string_view pattern) {
+  for (const auto& p : kPolicies) {
+    if (p.method == method && p.pattern == pattern) return p.policy;
+  }
+  return kAdmin;
+}
+
+ModelAdmission::~ModelAdmission() {
+  if (!limiter_) return;
+  if (!key_slot_.empty()) limiter_->leave(key_slot_);
+  if (!user_slot_.empty()) limiter_->leave(user_slot_);
+}
+
+Access::Access(auth::Authenticator& authenticator, limits::RateLimiter& limiter,
+               limits::BudgetBook& budgets, idempotency::IdempotencyStore& idempotency,
+               BlockingPool& blocking, AccessOptions options, obs::Metrics* metrics)
+    : authenticator_(authenticator),
+      limiter_(limiter),
+      budgets_(budgets),
+      idempotency_(idempotency),
+      blocking_(blocking),
+      options_(options),
+      metrics_(metrics) {}
+
+void Access::protect(http::Router& router) {
+  router.wrap([this](const http::Route& route) -> http::Handler {
+    const RoutePolicy policy = route_policy(route.method, route.pattern);
+    if (policy.access == RouteAccess::kPublic) return route.handler;
+    return [this, handler = route.handler, policy](http::Request& req) {
+      return guard(handler, policy, req);
+    };
+  });
+}
+
+Task<Result<auth::Principal>> Access::authenticate(http::Request& req, int64_t now) {
+  if (!authenticator_.enforcing()) {
+    // Protected mode: no credentials exist, so only the machine itself may call (the server
+    // refuses to listen elsewhere unless told --insecure-no-auth).
+    if (!options_.insecure_no_auth && !is_loopback(req.remote)) {
+      co_return Error::unauthenticated(
+          "no API keys are configured, so this server only answers its own machine; create one "
+          "with `parley keys create`",
+          "auth_not_configured");
+    }
+    auth::Principal local;
+    local.scope = auth::Scope::kAdmin;
+    local.key_id = "local";
+    co_return local;
+  }
+  if (authenticator_.refresh_due(now) && !refreshing_.exchange(true)) {
+    // Keys another process created or revoked; this request does not wait for it.
+    (void)co_await blocking_.run([this, now] {
+      if (auto r = authenticator_.refresh(now); !r) {
+        log::warn("API keys could not be reloaded", {{"error", r.error().message}});
+      }
+      refreshing_.store(false);
+      return 0;
+    });
+  }
+  auto check = authenticator_.check(req.header("authorization"), req.header("x-api-key"), now);
+  if (check.kind == auth::Check::Kind::kLookup) {
+    const std::string key_id = check.key_id;
+    auto fetched = co_await blocking_.run([this, &key_id] { return authenticator_.fetch(key_id); });
+    if (!fetched) co_return std::move(fetched).error();
+    check = authenticator_.check(req.header("authorization"), req.header("x-api-key"), now);
+    if (check.kind == auth::Check::Kind::kLookup) {
+      co_return Error::unauthenticated("the API key is not valid");
+    }
+  }
+  if (check.kind == auth::Check::Kind::kDenied) co_return std::move(check.error);
+  co_return std::move(check.principal);
+}
+
+std::optional<Error> Access::take_requests(http::Request& req, const std::string& bucket,
+                                           const limits::Limits& limits, const char* minute_name,
+                                           const char* hour_name, int64_t now) {
+  struct Applied {
+    limits::Quota quota;
+    limits::Decision decision;
+  };
+  Applied applied[2];
+  int count = 0;
+  if (limits.requests_per_minute > 0) {
+    applied[count++].quota = {minute_name, limits.requests_per_minute, 60'000, limits.burst};
+  }
+  if (limits.requests_per_hour > 0) {
+    applied[count++].quota = {hour_name, limits.requests_per_hour, 3'600'000, 0};
+  }
+  if (count == 0) return std::nullopt;
+  std::string policy_header;
+  const Applied* tightest = nullptr;
+  for (int i = 0; i < count; ++i) {
+    Applied& a = applied[i];
+    a.decision = limiter_.acquire(bucket + "\n" + std::string(a.quota.name), a.quota, 1, now);
+    if (!policy_header.empty()) policy_header += ", ";
+    policy_header += quota_text(a.quota.name, a.quota.quota, a.quota.window_ms);
+    if (!a.decision.allowed) {
+      // When the hour quota refuses, the minute bucket has already counted this request;
+      // GCRA has no refund, and one request in an hour's refusal does not matter.
+      tightest = &a;
+      break;
+    }
+    if (!tightest || a.decision.remaining < tightest->decision.remaining) tightest = &a;
+  }
+  req.response_headers.emplace_back("RateLimit-Policy", policy_header);
+  std::string state = "\"";
+  state += tightest->quota.name;
+  state += "\";r=" + std::to_string(tightest->decision.remaining) +
+           ";t=" + std::to_string(seconds_up(tightest->decision.allowed
+                                                 ? tightest->decision.reset_ms
+                                                 : tightest->decision.retry_after_ms));
+  req.response_headers.emplace_back("RateLimit", state);
+  if (tightest->decision.allowed) return std::nullopt;
+  if (metrics_) metrics_->count_rate_limited(tightest->quota.name);
+  const bool hour = tightest->quota.window_ms > 60'000;
+  return Error::too_many_requests(
+      "rate limit '" + std::string(tightest->quota.name) + "' reached: " +
+          std::to_string(tightest->quota.quota) + " requests per " + (hour ? "hour" : "minute") +
+          "; retry in " + std::to_string(seconds_up(tightest->decision.retry_after_ms)) + " s",
+      "rate_limited", tightest->decision.retry_after_ms);
+}
+
+Task<http::Response> Access::guard(const http::Handler& handler, RoutePolicy policy,
+                                   http::Request& req) {
+  const int64_t now = now_ms();
+  auto principal = co_await authenticate(req, now);
+  if (!principal) {
+    if (metrics_) metrics_->count_auth_failure(principal.error().reason);
+    http::Response res = fail(principal.error(), req);
+    if (principal.error().code == ErrorCode::kUnauthenticated) {
+      res.header("WWW-Authenticate", "Bearer realm=\"parley\"");
+    }
+    co_return res;
+  }
+  if (policy.access == RouteAccess::kAdmin && !principal->admin()) {
+    co_return fail(Error::permission_denied("this route needs an admin key", "admin_required"),
+                   req);
+  }
+  req.principal = &*principal;
+  if (!principal->local()) {
+    const limits::Limits key_limits = principal->limits.key.apply(options_.key_limits);
+    if (auto refused = take_requests(req, "key:" + principal->key_id, key_limits, "key-minute",
+                                     "key-hour", now)) {
+      co_return fail(*refused, req);
+    }
+  }
+  if (policy.idempotent) {
+    if (auto key = req.header("idempotency-key")) {
+      co_return co_await run_idempotent(handler, req, *key);
+    }
+  }
+  co_return co_await handler(req);
+}
+
+Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::Request& req,
+                                            std::string_view client_key) {
+  if (!valid_idempotency_key(client_key)) {
+    co_return fail(Error::invalid_field("Idempotency-Key",
+                                        "Idempotency-Key must be 1 to 255 visible ASCII "
+                                        "characters"),
+                   req);
+  }
+  const auth::Principal& who = *req.principal;
+  // Scoped to the caller: another key's identical Idempotency-Key is another request.
+  std::string key = who.key_id;
+  if (who.key_id == "jwt") key += ":" + who.tenant_id + ":" + who.user_id;
+  key += "\n";
+  key += client_key;
+  std::string material(req.method_text);
+  material += ' ';
+  material += req.target;
+  material += '\n';
+  material += req.body;
+  const std::string fingerprint = auth::to_hex(auth::sha256(material));
+
+  auto claim = idempotency_.claim(key, fingerprint, now_ms());
+  if (claim.kind == idempotency::Claim::Kind::kReplayLoad) {
+    auto loaded = co_await blocking_.run([&] { return idempotency_.load(key); });
+    if (!loaded) co_return fail(loaded.error(), req);
+    if (*loaded) {
+      claim.kind = idempotency::Claim::Kind::kReplay;
+      claim.response = std::move(**loaded);
+    } else {
+      idempotency_.release(key);
+      claim = idempotency_.claim(key, fingerprint, now_ms());
+    }
+  }
+  switch (claim.kind) {
+    case idempotency::Claim::Kind::kMismatch:
+      co_return fail(Error{ErrorCode::kUnprocessable,
+                           "this Idempotency-Key was used for a different request (method, path "
+                           "or body); use a new key for a new request",
+                           "idempotency_key_reused", "Idempotency-Key", {}},
+                     req);
+    case idempotency::Claim::Kind::kInProgress: {
+      auto e = Error::conflict(
+          "a request with this Idempotency-Key is still running; retry when it has finished",
+          "idempotency_key_in_use");
+      e.retry_after_ms = 1000;
+      co_return fail(e, req);
+    }
+    case idempotency::Claim::Kind::kReplay: {
+      if (metrics_) metrics_->count_idempotent_replay();
+      http::Response res;
+      res.status = claim.response.status;
+      res.content_type = claim.response.content_type;
+      res.body = std::move(claim.response.body);
+      res.header("Idempotent-Replayed", "true");
+      co_return res;
+    }
+    case idempotency::Claim::Kind::kReplayLoad:
+    case idempotency::Claim::Kind::kClaimed:
+      break;
+  }
+
+  http::Recording recording;
+  recording.limit = options_.idempotency_max_response_bytes;
+  if (req.channel) req.channel->record(&recording);
+  http::Response res;
+  try {
+    res = co_await handler(req);
+  } catch (...) {
+    if (req.channel) req.channel->record(nullptr);
+    idempotency_.release(key);
+    throw;
+  }
+  if (req.channel) req.channel->record(nullptr);
+  idempotency::StoredResponse stored;
+  bool storable = true;
+  if (res.already_sent) {
+    stored.status = recording.status;
+    stored.content_type = recording.content_type;
+    stored.body = std::move(recording.body);
+    storable = !recording.truncated;
+  } else {
+    stored.status = res.status;
+    stored.content_type = res.content_type;
+    stored.body = res.body;
+    storable = res.body.size() <= options_.idempotency_max_response_bytes;
+  }
+  // "Try again" answers are not kept: the retry runs the request again.
+  const bool client_left = req.channel && req.channel->gone();
+  if (stored.status >= 500 || stored.status == 429 || stored.status == 409 || client_left ||
+      !storable) {
+    idempotency_.release(key);
+  } else {
+    const std::string tenant = req.actor_tenant.empty() ? who.tenant_id : req.actor_tenant;
+    const std::string user = req.actor_user.empty() ? who.user_id : req.actor_user;
+    idempotency_.complete(key, fingerprint, std::move(stored), tenant, user, now_ms());
+  }
+  co_return res;
+}
+
+Result<Actor> Access::actor(http::Request& req, const std::optional<std::string>& requested) {
+  const auth::Principal* who = req.principal;
+  Actor a;
+  if (!who) {
+    // A route served without the guard (handler tests): the anonymous user, no limits.
+    a.tenant_id = "default";
+    a.user_id = requested.value_or("anonymous");
+    a.key_id = "local";
+    a.unlimited = true;
+    return a;
+  }
+  a.tenant_id = who->tenant_id;
+  a.key_id = who->key_id;
+  if (who->scope == auth::Scope::kUser) {
+    if (requested && *requested != who->user_id) {
+      return Error::permission_denied("this key acts only for its own user; leave the user out",
+                                      "user_mismatch");
+    }
+    a.user_id = who->user_id;
+  } else {
+    a.user_id = requested.value_or("anonymous");
+  }
+  a.key_limits = who->limits.key.apply(options_.key_limits);
+  a.user_limits = who->limits.user.apply(options_.user_limits);
+  // The operator on its own machine, and admins, are not held to end users' limits.
+  a.unlimited = who->local() || who->admin();
+  req.actor_tenant = a.tenant_id;
+  req.actor_user = a.user_id;
+  if (!a.unlimited) {
+    if (auto refused = take_requests(req, "user:" + a.tenant_id + "\n" + a.user_id, a.user_limits,
+                                     "user-minute", "user-hour", now_ms())) {
+      return *refused;
+    }
+  }
+  return a;
+}
+
+bool Access::owns(const http::Request& req, std::string_view tenant_id, std::string_view user_id) {
+  const auth::Principal* who = req.principal;
+  if (!who || who->admin()) return true;
+  if (who->tenant_id != tenant_id) return false;
+  if (who->scope == auth::Scope::kService) return true;
+  return who->user_id == user_id;
+}
+
+std::optional<std::string> Access::tenant_scope(const http::Request& req) {
+  const auth::Principal* who = req.principal;
+  if (!who || who->admin()) return std::nullopt;
+  return who->tenant_id;
+}
+
+Task<Result<ModelAdmission>> Access::admit_model_call(http::Request& req, const Actor& actor,
+                                                      bool stream) {
+  if (actor.unlimited) co_return ModelAdmission();
+  const int64_t now = now_ms();
+  const std::string user_bucket = "user:" + actor.tenant_id + "\n" + actor.user_id;
+  const std::string key_bucket = "key:" + actor.key_id;
+  // Tokens are counted after each call; a bucket still in debt refuses the next one.
+  struct TokenCheck {
+    const std::string* bucket;
+    int64_t per_minute;
+    const char* name;
+  };
+  for (const TokenCheck& t : {TokenCheck{&user_bucket, actor.user_limits.tokens_per_minute,
+                                         "user-tokens"},
+                              TokenCheck{&key_bucket, actor.key_limits.tokens_per_minute,
+                                         "key-tokens"}}) {
+    if (t.per_minute <= 0) continue;
+    const limits::Quota q{t.name, t.per_minute, 60'000, 0};
+    auto d = limiter_.acquire(*t.bucket + "\ntokens", q, 0, now);
+    if (!d.allowed) {
+      if (metrics_) metrics_->count_rate_limited(t.name);
+      co_return Error::too_many_requests(
+          "token limit '" + std::string(t.name) + "' reached: " + std::to_string(t.per_minute) +
+              " tokens per minute; retry in " + std::to_string(seconds_up(d.retry_after_ms)) +
+              " s",
+          "token_limit_reached", std::max<int64_t>(d.retry_after_ms, 1000));
+    }
+  }
+  // Budgets, read from the usage table when the cached spend is stale.
+  const bool user_budget = actor.user_limits.usd_per_day > 0 || actor.user_limits.usd_per_month > 0;
+  const bool key_budget = actor.key_limits.usd_per_day > 0 || actor.key_limits.usd_per_month > 0;
+  if (user_budget || key_budget) {
+    auto spends = co_await blocking_.run([&]() -> Result<std::pair<limits::Spend, limits::Spend>> {
+      limits::Spend user_spend, key_spend;
+      if (user_budget) {
+        auto s = budgets_.user_spend(actor.tenant_id, actor.user_id, now);
+        if (!s) return std::move(s).error();
+        user_spend = *s;
+      }
+      if (key_budget) {
+        auto s = budgets_.key_spend(actor.key_id, now);
+        if (!s) return std::move(s).error();
+        key_spend = *s;
+      }
+      return std::make_pair(user_spend, key_spend);
+    });
+    if (!spends) co_return std::move(spends).error();
+    struct BudgetCheck {
+      double limit;
+      double spent;
+      const char* what;
+      int64_t resets_at;
+    };
+    const std::string user_name = "user '" + actor.user_id + "'";
+    const std::string key_name = "key '" + actor.key_id + "'";
+    const BudgetCheck checks[] = {
+        {actor.user_limits.usd_per_day, spends->first.day, "daily", limits::utc_next_day(now)},
+        {actor.user_limits.usd_per_month, spends->first.month, "monthly",
+         limits::utc_next_month(now)},
+        {actor.key_limits.usd_per_day, spends->second.day, "daily", limits::utc_next_day(now)},
+        {actor.key_limits.usd_per_month, spends->second.month, "monthly",
+         limits::utc_next_month(now)},
+    };
+    for (size_t i = 0; i < 4; ++i) {
+      const auto& c = checks[i];
+      if (c.limit <= 0 || c.spent < c.limit) continue;
+      const std::string& whose = i < 2 ? user_name : key_name;
+      if (metrics_) metrics_->count_rate_limited(i < 2 ? "user-budget" : "key-budget");
+      co_return Error::too_many_requests(
+          "the " + std::string(c.what) + " budget of " + usd(c.limit) + " for " + whose +
+              " is spent (" + usd(c.spent) + "); it resets at " + format_utc_ms(c.resets_at),
+          "budget_exceeded", c.resets_at - now);
+    }
+  }
+  if (!stream) co_return ModelAdmission();
+  std::string key_slot, user_slot;
+  if (actor.key_limits.concurrent_streams > 0) {
+    key_slot = key_bucket + "\nstreams";
+    if (!limiter_.enter(key_slot, actor.key_limits.concurrent_streams)) {
+      if (metrics_) metrics_->count_rate_limited("key-streams");
+      co_return Error::too_many_requests(
+          "this key already has " + std::to_string(actor.key_limits.concurrent_streams) +
+              " streams open (its limit); finish one first",
+          "concurrency_limit_reached", 1000);
+    }
+  }
+  if (actor.user_limits.concurrent_streams > 0) {
+    user_slot = user_bucket + "\nstreams";
+    if (!limiter_.enter(user_slot, actor.user_limits.concurrent_streams)) {
+      if (!key_slot.empty()) limiter_.leave(key_slot);
+      if (metrics_) metrics_->count_rate_limited("user-streams");
+      co_return Error::too_many_requests(
+          "user '" + actor.user_id + "' already has " +
+              std::to_string(actor.user_limits.concurrent_streams) +
+              " streams open (the limit); finish one first",
+          "concurrency_limit_reached", 1000);
+    }
+  }
+  (void)req;
+  co_return ModelAdmission(&limiter_, std::move(key_slot), std::move(user_slot));
+}
+
+void Access::record_usage(const Actor& actor, int64_t tokens, double cost_usd) {
+  const int64_t now = now_ms();
+  if (tokens > 0 && !actor.unlimited) {
+    if (actor.user_limits.tokens_per_minute > 0) {
+      const limits::Quota q{"user-tokens", actor.user_limits.tokens_per_minute, 60'000, 0};
+      limiter_.acquire("user:" + actor.tenant_id + "\n" + actor.user_id + "\ntokens", q, tokens,
+                       now, /*force=*/true);
+    }
+    if (actor.key_limits.tokens_per_minute > 0) {
+      const limits::Quota q{"key-tokens", actor.key_limits.tokens_per_minute, 60'000, 0};
+      limiter_.acquire("key:" + actor.key_id + "\ntokens", q, tokens, now, /*force=*/true);
+    }
+  }
+  budgets_.add(actor.tenant_id, actor.user_id, actor.key_id, cost_usd, now);
+}
+
+}  // namespace parley::api

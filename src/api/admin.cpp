@@ -1,0 +1,317 @@
+// Key administration, moderation logs, and a user's data export and erasure (see admin.hpp).
+#include "api/admin.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "api/access.hpp"
+#include "api/fields.hpp"
+#include "auth/key_admin.hpp"
+#include "core/clock.hpp"
+#include "http/errors.hpp"
+#include "http/json_body.hpp"
+#include "llm/accounting.hpp"
+
+namespace parley::api {
+namespace {
+
+using nlohmann::json;
+using Awaitable = Task<http::Response>;
+
+http::Response fail(const Error& e, const http::Request& req) {
+  return http::error_response(e, req.request_id);
+}
+
+int64_t now_ms() { return to_unix_ms(std::chrono::system_clock::now()); }
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+http::Response json_response(int status, const json& body) {
+  http::Response res;
+  res.status = status;
+  res.body = dump(body);
+  return res;
+}
+
+json session_json(const store::Session& s) {
+  json meta = json::parse(s.metadata_json, nullptr, false);
+  return {{"id", s.id},
+          {"tenant_id", s.tenant_id},
+          {"user_id", s.user_id},
+          {"assistant", s.assistant},
+          {"title", s.title ? json(*s.title) : json(nullptr)},
+          {"metadata", meta.is_object() ? meta : json::object()},
+          {"created_at", format_utc_ms(s.created_at_ms)},
+          {"updated_at", format_utc_ms(s.updated_at_ms)}};
+}
+
+json message_json(const store::Message& m) {
+  json out = {{"id", m.id},
+              {"role", m.role},
+              {"content", m.content},
+              {"status", m.status},
+              {"created_at", format_utc_ms(m.created_at_ms)}};
+  if (!m.tool_calls_json.empty()) {
+    auto calls = json::parse(m.tool_calls_json, nullptr, false);
+    if (calls.is_array()) out["tool_calls"] = std::move(calls);
+  }
+  if (m.role == "assistant") {
+    out["model"] = m.model;
+    out["provider"] = m.provider;
+    out["input_tokens"] = m.input_tokens;
+    out["output_tokens"] = m.output_tokens;
+    out["cost_usd"] = m.cost_usd;
+  }
+  return out;
+}
+
+json moderation_json(const store::ModerationLogEntry& e) {
+  json findings = json::parse(e.findings_json, nullptr, false);
+  return {{"id", e.id},
+          {"object", "moderation.decision"},
+          {"at", format_utc_ms(e.at_ms)},
+          {"tenant_id", e.tenant_id},
+          {"user_id", e.user_id},
+          {"session_id", e.session_id.empty() ? json(nullptr) : json(e.session_id)},
+          {"request_id", e.request_id},
+          {"stage", e.stage},
+          {"action", e.action},
+          {"source", e.source},
+          {"findings", findings.is_array() ? findings : json::array()}};
+}
+
+// Who may touch this user's data, and in which tenant: nullopt tenant = every tenant (an
+// admin without ?tenant_id). A user key naming another user is answered 404.
+Result<std::optional<std::string>> user_data_scope(const http::Request& req,
+                                                   const std::string& user_id) {
+  const auth::Principal* who = req.principal;
+  if (!who || who->admin()) return req.query_param("tenant_id");
+  if (who->scope == auth::Scope::kUser && who->user_id != user_id) {
+    return Error::not_found("no user '" + user_id + "'", "user_not_found");
+  }
+  return std::optional<std::string>(who->tenant_id);
+}
+
+Awaitable create_key(Context& ctx, http::Request& req) {
+  auto body = http::parse_json_object_body(req);
+  if (!body) co_return fail(body.error(), req);
+  if (auto r = reject_unknown_fields(
+          *body, {"name", "scope", "tenant_id", "user_id", "expires_at", "limits"});
+      !r) {
+    co_return fail(r.error(), req);
+  }
+  auth::NewKey in;
+  auto name = string_field(*body, "name", 200);
+  if (!name) co_return fail(name.error(), req);
+  in.name = name->value_or("");
+  auto scope = string_field(*body, "scope", 16);
+  if (!scope) co_return fail(scope.error(), req);
+  if (!*scope) co_return fail(Error::invalid_field("scope", "scope is required"), req);
+  in.scope = **scope;
+  auto tenant = string_field(*body, "tenant_id", 128);
+  if (!tenant) co_return fail(tenant.error(), req);
+  in.tenant_id = tenant->value_or(req.principal ? req.principal->tenant_id : "default");
+  auto user = string_field(*body, "user_id", 256);
+  if (!user) co_return fail(user.error(), req);
+  in.user_id = user->value_or("");
+  const int64_t now = now_ms();
+  auto expires = string_field(*body, "expires_at", 64, true);
+  if (!expires) co_return fail(expires.error(), req);
+  if (*expires) {
+    in.expires_at_ms = auth::parse_expiry(**expires, now);
+    if (!in.expires_at_ms) {
+      co_return fail(Error::invalid_field("expires_at",
+                                          "expires_at must be a duration from now (30d, 12h) or "
+                                          "a date (2026-12-31, 2026-12-31T12:00:00Z)"),
+                     req);
+    }
+  }
+  if (auto l = body->find("limits"); l != body->end()) {
+    auto limits = limits::parse_overrides(*l, "limits");
+    if (!limits) co_return fail(limits.error(), req);
+    in.limits = *limits;
+  }
+  in.created_by = req.principal ? req.principal->key_id : "local";
+  auto created =
+      co_await ctx.blocking.run([&] { return auth::create_key(ctx.storage.api_keys(), in, now); });
+  if (!created) co_return fail(created.error(), req);
+  if (ctx.access) ctx.access->authenticator().remember(created->key);
+  json out = auth::key_json(created->key, now);
+  out["key"] = created->token;
+  auto res = json_response(201, out);
+  res.header("Location", "/api/v1/admin/keys/" + created->key.id);
+  co_return res;
+}
+
+Awaitable list_keys(Context& ctx, http::Request& req) {
+  const auto tenant = req.query_param("tenant_id");
+  const auto all = req.query_param("include_revoked");
+  if (all && *all != "true" && *all != "false") {
+    co_return fail(Error::invalid_field("include_revoked", "include_revoked must be true or false"),
+                   req);
+  }
+  auto keys = co_await ctx.blocking.run(
+      [&] { return ctx.storage.api_keys().list(tenant, all && *all == "true"); });
+  if (!keys) co_return fail(keys.error(), req);
+  const int64_t now = now_ms();
+  json data = json::array();
+  for (const auto& k : *keys) data.push_back(auth::key_json(k, now));
+  co_return json_response(200, {{"object", "list"}, {"data", std::move(data)}});
+}
+
+Awaitable get_key(Context& ctx, http::Request& req) {
+  const std::string id(req.param("id"));
+  auto key = co_await ctx.blocking.run([&] { return ctx.storage.api_keys().get(id); });
+  if (!key) co_return fail(key.error(), req);
+  co_return json_response(200, auth::key_json(*key, now_ms()));
+}
+
+Awaitable revoke_key(Context& ctx, http::Request& req) {
+  const std::string id(req.param("id"));
+  const int64_t now = now_ms();
+  auto key = co_await ctx.blocking.run([&] { return ctx.storage.api_keys().revoke(id, now); });
+  if (!key) co_return fail(key.error(), req);
+  if (ctx.access) ctx.access->authenticator().remember(*key);
+  co_return json_response(200, auth::key_json(*key, now));
+}
+
+Awaitable moderation_logs(Context& ctx, http::Request& req) {
+  store::ModerationLogQuery q;
+  auto limit = page_limit(req.query_param("limit"), q.limit, 200);
+  if (!limit) co_return fail(limit.error(), req);
+  q.limit = *limit;
+  q.tenant_id = req.query_param("tenant_id");
+  q.user_id = req.query_param("user_id");
+  q.action = req.query_param("action");
+  if (q.action && *q.action != "allow" && *q.action != "redact" && *q.action != "block") {
+    co_return fail(Error::invalid_field("action", "action must be allow, redact or block"), req);
+  }
+  if (auto since = req.query_param("since")) {
+    auto at = auth::parse_expiry(*since, 0);  // a date or time; durations mean "since epoch"
+    if (!at) {
+      co_return fail(Error::invalid_field("since", "since must be a date or a UTC time"), req);
+    }
+    q.from_ms = *at;
+  }
+  q.cursor = req.query_param("cursor");
+  auto page = co_await ctx.blocking.run([&] { return ctx.storage.moderation_log().list(q); });
+  if (!page) co_return fail(page.error(), req);
+  json data = json::array();
+  for (const auto& e : page->items) data.push_back(moderation_json(e));
+  co_return json_response(
+      200, {{"object", "list"},
+            {"data", std::move(data)},
+            {"next_cursor", page->next_cursor ? json(*page->next_cursor) : json(nullptr)}});
+}
+
+Awaitable export_user(Context& ctx, http::Request& req) {
+  const std::string user_id(req.param("id"));
+  auto tenant = user_data_scope(req, user_id);
+  if (!tenant) co_return fail(tenant.error(), req);
+  if (ctx.accountant) co_await ctx.blocking.run([&] {
+    ctx.accountant->flush();  // the API path's usage still queued belongs in the export
+    return 0;
+  });
+  auto data = co_await ctx.blocking.run(
+      [&] { return ctx.storage.user_data().export_user(*tenant, user_id); });
+  if (!data) co_return fail(data.error(), req);
+  json sessions = json::array();
+  for (const auto& s : data->sessions) {
+    json entry = session_json(s);
+    json messages = json::array();
+    for (const auto& m : data->messages) {
+      if (m.session_id == s.id) messages.push_back(message_json(m));
+    }
+    entry["messages"] = std::move(messages);
+    sessions.push_back(std::move(entry));
+  }
+  json usage = json::array();
+  for (const auto& u : data->usage) {
+    usage.push_back({{"at", format_utc_ms(u.at_ms)},
+                     {"tenant_id", u.tenant_id},
+                     {"session_id", u.session_id.empty() ? json(nullptr) : json(u.session_id)},
+                     {"source", u.source},
+                     {"provider", u.provider},
+                     {"model", u.model},
+                     {"input_tokens", u.input_tokens},
+                     {"output_tokens", u.output_tokens},
+                     {"cost_usd", u.cost_usd},
+                     {"requests", u.requests},
+                     {"status", u.status}});
+  }
+  json moderation = json::array();
+  for (const auto& e : data->moderation) moderation.push_back(moderation_json(e));
+  json keys = json::array();
+  const int64_t now = now_ms();
+  for (const auto& k : data->keys) keys.push_back(auth::key_json(k, now));
+  co_return json_response(200, {{"object", "user_export"},
+                                {"user_id", user_id},
+                                {"tenant_id", *tenant ? json(**tenant) : json(nullptr)},
+                                {"exported_at", format_utc_ms(now)},
+                                {"sessions", std::move(sessions)},
+                                {"usage", std::move(usage)},
+                                {"moderation", std::move(moderation)},
+                                {"api_keys", std::move(keys)}});
+}
+
+Awaitable erase_user(Context& ctx, http::Request& req) {
+  const std::string user_id(req.param("id"));
+  auto tenant = user_data_scope(req, user_id);
+  if (!tenant) co_return fail(tenant.error(), req);
+  const int64_t now = now_ms();
+  auto counts = co_await ctx.blocking.run([&]() -> Result<store::ErasureCounts> {
+    // Usage the API path has queued is written first, so that it is erased too.
+    if (ctx.accountant) ctx.accountant->flush();
+    auto erased = ctx.storage.user_data().erase_user(*tenant, user_id, now);
+    // The user's keys are now revoked: the cache must know at once.
+    if (erased && erased->api_keys > 0 && ctx.access) (void)ctx.access->authenticator().load(now);
+    return erased;
+  });
+  if (!counts) co_return fail(counts.error(), req);
+  if (ctx.access) {
+    if (*tenant) {
+      ctx.access->idempotency().forget_user(**tenant, user_id);
+    } else {
+      auto tenants = co_await ctx.blocking.run([&] {
+        return ctx.storage.api_keys().list(std::nullopt, true);
+      });
+      ctx.access->idempotency().forget_user("default", user_id);
+      if (tenants) {
+        for (const auto& k : *tenants) ctx.access->idempotency().forget_user(k.tenant_id, user_id);
+      }
+    }
+  }
+  co_return json_response(200, {{"object", "user_erasure"},
+                                {"user_id", user_id},
+                                {"tenant_id", *tenant ? json(**tenant) : json(nullptr)},
+                                {"deleted",
+                                 {{"sessions", counts->sessions},
+                                  {"messages", counts->messages},
+                                  {"usage_records", counts->usage_records},
+                                  {"moderation_logs", counts->moderation_logs},
+                                  {"idempotent_responses", counts->idempotent_responses}}},
+                                {"revoked_api_keys", counts->api_keys}});
+}
+
+}  // namespace
+
+void add_admin_routes(http::Router& router, Context& ctx) {
+  router.add(http::Method::kPost, "/api/v1/admin/keys",
+             [&ctx](http::Request& req) { return create_key(ctx, req); });
+  router.add(http::Method::kGet, "/api/v1/admin/keys",
+             [&ctx](http::Request& req) { return list_keys(ctx, req); });
+  router.add(http::Method::kGet, "/api/v1/admin/keys/{id}",
+             [&ctx](http::Request& req) { return get_key(ctx, req); });
+  router.add(http::Method::kDelete, "/api/v1/admin/keys/{id}",
+             [&ctx](http::Request& req) { return revoke_key(ctx, req); });
+  router.add(http::Method::kGet, "/api/v1/admin/moderation/logs",
+             [&ctx](http::Request& req) { return moderation_logs(ctx, req); });
+}
+
+void add_user_data_routes(http::Router& router, Context& ctx) {
+  router.add(http::Method::kGet, "/api/v1/users/{id}/export",
+             [&ctx](http::Request& req) { return export_user(ctx, req); });
+  router.add(http::Method::kDelete, "/api/v1/users/{id}",
+             [&ctx](http::Request& req) { return erase_user(ctx, req); });
+}
+
+}  // namespace parley::api

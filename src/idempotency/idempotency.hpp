@@ -1,0 +1,129 @@
+// Idempotency-Key: a client's retry of a POST gets the first attempt's answer instead of a
+// second side effect (a second chat turn, a second paid model call).
+//
+// A key is scoped to the caller (the API key, or the token's tenant and user), so two clients
+// can never see each other's answers. The first request with a key claims it; its response is
+// stored with a fingerprint of its method, target and body. Then, for 24 h (configurable):
+//   same key, same fingerprint, finished   -> the stored response again (Idempotent-Replayed)
+//   same key, same fingerprint, running    -> 409: wait and retry
+//   same key, different fingerprint        -> 422: a key names one request
+// Responses that say "try again" are not stored, so a retry runs again: 5xx, 429, and any
+// request whose client left before it was answered (it was cancelled then).
+//
+// This interface is what a shared store (Redis, in the scale-out work) implements for many
+// replicas; LocalIdempotency below serves one process.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/result.hpp"
+#include "store/store.hpp"
+
+namespace parley::idempotency {
+
+struct StoredResponse {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+};
+
+struct Claim {
+  enum class Kind {
+    kClaimed,     // the caller runs the request, then complete() or release()
+    kReplay,      // `response` is the stored answer
+    kReplayLoad,  // stored, but only in the store: load() it (blocking)
+    kInProgress,  // the first request is still running
+    kMismatch,    // the key was used for a different request
+  };
+  Kind kind = Kind::kClaimed;
+  StoredResponse response;
+};
+
+class IdempotencyStore {
+ public:
+  virtual ~IdempotencyStore() = default;
+  // Never blocks.
+  virtual Claim claim(const std::string& key, const std::string& fingerprint, int64_t now_ms) = 0;
+  // For kReplayLoad: reads the stored answer (blocking; call on the blocking pool). nullopt when
+  // it expired meanwhile.
+  virtual Result<std::optional<StoredResponse>> load(const std::string& key) = 0;
+  // Stores the claimed request's answer. Never blocks (persisted in the background).
+  virtual void complete(const std::string& key, const std::string& fingerprint,
+                        StoredResponse response, const std::string& tenant_id,
+                        const std::string& user_id, int64_t now_ms) = 0;
+  // Gives the claim up without storing anything: a retry runs the request again.
+  virtual void release(const std::string& key) = 0;
+  // Forgets a user's stored answers (erasure); the store's rows are deleted by the caller.
+  virtual void forget_user(const std::string& tenant_id, const std::string& user_id) = 0;
+};
+
+struct LocalOptions {
+  int64_t ttl_ms = 24LL * 3600 * 1000;
+  // Bodies kept in memory for fast replays, in total; older ones are read back from the store.
+  size_t memory_bytes = size_t{32} * 1024 * 1024;
+  int64_t flush_interval_ms = 50;
+  int64_t purge_interval_ms = 60'000;
+};
+
+// One process: every unexpired key is indexed in memory (loaded from the store at start, about
+// 150 bytes a key); stored answers are written to the store by a background thread within
+// `flush_interval_ms` and survive restarts. A crash loses at most that interval of answers, in
+// which case a retry runs its request again.
+class LocalIdempotency final : public IdempotencyStore {
+ public:
+  LocalIdempotency(store::IdempotencyRepository& repo, LocalOptions options);
+  ~LocalIdempotency() override;
+  LocalIdempotency(const LocalIdempotency&) = delete;
+  LocalIdempotency& operator=(const LocalIdempotency&) = delete;
+
+  // Loads the index and starts the writer thread.
+  Result<void> start(int64_t now_ms);
+  // Writes what is queued and stops the thread. Idempotent.
+  void stop();
+
+  Claim claim(const std::string& key, const std::string& fingerprint, int64_t now_ms) override;
+  Result<std::optional<StoredResponse>> load(const std::string& key) override;
+  void complete(const std::string& key, const std::string& fingerprint, StoredResponse response,
+                const std::string& tenant_id, const std::string& user_id,
+                int64_t now_ms) override;
+  void release(const std::string& key) override;
+  void forget_user(const std::string& tenant_id, const std::string& user_id) override;
+
+  // Writes the queue now (tests, shutdown).
+  void flush();
+
+ private:
+  struct Entry {
+    std::string fingerprint;
+    bool running = false;
+    int64_t expires_at_ms = 0;
+    std::string owner;  // "tenant\nuser", for erasure
+    std::optional<StoredResponse> response;  // in memory; else in the store
+  };
+
+  void writer_loop();
+  void purge(int64_t now_ms);
+
+  store::IdempotencyRepository& repo_;
+  LocalOptions options_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+  std::deque<std::string> bodies_in_memory_;  // keys, oldest first, for dropping bodies
+  size_t memory_used_ = 0;
+  std::vector<store::IdempotencyRecord> queue_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread writer_;
+  int64_t last_purge_ms_ = 0;
+};
+
+}  // namespace parley::idempotency

@@ -1,0 +1,130 @@
+// What every SQLite table implementation shares: the write connection behind its mutex, the
+// pool of read connections, write transactions, and the timing of each call. Private to
+// store/sqlite/; the repositories in sqlite_store.cpp and access_tables.cpp build on it.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "obs/metrics.hpp"
+#include "store/sqlite/connection.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace parley::store::sqlite {
+
+// Times one storage call into parley_storage_query_duration_seconds.
+class QueryTimer {
+ public:
+  QueryTimer(obs::Metrics* metrics, const char* operation)
+      : metrics_(metrics), operation_(operation), start_(std::chrono::steady_clock::now()) {}
+  ~QueryTimer() {
+    if (!metrics_) return;
+    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
+    metrics_->observe_storage_query(operation_, elapsed.count());
+  }
+  QueryTimer(const QueryTimer&) = delete;
+  QueryTimer& operator=(const QueryTimer&) = delete;
+
+ private:
+  obs::Metrics* metrics_;
+  const char* operation_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Read connections, lent one at a time.
+class ReaderPool {
+ public:
+  class Lease {
+   public:
+    Lease(ReaderPool& pool, std::unique_ptr<Connection> conn)
+        : pool_(pool), conn_(std::move(conn)) {}
+    ~Lease() { pool_.give_back(std::move(conn_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Connection& operator*() { return *conn_; }
+    Connection* operator->() { return conn_.get(); }
+
+   private:
+    ReaderPool& pool_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  void add(std::unique_ptr<Connection> conn) {
+    std::lock_guard lock(mutex_);
+    free_.push_back(std::move(conn));
+    ++size_;
+  }
+  Lease borrow() {
+    std::unique_lock lock(mutex_);
+    available_.wait(lock, [&] { return !free_.empty(); });
+    auto conn = std::move(free_.back());
+    free_.pop_back();
+    return Lease(*this, std::move(conn));
+  }
+  int size() const { return size_; }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    free_.clear();
+  }
+
+ private:
+  void give_back(std::unique_ptr<Connection> conn) {
+    {
+      std::lock_guard lock(mutex_);
+      free_.push_back(std::move(conn));
+    }
+    available_.notify_one();
+  }
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<Connection>> free_;
+  int size_ = 0;
+};
+
+// A write transaction on the write connection: BEGIN IMMEDIATE takes the write lock up front,
+// so a writer never fails half-way trying to upgrade a read lock. Rolls back unless committed.
+class WriteTransaction {
+ public:
+  explicit WriteTransaction(Connection& db) : db_(db) { begun_ = db_.exec("BEGIN IMMEDIATE"); }
+  ~WriteTransaction() {
+    if (begun_ && !committed_) (void)db_.exec("ROLLBACK");
+  }
+  WriteTransaction(const WriteTransaction&) = delete;
+  WriteTransaction& operator=(const WriteTransaction&) = delete;
+
+  const Result<void>& begun() const { return begun_; }
+  Result<void> commit() {
+    auto r = db_.exec("COMMIT");
+    committed_ = r.ok();
+    return r;
+  }
+
+ private:
+  Connection& db_;
+  Result<void> begun_;
+  bool committed_ = false;
+};
+
+// The connections of one database file. The writer is used only with `write_mutex` held;
+// it is null once the store is closed.
+struct Database {
+  Options options;
+  std::mutex write_mutex;
+  std::unique_ptr<Connection> writer;
+  ReaderPool readers;
+};
+
+// "YYYY-MM-DD" of a unix-millisecond time, UTC.
+std::string utc_day(int64_t unix_ms);
+
+// The repositories kept in access_tables.cpp, each over the shared connections.
+std::unique_ptr<ApiKeyRepository> make_api_key_table(Database& db);
+std::unique_ptr<IdempotencyRepository> make_idempotency_table(Database& db);
+std::unique_ptr<ModerationLogRepository> make_moderation_log_table(Database& db);
+std::unique_ptr<UserDataRepository> make_user_data_table(Database& db);
+
+}  // namespace parley::store::sqlite
