@@ -207,10 +207,10 @@ std::optional<Error> Access::take_requests(http::Request& req, const std::string
   req.response_headers.emplace_back("RateLimit-Policy", policy_header);
   std::string state = "\"";
   state += tightest->quota.name;
-  state += "\";r=" + std::to_string(tightest->decision.remaining) +
-           ";t=" + std::to_string(seconds_up(tightest->decision.allowed
-                                                 ? tightest->decision.reset_ms
-                                                 : tightest->decision.retry_after_ms));
+  state +=
+      "\";r=" + std::to_string(tightest->decision.remaining) + ";t=" +
+      std::to_string(seconds_up(tightest->decision.allowed ? tightest->decision.reset_ms
+                                                           : tightest->decision.retry_after_ms));
   req.response_headers.emplace_back("RateLimit", state);
   if (tightest->decision.allowed) return std::nullopt;
   if (metrics_) metrics_->count_rate_limited(tightest->quota.name);
@@ -292,7 +292,9 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
       co_return fail(Error{ErrorCode::kUnprocessable,
                            "this Idempotency-Key was used for a different request (method, path "
                            "or body); use a new key for a new request",
-                           "idempotency_key_reused", "Idempotency-Key", {}},
+                           "idempotency_key_reused",
+                           "Idempotency-Key",
+                           {}},
                      req);
     case idempotency::Claim::Kind::kInProgress: {
       auto e = Error::conflict(
@@ -416,10 +418,9 @@ Task<Result<ModelAdmission>> Access::admit_model_call(http::Request& req, const 
     int64_t per_minute;
     const char* name;
   };
-  for (const TokenCheck& t : {TokenCheck{&user_bucket, actor.user_limits.tokens_per_minute,
-                                         "user-tokens"},
-                              TokenCheck{&key_bucket, actor.key_limits.tokens_per_minute,
-                                         "key-tokens"}}) {
+  for (const TokenCheck& t :
+       {TokenCheck{&user_bucket, actor.user_limits.tokens_per_minute, "user-tokens"},
+        TokenCheck{&key_bucket, actor.key_limits.tokens_per_minute, "key-tokens"}}) {
     if (t.per_minute <= 0) continue;
     const limits::Quota q{t.name, t.per_minute, 60'000, 0};
     auto d = limiter_.acquire(*t.bucket + "\ntokens", q, 0, now);
@@ -427,8 +428,7 @@ Task<Result<ModelAdmission>> Access::admit_model_call(http::Request& req, const 
       if (metrics_) metrics_->count_rate_limited(t.name);
       co_return Error::too_many_requests(
           "token limit '" + std::string(t.name) + "' reached: " + std::to_string(t.per_minute) +
-              " tokens per minute; retry in " + std::to_string(seconds_up(d.retry_after_ms)) +
-              " s",
+              " tokens per minute; retry in " + std::to_string(seconds_up(d.retry_after_ms)) + " s",
           "token_limit_reached", std::max<int64_t>(d.retry_after_ms, 1000));
     }
   }
@@ -484,10 +484,10 @@ Task<Result<ModelAdmission>> Access::admit_model_call(http::Request& req, const 
     key_slot = key_bucket + "\nstreams";
     if (!limiter_.enter(key_slot, actor.key_limits.concurrent_streams)) {
       if (metrics_) metrics_->count_rate_limited("key-streams");
-      co_return Error::too_many_requests(
-          "this key already has " + std::to_string(actor.key_limits.concurrent_streams) +
-              " streams open (its limit); finish one first",
-          "concurrency_limit_reached", 1000);
+      co_return Error::too_many_requests("this key already has " +
+                                             std::to_string(actor.key_limits.concurrent_streams) +
+                                             " streams open (its limit); finish one first",
+                                         "concurrency_limit_reached", 1000);
     }
   }
   if (actor.user_limits.concurrent_streams > 0) {
@@ -495,11 +495,10 @@ Task<Result<ModelAdmission>> Access::admit_model_call(http::Request& req, const 
     if (!limiter_.enter(user_slot, actor.user_limits.concurrent_streams)) {
       if (!key_slot.empty()) limiter_.leave(key_slot);
       if (metrics_) metrics_->count_rate_limited("user-streams");
-      co_return Error::too_many_requests(
-          "user '" + actor.user_id + "' already has " +
-              std::to_string(actor.user_limits.concurrent_streams) +
-              " streams open (the limit); finish one first",
-          "concurrency_limit_reached", 1000);
+      co_return Error::too_many_requests("user '" + actor.user_id + "' already has " +
+                                             std::to_string(actor.user_limits.concurrent_streams) +
+                                             " streams open (the limit); finish one first",
+                                         "concurrency_limit_reached", 1000);
     }
   }
   (void)req;

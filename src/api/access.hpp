@@ -108,8 +108,7 @@ class Access {
 
   // Object-level authorisation: whether the request's principal may see this tenant's user's
   // data. Handlers answer 404 when not.
-  static bool owns(const http::Request& req, std::string_view tenant_id,
-                   std::string_view user_id);
+  static bool owns(const http::Request& req, std::string_view tenant_id, std::string_view user_id);
   // The tenant a listing is confined to (nullopt: an admin sees every tenant).
   static std::optional<std::string> tenant_scope(const http::Request& req);
 
@@ -124,8 +123,7 @@ class Access {
   idempotency::IdempotencyStore& idempotency() { return idempotency_; }
 
  private:
-  Task<http::Response> guard(const http::Handler& handler, RoutePolicy policy,
-                             http::Request& req);
+  Task<http::Response> guard(const http::Handler& handler, RoutePolicy policy, http::Request& req);
   Task<Result<auth::Principal>> authenticate(http::Request& req, int64_t now_ms);
   Task<http::Response> run_idempotent(const http::Handler& handler, http::Request& req,
                                       std::string_view client_key);

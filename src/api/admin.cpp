@@ -207,10 +207,11 @@ Awaitable export_user(Context& ctx, http::Request& req) {
   const std::string user_id(req.param("id"));
   auto tenant = user_data_scope(req, user_id);
   if (!tenant) co_return fail(tenant.error(), req);
-  if (ctx.accountant) co_await ctx.blocking.run([&] {
-    ctx.accountant->flush();  // the API path's usage still queued belongs in the export
-    return 0;
-  });
+  if (ctx.accountant)
+    co_await ctx.blocking.run([&] {
+      ctx.accountant->flush();  // the API path's usage still queued belongs in the export
+      return 0;
+    });
   auto data = co_await ctx.blocking.run(
       [&] { return ctx.storage.user_data().export_user(*tenant, user_id); });
   if (!data) co_return fail(data.error(), req);
@@ -271,9 +272,8 @@ Awaitable erase_user(Context& ctx, http::Request& req) {
     if (*tenant) {
       ctx.access->idempotency().forget_user(**tenant, user_id);
     } else {
-      auto tenants = co_await ctx.blocking.run([&] {
-        return ctx.storage.api_keys().list(std::nullopt, true);
-      });
+      auto tenants = co_await ctx.blocking.run(
+          [&] { return ctx.storage.api_keys().list(std::nullopt, true); });
       ctx.access->idempotency().forget_user("default", user_id);
       if (tenants) {
         for (const auto& k : *tenants) ctx.access->idempotency().forget_user(k.tenant_id, user_id);

@@ -244,8 +244,7 @@ std::string base64(const unsigned char* data, size_t size) {
 
 // Queues the call's usage (batched writes) — the proxy path never waits on the database.
 void account(Context& ctx, const ParsedChat& chat, const llm::GatewayResult& out,
-             const std::optional<Error>& error, const std::string& request_id,
-             const Actor& actor) {
+             const std::optional<Error>& error, const std::string& request_id, const Actor& actor) {
   if (!ctx.accountant || out.provider.empty()) return;
   store::UsageRecord r;
   r.at_ms = to_unix_ms(std::chrono::system_clock::now());
@@ -275,14 +274,15 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   if (!parsed) co_return fail(parsed.error(), req);
   parsed->request.openai_body = &*body;
   parsed->request.openai_text = req.body;
-  auto actor = acting_user(ctx, req,
-                           parsed->request.user.empty()
-                               ? std::nullopt
-                               : std::optional<std::string>(parsed->request.user));
+  auto actor =
+      acting_user(ctx, req,
+                  parsed->request.user.empty() ? std::nullopt
+                                               : std::optional<std::string>(parsed->request.user));
   if (!actor) co_return fail(actor.error(), req);
   // The provider sees the end user Parley resolved (a user key's own user), not what the
   // body claimed.
-  if (!parsed->request.user.empty() || (req.principal && req.principal->scope == auth::Scope::kUser)) {
+  if (!parsed->request.user.empty() ||
+      (req.principal && req.principal->scope == auth::Scope::kUser)) {
     parsed->request.user = actor->user_id;
   }
   auto route = ctx.gateway->resolve(parsed->model);
@@ -300,9 +300,8 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     if (route->daily_budget_usd > 0) {
       const int64_t now_ms = to_unix_ms(std::chrono::system_clock::now());
       const int64_t day_start = now_ms - now_ms % 86'400'000;
-      auto spent = co_await ctx.blocking.run([&] {
-        return ctx.storage.usage().spent(actor->tenant_id, actor->user_id, day_start);
-      });
+      auto spent = co_await ctx.blocking.run(
+          [&] { return ctx.storage.usage().spent(actor->tenant_id, actor->user_id, day_start); });
       if (spent) remaining = route->daily_budget_usd - *spent;
     }
     *route = llm::plan_cost_route(*route, llm::complexity_score(parsed->request), remaining);

@@ -72,8 +72,8 @@ int run_keys_command(const config::Config& config, const KeysCommand& cmd) {
       std::cout << data.dump(2) << "\n";
       return 0;
     }
-    std::printf("%-34s %-8s %-8s %-12s %-16s %-22s %s\n", "ID", "SCOPE", "STATUS", "TENANT",
-                "USER", "CREATED", "NAME");
+    std::printf("%-34s %-8s %-8s %-12s %-16s %-22s %s\n", "ID", "SCOPE", "STATUS", "TENANT", "USER",
+                "CREATED", "NAME");
     for (const auto& k : *all) {
       auto j = auth::key_json(k, now);
       std::printf("%-34s %-8s %-8s %-12s %-16s %-22s %s\n", k.id.c_str(), k.scope.c_str(),

@@ -168,7 +168,9 @@ int main(int argc, char** argv) {
   }
 
   if (keys->parsed()) {
-    keys_command.action = keys_create->parsed() ? "create" : keys_list->parsed() ? "list" : "revoke";
+    keys_command.action = keys_create->parsed() ? "create"
+                          : keys_list->parsed() ? "list"
+                                                : "revoke";
     Loaded loaded = keys_flags.load();
     if (!loaded.ok()) {
       print_problems(loaded);

@@ -27,8 +27,8 @@
 #include "auth/authenticator.hpp"
 #include "chat/assistants.hpp"
 #include "chat/turn.hpp"
-#include "core/clock.hpp"
 #include "core/blocking_pool.hpp"
+#include "core/clock.hpp"
 #include "core/io_pool.hpp"
 #include "http/client.hpp"
 #include "http/router.hpp"
@@ -367,15 +367,18 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   if (!authenticator.enforcing() && !is_loopback_host(listen->host)) {
     if (!flags.insecure_no_auth) {
       return startup_failure(
-          "listen", "no API key is configured, so Parley serves only loopback addresses, and "
-                    "server.listen is " + config.server.listen +
-                    ". Create a key (`parley keys create --scope admin`), or set PARLEY_ADMIN_KEY, "
-                    "or listen on 127.0.0.1, or pass --insecure-no-auth if every client on this "
-                    "network may act as an admin");
+          "listen",
+          "no API key is configured, so Parley serves only loopback addresses, and "
+          "server.listen is " +
+              config.server.listen +
+              ". Create a key (`parley keys create --scope admin`), or set PARLEY_ADMIN_KEY, "
+              "or listen on 127.0.0.1, or pass --insecure-no-auth if every client on this "
+              "network may act as an admin");
     }
-    log::warn("serving without authentication on a non-loopback address (--insecure-no-auth): "
-              "anyone who can connect is an admin",
-              {{"listen", config.server.listen}});
+    log::warn(
+        "serving without authentication on a non-loopback address (--insecure-no-auth): "
+        "anyone who can connect is an admin",
+        {{"listen", config.server.listen}});
   } else if (!authenticator.enforcing()) {
     log::info("no API key configured: serving this machine only (protected mode)",
               {{"listen", config.server.listen}});
@@ -443,7 +446,7 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   io.run();
 
   blocking.join();
-  accountant.stop();  // writes the usage still queued
+  accountant.stop();   // writes the usage still queued
   idempotency.stop();  // and the stored answers
   (*storage)->close();
   log::info("stopped", {{"uptime_seconds", ms_since(process_started) / 1000.0}});

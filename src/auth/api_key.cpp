@@ -16,9 +16,7 @@ bool is_lower_hex(std::string_view s) {
   return true;
 }
 
-bool is_id_char(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
-}
+bool is_id_char(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'); }
 
 }  // namespace
 

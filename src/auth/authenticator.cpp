@@ -141,8 +141,8 @@ Check Authenticator::check(std::optional<std::string_view> authorization,
     if (value.size() <= kBearer.size() ||
         !std::equal(kBearer.begin(), kBearer.end(), value.begin(),
                     [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
-      return denied(unauthenticated(
-          "the Authorization header must be 'Bearer <API key or token>'", "malformed_credentials"));
+      return denied(unauthenticated("the Authorization header must be 'Bearer <API key or token>'",
+                                    "malformed_credentials"));
     }
     token = value.substr(kBearer.size());
     while (!token.empty() && token.front() == ' ') token.remove_prefix(1);

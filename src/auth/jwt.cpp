@@ -92,12 +92,14 @@ Result<JwtClaims> verify_jwt(std::string_view token, const JwtOptions& options,
   auto sub = claims->find("sub");
   if (sub == claims->end() || !sub->is_string() || sub->get_ref<const std::string&>().empty() ||
       sub->get_ref<const std::string&>().size() > 256) {
-    return unauthenticated("the token needs a sub claim (the user), a string of 1 to 256 characters");
+    return unauthenticated(
+        "the token needs a sub claim (the user), a string of 1 to 256 characters");
   }
   out.subject = sub->get<std::string>();
   auto exp = numeric_date(*claims, "exp");
   if (!exp) return unauthenticated("the token needs an exp claim");
-  if (now_unix_seconds > *exp + options.leeway_seconds) return unauthenticated("the token has expired");
+  if (now_unix_seconds > *exp + options.leeway_seconds)
+    return unauthenticated("the token has expired");
   out.expires_at = *exp;
   if (claims->contains("nbf")) {
     auto nbf = numeric_date(*claims, "nbf");
@@ -137,8 +139,8 @@ std::string sign_jwt(std::string_view claims_json, std::string_view secret) {
   token += base64url_encode(claims_json);
   const Digest mac = hmac_sha256(secret, token);
   token.push_back('.');
-  token += base64url_encode(
-      std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
+  token +=
+      base64url_encode(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
   return token;
 }
 

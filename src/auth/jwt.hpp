@@ -31,7 +31,7 @@ struct JwtOptions {
 
 struct JwtClaims {
   std::string subject;
-  std::string tenant_id;  // empty when the token names none
+  std::string tenant_id;   // empty when the token names none
   int64_t expires_at = 0;  // unix seconds
 };
 

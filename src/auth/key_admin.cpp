@@ -100,19 +100,20 @@ nlohmann::json key_json(const store::ApiKey& key, int64_t now_ms) {
   }
   json limits = json::parse(key.limits_json, nullptr, false);
   if (!limits.is_object()) limits = json::object();
-  return {{"id", key.id},
-          {"object", "api_key"},
-          {"name", key.name},
-          {"scope", key.scope},
-          {"tenant_id", key.tenant_id},
-          {"user_id", key.user_id.empty() ? json(nullptr) : json(key.user_id)},
-          {"prefix", std::string(kTokenPrefix) + key.id},
-          {"limits", limits},
-          {"status", status},
-          {"created_by", key.created_by},
-          {"created_at", format_utc_ms(key.created_at_ms)},
-          {"expires_at", key.expires_at_ms ? json(format_utc_ms(*key.expires_at_ms)) : json(nullptr)},
-          {"revoked_at", key.revoked_at_ms ? json(format_utc_ms(*key.revoked_at_ms)) : json(nullptr)}};
+  return {
+      {"id", key.id},
+      {"object", "api_key"},
+      {"name", key.name},
+      {"scope", key.scope},
+      {"tenant_id", key.tenant_id},
+      {"user_id", key.user_id.empty() ? json(nullptr) : json(key.user_id)},
+      {"prefix", std::string(kTokenPrefix) + key.id},
+      {"limits", limits},
+      {"status", status},
+      {"created_by", key.created_by},
+      {"created_at", format_utc_ms(key.created_at_ms)},
+      {"expires_at", key.expires_at_ms ? json(format_utc_ms(*key.expires_at_ms)) : json(nullptr)},
+      {"revoked_at", key.revoked_at_ms ? json(format_utc_ms(*key.revoked_at_ms)) : json(nullptr)}};
 }
 
 }  // namespace parley::auth

@@ -30,8 +30,7 @@ struct CreatedKey {
 };
 
 // Validates (errors name the field: scope, user_id, tenant_id, name, expires_at) and stores.
-Result<CreatedKey> create_key(store::ApiKeyRepository& keys, const NewKey& request,
-                              int64_t now_ms);
+Result<CreatedKey> create_key(store::ApiKeyRepository& keys, const NewKey& request, int64_t now_ms);
 
 // A key as shown to admins: never the hash; "status" is active, expired or revoked.
 nlohmann::json key_json(const store::ApiKey& key, int64_t now_ms);

@@ -126,10 +126,9 @@ class BuildPrompt final : public Stage {
         const int64_t now_ms = to_unix_ms(std::chrono::system_clock::now());
         const int64_t day_start = now_ms - now_ms % 86'400'000;
         const std::string user = turn.started.session.user_id;
-        auto spent =
-            co_await deps.blocking.run([&] {
-              return deps.storage.usage().spent(turn.started.session.tenant_id, user, day_start);
-            });
+        auto spent = co_await deps.blocking.run([&] {
+          return deps.storage.usage().spent(turn.started.session.tenant_id, user, day_start);
+        });
         if (spent) remaining = turn.route.daily_budget_usd - *spent;
       }
       turn.route = llm::plan_cost_route(turn.route, llm::complexity_score(turn.prompt), remaining);

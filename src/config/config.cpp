@@ -115,25 +115,30 @@ template <typename F>
 void add_limit_settings(std::vector<Setting>& v, const std::string& prefix, const char* whom,
                         F member) {
   v.push_back(int_setting(
-      prefix + ".requests_per_minute", std::string("Requests per minute per ") + whom + "; 0 = no limit.",
+      prefix + ".requests_per_minute",
+      std::string("Requests per minute per ") + whom + "; 0 = no limit.",
       [member](auto& c) -> auto& { return member(c).requests_per_minute; }, 0, 1'000'000'000));
   v.push_back(int_setting(
-      prefix + ".requests_per_hour", std::string("Requests per hour per ") + whom + "; 0 = no limit.",
+      prefix + ".requests_per_hour",
+      std::string("Requests per hour per ") + whom + "; 0 = no limit.",
       [member](auto& c) -> auto& { return member(c).requests_per_hour; }, 0, 1'000'000'000));
   v.push_back(int_setting(
       prefix + ".burst",
       std::string("Requests per ") + whom + " that may arrive at once; 0 = the per-minute quota.",
       [member](auto& c) -> auto& { return member(c).burst; }, 0, 1'000'000'000));
   v.push_back(int_setting(
-      prefix + ".tokens_per_minute", std::string("Model tokens per minute per ") + whom + "; 0 = no limit.",
+      prefix + ".tokens_per_minute",
+      std::string("Model tokens per minute per ") + whom + "; 0 = no limit.",
       [member](auto& c) -> auto& { return member(c).tokens_per_minute; }, 0, 1'000'000'000));
   v.push_back(int_setting(
       prefix + ".concurrent_streams",
       std::string("Streamed replies open at once per ") + whom + "; 0 = no limit.",
       [member](auto& c) -> auto& { return member(c).concurrent_streams; }, 0, 1'000'000));
   v.push_back(money_setting(
-      prefix + ".usd_per_day", std::string("USD per UTC day per ") + whom + "; 0 = no budget.",
-      [member](auto& c) -> auto& { return member(c).usd_per_day; }));
+      prefix + ".usd_per_day",
+      std::string("USD per UTC day per ") + whom + "; 0 = no budget.", [member](auto& c) -> auto& {
+        return member(c).usd_per_day;
+      }));
   v.push_back(money_setting(
       prefix + ".usd_per_month", std::string("USD per UTC month per ") + whom + "; 0 = no budget.",
       [member](auto& c) -> auto& { return member(c).usd_per_month; }));
@@ -332,11 +337,11 @@ const std::vector<Setting>& settings() {
     v.push_back(duration_setting(
         "auth.key_refresh_interval",
         "How soon keys created or revoked by another process (the CLI) take effect.",
-        [](auto& c) -> auto& { return c.auth.key_refresh_interval; }, milliseconds(100),
-        hours(1)));
-    add_limit_settings(v, "limits.key", "API key", [](auto& c) -> auto& { return c.limits.key; });
-    add_limit_settings(v, "limits.user", "end user",
-                       [](auto& c) -> auto& { return c.limits.user; });
+        [](auto& c) -> auto& { return c.auth.key_refresh_interval; }, milliseconds(100), hours(1)));
+    add_limit_settings(
+        v, "limits.key", "API key", [](auto& c) -> auto& { return c.limits.key; });
+    add_limit_settings(
+        v, "limits.user", "end user", [](auto& c) -> auto& { return c.limits.user; });
     v.push_back(duration_setting(
         "idempotency.ttl", "How long a stored answer to an Idempotency-Key is kept.",
         [](auto& c) -> auto& { return c.idempotency.ttl; }, milliseconds(1000), hours(24 * 30)));

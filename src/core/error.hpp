@@ -60,10 +60,8 @@ struct Error {
   static Error permission_denied(std::string message, std::string reason = "forbidden") {
     return {ErrorCode::kPermissionDenied, std::move(message), std::move(reason), {}, {}};
   }
-  static Error too_many_requests(std::string message, std::string reason,
-                                 int64_t retry_after_ms) {
-    return {ErrorCode::kTooManyRequests, std::move(message), std::move(reason), {},
-            retry_after_ms};
+  static Error too_many_requests(std::string message, std::string reason, int64_t retry_after_ms) {
+    return {ErrorCode::kTooManyRequests, std::move(message), std::move(reason), {}, retry_after_ms};
   }
   static Error unavailable(std::string message, std::string reason = "unavailable") {
     return {ErrorCode::kUnavailable, std::move(message), std::move(reason), {}, {}};

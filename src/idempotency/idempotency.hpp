@@ -93,8 +93,7 @@ class LocalIdempotency final : public IdempotencyStore {
   Claim claim(const std::string& key, const std::string& fingerprint, int64_t now_ms) override;
   Result<std::optional<StoredResponse>> load(const std::string& key) override;
   void complete(const std::string& key, const std::string& fingerprint, StoredResponse response,
-                const std::string& tenant_id, const std::string& user_id,
-                int64_t now_ms) override;
+                const std::string& tenant_id, const std::string& user_id, int64_t now_ms) override;
   void release(const std::string& key) override;
   void forget_user(const std::string& tenant_id, const std::string& user_id) override;
 
@@ -106,7 +105,7 @@ class LocalIdempotency final : public IdempotencyStore {
     std::string fingerprint;
     bool running = false;
     int64_t expires_at_ms = 0;
-    std::string owner;  // "tenant\nuser", for erasure
+    std::string owner;                       // "tenant\nuser", for erasure
     std::optional<StoredResponse> response;  // in memory; else in the store
   };
 

@@ -78,14 +78,15 @@ Result<std::optional<StoredResponse>> LocalIdempotency::load(const std::string& 
     // It may still be queued for writing.
     std::lock_guard lock(mutex_);
     for (const auto& r : queue_) {
-      if (r.key == key) return std::optional<StoredResponse>(StoredResponse{r.status, r.content_type, r.body});
+      if (r.key == key)
+        return std::optional<StoredResponse>(StoredResponse{r.status, r.content_type, r.body});
     }
   }
   auto record = repo_.get(key);
   if (!record) return std::move(record).error();
   if (!*record) return std::optional<StoredResponse>();
-  return std::optional<StoredResponse>(
-      StoredResponse{(*record)->status, std::move((*record)->content_type), std::move((*record)->body)});
+  return std::optional<StoredResponse>(StoredResponse{
+      (*record)->status, std::move((*record)->content_type), std::move((*record)->body)});
 }
 
 void LocalIdempotency::complete(const std::string& key, const std::string& fingerprint,

@@ -62,8 +62,7 @@ Result<Spend> BudgetBook::get(const std::string& cache_key, int64_t now_ms, Load
 Result<Spend> BudgetBook::user_spend(std::string_view tenant_id, std::string_view user_id,
                                      int64_t now_ms) {
   std::string key = "u\n" + std::string(tenant_id) + "\n" + std::string(user_id);
-  return get(key, now_ms,
-             [&](int64_t from) { return usage_.spent(tenant_id, user_id, from); });
+  return get(key, now_ms, [&](int64_t from) { return usage_.spent(tenant_id, user_id, from); });
 }
 
 Result<Spend> BudgetBook::key_spend(std::string_view key_id, int64_t now_ms) {
@@ -71,8 +70,8 @@ Result<Spend> BudgetBook::key_spend(std::string_view key_id, int64_t now_ms) {
   return get(key, now_ms, [&](int64_t from) { return usage_.spent_by_key(key_id, from); });
 }
 
-void BudgetBook::add(std::string_view tenant_id, std::string_view user_id,
-                     std::string_view key_id, double usd, int64_t now_ms) {
+void BudgetBook::add(std::string_view tenant_id, std::string_view user_id, std::string_view key_id,
+                     double usd, int64_t now_ms) {
   if (usd <= 0) return;
   const int64_t day = utc_day_start(now_ms);
   std::lock_guard lock(mutex_);

@@ -57,7 +57,8 @@ class LocalLimiter final : public RateLimiter {
     d.remaining = 0;
     d.reset_ms = static_cast<int64_t>(tat - now + 0.999);
     // The moment the new TAT would fall within the tolerance.
-    d.retry_after_ms = std::max<int64_t>(1, static_cast<int64_t>(new_tat - now - tolerance + 0.999));
+    d.retry_after_ms =
+        std::max<int64_t>(1, static_cast<int64_t>(new_tat - now - tolerance + 0.999));
     return d;
   }
 

@@ -2,8 +2,8 @@
 // (see rules.hpp for the contract). Four detectors feed one list of spans:
 //   - word lists: one Aho-Corasick automaton over every category's words (ASCII-folded,
 //     whitespace runs collapsed), with word boundaries checked on the original text;
-//   - regular expressions: RE2, one scan per pattern, each scan resuming where the last match
-//     ended;
+//   - regular expressions: RE2, searching in bounded windows from where the last match ended
+//     (find_all says why);
 //   - e-mail: an RE2 expression;
 //   - cards and phones: a hand-written scan for chains of digit groups, then rules about their
 //     shape, because "is this a phone number" depends on Luhn, digit counts, separators and
@@ -647,26 +647,27 @@ RE2::Options regex_options() {
   return options;
 }
 
-// How far past the first place a match could end RE2 may read to find the match it prefers.
-constexpr size_t kMatchReach = 1024;
+// How far past the first place a match could end RE2 may look for the match it prefers.
+constexpr size_t kMatchReach = 512;
 // The first window searched for the next match; it doubles while it holds none.
-constexpr size_t kFirstWindow = 256;
+constexpr size_t kFirstWindow = 64;
 
 // Appends every non-empty match of `re` in `text`, leftmost first, each search resuming where
 // the previous match ended.
 //
-// Searching the rest of the text for each match would make a pattern that prefers a long
+// Searching all the rest of the text for each match would make a pattern that prefers a long
 // alternative it rarely completes ("kill.*people|kill") read to the end of the text for every
-// match: quadratic, and a user controls the text. So each match is first located by a cheap
-// "is there one" search in a doubling window (linear in the distance to it), and the match
-// itself is then taken from a window reaching kMatchReach bytes past that point. The result
-// is RE2's own leftmost-first match unless that match would run on further; then it is cut at
-// the window's end, and the next search continues it (the pieces are joined into one span).
+// match: quadratic, and a user controls the text. So a match is first located by a cheap "is
+// there one" search in a doubling window (linear in the distance to it); then taken from a
+// window reaching kMatchReach bytes past that point; and if it runs to that window's end, it
+// is followed in doubling windows, anchored, to its real end (linear in its length, which is
+// consumed). The result is RE2's own leftmost-first match, except that an alternative which
+// completes more than kMatchReach bytes past where a match could first end loses to the
+// shorter one.
 void find_all(const RE2& re, std::string_view text, size_t label, std::vector<Span>& out) {
   const re2::StringPiece whole(text.data(), text.size());
   const size_t n = text.size();
   size_t pos = 0;
-  bool cut = false;  // the last span was cut at its window's end
   while (pos <= n) {
     size_t window = kFirstWindow;
     size_t end = std::min(n, pos + window);
@@ -675,23 +676,23 @@ void find_all(const RE2& re, std::string_view text, size_t label, std::vector<Sp
       window *= 2;
       end = std::min(n, pos + window);
     }
-    const size_t reach = std::min(n, end + kMatchReach);
+    size_t reach = std::min(n, end + kMatchReach);
     re2::StringPiece match;
     if (!re.Match(whole, pos, reach, RE2::UNANCHORED, &match, 1)) return;  // cannot happen
     const size_t begin = static_cast<size_t>(match.data() - text.data());
-    const size_t stop = begin + match.size();
+    size_t stop = begin + match.size();
+    while (stop == reach && reach < n) {
+      // Cut by the window: the match may go on.
+      reach = std::min(n, begin + 2 * (reach - begin));
+      if (!re.Match(whole, begin, reach, RE2::ANCHOR_START, &match, 1)) break;  // cannot happen
+      stop = begin + match.size();
+    }
     if (stop > begin) {
-      if (cut && !out.empty() && out.back().label == label && out.back().end == begin) {
-        out.back().end = stop;
-      } else {
-        out.push_back(Span{begin, stop, label});
-      }
-      cut = stop == reach && reach < n;
+      out.push_back(Span{begin, stop, label});
       pos = stop;
       continue;
     }
     // An empty match redacts nothing; step over one character and search on.
-    cut = false;
     pos = begin + 1;
     while (pos < n && is_continuation(text[pos])) ++pos;
   }

@@ -45,14 +45,14 @@ struct CategoryRule {
   // Matched as whole words, ignoring ASCII case (other bytes must match exactly). A word may
   // hold spaces ("credit card dump"): any run of whitespace in the text matches one space.
   // Whole-word means that an edge of the word that is a letter, digit or '_' must not touch
-  // another letter, digit or '_' in the text ("ass" does not match "class"); letters of scripts
-  // written without spaces (Chinese, Japanese, Thai, ...) need no boundary.
+  // another letter, digit or '_' in the text ("ass" matches neither "class" nor "assé");
+  // letters of scripts written without spaces (Chinese, Japanese, Thai, ...) need no boundary.
   std::vector<std::string> words;
   // RE2 regular expressions (RE2 syntax, UTF-8), matched anywhere in the text. Use "(?i)" for
   // case-insensitive matching and "\b" for ASCII word boundaries. Empty matches are ignored.
-  // Each search is linear, and searches resume after each match; but a pattern that prefers a
-  // longer alternative it rarely completes ("x.*y|x") reads to the end of the text for every
-  // match, so keep alternatives that can run on ("x[^\n]*y") out of the front.
+  // Matches do not overlap; each is RE2's leftmost-first match, except that an alternative
+  // completing more than 512 bytes past where a shorter match ends loses to the shorter one:
+  // the bound that keeps patterns like "kill.*people|kill" linear on untrusted text.
   std::vector<std::string> patterns;
   Action action = Action::kBlock;
   bool input = true;   // applies to the user's messages

@@ -64,8 +64,7 @@ class Metrics {
   void count_idempotent_replay();
   // moderation_decisions_total{stage,category,action}: one per category found, or
   // category="none" when the text passed.
-  void count_moderation(std::string_view stage, std::string_view category,
-                        std::string_view action);
+  void count_moderation(std::string_view stage, std::string_view category, std::string_view action);
 
   // The text exposition format (version 0.0.4).
   std::string serialize() const;

@@ -202,7 +202,6 @@ class UsageRepository {
   virtual Result<double> spent_by_key(std::string_view key_id, int64_t from_ms) = 0;
 };
 
-
 // An API key as stored: never the secret, only its SHA-256 (auth/api_key.hpp says why a
 // plain hash is right for 256-bit random secrets).
 struct ApiKey {
@@ -210,8 +209,8 @@ struct ApiKey {
   std::string name;
   std::string scope;  // "admin", "service" or "user"
   std::string tenant_id = "default";
-  std::string user_id;      // for scope "user": the one user it acts as
-  std::string secret_hash;  // lowercase hex SHA-256 of the secret part
+  std::string user_id;             // for scope "user": the one user it acts as
+  std::string secret_hash;         // lowercase hex SHA-256 of the secret part
   std::string limits_json = "{}";  // per-key overrides of the configured limits
   std::string created_by;          // the key id that created it, "cli" or "bootstrap"
   int64_t created_at_ms = 0;
@@ -235,8 +234,8 @@ class ApiKeyRepository {
 
 // A stored response for an Idempotency-Key (idempotency/idempotency.hpp).
 struct IdempotencyRecord {
-  std::string key;          // scoped: "<principal>:<client key>"
-  std::string fingerprint;  // hex SHA-256 of method, path and body
+  std::string key;                    // scoped: "<principal>:<client key>"
+  std::string fingerprint;            // hex SHA-256 of method, path and body
   std::string tenant_id = "default";  // whose request it was: the body may hold their data
   std::string user_id;
   int status = 0;
@@ -266,9 +265,9 @@ struct ModerationLogEntry {
   std::string user_id;
   std::string session_id;
   std::string request_id;
-  std::string stage;   // "input" or "output"
-  std::string action;  // "allow", "redact" or "block"
-  std::string source;  // "rules" or the provider's name
+  std::string stage;                 // "input" or "output"
+  std::string action;                // "allow", "redact" or "block"
+  std::string source;                // "rules" or the provider's name
   std::string findings_json = "[]";  // [{"category":..,"action":..,"count":..}]
 };
 

@@ -159,7 +159,7 @@ TEST(CheckConfig, DefaultsAsJson) {
   EXPECT_EQ(as_bytes(j["health"]["min_free_disk"]), 100LL * 1024 * 1024) << r.out;
   EXPECT_EQ(j["diagnostics"]["enabled"], false) << r.out;
   // An unset secret is not "[REDACTED]" (there is nothing to hide).
-  EXPECT_TRUE(j["diagnostics"]["token"] == "" || j["diagnostics"]["token"].is_null()) << r.out;
+  EXPECT_TRUE(j["admin_key"] == "" || j["admin_key"].is_null()) << r.out;
 }
 
 TEST(CheckConfig, YamlOutputByDefault) {
@@ -275,13 +275,13 @@ TEST(CheckConfig, DataDirFromEnvironment) {
 
 TEST(CheckConfig, SecretFromFileIsRedacted) {
   TempDir dir;
-  const std::string secret = "tok-FILE-8c1e55d2b7";
+  const std::string secret = "tok-FILE-8c1e55d2b7-0123456789abcdef012";
   auto token_file = dir.write_file("token", secret);
   for (const auto& [args, env] : std::vector<std::pair<std::vector<std::string>, EnvVars>>{
-           {{"check-config", "--json"}, {{"PARLEY_DIAGNOSTICS_TOKEN_FILE", token_file}}},
-           {{"check-config", "--json", "--set", "diagnostics.token_file=" + token_file}, {}},
-           {{"check-config", "--json"}, {{"PARLEY_DIAGNOSTICS_TOKEN", secret}}},
-           {{"check-config"}, {{"PARLEY_DIAGNOSTICS_TOKEN_FILE", token_file}}}}) {
+           {{"check-config", "--json"}, {{"PARLEY_ADMIN_KEY_FILE", token_file}}},
+           {{"check-config", "--json", "--set", "admin_key_file=" + token_file}, {}},
+           {{"check-config", "--json"}, {{"PARLEY_ADMIN_KEY", secret}}},
+           {{"check-config"}, {{"PARLEY_ADMIN_KEY_FILE", token_file}}}}) {
     SCOPED_TRACE(::testing::PrintToString(args) + " env " + ::testing::PrintToString(env));
     auto r = run_parley(args, {.env = env});
     ASSERT_EQ(r.exit_code(), 0) << r.describe();
@@ -289,7 +289,7 @@ TEST(CheckConfig, SecretFromFileIsRedacted) {
     EXPECT_EQ(r.err.find(secret), std::string::npos) << "secret printed\n" << r.describe();
     EXPECT_NE(r.out.find("[REDACTED]"), std::string::npos) << r.describe();
     if (args.size() > 1 && args[1] == "--json") {
-      EXPECT_EQ(parse_stdout_json(r)["diagnostics"]["token"], "[REDACTED]") << r.out;
+      EXPECT_EQ(parse_stdout_json(r)["admin_key"], "[REDACTED]") << r.out;
     }
   }
 }
@@ -297,9 +297,9 @@ TEST(CheckConfig, SecretFromFileIsRedacted) {
 TEST(CheckConfig, MissingTokenFileIsAnError) {
   TempDir dir;
   auto r = run_parley({"check-config"},
-                      {.env = {{"PARLEY_DIAGNOSTICS_TOKEN_FILE", dir.file("does-not-exist")}}});
+                      {.env = {{"PARLEY_ADMIN_KEY_FILE", dir.file("does-not-exist")}}});
   EXPECT_NE(r.exit_code(), 0) << r.describe();
-  EXPECT_NE(r.err.find("diagnostics.token"), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("admin_key"), std::string::npos) << r.describe();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,9 +440,9 @@ TEST(Migrate, CreatesDatabaseAndSecondRunIsNoop) {
 
 TEST(Secrets, NeverInAnyLogLine) {
   TempDir dir;
-  const std::string secret = "S3cr3tTokenValue9f2e71";
+  const std::string secret = "S3cr3tTokenValue9f2e71-0123456789abcdef";
   auto token_file = dir.write_file("token", secret);
-  const EnvVars env = {{"PARLEY_DIAGNOSTICS_TOKEN_FILE", token_file}};
+  const EnvVars env = {{"PARLEY_ADMIN_KEY_FILE", token_file}};
   ParleyProcess p(
       {.args = {"--set", "log.level=debug", "--set", "diagnostics.enabled=true"}, .env = env});
 
@@ -455,7 +455,7 @@ TEST(Secrets, NeverInAnyLogLine) {
        {{"Authorization", "Bearer " + secret + "x"}});
   auto diag = http("GET", p.port(), "/api/v1/health/diagnostics", "",
                    {{"Authorization", "Bearer " + secret}});
-  EXPECT_EQ(diag.status, 200) << "token from PARLEY_DIAGNOSTICS_TOKEN_FILE not accepted\n"
+  EXPECT_EQ(diag.status, 200) << "token from PARLEY_ADMIN_KEY_FILE not accepted\n"
                               << diag.describe();
   EXPECT_EQ(diag.body.find(secret), std::string::npos) << "diagnostics body shows the secret";
 

@@ -157,9 +157,8 @@ TEST(Diagnostics, EnabledWithoutTokenReportsBuildConfigStorage) {
 }
 
 TEST(Diagnostics, TokenRequiredAndRedacted) {
-  const std::string token = "diag-token-7f3a9c";
-  ParleyProcess p(
-      {.args = {"--set", "diagnostics.enabled=true", "--set", "diagnostics.token=" + token}});
+  const std::string token = "diag-token-7f3a9c-0123456789abcdef0123";
+  ParleyProcess p({.args = {"--set", "diagnostics.enabled=true", "--set", "admin_key=" + token}});
   const std::string path = "/api/v1/health/diagnostics";
 
   auto none = http("GET", p.port(), path);
@@ -185,7 +184,7 @@ TEST(Diagnostics, TokenRequiredAndRedacted) {
   ASSERT_EQ(ok.status, 200) << ok.describe();
   auto j = ok.json_or_discarded();
   ASSERT_TRUE(j.is_object()) << ok.describe();
-  EXPECT_EQ(j["config"]["diagnostics"]["token"], "[REDACTED]") << ok.body;
+  EXPECT_EQ(j["config"]["admin_key"], "[REDACTED]") << ok.body;
   EXPECT_EQ(ok.body.find(token), std::string::npos) << "diagnostics body shows the token";
 }
 

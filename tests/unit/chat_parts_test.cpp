@@ -185,7 +185,7 @@ TEST_F(AccountantTest, MergesCallsPerUserModelAndMinuteIntoFewRows) {
   EXPECT_EQ(alice.input_tokens, 100 * 10 + 7);
   EXPECT_EQ(alice.output_tokens, 100 * 5 + 3);
   EXPECT_NEAR(alice.cost_usd, 0.101, 1e-9);
-  auto spent = storage_->usage().spent("alice", minute);
+  auto spent = storage_->usage().spent("default", "alice", minute);
   ASSERT_TRUE(spent.ok());
   EXPECT_NEAR(*spent, 0.101, 1e-9);
 }

@@ -441,52 +441,52 @@ TEST(ConfigValues, RangeBoundariesAreInclusive) {
 
 TEST(ConfigSecrets, TokenFileFromYamlIsReadAndNewlineStripped) {
   TempDir dir;
-  auto token = dir.write("token", "s3cret-token-value\n");
+  auto token = dir.write("token", "s3cret-token-value-0123456789abcdef\n");
   cfg::Sources sources;
   sources.config_file =
-      dir.write("c.yaml", "diagnostics:\n  enabled: true\n  token_file: " + token + "\n");
+      dir.write("c.yaml", "diagnostics:\n  enabled: true\nadmin_key_file: " + token + "\n");
   auto loaded = cfg::load(sources);
   ASSERT_TRUE(loaded.ok()) << all_problems(loaded);
-  EXPECT_EQ(loaded.config.diagnostics.token, "s3cret-token-value");
+  EXPECT_EQ(loaded.config.admin_key, "s3cret-token-value-0123456789abcdef");
   EXPECT_TRUE(loaded.config.diagnostics.enabled);
 }
 
 TEST(ConfigSecrets, TokenFileFromEnvironmentStripsCrLf) {
   TempDir dir;
-  auto token = dir.write("token", "windows-token\r\n");
+  auto token = dir.write("token", "windows-token-0123456789abcdef0123456\r\n");
   cfg::Sources sources;
-  sources.environment = {{"PARLEY_DIAGNOSTICS_TOKEN_FILE", token}};
+  sources.environment = {{"PARLEY_ADMIN_KEY_FILE", token}};
   auto loaded = cfg::load(sources);
   ASSERT_TRUE(loaded.ok()) << all_problems(loaded);
-  EXPECT_EQ(loaded.config.diagnostics.token, "windows-token");
+  EXPECT_EQ(loaded.config.admin_key, "windows-token-0123456789abcdef0123456");
 }
 
 TEST(ConfigSecrets, TokenDirectlyFromEnvironment) {
   cfg::Sources sources;
-  sources.environment = {{"PARLEY_DIAGNOSTICS_TOKEN", "direct-token"}};
+  sources.environment = {{"PARLEY_ADMIN_KEY", "direct-token-0123456789abcdef01234567"}};
   auto loaded = cfg::load(sources);
   ASSERT_TRUE(loaded.ok()) << all_problems(loaded);
-  EXPECT_EQ(loaded.config.diagnostics.token, "direct-token");
+  EXPECT_EQ(loaded.config.admin_key, "direct-token-0123456789abcdef01234567");
 }
 
 TEST(ConfigSecrets, MissingOrEmptySecretFileIsAProblem) {
   TempDir dir;
-  auto missing = load_flag("diagnostics.token_file", dir.path() + "/nope");
+  auto missing = load_flag("admin_key_file", dir.path() + "/nope");
   ASSERT_EQ(missing.problems.size(), 1u);
-  EXPECT_EQ(missing.problems[0].path, "diagnostics.token_file");
+  EXPECT_EQ(missing.problems[0].path, "admin_key_file");
   EXPECT_THAT(missing.problems[0].message, HasSubstr("cannot read secret file"));
 
-  auto empty = load_flag("diagnostics.token_file", dir.write("empty", "\n"));
+  auto empty = load_flag("admin_key_file", dir.write("empty", "\n"));
   ASSERT_EQ(empty.problems.size(), 1u);
   EXPECT_THAT(empty.problems[0].message, HasSubstr("empty"));
-  EXPECT_EQ(empty.config.diagnostics.token, "");
+  EXPECT_EQ(empty.config.admin_key, "");
 }
 
 TEST(ConfigSecrets, ToJsonAndToYamlRedactTheToken) {
   cfg::Config config;
-  config.diagnostics.token = "top-secret-token-123";
+  config.admin_key = "top-secret-token-123";
   auto json = cfg::to_json(config);
-  EXPECT_EQ(json["diagnostics"]["token"], "[REDACTED]");
+  EXPECT_EQ(json["admin_key"], "[REDACTED]");
   EXPECT_THAT(json.dump(), Not(HasSubstr("top-secret-token-123")));
 
   auto yaml = cfg::to_yaml(config);
@@ -498,7 +498,7 @@ TEST(ConfigSecrets, ToJsonAndToYamlRedactTheToken) {
 
 TEST(ConfigSecrets, UnsetTokenIsShownEmptyNotRedacted) {
   cfg::Config config;
-  EXPECT_EQ(cfg::to_json(config)["diagnostics"]["token"], "");
+  EXPECT_EQ(cfg::to_json(config)["admin_key"], "");
   EXPECT_TRUE(cfg::secret_values(config).empty());
 }
 
@@ -580,7 +580,7 @@ TEST(DescribeSettings, ListsEverySettingWithDefaultsThatLoadBack) {
     return std::find_if(settings.begin(), settings.end(),
                         [&](const auto& s) { return s.path == path; });
   };
-  auto token = find("diagnostics.token");
+  auto token = find("admin_key");
   ASSERT_NE(token, settings.end());
   EXPECT_TRUE(token->secret);
   auto body = find("server.max_body_size");

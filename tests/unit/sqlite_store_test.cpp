@@ -672,7 +672,8 @@ TEST_F(SqliteStoreTest, ConcurrentCreatesAllSucceed) {
       for (int i = 0; i < kPerThread; ++i) {
         // Built in one go: assigning a literal to n.assistant here trips a g++ 12 -Wrestrict
         // false positive.
-        const NewSession n{numbered("user_", t), std::string("a"), std::nullopt, std::string("{}")};
+        const NewSession n{std::string("default"), numbered("user_", t), std::string("a"),
+                           std::nullopt, std::string("{}")};
         auto r = store->sessions().create(n);
         if (!r.ok()) {
           ++failures;

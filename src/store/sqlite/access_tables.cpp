@@ -399,8 +399,9 @@ class UserDataTable final : public UserDataRepository {
       }
       if (rc != SQLITE_DONE) return db->last_error("export usage");
     }
-    static const std::string moderation_all = std::string("SELECT ") + kModerationColumns +
-                                              " FROM moderation_log WHERE user_id = ?1 ORDER BY seq";
+    static const std::string moderation_all =
+        std::string("SELECT ") + kModerationColumns +
+        " FROM moderation_log WHERE user_id = ?1 ORDER BY seq";
     static const std::string moderation_one =
         std::string("SELECT ") + kModerationColumns +
         " FROM moderation_log WHERE user_id = ?1 AND tenant_id = ?2 ORDER BY seq";

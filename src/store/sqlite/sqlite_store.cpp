@@ -214,12 +214,12 @@ class SqliteStorage final : public Storage,
     }
     auto db = db_.readers.borrow();
     // One statement per combination of filters: prepare() caches by the text's address.
-    static const std::string base = std::string("SELECT seq, ") + kSessionColumns +
-                                    " FROM sessions WHERE seq < ?1";
+    static const std::string base =
+        std::string("SELECT seq, ") + kSessionColumns + " FROM sessions WHERE seq < ?1";
     static const std::string order = " ORDER BY seq DESC LIMIT ?4";
-    static const std::string variants[4] = {
-        base + order, base + " AND tenant_id = ?2" + order, base + " AND user_id = ?3" + order,
-        base + " AND tenant_id = ?2 AND user_id = ?3" + order};
+    static const std::string variants[4] = {base + order, base + " AND tenant_id = ?2" + order,
+                                            base + " AND user_id = ?3" + order,
+                                            base + " AND tenant_id = ?2 AND user_id = ?3" + order};
     const int variant = (q.tenant_id ? 1 : 0) + (q.user_id ? 2 : 0);
     auto stmt = db->prepare(variants[variant].c_str());
     if (!stmt) return std::move(stmt).error();
@@ -480,22 +480,17 @@ class SqliteStorage final : public Storage,
   Result<std::vector<UsageRow>> aggregate(const UsageQuery& q) override {
     QueryTimer timer(db_.options.metrics, "usage_aggregate");
     // Group columns come from a fixed list, never from the request text.
-    static const std::vector<std::pair<std::string, std::string>> kColumns{{"model", "model"},
-                                                                           {"provider", "provider"},
-                                                                           {"user", "user_id"},
-                                                                           {"day", "day"},
-                                                                           {"source", "source"},
-                                                                           {"key", "key_id"},
-                                                                           {"tenant", "tenant_id"}};
+    static const std::vector<std::pair<std::string, std::string>> kColumns{
+        {"model", "model"},   {"provider", "provider"}, {"user", "user_id"},    {"day", "day"},
+        {"source", "source"}, {"key", "key_id"},        {"tenant", "tenant_id"}};
     std::vector<std::pair<std::string, std::string>> groups;
     for (const auto& g : q.group_by) {
       auto it = std::find_if(kColumns.begin(), kColumns.end(),
                              [&](const auto& c) { return c.first == g; });
       if (it == kColumns.end()) {
-        return Error::invalid(
-            "cannot group usage by '" + g +
-                "' (expected model, provider, user, day, source, key or tenant)",
-            "invalid_field", "group_by");
+        return Error::invalid("cannot group usage by '" + g +
+                                  "' (expected model, provider, user, day, source, key or tenant)",
+                              "invalid_field", "group_by");
       }
       groups.push_back(*it);
     }
