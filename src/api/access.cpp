@@ -29,7 +29,6 @@ constexpr RoutePolicy kPublic{RouteAccess::kPublic, false};
 constexpr RoutePolicy kAnyone{RouteAccess::kAuthenticated, false};
 constexpr RoutePolicy kAnyoneOnce{RouteAccess::kAuthenticated, true};
 constexpr RoutePolicy kAdmin{RouteAccess::kAdmin, false};
-constexpr RoutePolicy kAdminOnce{RouteAccess::kAdmin, true};
 
 // Every route and who may call it. Probes and metrics are public (they carry no user data);
 // everything else needs credentials; operations on the server itself need an admin.
@@ -56,7 +55,8 @@ constexpr PolicyEntry kPolicies[] = {
     {Method::kGet, "/v1/models", kAnyone},
     {Method::kGet, "/v1/models/{model}", kAnyone},
     {Method::kPost, "/v1/moderations", kAnyone},
-    {Method::kPost, "/api/v1/admin/keys", kAdminOnce},
+    // Not idempotent on purpose: a stored answer would keep the new secret in the database.
+    {Method::kPost, "/api/v1/admin/keys", kAdmin},
     {Method::kGet, "/api/v1/admin/keys", kAdmin},
     {Method::kGet, "/api/v1/admin/keys/{id}", kAdmin},
     {Method::kDelete, "/api/v1/admin/keys/{id}", kAdmin},
@@ -94,7 +94,8 @@ http::Response fail(const Error& e, const http::Request& req) {
 
 std::string usd(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "$%.2f", v);
+  // Cents, or enough digits that a budget of a fraction of a cent does not print as $0.00.
+  std::snprintf(buf, sizeof buf, v >= 1 || v == 0 ? "$%.2f" : "$%.6g", v);
   return buf;
 }
 
@@ -151,12 +152,11 @@ Task<Result<auth::Principal>> Access::authenticate(http::Request& req, int64_t n
   }
   if (authenticator_.refresh_due(now) && !refreshing_.exchange(true)) {
     // Keys another process created or revoked; this request does not wait for it.
-    (void)co_await blocking_.run([this, now] {
+    blocking_.post([this, now] {
       if (auto r = authenticator_.refresh(now); !r) {
         log::warn("API keys could not be reloaded", {{"error", r.error().message}});
       }
       refreshing_.store(false);
-      return 0;
     });
   }
   auto check = authenticator_.check(req.header("authorization"), req.header("x-api-key"), now);
@@ -246,6 +246,16 @@ Task<http::Response> Access::guard(const http::Handler& handler, RoutePolicy pol
       co_return fail(*refused, req);
     }
   }
+  // An end user's own key or token: every request counts against the user's limits. (Service
+  // keys name the user in the body; actor() counts theirs.)
+  if (principal->scope == auth::Scope::kUser) {
+    const limits::Limits user_limits = principal->limits.user.apply(options_.user_limits);
+    if (auto refused =
+            take_requests(req, "user:" + principal->tenant_id + "\n" + principal->user_id,
+                          user_limits, "user-minute", "user-hour", now)) {
+      co_return fail(*refused, req);
+    }
+  }
   if (policy.idempotent) {
     if (auto key = req.header("idempotency-key")) {
       co_return co_await run_idempotent(handler, req, *key);
@@ -265,12 +275,14 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
   const auth::Principal& who = *req.principal;
   // Scoped to the caller: another key's identical Idempotency-Key is another request.
   std::string key = who.key_id;
-  if (who.key_id == "jwt") key += ":" + who.tenant_id + ":" + who.user_id;
   key += "\n";
   key += client_key;
   std::string material(req.method_text);
   material += ' ';
   material += req.target;
+  material += '\n';
+  // Accept chooses between a JSON answer and an event stream on the chat routes.
+  material += req.header("accept").value_or("");
   material += '\n';
   material += req.body;
   const std::string fingerprint = auth::to_hex(auth::sha256(material));
@@ -383,7 +395,7 @@ Result<Actor> Access::actor(http::Request& req, const std::optional<std::string>
   a.unlimited = who->local() || who->admin();
   req.actor_tenant = a.tenant_id;
   req.actor_user = a.user_id;
-  if (!a.unlimited) {
+  if (!a.unlimited && who->scope == auth::Scope::kService) {
     if (auto refused = take_requests(req, "user:" + a.tenant_id + "\n" + a.user_id, a.user_limits,
                                      "user-minute", "user-hour", now_ms())) {
       return *refused;

@@ -61,7 +61,7 @@ json message_json(const store::Message& m) {
 // Built outside coroutines: g++ 12 rejects string-literal arrays among a coroutine's
 // temporaries ("array used as initializer").
 http::HeaderList sse_headers() {
-  return {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
+  return {{"Cache-Control", "no-store"}, {"X-Accel-Buffering", "no"}};
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -91,9 +91,9 @@ Result<chat::TurnRequest> turn_overrides(const json& body) {
 // Runs a turn and answers it: JSON, or an event stream. `extra` is merged into the JSON
 // answer (POST /api/v1/chat adds the session and the seeds' "response" field).
 Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnRequest turn,
-                                 bool stream, json extra, Actor actor) {
-  std::optional<ModelAdmission> admission;
-  if (ctx.access) {
+                                 bool stream, json extra, Actor actor,
+                                 std::optional<ModelAdmission> admission = std::nullopt) {
+  if (!admission && ctx.access) {
     auto admitted = co_await ctx.access->admit_model_call(req, actor, stream);
     if (!admitted) co_return fail(admitted.error(), req);
     admission.emplace(std::move(*admitted));
@@ -121,6 +121,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnReq
     auto result = co_await ctx.chat->run_turn(std::move(turn), cancel, nullptr, nullptr);
     if (!result) co_return fail(result.error(), req);
     book(result->reply);
+    if (!result->error && result->blocked) result->error = result->blocked;
     if (result->error) {
       http::Response res = fail(*result->error, req);
       // The envelope, plus what was stored: the client may show or retry it.
@@ -188,6 +189,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnReq
   };
   auto result = co_await ctx.chat->run_turn(std::move(turn), cancel, &sink, on_started);
   if (result) book(result->reply);
+  if (result && !result->error && result->blocked) result->error = result->blocked;
   if (!started) {
     // Failed before the stream began: a plain error answer.
     if (!result) co_return fail(result.error(), req);
@@ -332,6 +334,7 @@ void add_chat_routes(http::Router& router, Context& ctx) {
     bool created = false;
     std::string id;
     std::optional<Actor> actor;
+    std::optional<ModelAdmission> admission;
     if (*session_id) {
       id = **session_id;
       auto session = co_await owned_session(ctx, req, id);
@@ -346,6 +349,13 @@ void add_chat_routes(http::Router& router, Context& ctx) {
       auto acting = acting_user(ctx, req, *user_id);
       if (!acting) co_return fail(acting.error(), req);
       actor = std::move(*acting);
+      // Limits first: a refused turn must not leave an empty session behind.
+      if (ctx.access) {
+        auto admitted =
+            co_await ctx.access->admit_model_call(req, *actor, wants_stream(req, *body));
+        if (!admitted) co_return fail(admitted.error(), req);
+        admission.emplace(std::move(*admitted));
+      }
       store::NewSession in;
       in.tenant_id = actor->tenant_id;
       in.user_id = actor->user_id;
@@ -363,7 +373,7 @@ void add_chat_routes(http::Router& router, Context& ctx) {
     const bool stream = wants_stream(req, *body);
     json extra = {{"session_created", created}, {"response", ""}};
     auto res = co_await answer_turn(ctx, req, std::move(*turn), stream, std::move(extra),
-                                    std::move(*actor));
+                                    std::move(*actor), std::move(admission));
     if (created && !res.already_sent && res.status < 300) res.status = 201;
     co_return res;
   });

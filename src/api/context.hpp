@@ -22,10 +22,13 @@ class Gateway;
 class Accountant;
 }  // namespace parley::llm
 
+namespace parley::moderation {
+class Moderator;
+}
+
 namespace parley::api {
 
 class Access;
-class Moderation;
 
 struct Context {
   const config::Config& config;
@@ -47,6 +50,7 @@ struct Context {
   // Who may do what (null where a test serves handlers without the guard: everything is then
   // the local operator's).
   Access* access = nullptr;
+  moderation::Moderator* moderator = nullptr;  // null: nothing is moderated
 };
 
 }  // namespace parley::api

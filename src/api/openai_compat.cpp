@@ -18,6 +18,7 @@
 #include "llm/cost_routing.hpp"
 #include "llm/gateway.hpp"
 #include "llm/upstream.hpp"
+#include "moderation/moderator.hpp"
 
 namespace parley::api {
 namespace {
@@ -31,7 +32,7 @@ constexpr size_t kMaxEmbeddingInputs = 2048;
 // Built outside coroutines: g++ 12 rejects string-literal arrays among a coroutine's
 // temporaries ("array used as initializer").
 http::HeaderList sse_headers() {
-  return {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
+  return {{"Cache-Control", "no-store"}, {"X-Accel-Buffering", "no"}};
 }
 json role_delta() { return {{"role", "assistant"}, {"content", ""}}; }
 
@@ -274,6 +275,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   if (!parsed) co_return fail(parsed.error(), req);
   parsed->request.openai_body = &*body;
   parsed->request.openai_text = req.body;
+  std::string redacted_body;  // the body sent upstream when moderation redacted a message
   auto actor =
       acting_user(ctx, req,
                   parsed->request.user.empty() ? std::nullopt
@@ -284,6 +286,32 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   if (!parsed->request.user.empty() ||
       (req.principal && req.principal->scope == auth::Scope::kUser)) {
     parsed->request.user = actor->user_id;
+  }
+  // Input moderation: every user message; a redaction rewrites the body sent upstream.
+  const moderation::Subject subject{actor->tenant_id, actor->user_id, "", req.request_id};
+  if (ctx.moderator && ctx.moderator->enabled()) {
+    bool rewritten = false;
+    auto& messages = (*body)["messages"];
+    for (size_t i = 0; i < parsed->request.messages.size(); ++i) {
+      auto& m = parsed->request.messages[i];
+      if (m.role != "user" || m.content.empty()) continue;
+      auto verdict = ctx.moderator->check(m.content, moderation::Stage::kInput, subject);
+      if (verdict.action == moderation::Action::kBlock) {
+        co_return fail(moderation::blocked_error(verdict, moderation::Stage::kInput,
+                                                 "messages[" + std::to_string(i) + "].content"),
+                       req);
+      }
+      if (verdict.action == moderation::Action::kRedact && verdict.redacted &&
+          messages[i]["content"].is_string()) {
+        m.content = *verdict.redacted;
+        messages[i]["content"] = std::move(*verdict.redacted);
+        rewritten = true;
+      }
+    }
+    if (rewritten) {
+      redacted_body = dump(*body);
+      parsed->request.openai_text = redacted_body;
+    }
   }
   auto route = ctx.gateway->resolve(parsed->model);
   if (!route) co_return fail(route.error(), req);
@@ -318,6 +346,28 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     if (!result) error = result.error();
     account(ctx, *parsed, out, error, req.request_id, *actor);
     if (error) co_return fail(*error, req);
+    if (ctx.moderator && ctx.moderator->enabled() && !out.completion.content.empty()) {
+      auto verdict =
+          ctx.moderator->check(out.completion.content, moderation::Stage::kOutput, subject);
+      if (verdict.action == moderation::Action::kBlock) {
+        co_return fail(moderation::blocked_error(verdict, moderation::Stage::kOutput,
+                                                 "choices[0].message.content"),
+                       req);
+      }
+      if (verdict.action == moderation::Action::kRedact && verdict.redacted) {
+        out.completion.content = *verdict.redacted;
+        if (!out.completion.raw_openai.empty()) {
+          auto raw = json::parse(out.completion.raw_openai, nullptr, false);
+          if (raw.is_object() && raw.contains("choices") && raw["choices"].is_array() &&
+              !raw["choices"].empty() && raw["choices"][0].contains("message")) {
+            raw["choices"][0]["message"]["content"] = *verdict.redacted;
+            out.completion.raw_openai = dump(raw);
+          } else {
+            out.completion.raw_openai.clear();  // answered in Parley's own rendering below
+          }
+        }
+      }
+    }
     if (!out.completion.raw_openai.empty()) {
       // An OpenAI-compatible upstream answered in this very format: pass it on as received.
       http::Response res;

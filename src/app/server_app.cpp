@@ -42,6 +42,7 @@
 #include "llm/gateway.hpp"
 #include "llm/openai/openai_provider.hpp"
 #include "llm/pricing.hpp"
+#include "moderation/moderator.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -290,9 +291,14 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   llm::Gateway gateway(std::move(providers), std::move(routes), default_route, gateway_options,
                        accountant.observer());
   const chat::Assistants assistants(config.chat);
-  chat::ChatService chat_service(
-      chat::ChatDeps{**storage, blocking, gateway, accountant, assistants, &metrics,
-                     config.chat.default_context_window, [&server] { return server.draining(); }});
+  // Content moderation; the rules compiled when the configuration was checked.
+  auto rules = moderation::RuleSet::compile(config::moderation_policy(config.moderation));
+  if (!rules) return startup_failure("components", rules.error().message);
+  moderation::Moderator moderator(*rules, config.moderation.configured(),
+                                  &(*storage)->moderation_log(), &metrics);
+  chat::ChatService chat_service(chat::ChatDeps{
+      **storage, blocking, gateway, accountant, assistants, &metrics,
+      config.chat.default_context_window, &moderator, [&server] { return server.draining(); }});
   auto recovered = (*storage)->messages().mark_interrupted();
   if (!recovered) return startup_failure("storage", recovered.error().message);
   if (*recovered > 0) {
@@ -358,6 +364,7 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   api::Access access(authenticator, *limiter, budgets, idempotency, blocking, access_options,
                      &metrics);
   context.access = &access;
+  context.moderator = &moderator;
   access.protect(router);
 
   // Phase: listen.
@@ -448,6 +455,7 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   blocking.join();
   accountant.stop();   // writes the usage still queued
   idempotency.stop();  // and the stored answers
+  moderator.stop();    // and the moderation log
   (*storage)->close();
   log::info("stopped", {{"uptime_seconds", ms_since(process_started) / 1000.0}});
   log::shutdown();

@@ -21,10 +21,6 @@ Check denied(Error error) {
   return c;
 }
 
-bool active(const store::ApiKey& key, int64_t now_ms) {
-  return !key.revoked_at_ms && (!key.expires_at_ms || *key.expires_at_ms > now_ms);
-}
-
 }  // namespace
 
 std::string_view scope_name(Scope scope) {
@@ -80,11 +76,10 @@ Result<void> Authenticator::load(int64_t now_ms) {
   auto all = keys_.list(std::nullopt, /*include_revoked=*/true);
   if (!all) return std::move(all).error();
   auto map = std::make_shared<Map>();
-  int64_t count = 0;
-  for (const auto& k : *all) {
-    if (active(k, now_ms)) ++count;
-    map->emplace(k.id, make_entry(k));
-  }
+  // Any key ever made, revoked and expired ones too: authentication stays on once it was on.
+  const auto count = static_cast<int64_t>(all->size());
+  for (const auto& k : *all) map->emplace(k.id, make_entry(k));
+  (void)now_ms;
   {
     std::lock_guard lock(mutex_);
     map_ = std::move(map);
@@ -114,12 +109,7 @@ void Authenticator::remember(const store::ApiKey& key) {
   auto [it, inserted] = map->insert_or_assign(key.id, make_entry(key));
   (void)it;
   map_ = std::move(map);
-  int64_t count = 0;
-  const int64_t now = to_unix_ms(std::chrono::system_clock::now());
-  for (const auto& [id, e] : *map_) {
-    if (!e.revoked_at_ms && (!e.expires_at_ms || *e.expires_at_ms > now)) ++count;
-  }
-  active_keys_.store(count);
+  active_keys_.store(static_cast<int64_t>(map_->size()));
 }
 
 std::shared_ptr<const Authenticator::Map> Authenticator::snapshot() const {
@@ -192,9 +182,10 @@ Check Authenticator::check_token(std::string_view token, int64_t now_ms) const {
     Check c;
     c.kind = Check::Kind::kOk;
     c.principal.scope = Scope::kUser;
-    c.principal.key_id = "jwt";
     c.principal.user_id = claims->subject;
     if (!claims->tenant_id.empty()) c.principal.tenant_id = claims->tenant_id;
+    // Each token user is its own key for limits, usage and idempotency scoping.
+    c.principal.key_id = "jwt:" + c.principal.tenant_id + ":" + claims->subject;
     return c;
   }
   if (!bootstrap_hash_.empty() && secret_matches(token, bootstrap_hash_)) {

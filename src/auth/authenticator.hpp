@@ -13,7 +13,8 @@
 // `auth.key_refresh_interval`, and a token whose key id is not cached is looked up once in
 // the store before it is refused.
 //
-// Protected mode: with no key in the store, no bootstrap key and no JWT secret, nothing is
+// Protected mode: with no key ever created in the store (revoked and expired ones count: the
+// last revocation never turns authentication off), no bootstrap key and no JWT secret, nothing is
 // "enforcing": every request is the local operator (an admin), and app/server_app.cpp makes
 // sure that only happens on a loopback address unless told `--insecure-no-auth`.
 //

@@ -26,7 +26,7 @@ bool parse_scope(std::string_view text, Scope& out);
 
 struct Principal {
   Scope scope = Scope::kUser;
-  std::string key_id;  // "key_...", "jwt:<issuer or default>", or "local"
+  std::string key_id;  // "key_...", "jwt:<tenant>:<user>", "bootstrap" or "local"
   std::string tenant_id = "default";
   std::string user_id;  // kUser: the one user it acts as; empty otherwise
   limits::KeyLimitOverrides limits;

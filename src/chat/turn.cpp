@@ -18,8 +18,43 @@ using nlohmann::json;
 
 class Moderate final : public Stage {
  public:
+  explicit Moderate(ChatDeps& deps) : deps_(deps) {}
   const char* name() const override { return "moderate"; }
-  Task<Result<void>> run(TurnContext&) override { co_return success(); }
+  Task<Result<void>> run(TurnContext& turn) override {
+    if (!deps_.moderator || !deps_.moderator->enabled()) co_return success();
+    auto verdict =
+        deps_.moderator->check(turn.request.content, moderation::Stage::kInput, turn.subject);
+    if (verdict.action == moderation::Action::kBlock) {
+      co_return moderation::blocked_error(verdict, moderation::Stage::kInput, "content");
+    }
+    if (verdict.action == moderation::Action::kRedact && verdict.redacted) {
+      turn.request.content = std::move(*verdict.redacted);
+    }
+    co_return success();
+  }
+
+ private:
+  ChatDeps& deps_;
+};
+
+class ModerateOutput final : public Stage {
+ public:
+  explicit ModerateOutput(ChatDeps& deps) : deps_(deps) {}
+  const char* name() const override { return "moderate_output"; }
+  Task<Result<void>> run(TurnContext& turn) override {
+    if (!deps_.moderator || !deps_.moderator->enabled()) co_return success();
+    const auto& content = turn.generation.completion.content;
+    if (content.empty()) co_return success();
+    turn.output_verdict = deps_.moderator->check(content, moderation::Stage::kOutput, turn.subject);
+    if (turn.output_verdict->action == moderation::Action::kBlock) {
+      turn.output_blocked =
+          moderation::blocked_error(*turn.output_verdict, moderation::Stage::kOutput, "reply");
+    }
+    co_return success();
+  }
+
+ private:
+  ChatDeps& deps_;
 };
 
 class RecordInput final : public Stage {
@@ -192,6 +227,16 @@ class Persist final : public Stage {
       completion.usage.output_tokens = llm::estimate_tokens(completion.content);
     }
     const double cost = deps.accountant.cost(turn.generation.model, completion.usage);
+    // Output moderation, after the usage estimate (the tokens were generated and paid for).
+    if (turn.output_verdict) {
+      if (turn.output_blocked) {
+        completion.content.clear();
+        completion.tool_calls.clear();
+        completion.finish_reason = "content_filter";
+      } else if (turn.output_verdict->redacted) {
+        completion.content = std::move(*turn.output_verdict->redacted);
+      }
+    }
     store::FinishedTurn done;
     done.assistant_message_id = turn.started.assistant.id;
     done.content = completion.content;
@@ -245,12 +290,13 @@ class ExtractMemory final : public Stage {
 }  // namespace
 
 ChatService::ChatService(ChatDeps deps) : deps_(std::move(deps)) {
-  stages_.push_back(std::make_unique<Moderate>());
+  stages_.push_back(std::make_unique<Moderate>(deps_));
   stages_.push_back(std::make_unique<RecordInput>(deps_));
   stages_.push_back(std::make_unique<RecallMemory>());
   stages_.push_back(std::make_unique<Retrieve>());
   stages_.push_back(std::make_unique<BuildPrompt>(deps_));
   stages_.push_back(std::make_unique<Generate>(deps_));
+  stages_.push_back(std::make_unique<ModerateOutput>(deps_));
   stages_.push_back(std::make_unique<Persist>(deps_));
   stages_.push_back(std::make_unique<ExtractMemory>());
 }
@@ -276,6 +322,7 @@ Task<Result<TurnResult>> ChatService::run(ChatService& self, TurnContext turn) {
       [&] { return self.deps_.storage.sessions().get(session_id); });
   if (!session) co_return std::move(session).error();
   turn.assistant = self.deps_.assistants.find(session->assistant);
+  turn.subject = {session->tenant_id, session->user_id, session->id, turn.request.request_id};
   if (!turn.assistant) turn.assistant = &self.deps_.assistants.default_assistant();
 
   for (const auto& stage : self.stages_) {
@@ -305,6 +352,7 @@ Task<Result<TurnResult>> ChatService::run(ChatService& self, TurnContext turn) {
   out.reply = std::move(turn.reply);
   out.generation = std::move(turn.generation);
   out.error = std::move(turn.generation_error);
+  out.blocked = std::move(turn.output_blocked);
   co_return out;
 }
 

@@ -4,13 +4,18 @@
 //   moderate -> record input -> recall memory -> retrieve -> build prompt -> generate
 //            -> persist -> extract memory
 //
-//   moderate        checks the input (a pass-through until moderation rules exist)
+//   moderate        the input against the moderation rules (moderation/moderator.hpp): a
+//                   block ends the turn (400 content_blocked, nothing stored), a redaction
+//                   replaces what is stored and sent
 //   record input    stores the user's message and a pending reply row, durably, before any
 //                   provider is called
 //   recall memory   long-term facts about the user (filled in by the memory work)
 //   retrieve        knowledge-base passages (filled in by the knowledge-base work)
 //   build prompt    system prompt + history fitted to the model's context window + message
 //   generate        the gateway: routing, retries, fallbacks; streams deltas to the caller
+//   moderate output the reply against the rules: what persist stores is redacted, or empty
+//                   with finish reason "content_filter" when blocked (a streamed reply has
+//                   already reached the client; its final event says so)
 //   persist         completes the reply row (complete, or partial with its finish reason)
 //                   and its usage record, in one transaction, whatever generate's outcome
 //   extract memory  learns from the turn (filled in by the memory work)
@@ -34,6 +39,7 @@
 #include "core/task.hpp"
 #include "llm/accounting.hpp"
 #include "llm/gateway.hpp"
+#include "moderation/moderator.hpp"
 #include "store/store.hpp"
 
 namespace parley::chat {
@@ -66,6 +72,9 @@ struct TurnContext {
 
   llm::GatewayResult generation;
   std::optional<Error> generation_error;
+  moderation::Subject subject;                        // whose turn, for the moderation log
+  std::optional<moderation::Verdict> output_verdict;  // moderate output
+  std::optional<Error> output_blocked;
   store::Message reply;  // as persisted
 };
 
@@ -85,6 +94,7 @@ struct ChatDeps {
   const Assistants& assistants;
   obs::Metrics* metrics = nullptr;
   int64_t default_context_window = 8192;
+  moderation::Moderator* moderator = nullptr;  // null: nothing is moderated
   // Whether the server is stopping (a reply cut by it is "shutdown", not "cancelled").
   std::function<bool()> draining;
 };
@@ -94,6 +104,8 @@ struct TurnResult {
   store::Message reply;
   llm::GatewayResult generation;
   std::optional<Error> error;  // the generation's failure; `reply` is then partial
+  // The reply was blocked by output moderation (400 content_blocked); `reply` is empty.
+  std::optional<Error> blocked;
 };
 
 class ChatService {

@@ -20,6 +20,10 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+namespace parley::moderation {
+struct Policy;
+}
+
 namespace parley::config {
 
 using std::chrono::milliseconds;
@@ -82,6 +86,38 @@ struct LimitConfig {
 struct LimitsConfig {
   LimitConfig key;
   LimitConfig user{60, 0, 0, 0, 0, 0, 0};  // the seeds' 60 requests a minute per user
+};
+
+// Content moderation (moderation/rules.hpp): YAML only, under `moderation:`.
+//   moderation:
+//     max_input_chars: 20000
+//     pii: {email: redact, phone: redact, card: block}      # or {action: .., stages: [input]}
+//     categories:
+//       violence: {words: [...], patterns: [...], action: block, stages: [input, output]}
+struct ModerationCategoryConfig {
+  std::string name;
+  std::vector<std::string> words;
+  std::vector<std::string> patterns;
+  std::string action = "block";
+  bool input = true;
+  bool output = true;
+};
+
+struct ModerationPiiConfig {
+  std::string kind;  // email, phone, card
+  std::string action = "redact";
+  bool input = true;
+  bool output = true;
+};
+
+struct ModerationConfig {
+  std::vector<ModerationCategoryConfig> categories;
+  std::vector<ModerationPiiConfig> pii;
+  int64_t max_input_chars = 0;
+  int64_t max_output_chars = 0;
+  bool configured() const {
+    return !categories.empty() || !pii.empty() || max_input_chars > 0 || max_output_chars > 0;
+  }
 };
 
 struct IdempotencyConfig {
@@ -176,6 +212,7 @@ struct Config {
   AuthConfig auth;
   LimitsConfig limits;
   IdempotencyConfig idempotency;
+  ModerationConfig moderation;
   LlmConfig llm;
   ChatConfig chat;
 };
@@ -245,5 +282,8 @@ struct SettingInfo {
   bool secret = false;
 };
 std::vector<SettingInfo> describe_settings();
+
+// The moderation rules as the rule engine takes them (moderation/rules.hpp).
+moderation::Policy moderation_policy(const ModerationConfig& config);
 
 }  // namespace parley::config

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "config/units.hpp"
+#include "moderation/rules.hpp"
 
 namespace parley::config::detail {
 namespace {
@@ -124,6 +125,8 @@ class Entry {
     }
     return out;
   }
+  // A key read some other way.
+  void skip(const std::string& key) { seen_.push_back(key); }
   // Every key not read is a mistake worth naming (a typo would otherwise be ignored).
   void reject_unknown() {
     for (const auto& kv : node_) {
@@ -261,15 +264,116 @@ void parse_model(const std::string& name, const YAML::Node& node, const std::str
   list.push_back(std::move(m));
 }
 
+// Stages as a list ("input", "output"); both when absent.
+void read_stages(Entry& e, const std::string& key, bool& input, bool& output) {
+  auto stages = e.list(key);
+  if (stages.empty()) return;
+  input = output = false;
+  for (const auto& s : stages) {
+    if (s == "input") {
+      input = true;
+    } else if (s == "output") {
+      output = true;
+    } else {
+      e.problem(key, "stages are input and output, not '" + s + "'");
+    }
+  }
+}
+
+bool valid_action(const std::string& a) { return a == "allow" || a == "redact" || a == "block"; }
+
+void parse_moderation(const YAML::Node& node, const std::string& source, Config& config,
+                      std::vector<Problem>& problems) {
+  if (!node.IsMap()) {
+    problems.push_back({"moderation", "", where(source, node), "must be a mapping"});
+    return;
+  }
+  auto& m = config.moderation;
+  Entry e(node, "moderation", source, problems);
+  if (auto v = e.number("max_input_chars", 0, 1e9)) m.max_input_chars = static_cast<int64_t>(*v);
+  if (auto v = e.number("max_output_chars", 0, 1e9)) m.max_output_chars = static_cast<int64_t>(*v);
+  if (auto pii = node["pii"]; pii && !pii.IsNull()) {
+    if (!pii.IsMap()) {
+      e.problem("pii", "must map email, phone and card to an action");
+    } else {
+      for (const auto& kv : pii) {
+        ModerationPiiConfig p;
+        p.kind = kv.first.as<std::string>();
+        const std::string path = "moderation.pii." + p.kind;
+        if (p.kind != "email" && p.kind != "phone" && p.kind != "card") {
+          problems.push_back({path, "", where(source, kv.first), "expected email, phone or card"});
+          continue;
+        }
+        if (kv.second.IsScalar()) {
+          p.action = kv.second.Scalar();
+        } else if (kv.second.IsMap()) {
+          Entry pe(kv.second, path, source, problems);
+          p.action = pe.text("action").value_or("redact");
+          read_stages(pe, "stages", p.input, p.output);
+          pe.reject_unknown();
+        } else {
+          problems.push_back(
+              {path, "", where(source, kv.second), "must be an action or a mapping"});
+          continue;
+        }
+        if (!valid_action(p.action)) {
+          problems.push_back(
+              {path, p.action, where(source, kv.second), "action must be allow, redact or block"});
+          continue;
+        }
+        std::erase_if(m.pii, [&](const auto& x) { return x.kind == p.kind; });
+        m.pii.push_back(std::move(p));
+      }
+    }
+  }
+  if (auto categories = node["categories"]; categories && !categories.IsNull()) {
+    if (!categories.IsMap()) {
+      e.problem("categories", "must be a mapping of category names to rules");
+    } else {
+      for (const auto& kv : categories) {
+        ModerationCategoryConfig c;
+        c.name = kv.first.as<std::string>();
+        const std::string path = "moderation.categories." + c.name;
+        if (!valid_name(c.name)) {
+          problems.push_back({path, "", where(source, kv.first),
+                              "names are 1 to 64 letters, digits, '-', '_' or '.'"});
+          continue;
+        }
+        if (!kv.second.IsMap()) {
+          problems.push_back({path, "", where(source, kv.second), "must be a mapping"});
+          continue;
+        }
+        Entry ce(kv.second, path, source, problems);
+        c.words = ce.list("words");
+        c.patterns = ce.list("patterns");
+        c.action = ce.text("action").value_or("block");
+        if (!valid_action(c.action)) ce.problem("action", "must be allow, redact or block");
+        read_stages(ce, "stages", c.input, c.output);
+        ce.reject_unknown();
+        std::erase_if(m.categories, [&](const auto& x) { return x.name == c.name; });
+        m.categories.push_back(std::move(c));
+      }
+    }
+  }
+  e.skip("pii");  // read above, by hand
+  e.skip("categories");
+  e.reject_unknown();
+}
+
 }  // namespace
 
 bool is_section(std::string_view key) {
-  return key == "providers" || key == "routes" || key == "assistants" || key == "models";
+  return key == "providers" || key == "routes" || key == "assistants" || key == "models" ||
+         key == "moderation";
 }
 
 void apply_section(const std::string& key, const YAML::Node& node, const std::string& source_name,
                    Config& config, std::vector<Problem>& problems) {
   if (node.IsNull()) return;
+  if (key == "moderation") {
+    parse_moderation(node, source_name, config, problems);
+    return;
+  }
   if (!node.IsMap()) {
     problems.push_back(
         {key, "", where(source_name, node), "must be a mapping of names to entries"});
@@ -383,6 +487,12 @@ void finish(Config& config, std::vector<Problem>& problems) {
       }
     }
   }
+  // The moderation rules compile (regular expressions, names): found now, not at startup.
+  if (auto compiled =
+          moderation::RuleSet::compile(parley::config::moderation_policy(config.moderation));
+      !compiled) {
+    problems.push_back({compiled.error().param, "", "moderation", compiled.error().message});
+  }
 }
 
 void sections_to_json(const Config& config, nlohmann::json& root) {
@@ -431,6 +541,25 @@ void sections_to_json(const Config& config, nlohmann::json& root) {
     models[m.model] = std::move(entry);
   }
   root["models"] = std::move(models);
+  json categories = json::object();
+  for (const auto& c : config.moderation.categories) {
+    json stages = json::array();
+    if (c.input) stages.push_back("input");
+    if (c.output) stages.push_back("output");
+    categories[c.name] = {
+        {"words", c.words}, {"patterns", c.patterns}, {"action", c.action}, {"stages", stages}};
+  }
+  json pii = json::object();
+  for (const auto& p : config.moderation.pii) {
+    json stages = json::array();
+    if (p.input) stages.push_back("input");
+    if (p.output) stages.push_back("output");
+    pii[p.kind] = {{"action", p.action}, {"stages", stages}};
+  }
+  root["moderation"] = {{"max_input_chars", config.moderation.max_input_chars},
+                        {"max_output_chars", config.moderation.max_output_chars},
+                        {"pii", pii},
+                        {"categories", categories}};
 }
 
 void section_secrets(const Config& config, std::vector<std::string>& out) {
@@ -440,3 +569,32 @@ void section_secrets(const Config& config, std::vector<std::string>& out) {
 }
 
 }  // namespace parley::config::detail
+
+namespace parley::config {
+
+moderation::Policy moderation_policy(const ModerationConfig& c) {
+  moderation::Policy p;
+  for (const auto& cat : c.categories) {
+    moderation::CategoryRule r;
+    r.name = cat.name;
+    r.words = cat.words;
+    r.patterns = cat.patterns;
+    r.action = moderation::parse_action(cat.action).value_or(moderation::Action::kBlock);
+    r.input = cat.input;
+    r.output = cat.output;
+    p.categories.push_back(std::move(r));
+  }
+  for (const auto& pii : c.pii) {
+    moderation::PiiRule r;
+    r.kind = moderation::parse_pii_kind(pii.kind).value_or(moderation::PiiKind::kEmail);
+    r.action = moderation::parse_action(pii.action).value_or(moderation::Action::kRedact);
+    r.input = pii.input;
+    r.output = pii.output;
+    p.pii.push_back(r);
+  }
+  p.max_input_chars = static_cast<size_t>(c.max_input_chars);
+  p.max_output_chars = static_cast<size_t>(c.max_output_chars);
+  return p;
+}
+
+}  // namespace parley::config

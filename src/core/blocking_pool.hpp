@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <type_traits>
 
@@ -57,6 +58,9 @@ class BlockingPool {
     if (error) std::rethrow_exception(error);
     co_return std::move(*result);
   }
+
+  // Runs `f` on the pool without waiting for it (background refreshes).
+  void post(std::function<void()> f) { boost::asio::post(pool_, std::move(f)); }
 
   int threads() const { return threads_; }
   // Jobs waiting for a thread (a saturation signal for diagnostics).
