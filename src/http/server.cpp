@@ -234,10 +234,11 @@ void serialize_head(std::string& out, unsigned version, const Response& res,
   if (!request_id.empty()) append_field(out, "X-Request-Id", request_id);
   for (const auto& [name, value] : res.headers) append_field(out, name, value);
   // The server's defaults (security headers), unless the response set its own.
-  for (const auto& [name, value] : defaults) {
-    const bool overridden = std::any_of(res.headers.begin(), res.headers.end(),
-                                        [&](const auto& h) { return iequals(h.first, name); });
-    if (!overridden) append_field(out, name, value);
+  for (const auto& field : defaults) {
+    const bool overridden = std::any_of(res.headers.begin(), res.headers.end(), [&](const auto& h) {
+      return iequals(h.first, field.first);
+    });
+    if (!overridden) append_field(out, field.first, field.second);
   }
   if (version >= 11 && !keep_alive) append_field(out, "Connection", "close");
   if (version == 10 && keep_alive) append_field(out, "Connection", "keep-alive");

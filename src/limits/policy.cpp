@@ -33,7 +33,9 @@ Result<LimitOverrides> parse_set(const json& value, const std::string& field) {
   LimitOverrides out;
   if (!value.is_object()) return Error::invalid_field(field, field + " must be an object");
   for (const auto& [name, v] : value.items()) {
-    const std::string path = field + "." + name;
+    std::string path = field;
+    path += '.';
+    path += name;
     bool known = false;
     for (const auto& f : kIntFields) {
       if (name != f.name) continue;
@@ -96,7 +98,10 @@ Result<KeyLimitOverrides> parse_overrides(const json& value, const std::string& 
       if (!set) return std::move(set).error();
       out.user = *set;
     } else {
-      return Error::invalid_field(field + "." + name,
+      std::string path = field;
+      path += '.';
+      path += name;
+      return Error::invalid_field(std::move(path),
                                   "limits has two parts, key and user; '" + name + "' is neither");
     }
   }
