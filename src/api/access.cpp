@@ -367,17 +367,19 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
   co_return res;
 }
 
+Actor Actor::unguarded(const std::optional<std::string>& requested) {
+  Actor a;
+  a.tenant_id = "default";
+  a.user_id = requested.value_or("anonymous");
+  a.key_id = "local";
+  a.unlimited = true;
+  return a;
+}
+
 Result<Actor> Access::actor(http::Request& req, const std::optional<std::string>& requested) {
   const auth::Principal* who = req.principal;
   Actor a;
-  if (!who) {
-    // A route served without the guard (handler tests): the anonymous user, no limits.
-    a.tenant_id = "default";
-    a.user_id = requested.value_or("anonymous");
-    a.key_id = "local";
-    a.unlimited = true;
-    return a;
-  }
+  if (!who) return Actor::unguarded(requested);
   a.tenant_id = who->tenant_id;
   a.key_id = who->key_id;
   if (who->scope == auth::Scope::kUser) {
@@ -418,8 +420,7 @@ std::optional<std::string> Access::tenant_scope(const http::Request& req) {
   return who->tenant_id;
 }
 
-Task<Result<ModelAdmission>> Access::admit_model_call(http::Request& req, const Actor& actor,
-                                                      bool stream) {
+Task<Result<ModelAdmission>> Access::admit_model_call(const Actor& actor, bool stream) {
   if (actor.unlimited) co_return ModelAdmission();
   const int64_t now = now_ms();
   const std::string user_bucket = "user:" + actor.tenant_id + "\n" + actor.user_id;
@@ -513,7 +514,6 @@ Task<Result<ModelAdmission>> Access::admit_model_call(http::Request& req, const 
                                          "concurrency_limit_reached", 1000);
     }
   }
-  (void)req;
   co_return ModelAdmission(&limiter_, std::move(key_slot), std::move(user_slot));
 }
 

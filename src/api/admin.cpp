@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "api/access.hpp"
+#include "api/chat.hpp"
 #include "api/fields.hpp"
+#include "api/sessions.hpp"
 #include "auth/key_admin.hpp"
 #include "core/clock.hpp"
 #include "http/errors.hpp"
@@ -30,38 +32,6 @@ http::Response json_response(int status, const json& body) {
   res.status = status;
   res.body = dump(body);
   return res;
-}
-
-json session_json(const store::Session& s) {
-  json meta = json::parse(s.metadata_json, nullptr, false);
-  return {{"id", s.id},
-          {"tenant_id", s.tenant_id},
-          {"user_id", s.user_id},
-          {"assistant", s.assistant},
-          {"title", s.title ? json(*s.title) : json(nullptr)},
-          {"metadata", meta.is_object() ? meta : json::object()},
-          {"created_at", format_utc_ms(s.created_at_ms)},
-          {"updated_at", format_utc_ms(s.updated_at_ms)}};
-}
-
-json message_json(const store::Message& m) {
-  json out = {{"id", m.id},
-              {"role", m.role},
-              {"content", m.content},
-              {"status", m.status},
-              {"created_at", format_utc_ms(m.created_at_ms)}};
-  if (!m.tool_calls_json.empty()) {
-    auto calls = json::parse(m.tool_calls_json, nullptr, false);
-    if (calls.is_array()) out["tool_calls"] = std::move(calls);
-  }
-  if (m.role == "assistant") {
-    out["model"] = m.model;
-    out["provider"] = m.provider;
-    out["input_tokens"] = m.input_tokens;
-    out["output_tokens"] = m.output_tokens;
-    out["cost_usd"] = m.cost_usd;
-  }
-  return out;
 }
 
 json moderation_json(const store::ModerationLogEntry& e) {
@@ -217,7 +187,9 @@ Awaitable export_user(Context& ctx, http::Request& req) {
   if (!data) co_return fail(data.error(), req);
   json sessions = json::array();
   for (const auto& s : data->sessions) {
-    json entry = session_json(s);
+    std::string text;
+    append_session(text, s);
+    json entry = json::parse(text);
     json messages = json::array();
     for (const auto& m : data->messages) {
       if (m.session_id == s.id) messages.push_back(message_json(m));
@@ -268,18 +240,7 @@ Awaitable erase_user(Context& ctx, http::Request& req) {
     return erased;
   });
   if (!counts) co_return fail(counts.error(), req);
-  if (ctx.access) {
-    if (*tenant) {
-      ctx.access->idempotency().forget_user(**tenant, user_id);
-    } else {
-      auto tenants = co_await ctx.blocking.run(
-          [&] { return ctx.storage.api_keys().list(std::nullopt, true); });
-      ctx.access->idempotency().forget_user("default", user_id);
-      if (tenants) {
-        for (const auto& k : *tenants) ctx.access->idempotency().forget_user(k.tenant_id, user_id);
-      }
-    }
-  }
+  if (ctx.access) ctx.access->idempotency().forget_user(*tenant, user_id);
   co_return json_response(200, {{"object", "user_erasure"},
                                 {"user_id", user_id},
                                 {"tenant_id", *tenant ? json(**tenant) : json(nullptr)},

@@ -32,32 +32,6 @@ http::Response fail(const Error& e, const http::Request& req) {
   return http::error_response(e, req.request_id);
 }
 
-json message_json(const store::Message& m) {
-  json out = {{"id", m.id},
-              {"object", "chat.message"},
-              {"session_id", m.session_id},
-              {"role", m.role},
-              {"content", m.content},
-              {"status", m.status},
-              {"created_at", format_utc_ms(m.created_at_ms)},
-              {"request_id", m.request_id}};
-  if (!m.tool_calls_json.empty()) {
-    auto calls = json::parse(m.tool_calls_json, nullptr, false);
-    if (calls.is_array()) out["tool_calls"] = std::move(calls);
-  }
-  if (m.role == "assistant") {
-    out["model"] = m.model;
-    out["provider"] = m.provider;
-    out["finish_reason"] = m.finish_reason.empty() ? json(nullptr) : json(m.finish_reason);
-    out["usage"] = {{"input_tokens", m.input_tokens}, {"output_tokens", m.output_tokens}};
-    out["cost_usd"] = m.cost_usd;
-    out["latency_ms"] = m.latency_ms ? json(*m.latency_ms) : json(nullptr);
-    out["time_to_first_token_ms"] = m.ttft_ms ? json(*m.ttft_ms) : json(nullptr);
-  }
-  out["completed_at"] = m.completed_at_ms ? json(format_utc_ms(*m.completed_at_ms)) : json(nullptr);
-  return out;
-}
-
 // Built outside coroutines: g++ 12 rejects string-literal arrays among a coroutine's
 // temporaries ("array used as initializer").
 http::HeaderList sse_headers() {
@@ -94,7 +68,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnReq
                                  bool stream, json extra, Actor actor,
                                  std::optional<ModelAdmission> admission = std::nullopt) {
   if (!admission && ctx.access) {
-    auto admitted = co_await ctx.access->admit_model_call(req, actor, stream);
+    auto admitted = co_await ctx.access->admit_model_call(actor, stream);
     if (!admitted) co_return fail(admitted.error(), req);
     admission.emplace(std::move(*admitted));
   }
@@ -230,6 +204,32 @@ std::optional<int64_t> parse_time(const std::string& text) {
 
 }  // namespace
 
+json message_json(const store::Message& m) {
+  json out = {{"id", m.id},
+              {"object", "chat.message"},
+              {"session_id", m.session_id},
+              {"role", m.role},
+              {"content", m.content},
+              {"status", m.status},
+              {"created_at", format_utc_ms(m.created_at_ms)},
+              {"request_id", m.request_id}};
+  if (!m.tool_calls_json.empty()) {
+    auto calls = json::parse(m.tool_calls_json, nullptr, false);
+    if (calls.is_array()) out["tool_calls"] = std::move(calls);
+  }
+  if (m.role == "assistant") {
+    out["model"] = m.model;
+    out["provider"] = m.provider;
+    out["finish_reason"] = m.finish_reason.empty() ? json(nullptr) : json(m.finish_reason);
+    out["usage"] = {{"input_tokens", m.input_tokens}, {"output_tokens", m.output_tokens}};
+    out["cost_usd"] = m.cost_usd;
+    out["latency_ms"] = m.latency_ms ? json(*m.latency_ms) : json(nullptr);
+    out["time_to_first_token_ms"] = m.ttft_ms ? json(*m.ttft_ms) : json(nullptr);
+  }
+  out["completed_at"] = m.completed_at_ms ? json(format_utc_ms(*m.completed_at_ms)) : json(nullptr);
+  return out;
+}
+
 void add_chat_routes(http::Router& router, Context& ctx) {
   router.add(http::Method::kGet, "/api/v1/assistants", [&ctx](http::Request&) -> Awaitable {
     json data = json::array();
@@ -351,8 +351,7 @@ void add_chat_routes(http::Router& router, Context& ctx) {
       actor = std::move(*acting);
       // Limits first: a refused turn must not leave an empty session behind.
       if (ctx.access) {
-        auto admitted =
-            co_await ctx.access->admit_model_call(req, *actor, wants_stream(req, *body));
+        auto admitted = co_await ctx.access->admit_model_call(*actor, wants_stream(req, *body));
         if (!admitted) co_return fail(admitted.error(), req);
         admission.emplace(std::move(*admitted));
       }

@@ -15,11 +15,16 @@
 //   error           {"error": {...}, "reply": {...}}   the envelope, and the stored partial
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include "api/context.hpp"
 #include "http/router.hpp"
 
 namespace parley::api {
 
 void add_chat_routes(http::Router& router, Context& context);
+
+// A message as every route shows it (also the user export, api/admin.cpp).
+nlohmann::json message_json(const store::Message& message);
 
 }  // namespace parley::api

@@ -317,7 +317,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   if (!route) co_return fail(route.error(), req);
   std::optional<ModelAdmission> admission;
   if (ctx.access) {
-    auto admitted = co_await ctx.access->admit_model_call(req, *actor, parsed->stream);
+    auto admitted = co_await ctx.access->admit_model_call(*actor, parsed->stream);
     if (!admitted) co_return fail(admitted.error(), req);
     admission.emplace(std::move(*admitted));
   }
@@ -578,7 +578,7 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
   if (!route) co_return fail(route.error(), req);
   std::optional<ModelAdmission> admission;
   if (ctx.access) {
-    auto admitted = co_await ctx.access->admit_model_call(req, *actor, false);
+    auto admitted = co_await ctx.access->admit_model_call(*actor, false);
     if (!admitted) co_return fail(admitted.error(), req);
     admission.emplace(std::move(*admitted));
   }

@@ -24,27 +24,6 @@ constexpr size_t kMaxTitle = 512;
 constexpr size_t kMaxMetadataBytes = size_t{16} * 1024;
 constexpr int kMaxPageSize = 100;
 
-// Session objects are written straight to text (core/json_text.hpp): the read path's hottest
-// part was building and dumping an nlohmann tree.
-void append_session(std::string& out, const store::Session& s) {
-  JsonObjectWriter obj(out);
-  obj.string("id", s.id)
-      .string("object", "session")
-      .string("user_id", s.user_id)
-      .string("assistant", s.assistant)
-      .nullable_string("title", s.title);
-  // Stored by this server after parsing, so valid; a database edited by hand is not trusted.
-  obj.raw("metadata", json::accept(s.metadata_json) ? std::string_view(s.metadata_json) : "{}");
-  std::string time;
-  time.reserve(24);
-  append_utc_ms(time, s.created_at_ms);
-  obj.string("created_at", time);
-  time.clear();
-  append_utc_ms(time, s.updated_at_ms);
-  obj.string("updated_at", time);
-  obj.close();
-}
-
 http::Response session_response(int status, const store::Session& s) {
   http::Response res;
   res.status = status;
@@ -76,6 +55,28 @@ Error session_not_found(std::string_view id) {
 
 }  // namespace
 
+// Session objects are written straight to text (core/json_text.hpp): the read path's hottest
+// part was building and dumping an nlohmann tree.
+void append_session(std::string& out, const store::Session& s) {
+  JsonObjectWriter obj(out);
+  obj.string("id", s.id)
+      .string("object", "session")
+      .string("tenant_id", s.tenant_id)
+      .string("user_id", s.user_id)
+      .string("assistant", s.assistant)
+      .nullable_string("title", s.title);
+  // Stored by this server after parsing, so valid; a database edited by hand is not trusted.
+  obj.raw("metadata", json::accept(s.metadata_json) ? std::string_view(s.metadata_json) : "{}");
+  std::string time;
+  time.reserve(24);
+  append_utc_ms(time, s.created_at_ms);
+  obj.string("created_at", time);
+  time.clear();
+  append_utc_ms(time, s.updated_at_ms);
+  obj.string("updated_at", time);
+  obj.close();
+}
+
 Task<Result<store::Session>> owned_session(Context& ctx, const http::Request& req,
                                            const std::string& id) {
   auto session = co_await ctx.blocking.run([&] { return ctx.storage.sessions().get(id); });
@@ -98,14 +99,7 @@ Result<std::optional<std::string>> user_filter(const http::Request& req,
 
 Result<Actor> acting_user(Context& ctx, http::Request& req,
                           const std::optional<std::string>& requested) {
-  if (!ctx.access) {
-    Actor a;
-    a.tenant_id = "default";
-    a.user_id = requested.value_or("anonymous");
-    a.key_id = "local";
-    a.unlimited = true;
-    return a;
-  }
+  if (!ctx.access) return Actor::unguarded(requested);
   return ctx.access->actor(req, requested);
 }
 

@@ -25,6 +25,9 @@ namespace parley::api {
 
 void add_session_routes(http::Router& router, Context& context);
 
+// A session as every route shows it (also the user export, api/admin.cpp), appended as JSON.
+void append_session(std::string& out, const store::Session& session);
+
 // The session, when the request's principal may see it; kNotFound otherwise (other routes
 // reach sessions too: messages, chat turns).
 Task<Result<store::Session>> owned_session(Context& ctx, const http::Request& req,

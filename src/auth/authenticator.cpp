@@ -79,7 +79,6 @@ Result<void> Authenticator::load(int64_t now_ms) {
   // Any key ever made, revoked and expired ones too: authentication stays on once it was on.
   const auto count = static_cast<int64_t>(all->size());
   for (const auto& k : *all) map->emplace(k.id, make_entry(k));
-  (void)now_ms;
   {
     std::lock_guard lock(mutex_);
     map_ = std::move(map);

@@ -62,8 +62,10 @@ class IdempotencyStore {
                         const std::string& user_id, int64_t now_ms) = 0;
   // Gives the claim up without storing anything: a retry runs the request again.
   virtual void release(const std::string& key) = 0;
-  // Forgets a user's stored answers (erasure); the store's rows are deleted by the caller.
-  virtual void forget_user(const std::string& tenant_id, const std::string& user_id) = 0;
+  // Forgets a user's stored answers (erasure) in one tenant, or in every tenant (nullopt);
+  // the store's rows are deleted by the caller.
+  virtual void forget_user(const std::optional<std::string>& tenant_id,
+                           const std::string& user_id) = 0;
 };
 
 struct LocalOptions {
@@ -95,7 +97,8 @@ class LocalIdempotency final : public IdempotencyStore {
   void complete(const std::string& key, const std::string& fingerprint, StoredResponse response,
                 const std::string& tenant_id, const std::string& user_id, int64_t now_ms) override;
   void release(const std::string& key) override;
-  void forget_user(const std::string& tenant_id, const std::string& user_id) override;
+  void forget_user(const std::optional<std::string>& tenant_id,
+                   const std::string& user_id) override;
 
   // Writes the queue now (tests, shutdown).
   void flush();
@@ -105,7 +108,8 @@ class LocalIdempotency final : public IdempotencyStore {
     std::string fingerprint;
     bool running = false;
     int64_t expires_at_ms = 0;
-    std::string owner;                       // "tenant\nuser", for erasure
+    std::string tenant_id;  // whose answer it is, for erasure
+    std::string user_id;
     std::optional<StoredResponse> response;  // in memory; else in the store
   };
 

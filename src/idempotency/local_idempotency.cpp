@@ -21,7 +21,8 @@ Result<void> LocalIdempotency::start(int64_t now_ms) {
       Entry e;
       e.fingerprint = std::move(r.fingerprint);
       e.expires_at_ms = r.expires_at_ms;
-      e.owner = r.tenant_id + "\n" + r.user_id;
+      e.tenant_id = std::move(r.tenant_id);
+      e.user_id = std::move(r.user_id);
       entries_.insert_or_assign(std::move(r.key), std::move(e));
     }
     last_purge_ms_ = now_ms;
@@ -108,7 +109,8 @@ void LocalIdempotency::complete(const std::string& key, const std::string& finge
     e.fingerprint = fingerprint;
     e.running = false;
     e.expires_at_ms = record.expires_at_ms;
-    e.owner = tenant_id + "\n" + user_id;
+    e.tenant_id = tenant_id;
+    e.user_id = user_id;
     memory_used_ += response.body.size();
     e.response = std::move(response);
     bodies_in_memory_.push_back(key);
@@ -133,20 +135,22 @@ void LocalIdempotency::release(const std::string& key) {
   if (it != entries_.end() && it->second.running) entries_.erase(it);
 }
 
-void LocalIdempotency::forget_user(const std::string& tenant_id, const std::string& user_id) {
-  const std::string owner = tenant_id + "\n" + user_id;
+void LocalIdempotency::forget_user(const std::optional<std::string>& tenant_id,
+                                   const std::string& user_id) {
+  auto owned = [&](const std::string& tenant, const std::string& user) {
+    return user == user_id && (!tenant_id || tenant == *tenant_id);
+  };
   std::lock_guard lock(mutex_);
   for (auto it = entries_.begin(); it != entries_.end();) {
-    if (it->second.owner == owner && !it->second.running) {
+    if (owned(it->second.tenant_id, it->second.user_id) && !it->second.running) {
       if (it->second.response) memory_used_ -= it->second.response->body.size();
       it = entries_.erase(it);
     } else {
       ++it;
     }
   }
-  std::erase_if(queue_, [&](const store::IdempotencyRecord& r) {
-    return r.tenant_id == tenant_id && r.user_id == user_id;
-  });
+  std::erase_if(queue_,
+                [&](const store::IdempotencyRecord& r) { return owned(r.tenant_id, r.user_id); });
 }
 
 void LocalIdempotency::flush() {

@@ -82,7 +82,15 @@ Limits LimitOverrides::apply(Limits base) const {
   return base;
 }
 
-bool LimitOverrides::empty() const { return set_json(*this).empty(); }
+bool LimitOverrides::empty() const {
+  for (const auto& f : kIntFields) {
+    if (this->*f.member) return false;
+  }
+  for (const auto& f : kMoneyFields) {
+    if (this->*f.member) return false;
+  }
+  return true;
+}
 
 Result<KeyLimitOverrides> parse_overrides(const json& value, const std::string& field) {
   KeyLimitOverrides out;

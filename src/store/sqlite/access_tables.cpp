@@ -309,60 +309,27 @@ class UserDataTable final : public UserDataRepository {
       ~EndRead() { (void)c.exec("COMMIT"); }
     } end_read{*db};
     static const std::string sessions_all =
-        "SELECT id, user_id, assistant, title, metadata, created_at, updated_at, tenant_id "
-        "FROM sessions WHERE user_id = ?1 ORDER BY seq";
+        std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE user_id = ?1 ORDER BY seq";
     static const std::string sessions_one =
-        "SELECT id, user_id, assistant, title, metadata, created_at, updated_at, tenant_id "
-        "FROM sessions WHERE user_id = ?1 AND tenant_id = ?2 ORDER BY seq";
+        std::string("SELECT ") + kSessionColumns +
+        " FROM sessions WHERE user_id = ?1 AND tenant_id = ?2 ORDER BY seq";
     {
       auto stmt = db->prepare(pick(tenant_id.has_value(), sessions_all, sessions_one));
       if (!stmt) return std::move(stmt).error();
       stmt->bind(1, user_id);
       if (tenant_id) stmt->bind(2, *tenant_id);
       int rc;
-      while ((rc = stmt->step()) == SQLITE_ROW) {
-        Session s;
-        s.id = stmt->column_text(0);
-        s.user_id = stmt->column_text(1);
-        s.assistant = stmt->column_text(2);
-        s.title = stmt->column_optional_text(3);
-        s.metadata_json = stmt->column_text(4);
-        s.created_at_ms = stmt->column_int(5);
-        s.updated_at_ms = stmt->column_int(6);
-        s.tenant_id = stmt->column_text(7);
-        out.sessions.push_back(std::move(s));
-      }
+      while ((rc = stmt->step()) == SQLITE_ROW) out.sessions.push_back(read_session(*stmt));
       if (rc != SQLITE_DONE) return db->last_error("export sessions");
     }
+    static const std::string messages = std::string("SELECT ") + kMessageColumns +
+                                        " FROM messages WHERE session_id = ? ORDER BY seq";
     for (const auto& s : out.sessions) {
-      auto stmt = db->prepare(
-          "SELECT id, session_id, role, content, tool_calls, status, model, provider, "
-          "input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, finish_reason, request_id, "
-          "created_at, completed_at FROM messages WHERE session_id = ? ORDER BY seq");
+      auto stmt = db->prepare(messages.c_str());
       if (!stmt) return std::move(stmt).error();
       stmt->bind(1, s.id);
       int rc;
-      while ((rc = stmt->step()) == SQLITE_ROW) {
-        Message m;
-        m.id = stmt->column_text(0);
-        m.session_id = stmt->column_text(1);
-        m.role = stmt->column_text(2);
-        m.content = stmt->column_text(3);
-        m.tool_calls_json = stmt->column_text(4);
-        m.status = stmt->column_text(5);
-        m.model = stmt->column_text(6);
-        m.provider = stmt->column_text(7);
-        m.input_tokens = stmt->column_int(8);
-        m.output_tokens = stmt->column_int(9);
-        m.cost_usd = stmt->column_double(10);
-        m.latency_ms = stmt->column_optional_int(11);
-        m.ttft_ms = stmt->column_optional_int(12);
-        m.finish_reason = stmt->column_text(13);
-        m.request_id = stmt->column_text(14);
-        m.created_at_ms = stmt->column_int(15);
-        m.completed_at_ms = stmt->column_optional_int(16);
-        out.messages.push_back(std::move(m));
-      }
+      while ((rc = stmt->step()) == SQLITE_ROW) out.messages.push_back(read_message(*stmt));
       if (rc != SQLITE_DONE) return db->last_error("export messages");
     }
     static const std::string usage_all =

@@ -121,6 +121,17 @@ struct Database {
 // "YYYY-MM-DD" of a unix-millisecond time, UTC.
 std::string utc_day(int64_t unix_ms);
 
+// The columns of a session and of a message, in the order the readers expect them.
+inline constexpr const char* kSessionColumns =
+    "id, user_id, assistant, title, metadata, created_at, updated_at, tenant_id";
+inline constexpr const char* kMessageColumns =
+    "id, session_id, role, content, tool_calls, status, model, provider, input_tokens, "
+    "output_tokens, cost_usd, latency_ms, ttft_ms, finish_reason, request_id, created_at, "
+    "completed_at";
+// Read those columns starting at column `first`.
+Session read_session(const Statement& row, int first = 0);
+Message read_message(const Statement& row, int first = 0);
+
 // The repositories kept in access_tables.cpp, each over the shared connections.
 std::unique_ptr<ApiKeyRepository> make_api_key_table(Database& db);
 std::unique_ptr<IdempotencyRepository> make_idempotency_table(Database& db);

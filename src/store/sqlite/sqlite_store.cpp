@@ -29,18 +29,7 @@ std::string utc_day(int64_t unix_ms) {
   return buf;
 }
 
-namespace {
-
-int64_t file_size(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
-}
-
-constexpr const char* kSessionColumns =
-    "id, user_id, assistant, title, metadata, created_at, updated_at, tenant_id";
-
-// Reads kSessionColumns starting at column `first`.
-Session read_session(const Statement& row, int first = 0) {
+Session read_session(const Statement& row, int first) {
   Session s;
   s.id = row.column_text(first);
   s.user_id = row.column_text(first + 1);
@@ -53,12 +42,7 @@ Session read_session(const Statement& row, int first = 0) {
   return s;
 }
 
-constexpr const char* kMessageColumns =
-    "id, session_id, role, content, tool_calls, status, model, provider, input_tokens, "
-    "output_tokens, cost_usd, latency_ms, ttft_ms, finish_reason, request_id, created_at, "
-    "completed_at";
-
-Message read_message(const Statement& row, int first = 0) {
+Message read_message(const Statement& row, int first) {
   Message m;
   m.id = row.column_text(first);
   m.session_id = row.column_text(first + 1);
@@ -78,6 +62,13 @@ Message read_message(const Statement& row, int first = 0) {
   m.created_at_ms = row.column_int(first + 15);
   m.completed_at_ms = row.column_optional_int(first + 16);
   return m;
+}
+
+namespace {
+
+int64_t file_size(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
 }
 
 std::optional<int64_t> parse_cursor(const std::optional<std::string>& cursor) {
