@@ -67,14 +67,21 @@ read -r steal_start total_start < <(cpu_jiffies)
 results=()
 # One row: the median (by requests/s) of RUNS runs of wrk, with that run's latencies.
 RUNS=${BENCH_RUNS:-5}
+# wrk_opts (before the URL: headers, a script) and wrk_args (after it: the script's
+# arguments) apply to the runs that set them.
+wrk_opts=()
+wrk_args=()
 run_wrk() {  # name path threads connections [server note]
   local name=$1 path=$2 threads=$3 conns=$4 note=${5:-default}
-  local cmd="wrk -t$threads -c$conns -d$DURATION --latency http://127.0.0.1:PORT$path"
+  local cmd="wrk -t$threads -c$conns -d$DURATION --latency ${wrk_opts[*]} http://127.0.0.1:PORT$path ${wrk_args[*]}"
+  # The key is made for the run and gone after it; the command shows where it goes.
+  cmd=$(sed -E 's/parley_key_[A-Za-z0-9_]+/$KEY/g; s/  +/ /g' <<<"$cmd")
   local lines=()
   for _ in $(seq 1 "$RUNS"); do
     local out rps p50 p99 errors requests ticks_before ticks_after cpu_us
     ticks_before=$(cpu_ticks "$server_pid")
-    out=$(wrk "-t$threads" "-c$conns" "-d$DURATION" --latency "http://127.0.0.1:$port$path")
+    out=$(wrk "-t$threads" "-c$conns" "-d$DURATION" --latency "${wrk_opts[@]}" \
+      "http://127.0.0.1:$port$path" "${wrk_args[@]}")
     ticks_after=$(cpu_ticks "$server_pid")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -92,6 +99,7 @@ run_wrk() {  # name path threads connections [server note]
   local all
   all=$(printf '%s\n' "${lines[@]}" | cut -d'|' -f1 | tr '\n' ' ')
   results+=("| $name | $note | $conns | $rps | $p50 | $p99 | $cpu_us µs | $errors | $all | \`$cmd\` |")
+  last_p50=$p50 last_p99=$p99 last_cpu=$cpu_us
   echo "$name ($note) c=$conns: median $rps req/s p50=$p50 p99=$p99 cpu=${cpu_us}us/req (runs: $all) $errors"
 }
 
@@ -113,6 +121,49 @@ one_core="server.threads=1, server.blocking_threads=1"
 run_wrk "GET /health" /health 1 64 "$one_core"
 run_wrk "GET /api/v1/sessions/{id} (SQLite read)" "/api/v1/sessions/$session_id" 1 64 "$one_core"
 stop_server
+
+# The access guard end to end: the same routes on a server with keys (a user key, its
+# secret hashed and compared; the key's and the user's per-minute and per-hour limits; on the
+# POST a fresh Idempotency-Key each request, its answer stored) and on one without (the local
+# operator: no key, no limits, no Idempotency-Key). One connection, so latency is the
+# request's own; the key's quotas are set high enough never to refuse, and are still taken.
+to_us() {  # wrk's "85.00us", "1.20ms", "2.00s" -> microseconds
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n *= 1000; else if (v ~ /[0-9]s$/) n *= 1e6; print n }'
+}
+guard_rows=()
+guard_compare() {  # name path [wrk script: sent the key, or "-", and "idempotent"]
+  local name=$1 path=$2 script=${3:-} plain_p50 plain_p99 plain_cpu session_id token
+  local one="server.threads=1, server.blocking_threads=1"
+  start_server --set server.threads=1 --set server.blocking_threads=1
+  session_id=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/sessions" -H 'Content-Type: application/json' \
+    -d '{"user_id":"bench","title":"benchmark session"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+  if [[ -n "$script" ]]; then wrk_opts=(-s "$script"); wrk_args=(-- - plain); fi
+  run_wrk "$name" "${path//\{id\}/$session_id}" 1 1 "no keys (local operator); $one"
+  plain_p50=$last_p50 plain_p99=$last_p99 plain_cpu=$last_cpu
+  stop_server
+  "$PARLEY" keys create --data-dir "$workdir/data" --scope user --user bench --name bench \
+    --limits "$unbounded" >"$workdir/key.txt"
+  token=$(tail -n1 "$workdir/key.txt")
+  start_server --set server.threads=1 --set server.blocking_threads=1
+  session_id=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/sessions" -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $token" -d '{"title":"benchmark session"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+  if [[ -n "$script" ]]; then
+    wrk_args=(-- "$token" idempotent)
+    run_wrk "$name" "$path" 1 1 "user key: auth + limits + Idempotency-Key; $one"
+  else
+    wrk_opts=(-H "Authorization: Bearer $token")
+    run_wrk "$name" "${path//\{id\}/$session_id}" 1 1 "user key: auth + limits; $one"
+  fi
+  stop_server
+  rm -rf "$workdir/data"
+  wrk_opts=() wrk_args=()
+  guard_rows+=("| $name | $plain_p50 / $last_p50 | $(us_diff "$last_p50" "$plain_p50") | $plain_p99 / $last_p99 | $(us_diff "$last_p99" "$plain_p99") | $plain_cpu / $last_cpu µs |")
+}
+us_diff() { awk -v a="$(to_us "$1")" -v b="$(to_us "$2")" 'BEGIN {printf "%.0f µs", a - b}'; }
+unbounded='{"key":{"requests_per_minute":1000000000,"requests_per_hour":60000000000},"user":{"requests_per_minute":1000000000,"requests_per_hour":60000000000}}'
+rm -rf "$workdir/data"
+guard_compare "GET /api/v1/sessions/{id}" "/api/v1/sessions/{id}"
+guard_compare "POST /api/v1/sessions" /api/v1/sessions bench/post_session.lua
 
 # The machine's floor: a do-nothing epoll responder (bench/floor_server.cpp) under the same
 # wrk load, with one thread and with one per core.
@@ -174,6 +225,29 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo "| time to ready (exec to listening, fresh SQLite file), 5 runs | ${startup_samples[*]} ms |"
   echo
   echo "Targets: idle resident memory < 20 MB; ready in < 200 ms."
+  echo
+  echo "## The access guard's cost (auth + rate limits + Idempotency-Key)"
+  echo
+  echo "What a request pays for being checked, measured two ways."
+  echo
+  echo "In process (\`BM_AccessGuard\` below): the same route and handler dispatched with the guard"
+  echo "around it (guard:1 a GET with a user key: the key's secret hashed and compared, the key's and"
+  echo "the user's per-minute and per-hour GCRA buckets; guard:2 a POST with a fresh"
+  echo "Idempotency-Key as well: fingerprinted, claimed, its answer stored and written to SQLite in"
+  echo "the background) and without it (guard:0). Every request is timed, 200,000 of each; the"
+  echo "p50_us / p99_us / p999_us counters are those percentiles in microseconds."
+  echo
+  echo "End to end (wrk, one connection, server.threads=1): the same route on a server without keys"
+  echo "(the local operator: no credentials, limits or Idempotency-Key) and on one with a user key"
+  echo "whose quotas are set too high to refuse (the buckets are still taken); the POST with keys"
+  echo "sends a fresh Idempotency-Key with every request (bench/post_session.lua). The full rows are"
+  echo "in the table above; here, without / with and the difference."
+  echo
+  echo "| route | p50 without / with | added at p50 | p99 without / with | added at p99 | server CPU per request without / with |"
+  echo "|---|---|---|---|---|---|"
+  printf '%s\n' "${guard_rows[@]}"
+  echo
+  echo "Target (issue: keys, limits, idempotency): ≤ 50 µs added at p99."
   if [[ -n "$micro" ]]; then
     echo
     echo "## Micro-benchmarks (\`$MICRO\`)"

@@ -295,7 +295,8 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
       claim.kind = idempotency::Claim::Kind::kReplay;
       claim.response = std::move(**loaded);
     } else {
-      idempotency_.release(key);
+      // Expired meanwhile, or lost (load() freed the key): the request runs, unless a
+      // concurrent retry claimed it first.
       claim = idempotency_.claim(key, fingerprint, now_ms());
     }
   }
@@ -308,6 +309,7 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
                            "Idempotency-Key",
                            {}},
                      req);
+    case idempotency::Claim::Kind::kReplayLoad:  // answered again meanwhile: retry to read it
     case idempotency::Claim::Kind::kInProgress: {
       auto e = Error::conflict(
           "a request with this Idempotency-Key is still running; retry when it has finished",
@@ -324,7 +326,6 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
       res.header("Idempotent-Replayed", "true");
       co_return res;
     }
-    case idempotency::Claim::Kind::kReplayLoad:
     case idempotency::Claim::Kind::kClaimed:
       break;
   }

@@ -234,13 +234,15 @@ Awaitable erase_user(Context& ctx, http::Request& req) {
   auto counts = co_await ctx.blocking.run([&]() -> Result<store::ErasureCounts> {
     // Usage the API path has queued is written first, so that it is erased too.
     if (ctx.accountant) ctx.accountant->flush();
+    // Stored answers leave the index and the write queue first, so that none is written
+    // after the rows are deleted.
+    if (ctx.access) ctx.access->idempotency().forget_user(*tenant, user_id);
     auto erased = ctx.storage.user_data().erase_user(*tenant, user_id, now);
     // The user's keys are now revoked: the cache must know at once.
     if (erased && erased->api_keys > 0 && ctx.access) (void)ctx.access->authenticator().load(now);
     return erased;
   });
   if (!counts) co_return fail(counts.error(), req);
-  if (ctx.access) ctx.access->idempotency().forget_user(*tenant, user_id);
   co_return json_response(200, {{"object", "user_erasure"},
                                 {"user_id", user_id},
                                 {"tenant_id", *tenant ? json(**tenant) : json(nullptr)},

@@ -295,7 +295,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     for (size_t i = 0; i < parsed->request.messages.size(); ++i) {
       auto& m = parsed->request.messages[i];
       if (m.role != "user" || m.content.empty()) continue;
-      auto verdict = ctx.moderator->check(m.content, moderation::Stage::kInput, subject);
+      auto verdict = co_await ctx.moderator->check(m.content, moderation::Stage::kInput, subject);
       if (verdict.action == moderation::Action::kBlock) {
         co_return fail(moderation::blocked_error(verdict, moderation::Stage::kInput,
                                                  "messages[" + std::to_string(i) + "].content"),
@@ -347,8 +347,8 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     account(ctx, *parsed, out, error, req.request_id, *actor);
     if (error) co_return fail(*error, req);
     if (ctx.moderator && ctx.moderator->enabled() && !out.completion.content.empty()) {
-      auto verdict =
-          ctx.moderator->check(out.completion.content, moderation::Stage::kOutput, subject);
+      auto verdict = co_await ctx.moderator->check(out.completion.content,
+                                                   moderation::Stage::kOutput, subject);
       if (verdict.action == moderation::Action::kBlock) {
         co_return fail(moderation::blocked_error(verdict, moderation::Stage::kOutput,
                                                  "choices[0].message.content"),
@@ -434,12 +434,19 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     const bool sent = co_await send(first);
     co_return sent;
   };
+  // Output moderation as the reply grows: the client gets only checked text, redacted; a
+  // block stops the reply and ends the stream with content_blocked (below).
+  std::optional<moderation::StreamCheck> check;
+  if (ctx.moderator && ctx.moderator->enabled()) check.emplace(ctx.moderator, subject);
   llm::DeltaSink sink = [&](const llm::Delta& delta) -> Task<bool> {
     const bool ok = co_await start();
     if (!ok) co_return false;
     if (delta.content.empty() && delta.tool_calls.empty()) co_return true;  // the start only
+    std::string content = check ? check->feed(delta.content) : delta.content;
+    if (check && check->blocked()) co_return false;
+    if (content.empty() && delta.tool_calls.empty()) co_return true;  // held back for now
     json d = json::object();
-    if (!delta.content.empty()) d["content"] = delta.content;
+    if (!content.empty()) d["content"] = std::move(content);
     if (!delta.tool_calls.empty()) {
       json calls = json::array();
       for (const auto& c : delta.tool_calls) {
@@ -463,6 +470,18 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   std::optional<Error> error;
   if (!result) error = result.error();
   account(ctx, *parsed, out, error, req.request_id, *actor);
+  if (check) {
+    const std::string tail = check->finish();
+    if (check->blocked()) {
+      // The call was stopped by the block, not by the client.
+      error = moderation::blocked_error(check->verdict(), moderation::Stage::kOutput,
+                                        "choices[0].delta.content");
+    } else if (!tail.empty() && client_there) {
+      json d = json::object();
+      d["content"] = tail;
+      (void)co_await send(chunk(std::move(d), nullptr));
+    }
+  }
   if (!started) {
     if (error) co_return fail(*error, req);
     // A reply with no deltas at all (an empty completion) still streams its end.
@@ -625,6 +644,75 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
   co_return res;
 }
 
+// OpenAI's moderation endpoint, answered by Parley's own moderation: the configured rules,
+// then the provider where one is configured for input. Each input is one decision, counted
+// and logged like a message's. "categories" names every finding; "action" (Parley's
+// addition) is what a message like it would get: allow, redact or block.
+Awaitable moderations(Context& ctx, http::Request& req) {
+  constexpr size_t kMaxModerationInputs = 32;
+  auto body = http::parse_json_object_body(req);
+  if (!body) co_return fail(body.error(), req);
+  if (auto r = reject_unknown_fields(*body, {"input", "model"}); !r) co_return fail(r.error(), req);
+  if (auto model = string_field(*body, "model", 256); !model) co_return fail(model.error(), req);
+  std::vector<std::string> inputs;
+  auto input = body->find("input");
+  if (input == body->end()) co_return fail(Error::invalid_field("input", "input is required"), req);
+  if (input->is_string()) {
+    inputs.push_back(input->get<std::string>());
+  } else if (input->is_array() && !input->empty() && input->size() <= kMaxModerationInputs) {
+    for (size_t i = 0; i < input->size(); ++i) {
+      const auto& x = (*input)[i];
+      if (!x.is_string()) {
+        co_return fail(Error::invalid_field("input[" + std::to_string(i) + "]",
+                                            "input must be a string or an array of strings"),
+                       req);
+      }
+      inputs.push_back(x.get<std::string>());
+    }
+  } else {
+    co_return fail(
+        Error::invalid_field("input", "input must be a string or an array of 1 to " +
+                                          std::to_string(kMaxModerationInputs) + " strings"),
+        req);
+  }
+  if (!ctx.moderator || !ctx.moderator->enabled()) {
+    co_return fail(Error{ErrorCode::kNotFound,
+                         "content moderation is not configured on this server (see the "
+                         "`moderation:` settings)",
+                         "moderation_not_configured",
+                         "",
+                         {}},
+                   req);
+  }
+  auto actor = acting_user(ctx, req, std::nullopt);
+  if (!actor) co_return fail(actor.error(), req);
+  const moderation::Subject subject{actor->tenant_id, actor->user_id, "", req.request_id};
+  json results = json::array();
+  for (const auto& text : inputs) {
+    auto verdict = co_await ctx.moderator->check(text, moderation::Stage::kInput, subject);
+    json categories = json::object();
+    json scores = json::object();
+    for (const auto& f : verdict.findings) {
+      categories[f.category] = true;
+      scores[f.category] = 1.0;
+    }
+    json result = {{"flagged", !verdict.findings.empty()},
+                   {"categories", std::move(categories)},
+                   {"category_scores", std::move(scores)},
+                   {"action", moderation::action_name(verdict.action)}};
+    if (verdict.action == moderation::Action::kRedact && verdict.redacted) {
+      result["redacted"] = *verdict.redacted;
+    }
+    results.push_back(std::move(result));
+  }
+  const std::string& provider_model = ctx.moderator->provider_model();
+  http::Response res;
+  res.body = dump({{"id", "modr-" + random_hex128().substr(0, 24)},
+                   {"model", ctx.moderator->has_provider() ? provider_model : "parley-rules"},
+                   {"results", std::move(results)}});
+  co_return res;
+}
+
 }  // namespace
 
 void add_openai_routes(http::Router& router, Context& ctx) {
@@ -636,6 +724,8 @@ void add_openai_routes(http::Router& router, Context& ctx) {
              [&ctx](http::Request& req) { return model(ctx, req); });
   router.add(http::Method::kPost, "/v1/embeddings",
              [&ctx](http::Request& req) { return embeddings(ctx, req); });
+  router.add(http::Method::kPost, "/v1/moderations",
+             [&ctx](http::Request& req) { return moderations(ctx, req); });
 }
 
 }  // namespace parley::api

@@ -294,8 +294,26 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   // Content moderation; the rules compiled when the configuration was checked.
   auto rules = moderation::RuleSet::compile(config::moderation_policy(config.moderation));
   if (!rules) return startup_failure("components", rules.error().message);
+  moderation::ProviderCheck moderation_provider;
+  if (const auto& mp = config.moderation.provider; !mp.name.empty()) {
+    llm::Provider* provider = gateway.provider(mp.name);
+    if (!provider || !provider->supports_moderation()) {
+      return startup_failure("components", "moderation.provider.name: provider '" + mp.name +
+                                               "' has no moderation endpoint");
+    }
+    moderation_provider.provider = provider;
+    moderation_provider.model = mp.model;
+    moderation_provider.input = mp.input;
+    moderation_provider.output = mp.output;
+    moderation_provider.block = mp.action == "block";
+    moderation_provider.fail_closed = mp.on_error == "block";
+    moderation_provider.limits.connect_timeout = std::min(config.llm.connect_timeout, mp.timeout);
+    moderation_provider.limits.first_token_timeout = mp.timeout;
+    moderation_provider.limits.total_timeout = mp.timeout;
+  }
   moderation::Moderator moderator(*rules, config.moderation.configured(),
-                                  &(*storage)->moderation_log(), &metrics);
+                                  &(*storage)->moderation_log(), &metrics,
+                                  std::move(moderation_provider));
   chat::ChatService chat_service(chat::ChatDeps{
       **storage, blocking, gateway, accountant, assistants, &metrics,
       config.chat.default_context_window, &moderator, [&server] { return server.draining(); }});

@@ -10,6 +10,9 @@
 namespace parley::auth {
 namespace {
 
+// Header names and schemes are ASCII; std::tolower on a negative char is undefined.
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
 Error unauthenticated(std::string message, std::string reason = "invalid_api_key") {
   return Error{ErrorCode::kUnauthenticated, std::move(message), std::move(reason), {}, {}};
 }
@@ -129,7 +132,7 @@ Check Authenticator::check(std::optional<std::string_view> authorization,
     constexpr std::string_view kBearer = "Bearer ";
     if (value.size() <= kBearer.size() ||
         !std::equal(kBearer.begin(), kBearer.end(), value.begin(),
-                    [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+                    [](char a, char b) { return ascii_lower(a) == ascii_lower(b); })) {
       return denied(unauthenticated("the Authorization header must be 'Bearer <API key or token>'",
                                     "malformed_credentials"));
     }

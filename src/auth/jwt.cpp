@@ -98,7 +98,8 @@ Result<JwtClaims> verify_jwt(std::string_view token, const JwtOptions& options,
   out.subject = sub->get<std::string>();
   auto exp = numeric_date(*claims, "exp");
   if (!exp) return unauthenticated("the token needs an exp claim");
-  if (now_unix_seconds > *exp + options.leeway_seconds)
+  // RFC 7519 4.1.4: valid only before exp (as API keys are, before expires_at).
+  if (now_unix_seconds >= *exp + options.leeway_seconds)
     return unauthenticated("the token has expired");
   out.expires_at = *exp;
   if (claims->contains("nbf")) {

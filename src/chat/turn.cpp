@@ -22,8 +22,8 @@ class Moderate final : public Stage {
   const char* name() const override { return "moderate"; }
   Task<Result<void>> run(TurnContext& turn) override {
     if (!deps_.moderator || !deps_.moderator->enabled()) co_return success();
-    auto verdict =
-        deps_.moderator->check(turn.request.content, moderation::Stage::kInput, turn.subject);
+    auto verdict = co_await deps_.moderator->check(turn.request.content, moderation::Stage::kInput,
+                                                   turn.subject);
     if (verdict.action == moderation::Action::kBlock) {
       co_return moderation::blocked_error(verdict, moderation::Stage::kInput, "content");
     }
@@ -43,9 +43,22 @@ class ModerateOutput final : public Stage {
   const char* name() const override { return "moderate_output"; }
   Task<Result<void>> run(TurnContext& turn) override {
     if (!deps_.moderator || !deps_.moderator->enabled()) co_return success();
-    const auto& content = turn.generation.completion.content;
-    if (content.empty()) co_return success();
-    turn.output_verdict = deps_.moderator->check(content, moderation::Stage::kOutput, turn.subject);
+    if (turn.stream_check) {
+      // Checked as it streamed (generate); recorded there.
+      turn.output_verdict = turn.stream_check->verdict();
+      if (turn.output_verdict->action == moderation::Action::kRedact) {
+        turn.output_verdict->redacted = turn.stream_check->released();
+      }
+      if (turn.output_verdict->action == moderation::Action::kBlock && turn.generation_error &&
+          turn.generation_error->code == ErrorCode::kCancelled) {
+        turn.generation_error.reset();  // stopped by the block, not by the client
+      }
+    } else {
+      const auto& content = turn.generation.completion.content;
+      if (content.empty()) co_return success();
+      turn.output_verdict =
+          co_await deps_.moderator->check(content, moderation::Stage::kOutput, turn.subject);
+    }
     if (turn.output_verdict->action == moderation::Action::kBlock) {
       turn.output_blocked =
           moderation::blocked_error(*turn.output_verdict, moderation::Stage::kOutput, "reply");
@@ -184,9 +197,31 @@ class Generate final : public Stage {
     if (turn.on_started) co_await turn.on_started(turn.started);
     // The first target's model, so that its attempt needs no copy of the prompt.
     if (!turn.route.targets.empty()) turn.prompt.model = turn.route.targets.front().model;
-    auto result = co_await deps.gateway.chat(turn.route, turn.prompt, *turn.cancel, turn.sink,
+    if (!turn.sink || !deps.moderator || !deps.moderator->enabled()) {
+      auto result = co_await deps.gateway.chat(turn.route, turn.prompt, *turn.cancel, turn.sink,
+                                               turn.generation);
+      if (!result) turn.generation_error = std::move(result).error();
+      co_return success();  // persist runs either way
+    }
+    // A moderated stream: the client gets what StreamCheck releases; a block ends the call.
+    turn.stream_check.emplace(deps.moderator, turn.subject);
+    const llm::DeltaSink& client = *turn.sink;
+    moderation::StreamCheck& check = *turn.stream_check;
+    const llm::DeltaSink checked = [&client, &check](const llm::Delta& delta) -> Task<bool> {
+      if (delta.content.empty()) co_return co_await client(delta);  // the stream has begun
+      llm::Delta released;
+      released.content = check.feed(delta.content);
+      released.tool_calls = delta.tool_calls;
+      if (check.blocked()) co_return false;
+      if (released.content.empty() && released.tool_calls.empty()) co_return true;  // held
+      co_return co_await client(released);
+    };
+    auto result = co_await deps.gateway.chat(turn.route, turn.prompt, *turn.cancel, &checked,
                                              turn.generation);
     if (!result) turn.generation_error = std::move(result).error();
+    llm::Delta tail;
+    tail.content = check.finish();
+    if (!tail.content.empty() && !check.blocked()) (void)co_await client(tail);
     co_return success();  // persist runs either way
   }
   ChatDeps& deps_;

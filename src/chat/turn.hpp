@@ -14,8 +14,9 @@
 //   build prompt    system prompt + history fitted to the model's context window + message
 //   generate        the gateway: routing, retries, fallbacks; streams deltas to the caller
 //   moderate output the reply against the rules: what persist stores is redacted, or empty
-//                   with finish reason "content_filter" when blocked (a streamed reply has
-//                   already reached the client; its final event says so)
+//                   with finish reason "content_filter" when blocked. A streamed reply is
+//                   checked as it grows (moderation::StreamCheck, in generate): the client
+//                   gets it redacted, and a block stops it before the blocked text is sent
 //   persist         completes the reply row (complete, or partial with its finish reason)
 //                   and its usage record, in one transaction, whatever generate's outcome
 //   extract memory  learns from the turn (filled in by the memory work)
@@ -72,8 +73,9 @@ struct TurnContext {
 
   llm::GatewayResult generation;
   std::optional<Error> generation_error;
-  moderation::Subject subject;                        // whose turn, for the moderation log
-  std::optional<moderation::Verdict> output_verdict;  // moderate output
+  moderation::Subject subject;                          // whose turn, for the moderation log
+  std::optional<moderation::Verdict> output_verdict;    // moderate output
+  std::optional<moderation::StreamCheck> stream_check;  // a streamed reply, as it grows
   std::optional<Error> output_blocked;
   store::Message reply;  // as persisted
 };

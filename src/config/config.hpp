@@ -110,13 +110,29 @@ struct ModerationPiiConfig {
   bool output = true;
 };
 
+// An OpenAI-compatible /v1/moderations endpoint asked after the rules:
+//   moderation:
+//     provider: {name: openai, model: omni-moderation-latest, stages: [input],
+//                action: block, on_error: allow, timeout: 5s}
+struct ModerationProviderConfig {
+  std::string name;  // a provider from `providers:`; empty = none
+  std::string model = "omni-moderation-latest";
+  bool input = true;
+  bool output = false;
+  std::string action = "block";    // what a flagged message gets: block, or allow (logged)
+  std::string on_error = "allow";  // when the provider fails: allow (logged), or block
+  milliseconds timeout{5000};
+};
+
 struct ModerationConfig {
   std::vector<ModerationCategoryConfig> categories;
   std::vector<ModerationPiiConfig> pii;
   int64_t max_input_chars = 0;
   int64_t max_output_chars = 0;
+  ModerationProviderConfig provider;
   bool configured() const {
-    return !categories.empty() || !pii.empty() || max_input_chars > 0 || max_output_chars > 0;
+    return !categories.empty() || !pii.empty() || max_input_chars > 0 || max_output_chars > 0 ||
+           !provider.name.empty();
   }
 };
 

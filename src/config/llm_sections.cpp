@@ -355,8 +355,41 @@ void parse_moderation(const YAML::Node& node, const std::string& source, Config&
       }
     }
   }
+  if (auto provider = node["provider"]; provider && !provider.IsNull()) {
+    if (!provider.IsMap()) {
+      e.problem("provider", "must be a mapping: {name: <a provider>, model: ...}");
+    } else {
+      Entry pe(provider, "moderation.provider", source, problems);
+      auto& p = m.provider;
+      p.name = pe.text("name").value_or("");
+      if (p.name.empty()) pe.problem("name", "names a provider from `providers:`");
+      if (auto v = pe.text("model")) p.model = *v;
+      // The rules' keyword, with another default: input only (output waits on the reply).
+      p.input = true;
+      p.output = false;
+      read_stages(pe, "stages", p.input, p.output);
+      p.action = pe.text("action").value_or("block");
+      if (p.action != "block" && p.action != "allow") {
+        pe.problem("action", "must be block or allow (a flagged message cannot be redacted)");
+      }
+      p.on_error = pe.text("on_error").value_or("allow");
+      if (p.on_error != "block" && p.on_error != "allow") {
+        pe.problem("on_error", "must be allow or block");
+      }
+      if (auto t = pe.text("timeout")) {
+        auto d = parse_duration(*t);
+        if (!d || d->count() <= 0) {
+          pe.problem("timeout", "must be a duration such as 5s or 500ms");
+        } else {
+          p.timeout = *d;
+        }
+      }
+      pe.reject_unknown();
+    }
+  }
   e.skip("pii");  // read above, by hand
   e.skip("categories");
+  e.skip("provider");
   e.reject_unknown();
 }
 
@@ -487,6 +520,18 @@ void finish(Config& config, std::vector<Problem>& problems) {
       }
     }
   }
+  if (const auto& mp = config.moderation.provider; !mp.name.empty()) {
+    auto it = std::find_if(config.llm.providers.begin(), config.llm.providers.end(),
+                           [&](const auto& p) { return p.name == mp.name; });
+    if (it == config.llm.providers.end()) {
+      problems.push_back({"moderation.provider.name", mp.name, "moderation",
+                          "names provider '" + mp.name + "', which is not configured"});
+    } else if (it->type != "openai") {
+      problems.push_back({"moderation.provider.name", mp.name, "moderation",
+                          "provider '" + mp.name + "' is of type " + it->type +
+                              "; a moderation endpoint needs an OpenAI-compatible provider"});
+    }
+  }
   // The moderation rules compile (regular expressions, names): found now, not at startup.
   if (auto compiled =
           moderation::RuleSet::compile(parley::config::moderation_policy(config.moderation));
@@ -560,6 +605,14 @@ void sections_to_json(const Config& config, nlohmann::json& root) {
                         {"max_output_chars", config.moderation.max_output_chars},
                         {"pii", pii},
                         {"categories", categories}};
+  if (const auto& mp = config.moderation.provider; !mp.name.empty()) {
+    json stages = json::array();
+    if (mp.input) stages.push_back("input");
+    if (mp.output) stages.push_back("output");
+    root["moderation"]["provider"] = {
+        {"name", mp.name},     {"model", mp.model},       {"stages", stages},
+        {"action", mp.action}, {"on_error", mp.on_error}, {"timeout_ms", mp.timeout.count()}};
+  }
 }
 
 void section_secrets(const Config& config, std::vector<std::string>& out) {

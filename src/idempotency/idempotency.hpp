@@ -63,7 +63,8 @@ class IdempotencyStore {
   // Gives the claim up without storing anything: a retry runs the request again.
   virtual void release(const std::string& key) = 0;
   // Forgets a user's stored answers (erasure) in one tenant, or in every tenant (nullopt);
-  // the store's rows are deleted by the caller.
+  // the store's rows are deleted by the caller, after this returns (none is written later).
+  // May block (call on the blocking pool).
   virtual void forget_user(const std::optional<std::string>& tenant_id,
                            const std::string& user_id) = 0;
 };
@@ -123,6 +124,8 @@ class LocalIdempotency final : public IdempotencyStore {
   std::deque<std::string> bodies_in_memory_;  // keys, oldest first, for dropping bodies
   size_t memory_used_ = 0;
   std::vector<store::IdempotencyRecord> queue_;
+  std::vector<store::IdempotencyRecord> writing_;  // the batch flush() is writing (mutex_)
+  std::mutex flush_mutex_;                         // one flush at a time
   std::condition_variable wake_;
   bool stopping_ = false;
   std::thread writer_;

@@ -47,7 +47,8 @@ Claim LocalIdempotency::claim(const std::string& key, const std::string& fingerp
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
   if (it != entries_.end() && it->second.expires_at_ms <= now_ms && !it->second.running) {
-    entries_.erase(it);
+    if (it->second.response) memory_used_ -= it->second.response->body.size();
+    entries_.erase(it);  // its place in bodies_in_memory_ goes at the next purge or eviction
     it = entries_.end();
   }
   Claim c;
@@ -78,14 +79,22 @@ Result<std::optional<StoredResponse>> LocalIdempotency::load(const std::string& 
   {
     // It may still be queued for writing.
     std::lock_guard lock(mutex_);
-    for (const auto& r : queue_) {
-      if (r.key == key)
-        return std::optional<StoredResponse>(StoredResponse{r.status, r.content_type, r.body});
+    for (const auto* list : {&queue_, &writing_}) {
+      for (const auto& r : *list) {
+        if (r.key == key)
+          return std::optional<StoredResponse>(StoredResponse{r.status, r.content_type, r.body});
+      }
     }
   }
   auto record = repo_.get(key);
   if (!record) return std::move(record).error();
-  if (!*record) return std::optional<StoredResponse>();
+  if (!*record) {
+    // Expired, or never written (the write failed): the key is free for the request again.
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    if (it != entries_.end() && !it->second.running && !it->second.response) entries_.erase(it);
+    return std::optional<StoredResponse>();
+  }
   return std::optional<StoredResponse>(StoredResponse{
       (*record)->status, std::move((*record)->content_type), std::move((*record)->body)});
 }
@@ -140,6 +149,9 @@ void LocalIdempotency::forget_user(const std::optional<std::string>& tenant_id,
   auto owned = [&](const std::string& tenant, const std::string& user) {
     return user == user_id && (!tenant_id || tenant == *tenant_id);
   };
+  // Waits for a batch being written: once this returns, nothing of the user's is on its way to
+  // the store, and the caller deletes what is there.
+  std::lock_guard flushing(flush_mutex_);
   std::lock_guard lock(mutex_);
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (owned(it->second.tenant_id, it->second.user_id) && !it->second.running) {
@@ -154,17 +166,22 @@ void LocalIdempotency::forget_user(const std::optional<std::string>& tenant_id,
 }
 
 void LocalIdempotency::flush() {
-  std::vector<store::IdempotencyRecord> batch;
+  // One flush at a time; the batch being written stays readable (load()) until it is in the
+  // store, so a retry never finds its answer in neither place.
+  std::lock_guard flushing(flush_mutex_);
   {
     std::lock_guard lock(mutex_);
-    batch.swap(queue_);
+    writing_.swap(queue_);
   }
-  if (batch.empty()) return;
-  if (auto r = repo_.put(batch); !r) {
-    // Kept in memory for this process's life; only a restart would forget them.
+  if (writing_.empty()) return;
+  if (auto r = repo_.put(writing_); !r) {
+    // Answers still in memory replay for this process's life; a retry whose answer is
+    // neither in memory nor in the store runs again (load() frees its key).
     log::warn("stored idempotent responses could not be written",
-              {{"responses", static_cast<int64_t>(batch.size())}, {"error", r.error().message}});
+              {{"responses", static_cast<int64_t>(writing_.size())}, {"error", r.error().message}});
   }
+  std::lock_guard lock(mutex_);
+  writing_.clear();
 }
 
 void LocalIdempotency::purge(int64_t now_ms) {

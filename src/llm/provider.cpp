@@ -9,4 +9,10 @@ Task<Result<Embeddings>> Provider::embed(const EmbeddingRequest&, const CallLimi
                            "embeddings_unsupported");
 }
 
+Task<Result<Moderations>> Provider::moderate(const ModerationRequest&, const CallLimits&,
+                                             Cancellation&) {
+  co_return Error::invalid("provider '" + name() + "' (" + type() + ") has no moderation endpoint",
+                           "moderation_unsupported");
+}
+
 }  // namespace parley::llm

@@ -47,6 +47,11 @@ class Provider {
   virtual bool supports_embeddings() const { return false; }
   virtual Task<Result<Embeddings>> embed(const EmbeddingRequest& request, const CallLimits& limits,
                                          Cancellation& cancel);
+
+  // A moderation endpoint (OpenAI's /v1/moderations and servers compatible with it).
+  virtual bool supports_moderation() const { return false; }
+  virtual Task<Result<Moderations>> moderate(const ModerationRequest& request,
+                                             const CallLimits& limits, Cancellation& cancel);
 };
 
 }  // namespace parley::llm

@@ -159,4 +159,24 @@ struct Embeddings {
   Usage usage;
 };
 
+// A classification request to a provider's moderation endpoint (OpenAI's /v1/moderations).
+struct ModerationRequest {
+  std::string model;
+  std::vector<std::string> inputs;
+};
+
+// The provider's verdict on one input.
+struct ModerationScore {
+  bool flagged = false;
+  // The categories the provider flagged ("violence", "harassment/threatening"), in its order.
+  std::vector<std::string> categories;
+  // Every category's score, 0 to 1, as sent.
+  std::vector<std::pair<std::string, double>> scores;
+};
+
+struct Moderations {
+  std::string model;
+  std::vector<ModerationScore> results;  // one per input, in order
+};
+
 }  // namespace parley::llm

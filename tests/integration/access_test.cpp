@@ -409,10 +409,6 @@ TEST(Api2Authentication, EveryNonPublicRouteInThePolicyTableNeedsCredentials) {
       EXPECT_LT(bare.status, 500) << bare.describe();
       continue;
     }
-    if (bare.status == 404 && error_code(bare) == "route_not_found") {
-      // In the policy table but not served by this build (/v1/moderations): nothing to guard.
-      continue;
-    }
     EXPECT_TRUE(is_unauthenticated(bare, "missing_api_key"));
     EXPECT_TRUE(is_unauthenticated(
         http(route.method, p.port(), route.path, route.body, bearer(unknown_key)),

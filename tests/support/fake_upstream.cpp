@@ -121,6 +121,41 @@ FakeReply default_reply(const std::string& path, const json& request) {
             .dump();
     return r;
   }
+  if (path.find("/moderations") != std::string::npos) {
+    // OpenAI's moderation format: "fake-violence" in an input flags violence,
+    // "fake-threat" harassment/threatening; anything else is clean.
+    std::vector<std::string> inputs;
+    if (request.is_object() && request.contains("input")) {
+      const auto& in = request["input"];
+      if (in.is_string()) inputs.push_back(in.get<std::string>());
+      if (in.is_array()) {
+        for (const auto& x : in) inputs.push_back(x.is_string() ? x.get<std::string>() : x.dump());
+      }
+    }
+    json results = json::array();
+    for (const auto& text : inputs) {
+      const bool violence = text.find("fake-violence") != std::string::npos;
+      const bool threat = text.find("fake-threat") != std::string::npos;
+      results.push_back({{"flagged", violence || threat},
+                         {"categories",
+                          {{"violence", violence},
+                           {"harassment", false},
+                           {"harassment/threatening", threat},
+                           {"sexual", false},
+                           {"illicit/violent", nullptr}}},
+                         {"category_scores",
+                          {{"violence", violence ? 0.97 : 0.001},
+                           {"harassment", 0.002},
+                           {"harassment/threatening", threat ? 0.91 : 0.001},
+                           {"sexual", 0.0001}}}});
+    }
+    r.body = json{{"id", "modr-fake"},
+                  {"model", request.is_object() ? request.value("model", "omni-moderation-latest")
+                                                : "omni-moderation-latest"},
+                  {"results", results}}
+                 .dump();
+    return r;
+  }
   if (stream) {
     r.pieces = FakeUpstream::openai_stream(pieces, true, true);
     r.content_type = "text/event-stream";
@@ -182,7 +217,7 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
   Impl* impl = impl_.get();
   auto handler = [impl](http::Request& req) { return serve(*impl, req); };
   for (const char* path : {"/v1/chat/completions", "/chat/completions", "/v1/messages",
-                           "/v1/embeddings", "/embeddings"}) {
+                           "/v1/embeddings", "/embeddings", "/v1/moderations", "/moderations"}) {
     impl->router.add(http::Method::kPost, path, handler);
   }
   if (control) {

@@ -1,12 +1,14 @@
 // A fake LLM provider for tests: a real HTTP server on loopback that speaks OpenAI's Chat
-// Completions / Embeddings and Anthropic's Messages wire formats, JSON and SSE, and fails on
-// command. Tests queue scripted replies (status, headers, body or stream pieces, delays,
+// Completions / Embeddings / Moderations and Anthropic's Messages wire formats, JSON and SSE, and
+// fails on command. Tests queue scripted replies (status, headers, body or stream pieces, delays,
 // stalls) and read back every request it received, so they can prove how many upstream calls
 // a turn made and what was sent.
 //
 // With nothing queued it answers like a healthy provider: for OpenAI paths a completion of
 // "Hello from the fake upstream." (streamed in pieces when the request asks for a stream),
-// for /v1/messages the same in Anthropic's format, for /embeddings deterministic vectors.
+// for /v1/messages the same in Anthropic's format, for /embeddings deterministic vectors, for
+// /moderations OpenAI's moderation results (inputs containing "fake-violence" or
+// "fake-threat" are flagged).
 //
 // Thread-safe: the server runs on its own thread; every public method may be called from the
 // test's thread.

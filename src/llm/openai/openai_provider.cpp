@@ -41,6 +41,12 @@ class OpenAiProvider final : public Provider {
     return run_embed(*this, request, limits, cancel);
   }
 
+  bool supports_moderation() const override { return true; }
+  Task<Result<Moderations>> moderate(const ModerationRequest& request, const CallLimits& limits,
+                                     Cancellation& cancel) override {
+    return run_moderate(*this, request, limits, cancel);
+  }
+
  private:
   http::ClientRequest post(const std::string& path, std::string body,
                            const CallLimits& limits) const {
@@ -195,6 +201,32 @@ class OpenAiProvider final : public Provider {
     if (parsed.contains("usage")) openai_wire::read_usage(parsed["usage"], result.usage);
     result.usage.output_tokens = 0;
     co_return result;
+  }
+
+  static Task<Result<Moderations>> run_moderate(OpenAiProvider& self,
+                                                const ModerationRequest& request,
+                                                const CallLimits& limits, Cancellation& cancel) {
+    const auto call_end = std::chrono::steady_clock::now() + limits.total_timeout;
+    json body = json::object();
+    if (!request.model.empty()) body["model"] = request.model;
+    body["input"] = request.inputs;
+    auto opened =
+        co_await open(self,
+                      self.post("/moderations",
+                                body.dump(-1, ' ', false, json::error_handler_t::replace), limits),
+                      limits, cancel, next_deadline(limits.first_token_timeout, call_end));
+    if (!opened) co_return std::move(opened).error();
+    auto all = co_await (*opened)->transfer().read_all(
+        next_deadline(limits.first_token_timeout, call_end), kMaxResponseBytes);
+    if (!all) co_return interrupted(all.error(), cancel);
+    auto parsed = openai_wire::parse_moderations(*all, request.inputs.size());
+    if (!parsed) {
+      Error e = std::move(parsed).error();
+      e.message = "provider '" + self.settings_.name + "': " + e.message;
+      co_return e;
+    }
+    if (parsed->model.empty()) parsed->model = request.model;
+    co_return std::move(*parsed);
   }
 
   ProviderSettings settings_;

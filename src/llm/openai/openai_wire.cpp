@@ -314,6 +314,53 @@ Result<bool> parse_chunk(std::string_view data, Completion& out, Delta& delta) {
   return false;
 }
 
+Result<Moderations> parse_moderations(std::string_view body, size_t inputs) {
+  auto bad = [](const std::string& why) {
+    return Error::bad_gateway("the moderation response is not the expected JSON: " + why,
+                              "upstream_malformed");
+  };
+  auto parsed = nlohmann::json::parse(body, nullptr, false);
+  if (!parsed.is_object()) return bad("not a JSON object");
+  auto results = parsed.find("results");
+  if (results == parsed.end() || !results->is_array()) return bad("no results array");
+  if (results->size() != inputs) {
+    return bad(std::to_string(results->size()) + " results for " + std::to_string(inputs) +
+               " inputs");
+  }
+  Moderations out;
+  if (auto m = parsed.find("model"); m != parsed.end() && m->is_string()) {
+    out.model = m->get<std::string>();
+  }
+  for (const auto& r : *results) {
+    if (!r.is_object()) return bad("a result is not an object");
+    ModerationScore score;
+    auto flagged = r.find("flagged");
+    if (flagged == r.end() || !flagged->is_boolean()) return bad("a result has no 'flagged'");
+    score.flagged = flagged->get<bool>();
+    if (auto c = r.find("categories"); c != r.end()) {
+      if (!c->is_object()) return bad("'categories' is not an object");
+      for (const auto& [name, value] : c->items()) {
+        // OpenAI sends null for categories a model does not score.
+        if (value.is_null()) continue;
+        if (!value.is_boolean()) return bad("category '" + name + "' is not a boolean");
+        if (value.get<bool>()) score.categories.push_back(name);
+      }
+    }
+    if (auto c = r.find("category_scores"); c != r.end()) {
+      if (!c->is_object()) return bad("'category_scores' is not an object");
+      for (const auto& [name, value] : c->items()) {
+        if (value.is_null()) continue;
+        if (!value.is_number()) return bad("the score of '" + name + "' is not a number");
+        score.scores.emplace_back(name, value.get<double>());
+      }
+    }
+    // Flagged without a category named: still flagged, under the provider's own word.
+    if (score.flagged && score.categories.empty()) score.categories.emplace_back("flagged");
+    out.results.push_back(std::move(score));
+  }
+  return out;
+}
+
 }  // namespace openai_wire
 
 }  // namespace parley::llm

@@ -27,6 +27,10 @@ Result<void> parse_completion(std::string_view body, Completion& out);
 // One streamed event's data into `out` (accumulating) and `delta`; kBadGateway for an error
 // event or malformed data. Returns true at "[DONE]".
 Result<bool> parse_chunk(std::string_view data, Completion& out, Delta& delta);
+// A /moderations response for `inputs` inputs: one result per input, each with "flagged",
+// "categories" (name -> bool) and "category_scores" (name -> number). kBadGateway
+// ("upstream_malformed") for anything else.
+Result<Moderations> parse_moderations(std::string_view body, size_t inputs);
 }  // namespace openai_wire
 
 }  // namespace parley::llm

@@ -167,8 +167,8 @@ class IdempotencyTable final : public IdempotencyRepository {
     QueryTimer timer(db_.options.metrics, "idempotency_index");
     auto db = db_.readers.borrow();
     auto stmt = db->prepare(
-        "SELECT key, fingerprint, status, created_at, expires_at FROM idempotency_keys "
-        "WHERE expires_at > ?");
+        "SELECT key, fingerprint, status, created_at, expires_at, tenant_id, user_id "
+        "FROM idempotency_keys WHERE expires_at > ?");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, now_ms);
     std::vector<IdempotencyRecord> out;
@@ -180,6 +180,9 @@ class IdempotencyTable final : public IdempotencyRepository {
       r.status = static_cast<int>(stmt->column_int(2));
       r.created_at_ms = stmt->column_int(3);
       r.expires_at_ms = stmt->column_int(4);
+      // Whose answer it is: erasure (forget_user) finds keys loaded at startup too.
+      r.tenant_id = stmt->column_text(5);
+      r.user_id = stmt->column_text(6);
       out.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) return db->last_error("index idempotency keys");
