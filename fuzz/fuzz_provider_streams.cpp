@@ -2,7 +2,8 @@
 // parser gets the input in pieces whose sizes the input picks (the network cuts anywhere), and
 // every event's data is read both as an OpenAI chunk and as an Anthropic event. Nothing may
 // crash or throw, and a reply's text may only grow: what was sent to the client as a delta
-// cannot be taken back.
+// cannot be taken back. The whole input is also read as a /moderations response (OpenAI's
+// format), for as many inputs as the first byte says (0 to 3).
 //
 // The first byte picks the cuts, so that a seed file says how it is fed: '?' (63 mod 64) feeds
 // the rest whole, '@' (0 mod 64) one byte at a time, any other byte below 0x80 in pieces of
@@ -73,5 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (void)parser.has_partial_event();
+  auto moderations = parley::llm::openai_wire::parse_moderations(stream, mode % 4);
+  if (moderations && moderations->results.size() != mode % 4) __builtin_trap();
   return 0;
 }

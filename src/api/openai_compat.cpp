@@ -287,6 +287,15 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
       (req.principal && req.principal->scope == auth::Scope::kUser)) {
     parsed->request.user = actor->user_id;
   }
+  auto route = ctx.gateway->resolve(parsed->model);
+  if (!route) co_return fail(route.error(), req);
+  // Limits first: a caller over them costs nothing more, not even a moderation provider's call.
+  std::optional<ModelAdmission> admission;
+  if (ctx.access) {
+    auto admitted = co_await ctx.access->admit_model_call(*actor, parsed->stream);
+    if (!admitted) co_return fail(admitted.error(), req);
+    admission.emplace(std::move(*admitted));
+  }
   // Input moderation: every user message; a redaction rewrites the body sent upstream.
   const moderation::Subject subject{actor->tenant_id, actor->user_id, "", req.request_id};
   if (ctx.moderator && ctx.moderator->enabled()) {
@@ -301,25 +310,27 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
                                                  "messages[" + std::to_string(i) + "].content"),
                        req);
       }
-      if (verdict.action == moderation::Action::kRedact && verdict.redacted &&
-          messages[i]["content"].is_string()) {
-        m.content = *verdict.redacted;
-        messages[i]["content"] = std::move(*verdict.redacted);
-        rewritten = true;
+      if (verdict.action != moderation::Action::kRedact || !verdict.redacted) continue;
+      auto& content = messages[i]["content"];
+      if (content.is_string()) {
+        content = *verdict.redacted;
+      } else if (content.is_array()) {
+        // Content parts: each text part redacted on its own (images and audio pass as sent).
+        for (auto& part : content) {
+          if (!part.is_object() || !part.contains("text") || !part["text"].is_string()) continue;
+          auto v =
+              ctx.moderator->evaluate(part["text"].get<std::string>(), moderation::Stage::kInput);
+          if (v.redacted) part["text"] = std::move(*v.redacted);
+        }
+        m.parts = content;
       }
+      m.content = std::move(*verdict.redacted);
+      rewritten = true;
     }
     if (rewritten) {
       redacted_body = dump(*body);
       parsed->request.openai_text = redacted_body;
     }
-  }
-  auto route = ctx.gateway->resolve(parsed->model);
-  if (!route) co_return fail(route.error(), req);
-  std::optional<ModelAdmission> admission;
-  if (ctx.access) {
-    auto admitted = co_await ctx.access->admit_model_call(*actor, parsed->stream);
-    if (!admitted) co_return fail(admitted.error(), req);
-    admission.emplace(std::move(*admitted));
   }
   if (route->strategy == "cost") {
     // Spend so far today counts what the accountant has written (up to one flush interval
@@ -469,18 +480,20 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   auto result = co_await ctx.gateway->chat(*route, parsed->request, cancel, &sink, out);
   std::optional<Error> error;
   if (!result) error = result.error();
-  account(ctx, *parsed, out, error, req.request_id, *actor);
+  std::string tail;
   if (check) {
-    const std::string tail = check->finish();
+    tail = check->finish();
     if (check->blocked()) {
       // The call was stopped by the block, not by the client.
       error = moderation::blocked_error(check->verdict(), moderation::Stage::kOutput,
                                         "choices[0].delta.content");
-    } else if (!tail.empty() && client_there) {
-      json d = json::object();
-      d["content"] = tail;
-      (void)co_await send(chunk(std::move(d), nullptr));
     }
+  }
+  account(ctx, *parsed, out, error, req.request_id, *actor);
+  if (!tail.empty() && !error && client_there) {
+    json d = json::object();
+    d["content"] = std::move(tail);
+    (void)co_await send(chunk(std::move(d), nullptr));
   }
   if (!started) {
     if (error) co_return fail(*error, req);

@@ -100,17 +100,6 @@ Task<Verdict> Moderator::check(std::string_view text, Stage stage, const Subject
   co_return v;
 }
 
-Task<Result<llm::Moderations>> Moderator::classify(std::vector<std::string> inputs) {
-  if (!provider_.provider) {
-    co_return Error::invalid("no moderation provider is configured", "moderation_unsupported");
-  }
-  llm::ModerationRequest request;
-  request.model = provider_.model;
-  request.inputs = std::move(inputs);
-  llm::Cancellation cancel;
-  co_return co_await provider_.provider->moderate(request, provider_.limits, cancel);
-}
-
 void Moderator::record(const Verdict& v, Stage stage, const Subject& subject,
                        std::string_view source) {
   if (!enabled_) return;
@@ -198,7 +187,7 @@ std::string StreamCheck::feed(std::string_view piece) {
   // Release up to the last whitespace: what follows may be half a word.
   size_t cut = text_.size();
   while (cut > checked_ && !is_space(text_[cut - 1])) --cut;
-  if (cut <= checked_) return {};
+  if (cut <= checked_ || cut - checked_ < std::min(kMaxHeld, text_.size() / 16)) return {};
   return release(cut);
 }
 

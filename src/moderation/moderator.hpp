@@ -80,11 +80,9 @@ class Moderator {
   Verdict evaluate(std::string_view text, Stage stage) const;
   // Counts and logs a decision; `source` is "rules", "provider" or "rules+provider".
   void record(const Verdict& verdict, Stage stage, const Subject& subject, std::string_view source);
-  // The provider's model ("" when none) and its classification of `inputs`, uncounted
-  // (POST /v1/moderations).
+  // The provider's model, for POST /v1/moderations ("" when none).
   const std::string& provider_model() const { return provider_.model; }
   bool has_provider() const { return provider_.provider != nullptr; }
-  Task<Result<llm::Moderations>> classify(std::vector<std::string> inputs);
   // Writes the queued log entries now (shutdown, tests).
   void flush();
   void stop();
@@ -109,14 +107,18 @@ Error blocked_error(const Verdict& verdict, Stage stage, std::string param);
 
 // A streamed reply checked as it grows. feed() takes each piece as it arrives and returns the
 // text that may be sent now: everything up to the last whitespace, checked together with all
-// that came before it, with the redact-action matches replaced. Once a block-action rule
-// matches, blocked() is true and nothing more is released: the caller ends the stream (as
-// OpenAI does, finish_reason "content_filter"). finish() releases the held tail after the
-// final check and records the decision once for the whole reply.
+// that came before it, with the redact-action matches replaced. The whole text is checked at
+// each release, so releases wait for a sixteenth of the text so far to be new, at most
+// kMaxHeld bytes: short replies flow word by word, and a long one costs a few checks per
+// kMaxHeld bytes instead of one per token (which would cost the square of its length). Once a
+// block-action rule matches, blocked() is true and nothing more is released: the caller stops the
+// call and ends the stream with content_blocked. finish() releases the held tail after the final
+// check and records the decision once for the whole reply.
 //
 // A redaction spanning text already sent (a multi-word pattern completed by a later word)
 // can only replace its unsent part; single words, e-mail addresses, phone and card numbers
-// contain no whitespace and are always checked whole.
+// contain no whitespace and are always checked whole. The moderation provider is not asked
+// about streamed replies: its verdict would come after the text had been sent.
 class StreamCheck {
  public:
   // `moderator` null or disabled: everything is released as it comes.
@@ -131,6 +133,7 @@ class StreamCheck {
   const std::string& released() const { return released_; }
 
  private:
+  static constexpr size_t kMaxHeld = 128;
   std::string release(size_t upto);
 
   Moderator* moderator_;

@@ -271,33 +271,7 @@ void expect_security_headers(const Response& r, const std::string& what) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The fake provider as a child process (as in chat_test.cpp), and a server in front of it.
-
-class FakeProvider {
- public:
-  FakeProvider() {
-    child_ = std::make_unique<Child>(std::vector<std::string>{PARLEY_FAKE_UPSTREAM}, EnvVars{},
-                                     dir_.path(), "");
-    auto line = child_->wait_stdout_line(
-        [](const std::string& l) { return l.find("\"port\"") != std::string::npos; }, 0,
-        Millis{10000});
-    if (!line) throw std::runtime_error("fake upstream did not start: " + child_->stderr_text());
-    port_ = json::parse(child_->stdout_lines().at(*line))["port"].get<int>();
-  }
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-  void enqueue(const json& spec) {
-    auto r = http("POST", port_, "/_fake/replies", spec.dump());
-    ASSERT_EQ(r.status, 200) << r.describe();
-  }
-  json requests() const { return http("GET", port_, "/_fake/requests").json()["requests"]; }
-  int calls() const { return static_cast<int>(requests().size()); }
-
- private:
-  TempDir dir_{"parley-fake"};
-  std::unique_ptr<Child> child_;
-  int port_ = 0;
-};
+// A server in front of the fake provider (harness.hpp).
 
 // Parley with provider "fake" (OpenAI format) on the fake upstream, and the bootstrap admin key.
 struct Stack {
@@ -306,20 +280,7 @@ struct Stack {
   std::unique_ptr<ParleyProcess> parley;
 
   explicit Stack(const std::string& extra_yaml = "", std::vector<std::string> args = {}) {
-    auto file = config_dir.write_file("parley.yaml",
-                                      "llm:\n"
-                                      "  default_model: fake/fake-model\n"
-                                      "  retry_backoff: 5ms\n"
-                                      "  retry_backoff_max: 20ms\n"
-                                      "providers:\n"
-                                      "  fake:\n"
-                                      "    type: openai\n"
-                                      "    base_url: " +
-                                          fake.base_url() +
-                                          "/v1\n"
-                                          "    api_key: sk-fake-key\n"
-                                          "    models: [fake-model]\n" +
-                                          extra_yaml);
+    auto file = config_dir.write_file("parley.yaml", fake.base_config() + extra_yaml);
     ServeOptions opts = with_admin({"--config", file});
     opts.args.insert(opts.args.end(), args.begin(), args.end());
     parley = std::make_unique<ParleyProcess>(opts);

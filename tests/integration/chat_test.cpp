@@ -21,53 +21,10 @@ namespace {
 
 using nlohmann::json;
 
-// The fake provider as a child process.
-class FakeProvider {
- public:
-  FakeProvider() {
-    child_ = std::make_unique<Child>(std::vector<std::string>{PARLEY_FAKE_UPSTREAM}, EnvVars{},
-                                     dir_.path(), "");
-    auto line = child_->wait_stdout_line(
-        [](const std::string& l) { return l.find("\"port\"") != std::string::npos; }, 0,
-        Millis{10000});
-    if (!line) throw std::runtime_error("fake upstream did not start: " + child_->stderr_text());
-    port_ = json::parse(child_->stdout_lines().at(*line))["port"].get<int>();
-  }
-  int port() const { return port_; }
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-  void enqueue(const json& spec) {
-    auto r = http("POST", port_, "/_fake/replies", spec.dump());
-    ASSERT_EQ(r.status, 200) << r.describe();
-  }
-  json requests() const { return http("GET", port_, "/_fake/requests").json()["requests"]; }
-  int calls() const { return static_cast<int>(requests().size()); }
-  int disconnects() const {
-    return http("GET", port_, "/_fake/requests").json()["client_disconnects"].get<int>();
-  }
-
- private:
-  TempDir dir_{"parley-fake"};
-  std::unique_ptr<Child> child_;
-  int port_ = 0;
-};
-
 // A configuration with providers "fake" (OpenAI format) and "fakeant" (Anthropic format) on
 // the fake, and a route trying one then the other.
 std::string config_yaml(const FakeProvider& fake, const std::string& extra = "") {
-  return "llm:\n"
-         "  default_model: fake/fake-model\n"
-         "  retry_backoff: 5ms\n"
-         "  retry_backoff_max: 20ms\n"
-         "  stall_timeout: 400ms\n"
-         "providers:\n"
-         "  fake:\n"
-         "    type: openai\n"
-         "    base_url: " +
-         fake.base_url() +
-         "/v1\n"
-         "    api_key: sk-fake-key\n"
-         "    models: [fake-model]\n"
+  return fake.base_config("  stall_timeout: 400ms\n") +
          "  fakeant:\n"
          "    type: anthropic\n"
          "    base_url: " +
@@ -115,31 +72,6 @@ json completion_body(const std::string& content, int in = 11, int out = 6) {
          {"message", {{"role", "assistant"}, {"content", content}}},
          {"finish_reason", "stop"}}}},
       {"usage", {{"prompt_tokens", in}, {"completion_tokens", out}, {"total_tokens", in + out}}}};
-}
-
-// The events of a server-sent-events body: (event name, parsed data).
-std::vector<std::pair<std::string, json>> sse_events(const std::string& body) {
-  std::vector<std::pair<std::string, json>> out;
-  size_t pos = 0;
-  while (pos < body.size()) {
-    auto end = body.find("\n\n", pos);
-    if (end == std::string::npos) break;
-    std::string block = body.substr(pos, end - pos);
-    pos = end + 2;
-    std::string name, data;
-    size_t line_start = 0;
-    while (line_start <= block.size()) {
-      auto nl = block.find('\n', line_start);
-      std::string line =
-          block.substr(line_start, nl == std::string::npos ? std::string::npos : nl - line_start);
-      if (line.rfind("event: ", 0) == 0) name = line.substr(7);
-      if (line.rfind("data: ", 0) == 0) data += line.substr(6);
-      if (nl == std::string::npos) break;
-      line_start = nl + 1;
-    }
-    out.emplace_back(name, data == "[DONE]" ? json("[DONE]") : json::parse(data, nullptr, false));
-  }
-  return out;
 }
 
 TEST(Chat, TurnStoresBothMessagesAndSendsHistory) {

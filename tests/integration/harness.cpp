@@ -1,6 +1,7 @@
 // Implementation of the integration-test harness (see harness.hpp): process spawning with
-// fork/exec and piped output, a libcurl HTTP client, raw non-blocking sockets, and small parsers
-// for HTTP/1.1 responses and the Prometheus text format.
+// fork/exec and piped output, a libcurl HTTP client, raw non-blocking sockets, the fake provider
+// as a child process, and small parsers for HTTP/1.1 responses, server-sent events and the
+// Prometheus text format.
 #include "harness.hpp"
 
 #include <arpa/inet.h>
@@ -30,6 +31,9 @@
 
 #ifndef PARLEY_BINARY
 #error "PARLEY_BINARY must be defined by the build (path of the parley executable)"
+#endif
+#ifndef PARLEY_FAKE_UPSTREAM
+#error "PARLEY_FAKE_UPSTREAM must be defined by the build (path of parley_fake_upstream)"
 #endif
 
 extern char** environ;
@@ -813,6 +817,80 @@ std::string raw_request(std::string_view method, std::string_view path, const He
 
 std::string simple_get(std::string_view path, const HeaderList& extra) {
   return raw_request("GET", path, extra);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-sent events
+
+std::vector<std::pair<std::string, nlohmann::json>> sse_events(const std::string& body) {
+  std::vector<std::pair<std::string, nlohmann::json>> out;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    auto end = body.find("\n\n", pos);
+    if (end == std::string::npos) break;
+    std::string block = body.substr(pos, end - pos);
+    pos = end + 2;
+    std::string name, data;
+    size_t line_start = 0;
+    while (line_start <= block.size()) {
+      auto nl = block.find('\n', line_start);
+      std::string line =
+          block.substr(line_start, nl == std::string::npos ? std::string::npos : nl - line_start);
+      if (line.rfind("event: ", 0) == 0) name = line.substr(7);
+      if (line.rfind("data: ", 0) == 0) data += line.substr(6);
+      if (nl == std::string::npos) break;
+      line_start = nl + 1;
+    }
+    out.emplace_back(name, data == "[DONE]" ? nlohmann::json("[DONE]")
+                                            : nlohmann::json::parse(data, nullptr, false));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// FakeProvider
+
+FakeProvider::FakeProvider() {
+  child_ = std::make_unique<Child>(std::vector<std::string>{PARLEY_FAKE_UPSTREAM}, EnvVars{},
+                                   dir_.path(), "");
+  auto line = child_->wait_stdout_line(
+      [](const std::string& l) { return l.find("\"port\"") != std::string::npos; }, 0,
+      Millis{10000});
+  if (!line) throw std::runtime_error("fake upstream did not start: " + child_->stderr_text());
+  port_ = nlohmann::json::parse(child_->stdout_lines().at(*line))["port"].get<int>();
+}
+
+std::string FakeProvider::base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+void FakeProvider::enqueue(const nlohmann::json& spec) {
+  auto r = http("POST", port_, "/_fake/replies", spec.dump());
+  ASSERT_EQ(r.status, 200) << r.describe();
+}
+
+std::string FakeProvider::base_config(const std::string& llm_extra) const {
+  return "llm:\n"
+         "  default_model: fake/fake-model\n"
+         "  retry_backoff: 5ms\n"
+         "  retry_backoff_max: 20ms\n" +
+         llm_extra +
+         "providers:\n"
+         "  fake:\n"
+         "    type: openai\n"
+         "    base_url: " +
+         base_url() +
+         "/v1\n"
+         "    api_key: sk-fake-key\n"
+         "    models: [fake-model]\n";
+}
+
+nlohmann::json FakeProvider::requests() const {
+  return http("GET", port_, "/_fake/requests").json()["requests"];
+}
+
+int FakeProvider::calls() const { return static_cast<int>(requests().size()); }
+
+int FakeProvider::disconnects() const {
+  return http("GET", port_, "/_fake/requests").json()["client_disconnects"].get<int>();
 }
 
 // ---------------------------------------------------------------------------------------------

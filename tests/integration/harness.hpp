@@ -4,8 +4,9 @@
 // time with the PARLEY_IT_BINARY environment variable): it spawns `parley serve` in a fresh
 // temporary data directory, learns the port from the JSON "ready" log line, and talks to it over
 // libcurl or raw TCP sockets. One-shot commands (`parley version`, `check-config`, `migrate`, a
-// `serve` expected to fail) run through run_parley(). Every wait in this file is bounded, so a
-// misbehaving server makes a test fail, never hang.
+// `serve` expected to fail) run through run_parley(). The fake provider (PARLEY_FAKE_UPSTREAM)
+// runs the same way, as a child process scripted over HTTP (FakeProvider). Every wait in this
+// file is bounded, so a misbehaving server makes a test fail, never hang.
 //
 // Threading: a ParleyProcess, Child or RawConnection belongs to one thread at a time; http() may
 // be called from any number of threads at once. Processes must be spawned from a thread that
@@ -269,6 +270,52 @@ std::optional<Response> parse_http_response(std::string_view buf, size_t* consum
 std::string raw_request(std::string_view method, std::string_view path,
                         const HeaderList& headers = {}, std::string_view body = "",
                         bool add_content_length = true);
+
+// ---------------------------------------------------------------------------------------------
+// Server-sent events.
+
+// The events of a server-sent-events body, in order: (event name, data parsed as JSON). An event
+// without an "event:" line has the name ""; the data "[DONE]" becomes the JSON string "[DONE]",
+// other data that is not JSON a discarded value. An unterminated last event is left out.
+std::vector<std::pair<std::string, nlohmann::json>> sse_events(const std::string& body);
+
+// ---------------------------------------------------------------------------------------------
+// The fake provider.
+
+// parley_fake_upstream as a child process: a real HTTP server on a loopback port that speaks
+// OpenAI's and Anthropic's JSON and SSE (chat completions, messages, embeddings, moderations),
+// with healthy default answers. enqueue() scripts the next reply (the spec is read by
+// FakeUpstream::reply_from_json in tests/support/fake_upstream.cpp: status, headers, body,
+// pieces, openai_stream, split, delays, stall, path_suffix). The constructor waits for the fake
+// to print its port and throws std::runtime_error when it does not start; destruction kills it.
+class FakeProvider {
+ public:
+  FakeProvider();
+  FakeProvider(const FakeProvider&) = delete;
+  FakeProvider& operator=(const FakeProvider&) = delete;
+
+  int port() const { return port_; }
+  // "http://127.0.0.1:<port>" (a provider's base_url adds "/v1" for the OpenAI format).
+  std::string base_url() const;
+  // The start of a configuration in front of it: `llm:` (default model fake/fake-model, quick
+  // retries, then the lines of `llm_extra`) and `providers:` with "fake" (OpenAI format, model
+  // fake-model). More providers' entries, then other sections, may follow.
+  std::string base_config(const std::string& llm_extra = "") const;
+
+  // Queues a scripted reply; a test assertion fails when the fake refuses the spec.
+  void enqueue(const nlohmann::json& spec);
+  // Every request received, oldest first: {"method", "path", "headers", "body"} with the body
+  // parsed (null when it was not JSON).
+  nlohmann::json requests() const;
+  int calls() const;
+  // Streamed replies whose client (Parley) left before they ended.
+  int disconnects() const;
+
+ private:
+  TempDir dir_{"parley-fake"};
+  std::unique_ptr<Child> child_;
+  int port_ = 0;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Raw TCP.
