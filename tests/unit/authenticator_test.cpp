@@ -27,6 +27,7 @@
 #include "auth/key_admin.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -50,24 +51,7 @@ constexpr int64_t kNow = 1'750'000'000'000;  // unix ms
 constexpr std::string_view kJwtSecret = "jwt-secret-for-tests-32-bytes-ok";
 constexpr std::string_view kBootstrapKey = "bootstrap-admin-key-with-40-characters!!";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "parley-auth-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using parley::testing::TempDir;
 
 std::string bearer(std::string_view token) {
   std::string header = "Bearer ";
@@ -124,7 +108,7 @@ class AuthenticatorTest : public ::testing::Test {
     EXPECT_EQ(check.error.reason, reason) << check.error.message;
   }
 
-  TempDir dir_;
+  TempDir dir_{"parley-auth"};
   std::unique_ptr<Storage> storage_;
 };
 

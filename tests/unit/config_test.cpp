@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -31,32 +32,7 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "parley-config-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  // Writes `content` to `name` inside the directory and returns the full path.
-  std::string write(const std::string& name, const std::string& content) const {
-    std::string full = path_ + "/" + name;
-    std::ofstream out(full, std::ios::binary);
-    out << content;
-    return full;
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using parley::testing::TempDir;
 
 // The problems about one path (there should usually be exactly one).
 std::vector<cfg::Problem> problems_for(const cfg::Loaded& loaded, const std::string& path) {

@@ -21,6 +21,7 @@
 #include "idempotency/idempotency.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -33,24 +34,7 @@ using parley::store::Storage;
 
 constexpr int64_t kTtl = 24LL * 3600 * 1000;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "parley-idem-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using parley::testing::TempDir;
 
 StoredResponse answer(std::string body, int status = 201) {
   return StoredResponse{status, "application/json", std::move(body)};
@@ -93,7 +77,7 @@ class IdempotencyTest : public ::testing::Test {
   // Simulated times start at the present: a started store's writer thread purges by the real
   // clock, and must find nothing of the test's expired before the test says so.
   const int64_t t0_ = parley::to_unix_ms(std::chrono::system_clock::now());
-  TempDir dir_;
+  TempDir dir_{"parley-idem"};
   std::unique_ptr<Storage> storage_;
 };
 
