@@ -79,24 +79,50 @@ void BM_MetricsObserve(benchmark::State& state) {
 }
 BENCHMARK(BM_MetricsObserve);
 
-void BM_SqliteSessionCreate(benchmark::State& state) {
-  auto dir =
-      std::filesystem::temp_directory_path() / ("parley-bench-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  parley::store::sqlite::Options options;
-  options.path = (dir / "bench.db").string();
-  auto storage = parley::store::sqlite::open(options);
-  if (!storage) {
-    state.SkipWithError(storage.error().message.c_str());
-    return;
+// A real SQLite store in a directory of its own, closed and removed when the benchmark ends.
+class BenchStore {
+ public:
+  explicit BenchStore(const std::string& name)
+      : dir_(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))) {
+    std::filesystem::create_directories(dir_);
+    parley::store::sqlite::Options options;
+    options.path = (dir_ / "bench.db").string();
+    auto opened = parley::store::sqlite::open(options);
+    if (opened) {
+      storage_ = std::move(*opened);
+    } else {
+      error_ = opened.error().message;
+    }
   }
+  ~BenchStore() {
+    if (storage_) storage_->close();
+    std::filesystem::remove_all(dir_);
+  }
+  BenchStore(const BenchStore&) = delete;
+  BenchStore& operator=(const BenchStore&) = delete;
+
+  // Skips the benchmark, saying why, when the store did not open.
+  bool open(benchmark::State& state) const {
+    if (!storage_) state.SkipWithError(error_.c_str());
+    return storage_ != nullptr;
+  }
+  parley::store::Storage& operator*() const { return *storage_; }
+  parley::store::Storage* operator->() const { return storage_.get(); }
+
+ private:
+  std::filesystem::path dir_;
+  std::unique_ptr<parley::store::Storage> storage_;
+  std::string error_;
+};
+
+void BM_SqliteSessionCreate(benchmark::State& state) {
+  BenchStore storage("parley-bench");
+  if (!storage.open(state)) return;
   parley::store::NewSession s{"user-1", "default", std::string("title"), "{}"};
   for (auto _ : state) {
-    auto created = (*storage)->sessions().create(s);
+    auto created = storage->sessions().create(s);
     benchmark::DoNotOptimize(created);
   }
-  (*storage)->close();
-  std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_SqliteSessionCreate)->Unit(benchmark::kMicrosecond);
 
@@ -112,31 +138,23 @@ void BM_AccessGuard(benchmark::State& state) {
   namespace api = parley::api;
   namespace http = parley::http;
   const int variant = static_cast<int>(state.range(0));
-  auto dir =
-      std::filesystem::temp_directory_path() / ("parley-bench-guard-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  parley::store::sqlite::Options options;
-  options.path = (dir / "bench.db").string();
-  auto storage = parley::store::sqlite::open(options);
-  if (!storage) {
-    state.SkipWithError(storage.error().message.c_str());
-    return;
-  }
+  BenchStore storage("parley-bench-guard");
+  if (!storage.open(state)) return;
   const int64_t now = parley::to_unix_ms(std::chrono::system_clock::now());
   parley::auth::NewKey new_key;
   new_key.name = "bench";
   new_key.scope = "user";
   new_key.user_id = "bench-user";
-  auto key = parley::auth::create_key((*storage)->api_keys(), new_key, now);
+  auto key = parley::auth::create_key(storage->api_keys(), new_key, now);
   if (!key) {
     state.SkipWithError(key.error().message.c_str());
     return;
   }
-  parley::auth::Authenticator authenticator((*storage)->api_keys(), {});
+  parley::auth::Authenticator authenticator(storage->api_keys(), {});
   (void)authenticator.load(now);
   auto limiter = parley::limits::make_local_limiter();
-  parley::limits::BudgetBook budgets((*storage)->usage());
-  parley::idempotency::LocalIdempotency idempotency((*storage)->idempotency(), {});
+  parley::limits::BudgetBook budgets(storage->usage());
+  parley::idempotency::LocalIdempotency idempotency(storage->idempotency(), {});
   (void)idempotency.start(now);
   parley::BlockingPool blocking(1);
   // Quotas high enough never to refuse: the buckets are still taken on every request.
@@ -204,8 +222,6 @@ void BM_AccessGuard(benchmark::State& state) {
   state.counters["p99_us"] = at(0.99);
   state.counters["p999_us"] = at(0.999);
   idempotency.stop();
-  (*storage)->close();
-  std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_AccessGuard)
     ->ArgName("guard")

@@ -292,26 +292,6 @@ struct Stack {
 // default usage) cost $0.00007.
 const std::string kPricedModel = "models:\n  fake-model:\n    input: 2.0\n    output: 8.0\n";
 
-std::string completion_request(const std::string& text, bool stream = false,
-                               const std::string& user = "") {
-  json body = {{"model", "fake-model"}, {"messages", {{{"role", "user"}, {"content", text}}}}};
-  if (stream) body["stream"] = true;
-  if (!user.empty()) body["user"] = user;
-  return body.dump();
-}
-
-json completion_reply(const std::string& content) {
-  return {{"id", "chatcmpl-slow"},
-          {"object", "chat.completion"},
-          {"created", 1},
-          {"model", "fake-model"},
-          {"choices",
-           {{{"index", 0},
-             {"message", {{"role", "assistant"}, {"content", content}}},
-             {"finish_reason", "stop"}}}},
-          {"usage", {{"prompt_tokens", 11}, {"completion_tokens", 6}, {"total_tokens", 17}}}};
-}
-
 // ---------------------------------------------------------------------------------------------
 // The policy table (src/api/access.cpp), with a concrete path and a valid body for each route.
 
@@ -1203,11 +1183,11 @@ TEST(Api4ResourceConsumption, DailyBudgetsOfUsersAndKeys) {
       s.port(), {{"scope", "service"}, {"limits", {{"key", {{"usd_per_day", 0.00001}}}}}});
   ASSERT_TRUE(alice.ok() && bob.ok() && thrifty.ok());
 
-  auto spent =
-      http("POST", s.port(), "/v1/chat/completions", completion_request("hi"), bearer(alice.token));
+  auto spent = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("hi"),
+                    bearer(alice.token));
   ASSERT_EQ(spent.status, 200) << spent.describe();
   ASSERT_EQ(s.fake.calls(), 1);
-  auto refused = http("POST", s.port(), "/v1/chat/completions", completion_request("again"),
+  auto refused = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("again"),
                       bearer(alice.token));
   EXPECT_TRUE(is_error(refused, 429, "budget_exceeded"));
   const std::string message = refused.json_or_discarded()["error"].value("message", "");
@@ -1221,22 +1201,22 @@ TEST(Api4ResourceConsumption, DailyBudgetsOfUsersAndKeys) {
 
   // Bob has his own budget; an admin acting for alice is not held to hers.
   EXPECT_EQ(
-      http("POST", s.port(), "/v1/chat/completions", completion_request("hi"), bearer(bob.token))
+      http("POST", s.port(), "/v1/chat/completions", openai_chat_request("hi"), bearer(bob.token))
           .status,
       200);
-  EXPECT_EQ(http("POST", s.port(), "/v1/chat/completions", completion_request("hi", false, "alice"),
-                 bearer(kAdminKey))
+  EXPECT_EQ(http("POST", s.port(), "/v1/chat/completions",
+                 openai_chat_request("hi", false, "alice"), bearer(kAdminKey))
                 .status,
             200);
   EXPECT_EQ(s.fake.calls(), 3);
 
   // A key's budget covers every user it acts for.
-  EXPECT_EQ(http("POST", s.port(), "/v1/chat/completions", completion_request("hi", false, "dave"),
+  EXPECT_EQ(http("POST", s.port(), "/v1/chat/completions", openai_chat_request("hi", false, "dave"),
                  {{"X-API-Key", thrifty.token}})
                 .status,
             200);
   auto key_refused = http("POST", s.port(), "/v1/chat/completions",
-                          completion_request("hi", false, "erin"), {{"X-API-Key", thrifty.token}});
+                          openai_chat_request("hi", false, "erin"), {{"X-API-Key", thrifty.token}});
   EXPECT_TRUE(is_error(key_refused, 429, "budget_exceeded"));
   EXPECT_NE(key_refused.body.find(thrifty.id), std::string::npos) << key_refused.describe();
   EXPECT_EQ(s.fake.calls(), 4);
@@ -1248,16 +1228,16 @@ TEST(Api4ResourceConsumption, TokensPerMinuteOfAUser) {
   ASSERT_TRUE(alice.ok());
   // The fake reports 17 tokens: the first call is let through, the debt refuses the next.
   ASSERT_EQ(
-      http("POST", s.port(), "/v1/chat/completions", completion_request("hi"), bearer(alice.token))
+      http("POST", s.port(), "/v1/chat/completions", openai_chat_request("hi"), bearer(alice.token))
           .status,
       200);
-  auto r =
-      http("POST", s.port(), "/v1/chat/completions", completion_request("hi"), bearer(alice.token));
+  auto r = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("hi"),
+                bearer(alice.token));
   EXPECT_TRUE(is_error(r, 429, "token_limit_reached"));
   EXPECT_TRUE(r.header("Retry-After").has_value()) << r.describe();
   EXPECT_EQ(s.fake.calls(), 1);
-  EXPECT_EQ(http("POST", s.port(), "/v1/chat/completions", completion_request("hi", false, "alice"),
-                 bearer(kAdminKey))
+  EXPECT_EQ(http("POST", s.port(), "/v1/chat/completions",
+                 openai_chat_request("hi", false, "alice"), bearer(kAdminKey))
                 .status,
             200);
 }
@@ -1277,7 +1257,7 @@ TEST(Api4ResourceConsumption, ConcurrentStreamsOfAUser) {
   ASSERT_TRUE(held.send_all(raw_request(
       "POST", "/v1/chat/completions",
       {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + alice.token}},
-      completion_request("hold on", true))));
+      openai_chat_request("hold on", true))));
   ASSERT_TRUE(eventually(
       [&] {
         held.read_some(Millis{50});
@@ -1286,7 +1266,7 @@ TEST(Api4ResourceConsumption, ConcurrentStreamsOfAUser) {
       Millis{5000}))
       << held.buffer();
 
-  auto second = http("POST", s.port(), "/v1/chat/completions", completion_request("me too", true),
+  auto second = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("me too", true),
                      bearer(alice.token));
   EXPECT_TRUE(is_error(second, 429, "concurrency_limit_reached"));
   EXPECT_TRUE(second.header("Retry-After").has_value()) << second.describe();
@@ -1295,16 +1275,16 @@ TEST(Api4ResourceConsumption, ConcurrentStreamsOfAUser) {
   EXPECT_TRUE(is_error(chat_stream, 429, "concurrency_limit_reached"));
   EXPECT_EQ(s.fake.calls(), 1) << "a refused stream reached the provider";
   // Not a stream, another user, or an admin: not limited by alice's open stream.
-  EXPECT_EQ(http("POST", s.port(), "/v1/chat/completions", completion_request("plain"),
+  EXPECT_EQ(http("POST", s.port(), "/v1/chat/completions", openai_chat_request("plain"),
                  bearer(alice.token))
                 .status,
             200);
-  auto bobs = http("POST", s.port(), "/v1/chat/completions", completion_request("bob", true),
+  auto bobs = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("bob", true),
                    bearer(bob.token));
   EXPECT_EQ(bobs.status, 200) << bobs.describe();
   EXPECT_NE(bobs.body.find("[DONE]"), std::string::npos);
   EXPECT_EQ(http("POST", s.port(), "/v1/chat/completions",
-                 completion_request("admin", true, "alice"), bearer(kAdminKey))
+                 openai_chat_request("admin", true, "alice"), bearer(kAdminKey))
                 .status,
             200);
 
@@ -1312,7 +1292,7 @@ TEST(Api4ResourceConsumption, ConcurrentStreamsOfAUser) {
   held.close();
   EXPECT_TRUE(eventually(
       [&] {
-        return http("POST", s.port(), "/v1/chat/completions", completion_request("now", true),
+        return http("POST", s.port(), "/v1/chat/completions", openai_chat_request("now", true),
                     bearer(alice.token))
                    .status == 200;
       },
@@ -1454,8 +1434,8 @@ TEST(Idempotency, ARetryReplaysTheFirstAnswerOnEveryIdempotentRoute) {
       {"/api/v1/sessions/" + sid + "/messages", R"({"content":"once"})", alice.token, 1,
        count_messages, 2},
       {"/api/v1/chat", R"({"message":"once"})", alice.token, 1, count_sessions, 1},
-      {"/v1/chat/completions", completion_request("once"), alice.token, 1, nullptr, 0},
-      {"/v1/chat/completions", completion_request("once, streamed", true), alice.token, 1, nullptr,
+      {"/v1/chat/completions", openai_chat_request("once"), alice.token, 1, nullptr, 0},
+      {"/v1/chat/completions", openai_chat_request("once, streamed", true), alice.token, 1, nullptr,
        0},
       {"/v1/embeddings", R"({"model":"fake/fake-embed","input":"once"})", alice.token, 1, nullptr,
        0},
@@ -1490,12 +1470,12 @@ TEST(Idempotency, AKeyNamesOneRequestOfOnePrincipal) {
   const Key bob = user_key(s.port(), "bob");
   ASSERT_TRUE(alice.ok() && bob.ok());
   const HeaderList as_alice = with_header(bearer(alice.token), "Idempotency-Key", "k-1");
-  auto first = http("POST", s.port(), "/v1/chat/completions", completion_request("A"), as_alice);
+  auto first = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("A"), as_alice);
   ASSERT_EQ(first.status, 200) << first.describe();
 
   // The same key for another body, or another route: refused, and nothing runs.
   auto other_body =
-      http("POST", s.port(), "/v1/chat/completions", completion_request("B"), as_alice);
+      http("POST", s.port(), "/v1/chat/completions", openai_chat_request("B"), as_alice);
   EXPECT_TRUE(is_error(other_body, 422, "idempotency_key_reused"));
   EXPECT_EQ(error_param(other_body), "Idempotency-Key");
   EXPECT_TRUE(is_error(http("POST", s.port(), "/v1/embeddings",
@@ -1504,25 +1484,25 @@ TEST(Idempotency, AKeyNamesOneRequestOfOnePrincipal) {
   EXPECT_EQ(s.fake.calls(), 1);
 
   // Another principal's identical key is another request.
-  auto bobs = http("POST", s.port(), "/v1/chat/completions", completion_request("A"),
+  auto bobs = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("A"),
                    with_header(bearer(bob.token), "Idempotency-Key", "k-1"));
   EXPECT_EQ(bobs.status, 200) << bobs.describe();
   EXPECT_FALSE(replayed(bobs));
   EXPECT_EQ(s.fake.calls(), 2);  // ran anew (the fake's answers are alike, so count calls)
   // Tokens all share one issuer: still scoped to their user.
   for (const auto& user : {"carol", "dave"}) {
-    auto r = http("POST", s.port(), "/v1/chat/completions", completion_request("A"),
+    auto r = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("A"),
                   with_header(bearer(user_jwt(user)), "Idempotency-Key", "k-1"));
     EXPECT_EQ(r.status, 200) << r.describe();
     EXPECT_FALSE(replayed(r)) << user << " got another user's stored answer";
   }
   EXPECT_EQ(s.fake.calls(), 4);
-  auto carol_again = http("POST", s.port(), "/v1/chat/completions", completion_request("A"),
+  auto carol_again = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("A"),
                           with_header(bearer(user_jwt("carol")), "Idempotency-Key", "k-1"));
   EXPECT_TRUE(replayed(carol_again)) << carol_again.describe();
 
   auto alice_again =
-      http("POST", s.port(), "/v1/chat/completions", completion_request("A"), as_alice);
+      http("POST", s.port(), "/v1/chat/completions", openai_chat_request("A"), as_alice);
   EXPECT_TRUE(replayed(alice_again));
   EXPECT_EQ(alice_again.body, first.body);
   EXPECT_EQ(s.fake.calls(), 4);
@@ -1532,8 +1512,9 @@ TEST(Idempotency, ConcurrentDuplicatesReachTheProviderOnce) {
   Stack s;
   const Key alice = user_key(s.port(), "alice");
   ASSERT_TRUE(alice.ok());
-  s.fake.enqueue({{"body", completion_reply("slow and single")}, {"delay_before_head_ms", 1500}});
-  const std::string body = completion_request("only once, please");
+  s.fake.enqueue(
+      {{"body", openai_completion_body("slow and single")}, {"delay_before_head_ms", 1500}});
+  const std::string body = openai_chat_request("only once, please");
   const HeaderList headers = with_header(bearer(alice.token), "Idempotency-Key", "concurrent");
 
   Response first;
@@ -1576,7 +1557,7 @@ TEST(Idempotency, ServerErrorsAreNotStoredSoARetryRunsAgain) {
   ASSERT_TRUE(alice.ok());
   s.fake.enqueue({{"status", 500}, {"body", {{"error", {{"message", "boom"}}}}}});
   const HeaderList headers = with_header(bearer(alice.token), "Idempotency-Key", "after-a-5xx");
-  const std::string body = completion_request("try me");
+  const std::string body = openai_chat_request("try me");
   auto failed = http("POST", s.port(), "/v1/chat/completions", body, headers);
   ASSERT_GE(failed.status, 500) << failed.describe();
   EXPECT_FALSE(replayed(failed));

@@ -55,29 +55,10 @@ struct Stack {
   std::string db() const { return parley->data_dir() + "/parley.db"; }
 };
 
-std::string new_session(int port, const std::string& user = "u1") {
-  auto r = http("POST", port, "/api/v1/sessions", R"({"user_id":")" + user + R"("})");
-  EXPECT_EQ(r.status, 201) << r.describe();
-  return r.json()["id"];
-}
-
-json completion_body(const std::string& content, int in = 11, int out = 6) {
-  return {
-      {"id", "chatcmpl-x"},
-      {"object", "chat.completion"},
-      {"created", 1},
-      {"model", "fake-model"},
-      {"choices",
-       {{{"index", 0},
-         {"message", {{"role", "assistant"}, {"content", content}}},
-         {"finish_reason", "stop"}}}},
-      {"usage", {{"prompt_tokens", in}, {"completion_tokens", out}, {"total_tokens", in + out}}}};
-}
-
 TEST(Chat, TurnStoresBothMessagesAndSendsHistory) {
   Stack s;
   const auto sid = new_session(s.port());
-  s.fake.enqueue({{"body", completion_body("First answer.", 20, 3)}});
+  s.fake.enqueue({{"body", openai_completion_body("First answer.", 20, 3)}});
   auto r = http("POST", s.port(), "/api/v1/sessions/" + sid + "/messages",
                 R"({"content":"First question?"})");
   ASSERT_EQ(r.status, 200) << r.describe();
@@ -91,7 +72,7 @@ TEST(Chat, TurnStoresBothMessagesAndSendsHistory) {
   EXPECT_EQ(turn["reply"]["usage"]["output_tokens"], 3);
   EXPECT_EQ(turn["user_message"]["content"], "First question?");
 
-  s.fake.enqueue({{"body", completion_body("Second answer.")}});
+  s.fake.enqueue({{"body", openai_completion_body("Second answer.")}});
   r = http("POST", s.port(), "/api/v1/sessions/" + sid + "/messages", R"({"content":"Second?"})");
   ASSERT_EQ(r.status, 200) << r.describe();
   // The second call carried the system prompt, the first exchange and the new message.
@@ -150,7 +131,7 @@ TEST(Chat, StreamedTurnSendsEventsAndStoresTheReply) {
 TEST(Chat, UserMessageIsDurableBeforeTheProviderAnswers) {
   Stack s;
   const auto sid = new_session(s.port());
-  s.fake.enqueue({{"body", completion_body("Late.")}, {"delay_before_head_ms", 3000}});
+  s.fake.enqueue({{"body", openai_completion_body("Late.")}, {"delay_before_head_ms", 3000}});
   std::thread client([&] {
     (void)http("POST", s.port(), "/api/v1/sessions/" + sid + "/messages",
                R"({"content":"Remember me"})", {}, Millis{20000});
@@ -373,11 +354,11 @@ TEST(Chat, ModelsEmbeddingsAndUsage) {
   EXPECT_DOUBLE_EQ(data[1]["embedding"][0].get<double>(), (5 % 7) / 8.0);
 
   const auto sid = new_session(s.port(), "alice");
-  s.fake.enqueue({{"body", completion_body("ok", 100, 50)}});
+  s.fake.enqueue({{"body", openai_completion_body("ok", 100, 50)}});
   ASSERT_EQ(
       http("POST", s.port(), "/api/v1/sessions/" + sid + "/messages", R"({"content":"hi"})").status,
       200);
-  s.fake.enqueue({{"body", completion_body("ok", 10, 5)}});
+  s.fake.enqueue({{"body", openai_completion_body("ok", 10, 5)}});
   ASSERT_EQ(
       http("POST", s.port(), "/v1/chat/completions",
            R"({"model":"fake-model","user":"bob","messages":[{"role":"user","content":"hi"}]})")
@@ -446,7 +427,7 @@ TEST(Chat, CostRouteSendsSimpleRequestsCheapAndHardOnesStrong) {
 TEST(Chat, PricedModelsCostMoney) {
   Stack s("models:\n  fake-model:\n    input: 2.0\n    output: 8.0\n");
   const auto sid = new_session(s.port());
-  s.fake.enqueue({{"body", completion_body("ok", 1'000'000, 500'000)}});
+  s.fake.enqueue({{"body", openai_completion_body("ok", 1'000'000, 500'000)}});
   auto r = http("POST", s.port(), "/api/v1/sessions/" + sid + "/messages", R"({"content":"hi"})");
   ASSERT_EQ(r.status, 200) << r.describe();
   EXPECT_DOUBLE_EQ(r.json()["reply"]["cost_usd"].get<double>(), 2.0 + 4.0);
@@ -465,7 +446,7 @@ TEST(Chat, LongHistoryIsFittedIntoTheContextWindow) {
   const auto sid = new_session(s.port());
   const std::string long_text(800, 'x');  // about 200 tokens each
   for (int i = 0; i < 4; ++i) {
-    s.fake.enqueue({{"body", completion_body("reply " + std::to_string(i))}});
+    s.fake.enqueue({{"body", openai_completion_body("reply " + std::to_string(i))}});
     auto r = http("POST", s.port(), "/api/v1/sessions/" + sid + "/messages",
                   json{{"content", long_text + std::to_string(i)}, {"max_tokens", 100}}.dump());
     ASSERT_EQ(r.status, 200) << r.describe();
@@ -562,7 +543,7 @@ class OneShotProxy {
       std::lock_guard lock(mutex_);
       request_line_ = in.substr(0, in.find("\r\n"));
     }
-    const std::string body = completion_body("Through the proxy.").dump();
+    const std::string body = openai_completion_body("Through the proxy.").dump();
     const std::string out =
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;

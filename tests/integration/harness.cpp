@@ -867,6 +867,36 @@ void FakeProvider::enqueue(const nlohmann::json& spec) {
   ASSERT_EQ(r.status, 200) << r.describe();
 }
 
+nlohmann::json openai_completion_body(const std::string& content, int prompt_tokens,
+                                      int completion_tokens) {
+  return {{"id", "chatcmpl-fake"},
+          {"object", "chat.completion"},
+          {"created", 1},
+          {"model", "fake-model"},
+          {"choices",
+           {{{"index", 0},
+             {"message", {{"role", "assistant"}, {"content", content}}},
+             {"finish_reason", "stop"}}}},
+          {"usage",
+           {{"prompt_tokens", prompt_tokens},
+            {"completion_tokens", completion_tokens},
+            {"total_tokens", prompt_tokens + completion_tokens}}}};
+}
+
+std::string openai_chat_request(const std::string& text, bool stream, const std::string& user) {
+  nlohmann::json body = {{"model", "fake-model"},
+                         {"messages", {{{"role", "user"}, {"content", text}}}}};
+  if (stream) body["stream"] = true;
+  if (!user.empty()) body["user"] = user;
+  return body.dump();
+}
+
+std::string new_session(int port, const std::string& user) {
+  auto r = http("POST", port, "/api/v1/sessions", R"({"user_id":")" + user + R"("})");
+  EXPECT_EQ(r.status, 201) << r.describe();
+  return r.json_or_discarded().value("id", "");
+}
+
 std::string FakeProvider::base_config(const std::string& llm_extra) const {
   return "llm:\n"
          "  default_model: fake/fake-model\n"

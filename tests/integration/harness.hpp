@@ -317,6 +317,17 @@ class FakeProvider {
   int port_ = 0;
 };
 
+// Bodies for the fake provider and for Parley's chat routes.
+
+// An OpenAI chat.completion the fake can answer with (enqueue({{"body", ...}})).
+nlohmann::json openai_completion_body(const std::string& content, int prompt_tokens = 11,
+                                      int completion_tokens = 6);
+// A one-message /v1/chat/completions request for model fake-model; `user` when non-empty.
+std::string openai_chat_request(const std::string& text, bool stream = false,
+                                const std::string& user = "");
+// POST /api/v1/sessions for `user`, expecting 201 (no credentials: local mode); the new id.
+std::string new_session(int port, const std::string& user = "u1");
+
 // ---------------------------------------------------------------------------------------------
 // Raw TCP.
 

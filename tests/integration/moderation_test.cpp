@@ -52,22 +52,8 @@ const std::string kUpstreamRedactedInReplies =
     "  categories:\n"
     "    leak: {words: [upstream], action: redact, stages: [output]}\n";
 
-std::string new_session(int port, const std::string& user = "u1") {
-  auto r = http("POST", port, "/api/v1/sessions", R"({"user_id":")" + user + R"("})");
-  EXPECT_EQ(r.status, 201) << r.describe();
-  return r.json()["id"];
-}
-
 std::string messages_path(const std::string& session_id) {
   return "/api/v1/sessions/" + session_id + "/messages";
-}
-
-// A one-message /v1/chat/completions body.
-std::string completion_request(const std::string& content, bool stream = false) {
-  json body = {{"model", "fake/fake-model"},
-               {"messages", {{{"role", "user"}, {"content", content}}}}};
-  if (stream) body["stream"] = true;
-  return body.dump();
 }
 
 std::string turn_request(const std::string& content, bool stream = false) {
@@ -214,7 +200,7 @@ TEST(Moderation, BlockedInputNeverReachesTheProviderOrTheStore) {
   EXPECT_EQ(s.fake.calls(), 0) << s.fake.requests().dump();
 
   // The same server passes a clean message on: the zero above is the block's doing.
-  r = http("POST", s.port(), "/v1/chat/completions", completion_request("Hi there"));
+  r = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("Hi there"));
   ASSERT_EQ(r.status, 200) << r.describe();
   EXPECT_EQ(paths(s.fake.requests()), std::vector<std::string>{"/v1/chat/completions"});
 }
@@ -235,7 +221,7 @@ TEST(Moderation, RedactedInputIsWhatTheProviderSeesAndWhatIsStored) {
   EXPECT_EQ(stored[0]["content"], redacted);
 
   r = http("POST", s.port(), "/v1/chat/completions",
-           completion_request("Forward it to jane.doe@example.com"));
+           openai_chat_request("Forward it to jane.doe@example.com"));
   ASSERT_EQ(r.status, 200) << r.describe();
   sent = s.fake.requests();
   ASSERT_EQ(sent.size(), 2u);
@@ -251,7 +237,7 @@ TEST(Moderation, BlockedReplyIsRefusedAndStoredEmpty) {
   Stack s(kUpstreamBlockedInReplies);
   // The same word in the input passes: the category applies to replies only.
   auto r = http("POST", s.port(), "/v1/chat/completions",
-                completion_request("Say something about upstream"));
+                openai_chat_request("Say something about upstream"));
   ASSERT_TRUE(is_error(r, 400, "content_blocked"));
   EXPECT_EQ(error_field(r, "param"), "choices[0].message.content");
   EXPECT_TRUE(icontains(error_field(r, "message"), "leak")) << r.body;
@@ -278,7 +264,7 @@ TEST(Moderation, BlockedReplyIsRefusedAndStoredEmpty) {
 TEST(Moderation, RedactedReplyReachesTheClientAndTheStoreRedacted) {
   Stack s(kUpstreamRedactedInReplies);
   const std::string redacted = "Hello from the fake [REDACTED:leak].";
-  auto r = http("POST", s.port(), "/v1/chat/completions", completion_request("Hi"));
+  auto r = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("Hi"));
   ASSERT_EQ(r.status, 200) << r.describe();
   EXPECT_EQ(r.json()["choices"][0]["message"]["content"], redacted);
 
@@ -296,7 +282,7 @@ TEST(Moderation, RedactedReplyReachesTheClientAndTheStoreRedacted) {
 // that came before it: a word is checked whole before any of it is sent.
 TEST(Moderation, StreamedReplyStopsBeforeABlockedWord) {
   Stack s(kUpstreamBlockedInReplies);
-  auto r = http("POST", s.port(), "/v1/chat/completions", completion_request("Hi", true));
+  auto r = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("Hi", true));
   ASSERT_EQ(r.status, 200) << r.describe();
   EXPECT_TRUE(icontains(r.header("Content-Type").value_or(""), "text/event-stream"));
   EXPECT_EQ(r.body.find("upstream"), std::string::npos) << "the blocked word was sent\n" << r.body;
@@ -340,7 +326,7 @@ TEST(Moderation, StreamedReplyIsRedactedAsItGrows) {
       "  categories:\n"
       "    brand: {words: [fake], action: redact, stages: [output]}\n");
   const std::string redacted = "Hello from the [REDACTED:brand] upstream.";
-  auto r = http("POST", s.port(), "/v1/chat/completions", completion_request("Hi", true));
+  auto r = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("Hi", true));
   ASSERT_EQ(r.status, 200) << r.describe();
   auto events = sse_events(r.body);
   ASSERT_GE(events.size(), 3u) << r.body;
@@ -378,7 +364,7 @@ TEST(Moderation, BlockFoundMidStreamStopsTheUpstreamCall) {
 
   s.fake.enqueue(stalled);
   auto started = Clock::now();
-  auto r = http("POST", s.port(), "/v1/chat/completions", completion_request("Plan?", true), {},
+  auto r = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("Plan?", true), {},
                 Millis{5000});
   ASSERT_EQ(r.status, 200) << r.describe();
   EXPECT_LT(elapsed_ms(started), 3000) << "the stream waited on the stalled upstream";
@@ -425,7 +411,7 @@ TEST(Moderation, ProviderClassifiesWhatTheRulesLetThroughRedacted) {
       "    name: fake\n"
       "    stages: [input, output]\n");
   auto r = http("POST", s.port(), "/v1/chat/completions",
-                completion_request("I will fake-violence you"));
+                openai_chat_request("I will fake-violence you"));
   ASSERT_TRUE(is_error(r, 400, "content_blocked"));
   EXPECT_EQ(error_field(r, "param"), "messages[0].content");
   EXPECT_TRUE(icontains(error_field(r, "message"), "violence")) << r.body;
@@ -438,7 +424,7 @@ TEST(Moderation, ProviderClassifiesWhatTheRulesLetThroughRedacted) {
   // A clean input is classified, answered, and the reply classified too. The provider is sent
   // the text as the rules redacted it: the address never leaves the server.
   r = http("POST", s.port(), "/v1/chat/completions",
-           completion_request("Write to jane@example.com today"));
+           openai_chat_request("Write to jane@example.com today"));
   ASSERT_EQ(r.status, 200) << r.describe();
   EXPECT_EQ(r.json()["choices"][0]["message"]["content"], "Hello from the fake upstream.");
   sent = s.fake.requests();
@@ -484,7 +470,7 @@ TEST(Moderation, ProviderFailureFollowsOnError) {
     // on_error: allow (the default): the message goes through, and the failure is logged.
     Stack s("  provider: {name: fake}\n");
     s.fake.enqueue(failure);
-    auto r = http("POST", s.port(), "/v1/chat/completions", completion_request("Hi"));
+    auto r = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("Hi"));
     ASSERT_EQ(r.status, 200) << r.describe();
     EXPECT_EQ(paths(s.fake.requests()),
               (std::vector<std::string>{"/v1/moderations", "/v1/chat/completions"}));
@@ -500,7 +486,7 @@ TEST(Moderation, ProviderFailureFollowsOnError) {
     // on_error: block: a message nobody could classify is refused.
     Stack s("  provider: {name: fake, on_error: block}\n");
     s.fake.enqueue(failure);
-    auto r = http("POST", s.port(), "/v1/chat/completions", completion_request("Hi"));
+    auto r = http("POST", s.port(), "/v1/chat/completions", openai_chat_request("Hi"));
     ASSERT_TRUE(is_error(r, 400, "content_blocked"));
     EXPECT_TRUE(icontains(error_field(r, "message"), "provider_error")) << r.body;
     EXPECT_EQ(paths(s.fake.requests()), std::vector<std::string>{"/v1/moderations"});
