@@ -8,7 +8,9 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <optional>
 #include <cctype>
 #include <mutex>
 #include <unordered_map>
@@ -494,17 +496,57 @@ int64_t HttpClient::active() const {
   return n;
 }
 
-Task<std::unique_ptr<ClientTransfer>> HttpClient::start(ClientRequest request) {
+namespace {
+
+bool has_control_char(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+// What curl would otherwise send as is: a URL with spaces or control characters, a header
+// name that is not a token, a value with a line break.
+std::optional<Error> malformed(const ClientRequest& request) {
+  if (request.url.empty() || has_control_char(request.url) ||
+      request.url.find(' ') != std::string::npos) {
+    return Error::bad_gateway("the upstream URL is empty or has spaces or control characters",
+                              "upstream_request_failed");
+  }
+  for (const auto& [name, value] : request.headers) {
+    if (name.empty() || has_control_char(name) || name.find_first_of(" :") != std::string::npos) {
+      return Error::bad_gateway("an outbound header name is empty or not a token",
+                                "upstream_request_failed");
+    }
+    if (has_control_char(value)) {
+      return Error::bad_gateway("the value of outbound header '" + name +
+                                    "' has a line break or another control character",
+                                "upstream_request_failed");
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Task<Result<std::unique_ptr<ClientTransfer>>> HttpClient::start(ClientRequest request) {
   auto executor = co_await asio::this_coro::executor;
   Multi* multi = nullptr;
   for (auto& m : multis_) {
     if (&m->context == &executor.context()) multi = m.get();
   }
-  if (!multi) throw std::logic_error("HttpClient::start called outside the client's contexts");
+  if (!multi) {
+    co_return Error::unavailable("an outbound request was started outside the client's threads",
+                                 "upstream_request_failed");
+  }
+  if (auto bad = malformed(request)) co_return std::move(*bad);
   multi->ensure_handle();
   auto transfer = std::make_unique<Transfer>(*multi, std::move(request));
-  if (auto r = transfer->begin(); !r) throw std::runtime_error(r.error().message);
-  co_return transfer;
+  if (auto r = transfer->begin(); !r) {
+    co_return Error::unavailable("the outbound request could not start: " + r.error().message,
+                                 "upstream_request_failed");
+  }
+  co_return std::unique_ptr<ClientTransfer>(std::move(transfer));
 }
 
 }  // namespace parley::http

@@ -93,8 +93,13 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Sends the request (the body, if any, is copied). The transfer runs on the calling
-  // coroutine's context, which must be one of this client's.
-  Task<std::unique_ptr<ClientTransfer>> start(ClientRequest request);
+  // coroutine's context, which must be one of this client's. A request that cannot start
+  // comes back as an Error with reason "upstream_request_failed", never an exception:
+  // kUnavailable when curl refuses it or the calling context is not one of this client's,
+  // kBadGateway when its URL or a header would not make a well-formed HTTP request (a line
+  // break in a header value would smuggle another header). Both count against the target's
+  // circuit breaker, like any failure to reach it.
+  Task<Result<std::unique_ptr<ClientTransfer>>> start(ClientRequest request);
 
   // Transfers running now, across all contexts (for diagnostics).
   int64_t active() const;

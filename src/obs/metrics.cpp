@@ -216,8 +216,13 @@ Metrics::Metrics(const BuildInfo& build)
            .Name("moderation_decisions_total")
            .Help("Moderation decisions by stage (input, output), category and action.")
            .Register(*registry_);
+  items_dropped_ =
+      &prometheus::BuildCounter()
+           .Name("background_items_dropped_total")
+           .Help("Items a background writer dropped, the oldest first, because its queue was full.")
+           .Register(*registry_);
   active_sessions_ = &prometheus::BuildGauge()
-                          .Name("active_sessions_total")
+                          .Name("active_sessions")
                           .Help("Chat sessions with a turn in the last 15 minutes.")
                           .Register(*registry_)
                           .Add({});
@@ -374,6 +379,11 @@ void Metrics::count_moderation(std::string_view stage, std::string_view category
              {"category", std::string(category)},
              {"action", std::string(action)}})
       .Increment();
+}
+
+void Metrics::count_dropped(std::string_view writer, int64_t n) {
+  if (n <= 0) return;
+  items_dropped_->Add({{"writer", std::string(writer)}}).Increment(static_cast<double>(n));
 }
 
 void Metrics::note_session_activity(std::string_view session_id) {

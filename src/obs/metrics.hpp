@@ -52,7 +52,7 @@ class Metrics {
                         double seconds, double ttft_seconds);
   // llm_circuit_state{provider,model}: 0 closed, 1 open, 2 half-open.
   void set_circuit_state(std::string_view provider, std::string_view model, int state);
-  // A chat session had a turn now; active_sessions_total counts sessions with a turn in the
+  // A chat session had a turn now; active_sessions counts sessions with a turn in the
   // last 15 minutes.
   void note_session_activity(std::string_view session_id);
 
@@ -65,6 +65,9 @@ class Metrics {
   // moderation_decisions_total{stage,category,action}: one per category found, or
   // category="none" when the text passed.
   void count_moderation(std::string_view stage, std::string_view category, std::string_view action);
+  // background_items_dropped_total{writer}: items a background writer (core/batch_writer.hpp:
+  // "usage", "moderation_log", "idempotency") dropped because its queue was full.
+  void count_dropped(std::string_view writer, int64_t n);
 
   // The text exposition format (version 0.0.4).
   std::string serialize() const;
@@ -91,6 +94,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* rate_limited_;
   prometheus::Counter* idempotent_replays_;
   prometheus::Family<prometheus::Counter>* moderation_decisions_;
+  prometheus::Family<prometheus::Counter>* items_dropped_;
   struct SessionActivity;
   std::shared_ptr<SessionActivity> sessions_;
 };

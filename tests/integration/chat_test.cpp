@@ -386,7 +386,7 @@ TEST(Chat, ModelsEmbeddingsAndUsage) {
             std::string::npos);
   EXPECT_NE(metrics.find("llm_circuit_state{model=\"fake-model\",provider=\"fake\"} 0"),
             std::string::npos);
-  EXPECT_NE(metrics.find("active_sessions_total 1"), std::string::npos);
+  EXPECT_NE(metrics.find("active_sessions 1"), std::string::npos);
 }
 
 TEST(Chat, CostRouteSendsSimpleRequestsCheapAndHardOnesStrong) {

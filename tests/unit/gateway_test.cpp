@@ -415,7 +415,12 @@ TEST(ConnectTimeout, AnUpstreamThatNeverAcceptsIsUnreachableInTime) {
       context,
       [&]() -> Task<void> {
         auto transfer = co_await client.start(req);
-        auto status = co_await transfer->head(std::chrono::steady_clock::now() + 10s);
+        if (!transfer) {
+          error = transfer.error();
+          done = true;
+          co_return;
+        }
+        auto status = co_await (*transfer)->head(std::chrono::steady_clock::now() + 10s);
         if (!status) error = status.error();
         done = true;
       },

@@ -175,16 +175,21 @@ class HttpClientTest : public ::testing::Test {
   // Runs a coroutine on the client's context until it finishes.
   template <typename T>
   T run(Task<T> task) {
+    return run_on(context_, std::move(task));
+  }
+  // The same on any context (one the client does not own, too).
+  template <typename T>
+  static T run_on(asio::io_context& context, Task<T> task) {
     std::optional<T> result;
     std::exception_ptr error;
-    asio::co_spawn(context_, std::move(task), [&](std::exception_ptr e, T value) {
+    asio::co_spawn(context, std::move(task), [&](std::exception_ptr e, T value) {
       error = e;
       if (!e) result.emplace(std::move(value));
     });
     while (!result && !error) {
       // run_one() stops the context whenever it finds no work; later calls need a restart.
-      if (context_.stopped()) context_.restart();
-      context_.run_one();
+      if (context.stopped()) context.restart();
+      context.run_one();
     }
     if (error) std::rethrow_exception(error);
     return std::move(*result);
@@ -217,7 +222,12 @@ struct Fetched {
 
 Task<Fetched> fetch(HttpClient& client, ClientRequest request, std::string header_name = {}) {
   Fetched out;
-  auto transfer = co_await client.start(std::move(request));
+  auto started = co_await client.start(std::move(request));
+  if (!started) {
+    out.error = started.error();
+    co_return out;
+  }
+  auto transfer = std::move(*started);
   auto status = co_await transfer->head(in(5s));
   if (!status) {
     out.error = status.error();
@@ -257,6 +267,36 @@ TEST_F(HttpClientTest, PostsABodyWithHeaders) {
   EXPECT_EQ(got.body, "t1|" + std::string(5000, 'x'));
 }
 
+TEST_F(HttpClientTest, ARequestThatCannotStartIsAnErrorValueAndNothingIsSent) {
+  // A line break in a header value would smuggle a header; a space in the URL is no URL.
+  ClientRequest smuggling = get("/json");
+  smuggling.headers = {{"X-Corp-Token", "abc\r\nX-Injected: 1"}};
+  auto refused = run(fetch(client_, smuggling));
+  ASSERT_TRUE(refused.error);
+  EXPECT_EQ(refused.error->code, parley::ErrorCode::kBadGateway);
+  EXPECT_EQ(refused.error->reason, "upstream_request_failed");
+  EXPECT_EQ(refused.status, 0);
+  ClientRequest bad_name = get("/json");
+  bad_name.headers = {{"X Corp", "v"}};
+  EXPECT_TRUE(run(fetch(client_, bad_name)).error);
+  ClientRequest spaced = get("/json");
+  spaced.url += " HTTP/1.1";
+  EXPECT_TRUE(run(fetch(client_, spaced)).error);
+  EXPECT_EQ(client_.active(), 0);
+  // The client is unharmed: the next request goes through.
+  auto fine = run(fetch(client_, get("/json")));
+  ASSERT_FALSE(fine.error) << fine.error->message;
+  EXPECT_EQ(fine.status, 200);
+}
+
+TEST_F(HttpClientTest, StartingOutsideTheClientsContextsIsAnErrorValue) {
+  asio::io_context elsewhere;
+  auto got = run_on(elsewhere, fetch(client_, get("/json")));
+  ASSERT_TRUE(got.error);
+  EXPECT_EQ(got.error->code, parley::ErrorCode::kUnavailable);
+  EXPECT_EQ(got.error->reason, "upstream_request_failed");
+}
+
 TEST_F(HttpClientTest, StreamedBodyArrivesPieceByPieceAndTheConnectionIsReused) {
   auto first = run(fetch(client_, get("/stream")));
   ASSERT_FALSE(first.error) << first.error->message;
@@ -294,7 +334,12 @@ TEST_F(HttpClientTest, RefusedConnectionIsUnreachable) {
 TEST_F(HttpClientTest, HeadDeadlineIsATimeout) {
   auto got = run([](HttpClient& client, ClientRequest req) -> Task<Fetched> {
     Fetched out;
-    auto transfer = co_await client.start(std::move(req));
+    auto started = co_await client.start(std::move(req));
+    if (!started) {
+      out.error = started.error();
+      co_return out;
+    }
+    auto transfer = std::move(*started);
     auto status = co_await transfer->head(in(100ms));
     if (!status) out.error = status.error();
     co_return out;
@@ -307,7 +352,12 @@ TEST_F(HttpClientTest, HeadDeadlineIsATimeout) {
 TEST_F(HttpClientTest, StalledStreamTimesOutAndCancelReachesTheServer) {
   auto got = run([](HttpClient& client, ClientRequest req) -> Task<Fetched> {
     Fetched out;
-    auto transfer = co_await client.start(std::move(req));
+    auto started = co_await client.start(std::move(req));
+    if (!started) {
+      out.error = started.error();
+      co_return out;
+    }
+    auto transfer = std::move(*started);
     (void)co_await transfer->head(in(5s));
     auto first = co_await transfer->read(out.body, in(5s));
     EXPECT_TRUE(first.ok());
@@ -336,7 +386,12 @@ TEST_F(HttpClientTest, StalledStreamTimesOutAndCancelReachesTheServer) {
 TEST_F(HttpClientTest, SlowReaderGetsEveryByteOfALargeStream) {
   auto got = run([](HttpClient& client, ClientRequest req) -> Task<Fetched> {
     Fetched out;
-    auto transfer = co_await client.start(std::move(req));
+    auto started = co_await client.start(std::move(req));
+    if (!started) {
+      out.error = started.error();
+      co_return out;
+    }
+    auto transfer = std::move(*started);
     auto status = co_await transfer->head(in(5s));
     out.status = status.ok() ? *status : 0;
     while (true) {
@@ -361,7 +416,12 @@ TEST_F(HttpClientTest, SlowReaderGetsEveryByteOfALargeStream) {
 TEST_F(HttpClientTest, ReadAllRefusesAnOversizedBody) {
   auto got = run([](HttpClient& client, ClientRequest req) -> Task<Fetched> {
     Fetched out;
-    auto transfer = co_await client.start(std::move(req));
+    auto started = co_await client.start(std::move(req));
+    if (!started) {
+      out.error = started.error();
+      co_return out;
+    }
+    auto transfer = std::move(*started);
     (void)co_await transfer->head(in(5s));
     auto all = co_await transfer->read_all(in(5s), 100'000);
     if (!all) out.error = all.error();

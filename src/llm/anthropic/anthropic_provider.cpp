@@ -50,7 +50,8 @@ class AnthropicProvider final : public Provider {
     req.ca_file = self.settings_.ca_file;
 
     auto transfer_ptr = co_await self.client_.start(std::move(req));
-    UpstreamCall call(std::move(transfer_ptr), cancel);
+    if (!transfer_ptr) co_return std::move(transfer_ptr).error();
+    UpstreamCall call(std::move(*transfer_ptr), cancel);
     auto& transfer = call.transfer();
     const auto first_byte = next_deadline(limits.first_token_timeout, call_end);
     auto status = co_await transfer.head(first_byte);

@@ -74,7 +74,8 @@ class OpenAiProvider final : public Provider {
                                                           http::Deadline first_byte) {
     if (cancel.requested()) co_return interrupted(Error::cancelled(""), cancel);
     auto transfer = co_await self.client_.start(std::move(req));
-    auto call = std::make_unique<UpstreamCall>(std::move(transfer), cancel);
+    if (!transfer) co_return std::move(transfer).error();
+    auto call = std::make_unique<UpstreamCall>(std::move(*transfer), cancel);
     auto status = co_await call->transfer().head(first_byte);
     if (!status) co_return interrupted(status.error(), cancel);
     if (*status >= 300) {
