@@ -37,7 +37,7 @@ void BM_RouterMatch(benchmark::State& state) {
   parley::http::Router router;
   for (const char* p : {"/health", "/metrics", "/api/v1/health/readiness", "/api/v1/sessions",
                         "/api/v1/sessions/{id}", "/api/v1/sessions/{id}/messages"}) {
-    router.add(parley::http::Method::kGet, p, noop);
+    router.add(parley::http::Method::kGet, p, parley::http::kPublic, noop);
   }
   for (auto _ : state) {
     auto m = router.match(parley::http::Method::kGet,
@@ -153,7 +153,6 @@ void BM_AccessGuard(benchmark::State& state) {
   parley::auth::Authenticator authenticator(storage->api_keys(), {});
   (void)authenticator.load(now);
   auto limiter = parley::limits::make_local_limiter();
-  parley::limits::BudgetBook budgets(storage->usage());
   parley::idempotency::LocalIdempotency idempotency(storage->idempotency(), {});
   (void)idempotency.start(now);
   parley::BlockingPool blocking(1);
@@ -163,17 +162,21 @@ void BM_AccessGuard(benchmark::State& state) {
     l->requests_per_minute = 1'000'000'000;
     l->requests_per_hour = 60'000'000'000;
   }
-  api::Access access(authenticator, *limiter, budgets, idempotency, blocking, access_options,
-                     nullptr);
+  api::Access access(authenticator, *limiter, idempotency, blocking, parley::Clock::system(),
+                     access_options, nullptr);
 
   const http::Method method = variant == 2 ? http::Method::kPost : http::Method::kGet;
   http::Router router;
-  router.add(method, "/api/v1/sessions", [](http::Request&) -> parley::Task<http::Response> {
-    http::Response res;
-    res.status = 201;
-    res.body = R"({"id":"sess_0123456789abcdefghjkmnpqrs","user_id":"bench-user","title":"t"})";
-    co_return res;
-  });
+  // The policies the real routes have: listing needs a key; creating honours Idempotency-Key.
+  const http::RoutePolicy policy =
+      variant == 2 ? http::kAuthenticatedIdempotent : http::kAuthenticated;
+  router.add(
+      method, "/api/v1/sessions", policy, [](http::Request&) -> parley::Task<http::Response> {
+        http::Response res;
+        res.status = 201;
+        res.body = R"({"id":"sess_0123456789abcdefghjkmnpqrs","user_id":"bench-user","title":"t"})";
+        co_return res;
+      });
   if (variant != 0) access.protect(router);
 
   const std::string bearer = "Bearer " + key->token;

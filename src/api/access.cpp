@@ -3,8 +3,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <cstdio>
 
 #include "auth/crypto.hpp"
 #include "core/clock.hpp"
@@ -16,52 +14,6 @@ namespace parley::api {
 namespace {
 
 using http::Method;
-
-int64_t now_ms() { return to_unix_ms(std::chrono::system_clock::now()); }
-
-struct PolicyEntry {
-  Method method;
-  std::string_view pattern;
-  RoutePolicy policy;
-};
-
-constexpr RoutePolicy kPublic{RouteAccess::kPublic, false};
-constexpr RoutePolicy kAnyone{RouteAccess::kAuthenticated, false};
-constexpr RoutePolicy kAnyoneOnce{RouteAccess::kAuthenticated, true};
-constexpr RoutePolicy kAdmin{RouteAccess::kAdmin, false};
-
-// Every route and who may call it. Probes and metrics are public (they carry no user data);
-// everything else needs credentials; operations on the server itself need an admin.
-constexpr PolicyEntry kPolicies[] = {
-    {Method::kGet, "/health", kPublic},
-    {Method::kGet, "/api/v1/health/liveness", kPublic},
-    {Method::kGet, "/api/v1/health/readiness", kPublic},
-    {Method::kGet, "/metrics", kPublic},
-    {Method::kGet, "/api/v1/health/diagnostics", kAdmin},
-    {Method::kPost, "/api/v1/sessions", kAnyoneOnce},
-    {Method::kGet, "/api/v1/sessions", kAnyone},
-    {Method::kGet, "/api/v1/sessions/{id}", kAnyone},
-    {Method::kPatch, "/api/v1/sessions/{id}", kAnyone},
-    {Method::kDelete, "/api/v1/sessions/{id}", kAnyone},
-    {Method::kGet, "/api/v1/sessions/{id}/messages", kAnyone},
-    {Method::kPost, "/api/v1/sessions/{id}/messages", kAnyoneOnce},
-    {Method::kPost, "/api/v1/chat", kAnyoneOnce},
-    {Method::kGet, "/api/v1/assistants", kAnyone},
-    {Method::kGet, "/api/v1/usage", kAnyone},
-    {Method::kGet, "/api/v1/users/{id}/export", kAnyone},
-    {Method::kDelete, "/api/v1/users/{id}", kAnyone},
-    {Method::kPost, "/v1/chat/completions", kAnyoneOnce},
-    {Method::kPost, "/v1/embeddings", kAnyoneOnce},
-    {Method::kGet, "/v1/models", kAnyone},
-    {Method::kGet, "/v1/models/{model}", kAnyone},
-    {Method::kPost, "/v1/moderations", kAnyone},
-    // Not idempotent on purpose: a stored answer would keep the new secret in the database.
-    {Method::kPost, "/api/v1/admin/keys", kAdmin},
-    {Method::kGet, "/api/v1/admin/keys", kAdmin},
-    {Method::kGet, "/api/v1/admin/keys/{id}", kAdmin},
-    {Method::kDelete, "/api/v1/admin/keys/{id}", kAdmin},
-    {Method::kGet, "/api/v1/admin/moderation/logs", kAdmin},
-};
 
 bool is_loopback(std::string_view remote) {
   // "127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"
@@ -92,43 +44,25 @@ http::Response fail(const Error& e, const http::Request& req) {
   return http::error_response(e, req.request_id);
 }
 
-std::string usd(double v) {
-  char buf[32];
-  // Cents, or enough digits that a budget of a fraction of a cent does not print as $0.00.
-  std::snprintf(buf, sizeof buf, v >= 1 || v == 0 ? "$%.2f" : "$%.6g", v);
-  return buf;
-}
-
 }  // namespace
 
-RoutePolicy route_policy(Method method, std::string_view pattern) {
-  for (const auto& p : kPolicies) {
-    if (p.method == method && p.pattern == pattern) return p.policy;
-  }
-  return kAdmin;
-}
-
-ModelAdmission::~ModelAdmission() {
-  if (!limiter_) return;
-  if (!key_slot_.empty()) limiter_->leave(key_slot_);
-  if (!user_slot_.empty()) limiter_->leave(user_slot_);
-}
+int64_t Access::now_ms() const { return to_unix_ms(clock_.now()); }
 
 Access::Access(auth::Authenticator& authenticator, limits::RateLimiter& limiter,
-               limits::BudgetBook& budgets, idempotency::IdempotencyStore& idempotency,
-               BlockingPool& blocking, AccessOptions options, obs::Metrics* metrics)
+               idempotency::IdempotencyStore& idempotency, BlockingPool& blocking,
+               const Clock& clock, AccessOptions options, obs::Metrics* metrics)
     : authenticator_(authenticator),
       limiter_(limiter),
-      budgets_(budgets),
       idempotency_(idempotency),
       blocking_(blocking),
+      clock_(clock),
       options_(options),
       metrics_(metrics) {}
 
 void Access::protect(http::Router& router) {
   router.wrap([this](const http::Route& route) -> http::Handler {
-    const RoutePolicy policy = route_policy(route.method, route.pattern);
-    if (policy.access == RouteAccess::kPublic) return route.handler;
+    const http::RoutePolicy policy = route.policy;
+    if (policy.audience == http::Audience::kPublic) return route.handler;
     return [this, handler = route.handler, policy](http::Request& req) {
       return guard(handler, policy, req);
     };
@@ -222,7 +156,7 @@ std::optional<Error> Access::take_requests(http::Request& req, const std::string
       "rate_limited", tightest->decision.retry_after_ms);
 }
 
-Task<http::Response> Access::guard(const http::Handler& handler, RoutePolicy policy,
+Task<http::Response> Access::guard(const http::Handler& handler, http::RoutePolicy policy,
                                    http::Request& req) {
   const int64_t now = now_ms();
   auto principal = co_await authenticate(req, now);
@@ -234,7 +168,7 @@ Task<http::Response> Access::guard(const http::Handler& handler, RoutePolicy pol
     }
     co_return res;
   }
-  if (policy.access == RouteAccess::kAdmin && !principal->admin()) {
+  if (policy.audience == http::Audience::kAdmin && !principal->admin()) {
     co_return fail(Error::permission_denied("this route needs an admin key", "admin_required"),
                    req);
   }
@@ -368,19 +302,10 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
   co_return res;
 }
 
-Actor Actor::unguarded(const std::optional<std::string>& requested) {
-  Actor a;
-  a.tenant_id = "default";
-  a.user_id = requested.value_or("anonymous");
-  a.key_id = "local";
-  a.unlimited = true;
-  return a;
-}
-
 Result<Actor> Access::actor(http::Request& req, const std::optional<std::string>& requested) {
   const auth::Principal* who = req.principal;
   Actor a;
-  if (!who) return Actor::unguarded(requested);
+  if (!who) return Actor::local(requested);
   a.tenant_id = who->tenant_id;
   a.key_id = who->key_id;
   if (who->scope == auth::Scope::kUser) {
@@ -419,119 +344,6 @@ std::optional<std::string> Access::tenant_scope(const http::Request& req) {
   const auth::Principal* who = req.principal;
   if (!who || who->admin()) return std::nullopt;
   return who->tenant_id;
-}
-
-Task<Result<ModelAdmission>> Access::admit_model_call(const Actor& actor, bool stream) {
-  if (actor.unlimited) co_return ModelAdmission();
-  const int64_t now = now_ms();
-  const std::string user_bucket = "user:" + actor.tenant_id + "\n" + actor.user_id;
-  const std::string key_bucket = "key:" + actor.key_id;
-  // Tokens are counted after each call; a bucket still in debt refuses the next one.
-  struct TokenCheck {
-    const std::string* bucket;
-    int64_t per_minute;
-    const char* name;
-  };
-  for (const TokenCheck& t :
-       {TokenCheck{&user_bucket, actor.user_limits.tokens_per_minute, "user-tokens"},
-        TokenCheck{&key_bucket, actor.key_limits.tokens_per_minute, "key-tokens"}}) {
-    if (t.per_minute <= 0) continue;
-    const limits::Quota q{t.name, t.per_minute, 60'000, 0};
-    auto d = limiter_.acquire(*t.bucket + "\ntokens", q, 0, now);
-    if (!d.allowed) {
-      if (metrics_) metrics_->count_rate_limited(t.name);
-      co_return Error::too_many_requests(
-          "token limit '" + std::string(t.name) + "' reached: " + std::to_string(t.per_minute) +
-              " tokens per minute; retry in " + std::to_string(seconds_up(d.retry_after_ms)) + " s",
-          "token_limit_reached", std::max<int64_t>(d.retry_after_ms, 1000));
-    }
-  }
-  // Budgets, read from the usage table when the cached spend is stale.
-  const bool user_budget = actor.user_limits.usd_per_day > 0 || actor.user_limits.usd_per_month > 0;
-  const bool key_budget = actor.key_limits.usd_per_day > 0 || actor.key_limits.usd_per_month > 0;
-  if (user_budget || key_budget) {
-    auto spends = co_await blocking_.run([&]() -> Result<std::pair<limits::Spend, limits::Spend>> {
-      limits::Spend user_spend, key_spend;
-      if (user_budget) {
-        auto s = budgets_.user_spend(actor.tenant_id, actor.user_id, now);
-        if (!s) return std::move(s).error();
-        user_spend = *s;
-      }
-      if (key_budget) {
-        auto s = budgets_.key_spend(actor.key_id, now);
-        if (!s) return std::move(s).error();
-        key_spend = *s;
-      }
-      return std::make_pair(user_spend, key_spend);
-    });
-    if (!spends) co_return std::move(spends).error();
-    struct BudgetCheck {
-      double limit;
-      double spent;
-      const char* what;
-      int64_t resets_at;
-    };
-    const std::string user_name = "user '" + actor.user_id + "'";
-    const std::string key_name = "key '" + actor.key_id + "'";
-    const BudgetCheck checks[] = {
-        {actor.user_limits.usd_per_day, spends->first.day, "daily", limits::utc_next_day(now)},
-        {actor.user_limits.usd_per_month, spends->first.month, "monthly",
-         limits::utc_next_month(now)},
-        {actor.key_limits.usd_per_day, spends->second.day, "daily", limits::utc_next_day(now)},
-        {actor.key_limits.usd_per_month, spends->second.month, "monthly",
-         limits::utc_next_month(now)},
-    };
-    for (size_t i = 0; i < 4; ++i) {
-      const auto& c = checks[i];
-      if (c.limit <= 0 || c.spent < c.limit) continue;
-      const std::string& whose = i < 2 ? user_name : key_name;
-      if (metrics_) metrics_->count_rate_limited(i < 2 ? "user-budget" : "key-budget");
-      co_return Error::too_many_requests(
-          "the " + std::string(c.what) + " budget of " + usd(c.limit) + " for " + whose +
-              " is spent (" + usd(c.spent) + "); it resets at " + format_utc_ms(c.resets_at),
-          "budget_exceeded", c.resets_at - now);
-    }
-  }
-  if (!stream) co_return ModelAdmission();
-  std::string key_slot, user_slot;
-  if (actor.key_limits.concurrent_streams > 0) {
-    key_slot = key_bucket + "\nstreams";
-    if (!limiter_.enter(key_slot, actor.key_limits.concurrent_streams)) {
-      if (metrics_) metrics_->count_rate_limited("key-streams");
-      co_return Error::too_many_requests("this key already has " +
-                                             std::to_string(actor.key_limits.concurrent_streams) +
-                                             " streams open (its limit); finish one first",
-                                         "concurrency_limit_reached", 1000);
-    }
-  }
-  if (actor.user_limits.concurrent_streams > 0) {
-    user_slot = user_bucket + "\nstreams";
-    if (!limiter_.enter(user_slot, actor.user_limits.concurrent_streams)) {
-      if (!key_slot.empty()) limiter_.leave(key_slot);
-      if (metrics_) metrics_->count_rate_limited("user-streams");
-      co_return Error::too_many_requests("user '" + actor.user_id + "' already has " +
-                                             std::to_string(actor.user_limits.concurrent_streams) +
-                                             " streams open (the limit); finish one first",
-                                         "concurrency_limit_reached", 1000);
-    }
-  }
-  co_return ModelAdmission(&limiter_, std::move(key_slot), std::move(user_slot));
-}
-
-void Access::record_usage(const Actor& actor, int64_t tokens, double cost_usd) {
-  const int64_t now = now_ms();
-  if (tokens > 0 && !actor.unlimited) {
-    if (actor.user_limits.tokens_per_minute > 0) {
-      const limits::Quota q{"user-tokens", actor.user_limits.tokens_per_minute, 60'000, 0};
-      limiter_.acquire("user:" + actor.tenant_id + "\n" + actor.user_id + "\ntokens", q, tokens,
-                       now, /*force=*/true);
-    }
-    if (actor.key_limits.tokens_per_minute > 0) {
-      const limits::Quota q{"key-tokens", actor.key_limits.tokens_per_minute, 60'000, 0};
-      limiter_.acquire("key:" + actor.key_id + "\ntokens", q, tokens, now, /*force=*/true);
-    }
-  }
-  budgets_.add(actor.tenant_id, actor.user_id, actor.key_id, cost_usd, now);
 }
 
 }  // namespace parley::api

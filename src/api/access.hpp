@@ -10,13 +10,14 @@
 //   handler
 //
 // Everything that depends on who the end user is happens in the handler, through this class:
-// actor() says which user a request acts for (and applies that user's request limits),
+// actor() says which user a request acts for (and applies that user's request limits), and
 // owns() is the object-level check (someone else's session is a 404, as if it did not
-// exist), admit_model_call() applies token, concurrency and budget limits before a model is
-// called, and record_usage() books what it cost.
+// exist). Token, concurrency and budget limits apply to model calls in the chat pipeline
+// (limits/admission.hpp), which takes the Actor, not the request.
 //
-// Every route's access level is in one table (access.cpp, route_policy()); a route missing
-// from it is admin-only, so a new route is never accidentally public.
+// Every route is registered with its policy (http::RoutePolicy: public, authenticated or
+// admin, and whether it honours Idempotency-Key) next to its handler, in the module that
+// owns it; a route cannot be registered without one.
 #pragma once
 
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
@@ -29,12 +30,13 @@
 #include "auth/authenticator.hpp"
 #include "auth/principal.hpp"
 #include "core/blocking_pool.hpp"
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "core/task.hpp"
 #include "http/message.hpp"
 #include "http/router.hpp"
 #include "idempotency/idempotency.hpp"
-#include "limits/budget.hpp"
+#include "limits/admission.hpp"
 #include "limits/limiter.hpp"
 #include "limits/policy.hpp"
 #include "store/store.hpp"
@@ -45,15 +47,6 @@ class Metrics;
 
 namespace parley::api {
 
-enum class RouteAccess { kPublic, kAuthenticated, kAdmin };
-
-struct RoutePolicy {
-  RouteAccess access = RouteAccess::kAdmin;
-  bool idempotent = false;  // honours Idempotency-Key
-};
-
-RoutePolicy route_policy(http::Method method, std::string_view pattern);
-
 struct AccessOptions {
   limits::Limits key_limits;   // defaults for every key
   limits::Limits user_limits;  // defaults for every end user
@@ -61,48 +54,17 @@ struct AccessOptions {
   size_t idempotency_max_response_bytes = size_t{4} * 1024 * 1024;
 };
 
-// The end user a request acts for.
-struct Actor {
-  std::string tenant_id;
-  std::string user_id;
-  std::string key_id;  // the principal's key ("key_...", "jwt", "bootstrap", "local")
-  limits::Limits user_limits;
-  limits::Limits key_limits;
-  bool unlimited = false;  // the local operator in protected mode
-
-  // A request served without the guard (handler tests): the named user, or "anonymous", in
-  // the default tenant, with no limits.
-  static Actor unguarded(const std::optional<std::string>& requested);
-};
-
-// Slots held while a model call runs; given back when this goes.
-class ModelAdmission {
- public:
-  ModelAdmission() = default;
-  ModelAdmission(limits::RateLimiter* limiter, std::string key_slot, std::string user_slot)
-      : limiter_(limiter), key_slot_(std::move(key_slot)), user_slot_(std::move(user_slot)) {}
-  ModelAdmission(ModelAdmission&& other) noexcept
-      : limiter_(std::exchange(other.limiter_, nullptr)),
-        key_slot_(std::move(other.key_slot_)),
-        user_slot_(std::move(other.user_slot_)) {}
-  ModelAdmission& operator=(ModelAdmission&&) = delete;
-  ModelAdmission(const ModelAdmission&) = delete;
-  ModelAdmission& operator=(const ModelAdmission&) = delete;
-  ~ModelAdmission();
-
- private:
-  limits::RateLimiter* limiter_ = nullptr;
-  std::string key_slot_;
-  std::string user_slot_;
-};
+// The end user a request acts for, with the limits that apply (limits/admission.hpp).
+using Actor = limits::Actor;
 
 class Access {
  public:
   Access(auth::Authenticator& authenticator, limits::RateLimiter& limiter,
-         limits::BudgetBook& budgets, idempotency::IdempotencyStore& idempotency,
-         BlockingPool& blocking, AccessOptions options, obs::Metrics* metrics);
+         idempotency::IdempotencyStore& idempotency, BlockingPool& blocking, const Clock& clock,
+         AccessOptions options, obs::Metrics* metrics);
 
-  // Puts the guard around every route of the router.
+  // Puts the guard around every route of the router (every non-public one: public routes
+  // carry no user data and run as they are).
   void protect(http::Router& router);
 
   // The user the request acts for: a user principal's own user (naming another is a 403);
@@ -116,17 +78,13 @@ class Access {
   // The tenant a listing is confined to (nullopt: an admin sees every tenant).
   static std::optional<std::string> tenant_scope(const http::Request& req);
 
-  // Before a model call: tokens per minute, concurrent streams (when `stream`) and the USD
-  // budgets of the user and the key. May read the store (budgets).
-  Task<Result<ModelAdmission>> admit_model_call(const Actor& actor, bool stream);
-  // After it: the tokens and cost it used.
-  void record_usage(const Actor& actor, int64_t tokens, double cost_usd);
-
   auth::Authenticator& authenticator() { return authenticator_; }
   idempotency::IdempotencyStore& idempotency() { return idempotency_; }
 
  private:
-  Task<http::Response> guard(const http::Handler& handler, RoutePolicy policy, http::Request& req);
+  Task<http::Response> guard(const http::Handler& handler, http::RoutePolicy policy,
+                             http::Request& req);
+  int64_t now_ms() const;
   Task<Result<auth::Principal>> authenticate(http::Request& req, int64_t now_ms);
   Task<http::Response> run_idempotent(const http::Handler& handler, http::Request& req,
                                       std::string_view client_key);
@@ -137,9 +95,9 @@ class Access {
 
   auth::Authenticator& authenticator_;
   limits::RateLimiter& limiter_;
-  limits::BudgetBook& budgets_;
   idempotency::IdempotencyStore& idempotency_;
   BlockingPool& blocking_;
+  const Clock& clock_;
   AccessOptions options_;
   obs::Metrics* metrics_;
   std::atomic<bool> refreshing_{false};

@@ -23,7 +23,7 @@ http::Response fail(const Error& e, const http::Request& req) {
   return http::error_response(e, req.request_id);
 }
 
-int64_t now_ms() { return to_unix_ms(std::chrono::system_clock::now()); }
+int64_t now_ms(const Context& ctx) { return to_unix_ms(ctx.clock.now()); }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -83,7 +83,7 @@ Awaitable create_key(Context& ctx, http::Request& req) {
   auto user = string_field(*body, "user_id", 256);
   if (!user) co_return fail(user.error(), req);
   in.user_id = user->value_or("");
-  const int64_t now = now_ms();
+  const int64_t now = now_ms(ctx);
   auto expires = string_field(*body, "expires_at", 64, true);
   if (!expires) co_return fail(expires.error(), req);
   if (*expires) {
@@ -104,7 +104,7 @@ Awaitable create_key(Context& ctx, http::Request& req) {
   auto created =
       co_await ctx.blocking.run([&] { return auth::create_key(ctx.storage.api_keys(), in, now); });
   if (!created) co_return fail(created.error(), req);
-  if (ctx.access) ctx.access->authenticator().remember(created->key);
+  ctx.access.authenticator().remember(created->key);
   json out = auth::key_json(created->key, now);
   out["key"] = created->token;
   auto res = json_response(201, out);
@@ -122,7 +122,7 @@ Awaitable list_keys(Context& ctx, http::Request& req) {
   auto keys = co_await ctx.blocking.run(
       [&] { return ctx.storage.api_keys().list(tenant, all && *all == "true"); });
   if (!keys) co_return fail(keys.error(), req);
-  const int64_t now = now_ms();
+  const int64_t now = now_ms(ctx);
   json data = json::array();
   for (const auto& k : *keys) data.push_back(auth::key_json(k, now));
   co_return json_response(200, {{"object", "list"}, {"data", std::move(data)}});
@@ -132,15 +132,15 @@ Awaitable get_key(Context& ctx, http::Request& req) {
   const std::string id(req.param("id"));
   auto key = co_await ctx.blocking.run([&] { return ctx.storage.api_keys().get(id); });
   if (!key) co_return fail(key.error(), req);
-  co_return json_response(200, auth::key_json(*key, now_ms()));
+  co_return json_response(200, auth::key_json(*key, now_ms(ctx)));
 }
 
 Awaitable revoke_key(Context& ctx, http::Request& req) {
   const std::string id(req.param("id"));
-  const int64_t now = now_ms();
+  const int64_t now = now_ms(ctx);
   auto key = co_await ctx.blocking.run([&] { return ctx.storage.api_keys().revoke(id, now); });
   if (!key) co_return fail(key.error(), req);
-  if (ctx.access) ctx.access->authenticator().remember(*key);
+  ctx.access.authenticator().remember(*key);
   co_return json_response(200, auth::key_json(*key, now));
 }
 
@@ -177,11 +177,10 @@ Awaitable export_user(Context& ctx, http::Request& req) {
   const std::string user_id(req.param("id"));
   auto tenant = user_data_scope(req, user_id);
   if (!tenant) co_return fail(tenant.error(), req);
-  if (ctx.accountant)
-    co_await ctx.blocking.run([&] {
-      ctx.accountant->flush();  // the API path's usage still queued belongs in the export
-      return 0;
-    });
+  co_await ctx.blocking.run([&] {
+    ctx.accountant.flush();  // the API path's usage still queued belongs in the export
+    return 0;
+  });
   auto data = co_await ctx.blocking.run(
       [&] { return ctx.storage.user_data().export_user(*tenant, user_id); });
   if (!data) co_return fail(data.error(), req);
@@ -214,7 +213,7 @@ Awaitable export_user(Context& ctx, http::Request& req) {
   json moderation = json::array();
   for (const auto& e : data->moderation) moderation.push_back(moderation_json(e));
   json keys = json::array();
-  const int64_t now = now_ms();
+  const int64_t now = now_ms(ctx);
   for (const auto& k : data->keys) keys.push_back(auth::key_json(k, now));
   co_return json_response(200, {{"object", "user_export"},
                                 {"user_id", user_id},
@@ -230,16 +229,16 @@ Awaitable erase_user(Context& ctx, http::Request& req) {
   const std::string user_id(req.param("id"));
   auto tenant = user_data_scope(req, user_id);
   if (!tenant) co_return fail(tenant.error(), req);
-  const int64_t now = now_ms();
+  const int64_t now = now_ms(ctx);
   auto counts = co_await ctx.blocking.run([&]() -> Result<store::ErasureCounts> {
     // Usage the API path has queued is written first, so that it is erased too.
-    if (ctx.accountant) ctx.accountant->flush();
+    ctx.accountant.flush();
     // Stored answers leave the index and the write queue first, so that none is written
     // after the rows are deleted.
-    if (ctx.access) ctx.access->idempotency().forget_user(*tenant, user_id);
+    ctx.access.idempotency().forget_user(*tenant, user_id);
     auto erased = ctx.storage.user_data().erase_user(*tenant, user_id, now);
     // The user's keys are now revoked: the cache must know at once.
-    if (erased && erased->api_keys > 0 && ctx.access) (void)ctx.access->authenticator().load(now);
+    if (erased && erased->api_keys > 0) (void)ctx.access.authenticator().load(now);
     return erased;
   });
   if (!counts) co_return fail(counts.error(), req);
@@ -258,22 +257,23 @@ Awaitable erase_user(Context& ctx, http::Request& req) {
 }  // namespace
 
 void add_admin_routes(http::Router& router, Context& ctx) {
-  router.add(http::Method::kPost, "/api/v1/admin/keys",
+  // Not idempotent on purpose: a stored answer would keep the new secret in the database.
+  router.add(http::Method::kPost, "/api/v1/admin/keys", http::kAdminOnly,
              [&ctx](http::Request& req) { return create_key(ctx, req); });
-  router.add(http::Method::kGet, "/api/v1/admin/keys",
+  router.add(http::Method::kGet, "/api/v1/admin/keys", http::kAdminOnly,
              [&ctx](http::Request& req) { return list_keys(ctx, req); });
-  router.add(http::Method::kGet, "/api/v1/admin/keys/{id}",
+  router.add(http::Method::kGet, "/api/v1/admin/keys/{id}", http::kAdminOnly,
              [&ctx](http::Request& req) { return get_key(ctx, req); });
-  router.add(http::Method::kDelete, "/api/v1/admin/keys/{id}",
+  router.add(http::Method::kDelete, "/api/v1/admin/keys/{id}", http::kAdminOnly,
              [&ctx](http::Request& req) { return revoke_key(ctx, req); });
-  router.add(http::Method::kGet, "/api/v1/admin/moderation/logs",
+  router.add(http::Method::kGet, "/api/v1/admin/moderation/logs", http::kAdminOnly,
              [&ctx](http::Request& req) { return moderation_logs(ctx, req); });
 }
 
 void add_user_data_routes(http::Router& router, Context& ctx) {
-  router.add(http::Method::kGet, "/api/v1/users/{id}/export",
+  router.add(http::Method::kGet, "/api/v1/users/{id}/export", http::kAuthenticated,
              [&ctx](http::Request& req) { return export_user(ctx, req); });
-  router.add(http::Method::kDelete, "/api/v1/users/{id}",
+  router.add(http::Method::kDelete, "/api/v1/users/{id}", http::kAuthenticated,
              [&ctx](http::Request& req) { return erase_user(ctx, req); });
 }
 

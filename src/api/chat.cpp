@@ -11,7 +11,7 @@
 #include "api/fields.hpp"
 #include "api/sessions.hpp"
 #include "chat/assistants.hpp"
-#include "chat/turn.hpp"
+#include "chat/pipeline.hpp"
 #include "core/clock.hpp"
 #include "core/json_text.hpp"
 #include "http/errors.hpp"
@@ -47,8 +47,7 @@ bool wants_stream(const http::Request& req, const json& body) {
 }
 
 // The turn's overrides from a request body (model, temperature, max_tokens).
-Result<chat::TurnRequest> turn_overrides(const json& body) {
-  chat::TurnRequest t;
+Result<void> turn_overrides(const json& body, chat::Turn& t) {
   auto model = string_field(body, "model", kMaxModel);
   if (!model) return std::move(model).error();
   t.model = *model;
@@ -59,58 +58,39 @@ Result<chat::TurnRequest> turn_overrides(const json& body) {
   if (!max_tokens) return std::move(max_tokens).error();
   t.max_tokens = *max_tokens;
   if (auto s = bool_field(body, "stream"); !s) return std::move(s).error();
-  return t;
+  return success();
 }
 
-// Runs a turn and answers it: JSON, or an event stream. `extra` is merged into the JSON
-// answer (POST /api/v1/chat adds the session and the seeds' "response" field).
-Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnRequest turn,
-                                 bool stream, json extra, Actor actor,
-                                 std::optional<ModelAdmission> admission = std::nullopt) {
-  if (!admission && ctx.access) {
-    auto admitted = co_await ctx.access->admit_model_call(actor, stream);
-    if (!admitted) co_return fail(admitted.error(), req);
-    admission.emplace(std::move(*admitted));
-  }
-  turn.key_id = actor.key_id;
-  // What the turn used counts against the user's and the key's token limits and budgets.
-  struct Booking {
-    Context& ctx;
-    const Actor& actor;
-    int64_t tokens = 0;
-    double cost = 0;
-    ~Booking() {
-      if (ctx.access) ctx.access->record_usage(actor, tokens, cost);
-    }
-  } booking{ctx, actor};
-  auto book = [&booking](const store::Message& reply) {
-    booking.tokens = reply.input_tokens + reply.output_tokens;
-    booking.cost = reply.cost_usd;
-  };
+// Runs a stored turn through the chat pipeline and answers it: JSON, or an event stream.
+// `extra` is merged into the JSON answer (POST /api/v1/chat adds the session and the seeds'
+// "response" field).
+Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& turn, json extra) {
   llm::Cancellation cancel;
   if (req.channel) {
     req.channel->watch([&cancel] { cancel.request(llm::finish::kCancelled); });
   }
-  if (!stream) {
-    auto result = co_await ctx.chat->run_turn(std::move(turn), cancel, nullptr, nullptr);
+  turn.cancel = &cancel;
+  turn.request_id = req.request_id;
+  if (!turn.stream) {
+    auto result = co_await ctx.chat.run(turn);
     if (!result) co_return fail(result.error(), req);
-    book(result->reply);
-    if (!result->error && result->blocked) result->error = result->blocked;
-    if (result->error) {
-      http::Response res = fail(*result->error, req);
+    std::optional<Error> error = turn.generation_error;
+    if (!error) error = turn.output_blocked;
+    if (error) {
+      http::Response res = fail(*error, req);
       // The envelope, plus what was stored: the client may show or retry it.
       auto body = json::parse(res.body, nullptr, false);
-      body["reply"] = message_json(result->reply);
-      body["user_message"] = message_json(result->user);
+      body["reply"] = message_json(turn.reply);
+      body["user_message"] = message_json(turn.started.user);
       res.body = dump(body);
       co_return res;
     }
     json body = {{"object", "chat.turn"},
-                 {"session_id", result->reply.session_id},
-                 {"user_message", message_json(result->user)},
-                 {"reply", message_json(result->reply)}};
+                 {"session_id", turn.reply.session_id},
+                 {"user_message", message_json(turn.started.user)},
+                 {"reply", message_json(turn.reply)}};
     for (auto& [k, v] : extra.items()) body[k] = v;
-    if (extra.contains("response")) body["response"] = result->reply.content;
+    if (extra.contains("response")) body["response"] = turn.reply.content;
     http::Response res;
     res.body = dump(body);
     co_return res;
@@ -130,7 +110,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnReq
     const bool sent = co_await req.channel->write(frame);
     co_return sent;
   };
-  auto on_started = [&](const store::StartedTurn& t) -> Task<void> {
+  turn.on_started = [&](const store::StartedTurn& t) -> Task<void> {
     const http::HeaderList headers = sse_headers();
     started = co_await req.channel->begin_stream(200, "text/event-stream; charset=utf-8", headers);
     if (!started) co_return;
@@ -143,7 +123,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnReq
     }
     (void)co_await send_event("turn.started", data);
   };
-  llm::DeltaSink sink = [&](const llm::Delta& delta) -> Task<bool> {
+  const llm::DeltaSink sink = [&](const llm::Delta& delta) -> Task<bool> {
     if (delta.content.empty() && delta.tool_calls.empty()) co_return started;  // the start only
     json data = json::object();
     if (!delta.content.empty()) data["content"] = delta.content;
@@ -161,22 +141,26 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::TurnReq
     const bool sent = co_await send_event("delta", data);
     co_return sent;
   };
-  auto result = co_await ctx.chat->run_turn(std::move(turn), cancel, &sink, on_started);
-  if (result) book(result->reply);
-  if (result && !result->error && result->blocked) result->error = result->blocked;
+  turn.sink = &sink;
+  auto result = co_await ctx.chat.run(turn);
+  std::optional<Error> error;
+  if (result) {
+    error = turn.generation_error;
+    if (!error) error = turn.output_blocked;
+  }
   if (!started) {
     // Failed before the stream began: a plain error answer.
     if (!result) co_return fail(result.error(), req);
-    co_return fail(result->error.value_or(Error::internal("the stream could not start")), req);
+    co_return fail(error.value_or(Error::internal("the stream could not start")), req);
   }
   if (!result) {
     (void)co_await send_event("error", json::parse(fail(result.error(), req).body, nullptr, false));
-  } else if (result->error) {
-    json data = json::parse(fail(*result->error, req).body, nullptr, false);
-    data["reply"] = message_json(result->reply);
+  } else if (error) {
+    json data = json::parse(fail(*error, req).body, nullptr, false);
+    data["reply"] = message_json(turn.reply);
     (void)co_await send_event("error", data);
   } else {
-    const json data = {{"reply", message_json(result->reply)}};
+    const json data = {{"reply", message_json(turn.reply)}};
     (void)co_await send_event("turn.completed", data);
   }
   co_return http::Response::streamed(200, bytes);
@@ -231,25 +215,26 @@ json message_json(const store::Message& m) {
 }
 
 void add_chat_routes(http::Router& router, Context& ctx) {
-  router.add(http::Method::kGet, "/api/v1/assistants", [&ctx](http::Request&) -> Awaitable {
-    json data = json::array();
-    for (const auto& a : ctx.assistants->all()) {
-      json entry = {{"name", a.name},
-                    {"object", "assistant"},
-                    {"description", a.description},
-                    {"model", a.model.empty() ? ctx.gateway->default_route() : a.model},
-                    {"default", a.name == ctx.assistants->default_assistant().name}};
-      if (a.temperature) entry["temperature"] = *a.temperature;
-      if (a.max_tokens) entry["max_tokens"] = *a.max_tokens;
-      data.push_back(std::move(entry));
-    }
-    http::Response res;
-    res.body = dump({{"object", "list"}, {"data", data}});
-    co_return res;
-  });
+  router.add(http::Method::kGet, "/api/v1/assistants", http::kAuthenticated,
+             [&ctx](http::Request&) -> Awaitable {
+               json data = json::array();
+               for (const auto& a : ctx.assistants.all()) {
+                 json entry = {{"name", a.name},
+                               {"object", "assistant"},
+                               {"description", a.description},
+                               {"model", a.model.empty() ? ctx.gateway.default_route() : a.model},
+                               {"default", a.name == ctx.assistants.default_assistant().name}};
+                 if (a.temperature) entry["temperature"] = *a.temperature;
+                 if (a.max_tokens) entry["max_tokens"] = *a.max_tokens;
+                 data.push_back(std::move(entry));
+               }
+               http::Response res;
+               res.body = dump({{"object", "list"}, {"data", data}});
+               co_return res;
+             });
 
   router.add(
-      http::Method::kGet, "/api/v1/sessions/{id}/messages",
+      http::Method::kGet, "/api/v1/sessions/{id}/messages", http::kAuthenticated,
       [&ctx](http::Request& req) -> Awaitable {
         store::MessageListQuery q;
         q.session_id = std::string(req.param("id"));
@@ -277,7 +262,7 @@ void add_chat_routes(http::Router& router, Context& ctx) {
         co_return res;
       });
 
-  router.add(http::Method::kPost, "/api/v1/sessions/{id}/messages",
+  router.add(http::Method::kPost, "/api/v1/sessions/{id}/messages", http::kAuthenticatedIdempotent,
              [&ctx](http::Request& req) -> Awaitable {
                auto body = http::parse_json_object_body(req);
                if (!body) co_return fail(body.error(), req);
@@ -290,161 +275,151 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                if (!content) co_return fail(content.error(), req);
                if (!*content)
                  co_return fail(Error::invalid_field("content", "content is required"), req);
-               auto turn = turn_overrides(*body);
-               if (!turn) co_return fail(turn.error(), req);
-               turn->session_id = std::string(req.param("id"));
-               auto session = co_await owned_session(ctx, req, turn->session_id);
+               chat::Turn turn;
+               if (auto r = turn_overrides(*body, turn); !r) co_return fail(r.error(), req);
+               auto session = co_await owned_session(ctx, req, std::string(req.param("id")));
                if (!session) co_return fail(session.error(), req);
                auto actor = acting_user(ctx, req, session->user_id);
                if (!actor) co_return fail(actor.error(), req);
-               turn->content = std::move(**content);
-               turn->request_id = req.request_id;
-               const bool stream = wants_stream(req, *body);
-               co_return co_await answer_turn(ctx, req, std::move(*turn), stream, json::object(),
-                                              std::move(*actor));
+               turn.actor = std::move(*actor);
+               turn.session = std::move(*session);
+               turn.content = std::move(**content);
+               turn.stream = wants_stream(req, *body);
+               co_return co_await answer_turn(ctx, req, turn, json::object());
              });
 
-  router.add(http::Method::kPost, "/api/v1/chat", [&ctx](http::Request& req) -> Awaitable {
-    auto body = http::parse_json_object_body(req);
-    if (!body) co_return fail(body.error(), req);
-    if (auto r =
-            reject_unknown_fields(*body, {"message", "session_id", "user_id", "assistant", "title",
-                                          "stream", "model", "temperature", "max_tokens"});
-        !r) {
-      co_return fail(r.error(), req);
-    }
-    auto message = string_field(*body, "message", kMaxContent);
-    if (!message) co_return fail(message.error(), req);
-    if (!*message) co_return fail(Error::invalid_field("message", "message is required"), req);
-    auto session_id = string_field(*body, "session_id", 128);
-    if (!session_id) co_return fail(session_id.error(), req);
-    auto user_id = string_field(*body, "user_id", 256);
-    if (!user_id) co_return fail(user_id.error(), req);
-    auto assistant = string_field(*body, "assistant", 128);
-    if (!assistant) co_return fail(assistant.error(), req);
-    auto title = string_field(*body, "title", 512);
-    if (!title) co_return fail(title.error(), req);
-    auto turn = turn_overrides(*body);
-    if (!turn) co_return fail(turn.error(), req);
-    if (*assistant && !ctx.assistants->find(**assistant)) {
-      co_return fail(Error::invalid_field("assistant", "no assistant named '" + **assistant + "'"),
+  router.add(http::Method::kPost, "/api/v1/chat", http::kAuthenticatedIdempotent,
+             [&ctx](http::Request& req) -> Awaitable {
+               auto body = http::parse_json_object_body(req);
+               if (!body) co_return fail(body.error(), req);
+               if (auto r = reject_unknown_fields(
+                       *body, {"message", "session_id", "user_id", "assistant", "title", "stream",
+                               "model", "temperature", "max_tokens"});
+                   !r) {
+                 co_return fail(r.error(), req);
+               }
+               auto message = string_field(*body, "message", kMaxContent);
+               if (!message) co_return fail(message.error(), req);
+               if (!*message)
+                 co_return fail(Error::invalid_field("message", "message is required"), req);
+               auto session_id = string_field(*body, "session_id", 128);
+               if (!session_id) co_return fail(session_id.error(), req);
+               auto user_id = string_field(*body, "user_id", 256);
+               if (!user_id) co_return fail(user_id.error(), req);
+               auto assistant = string_field(*body, "assistant", 128);
+               if (!assistant) co_return fail(assistant.error(), req);
+               auto title = string_field(*body, "title", 512);
+               if (!title) co_return fail(title.error(), req);
+               chat::Turn turn;
+               if (auto r = turn_overrides(*body, turn); !r) co_return fail(r.error(), req);
+               if (*assistant && !ctx.assistants.find(**assistant)) {
+                 co_return fail(
+                     Error::invalid_field("assistant", "no assistant named '" + **assistant + "'"),
                      req);
-    }
+               }
+               if (*session_id) {
+                 auto session = co_await owned_session(ctx, req, **session_id);
+                 if (!session) co_return fail(session.error(), req);
+                 if (*user_id && **user_id != session->user_id) {
+                   co_return fail(
+                       Error::invalid_field("user_id", "the session belongs to another user"), req);
+                 }
+                 auto acting = acting_user(ctx, req, session->user_id);
+                 if (!acting) co_return fail(acting.error(), req);
+                 turn.actor = std::move(*acting);
+                 turn.session = std::move(*session);
+               } else {
+                 auto acting = acting_user(ctx, req, *user_id);
+                 if (!acting) co_return fail(acting.error(), req);
+                 turn.actor = std::move(*acting);
+                 // Opened by the pipeline once the caller is admitted and the message allowed, so a
+                 // refused turn leaves no empty session behind.
+                 store::NewSession in;
+                 in.tenant_id = turn.actor.tenant_id;
+                 in.user_id = turn.actor.user_id;
+                 in.assistant = assistant->value_or(ctx.assistants.default_assistant().name);
+                 // A title from the first words, as chat UIs show it.
+                 in.title = title->value_or(message->value().substr(0, 60));
+                 turn.new_session = std::move(in);
+               }
+               const bool created = turn.new_session.has_value();
+               turn.content = std::move(**message);
+               turn.stream = wants_stream(req, *body);
+               json extra = {{"session_created", created}, {"response", ""}};
+               auto res = co_await answer_turn(ctx, req, turn, std::move(extra));
+               if (created && !res.already_sent && res.status < 300) res.status = 201;
+               co_return res;
+             });
 
-    bool created = false;
-    std::string id;
-    std::optional<Actor> actor;
-    std::optional<ModelAdmission> admission;
-    if (*session_id) {
-      id = **session_id;
-      auto session = co_await owned_session(ctx, req, id);
-      if (!session) co_return fail(session.error(), req);
-      if (*user_id && **user_id != session->user_id) {
-        co_return fail(Error::invalid_field("user_id", "the session belongs to another user"), req);
-      }
-      auto acting = acting_user(ctx, req, session->user_id);
-      if (!acting) co_return fail(acting.error(), req);
-      actor = std::move(*acting);
-    } else {
-      auto acting = acting_user(ctx, req, *user_id);
-      if (!acting) co_return fail(acting.error(), req);
-      actor = std::move(*acting);
-      // Limits first: a refused turn must not leave an empty session behind.
-      if (ctx.access) {
-        auto admitted = co_await ctx.access->admit_model_call(*actor, wants_stream(req, *body));
-        if (!admitted) co_return fail(admitted.error(), req);
-        admission.emplace(std::move(*admitted));
-      }
-      store::NewSession in;
-      in.tenant_id = actor->tenant_id;
-      in.user_id = actor->user_id;
-      in.assistant = assistant->value_or(ctx.assistants->default_assistant().name);
-      // A title from the first words, as chat UIs show it.
-      in.title = title->value_or(message->value().substr(0, 60));
-      auto session = co_await ctx.blocking.run([&] { return ctx.storage.sessions().create(in); });
-      if (!session) co_return fail(session.error(), req);
-      id = session->id;
-      created = true;
-    }
-    turn->session_id = id;
-    turn->content = std::move(**message);
-    turn->request_id = req.request_id;
-    const bool stream = wants_stream(req, *body);
-    json extra = {{"session_created", created}, {"response", ""}};
-    auto res = co_await answer_turn(ctx, req, std::move(*turn), stream, std::move(extra),
-                                    std::move(*actor), std::move(admission));
-    if (created && !res.already_sent && res.status < 300) res.status = 201;
-    co_return res;
-  });
-
-  router.add(http::Method::kGet, "/api/v1/usage", [&ctx](http::Request& req) -> Awaitable {
-    store::UsageQuery q;
-    const int64_t now = to_unix_ms(std::chrono::system_clock::now());
-    q.to_ms = now + 1;
-    q.from_ms = now - int64_t{30} * 86'400'000;
-    for (const char* name : {"from", "to"}) {
-      if (auto text = req.query_param(name)) {
-        auto t = parse_time(*text);
-        if (!t) {
-          co_return fail(
-              Error::invalid_field(name, std::string(name) +
-                                             " must be a date (2026-11-22), a UTC time "
-                                             "(2026-11-22T10:00:00Z) or unix milliseconds"),
-              req);
-        }
-        (std::string_view(name) == "from" ? q.from_ms : q.to_ms) = *t;
-      }
-    }
-    auto user = user_filter(req, req.query_param("user_id"));
-    if (!user) co_return fail(user.error(), req);
-    q.user_id = *user;
-    q.tenant_id = Access::tenant_scope(req);
-    if (!q.tenant_id) q.tenant_id = req.query_param("tenant_id");
-    if (auto group = req.query_param("group_by")) {
-      size_t start = 0;
-      while (start <= group->size()) {
-        auto comma = group->find(',', start);
-        std::string field =
-            group->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (!field.empty()) q.group_by.push_back(field);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
-    }
-    auto rows = co_await ctx.blocking.run([&] {
-      if (ctx.accountant) ctx.accountant->flush();  // what the API path queued counts too
-      return ctx.storage.usage().aggregate(q);
-    });
-    if (!rows) co_return fail(rows.error(), req);
-    json data = json::array();
-    int64_t requests = 0, input = 0, output = 0;
-    double cost = 0;
-    for (const auto& r : *rows) {
-      json row = json::object();
-      for (const auto& [k, v] : r.keys) row[k] = v;
-      row["requests"] = r.requests;
-      row["input_tokens"] = r.input_tokens;
-      row["output_tokens"] = r.output_tokens;
-      row["cost_usd"] = r.cost_usd;
-      requests += r.requests;
-      input += r.input_tokens;
-      output += r.output_tokens;
-      cost += r.cost_usd;
-      data.push_back(std::move(row));
-    }
-    http::Response res;
-    res.body = dump({{"object", "usage"},
-                     {"from", format_utc_ms(q.from_ms)},
-                     {"to", format_utc_ms(q.to_ms)},
-                     {"group_by", q.group_by},
-                     {"data", std::move(data)},
-                     {"total",
-                      {{"requests", requests},
-                       {"input_tokens", input},
-                       {"output_tokens", output},
-                       {"cost_usd", cost}}}});
-    co_return res;
-  });
+  router.add(http::Method::kGet, "/api/v1/usage", http::kAuthenticated,
+             [&ctx](http::Request& req) -> Awaitable {
+               store::UsageQuery q;
+               const int64_t now = to_unix_ms(ctx.clock.now());
+               q.to_ms = now + 1;
+               q.from_ms = now - int64_t{30} * 86'400'000;
+               for (const char* name : {"from", "to"}) {
+                 if (auto text = req.query_param(name)) {
+                   auto t = parse_time(*text);
+                   if (!t) {
+                     co_return fail(Error::invalid_field(
+                                        name, std::string(name) +
+                                                  " must be a date (2026-11-22), a UTC time "
+                                                  "(2026-11-22T10:00:00Z) or unix milliseconds"),
+                                    req);
+                   }
+                   (std::string_view(name) == "from" ? q.from_ms : q.to_ms) = *t;
+                 }
+               }
+               auto user = user_filter(req, req.query_param("user_id"));
+               if (!user) co_return fail(user.error(), req);
+               q.user_id = *user;
+               q.tenant_id = Access::tenant_scope(req);
+               if (!q.tenant_id) q.tenant_id = req.query_param("tenant_id");
+               if (auto group = req.query_param("group_by")) {
+                 size_t start = 0;
+                 while (start <= group->size()) {
+                   auto comma = group->find(',', start);
+                   std::string field = group->substr(
+                       start, comma == std::string::npos ? std::string::npos : comma - start);
+                   if (!field.empty()) q.group_by.push_back(field);
+                   if (comma == std::string::npos) break;
+                   start = comma + 1;
+                 }
+               }
+               auto rows = co_await ctx.blocking.run([&] {
+                 ctx.accountant.flush();  // what the API path queued counts too
+                 return ctx.storage.usage().aggregate(q);
+               });
+               if (!rows) co_return fail(rows.error(), req);
+               json data = json::array();
+               int64_t requests = 0, input = 0, output = 0;
+               double cost = 0;
+               for (const auto& r : *rows) {
+                 json row = json::object();
+                 for (const auto& [k, v] : r.keys) row[k] = v;
+                 row["requests"] = r.requests;
+                 row["input_tokens"] = r.input_tokens;
+                 row["output_tokens"] = r.output_tokens;
+                 row["cost_usd"] = r.cost_usd;
+                 requests += r.requests;
+                 input += r.input_tokens;
+                 output += r.output_tokens;
+                 cost += r.cost_usd;
+                 data.push_back(std::move(row));
+               }
+               http::Response res;
+               res.body = dump({{"object", "usage"},
+                                {"from", format_utc_ms(q.from_ms)},
+                                {"to", format_utc_ms(q.to_ms)},
+                                {"group_by", q.group_by},
+                                {"data", std::move(data)},
+                                {"total",
+                                 {{"requests", requests},
+                                  {"input_tokens", input},
+                                  {"output_tokens", output},
+                                  {"cost_usd", cost}}}});
+               co_return res;
+             });
 }
 
 }  // namespace parley::api

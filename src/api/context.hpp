@@ -1,6 +1,7 @@
 // What route handlers may use: the long-lived components, built once at startup by the app
-// (app/server_app.cpp) and alive until every request has finished. Handlers hold a reference
-// to this; none of it is owned here.
+// (app/server_app.cpp) and alive until every request has finished. Every member is a
+// reference: a handler never checks whether a component exists, and a test that serves
+// handlers passes real or fake components, never nulls. None of it is owned here.
 #pragma once
 
 #include <chrono>
@@ -13,7 +14,8 @@
 #include "store/store.hpp"
 
 namespace parley::chat {
-class ChatService;
+class Pipeline;
+struct ChatDeps;
 class Assistants;
 }  // namespace parley::chat
 
@@ -24,6 +26,10 @@ class Accountant;
 
 namespace parley::moderation {
 class Moderator;
+}
+
+namespace parley::limits {
+class Admission;
 }
 
 namespace parley::api {
@@ -42,15 +48,16 @@ struct Context {
   // Live server state, read by health and diagnostics.
   std::function<bool()> draining;
   std::function<int64_t()> open_connections;
-  // The chat and model layers (null where a test serves only storage-backed routes).
-  chat::ChatService* chat = nullptr;
-  const chat::Assistants* assistants = nullptr;
-  llm::Gateway* gateway = nullptr;
-  llm::Accountant* accountant = nullptr;
-  // Who may do what (null where a test serves handlers without the guard: everything is then
-  // the local operator's).
-  Access* access = nullptr;
-  moderation::Moderator* moderator = nullptr;  // null: nothing is moderated
+  // The chat pipeline (every way in to a model runs it) and what its stages use.
+  chat::Pipeline& chat;
+  chat::ChatDeps& chat_deps;
+  const chat::Assistants& assistants;
+  llm::Gateway& gateway;
+  llm::Accountant& accountant;
+  moderation::Moderator& moderator;  // disabled when nothing is configured
+  limits::Admission& admission;
+  // Who may do what: credentials, ownership, the caller's request limits, idempotency.
+  Access& access;
 };
 
 }  // namespace parley::api

@@ -64,16 +64,16 @@ json build_json(const obs::BuildInfo& b) {
 json providers_check(const Context& ctx) {
   json circuits = json::array();
   bool any_open = false;
-  for (const auto& b : ctx.gateway->breakers()) {
+  for (const auto& b : ctx.gateway.breakers()) {
     const auto state = llm::to_string(b.state);
     any_open = any_open || b.state != llm::CircuitBreaker::State::kClosed;
     circuits.push_back({{"provider", b.provider}, {"model", b.model}, {"state", state}});
   }
   json names = json::array();
-  for (const auto& p : ctx.gateway->providers()) names.push_back(p->name());
+  for (const auto& p : ctx.gateway.providers()) names.push_back(p->name());
   return {{"status", any_open ? "degraded" : "ok"},
           {"configured", std::move(names)},
-          {"default_route", ctx.gateway->default_route()},
+          {"default_route", ctx.gateway.default_route()},
           {"circuits", std::move(circuits)}};
 }
 
@@ -95,10 +95,11 @@ void add_health_routes(http::Router& router, Context& ctx) {
     res.body += '}';
     co_return res;
   };
-  router.add(http::Method::kGet, "/health", liveness);
-  router.add(http::Method::kGet, "/api/v1/health/liveness", liveness);
+  // Probes and metrics are public: they carry no user data, and probes have no credentials.
+  router.add(http::Method::kGet, "/health", http::kPublic, liveness);
+  router.add(http::Method::kGet, "/api/v1/health/liveness", http::kPublic, liveness);
 
-  router.add(http::Method::kGet, "/api/v1/health/readiness",
+  router.add(http::Method::kGet, "/api/v1/health/readiness", http::kPublic,
              [&ctx](http::Request&) -> Task<http::Response> {
                json checks = json::object();
                // The database check goes through the blocking pool like every query, so a
@@ -117,7 +118,7 @@ void add_health_routes(http::Router& router, Context& ctx) {
                checks["memory"] = memory_check(ctx);
                bool draining = ctx.draining();
                checks["draining"] = {{"status", draining ? "draining" : "ok"}};
-               if (ctx.gateway) checks["providers"] = providers_check(ctx);
+               checks["providers"] = providers_check(ctx);
                bool ready = !draining;
                for (const auto& [name, check] : checks.items()) {
                  if (check["status"] == "fail") ready = false;
@@ -128,7 +129,7 @@ void add_health_routes(http::Router& router, Context& ctx) {
              });
 
   router.add(
-      http::Method::kGet, "/api/v1/health/diagnostics",
+      http::Method::kGet, "/api/v1/health/diagnostics", http::kAdminOnly,
       [&ctx](http::Request& req) -> Task<http::Response> {
         if (!ctx.config.diagnostics.enabled) {
           co_return http::error_response(404, "diagnostics_disabled",
@@ -165,12 +166,13 @@ void add_health_routes(http::Router& router, Context& ctx) {
         co_return http::Response::json(200, body);
       });
 
-  router.add(http::Method::kGet, "/metrics", [&ctx](http::Request&) -> Task<http::Response> {
-    http::Response res;
-    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    res.body = ctx.metrics.serialize();
-    co_return res;
-  });
+  router.add(http::Method::kGet, "/metrics", http::kPublic,
+             [&ctx](http::Request&) -> Task<http::Response> {
+               http::Response res;
+               res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+               res.body = ctx.metrics.serialize();
+               co_return res;
+             });
 }
 
 }  // namespace parley::api

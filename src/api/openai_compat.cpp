@@ -10,6 +10,7 @@
 #include "api/access.hpp"
 #include "api/fields.hpp"
 #include "api/sessions.hpp"
+#include "chat/pipeline.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "http/errors.hpp"
@@ -42,10 +43,8 @@ http::Response fail(const Error& e, const http::Request& req) {
   return http::error_response(e, req.request_id);
 }
 
-int64_t unix_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+int64_t unix_seconds(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
 }
 
 // The fields Parley reads itself; everything else in the body travels to OpenAI-compatible
@@ -243,39 +242,11 @@ std::string base64(const unsigned char* data, size_t size) {
   return out;
 }
 
-// Queues the call's usage (batched writes) — the proxy path never waits on the database.
-void account(Context& ctx, const ParsedChat& chat, const llm::GatewayResult& out,
-             const std::optional<Error>& error, const std::string& request_id, const Actor& actor) {
-  if (!ctx.accountant || out.provider.empty()) return;
-  store::UsageRecord r;
-  r.at_ms = to_unix_ms(std::chrono::system_clock::now());
-  r.tenant_id = actor.tenant_id;
-  r.user_id = actor.user_id;
-  r.key_id = actor.key_id;
-  r.source = "api";
-  r.provider = out.provider;
-  r.model = out.model;
-  r.input_tokens = out.completion.usage.input_tokens;
-  r.output_tokens = out.completion.usage.output_tokens;
-  if (!out.completion.usage.reported) {
-    r.input_tokens = llm::estimate_tokens(chat.request.messages);
-    r.output_tokens = llm::estimate_tokens(out.completion.content);
-  }
-  r.cost_usd = ctx.accountant->models().cost(out.model, r.input_tokens, r.output_tokens);
-  r.status = error ? error->reason : "ok";
-  r.request_id = request_id;
-  if (ctx.access) ctx.access->record_usage(actor, r.input_tokens + r.output_tokens, r.cost_usd);
-  ctx.accountant->enqueue(std::move(r));
-}
-
 Awaitable chat_completions(Context& ctx, http::Request& req) {
   auto body = http::parse_json_object_body(req);
   if (!body) co_return fail(body.error(), req);
   auto parsed = parse_chat(*body);
   if (!parsed) co_return fail(parsed.error(), req);
-  parsed->request.openai_body = &*body;
-  parsed->request.openai_text = req.body;
-  std::string redacted_body;  // the body sent upstream when moderation redacted a message
   auto actor =
       acting_user(ctx, req,
                   parsed->request.user.empty() ? std::nullopt
@@ -287,102 +258,36 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
       (req.principal && req.principal->scope == auth::Scope::kUser)) {
     parsed->request.user = actor->user_id;
   }
-  auto route = ctx.gateway->resolve(parsed->model);
-  if (!route) co_return fail(route.error(), req);
-  // Limits first: a caller over them costs nothing more, not even a moderation provider's call.
-  std::optional<ModelAdmission> admission;
-  if (ctx.access) {
-    auto admitted = co_await ctx.access->admit_model_call(*actor, parsed->stream);
-    if (!admitted) co_return fail(admitted.error(), req);
-    admission.emplace(std::move(*admitted));
-  }
-  // Input moderation: every user message; a redaction rewrites the body sent upstream.
-  const moderation::Subject subject{actor->tenant_id, actor->user_id, "", req.request_id};
-  if (ctx.moderator && ctx.moderator->enabled()) {
-    bool rewritten = false;
-    auto& messages = (*body)["messages"];
-    for (size_t i = 0; i < parsed->request.messages.size(); ++i) {
-      auto& m = parsed->request.messages[i];
-      if (m.role != "user" || m.content.empty()) continue;
-      auto verdict = co_await ctx.moderator->check(m.content, moderation::Stage::kInput, subject);
-      if (verdict.action == moderation::Action::kBlock) {
-        co_return fail(moderation::blocked_error(verdict, moderation::Stage::kInput,
-                                                 "messages[" + std::to_string(i) + "].content"),
-                       req);
-      }
-      if (verdict.action != moderation::Action::kRedact || !verdict.redacted) continue;
-      auto& content = messages[i]["content"];
-      if (content.is_string()) {
-        content = *verdict.redacted;
-      } else if (content.is_array()) {
-        // Content parts: each text part redacted on its own (images and audio pass as sent).
-        for (auto& part : content) {
-          if (!part.is_object() || !part.contains("text") || !part["text"].is_string()) continue;
-          auto v =
-              ctx.moderator->evaluate(part["text"].get<std::string>(), moderation::Stage::kInput);
-          if (v.redacted) part["text"] = std::move(*v.redacted);
-        }
-        m.parts = content;
-      }
-      m.content = std::move(*verdict.redacted);
-      rewritten = true;
-    }
-    if (rewritten) {
-      redacted_body = dump(*body);
-      parsed->request.openai_text = redacted_body;
-    }
-  }
-  if (route->strategy == "cost") {
-    // Spend so far today counts what the accountant has written (up to one flush interval
-    // behind).
-    std::optional<double> remaining;
-    if (route->daily_budget_usd > 0) {
-      const int64_t now_ms = to_unix_ms(std::chrono::system_clock::now());
-      const int64_t day_start = now_ms - now_ms % 86'400'000;
-      auto spent = co_await ctx.blocking.run(
-          [&] { return ctx.storage.usage().spent(actor->tenant_id, actor->user_id, day_start); });
-      if (spent) remaining = route->daily_budget_usd - *spent;
-    }
-    *route = llm::plan_cost_route(*route, llm::complexity_score(parsed->request), remaining);
-  }
+  // A stateless turn of the chat pipeline: the conversation comes whole, nothing is stored
+  // but usage, and the body travels upstream as received (kept in step with redactions).
+  chat::Turn turn;
+  turn.stored = false;
+  turn.source = "api";
+  turn.actor = std::move(*actor);
+  turn.request_id = req.request_id;
+  turn.model = parsed->model;
+  turn.stream = parsed->stream;
+  turn.prompt = std::move(parsed->request);
+  turn.prompt.openai_body = &*body;
+  turn.prompt.openai_text = req.body;
+  turn.openai_body = &*body;
+  turn.reply_field = parsed->stream ? "choices[0].delta.content" : "choices[0].message.content";
   const std::string id = "chatcmpl-" + random_hex128().substr(0, 24);
-  const int64_t created = unix_seconds();
+  const int64_t created = unix_seconds(ctx.clock);
   llm::Cancellation cancel;
   if (req.channel) req.channel->watch([&cancel] { cancel.request(llm::finish::kCancelled); });
-  llm::GatewayResult out;
+  turn.cancel = &cancel;
+  const llm::GatewayResult& out = turn.generation;
 
   if (!parsed->stream) {
-    auto result = co_await ctx.gateway->chat(*route, parsed->request, cancel, nullptr, out);
-    std::optional<Error> error;
-    if (!result) error = result.error();
-    account(ctx, *parsed, out, error, req.request_id, *actor);
-    if (error) co_return fail(*error, req);
-    if (ctx.moderator && ctx.moderator->enabled() && !out.completion.content.empty()) {
-      auto verdict = co_await ctx.moderator->check(out.completion.content,
-                                                   moderation::Stage::kOutput, subject);
-      if (verdict.action == moderation::Action::kBlock) {
-        co_return fail(moderation::blocked_error(verdict, moderation::Stage::kOutput,
-                                                 "choices[0].message.content"),
-                       req);
-      }
-      if (verdict.action == moderation::Action::kRedact && verdict.redacted) {
-        out.completion.content = *verdict.redacted;
-        if (!out.completion.raw_openai.empty()) {
-          auto raw = json::parse(out.completion.raw_openai, nullptr, false);
-          if (raw.is_object() && raw.contains("choices") && raw["choices"].is_array() &&
-              !raw["choices"].empty() && raw["choices"][0].contains("message")) {
-            raw["choices"][0]["message"]["content"] = *verdict.redacted;
-            out.completion.raw_openai = dump(raw);
-          } else {
-            out.completion.raw_openai.clear();  // answered in Parley's own rendering below
-          }
-        }
-      }
-    }
+    auto result = co_await ctx.chat.run(turn);
+    if (!result) co_return fail(result.error(), req);
+    if (turn.generation_error) co_return fail(*turn.generation_error, req);
+    if (turn.output_blocked) co_return fail(*turn.output_blocked, req);
     if (!out.completion.raw_openai.empty()) {
       // An OpenAI-compatible upstream answered in this very format: pass it on as received.
       http::Response res;
-      res.body = std::move(out.completion.raw_openai);
+      res.body = std::move(turn.generation.completion.raw_openai);
       co_return res;
     }
     const auto& c = out.completion;
@@ -445,19 +350,13 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     const bool sent = co_await send(first);
     co_return sent;
   };
-  // Output moderation as the reply grows: the client gets only checked text, redacted; a
-  // block stops the reply and ends the stream with content_blocked (below).
-  std::optional<moderation::StreamCheck> check;
-  if (ctx.moderator && ctx.moderator->enabled()) check.emplace(ctx.moderator, subject);
-  llm::DeltaSink sink = [&](const llm::Delta& delta) -> Task<bool> {
+  // Deltas as the pipeline releases them (checked by moderation as the reply grows).
+  const llm::DeltaSink sink = [&](const llm::Delta& delta) -> Task<bool> {
     const bool ok = co_await start();
     if (!ok) co_return false;
     if (delta.content.empty() && delta.tool_calls.empty()) co_return true;  // the start only
-    std::string content = check ? check->feed(delta.content) : delta.content;
-    if (check && check->blocked()) co_return false;
-    if (content.empty() && delta.tool_calls.empty()) co_return true;  // held back for now
     json d = json::object();
-    if (!content.empty()) d["content"] = std::move(content);
+    if (!delta.content.empty()) d["content"] = delta.content;
     if (!delta.tool_calls.empty()) {
       json calls = json::array();
       for (const auto& c : delta.tool_calls) {
@@ -477,24 +376,11 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     const bool sent = co_await send(chunk(std::move(d), nullptr));
     co_return sent;
   };
-  auto result = co_await ctx.gateway->chat(*route, parsed->request, cancel, &sink, out);
-  std::optional<Error> error;
-  if (!result) error = result.error();
-  std::string tail;
-  if (check) {
-    tail = check->finish();
-    if (check->blocked()) {
-      // The call was stopped by the block, not by the client.
-      error = moderation::blocked_error(check->verdict(), moderation::Stage::kOutput,
-                                        "choices[0].delta.content");
-    }
-  }
-  account(ctx, *parsed, out, error, req.request_id, *actor);
-  if (!tail.empty() && !error && client_there) {
-    json d = json::object();
-    d["content"] = std::move(tail);
-    (void)co_await send(chunk(std::move(d), nullptr));
-  }
+  turn.sink = &sink;
+  auto result = co_await ctx.chat.run(turn);
+  if (!result) co_return fail(result.error(), req);  // refused before any provider was called
+  std::optional<Error> error = turn.output_blocked;
+  if (!error) error = turn.generation_error;
   if (!started) {
     if (error) co_return fail(*error, req);
     // A reply with no deltas at all (an empty completion) still streams its end.
@@ -510,13 +396,8 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     if (parsed->include_usage) {
       json usage = chunk(json::object(), nullptr);
       usage["choices"] = json::array();
-      llm::Usage reported = out.completion.usage;
-      if (!reported.reported) {
-        // The upstream sent no counts: Parley's estimate rather than zeros.
-        reported.input_tokens = llm::estimate_tokens(parsed->request.messages);
-        reported.output_tokens = llm::estimate_tokens(out.completion.content);
-      }
-      usage["usage"] = usage_json(reported);
+      // The upstream's counts, or (when it sent none) the pipeline's estimate.
+      usage["usage"] = usage_json(out.completion.usage);
       (void)co_await send(usage);
     }
   }
@@ -536,8 +417,8 @@ json model_list(const Context& ctx) {
     seen.push_back(model_id);
     data.push_back({{"id", model_id}, {"object", "model"}, {"created", 0}, {"owned_by", owner}});
   };
-  for (const auto& [name, route] : ctx.gateway->routes()) add(name, "parley");
-  for (const auto& p : ctx.gateway->providers()) {
+  for (const auto& [name, route] : ctx.gateway.routes()) add(name, "parley");
+  for (const auto& p : ctx.gateway.providers()) {
     for (const auto& m : p->models()) {
       add(m, p->name());
       add(p->name() + "/" + m, p->name());
@@ -606,17 +487,13 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
   request.user = *user || (req.principal && req.principal->scope == auth::Scope::kUser)
                      ? actor->user_id
                      : std::string();
-  auto route = ctx.gateway->resolve(**model);
+  auto route = ctx.gateway.resolve(**model);
   if (!route) co_return fail(route.error(), req);
-  std::optional<ModelAdmission> admission;
-  if (ctx.access) {
-    auto admitted = co_await ctx.access->admit_model_call(*actor, false);
-    if (!admitted) co_return fail(admitted.error(), req);
-    admission.emplace(std::move(*admitted));
-  }
+  auto admitted = co_await ctx.admission.admit(*actor, false);
+  if (!admitted) co_return fail(admitted.error(), req);
   llm::Cancellation cancel;
   if (req.channel) req.channel->watch([&cancel] { cancel.request(llm::finish::kCancelled); });
-  auto result = co_await ctx.gateway->embed(*route, request, cancel);
+  auto result = co_await ctx.gateway.embed(*route, request, cancel);
   if (!result) co_return fail(result.error(), req);
   json data = json::array();
   for (size_t i = 0; i < result->vectors.size(); ++i) {
@@ -631,9 +508,9 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
     }
     data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", std::move(embedding)}});
   }
-  if (ctx.accountant) {
+  {
     store::UsageRecord r;
-    r.at_ms = to_unix_ms(std::chrono::system_clock::now());
+    r.at_ms = to_unix_ms(ctx.clock.now());
     r.tenant_id = actor->tenant_id;
     r.user_id = actor->user_id;
     r.key_id = actor->key_id;
@@ -641,11 +518,10 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
     r.provider = route->targets.empty() ? "" : route->targets.front().provider->name();
     r.model = result->model;
     r.input_tokens = result->usage.input_tokens;
-    r.cost_usd = ctx.accountant->models().cost(result->model, r.input_tokens, 0);
+    r.cost_usd = ctx.accountant.models().cost(result->model, r.input_tokens, 0);
     r.status = "ok";
     r.request_id = req.request_id;
-    if (ctx.access) ctx.access->record_usage(*actor, r.input_tokens, r.cost_usd);
-    ctx.accountant->enqueue(std::move(r));
+    chat::book_api_usage(ctx.chat_deps, *actor, std::move(r));
   }
   http::Response res;
   res.body = dump({{"object", "list"},
@@ -688,7 +564,7 @@ Awaitable moderations(Context& ctx, http::Request& req) {
                                           std::to_string(kMaxModerationInputs) + " strings"),
         req);
   }
-  if (!ctx.moderator || !ctx.moderator->enabled()) {
+  if (!ctx.moderator.enabled()) {
     co_return fail(Error{ErrorCode::kNotFound,
                          "content moderation is not configured on this server (see the "
                          "`moderation:` settings)",
@@ -702,7 +578,7 @@ Awaitable moderations(Context& ctx, http::Request& req) {
   const moderation::Subject subject{actor->tenant_id, actor->user_id, "", req.request_id};
   json results = json::array();
   for (const auto& text : inputs) {
-    auto verdict = co_await ctx.moderator->check(text, moderation::Stage::kInput, subject);
+    auto verdict = co_await ctx.moderator.check(text, moderation::Stage::kInput, subject);
     json categories = json::object();
     json scores = json::object();
     for (const auto& f : verdict.findings) {
@@ -718,10 +594,10 @@ Awaitable moderations(Context& ctx, http::Request& req) {
     }
     results.push_back(std::move(result));
   }
-  const std::string& provider_model = ctx.moderator->provider_model();
+  const std::string& provider_model = ctx.moderator.provider_model();
   http::Response res;
   res.body = dump({{"id", "modr-" + random_hex128().substr(0, 24)},
-                   {"model", ctx.moderator->has_provider() ? provider_model : "parley-rules"},
+                   {"model", ctx.moderator.has_provider() ? provider_model : "parley-rules"},
                    {"results", std::move(results)}});
   co_return res;
 }
@@ -729,15 +605,15 @@ Awaitable moderations(Context& ctx, http::Request& req) {
 }  // namespace
 
 void add_openai_routes(http::Router& router, Context& ctx) {
-  router.add(http::Method::kPost, "/v1/chat/completions",
+  router.add(http::Method::kPost, "/v1/chat/completions", http::kAuthenticatedIdempotent,
              [&ctx](http::Request& req) { return chat_completions(ctx, req); });
-  router.add(http::Method::kGet, "/v1/models",
+  router.add(http::Method::kGet, "/v1/models", http::kAuthenticated,
              [&ctx](http::Request& req) { return models(ctx, req); });
-  router.add(http::Method::kGet, "/v1/models/{model}",
+  router.add(http::Method::kGet, "/v1/models/{model}", http::kAuthenticated,
              [&ctx](http::Request& req) { return model(ctx, req); });
-  router.add(http::Method::kPost, "/v1/embeddings",
+  router.add(http::Method::kPost, "/v1/embeddings", http::kAuthenticatedIdempotent,
              [&ctx](http::Request& req) { return embeddings(ctx, req); });
-  router.add(http::Method::kPost, "/v1/moderations",
+  router.add(http::Method::kPost, "/v1/moderations", http::kAuthenticated,
              [&ctx](http::Request& req) { return moderations(ctx, req); });
 }
 

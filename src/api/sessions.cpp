@@ -99,110 +99,117 @@ Result<std::optional<std::string>> user_filter(const http::Request& req,
 
 Result<Actor> acting_user(Context& ctx, http::Request& req,
                           const std::optional<std::string>& requested) {
-  if (!ctx.access) return Actor::unguarded(requested);
-  return ctx.access->actor(req, requested);
+  return ctx.access.actor(req, requested);
 }
 
 void add_session_routes(http::Router& router, Context& ctx) {
-  router.add(http::Method::kPost, "/api/v1/sessions", [&ctx](http::Request& req) -> Awaitable {
-    auto body = http::parse_json_object_body(req);
-    if (!body) co_return fail(body.error(), req);
-    if (auto r = reject_unknown_fields(*body, {"user_id", "assistant", "title", "metadata"}); !r)
-      co_return fail(r.error(), req);
-    auto user_id = string_field(*body, "user_id", kMaxUserId, false);
-    if (!user_id) co_return fail(user_id.error(), req);
-    auto assistant = string_field(*body, "assistant", kMaxAssistant, false);
-    if (!assistant) co_return fail(assistant.error(), req);
-    auto title = string_field(*body, "title", kMaxTitle, true);
-    if (!title) co_return fail(title.error(), req);
-    auto metadata = metadata_field(*body);
-    if (!metadata) co_return fail(metadata.error(), req);
-
-    auto actor = acting_user(ctx, req, *user_id);
-    if (!actor) co_return fail(actor.error(), req);
-    store::NewSession in;
-    in.tenant_id = actor->tenant_id;
-    in.user_id = actor->user_id;
-    in.assistant = assistant->value_or("default");
-    in.title = *title;
-    in.metadata_json = metadata->value_or("{}");
-    auto created = co_await ctx.blocking.run([&] { return ctx.storage.sessions().create(in); });
-    if (!created) co_return fail(created.error(), req);
-    auto res = session_response(201, *created);
-    res.header("Location", "/api/v1/sessions/" + created->id);
-    co_return res;
-  });
-
-  router.add(http::Method::kGet, "/api/v1/sessions", [&ctx](http::Request& req) -> Awaitable {
-    store::SessionListQuery q;
-    auto limit = page_limit(req.query_param("limit"), q.limit, kMaxPageSize);
-    if (!limit) co_return fail(limit.error(), req);
-    q.limit = *limit;
-    auto user = user_filter(req, req.query_param("user_id"));
-    if (!user) co_return fail(user.error(), req);
-    q.user_id = *user;
-    q.tenant_id = Access::tenant_scope(req);
-    if (!q.tenant_id) q.tenant_id = req.query_param("tenant_id");  // admins may narrow it
-    q.cursor = req.query_param("cursor");
-    auto page = co_await ctx.blocking.run([&] { return ctx.storage.sessions().list(q); });
-    if (!page) co_return fail(page.error(), req);
-    http::Response res;
-    res.body = R"({"object":"list","data":[)";
-    for (size_t i = 0; i < page->items.size(); ++i) {
-      if (i > 0) res.body.push_back(',');
-      append_session(res.body, page->items[i]);
-    }
-    res.body += R"(],"next_cursor":)";
-    if (page->next_cursor) {
-      res.body.push_back('"');
-      append_json_escaped(res.body, *page->next_cursor);
-      res.body.push_back('"');
-    } else {
-      res.body += "null";
-    }
-    res.body.push_back('}');
-    co_return res;
-  });
-
-  router.add(http::Method::kGet, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
-    auto session = co_await owned_session(ctx, req, std::string(req.param("id")));
-    if (!session) co_return fail(session.error(), req);
-    co_return session_response(200, *session);
-  });
-
   router.add(
-      http::Method::kPatch, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
+      http::Method::kPost, "/api/v1/sessions", http::kAuthenticatedIdempotent,
+      [&ctx](http::Request& req) -> Awaitable {
         auto body = http::parse_json_object_body(req);
         if (!body) co_return fail(body.error(), req);
-        if (auto r = reject_unknown_fields(*body, {"title", "metadata"}); !r)
+        if (auto r = reject_unknown_fields(*body, {"user_id", "assistant", "title", "metadata"});
+            !r)
           co_return fail(r.error(), req);
-        store::SessionPatch patch;
-        if (body->contains("title")) {
-          auto title = string_field(*body, "title", kMaxTitle, true);
-          if (!title) co_return fail(title.error(), req);
-          patch.title = *title;
-        }
+        auto user_id = string_field(*body, "user_id", kMaxUserId, false);
+        if (!user_id) co_return fail(user_id.error(), req);
+        auto assistant = string_field(*body, "assistant", kMaxAssistant, false);
+        if (!assistant) co_return fail(assistant.error(), req);
+        auto title = string_field(*body, "title", kMaxTitle, true);
+        if (!title) co_return fail(title.error(), req);
         auto metadata = metadata_field(*body);
         if (!metadata) co_return fail(metadata.error(), req);
-        patch.metadata_json = *metadata;
-        std::string id(req.param("id"));
-        auto owned = co_await owned_session(ctx, req, id);
-        if (!owned) co_return fail(owned.error(), req);
-        auto updated =
-            co_await ctx.blocking.run([&] { return ctx.storage.sessions().update(id, patch); });
-        if (!updated) co_return fail(updated.error(), req);
-        co_return session_response(200, *updated);
+
+        auto actor = acting_user(ctx, req, *user_id);
+        if (!actor) co_return fail(actor.error(), req);
+        store::NewSession in;
+        in.tenant_id = actor->tenant_id;
+        in.user_id = actor->user_id;
+        in.assistant = assistant->value_or("default");
+        in.title = *title;
+        in.metadata_json = metadata->value_or("{}");
+        auto created = co_await ctx.blocking.run([&] { return ctx.storage.sessions().create(in); });
+        if (!created) co_return fail(created.error(), req);
+        auto res = session_response(201, *created);
+        res.header("Location", "/api/v1/sessions/" + created->id);
+        co_return res;
       });
 
-  router.add(
-      http::Method::kDelete, "/api/v1/sessions/{id}", [&ctx](http::Request& req) -> Awaitable {
-        std::string id(req.param("id"));
-        auto owned = co_await owned_session(ctx, req, id);
-        if (!owned) co_return fail(owned.error(), req);
-        auto removed = co_await ctx.blocking.run([&] { return ctx.storage.sessions().remove(id); });
-        if (!removed) co_return fail(removed.error(), req);
-        co_return http::Response::empty(204);
-      });
+  router.add(http::Method::kGet, "/api/v1/sessions", http::kAuthenticated,
+             [&ctx](http::Request& req) -> Awaitable {
+               store::SessionListQuery q;
+               auto limit = page_limit(req.query_param("limit"), q.limit, kMaxPageSize);
+               if (!limit) co_return fail(limit.error(), req);
+               q.limit = *limit;
+               auto user = user_filter(req, req.query_param("user_id"));
+               if (!user) co_return fail(user.error(), req);
+               q.user_id = *user;
+               q.tenant_id = Access::tenant_scope(req);
+               if (!q.tenant_id)
+                 q.tenant_id = req.query_param("tenant_id");  // admins may narrow it
+               q.cursor = req.query_param("cursor");
+               auto page =
+                   co_await ctx.blocking.run([&] { return ctx.storage.sessions().list(q); });
+               if (!page) co_return fail(page.error(), req);
+               http::Response res;
+               res.body = R"({"object":"list","data":[)";
+               for (size_t i = 0; i < page->items.size(); ++i) {
+                 if (i > 0) res.body.push_back(',');
+                 append_session(res.body, page->items[i]);
+               }
+               res.body += R"(],"next_cursor":)";
+               if (page->next_cursor) {
+                 res.body.push_back('"');
+                 append_json_escaped(res.body, *page->next_cursor);
+                 res.body.push_back('"');
+               } else {
+                 res.body += "null";
+               }
+               res.body.push_back('}');
+               co_return res;
+             });
+
+  router.add(http::Method::kGet, "/api/v1/sessions/{id}", http::kAuthenticated,
+             [&ctx](http::Request& req) -> Awaitable {
+               auto session = co_await owned_session(ctx, req, std::string(req.param("id")));
+               if (!session) co_return fail(session.error(), req);
+               co_return session_response(200, *session);
+             });
+
+  router.add(http::Method::kPatch, "/api/v1/sessions/{id}", http::kAuthenticated,
+             [&ctx](http::Request& req) -> Awaitable {
+               auto body = http::parse_json_object_body(req);
+               if (!body) co_return fail(body.error(), req);
+               if (auto r = reject_unknown_fields(*body, {"title", "metadata"}); !r)
+                 co_return fail(r.error(), req);
+               store::SessionPatch patch;
+               if (body->contains("title")) {
+                 auto title = string_field(*body, "title", kMaxTitle, true);
+                 if (!title) co_return fail(title.error(), req);
+                 patch.title = *title;
+               }
+               auto metadata = metadata_field(*body);
+               if (!metadata) co_return fail(metadata.error(), req);
+               patch.metadata_json = *metadata;
+               std::string id(req.param("id"));
+               auto owned = co_await owned_session(ctx, req, id);
+               if (!owned) co_return fail(owned.error(), req);
+               auto updated = co_await ctx.blocking.run(
+                   [&] { return ctx.storage.sessions().update(id, patch); });
+               if (!updated) co_return fail(updated.error(), req);
+               co_return session_response(200, *updated);
+             });
+
+  router.add(http::Method::kDelete, "/api/v1/sessions/{id}", http::kAuthenticated,
+             [&ctx](http::Request& req) -> Awaitable {
+               std::string id(req.param("id"));
+               auto owned = co_await owned_session(ctx, req, id);
+               if (!owned) co_return fail(owned.error(), req);
+               auto removed =
+                   co_await ctx.blocking.run([&] { return ctx.storage.sessions().remove(id); });
+               if (!removed) co_return fail(removed.error(), req);
+               co_return http::Response::empty(204);
+             });
 }
 
 }  // namespace parley::api

@@ -26,7 +26,8 @@
 #include "app/build_info.hpp"
 #include "auth/authenticator.hpp"
 #include "chat/assistants.hpp"
-#include "chat/turn.hpp"
+#include "chat/pipeline.hpp"
+#include "chat/stages.hpp"
 #include "core/blocking_pool.hpp"
 #include "core/clock.hpp"
 #include "core/io_pool.hpp"
@@ -34,6 +35,7 @@
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "idempotency/idempotency.hpp"
+#include "limits/admission.hpp"
 #include "limits/budget.hpp"
 #include "limits/limiter.hpp"
 #include "llm/accounting.hpp"
@@ -314,9 +316,6 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   moderation::Moderator moderator(*rules, config.moderation.configured(),
                                   &(*storage)->moderation_log(), &metrics,
                                   std::move(moderation_provider));
-  chat::ChatService chat_service(chat::ChatDeps{
-      **storage, blocking, gateway, accountant, assistants, &metrics,
-      config.chat.default_context_window, &moderator, [&server] { return server.draining(); }});
   auto recovered = (*storage)->messages().mark_interrupted();
   if (!recovered) return startup_failure("storage", recovered.error().message);
   if (*recovered > 0) {
@@ -337,28 +336,8 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
                                                             def.targets.front().model}});
   }
 
-  api::Context context{config,
-                       **storage,
-                       blocking,
-                       metrics,
-                       Clock::system(),
-                       build,
-                       process_started,
-                       io_threads,
-                       [&server] { return server.draining(); },
-                       [&server] { return server.open_connections(); },
-                       &chat_service,
-                       &assistants,
-                       &gateway,
-                       &accountant};
-  api::add_health_routes(router, context);
-  api::add_session_routes(router, context);
-  api::add_chat_routes(router, context);
-  api::add_openai_routes(router, context);
-  api::add_admin_routes(router, context);
-  api::add_user_data_routes(router, context);
-
   // Phase: access. Keys, limits and idempotency around every route.
+  const Clock& clock = Clock::system();
   auth::AuthOptions auth_options;
   auth_options.bootstrap_admin_key = config.admin_key;
   auth_options.jwt_secret = config.auth.jwt_secret;
@@ -366,12 +345,14 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   auth_options.jwt_audience = config.auth.jwt_audience;
   auth_options.key_refresh_interval_ms = config.auth.key_refresh_interval.count();
   auth::Authenticator authenticator((*storage)->api_keys(), auth_options);
-  const int64_t now_ms = to_unix_ms(std::chrono::system_clock::now());
+  const int64_t now_ms = to_unix_ms(clock.now());
   if (auto r = authenticator.load(now_ms); !r) return startup_failure("access", r.error().message);
   auto limiter = limits::make_local_limiter();
   limits::BudgetBook budgets((*storage)->usage());
+  limits::Admission admission(*limiter, budgets, blocking, clock, &metrics);
   idempotency::LocalOptions idempotency_options;
   idempotency_options.ttl_ms = config.idempotency.ttl.count();
+  idempotency_options.metrics = &metrics;
   idempotency::LocalIdempotency idempotency((*storage)->idempotency(), idempotency_options);
   if (auto r = idempotency.start(now_ms); !r) return startup_failure("access", r.error().message);
   api::AccessOptions access_options;
@@ -379,10 +360,48 @@ int serve(const config::Config& config, std::chrono::steady_clock::time_point pr
   access_options.user_limits = to_limits(config.limits.user);
   access_options.insecure_no_auth = flags.insecure_no_auth;
   access_options.idempotency_max_response_bytes = config.idempotency.max_response_size;
-  api::Access access(authenticator, *limiter, budgets, idempotency, blocking, access_options,
+  api::Access access(authenticator, *limiter, idempotency, blocking, clock, access_options,
                      &metrics);
-  context.access = &access;
-  context.moderator = &moderator;
+
+  // The chat pipeline: every way in to a model runs these stages.
+  chat::ChatDeps chat_deps{**storage,
+                           blocking,
+                           gateway,
+                           accountant,
+                           assistants,
+                           admission,
+                           moderator,
+                           clock,
+                           &metrics,
+                           config.chat.default_context_window,
+                           [&server] { return server.draining(); }};
+  chat::Pipeline pipeline(chat_deps);
+  chat::stages::add_builtin_stages(pipeline, chat_deps);
+
+  api::Context context{config,
+                       **storage,
+                       blocking,
+                       metrics,
+                       clock,
+                       build,
+                       process_started,
+                       io_threads,
+                       [&server] { return server.draining(); },
+                       [&server] { return server.open_connections(); },
+                       pipeline,
+                       chat_deps,
+                       assistants,
+                       gateway,
+                       accountant,
+                       moderator,
+                       admission,
+                       access};
+  api::add_health_routes(router, context);
+  api::add_session_routes(router, context);
+  api::add_chat_routes(router, context);
+  api::add_openai_routes(router, context);
+  api::add_admin_routes(router, context);
+  api::add_user_data_routes(router, context);
   access.protect(router);
 
   // Phase: listen.

@@ -56,8 +56,21 @@ bool path_matches(const Route& route, const Segments& parts) {
 
 }  // namespace
 
-void Router::add(Method method, std::string_view pattern, Handler handler) {
+std::string_view audience_name(Audience audience) {
+  switch (audience) {
+    case Audience::kPublic:
+      return "public";
+    case Audience::kAuthenticated:
+      return "authenticated";
+    case Audience::kAdmin:
+      return "admin";
+  }
+  return "admin";
+}
+
+void Router::add(Method method, std::string_view pattern, RoutePolicy policy, Handler handler) {
   Route route;
+  route.policy = policy;
   route.id = static_cast<int>(routes_.size());
   route.method = method;
   route.pattern = std::string(pattern);

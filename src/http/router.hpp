@@ -21,10 +21,31 @@ namespace parley::http {
 
 using Handler = std::function<Task<Response>(Request&)>;
 
+// Who may call a route. Every route is registered with one, so no route exists without a
+// decision about its access; the access guard (api/access.hpp) enforces it.
+enum class Audience {
+  kPublic,         // anyone, no credentials (probes, metrics)
+  kAuthenticated,  // any valid key or token
+  kAdmin,          // admin keys only
+};
+
+struct RoutePolicy {
+  Audience audience = Audience::kAdmin;
+  bool idempotent = false;  // honours Idempotency-Key (routes that create or call a model)
+};
+
+inline constexpr RoutePolicy kPublic{Audience::kPublic, false};
+inline constexpr RoutePolicy kAuthenticated{Audience::kAuthenticated, false};
+inline constexpr RoutePolicy kAuthenticatedIdempotent{Audience::kAuthenticated, true};
+inline constexpr RoutePolicy kAdminOnly{Audience::kAdmin, false};
+
+std::string_view audience_name(Audience audience);
+
 struct Route {
   int id = -1;  // index in registration order; stable for the router's life
   Method method = Method::kGet;
   std::string pattern;
+  RoutePolicy policy;
   std::vector<std::string> segments;  // "{id}" kept as is
   Handler handler;
 };
@@ -40,8 +61,9 @@ struct Match {
 
 class Router {
  public:
-  // Registers a handler. A GET route also answers HEAD (the server drops the body).
-  void add(Method method, std::string_view pattern, Handler handler);
+  // Registers a handler with who may call it. A GET route also answers HEAD (the server drops
+  // the body).
+  void add(Method method, std::string_view pattern, RoutePolicy policy, Handler handler);
   Match match(Method method, std::string_view path) const;
   const std::vector<Route>& routes() const { return routes_; }
   // Replaces every route's handler with wrapper(route): how the access guard goes around

@@ -14,19 +14,22 @@
 // replicas; LocalIdempotency below serves one process.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "core/batch_writer.hpp"
 #include "core/result.hpp"
 #include "store/store.hpp"
+
+namespace parley::obs {
+class Metrics;
+}
 
 namespace parley::idempotency {
 
@@ -75,12 +78,17 @@ struct LocalOptions {
   size_t memory_bytes = size_t{32} * 1024 * 1024;
   int64_t flush_interval_ms = 50;
   int64_t purge_interval_ms = 60'000;
+  // Counts answers dropped from a full write queue (background_items_dropped_total); may be null.
+  obs::Metrics* metrics = nullptr;
 };
 
 // One process: every unexpired key is indexed in memory (loaded from the store at start, about
-// 150 bytes a key); stored answers are written to the store by a background thread within
-// `flush_interval_ms` and survive restarts. A crash loses at most that interval of answers, in
-// which case a retry runs its request again.
+// 150 bytes a key); stored answers are written to the store by a BatchWriter
+// (core/batch_writer.hpp) within `flush_interval_ms` and survive restarts; its thread also purges
+// expired keys every `purge_interval_ms`. A crash loses at most that interval of answers, in
+// which case a retry runs its request again. A failed write is retried; the answers waiting are
+// bounded (10'000, the oldest dropped and counted in background_items_dropped_total{writer=
+// "idempotency"}), and until written they are still found by load().
 class LocalIdempotency final : public IdempotencyStore {
  public:
   LocalIdempotency(store::IdempotencyRepository& repo, LocalOptions options);
@@ -88,9 +96,9 @@ class LocalIdempotency final : public IdempotencyStore {
   LocalIdempotency(const LocalIdempotency&) = delete;
   LocalIdempotency& operator=(const LocalIdempotency&) = delete;
 
-  // Loads the index and starts the writer thread.
+  // Loads the index and starts the writer thread (before start(), only flush() writes).
   Result<void> start(int64_t now_ms);
-  // Writes what is queued and stops the thread. Idempotent.
+  // Stops the writer thread and writes what is queued. Idempotent.
   void stop();
 
   Claim claim(const std::string& key, const std::string& fingerprint, int64_t now_ms) override;
@@ -101,7 +109,7 @@ class LocalIdempotency final : public IdempotencyStore {
   void forget_user(const std::optional<std::string>& tenant_id,
                    const std::string& user_id) override;
 
-  // Writes the queue now (tests, shutdown).
+  // Writes the queue now and returns when it is done (tests, shutdown).
   void flush();
 
  private:
@@ -114,22 +122,19 @@ class LocalIdempotency final : public IdempotencyStore {
     std::optional<StoredResponse> response;  // in memory; else in the store
   };
 
-  void writer_loop();
+  BatchWriter<store::IdempotencyRecord>::Options writer_options();
   void purge(int64_t now_ms);
 
   store::IdempotencyRepository& repo_;
   LocalOptions options_;
+  // Lock order: writer_'s write lock (with_writes_paused), then mutex_, then writer_'s queue lock
+  // (complete() enqueues under mutex_, so that an answer and its index entry go together).
   std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;
   std::deque<std::string> bodies_in_memory_;  // keys, oldest first, for dropping bodies
   size_t memory_used_ = 0;
-  std::vector<store::IdempotencyRecord> queue_;
-  std::vector<store::IdempotencyRecord> writing_;  // the batch flush() is writing (mutex_)
-  std::mutex flush_mutex_;                         // one flush at a time
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread writer_;
-  int64_t last_purge_ms_ = 0;
+  // Answers on their way to the store; last, so that its thread stops before the members above go.
+  BatchWriter<store::IdempotencyRecord> writer_;
 };
 
 }  // namespace parley::idempotency

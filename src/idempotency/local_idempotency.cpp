@@ -1,16 +1,49 @@
-// The single-process idempotency store (see idempotency.hpp).
+// The single-process idempotency store (see idempotency.hpp): the in-memory index of keys, and
+// a BatchWriter (core/batch_writer.hpp) that writes the stored answers and purges expired keys.
+#include <algorithm>
 #include <chrono>
 
 #include "core/clock.hpp"
 #include "idempotency/idempotency.hpp"
 #include "obs/log.hpp"
+#include "obs/metrics.hpp"
 
 namespace parley::idempotency {
 
+namespace {
+// Answers waiting for the store (it is failing, or slow): beyond this many the oldest are
+// dropped. Lower than the other writers' bound because each holds a whole response body.
+constexpr size_t kMaxQueued = 10'000;
+constexpr size_t kFlushAt = 512;
+}  // namespace
+
 LocalIdempotency::LocalIdempotency(store::IdempotencyRepository& repo, LocalOptions options)
-    : repo_(repo), options_(options) {}
+    : repo_(repo),
+      options_(options),
+      writer_(writer_options(), [this](const std::vector<store::IdempotencyRecord>& batch) {
+        // Until this returns the batch is still found by load() (for_each_pending), so a retry
+        // never finds its answer in neither place.
+        return repo_.put(batch);
+      }) {}
 
 LocalIdempotency::~LocalIdempotency() { stop(); }
+
+BatchWriter<store::IdempotencyRecord>::Options LocalIdempotency::writer_options() {
+  BatchWriter<store::IdempotencyRecord>::Options o;
+  o.name = "idempotency";
+  o.interval = std::chrono::milliseconds(std::max<int64_t>(options_.flush_interval_ms, 0));
+  o.flush_at = kFlushAt;
+  o.max_queued = kMaxQueued;
+  if (options_.metrics) {
+    obs::Metrics* metrics = options_.metrics;
+    o.on_drop = [metrics](std::string_view writer, int64_t n) {
+      metrics->count_dropped(writer, n);
+    };
+  }
+  o.tick_interval = std::chrono::milliseconds(std::max<int64_t>(options_.purge_interval_ms, 0));
+  o.on_tick = [this] { purge(to_unix_ms(std::chrono::system_clock::now())); };
+  return o;
+}
 
 Result<void> LocalIdempotency::start(int64_t now_ms) {
   auto keys = repo_.unexpired_keys(now_ms);
@@ -25,22 +58,13 @@ Result<void> LocalIdempotency::start(int64_t now_ms) {
       e.user_id = std::move(r.user_id);
       entries_.insert_or_assign(std::move(r.key), std::move(e));
     }
-    last_purge_ms_ = now_ms;
   }
-  writer_ = std::thread([this] { writer_loop(); });
+  // The first purge comes purge_interval_ms from now, on the writer's thread.
+  writer_.start();
   return success();
 }
 
-void LocalIdempotency::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (writer_.joinable()) writer_.join();
-  flush();
-}
+void LocalIdempotency::stop() { writer_.stop(); }
 
 Claim LocalIdempotency::claim(const std::string& key, const std::string& fingerprint,
                               int64_t now_ms) {
@@ -76,16 +100,13 @@ Claim LocalIdempotency::claim(const std::string& key, const std::string& fingerp
 }
 
 Result<std::optional<StoredResponse>> LocalIdempotency::load(const std::string& key) {
-  {
-    // It may still be queued for writing.
-    std::lock_guard lock(mutex_);
-    for (const auto* list : {&queue_, &writing_}) {
-      for (const auto& r : *list) {
-        if (r.key == key)
-          return std::optional<StoredResponse>(StoredResponse{r.status, r.content_type, r.body});
-      }
-    }
-  }
+  // It may still be queued for writing, or in the batch being written; the latest answer
+  // under the key wins (pending items are visited oldest first).
+  std::optional<StoredResponse> pending;
+  writer_.for_each_pending([&](const store::IdempotencyRecord& r) {
+    if (r.key == key) pending = StoredResponse{r.status, r.content_type, r.body};
+  });
+  if (pending) return pending;
   auto record = repo_.get(key);
   if (!record) return std::move(record).error();
   if (!*record) {
@@ -133,9 +154,9 @@ void LocalIdempotency::complete(const std::string& key, const std::string& finge
         old->second.response.reset();
       }
     }
-    queue_.push_back(std::move(record));
+    // Under mutex_, so that forget_user() finds the answer in both places or in neither.
+    writer_.enqueue(std::move(record));
   }
-  wake_.notify_one();
 }
 
 void LocalIdempotency::release(const std::string& key) {
@@ -149,39 +170,30 @@ void LocalIdempotency::forget_user(const std::optional<std::string>& tenant_id,
   auto owned = [&](const std::string& tenant, const std::string& user) {
     return user == user_id && (!tenant_id || tenant == *tenant_id);
   };
-  // Waits for a batch being written: once this returns, nothing of the user's is on its way to
-  // the store, and the caller deletes what is there.
-  std::lock_guard flushing(flush_mutex_);
-  std::lock_guard lock(mutex_);
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    if (owned(it->second.tenant_id, it->second.user_id) && !it->second.running) {
-      if (it->second.response) memory_used_ -= it->second.response->body.size();
-      it = entries_.erase(it);
-    } else {
-      ++it;
+  // With the writer's writes paused: a batch being written is waited for (and, if its write
+  // failed, is back in the queue), so once this returns nothing of the user's is on its way to
+  // the store, and the caller deletes what is there. claim() is not held up meanwhile: mutex_
+  // is taken only once the write is done.
+  writer_.with_writes_paused([&] {
+    std::lock_guard lock(mutex_);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (owned(it->second.tenant_id, it->second.user_id) && !it->second.running) {
+        if (it->second.response) memory_used_ -= it->second.response->body.size();
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
     }
-  }
-  std::erase_if(queue_,
-                [&](const store::IdempotencyRecord& r) { return owned(r.tenant_id, r.user_id); });
+    writer_.erase_if(
+        [&](const store::IdempotencyRecord& r) { return owned(r.tenant_id, r.user_id); });
+  });
 }
 
 void LocalIdempotency::flush() {
-  // One flush at a time; the batch being written stays readable (load()) until it is in the
-  // store, so a retry never finds its answer in neither place.
-  std::lock_guard flushing(flush_mutex_);
-  {
-    std::lock_guard lock(mutex_);
-    writing_.swap(queue_);
-  }
-  if (writing_.empty()) return;
-  if (auto r = repo_.put(writing_); !r) {
-    // Answers still in memory replay for this process's life; a retry whose answer is
-    // neither in memory nor in the store runs again (load() frees its key).
-    log::warn("stored idempotent responses could not be written",
-              {{"responses", static_cast<int64_t>(writing_.size())}, {"error", r.error().message}});
-  }
-  std::lock_guard lock(mutex_);
-  writing_.clear();
+  // A failed write is logged and queued again by the writer. Meanwhile answers still in memory
+  // replay, load() finds the others among the pending ones, and an answer dropped from a full
+  // queue is in neither place: its retry runs again (load() frees its key).
+  (void)writer_.flush();
 }
 
 void LocalIdempotency::purge(int64_t now_ms) {
@@ -199,27 +211,6 @@ void LocalIdempotency::purge(int64_t now_ms) {
   }
   if (auto r = repo_.purge_expired(now_ms); !r) {
     log::warn("expired idempotency keys could not be purged", {{"error", r.error().message}});
-  }
-}
-
-void LocalIdempotency::writer_loop() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    wake_.wait_for(lock, std::chrono::milliseconds(options_.purge_interval_ms),
-                   [&] { return stopping_ || !queue_.empty(); });
-    if (stopping_) break;
-    // Gather what arrives within the flush interval into one transaction.
-    lock.unlock();
-    std::this_thread::sleep_for(std::chrono::milliseconds(options_.flush_interval_ms));
-    flush();
-    const int64_t now = to_unix_ms(std::chrono::system_clock::now());
-    lock.lock();
-    if (now - last_purge_ms_ >= options_.purge_interval_ms) {
-      last_purge_ms_ = now;
-      lock.unlock();
-      purge(now);
-      lock.lock();
-    }
   }
 }
 

@@ -1,21 +1,61 @@
-// Metrics per provider call, and the batched usage writer.
+// Metrics per provider call, and the batched usage writer (a BatchWriter merging by key).
 #include "llm/accounting.hpp"
 
-#include "obs/log.hpp"
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace parley::llm {
 
 namespace {
-// A queue this long is flushed at once instead of waiting for the interval; beyond
-// kMaxQueued distinct records (storage down for long), new ones are dropped and counted.
+// A queue this long is written at once instead of waiting for the interval; beyond
+// kMaxQueued distinct records (storage down for long), the oldest are dropped and counted.
 constexpr size_t kFlushAt = 512;
 constexpr size_t kMaxQueued = 100'000;
+
+std::string usage_key(const store::UsageRecord& r) {
+  std::string key = r.user_id;
+  key.append("\n").append(r.source).append("\n").append(r.provider);
+  key.append("\n").append(r.model).append("\n").append(r.status).append("\n");
+  key.append(std::to_string(r.at_ms / 60'000));
+  return key;
+}
+
+BatchWriter<store::UsageRecord>::Options writer_options(std::chrono::milliseconds interval,
+                                                        obs::Metrics* metrics) {
+  BatchWriter<store::UsageRecord>::Options o;
+  o.name = "usage";
+  o.interval = interval;
+  o.flush_at = kFlushAt;
+  o.max_queued = kMaxQueued;
+  o.key = usage_key;
+  o.merge = [](store::UsageRecord& into, store::UsageRecord&& from) {
+    into.input_tokens += from.input_tokens;
+    into.output_tokens += from.output_tokens;
+    into.cost_usd += from.cost_usd;
+    into.requests += from.requests;
+  };
+  if (metrics) {
+    o.on_drop = [metrics](std::string_view writer, int64_t n) {
+      metrics->count_dropped(writer, n);
+    };
+  }
+  return o;
+}
 }  // namespace
 
 Accountant::Accountant(const ModelTable& models, obs::Metrics* metrics, store::Storage* storage,
                        std::chrono::milliseconds flush_interval)
-    : models_(models), metrics_(metrics), storage_(storage), interval_(flush_interval) {
-  if (storage_) thread_ = std::thread([this] { run(); });
+    : models_(models),
+      metrics_(metrics),
+      storage_(storage),
+      writer_(writer_options(flush_interval, metrics),
+              [this](const std::vector<store::UsageRecord>& batch) -> Result<void> {
+                // Without storage (tests) the records are counted in metrics only.
+                if (!storage_) return success();
+                return storage_->usage().record(batch);
+              }) {
+  if (storage_) writer_.start();
 }
 
 Accountant::~Accountant() { stop(); }
@@ -34,85 +74,14 @@ GatewayObserver Accountant::observer() {
   return o;
 }
 
-void Accountant::enqueue(store::UsageRecord record) {
-  std::string key = record.user_id;
-  key.append("\n").append(record.source).append("\n").append(record.provider);
-  key.append("\n").append(record.model).append("\n").append(record.status).append("\n");
-  key.append(std::to_string(record.at_ms / 60'000));
-  bool wake = false;
-  {
-    std::lock_guard lock(mutex_);
-    if (auto it = index_.find(key); it != index_.end()) {
-      auto& merged = queue_[it->second];
-      merged.input_tokens += record.input_tokens;
-      merged.output_tokens += record.output_tokens;
-      merged.cost_usd += record.cost_usd;
-      merged.requests += record.requests;
-      return;
-    }
-    if (queue_.size() >= kMaxQueued) {
-      ++failures_;  // storage has been failing for long: drop rather than grow without bound
-      return;
-    }
-    index_.emplace(std::move(key), queue_.size());
-    queue_.push_back(std::move(record));
-    wake = queue_.size() >= kFlushAt;
-  }
-  if (wake) wake_.notify_one();
-}
+void Accountant::enqueue(store::UsageRecord record) { writer_.enqueue(std::move(record)); }
 
-void Accountant::flush() {
-  std::lock_guard writer(flush_mutex_);
-  std::vector<store::UsageRecord> batch;
-  {
-    std::lock_guard lock(mutex_);
-    batch.swap(queue_);
-    index_.clear();
-  }
-  if (batch.empty() || !storage_) return;
-  if (auto r = storage_->usage().record(batch); !r) {
-    log::warn("usage records not written; will retry",
-              {{"records", static_cast<int64_t>(batch.size())}, {"error", r.error().message}});
-    std::lock_guard lock(mutex_);
-    ++failures_;
-    // Put them back in front of anything queued since, for the next attempt (records queued
-    // meanwhile are not merged into them: a few more rows, never a lost one).
-    batch.insert(batch.end(), std::make_move_iterator(queue_.begin()),
-                 std::make_move_iterator(queue_.end()));
-    queue_ = std::move(batch);
-    index_.clear();
-  }
-}
+void Accountant::flush() { (void)writer_.flush(); }
 
-void Accountant::run() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    wake_.wait_for(lock, interval_, [&] { return stopping_ || queue_.size() >= kFlushAt; });
-    lock.unlock();
-    flush();
-    lock.lock();
-  }
-}
+void Accountant::stop() { writer_.stop(); }
 
-void Accountant::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  wake_.notify_one();
-  if (thread_.joinable()) thread_.join();
-  flush();
-}
+int64_t Accountant::queued() const { return static_cast<int64_t>(writer_.queued()); }
 
-int64_t Accountant::queued() const {
-  std::lock_guard lock(mutex_);
-  return static_cast<int64_t>(queue_.size());
-}
-
-int64_t Accountant::write_failures() const {
-  std::lock_guard lock(mutex_);
-  return failures_;
-}
+int64_t Accountant::write_failures() const { return writer_.failed_writes() + writer_.dropped(); }
 
 }  // namespace parley::llm

@@ -2,20 +2,19 @@
 // here (metrics: llm_requests_total, llm_tokens_total, api_costs_total, inference time, time
 // to first token, circuit state). Usage records of the OpenAI-compatible API are queued,
 // merged per (user, source, provider, model, status, minute), and written to storage in
-// batches by a background thread: a proxied request never waits on a database write, and a
-// busy gateway writes a row per user and model a minute, not one per call. Chat turns write
-// their usage in the same transaction as the reply instead.
+// batches by a BatchWriter (core/batch_writer.hpp: at most 100'000 queued, the oldest dropped
+// and counted in background_items_dropped_total{writer="usage"}; a failed write is retried): a
+// proxied request never waits on a database write, and a busy gateway writes a row per user and
+// model a minute, not one per call. Chat turns write their usage in the same transaction as the
+// reply instead.
 //
-// Thread-safe. stop() (or the destructor) flushes what is queued.
+// Thread-safe. flush() is synchronous; stop() (or the destructor) flushes what is queued.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-#include <unordered_map>
-#include <vector>
+#include <cstdint>
 
+#include "core/batch_writer.hpp"
 #include "llm/gateway.hpp"
 #include "llm/pricing.hpp"
 #include "obs/metrics.hpp"
@@ -41,29 +40,21 @@ class Accountant {
 
   // Queues a usage record for the next batch write.
   void enqueue(store::UsageRecord record);
-  // Writes what is queued now (tests; shutdown).
+  // Writes what is queued now and returns when it is done (GET /api/v1/usage, tests).
   void flush();
+  // Stops the writer thread and writes what is left. Idempotent.
   void stop();
 
+  // Distinct records waiting to be written.
   int64_t queued() const;
+  // Failed batch writes plus records dropped for the bound.
   int64_t write_failures() const;
 
  private:
-  void run();
-
   const ModelTable& models_;
   obs::Metrics* metrics_;
   store::Storage* storage_;
-  std::chrono::milliseconds interval_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  // Merged records by key, in arrival order of their first record.
-  std::unordered_map<std::string, size_t> index_;
-  std::vector<store::UsageRecord> queue_;
-  bool stopping_ = false;
-  int64_t failures_ = 0;
-  std::mutex flush_mutex_;  // one writer at a time
-  std::thread thread_;
+  BatchWriter<store::UsageRecord> writer_;  // last: its thread uses the members above
 };
 
 }  // namespace parley::llm

@@ -14,9 +14,26 @@
 
 namespace parley::moderation {
 namespace {
-// Bounded: when the database cannot keep up, the oldest decisions are dropped, and said so.
+// The log writer: entries gathered for kFlushInterval go in one batch (at once past kFlushAt).
+// Bounded: when the database cannot keep up, the oldest decisions are dropped, and counted.
 constexpr size_t kMaxQueued = 100'000;
+constexpr size_t kFlushAt = 512;
 constexpr auto kFlushInterval = std::chrono::milliseconds(200);
+
+BatchWriter<store::ModerationLogEntry>::Options writer_options(obs::Metrics* metrics) {
+  BatchWriter<store::ModerationLogEntry>::Options o;
+  o.name = "moderation_log";
+  o.interval = kFlushInterval;
+  o.flush_at = kFlushAt;
+  o.max_queued = kMaxQueued;
+  if (metrics) {
+    o.on_drop = [metrics](std::string_view writer, int64_t n) {
+      metrics->count_dropped(writer, n);
+    };
+  }
+  return o;
+}
+
 // A provider's category names become metric labels: bounded in number and in form.
 constexpr size_t kMaxProviderCategories = 32;
 
@@ -44,22 +61,18 @@ Moderator::Moderator(RuleSet rules, bool enabled, store::ModerationLogRepository
       enabled_(enabled),
       provider_(std::move(provider)),
       log_(log),
-      metrics_(metrics) {
-  if (enabled_ && log_) writer_ = std::thread([this] { writer_loop(); });
+      metrics_(metrics),
+      writer_(writer_options(metrics),
+              [this](const std::vector<store::ModerationLogEntry>& batch) -> Result<void> {
+                if (!log_) return success();
+                return log_->append(batch);
+              }) {
+  if (enabled_ && log_) writer_.start();
 }
 
 Moderator::~Moderator() { stop(); }
 
-void Moderator::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (writer_.joinable()) writer_.join();
-  flush();
-}
+void Moderator::stop() { writer_.stop(); }
 
 Verdict Moderator::evaluate(std::string_view text, Stage stage) const {
   if (!enabled_) return Verdict{};
@@ -129,41 +142,10 @@ void Moderator::record(const Verdict& v, Stage stage, const Subject& subject,
         {{"category", f.category}, {"action", action_name(f.action)}, {"count", f.count}});
   }
   e.findings_json = findings.dump();
-  {
-    std::lock_guard lock(mutex_);
-    if (queue_.size() >= kMaxQueued) {
-      queue_.erase(queue_.begin());
-      log::warn("moderation log queue full: the oldest decision was dropped");
-    }
-    queue_.push_back(std::move(e));
-  }
-  wake_.notify_one();
+  writer_.enqueue(std::move(e));
 }
 
-void Moderator::flush() {
-  std::vector<store::ModerationLogEntry> batch;
-  {
-    std::lock_guard lock(mutex_);
-    batch.swap(queue_);
-  }
-  if (batch.empty() || !log_) return;
-  if (auto r = log_->append(batch); !r) {
-    log::warn("moderation decisions could not be logged",
-              {{"decisions", static_cast<int64_t>(batch.size())}, {"error", r.error().message}});
-  }
-}
-
-void Moderator::writer_loop() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (stopping_) break;
-    lock.unlock();
-    std::this_thread::sleep_for(kFlushInterval);  // gather a batch
-    flush();
-    lock.lock();
-  }
-}
+void Moderator::flush() { (void)writer_.flush(); }
 
 Error blocked_error(const Verdict& verdict, Stage stage, std::string param) {
   Error e = Error::invalid(

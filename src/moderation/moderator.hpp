@@ -14,8 +14,10 @@
 // client only up to the last whitespace, so a word, e-mail address or card number is checked
 // whole before any of it is sent.
 //
-// Log entries are written by a background thread in batches (like usage): a request never
-// waits on the database for them. With no rules configured nothing is checked or logged.
+// Log entries are written in batches by a BatchWriter (core/batch_writer.hpp, like usage): a
+// request never waits on the database for them. At most 100'000 wait; past that the oldest are
+// dropped and counted in background_items_dropped_total{writer="moderation_log"}, and a failed
+// write is retried. With no rules configured nothing is checked or logged.
 //
 // Thread-safety: check() from any I/O thread.
 #pragma once
@@ -23,13 +25,11 @@
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
 #include <utility>
 
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
+#include "core/batch_writer.hpp"
 #include "core/task.hpp"
 #include "llm/types.hpp"
 #include "moderation/rules.hpp"
@@ -83,23 +83,18 @@ class Moderator {
   // The provider's model, for POST /v1/moderations ("" when none).
   const std::string& provider_model() const { return provider_.model; }
   bool has_provider() const { return provider_.provider != nullptr; }
-  // Writes the queued log entries now (shutdown, tests).
+  // Writes the queued log entries now and returns when it is done (shutdown, tests).
   void flush();
+  // Stops the log writer and writes what is left. Idempotent.
   void stop();
 
  private:
-  void writer_loop();
-
   RuleSet rules_;
   bool enabled_;
   ProviderCheck provider_;
   store::ModerationLogRepository* log_;
   obs::Metrics* metrics_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::vector<store::ModerationLogEntry> queue_;
-  bool stopping_ = false;
-  std::thread writer_;
+  BatchWriter<store::ModerationLogEntry> writer_;  // last: its thread uses log_
 };
 
 // The error a block becomes: 400 content_blocked, naming the category and the stage.

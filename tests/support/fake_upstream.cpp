@@ -218,10 +218,10 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
   auto handler = [impl](http::Request& req) { return serve(*impl, req); };
   for (const char* path : {"/v1/chat/completions", "/chat/completions", "/v1/messages",
                            "/v1/embeddings", "/embeddings", "/v1/moderations", "/moderations"}) {
-    impl->router.add(http::Method::kPost, path, handler);
+    impl->router.add(http::Method::kPost, path, parley::http::kPublic, handler);
   }
   if (control) {
-    impl->router.add(http::Method::kPost, "/_fake/replies",
+    impl->router.add(http::Method::kPost, "/_fake/replies", parley::http::kPublic,
                      [impl](http::Request& req) -> Task<http::Response> {
                        auto spec = json::parse(req.body, nullptr, false);
                        if (!spec.is_object())
@@ -232,7 +232,8 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
                        co_return http::Response::json(200, {{"queued", impl->queue.size()}});
                      });
     impl->router.add(
-        http::Method::kGet, "/_fake/requests", [impl](http::Request&) -> Task<http::Response> {
+        http::Method::kGet, "/_fake/requests", parley::http::kPublic,
+        [impl](http::Request&) -> Task<http::Response> {
           json out = json::array();
           std::lock_guard lock(impl->mutex);
           for (const auto& r : impl->received) {
@@ -245,7 +246,7 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
                                                {"calls", impl->calls},
                                                {"client_disconnects", impl->disconnects}});
         });
-    impl->router.add(http::Method::kPost, "/_fake/default",
+    impl->router.add(http::Method::kPost, "/_fake/default", parley::http::kPublic,
                      [impl](http::Request& req) -> Task<http::Response> {
                        auto spec = json::parse(req.body, nullptr, false);
                        if (!spec.is_object())
@@ -254,7 +255,7 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
                        impl->fallback = reply_from_json(spec);
                        co_return http::Response::empty(204);
                      });
-    impl->router.add(http::Method::kPost, "/_fake/reset",
+    impl->router.add(http::Method::kPost, "/_fake/reset", parley::http::kPublic,
                      [impl](http::Request&) -> Task<http::Response> {
                        std::lock_guard lock(impl->mutex);
                        impl->queue.clear();

@@ -69,25 +69,25 @@ struct Observed {
 class HttpClientTest : public ::testing::Test {
  protected:
   HttpClientTest() : io_(1), metrics_({"test", "none", "g++", "Debug"}), client_(context_) {
-    router_.add(Method::kGet, "/json", [](Request&) -> Task<Response> {
+    router_.add(Method::kGet, "/json", parley::http::kPublic, [](Request&) -> Task<Response> {
       Response r;
       r.body = R"({"ok":true})";
       r.header("X-Upstream", "fake");
       co_return r;
     });
-    router_.add(Method::kPost, "/echo", [](Request& req) -> Task<Response> {
+    router_.add(Method::kPost, "/echo", parley::http::kPublic, [](Request& req) -> Task<Response> {
       Response r;
       r.content_type = "text/plain";
       r.body = std::string(req.header("x-tag").value_or("")) + "|" + req.body;
       co_return r;
     });
-    router_.add(Method::kGet, "/remote", [](Request& req) -> Task<Response> {
+    router_.add(Method::kGet, "/remote", parley::http::kPublic, [](Request& req) -> Task<Response> {
       Response r;
       r.content_type = "text/plain";
       r.body = req.remote;
       co_return r;
     });
-    router_.add(Method::kGet, "/stream", [](Request& req) -> Task<Response> {
+    router_.add(Method::kGet, "/stream", parley::http::kPublic, [](Request& req) -> Task<Response> {
       // Built outside the co_await: g++ 12 rejects string-literal arrays in a coroutine's
       // temporaries.
       const parley::http::HeaderList headers{
@@ -104,45 +104,48 @@ class HttpClientTest : public ::testing::Test {
       co_return Response::streamed(200, bytes);
     });
     // Sends one event, then waits for the client to leave (or 5 s).
-    router_.add(Method::kGet, "/stall", [this](Request& req) -> Task<Response> {
-      co_await req.channel->begin_stream(200, "text/event-stream", {});
-      co_await req.channel->write("data: first\n\n");
-      parley::Signal gone(co_await asio::this_coro::executor);
-      req.channel->watch([&] {
-        observed_.client_gone = true;
-        gone.notify();
-      });
-      co_await gone.wait_until(in(5s));
-      ++observed_.stall_handlers_done;
-      co_return Response::streamed(200, 13);
-    });
+    router_.add(Method::kGet, "/stall", parley::http::kPublic,
+                [this](Request& req) -> Task<Response> {
+                  co_await req.channel->begin_stream(200, "text/event-stream", {});
+                  co_await req.channel->write("data: first\n\n");
+                  parley::Signal gone(co_await asio::this_coro::executor);
+                  req.channel->watch([&] {
+                    observed_.client_gone = true;
+                    gone.notify();
+                  });
+                  co_await gone.wait_until(in(5s));
+                  ++observed_.stall_handlers_done;
+                  co_return Response::streamed(200, 13);
+                });
     // Answers after 1.5 s, or gives up as soon as the client leaves.
-    router_.add(Method::kGet, "/slow-head", [](Request& req) -> Task<Response> {
-      parley::Signal gone(co_await asio::this_coro::executor);
-      req.channel->watch([&] { gone.notify(); });
-      co_await gone.wait_until(in(1500ms));
-      co_return Response::empty(204);
-    });
+    router_.add(Method::kGet, "/slow-head", parley::http::kPublic,
+                [](Request& req) -> Task<Response> {
+                  parley::Signal gone(co_await asio::this_coro::executor);
+                  req.channel->watch([&] { gone.notify(); });
+                  co_await gone.wait_until(in(1500ms));
+                  co_return Response::empty(204);
+                });
     // Waits `?ms` (default 300) before watching, then up to 300 ms for the client to leave;
     // answers whether it did.
-    router_.add(Method::kGet, "/watch", [this](Request& req) -> Task<Response> {
-      const int delay = std::atoi(req.query_param("ms").value_or("0").c_str());
-      co_await sleep_for(std::chrono::milliseconds(delay));
-      parley::Signal gone(co_await asio::this_coro::executor);
-      bool left = false;
-      req.channel->watch([&] {
-        left = true;
-        gone.notify();
-      });
-      co_await gone.wait_until(in(300ms));
-      if (left) ++observed_.watch_saw_gone;
-      Response r;
-      r.content_type = "text/plain";
-      r.body = left ? "gone" : "present";
-      co_return r;
-    });
+    router_.add(Method::kGet, "/watch", parley::http::kPublic,
+                [this](Request& req) -> Task<Response> {
+                  const int delay = std::atoi(req.query_param("ms").value_or("0").c_str());
+                  co_await sleep_for(std::chrono::milliseconds(delay));
+                  parley::Signal gone(co_await asio::this_coro::executor);
+                  bool left = false;
+                  req.channel->watch([&] {
+                    left = true;
+                    gone.notify();
+                  });
+                  co_await gone.wait_until(in(300ms));
+                  if (left) ++observed_.watch_saw_gone;
+                  Response r;
+                  r.content_type = "text/plain";
+                  r.body = left ? "gone" : "present";
+                  co_return r;
+                });
     // 2 MiB in 64 KiB writes; byte i is 'a' + i % 26.
-    router_.add(Method::kGet, "/big", [](Request& req) -> Task<Response> {
+    router_.add(Method::kGet, "/big", parley::http::kPublic, [](Request& req) -> Task<Response> {
       co_await req.channel->begin_stream(200, "application/octet-stream", {});
       std::string piece(64 * 1024, ' ');
       size_t offset = 0;

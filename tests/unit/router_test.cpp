@@ -62,14 +62,15 @@ Response run_handler(const parley::http::Route& route, Request& request) {
 class RouterTest : public ::testing::Test {
  protected:
   RouterTest() {
-    router.add(Method::kGet, "/health", ok_handler);
-    router.add(Method::kGet, "/api/v1/sessions", ok_handler);
-    router.add(Method::kPost, "/api/v1/sessions", created_handler);
-    router.add(Method::kGet, "/api/v1/sessions/{id}", echo_id_handler);
-    router.add(Method::kPatch, "/api/v1/sessions/{id}", ok_handler);
-    router.add(Method::kDelete, "/api/v1/sessions/{id}", ok_handler);
-    router.add(Method::kGet, "/api/v1/users/{user}/sessions/{id}", ok_handler);
-    router.add(Method::kPost, "/api/v1/submit", ok_handler);
+    router.add(Method::kGet, "/health", parley::http::kPublic, ok_handler);
+    router.add(Method::kGet, "/api/v1/sessions", parley::http::kPublic, ok_handler);
+    router.add(Method::kPost, "/api/v1/sessions", parley::http::kPublic, created_handler);
+    router.add(Method::kGet, "/api/v1/sessions/{id}", parley::http::kPublic, echo_id_handler);
+    router.add(Method::kPatch, "/api/v1/sessions/{id}", parley::http::kPublic, ok_handler);
+    router.add(Method::kDelete, "/api/v1/sessions/{id}", parley::http::kPublic, ok_handler);
+    router.add(Method::kGet, "/api/v1/users/{user}/sessions/{id}", parley::http::kPublic,
+               ok_handler);
+    router.add(Method::kPost, "/api/v1/submit", parley::http::kPublic, ok_handler);
   }
   Router router;
 };
@@ -198,10 +199,10 @@ TEST_F(RouterTest, HeadIsAnsweredByGetRoutes) {
 
 TEST(Router, AllowListIsDeduplicated) {
   Router router;
-  router.add(Method::kGet, "/items/{a}", ok_handler);
-  router.add(Method::kGet, "/items/{b}", ok_handler);
-  router.add(Method::kDelete, "/items/{c}", ok_handler);
-  router.add(Method::kDelete, "/items/special", ok_handler);
+  router.add(Method::kGet, "/items/{a}", parley::http::kPublic, ok_handler);
+  router.add(Method::kGet, "/items/{b}", parley::http::kPublic, ok_handler);
+  router.add(Method::kDelete, "/items/{c}", parley::http::kPublic, ok_handler);
+  router.add(Method::kDelete, "/items/special", parley::http::kPublic, ok_handler);
   auto m = router.match(Method::kPost, "/items/special");
   EXPECT_EQ(m.kind, Match::Kind::kMethodNotAllowed);
   EXPECT_EQ(m.allow, "DELETE, GET, HEAD");
@@ -209,7 +210,7 @@ TEST(Router, AllowListIsDeduplicated) {
 
 TEST(Router, LiteralSegmentsMustMatchExactly) {
   Router router;
-  router.add(Method::kGet, "/files/{name}/raw", ok_handler);
+  router.add(Method::kGet, "/files/{name}/raw", parley::http::kPublic, ok_handler);
   EXPECT_EQ(router.match(Method::kGet, "/files/x/raw").kind, Match::Kind::kFound);
   EXPECT_EQ(router.match(Method::kGet, "/files/x/Raw").kind, Match::Kind::kNotFound);
   EXPECT_EQ(router.match(Method::kGet, "/files/x/raw2").kind, Match::Kind::kNotFound);
@@ -289,7 +290,7 @@ TEST(RouterDepth, PathsDeeperThanAnyRouteDoNotMatch) {
   Router router;
   std::string pattern;
   for (int i = 0; i < 32; ++i) pattern += "/{p" + std::to_string(i) + "}";
-  router.add(Method::kGet, pattern, ok_handler);
+  router.add(Method::kGet, pattern, parley::http::kPublic, ok_handler);
 
   std::string path32;
   for (int i = 0; i < 32; ++i) path32 += "/x";

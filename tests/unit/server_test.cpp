@@ -84,11 +84,11 @@ nlohmann::json body_of(const std::string& response) {
 class ServerTest : public ::testing::Test {
  protected:
   ServerTest() : io_(1), metrics_({"test", "none", "g++", "Debug"}) {
-    router_.add(Method::kGet, "/throws/std", throws_std);
-    router_.add(Method::kGet, "/throws/other", throws_other);
-    router_.add(Method::kGet, "/ok", ok);
-    router_.add(Method::kGet, "/no-content", no_content);
-    router_.add(Method::kGet, "/splitting", splitting);
+    router_.add(Method::kGet, "/throws/std", parley::http::kPublic, throws_std);
+    router_.add(Method::kGet, "/throws/other", parley::http::kPublic, throws_other);
+    router_.add(Method::kGet, "/ok", parley::http::kPublic, ok);
+    router_.add(Method::kGet, "/no-content", parley::http::kPublic, no_content);
+    router_.add(Method::kGet, "/splitting", parley::http::kPublic, splitting);
     server_ = std::make_unique<parley::http::Server>(io_, parley::http::ServerOptions{}, router_,
                                                      metrics_);
     auto port = server_->listen("127.0.0.1", 0);

@@ -1,0 +1,163 @@
+// The chat pipeline: the one way a message becomes a reply, whichever way it came in (the
+// REST turn routes, /api/v1/chat, the OpenAI-compatible /v1/chat/completions, and every later
+// channel). A Turn is one request's state; Stages each read and extend it, in one list that
+// a new feature appends to (app/ composes it; see chat/stages.hpp for the built-in ones):
+//
+//   resolve         the session (loaded, or to be opened), its assistant, the model route
+//   admit           tokens per minute, budgets and stream slots of the caller (limits/)
+//   moderate        the input against the moderation rules and provider: a block fails the
+//                   turn (400 content_blocked, nothing stored), a redaction rewrites it
+//   open session    /api/v1/chat without a session id: the session, after the checks above
+//   record input    the user's message and a pending reply row, durable before any provider
+//                   is called                                              (stored turns)
+//   build prompt    system prompt + history fitted to the context window + the message
+//                   (stored turns); the messages as sent (stateless turns)
+//   plan route      cost-aware routes order their targets by complexity and budget
+//   generate        the gateway (retries, fallbacks); a streamed reply goes to the caller's
+//                   sink through moderation's StreamCheck
+//   account         usage (the provider's counts or an estimate), cost, the caller's token
+//                   buckets and budgets; queued for the usage table    (stateless turns)
+//   moderate output the reply: redacted, or blocked (stored empty, content_filter)
+//   persist         the reply row and its usage row in one transaction (stored turns)
+//
+// A stage returns kContinue, kAnswered (the turn has its reply — a cache hit, a canned
+// answer — and only the finishing stages still run), or an Error, which ends the turn; a
+// stored turn whose input is recorded then has its pending reply closed as partial/error.
+// Generation failures are not stage errors: generate keeps them in the Turn so that account
+// and persist still record what was received.
+//
+// Stateless turns (the OpenAI-compatible API) carry the whole conversation in the request
+// and store nothing but usage; stored turns belong to a session. Stages that apply to one
+// kind only say so (Stage::applies).
+#pragma once
+
+// Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
+#include <utility>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "chat/assistants.hpp"
+#include "core/blocking_pool.hpp"
+#include "core/clock.hpp"
+#include "core/result.hpp"
+#include "core/task.hpp"
+#include "limits/admission.hpp"
+#include "llm/accounting.hpp"
+#include "llm/gateway.hpp"
+#include "moderation/moderator.hpp"
+#include "store/store.hpp"
+
+namespace parley::chat {
+
+// One request's journey through the pipeline. The way in fills the first block; stages
+// fill the rest.
+struct Turn {
+  // --- Filled by the way in ---------------------------------------------------------------
+  limits::Actor actor;  // who it acts for, and their limits
+  std::string request_id;
+  std::string source = "chat";  // usage records' source: "chat" (sessions), "api" (stateless)
+  bool stream = false;          // the caller takes the reply as it grows, through `sink`
+  llm::Cancellation* cancel = nullptr;
+  const llm::DeltaSink* sink = nullptr;
+  // Stored turns: called once the input is recorded, before generation (streaming APIs
+  // announce the ids there).
+  std::function<Task<void>(const store::StartedTurn&)> on_started;
+  // Where a blocked reply is reported ("reply", "choices[0].message.content").
+  std::string reply_field = "reply";
+
+  // Stored turns: the session (given, or loaded by id), or one to open.
+  bool stored = true;
+  std::string session_id;
+  std::optional<store::Session> session;
+  std::optional<store::NewSession> new_session;
+  std::string content;  // the user's message
+  // Overrides of the assistant's settings for this turn.
+  std::optional<std::string> model;
+  std::optional<double> temperature;
+  std::optional<int64_t> max_tokens;
+
+  // Stateless turns: the request as sent (model name in `model`); `openai_body`, when the
+  // request came in OpenAI's format, is kept in step with redactions so that it can travel
+  // upstream as is.
+  llm::ChatRequest prompt;
+  nlohmann::json* openai_body = nullptr;
+
+  // --- Filled by the stages ----------------------------------------------------------------
+  const Assistant* assistant = nullptr;
+  llm::Route route;
+  limits::ModelAdmission admission;  // stream slots, held until the turn ends
+  moderation::Subject subject;
+  std::string upstream_body;  // openai_body re-serialised after a redaction
+  store::StartedTurn started;
+  int dropped_history = 0;
+
+  llm::GatewayResult generation;
+  std::optional<Error> generation_error;
+  std::optional<moderation::StreamCheck> stream_check;  // a streamed reply, as it grows
+  std::optional<moderation::Verdict> output_verdict;
+  std::optional<Error> output_blocked;  // the reply was blocked (400 content_blocked)
+  bool usage_settled = false;           // the usage estimate is taken (it is taken once)
+  store::UsageRecord usage;             // account
+  store::Message reply;                 // persist: the reply as stored
+  bool answered = false;                // a stage answered; only finishing stages run
+};
+
+enum class Flow { kContinue, kAnswered };
+
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual const char* name() const = 0;
+  // Whether the stage runs for this turn at all (record input and persist: stored turns).
+  virtual bool applies(const Turn&) const { return true; }
+  // Finishing stages run even after an earlier stage answered (account, persist).
+  virtual bool finishing() const { return false; }
+  virtual Task<Result<Flow>> run(Turn& turn) = 0;
+};
+
+// What the built-in stages need; owned by the app, alive while requests run.
+struct ChatDeps {
+  store::Storage& storage;
+  BlockingPool& blocking;
+  llm::Gateway& gateway;
+  llm::Accountant& accountant;
+  const Assistants& assistants;
+  limits::Admission& admission;
+  moderation::Moderator& moderator;
+  const Clock& clock;
+  obs::Metrics* metrics = nullptr;
+  int64_t default_context_window = 8192;
+  // Whether the server is stopping (a reply cut by it is "shutdown", not "cancelled").
+  std::function<bool()> draining;
+};
+
+class Pipeline {
+ public:
+  explicit Pipeline(ChatDeps& deps) : deps_(deps) {}
+
+  // Appends a stage; stages run in the order added. Call before serving.
+  void add(std::unique_ptr<Stage> stage) { stages_.push_back(std::move(stage)); }
+  const std::vector<std::unique_ptr<Stage>>& stages() const { return stages_; }
+
+  // Runs the turn through every stage that applies. An Error is a failure before there was
+  // a reply to give (no such session, a refused or blocked input, storage down); a
+  // generation failure comes back inside the Turn (generation_error), with a stored turn's
+  // partial reply persisted.
+  Task<Result<void>> run(Turn& turn);
+
+ private:
+  ChatDeps& deps_;
+  std::vector<std::unique_ptr<Stage>> stages_;
+};
+
+// Books what a model call used outside the chat pipeline (embeddings): the caller's token
+// buckets and budgets, and a usage row queued for the usage table.
+void book_api_usage(ChatDeps& deps, const limits::Actor& actor, store::UsageRecord record);
+
+}  // namespace parley::chat
