@@ -157,13 +157,13 @@ void BM_AccessGuard(benchmark::State& state) {
   (void)idempotency.start(now);
   parley::BlockingPool blocking(1);
   // Quotas high enough never to refuse: the buckets are still taken on every request.
-  api::AccessOptions access_options;
-  for (auto* l : {&access_options.key_limits, &access_options.user_limits}) {
+  parley::limits::LimitSettings limit_settings;
+  for (auto* l : {&limit_settings.key, &limit_settings.user}) {
     l->requests_per_minute = 1'000'000'000;
     l->requests_per_hour = 60'000'000'000;
   }
   api::Access access(authenticator, *limiter, idempotency, blocking, parley::Clock::system(),
-                     access_options, nullptr);
+                     limit_settings, false, nullptr);
 
   const http::Method method = variant == 2 ? http::Method::kPost : http::Method::kGet;
   http::Router router;

@@ -50,13 +50,15 @@ int64_t Access::now_ms() const { return to_unix_ms(clock_.now()); }
 
 Access::Access(auth::Authenticator& authenticator, limits::RateLimiter& limiter,
                idempotency::IdempotencyStore& idempotency, BlockingPool& blocking,
-               const Clock& clock, AccessOptions options, obs::Metrics* metrics)
+               const Clock& clock, const limits::LimitSettings& limits, bool insecure_no_auth,
+               obs::Metrics* metrics)
     : authenticator_(authenticator),
       limiter_(limiter),
       idempotency_(idempotency),
       blocking_(blocking),
       clock_(clock),
-      options_(options),
+      limits_(limits),
+      insecure_no_auth_(insecure_no_auth),
       metrics_(metrics) {}
 
 void Access::protect(http::Router& router) {
@@ -73,7 +75,7 @@ Task<Result<auth::Principal>> Access::authenticate(http::Request& req, int64_t n
   if (!authenticator_.enforcing()) {
     // Protected mode: no credentials exist, so only the machine itself may call (the server
     // refuses to listen elsewhere unless told --insecure-no-auth).
-    if (!options_.insecure_no_auth && !is_loopback(req.remote)) {
+    if (!insecure_no_auth_ && !is_loopback(req.remote)) {
       co_return Error::unauthenticated(
           "no API keys are configured, so this server only answers its own machine; create one "
           "with `parley keys create`",
@@ -174,7 +176,7 @@ Task<http::Response> Access::guard(const http::Handler& handler, http::RoutePoli
   }
   req.principal = &*principal;
   if (!principal->local()) {
-    const limits::Limits key_limits = principal->limits.key.apply(options_.key_limits);
+    const limits::Limits key_limits = principal->limits.key.apply(limits_.key);
     if (auto refused = take_requests(req, "key:" + principal->key_id, key_limits, "key-minute",
                                      "key-hour", now)) {
       co_return fail(*refused, req);
@@ -183,7 +185,7 @@ Task<http::Response> Access::guard(const http::Handler& handler, http::RoutePoli
   // An end user's own key or token: every request counts against the user's limits. (Service
   // keys name the user in the body; actor() counts theirs.)
   if (principal->scope == auth::Scope::kUser) {
-    const limits::Limits user_limits = principal->limits.user.apply(options_.user_limits);
+    const limits::Limits user_limits = principal->limits.user.apply(limits_.user);
     if (auto refused =
             take_requests(req, "user:" + principal->tenant_id + "\n" + principal->user_id,
                           user_limits, "user-minute", "user-hour", now)) {
@@ -265,7 +267,7 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
   }
 
   http::Recording recording;
-  recording.limit = options_.idempotency_max_response_bytes;
+  recording.limit = idempotency_.max_response_size();
   if (req.channel) req.channel->record(&recording);
   http::Response res;
   try {
@@ -287,7 +289,7 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
     stored.status = res.status;
     stored.content_type = res.content_type;
     stored.body = res.body;
-    storable = res.body.size() <= options_.idempotency_max_response_bytes;
+    storable = res.body.size() <= idempotency_.max_response_size();
   }
   // "Try again" answers are not kept: the retry runs the request again.
   const bool client_left = req.channel && req.channel->gone();
@@ -317,8 +319,8 @@ Result<Actor> Access::actor(http::Request& req, const std::optional<std::string>
   } else {
     a.user_id = requested.value_or("anonymous");
   }
-  a.key_limits = who->limits.key.apply(options_.key_limits);
-  a.user_limits = who->limits.user.apply(options_.user_limits);
+  a.key_limits = who->limits.key.apply(limits_.key);
+  a.user_limits = who->limits.user.apply(limits_.user);
   // The operator on its own machine, and admins, are not held to end users' limits.
   a.unlimited = who->local() || who->admin();
   req.actor_tenant = a.tenant_id;

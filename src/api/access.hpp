@@ -39,6 +39,7 @@
 #include "limits/admission.hpp"
 #include "limits/limiter.hpp"
 #include "limits/policy.hpp"
+#include "limits/settings.hpp"
 #include "store/store.hpp"
 
 namespace parley::obs {
@@ -47,13 +48,6 @@ class Metrics;
 
 namespace parley::api {
 
-struct AccessOptions {
-  limits::Limits key_limits;   // defaults for every key
-  limits::Limits user_limits;  // defaults for every end user
-  bool insecure_no_auth = false;
-  size_t idempotency_max_response_bytes = size_t{4} * 1024 * 1024;
-};
-
 // The end user a request acts for, with the limits that apply (limits/admission.hpp).
 using Actor = limits::Actor;
 
@@ -61,7 +55,7 @@ class Access {
  public:
   Access(auth::Authenticator& authenticator, limits::RateLimiter& limiter,
          idempotency::IdempotencyStore& idempotency, BlockingPool& blocking, const Clock& clock,
-         AccessOptions options, obs::Metrics* metrics);
+         const limits::LimitSettings& limits, bool insecure_no_auth, obs::Metrics* metrics);
 
   // Puts the guard around every route of the router (every non-public one: public routes
   // carry no user data and run as they are).
@@ -98,7 +92,8 @@ class Access {
   idempotency::IdempotencyStore& idempotency_;
   BlockingPool& blocking_;
   const Clock& clock_;
-  AccessOptions options_;
+  const limits::LimitSettings& limits_;  // defaults of every key and every end user
+  bool insecure_no_auth_;
   obs::Metrics* metrics_;
   std::atomic<bool> refreshing_{false};
 };

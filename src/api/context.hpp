@@ -7,7 +7,7 @@
 #include <chrono>
 #include <functional>
 
-#include "config/config.hpp"
+#include "config/settings.hpp"
 #include "core/blocking_pool.hpp"
 #include "core/clock.hpp"
 #include "obs/metrics.hpp"
@@ -32,12 +32,16 @@ namespace parley::limits {
 class Admission;
 }
 
+namespace parley::jobs {
+class JobPool;
+}
+
 namespace parley::api {
 
 class Access;
 
 struct Context {
-  const config::Config& config;
+  const config::Settings& settings;  // every module's options: settings.get<T>()
   store::Storage& storage;
   BlockingPool& blocking;
   obs::Metrics& metrics;
@@ -56,6 +60,7 @@ struct Context {
   llm::Accountant& accountant;
   moderation::Moderator& moderator;  // disabled when nothing is configured
   limits::Admission& admission;
+  jobs::JobPool& jobs;  // long background work, apart from request storage calls
   // Who may do what: credentials, ownership, the caller's request limits, idempotency.
   Access& access;
 };

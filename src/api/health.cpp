@@ -11,8 +11,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/settings.hpp"
 #include "http/errors.hpp"
+#include "http/server.hpp"
 #include "llm/gateway.hpp"
+#include "store/settings.hpp"
 
 namespace parley::api {
 namespace {
@@ -32,21 +35,24 @@ uint64_t resident_bytes() {
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
+const HealthSettings& health(const Context& ctx) { return ctx.settings.get<HealthSettings>(); }
+
 json disk_check(const Context& ctx) {
   struct statvfs st {};
-  if (::statvfs(ctx.config.data_dir.c_str(), &st) != 0) {
+  const auto& data_dir = ctx.settings.get<store::StorageSettings>().data_dir;
+  if (::statvfs(data_dir.c_str(), &st) != 0) {
     return {{"status", "fail"}, {"error", "cannot stat the data directory"}};
   }
   uint64_t free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-  bool ok = free_bytes >= ctx.config.health.min_free_disk;
+  bool ok = free_bytes >= health(ctx).min_free_disk;
   return {{"status", ok ? "ok" : "fail"},
           {"free_bytes", free_bytes},
-          {"min_free_bytes", ctx.config.health.min_free_disk}};
+          {"min_free_bytes", health(ctx).min_free_disk}};
 }
 
 json memory_check(const Context& ctx) {
   uint64_t rss = resident_bytes();
-  uint64_t max = ctx.config.health.max_memory;
+  uint64_t max = health(ctx).max_memory;
   bool ok = max == 0 || rss <= max;
   return {{"status", ok ? "ok" : "fail"}, {"resident_bytes", rss}, {"max_bytes", max}};
 }
@@ -131,7 +137,7 @@ void add_health_routes(http::Router& router, Context& ctx) {
   router.add(
       http::Method::kGet, "/api/v1/health/diagnostics", http::kAdminOnly,
       [&ctx](http::Request& req) -> Task<http::Response> {
-        if (!ctx.config.diagnostics.enabled) {
+        if (!health(ctx).diagnostics) {
           co_return http::error_response(404, "diagnostics_disabled",
                                          "diagnostics are disabled; set diagnostics.enabled: true",
                                          req.request_id);
@@ -152,14 +158,14 @@ void add_health_routes(http::Router& router, Context& ctx) {
         json body = {
             {"build", build_json(ctx.build)},
             {"uptime_seconds", round3(seconds_since(ctx.started_at))},
-            {"config", config::to_json(ctx.config)},
+            {"config", ctx.settings.to_json()},
             {"storage", storage},
             {"pools",
              {{"io_threads", ctx.io_threads},
               {"blocking_threads", ctx.blocking.threads()},
               {"blocking_queued", ctx.blocking.queued()},
               {"connections_open", ctx.open_connections()},
-              {"connections_max", ctx.config.server.max_connections}}},
+              {"connections_max", ctx.settings.get<http::ServerOptions>().max_connections}}},
             {"process",
              {{"pid", static_cast<int64_t>(::getpid())}, {"resident_bytes", resident_bytes()}}},
         };

@@ -8,7 +8,7 @@
 
 #include "auth/key_admin.hpp"
 #include "core/clock.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/settings.hpp"
 
 namespace parley::app {
 namespace {
@@ -20,14 +20,10 @@ int fail(const std::string& message) {
 
 }  // namespace
 
-int run_keys_command(const config::Config& config, const KeysCommand& cmd) {
-  auto path = config::sqlite_path(config);
-  if (!path) return fail("storage.url does not name a SQLite database");
-  store::sqlite::Options options;
-  options.path = *path;
+int run_keys_command(const config::Settings& settings, const KeysCommand& cmd) {
+  store::OpenOptions options;
   options.read_connections = 1;
-  options.busy_timeout_ms = static_cast<int>(config.storage.busy_timeout.count());
-  auto storage = store::sqlite::open(options);
+  auto storage = store::open(settings.get<store::StorageSettings>(), options);
   if (!storage) return fail(storage.error().message);
   auto& keys = (*storage)->api_keys();
   const int64_t now = to_unix_ms(std::chrono::system_clock::now());

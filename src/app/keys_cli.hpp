@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "config/config.hpp"
+#include "config/settings.hpp"
 
 namespace parley::app {
 
@@ -27,6 +27,6 @@ struct KeysCommand {
 };
 
 // Prints the outcome; returns the exit code.
-int run_keys_command(const config::Config& config, const KeysCommand& command);
+int run_keys_command(const config::Settings& settings, const KeysCommand& command);
 
 }  // namespace parley::app

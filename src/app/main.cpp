@@ -1,7 +1,9 @@
 // parley: the command line. Subcommands:
 //   serve         run the server (the default way to use Parley)
 //   check-config  print the effective configuration, or every problem with it
+//   config reference [--markdown]   every setting with its default and meaning
 //   migrate       create or upgrade the database schema, then exit
+//   keys          create, list and revoke API keys
 //   version       print version, commit and compiler
 #include <chrono>
 #include <cstdio>
@@ -13,9 +15,10 @@
 #include "app/build_info.hpp"
 #include "app/keys_cli.hpp"
 #include "app/server_app.hpp"
-#include "config/config.hpp"
+#include "app/settings.hpp"
+#include "config/settings.hpp"
 #include "obs/log.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/settings.hpp"
 
 namespace {
 
@@ -42,10 +45,11 @@ struct ConfigFlags {
   }
 
   Loaded load() const {
+    const auto& schema = parley::app::settings_schema();
     Sources sources;
     if (!config_file.empty()) sources.config_file = config_file;
     sources.environment = parley::config::load_environment();
-    sources.provider_environment = parley::config::load_provider_environment();
+    sources.foreign_environment = parley::config::load_environment(schema.environment_names());
     sources.environment.erase("PARLEY_CONFIG");  // consumed by --config above
     if (!listen.empty()) sources.overrides.emplace_back("server.listen", listen);
     if (!data_dir.empty()) sources.overrides.emplace_back("data_dir", data_dir);
@@ -57,7 +61,7 @@ struct ConfigFlags {
         sources.overrides.emplace_back(s.substr(0, eq), s.substr(eq + 1));
       }
     }
-    Loaded loaded = parley::config::load(sources);
+    Loaded loaded = parley::config::load(schema, sources);
     for (const auto& s : sets) {
       if (s.find('=') == std::string::npos) {
         loaded.problems.push_back({s, "", "flag --set", "expected --set KEY=VALUE"});
@@ -82,12 +86,8 @@ std::string version_line() {
 }
 
 std::string settings_help() {
-  std::string out = "\nSettings (YAML key, PARLEY_<KEY> env var, or --set key=value):\n";
-  for (const auto& s : parley::config::describe_settings()) {
-    out += "  " + s.path + " (default " + (s.default_value.empty() ? "\"\"" : s.default_value) +
-           ")\n      " + s.description + (s.secret ? " Also " + s.path + "_file." : "") + "\n";
-  }
-  return out;
+  return "\nSettings (YAML key, PARLEY_<KEY> env var, or --set key=value):\n" +
+         parley::config::reference_text(parley::app::settings_schema());
 }
 
 }  // namespace
@@ -112,6 +112,13 @@ int main(int argc, char** argv) {
                                    "Validate the configuration and print it (secrets redacted).");
   check_flags.add_to(check, true);
   check->add_flag("--json", as_json, "Print JSON instead of YAML");
+
+  bool markdown = false;
+  auto* config_cmd = app.add_subcommand("config", "About the settings themselves.");
+  config_cmd->require_subcommand(1);
+  auto* reference =
+      config_cmd->add_subcommand("reference", "Every setting with its default and meaning.");
+  reference->add_flag("--markdown", markdown, "A Markdown table (the README's)");
 
   auto* migrate =
       app.add_subcommand("migrate", "Create or upgrade the database schema, then exit.");
@@ -150,6 +157,13 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (reference->parsed()) {
+    const auto& schema = parley::app::settings_schema();
+    std::cout << (markdown ? parley::config::reference_markdown(schema)
+                           : parley::config::reference_text(schema));
+    return 0;
+  }
+
   if (check->parsed()) {
     Loaded loaded = check_flags.load();
     if (!loaded.ok()) {
@@ -157,11 +171,11 @@ int main(int argc, char** argv) {
       return kConfigErrorExit;
     }
     if (as_json) {
-      std::cout << parley::config::to_json(loaded.config)
-                       .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+      std::cout << loaded.settings.to_json().dump(2, ' ', false,
+                                                  nlohmann::json::error_handler_t::replace)
                 << "\n";
     } else {
-      std::cout << parley::config::to_yaml(loaded.config);
+      std::cout << loaded.settings.to_yaml();
     }
     std::fprintf(stderr, "configuration is valid\n");
     return 0;
@@ -176,7 +190,7 @@ int main(int argc, char** argv) {
       print_problems(loaded);
       return kConfigErrorExit;
     }
-    return parley::app::run_keys_command(loaded.config, keys_command);
+    return parley::app::run_keys_command(loaded.settings, keys_command);
   }
 
   if (migrate->parsed()) {
@@ -185,25 +199,18 @@ int main(int argc, char** argv) {
       print_problems(loaded);
       return kConfigErrorExit;
     }
-    auto path = parley::config::sqlite_path(loaded.config);
-    if (!path) {
-      std::fprintf(stderr, "parley: migrate: storage.url does not name a SQLite database\n");
+    auto report = parley::store::migrate(loaded.settings.get<parley::store::StorageSettings>());
+    if (!report) {
+      std::fprintf(stderr, "parley: migrate failed: %s\n", report.error().message.c_str());
       return 1;
     }
-    parley::store::sqlite::Options options;
-    options.path = *path;
-    options.busy_timeout_ms = static_cast<int>(loaded.config.storage.busy_timeout.count());
-    auto summary = parley::store::sqlite::migrate_database(options);
-    if (!summary) {
-      std::fprintf(stderr, "parley: migrate failed: %s\n", summary.error().message.c_str());
-      return 1;
-    }
-    if (summary->applied.empty()) {
-      std::cout << *path << ": schema is up to date (version " << summary->to_version << ")\n";
+    if (report->applied.empty()) {
+      std::cout << report->where << ": schema is up to date (version " << report->to_version
+                << ")\n";
     } else {
-      std::cout << *path << ": schema version " << summary->from_version << " -> "
-                << summary->to_version << "\n";
-      for (const auto& m : summary->applied) std::cout << "  applied " << m << "\n";
+      std::cout << report->where << ": schema version " << report->from_version << " -> "
+                << report->to_version << "\n";
+      for (const auto& m : report->applied) std::cout << "  applied " << m << "\n";
     }
     return 0;
   }
@@ -218,7 +225,8 @@ int main(int argc, char** argv) {
         std::to_string(loaded.problems.size()) + " problem(s) in the configuration, listed above");
     return kConfigErrorExit;
   }
-  parley::log::set_secrets(parley::config::secret_values(loaded.config));
-  parley::log::set_level(parley::log::parse_level(loaded.config.log.level));
-  return parley::app::serve(loaded.config, process_started, serve_options);
+  parley::log::set_secrets(loaded.settings.secret_values());
+  parley::log::set_level(
+      parley::log::parse_level(loaded.settings.get<parley::log::LogSettings>().level));
+  return parley::app::serve(loaded.settings, process_started, serve_options);
 }

@@ -92,7 +92,8 @@ Result<void> Authenticator::load(int64_t now_ms) {
 }
 
 bool Authenticator::refresh_due(int64_t now_ms) const {
-  return now_ms - loaded_at_ms_.load(std::memory_order_relaxed) >= options_.key_refresh_interval_ms;
+  return now_ms - loaded_at_ms_.load(std::memory_order_relaxed) >=
+         options_.key_refresh_interval.count();
 }
 
 Result<void> Authenticator::fetch(std::string_view key_id) {

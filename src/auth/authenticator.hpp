@@ -22,6 +22,8 @@
 // and refresh() read the store (call them on the blocking pool).
 #pragma once
 
+#include <chrono>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -36,6 +38,10 @@
 #include "core/result.hpp"
 #include "store/store.hpp"
 
+namespace parley::config {
+class Schema;
+}
+
 namespace parley::auth {
 
 struct AuthOptions {
@@ -43,8 +49,11 @@ struct AuthOptions {
   std::string jwt_secret;           // empty = JWTs not accepted
   std::string jwt_issuer;
   std::string jwt_audience;
-  int64_t key_refresh_interval_ms = 10'000;
+  std::chrono::milliseconds key_refresh_interval{10'000};
 };
+
+// `admin_key` and `auth.*`, bound to AuthOptions.
+void declare_settings(config::Schema& schema);
 
 // The outcome of looking at a request's credentials without touching the store.
 struct Check {

@@ -5,8 +5,8 @@
 
 namespace parley::chat {
 
-Assistants::Assistants(const config::ChatConfig& config)
-    : all_(config.assistants), default_name_(config.default_assistant) {
+Assistants::Assistants(const ChatSettings& settings)
+    : all_(settings.assistants), default_name_(settings.default_assistant) {
   if (!find(default_name_)) {
     Assistant a;
     a.name = default_name_;

@@ -1,21 +1,38 @@
-// The assistants sessions can talk to, from the configuration's `assistants:` section, with a
-// built-in general-purpose "default" when the configuration names none by that name.
-// Immutable after construction; thread-safe.
+// The assistants sessions can talk to, from the `assistants:` section of the configuration
+// (chat/settings.hpp), with a built-in general-purpose one named `chat.default_assistant`
+// when the configuration defines none by that name. Immutable after construction;
+// thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "config/config.hpp"
-
 namespace parley::chat {
 
-using Assistant = config::AssistantConfig;
+// Who answers in a session: its system prompt, model and generation settings.
+struct Assistant {
+  std::string name;
+  std::string description;
+  std::string system_prompt;
+  std::string model;  // as in a request: route, provider/model or model; empty = default
+  std::optional<double> temperature;
+  std::optional<int64_t> max_tokens;
+  int max_history = 100;  // past messages considered before fitting the context window
+  std::string source;     // where it was defined, for messages
+};
+
+struct ChatSettings {
+  std::string default_assistant = "default";
+  int64_t default_context_window = 8192;  // for models the model table does not know
+  std::vector<Assistant> assistants;
+};
 
 class Assistants {
  public:
-  explicit Assistants(const config::ChatConfig& config);
+  explicit Assistants(const ChatSettings& settings);
 
   // nullptr when there is no such assistant.
   const Assistant* find(std::string_view name) const;

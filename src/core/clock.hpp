@@ -1,4 +1,13 @@
 // Clock: the one source of wall and monotonic time, injectable so tests can control time.
+// Request-path code reads time here, never from system_clock::now(): storage timestamps, the
+// access guard (key expiry, request quotas, idempotency TTLs), admission (token buckets, budgets
+// that reset at midnight UTC), the chat pipeline, the gateway's circuit breakers and the
+// moderation log. A test moves time with a ManualClock (tests/support/manual_clock.hpp).
+//
+// Not through here: deadlines of real I/O (curl transfers, socket timeouts, asio timers, the
+// batch writers' intervals) and measured latencies. A timer can only wait on real time, and a
+// latency is what the caller really waited; both use std::chrono::steady_clock directly.
+//
 // Thread-safe: implementations must allow concurrent calls from any thread.
 #pragma once
 

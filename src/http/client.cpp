@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <optional>
 #include <cctype>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include <boost/asio/io_context.hpp>

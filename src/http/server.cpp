@@ -476,9 +476,35 @@ struct Server::Impl {
   void close_on_executor(const std::shared_ptr<Connection>& conn, bool only_if_idle);
 };
 
+std::vector<std::pair<std::string, std::string>> security_headers(int hsts_max_age) {
+  // An API answers JSON and event streams, which no browser should sniff, frame, cache or
+  // follow with a referrer.
+  std::vector<std::pair<std::string, std::string>> h = {
+      {"X-Content-Type-Options", "nosniff"},
+      {"X-Frame-Options", "DENY"},
+      {"Referrer-Policy", "no-referrer"},
+      {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+      {"Cross-Origin-Resource-Policy", "same-site"},
+      {"Cache-Control", "no-store"}};
+  if (hsts_max_age > 0) {
+    h.emplace_back("Strict-Transport-Security",
+                   "max-age=" + std::to_string(hsts_max_age) + "; includeSubDomains");
+  }
+  return h;
+}
+
+namespace {
+ServerOptions with_default_headers(ServerOptions options) {
+  if (options.default_headers.empty()) {
+    options.default_headers = security_headers(options.hsts_max_age);
+  }
+  return options;
+}
+}  // namespace
+
 Server::Server(IoPool& io, const ServerOptions& options, const Router& router,
                obs::Metrics& metrics)
-    : impl_(std::make_shared<Impl>(io, options, router, metrics)) {}
+    : impl_(std::make_shared<Impl>(io, with_default_headers(options), router, metrics)) {}
 
 Server::~Server() = default;
 

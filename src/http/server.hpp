@@ -29,6 +29,10 @@ namespace parley::obs {
 class Metrics;
 }
 
+namespace parley::config {
+class Schema;
+}
+
 namespace parley::http {
 
 class Router;
@@ -41,12 +45,21 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout{30'000};
   int max_connections = 10'000;
   bool access_log = true;
-  // Sent on every response that does not set the same header itself (security headers).
+  // Sent on every response that does not set the same header itself. Empty: the security
+  // headers an API wants (nosniff, no framing, no referrer, a CSP that allows nothing,
+  // no-store), and Strict-Transport-Security when hsts_max_age > 0.
   std::vector<std::pair<std::string, std::string>> default_headers;
+  // Seconds for Strict-Transport-Security; 0 sends none (set it behind a TLS terminator).
+  int hsts_max_age = 0;
   // Origins whose browser scripts may call the API (exact "https://app.example.com", or "*");
   // empty: no cross-origin access. Preflight requests are answered for every path.
   std::vector<std::string> cors_origins;
 };
+
+// The default headers described at ServerOptions::default_headers.
+std::vector<std::pair<std::string, std::string>> security_headers(int hsts_max_age);
+
+void declare_settings(config::Schema& schema);
 
 class Server {
  public:

@@ -14,6 +14,8 @@
 // replicas; LocalIdempotency below serves one process.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -23,15 +25,22 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/batch_writer.hpp"
 #include "core/result.hpp"
+#include "jobs/batch_writer.hpp"
 #include "store/store.hpp"
 
 namespace parley::obs {
 class Metrics;
 }
 
+namespace parley::config {
+class Schema;
+}
+
 namespace parley::idempotency {
+
+// `idempotency.*`, bound to LocalOptions.
+void declare_settings(config::Schema& schema);
 
 struct StoredResponse {
   int status = 200;
@@ -56,6 +65,8 @@ class IdempotencyStore {
   virtual ~IdempotencyStore() = default;
   // Never blocks.
   virtual Claim claim(const std::string& key, const std::string& fingerprint, int64_t now_ms) = 0;
+  // The largest answer complete() keeps; the guard does not record larger ones.
+  virtual uint64_t max_response_size() const = 0;
   // For kReplayLoad: reads the stored answer (blocking; call on the blocking pool). nullopt when
   // it expired meanwhile.
   virtual Result<std::optional<StoredResponse>> load(const std::string& key) = 0;
@@ -73,7 +84,9 @@ class IdempotencyStore {
 };
 
 struct LocalOptions {
-  int64_t ttl_ms = 24LL * 3600 * 1000;
+  std::chrono::milliseconds ttl{24LL * 3600 * 1000};
+  // The largest answer stored for replay; a larger one is not stored (a retry runs again).
+  uint64_t max_response_size = 4ULL * 1024 * 1024;
   // Bodies kept in memory for fast replays, in total; older ones are read back from the store.
   size_t memory_bytes = size_t{32} * 1024 * 1024;
   int64_t flush_interval_ms = 50;
@@ -84,7 +97,7 @@ struct LocalOptions {
 
 // One process: every unexpired key is indexed in memory (loaded from the store at start, about
 // 150 bytes a key); stored answers are written to the store by a BatchWriter
-// (core/batch_writer.hpp) within `flush_interval_ms` and survive restarts; its thread also purges
+// (jobs/batch_writer.hpp) within `flush_interval_ms` and survive restarts; its thread also purges
 // expired keys every `purge_interval_ms`. A crash loses at most that interval of answers, in
 // which case a retry runs its request again. A failed write is retried; the answers waiting are
 // bounded (10'000, the oldest dropped and counted in background_items_dropped_total{writer=
@@ -102,6 +115,7 @@ class LocalIdempotency final : public IdempotencyStore {
   void stop();
 
   Claim claim(const std::string& key, const std::string& fingerprint, int64_t now_ms) override;
+  uint64_t max_response_size() const override { return options_.max_response_size; }
   Result<std::optional<StoredResponse>> load(const std::string& key) override;
   void complete(const std::string& key, const std::string& fingerprint, StoredResponse response,
                 const std::string& tenant_id, const std::string& user_id, int64_t now_ms) override;
@@ -122,7 +136,7 @@ class LocalIdempotency final : public IdempotencyStore {
     std::optional<StoredResponse> response;  // in memory; else in the store
   };
 
-  BatchWriter<store::IdempotencyRecord>::Options writer_options();
+  jobs::BatchWriter<store::IdempotencyRecord>::Options writer_options();
   void purge(int64_t now_ms);
 
   store::IdempotencyRepository& repo_;
@@ -134,7 +148,7 @@ class LocalIdempotency final : public IdempotencyStore {
   std::deque<std::string> bodies_in_memory_;  // keys, oldest first, for dropping bodies
   size_t memory_used_ = 0;
   // Answers on their way to the store; last, so that its thread stops before the members above go.
-  BatchWriter<store::IdempotencyRecord> writer_;
+  jobs::BatchWriter<store::IdempotencyRecord> writer_;
 };
 
 }  // namespace parley::idempotency

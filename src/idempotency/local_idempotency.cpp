@@ -1,5 +1,5 @@
 // The single-process idempotency store (see idempotency.hpp): the in-memory index of keys, and
-// a BatchWriter (core/batch_writer.hpp) that writes the stored answers and purges expired keys.
+// a BatchWriter (jobs/batch_writer.hpp) that writes the stored answers and purges expired keys.
 #include <algorithm>
 #include <chrono>
 
@@ -28,8 +28,8 @@ LocalIdempotency::LocalIdempotency(store::IdempotencyRepository& repo, LocalOpti
 
 LocalIdempotency::~LocalIdempotency() { stop(); }
 
-BatchWriter<store::IdempotencyRecord>::Options LocalIdempotency::writer_options() {
-  BatchWriter<store::IdempotencyRecord>::Options o;
+jobs::BatchWriter<store::IdempotencyRecord>::Options LocalIdempotency::writer_options() {
+  jobs::BatchWriter<store::IdempotencyRecord>::Options o;
   o.name = "idempotency";
   o.interval = std::chrono::milliseconds(std::max<int64_t>(options_.flush_interval_ms, 0));
   o.flush_at = kFlushAt;
@@ -80,7 +80,7 @@ Claim LocalIdempotency::claim(const std::string& key, const std::string& fingerp
     Entry e;
     e.fingerprint = fingerprint;
     e.running = true;
-    e.expires_at_ms = now_ms + options_.ttl_ms;
+    e.expires_at_ms = now_ms + options_.ttl.count();
     entries_.emplace(key, std::move(e));
     c.kind = Claim::Kind::kClaimed;
     return c;
@@ -130,7 +130,7 @@ void LocalIdempotency::complete(const std::string& key, const std::string& finge
   record.content_type = response.content_type;
   record.body = response.body;
   record.created_at_ms = now_ms;
-  record.expires_at_ms = now_ms + options_.ttl_ms;
+  record.expires_at_ms = now_ms + options_.ttl.count();
   record.tenant_id = tenant_id;
   record.user_id = user_id;
   {

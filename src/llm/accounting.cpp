@@ -21,9 +21,9 @@ std::string usage_key(const store::UsageRecord& r) {
   return key;
 }
 
-BatchWriter<store::UsageRecord>::Options writer_options(std::chrono::milliseconds interval,
-                                                        obs::Metrics* metrics) {
-  BatchWriter<store::UsageRecord>::Options o;
+jobs::BatchWriter<store::UsageRecord>::Options writer_options(std::chrono::milliseconds interval,
+                                                              obs::Metrics* metrics) {
+  jobs::BatchWriter<store::UsageRecord>::Options o;
   o.name = "usage";
   o.interval = interval;
   o.flush_at = kFlushAt;

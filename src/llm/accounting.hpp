@@ -2,7 +2,7 @@
 // here (metrics: llm_requests_total, llm_tokens_total, api_costs_total, inference time, time
 // to first token, circuit state). Usage records of the OpenAI-compatible API are queued,
 // merged per (user, source, provider, model, status, minute), and written to storage in
-// batches by a BatchWriter (core/batch_writer.hpp: at most 100'000 queued, the oldest dropped
+// batches by a BatchWriter (jobs/batch_writer.hpp: at most 100'000 queued, the oldest dropped
 // and counted in background_items_dropped_total{writer="usage"}; a failed write is retried): a
 // proxied request never waits on a database write, and a busy gateway writes a row per user and
 // model a minute, not one per call. Chat turns write their usage in the same transaction as the
@@ -14,7 +14,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "core/batch_writer.hpp"
+#include "jobs/batch_writer.hpp"
 #include "llm/gateway.hpp"
 #include "llm/pricing.hpp"
 #include "obs/metrics.hpp"
@@ -54,7 +54,7 @@ class Accountant {
   const ModelTable& models_;
   obs::Metrics* metrics_;
   store::Storage* storage_;
-  BatchWriter<store::UsageRecord> writer_;  // last: its thread uses the members above
+  jobs::BatchWriter<store::UsageRecord> writer_;  // last: its thread uses the members above
 };
 
 }  // namespace parley::llm

@@ -81,6 +81,7 @@ Gateway::Gateway(std::vector<std::unique_ptr<Provider>> providers,
       routes_(std::move(routes)),
       default_route_(std::move(default_route)),
       options_(options),
+      clock_(options.clock ? *options.clock : Clock::system()),
       observer_(std::move(observer)),
       rng_(std::random_device{}()) {}
 
@@ -134,7 +135,7 @@ CircuitBreaker& Gateway::breaker(const Target& target) {
 std::vector<Gateway::BreakerStatus> Gateway::breakers() const {
   std::lock_guard lock(mutex_);
   std::vector<BreakerStatus> out;
-  const auto now = CircuitBreaker::Clock::now();
+  const auto now = clock_.steady_now();
   for (const auto& [key, breaker] : breakers_) {
     const auto nl = key.find('\n');
     out.push_back({key.substr(0, nl), key.substr(nl + 1), breaker->state(now)});
@@ -165,17 +166,19 @@ Task<Result<void>> Gateway::chat(const Route& route, const ChatRequest& request,
 Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const ChatRequest& request,
                                      Cancellation& cancel, const DeltaSink* sink,
                                      GatewayResult& out) {
-  using Clock = std::chrono::steady_clock;
-  const auto started = Clock::now();
-  auto seconds_since = [](Clock::time_point t) {
-    return std::chrono::duration<double>(Clock::now() - t).count();
+  // Latencies and back-off waits are real time; breaker decisions read the injected clock.
+  using Steady = std::chrono::steady_clock;
+  const parley::Clock& breaker_clock = self.clock_;
+  const auto started = Steady::now();
+  auto seconds_since = [](Steady::time_point t) {
+    return std::chrono::duration<double>(Steady::now() - t).count();
   };
   Error last = Error::unavailable("route '" + route.name + "' has no provider to try", "no_target");
   Signal backoff_done(co_await boost::asio::this_coro::executor);
 
   // The client's sink, timing the first token (of the reply, and of each attempt).
   bool first = true;
-  Clock::time_point attempt_started = started;
+  Steady::time_point attempt_started = started;
   double attempt_ttft = -1;
   DeltaSink timed;
   if (sink) {
@@ -201,11 +204,12 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
       }
       out.provider = target.provider->name();
       out.model = target.model;
-      if (!breaker.allow(Clock::now())) {
+      if (!breaker.allow(breaker_clock.steady_now())) {
         Attempt skipped{target.provider->name(), target.model, "circuit_open", 0, -1};
         out.attempts.push_back(skipped);
         if (self.observer_.on_attempt) {
-          self.observer_.on_attempt(skipped, Completion{}, breaker.state(Clock::now()));
+          self.observer_.on_attempt(skipped, Completion{},
+                                    breaker.state(breaker_clock.steady_now()));
         }
         last = Error::unavailable("provider '" + target.provider->name() + "' model '" +
                                       target.model + "' is failing; its circuit is open",
@@ -220,7 +224,7 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
         effective = &*retargeted;
       }
       Completion completion;
-      attempt_started = Clock::now();
+      attempt_started = Steady::now();
       attempt_ttft = -1;
       auto result = co_await target.provider->chat(*effective, self.options_.limits, cancel,
                                                    sink ? &timed : nullptr, completion);
@@ -230,7 +234,7 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
         breaker.record_success();
         out.attempts.push_back(tried);
         if (self.observer_.on_attempt) {
-          self.observer_.on_attempt(tried, completion, breaker.state(Clock::now()));
+          self.observer_.on_attempt(tried, completion, breaker.state(breaker_clock.steady_now()));
         }
         out.completion = std::move(completion);
         out.duration = seconds_since(started);
@@ -241,13 +245,13 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
       // Only the upstream's own failures count against it; a cancelled or rejected request
       // says nothing about its health.
       if (retryable(error)) {
-        breaker.record_failure(Clock::now());
+        breaker.record_failure(breaker_clock.steady_now());
       } else {
         breaker.record_neutral();
       }
       out.attempts.push_back(tried);
       if (self.observer_.on_attempt) {
-        self.observer_.on_attempt(tried, completion, breaker.state(Clock::now()));
+        self.observer_.on_attempt(tried, completion, breaker.state(breaker_clock.steady_now()));
       }
       const bool reached_client = completion.deltas > 0;
       if (reached_client || error.code == ErrorCode::kCancelled ||
@@ -263,7 +267,7 @@ Task<Result<void>> Gateway::run_chat(Gateway& self, const Route& route, const Ch
       const auto wait = self.backoff(attempt, last);
       if (wait > self.options_.max_retry_after) break;  // not worth waiting for: next target
       cancel.set_hook([&] { backoff_done.notify(); });
-      (void)co_await backoff_done.wait_until(Clock::now() + wait);
+      (void)co_await backoff_done.wait_until(Steady::now() + wait);
       cancel.clear_hook();
     }
   }
@@ -288,7 +292,7 @@ Task<Result<Embeddings>> Gateway::run_embed(Gateway& self, const Route& route,
   for (const auto& target : route.targets) {
     if (!target.provider->supports_embeddings()) continue;
     auto& breaker = self.breaker(target);
-    if (!breaker.allow(std::chrono::steady_clock::now())) continue;
+    if (!breaker.allow(self.clock_.steady_now())) continue;
     request.model = target.model;
     auto result = co_await target.provider->embed(request, self.options_.limits, cancel);
     if (result) {
@@ -296,7 +300,7 @@ Task<Result<Embeddings>> Gateway::run_embed(Gateway& self, const Route& route,
       co_return result;
     }
     if (retryable(result.error())) {
-      breaker.record_failure(std::chrono::steady_clock::now());
+      breaker.record_failure(self.clock_.steady_now());
     } else {
       breaker.record_neutral();
     }

@@ -20,6 +20,10 @@
 //   - a request the upstream rejected (400/413/422) is not retried anywhere: it would fail the
 //     same way; credentials or model refused (401/403/404) move on to the next target.
 //
+// Breakers read the time from the injected Clock (GatewayOptions::clock), so a test can move
+// past a cooldown without sleeping; back-off waits and the latencies reported per attempt are
+// real time (an asio timer, and what the caller actually waited).
+//
 // Thread-safe: one Gateway serves all I/O threads; the breakers are the only shared state.
 #pragma once
 
@@ -32,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "core/task.hpp"
 #include "llm/provider.hpp"
@@ -94,6 +99,9 @@ struct GatewayOptions {
   int breaker_failures = 5;
   std::chrono::milliseconds breaker_cooldown{30'000};
   CallLimits limits;
+  // The time breakers decide by (steady_now(): failures, cooldowns, half-open probes). Null:
+  // Clock::system(). Not owned; must outlive the Gateway.
+  const Clock* clock = nullptr;
 };
 
 // One try at one target, for logs and the response's diagnostics.
@@ -163,6 +171,7 @@ class Gateway {
   std::map<std::string, Route> routes_;
   std::string default_route_;
   GatewayOptions options_;
+  const Clock& clock_;  // options_.clock, or the system clock
   GatewayObserver observer_;
   mutable std::mutex mutex_;  // guards breakers_ (the map; each breaker locks itself) and rng_
   std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers_;

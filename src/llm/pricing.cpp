@@ -4,7 +4,7 @@
 
 namespace parley::llm {
 
-ModelTable::ModelTable(const std::vector<config::ModelInfoConfig>& overrides) {
+ModelTable::ModelTable(const std::vector<ModelOverride>& overrides) {
   struct Row {
     const char* model;
     double input;

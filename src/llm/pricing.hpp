@@ -14,9 +14,16 @@
 #include <string_view>
 #include <vector>
 
-#include "config/config.hpp"
-
 namespace parley::llm {
+
+// Price (USD per million tokens) and context window of a model; the built-in table
+// (pricing.cpp) has common models, the configuration's `models:` entries override or add.
+struct ModelOverride {
+  std::string model;
+  std::optional<double> input_per_million;
+  std::optional<double> output_per_million;
+  std::optional<int64_t> context_window;
+};
 
 struct ModelInfo {
   double input_per_million = 0;
@@ -28,7 +35,7 @@ struct ModelInfo {
 class ModelTable {
  public:
   // Built-in defaults, then `overrides` on top.
-  explicit ModelTable(const std::vector<config::ModelInfoConfig>& overrides = {});
+  explicit ModelTable(const std::vector<ModelOverride>& overrides = {});
 
   ModelInfo find(std::string_view model) const;
   // USD for a call to `model` with these token counts.

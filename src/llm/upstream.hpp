@@ -33,6 +33,7 @@ struct ProviderSettings {
   std::string ca_file;
   bool stream_usage = true;           // ask for usage in streams (stream_options.include_usage)
   int64_t default_max_tokens = 4096;  // for APIs that require max_tokens (Anthropic)
+  std::string source;                 // where it was defined ("config.yaml:12"), for messages
 };
 
 // An upstream request in progress, with the call's cancellation hooked to it for as long as

@@ -6,9 +6,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/settings.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "llm/gateway.hpp"
 #include "llm/provider.hpp"
+#include "llm/settings.hpp"
+#include "moderation/settings.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 
@@ -20,8 +24,8 @@ constexpr size_t kMaxQueued = 100'000;
 constexpr size_t kFlushAt = 512;
 constexpr auto kFlushInterval = std::chrono::milliseconds(200);
 
-BatchWriter<store::ModerationLogEntry>::Options writer_options(obs::Metrics* metrics) {
-  BatchWriter<store::ModerationLogEntry>::Options o;
+jobs::BatchWriter<store::ModerationLogEntry>::Options writer_options(obs::Metrics* metrics) {
+  jobs::BatchWriter<store::ModerationLogEntry>::Options o;
   o.name = "moderation_log";
   o.interval = kFlushInterval;
   o.flush_at = kFlushAt;
@@ -56,12 +60,13 @@ bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; 
 }  // namespace
 
 Moderator::Moderator(RuleSet rules, bool enabled, store::ModerationLogRepository* log,
-                     obs::Metrics* metrics, ProviderCheck provider)
+                     obs::Metrics* metrics, ProviderCheck provider, const Clock& clock)
     : rules_(std::move(rules)),
       enabled_(enabled),
       provider_(std::move(provider)),
       log_(log),
       metrics_(metrics),
+      clock_(clock),
       writer_(writer_options(metrics),
               [this](const std::vector<store::ModerationLogEntry>& batch) -> Result<void> {
                 if (!log_) return success();
@@ -128,7 +133,7 @@ void Moderator::record(const Verdict& v, Stage stage, const Subject& subject,
   if (!log_) return;
   store::ModerationLogEntry e;
   e.id = new_resource_id("mod");
-  e.at_ms = to_unix_ms(std::chrono::system_clock::now());
+  e.at_ms = to_unix_ms(clock_.now());
   e.tenant_id = subject.tenant_id;
   e.user_id = subject.user_id;
   e.session_id = subject.session_id;
@@ -199,6 +204,34 @@ std::string StreamCheck::release(size_t upto) {
   checked_ = upto;
   released_ += out;
   return out;
+}
+
+Result<std::unique_ptr<Moderator>> make_moderator(const config::Settings& settings,
+                                                  llm::Gateway& gateway,
+                                                  store::ModerationLogRepository* log,
+                                                  obs::Metrics* metrics) {
+  const auto& m = settings.get<ModerationSettings>();
+  auto rules = RuleSet::compile(policy(m));
+  if (!rules) return std::move(rules).error();
+  ProviderCheck check;
+  if (const auto& mp = m.provider; !mp.name.empty()) {
+    llm::Provider* provider = gateway.provider(mp.name);
+    if (!provider || !provider->supports_moderation()) {
+      return Error::invalid("moderation.provider.name: provider '" + mp.name +
+                            "' has no moderation endpoint");
+    }
+    const auto& llm = settings.get<llm::LlmSettings>();
+    check.provider = provider;
+    check.model = mp.model;
+    check.input = mp.input;
+    check.output = mp.output;
+    check.block = mp.action == "block";
+    check.fail_closed = mp.on_error == "block";
+    check.limits.connect_timeout = std::min(llm.gateway.limits.connect_timeout, mp.timeout);
+    check.limits.first_token_timeout = mp.timeout;
+    check.limits.total_timeout = mp.timeout;
+  }
+  return std::make_unique<Moderator>(*rules, m.configured(), log, metrics, std::move(check));
 }
 
 }  // namespace parley::moderation

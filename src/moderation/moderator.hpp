@@ -14,7 +14,7 @@
 // client only up to the last whitespace, so a word, e-mail address or card number is checked
 // whole before any of it is sent.
 //
-// Log entries are written in batches by a BatchWriter (core/batch_writer.hpp, like usage): a
+// Log entries are written in batches by a BatchWriter (jobs/batch_writer.hpp, like usage): a
 // request never waits on the database for them. At most 100'000 wait; past that the oldest are
 // dropped and counted in background_items_dropped_total{writer="moderation_log"}, and a failed
 // write is retried. With no rules configured nothing is checked or logged.
@@ -29,8 +29,9 @@
 #include <string_view>
 #include <vector>
 
-#include "core/batch_writer.hpp"
+#include "core/clock.hpp"
 #include "core/task.hpp"
+#include "jobs/batch_writer.hpp"
 #include "llm/types.hpp"
 #include "moderation/rules.hpp"
 #include "store/store.hpp"
@@ -66,9 +67,10 @@ struct ProviderCheck {
 
 class Moderator {
  public:
-  // `log` may be null (tests); so may `metrics`.
+  // `log` may be null (tests); so may `metrics`. `clock` stamps the log entries (tests pass a
+  // ManualClock); it must outlive the Moderator.
   Moderator(RuleSet rules, bool enabled, store::ModerationLogRepository* log, obs::Metrics* metrics,
-            ProviderCheck provider = {});
+            ProviderCheck provider = {}, const Clock& clock = Clock::system());
   ~Moderator();
   Moderator(const Moderator&) = delete;
   Moderator& operator=(const Moderator&) = delete;
@@ -94,7 +96,8 @@ class Moderator {
   ProviderCheck provider_;
   store::ModerationLogRepository* log_;
   obs::Metrics* metrics_;
-  BatchWriter<store::ModerationLogEntry> writer_;  // last: its thread uses log_
+  const Clock& clock_;
+  jobs::BatchWriter<store::ModerationLogEntry> writer_;  // last: its thread uses log_
 };
 
 // The error a block becomes: 400 content_blocked, naming the category and the stage.

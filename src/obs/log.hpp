@@ -16,6 +16,10 @@
 #include <variant>
 #include <vector>
 
+namespace parley::config {
+class Schema;
+}
+
 namespace parley::log {
 
 enum class Level { kTrace, kDebug, kInfo, kWarn, kError, kOff };
@@ -40,6 +44,12 @@ struct Field {
   Field(std::string_view k, double v) : key(k), value(v) {}
   Field(std::string_view k, bool v) : key(k), value(v) {}
 };
+
+// `log.level` ("trace", "debug", "info", "warn", "error" or "off").
+struct LogSettings {
+  std::string level = "info";
+};
+void declare_settings(config::Schema& schema);
 
 void init(Level level);
 void set_level(Level level);

@@ -221,6 +221,10 @@ Metrics::Metrics(const BuildInfo& build)
            .Name("background_items_dropped_total")
            .Help("Items a background writer dropped, the oldest first, because its queue was full.")
            .Register(*registry_);
+  jobs_ = &prometheus::BuildCounter()
+               .Name("jobs_total")
+               .Help("Background jobs by outcome: done, failed, or rejected by a full queue.")
+               .Register(*registry_);
   active_sessions_ = &prometheus::BuildGauge()
                           .Name("active_sessions")
                           .Help("Chat sessions with a turn in the last 15 minutes.")
@@ -384,6 +388,10 @@ void Metrics::count_moderation(std::string_view stage, std::string_view category
 void Metrics::count_dropped(std::string_view writer, int64_t n) {
   if (n <= 0) return;
   items_dropped_->Add({{"writer", std::string(writer)}}).Increment(static_cast<double>(n));
+}
+
+void Metrics::count_job(std::string_view outcome) {
+  jobs_->Add({{"outcome", std::string(outcome)}}).Increment();
 }
 
 void Metrics::note_session_activity(std::string_view session_id) {

@@ -65,9 +65,11 @@ class Metrics {
   // moderation_decisions_total{stage,category,action}: one per category found, or
   // category="none" when the text passed.
   void count_moderation(std::string_view stage, std::string_view category, std::string_view action);
-  // background_items_dropped_total{writer}: items a background writer (core/batch_writer.hpp:
+  // background_items_dropped_total{writer}: items a background writer (jobs/batch_writer.hpp:
   // "usage", "moderation_log", "idempotency") dropped because its queue was full.
   void count_dropped(std::string_view writer, int64_t n);
+  // jobs_total{outcome}: background jobs done, failed, or rejected by a full queue.
+  void count_job(std::string_view outcome);
 
   // The text exposition format (version 0.0.4).
   std::string serialize() const;
@@ -95,6 +97,7 @@ class Metrics {
   prometheus::Counter* idempotent_replays_;
   prometheus::Family<prometheus::Counter>* moderation_decisions_;
   prometheus::Family<prometheus::Counter>* items_dropped_;
+  prometheus::Family<prometheus::Counter>* jobs_;
   struct SessionActivity;
   std::shared_ptr<SessionActivity> sessions_;
 };

@@ -432,7 +432,7 @@ TEST_F(AuthenticatorJwtTest, ApiKeysStillWorkBesideTokens) {
 
 TEST_F(AuthenticatorTest, RefreshIsDueOnceTheIntervalHasPassed) {
   AuthOptions options;
-  options.key_refresh_interval_ms = 10'000;
+  options.key_refresh_interval = std::chrono::milliseconds(10'000);
   auto auth = loaded(options);
   EXPECT_FALSE(auth->refresh_due(kNow + 9'999));
   EXPECT_TRUE(auth->refresh_due(kNow + 10'000));

@@ -1,4 +1,4 @@
-// BatchWriter (core/batch_writer.hpp), the background writer behind usage records, the
+// BatchWriter (jobs/batch_writer.hpp), the background writer behind usage records, the
 // moderation log and stored idempotent answers: items are written in order, merged by key, at
 // once past flush_at or after the interval; a full queue drops the oldest and reports the count;
 // a failed batch goes back in front (within the bound) and is written by the next attempt;
@@ -24,15 +24,15 @@
 #include <utility>
 #include <vector>
 
-#include "core/batch_writer.hpp"
 #include "core/error.hpp"
 #include "core/result.hpp"
+#include "jobs/batch_writer.hpp"
 
 namespace {
 
-using parley::BatchWriter;
 using parley::Error;
 using parley::Result;
+using parley::jobs::BatchWriter;
 using namespace std::chrono_literals;
 
 constexpr auto kPatience = std::chrono::seconds(5);  // for a condition that comes at once

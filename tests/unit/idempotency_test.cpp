@@ -60,7 +60,7 @@ class IdempotencyTest : public ::testing::Test {
 
   static LocalOptions options(size_t memory_bytes = size_t{32} * 1024 * 1024) {
     LocalOptions o;
-    o.ttl_ms = kTtl;
+    o.ttl = std::chrono::milliseconds(kTtl);
     o.memory_bytes = memory_bytes;
     o.flush_interval_ms = 1;  // so that stop() does not wait on the writer's batching pause
     return o;

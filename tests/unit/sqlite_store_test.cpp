@@ -33,6 +33,7 @@
 #include "store/sqlite/migrations.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
+#include "support/manual_clock.hpp"
 #include "temp_dir.hpp"
 
 namespace {
@@ -57,22 +58,7 @@ using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
 using parley::testing::TempDir;
-
-// A clock the test moves by hand, so timestamps are exact.
-class FakeClock final : public parley::Clock {
- public:
-  std::chrono::system_clock::time_point now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms_.load()));
-  }
-  std::chrono::steady_clock::time_point steady_now() const override {
-    return std::chrono::steady_clock::time_point(std::chrono::milliseconds(ms_.load()));
-  }
-  void advance(int64_t ms) { ms_ += ms; }
-  int64_t ms() const { return ms_.load(); }
-
- private:
-  std::atomic<int64_t> ms_{1'750'000'000'000};
-};
+using namespace std::chrono_literals;
 
 // Direct SQLite access, independent of the code under test.
 void raw_exec(const std::string& path, const std::string& sql) {
@@ -146,12 +132,13 @@ class SqliteStoreTest : public ::testing::Test {
       ADD_FAILURE() << "create failed: " << r.error().message;
       return {};
     }
-    clock.advance(10);
+    clock.advance(10ms);
     return std::move(r).value();
   }
 
   TempDir dir;
-  FakeClock clock;
+  // Moved by hand, so timestamps are exact.
+  parley::ManualClock clock;
 };
 
 // --- Opening and migrations -------------------------------------------------------------
@@ -222,7 +209,7 @@ TEST_F(SqliteStoreTest, MigrateDatabaseReportsWhatItApplied) {
   EXPECT_EQ(second->to_version, sq::latest_schema_version());
   EXPECT_TRUE(second->applied.empty());
   EXPECT_EQ(raw_int(o.path, "SELECT applied_at FROM schema_migrations WHERE version = 1"),
-            clock.ms());
+            clock.unix_ms());
 }
 
 TEST_F(SqliteStoreTest, MigrationVersionsAreIncreasing) {
@@ -334,7 +321,7 @@ TEST_F(SqliteStoreTest, CreateAndGet) {
   n.assistant = "asst_helper";
   n.title = "First chat";
   n.metadata_json = R"({"topic":"x"})";
-  const int64_t t0 = clock.ms();
+  const int64_t t0 = clock.unix_ms();
   auto created = store->sessions().create(n);
   ASSERT_TRUE(created.ok()) << created.error().message;
   EXPECT_THAT(created->id, MatchesRegex("sess_[0-9a-hjkmnp-tv-z]{26}"));
@@ -497,7 +484,7 @@ TEST_F(SqliteStoreTest, UpdateChangesOnlyTheGivenFields) {
   ASSERT_NE(store, nullptr);
   auto s = create(*store, "u", "original", R"({"v":1})");
 
-  clock.advance(1000);
+  clock.advance(1000ms);
   SessionPatch retitle;
   retitle.title = std::optional<std::string>("renamed");
   auto r1 = store->sessions().update(s.id, retitle);
@@ -505,18 +492,18 @@ TEST_F(SqliteStoreTest, UpdateChangesOnlyTheGivenFields) {
   EXPECT_EQ(r1->title, std::optional<std::string>("renamed"));
   EXPECT_EQ(r1->metadata_json, R"({"v":1})");
   EXPECT_EQ(r1->created_at_ms, s.created_at_ms);
-  EXPECT_EQ(r1->updated_at_ms, clock.ms());
+  EXPECT_EQ(r1->updated_at_ms, clock.unix_ms());
   EXPECT_GT(r1->updated_at_ms, s.updated_at_ms);
 
   // Metadata only: the title is left as it is.
-  clock.advance(1000);
+  clock.advance(1000ms);
   SessionPatch meta;
   meta.metadata_json = R"({"v":2})";
   auto r2 = store->sessions().update(s.id, meta);
   ASSERT_TRUE(r2.ok()) << r2.error().message;
   EXPECT_EQ(r2->title, std::optional<std::string>("renamed"));
   EXPECT_EQ(r2->metadata_json, R"({"v":2})");
-  EXPECT_EQ(r2->updated_at_ms, clock.ms());
+  EXPECT_EQ(r2->updated_at_ms, clock.unix_ms());
 
   // An explicit null clears the title.
   SessionPatch clear;
@@ -534,7 +521,7 @@ TEST_F(SqliteStoreTest, UpdateChangesOnlyTheGivenFields) {
   EXPECT_EQ(got->updated_at_ms, r3->updated_at_ms);
 
   // An empty patch changes nothing but the timestamp.
-  clock.advance(5);
+  clock.advance(5ms);
   auto r4 = store->sessions().update(s.id, SessionPatch{});
   ASSERT_TRUE(r4.ok());
   EXPECT_FALSE(r4->title.has_value());

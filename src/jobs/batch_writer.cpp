@@ -1,10 +1,10 @@
-// The non-template part of BatchWriter (batch_writer.hpp): its log lines. They live here so that
-// the header, included by every owner of a writer, does not pull obs/ into core/.
-#include "core/batch_writer.hpp"
+// The non-template part of BatchWriter (batch_writer.hpp): its log lines, kept out of the
+// header that every owner of a writer includes.
+#include "jobs/batch_writer.hpp"
 
 #include "obs/log.hpp"
 
-namespace parley::detail {
+namespace parley::jobs::detail {
 
 void log_batch_write_failed(std::string_view writer, size_t items, std::string_view error) {
   log::warn("background write failed; the batch is queued again for the next attempt",
@@ -18,4 +18,4 @@ void log_batch_queue_full(std::string_view writer, size_t max_queued) {
       {{"writer", writer}, {"max_queued", static_cast<int64_t>(max_queued)}});
 }
 
-}  // namespace parley::detail
+}  // namespace parley::jobs::detail

@@ -47,7 +47,7 @@
 
 #include "core/result.hpp"
 
-namespace parley {
+namespace parley::jobs {
 
 namespace detail {
 // Logging lives in batch_writer.cpp: core/ headers do not pull in obs/.
@@ -353,4 +353,4 @@ class BatchWriter {
   std::thread thread_;
 };
 
-}  // namespace parley
+}  // namespace parley::jobs

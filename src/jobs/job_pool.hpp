@@ -1,0 +1,66 @@
+// JobPool: where long background work runs (document ingestion, embeddings, memory
+// extraction, summaries), on threads of its own, apart from the BlockingPool that serves
+// requests' storage calls, so a burst of slow jobs never delays a reply's database write.
+//
+// Bounded: at most `jobs.max_queued` jobs wait; submit() refuses more (counted in
+// jobs_rejected_total), so the caller can say "busy, try later" or leave the job in the
+// database for a later pass. Jobs run in the order submitted, on `jobs.threads` threads.
+//
+// Thread-safety: submit() from any thread. A job must not throw (an exception is caught,
+// logged and counted as a failure). stop() stops taking jobs, lets the running ones finish,
+// and drops those still waiting (durable jobs live in the database and are picked up again
+// at the next start; the in-memory queue is not the record).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace parley::config {
+class Schema;
+}
+
+namespace parley::jobs {
+
+struct JobPoolOptions {
+  int threads = 1;
+  int max_queued = 1000;
+  // Called with "rejected", "failed" or "done" for each job (metrics); may be empty.
+  std::function<void(std::string_view outcome)> on_outcome;
+};
+
+// `jobs.threads` and `jobs.max_queued`.
+void declare_settings(config::Schema& schema);
+
+class JobPool {
+ public:
+  explicit JobPool(JobPoolOptions options);
+  ~JobPool();
+  JobPool(const JobPool&) = delete;
+  JobPool& operator=(const JobPool&) = delete;
+
+  // Queues `job`; false when the queue is full or the pool has stopped.
+  bool submit(std::function<void()> job);
+  void stop();
+
+  size_t queued() const;
+  int threads() const { return static_cast<int>(workers_.size()); }
+
+ private:
+  void work();
+  void report(std::string_view outcome) const;
+
+  JobPoolOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace parley::jobs

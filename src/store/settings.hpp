@@ -1,0 +1,60 @@
+// Where data lives: `data_dir` and `storage.*`, and the one factory that opens the store they
+// name for every command (serve, migrate, keys). SQLite is the embedded default; the URL
+// forms are "sqlite:relative/path.db" and "sqlite:///absolute/path.db", empty meaning
+// <data_dir>/parley.db.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/result.hpp"
+#include "store/store.hpp"
+
+namespace parley::config {
+class Schema;
+}
+
+namespace parley::obs {
+class Metrics;
+}
+
+namespace parley::store {
+
+struct StorageSettings {
+  std::string data_dir = "./data";
+  std::string url;  // empty = SQLite file <data_dir>/parley.db; its userinfo is secret
+  std::chrono::milliseconds busy_timeout{5'000};
+  int read_connections = 4;
+};
+
+void declare_settings(config::Schema& schema);
+
+// The SQLite file the settings name, or nullopt when storage.url names another backend.
+std::optional<std::string> sqlite_path(const StorageSettings& settings);
+
+// The backend the settings name ("sqlite"), for logs.
+std::string backend_name(const StorageSettings& settings);
+
+struct OpenOptions {
+  bool migrate = true;       // bring the schema up to date on open
+  int read_connections = 0;  // 0: storage.read_connections
+  obs::Metrics* metrics = nullptr;
+};
+
+// Opens the store the settings name. kUnavailable "storage_unsupported" for a backend this
+// build does not have; otherwise the backend's own errors (a directory that cannot be
+// created, a file that is not a database, a schema newer than this build).
+Result<std::unique_ptr<Storage>> open(const StorageSettings& settings, const OpenOptions& options);
+
+// `parley migrate`: creates the database if needed and applies pending migrations.
+struct MigrationReport {
+  std::string where;  // the database, credentials left out
+  int from_version = 0;
+  int to_version = 0;
+  std::vector<std::string> applied;
+};
+Result<MigrationReport> migrate(const StorageSettings& settings);
+
+}  // namespace parley::store
