@@ -7,16 +7,15 @@ namespace parley::auth {
 void declare_settings(config::Schema& schema) {
   schema.group<AuthOptions>("").secret(
       "admin_key", &AuthOptions::bootstrap_admin_key,
-      "Bootstrap admin key (secret, at least 32 characters): PARLEY_ADMIN_KEY or "
-      "PARLEY_ADMIN_KEY_FILE.",
+      "Bootstrap admin key, at least 32 characters, for the first POST /api/v1/admin/keys on a "
+      "fresh install.",
       [](const std::string& t) -> std::optional<std::string> {
         if (!t.empty() && t.size() < 32) return "must be at least 32 characters";
         return std::nullopt;
       });
   schema.group<AuthOptions>("auth")
       .secret("jwt_secret", &AuthOptions::jwt_secret,
-              "HS256 key (secret, at least 32 bytes) for end-user JWT bearer tokens; empty = "
-              "none.",
+              "HS256 key (at least 32 bytes) for end-user JWT bearer tokens; empty = none.",
               [](const std::string& t) -> std::optional<std::string> {
                 if (!t.empty() && t.size() < 32) return "must be at least 32 bytes";
                 return std::nullopt;

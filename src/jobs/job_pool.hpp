@@ -3,7 +3,7 @@
 // requests' storage calls, so a burst of slow jobs never delays a reply's database write.
 //
 // Bounded: at most `jobs.max_queued` jobs wait; submit() refuses more (counted in
-// jobs_rejected_total), so the caller can say "busy, try later" or leave the job in the
+// jobs_total{outcome="rejected"}), so the caller can say "busy, try later" or leave the job in the
 // database for a later pass. Jobs run in the order submitted, on `jobs.threads` threads.
 //
 // Thread-safety: submit() from any thread. A job must not throw (an exception is caught,

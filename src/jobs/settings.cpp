@@ -10,9 +10,10 @@ void declare_settings(config::Schema& schema) {
                "Threads for long background jobs (ingestion, embeddings, extraction), apart "
                "from request storage calls.",
                1, 256)
-      .integer("max_queued", &JobPoolOptions::max_queued,
-               "Background jobs waiting at most; more are refused (jobs_rejected_total).", 1,
-               1'000'000);
+      .integer(
+          "max_queued", &JobPoolOptions::max_queued,
+          "Background jobs waiting at most; more are refused (jobs_total{outcome=\"rejected\"}).",
+          1, 1'000'000);
 }
 
 }  // namespace parley::jobs

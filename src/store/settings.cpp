@@ -40,8 +40,8 @@ void declare_settings(config::Schema& schema) {
                                          });
   schema.group<StorageSettings>("storage")
       .url("url", &StorageSettings::url,
-           "Database URL; empty means the SQLite file <data_dir>/parley.db (sqlite:PATH, "
-           "sqlite:///ABSOLUTE/PATH).",
+           "Database URL; empty means the SQLite file `<data_dir>/parley.db`; or `sqlite:PATH`, "
+           "`sqlite:///ABSOLUTE/PATH`.",
            check_storage_url)
       .duration("busy_timeout", &StorageSettings::busy_timeout,
                 "How long a database call waits for a lock.", std::chrono::milliseconds(0),

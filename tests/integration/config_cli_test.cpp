@@ -10,6 +10,7 @@
 
 #include <cctype>
 #include <csignal>
+#include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -486,6 +487,130 @@ TEST(Secrets, NeverInAnyLogLine) {
     EXPECT_EQ(line.find(secret), std::string::npos) << "stderr line leaks the secret: " << line;
   }
   EXPECT_GT(checked, 5) << "suspiciously few log lines";
+}
+
+}  // namespace
+}  // namespace parley_it
+
+namespace parley_it {
+namespace {
+
+// The README's settings table is generated from the modules' declarations; this fails when
+// a setting is added, removed or re-described without regenerating it
+// (`parley config reference --markdown`).
+TEST(SettingsReference, ReadmeTableIsTheGeneratedOne) {
+  auto r = run_parley({"config", "reference", "--markdown"});
+  ASSERT_EQ(r.exit_code(), 0) << r.describe();
+  ASSERT_NE(r.out.find("| `server.max_body_size` | `1MiB` |"), std::string::npos) << r.out;
+  std::ifstream in(std::string(PARLEY_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(in) << "README.md not found";
+  std::stringstream readme;
+  readme << in.rdbuf();
+  const std::string text = readme.str();
+  const std::string begin = "<!-- settings:begin";
+  const std::string end = "<!-- settings:end -->";
+  const auto b = text.find(begin);
+  const auto e = text.find(end);
+  ASSERT_NE(b, std::string::npos);
+  ASSERT_NE(e, std::string::npos);
+  const auto table_start = text.find('\n', b) + 1;
+  EXPECT_EQ(text.substr(table_start, e - table_start), r.out)
+      << "README.md's settings table is out of date: regenerate it with "
+         "`parley config reference --markdown`";
+}
+
+// A distinct canary in every field that holds a secret; none may appear in any output: the
+// configuration check (YAML and JSON), a configuration problem, diagnostics, answers to
+// clients, and every log line, at debug level.
+TEST(Secrets, NoSecretBearingFieldEverShows) {
+  FakeProvider upstream;
+  TempDir dir;
+  const std::string admin = "canary-admin-key-0123456789abcdef0123";
+  const std::string jwt = "canary-jwt-secret-0123456789abcdef0123";
+  const std::string api_key = "canary-provider-api-key-5f1e";
+  const std::string header = "canary-corp-token-77d0";
+  const std::string proxy_password = "canary-proxy-password-1c9a";
+  const std::string base_password = "canary-base-url-password-93b2";
+  const std::string db_password = "canary-database-password-4e07";
+  const std::vector<std::string> canaries = {admin,          jwt,           api_key,    header,
+                                             proxy_password, base_password, db_password};
+  // The provider is reached through a proxy that refuses connections: calls fail, and their
+  // errors must not carry the proxy's credentials either.
+  const std::string base = upstream.base_url();
+  const std::string authority = base.substr(base.find("://") + 3);
+  const std::string yaml =
+      "auth:\n"
+      "  jwt_secret: " +
+      jwt +
+      "\n"
+      "providers:\n"
+      "  corp:\n"
+      "    type: openai\n"
+      "    base_url: http://parley:" +
+      base_password + "@" + authority +
+      "/v1\n"
+      "    api_key: " +
+      api_key +
+      "\n"
+      "    default_model: gpt-fake\n"
+      "    headers: {X-Corp-Token: " +
+      header +
+      "}\n"
+      "    proxy: http://proxyuser:" +
+      proxy_password +
+      "@127.0.0.1:1\n"
+      "llm:\n"
+      "  default_model: corp/gpt-fake\n"
+      "  max_retries: 0\n";
+  const std::string config = dir.write_file("parley.yaml", yaml);
+  const EnvVars env = {{"PARLEY_ADMIN_KEY", admin}};
+  auto expect_clean = [&](const std::string& where, const std::string& text) {
+    for (const auto& c : canaries) {
+      EXPECT_EQ(text.find(c), std::string::npos) << where << " shows " << c << ":\n" << text;
+    }
+  };
+
+  for (const char* format : {"--json", ""}) {
+    std::vector<std::string> args = {
+        "check-config", "--config", config, "--set",
+        "storage.url=postgresql://parley:" + db_password + "@db.internal/parley"};
+    if (*format) args.emplace_back(format);
+    auto cc = run_parley(args, {.env = env});
+    EXPECT_EQ(cc.exit_code(), 0) << cc.describe();
+    EXPECT_NE(cc.out.find("[REDACTED]"), std::string::npos) << cc.out;
+    expect_clean("check-config", cc.out + cc.err);
+  }
+  // A refused value of a secret setting is not echoed either.
+  auto bad = run_parley({"check-config", "--set", "auth.jwt_secret=" + api_key}, {.env = env});
+  EXPECT_NE(bad.exit_code(), 0);
+  expect_clean("a configuration problem", bad.out + bad.err);
+
+  ParleyProcess p({.args = {"--config", config, "--set", "log.level=debug", "--set",
+                            "diagnostics.enabled=true"},
+                   .env = env});
+  const HeaderList as_admin = {{"Authorization", "Bearer " + admin}};
+  auto diag = http("GET", p.port(), "/api/v1/health/diagnostics", "", as_admin);
+  EXPECT_EQ(diag.status, 200) << diag.describe();
+  expect_clean("diagnostics", diag.body);
+  auto chat =
+      http("POST", p.port(), "/v1/chat/completions",
+           R"({"model":"corp/gpt-fake","messages":[{"role":"user","content":"hi"}]})", as_admin);
+  EXPECT_GE(chat.status, 500) << chat.describe();  // the proxy refuses
+  expect_clean("an upstream failure's answer", chat.body);
+  auto turn = http("POST", p.port(), "/api/v1/chat", R"({"message":"hi"})", as_admin);
+  expect_clean("a chat turn's answer", turn.body);
+  EXPECT_EQ(upstream.calls(), 0) << "the proxy should have refused every call";
+
+  ASSERT_TRUE(p.send_signal(SIGTERM));
+  EXPECT_TRUE(p.wait_exit(Millis{10000}).has_value());
+  p.drain_output();
+  int lines = 0;
+  for (const auto& line : p.logs()) {
+    ++lines;
+    expect_clean("a log line", line);
+  }
+  for (const auto& line : p.stderr_lines()) expect_clean("stderr", line);
+  EXPECT_GT(lines, 5);
 }
 
 }  // namespace

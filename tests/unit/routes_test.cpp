@@ -1,0 +1,104 @@
+// Every route the server registers, enumerated from the real composition (app::ServerApp,
+// composed but not listening), with the access policy it must have. A route is registered
+// together with its policy (http::Router::add has no overload without one); this test pins
+// what each policy is, so that a new route needs a conscious entry here and a changed policy
+// shows up in review.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "app/server_app.hpp"
+#include "app/settings.hpp"
+#include "config/settings.hpp"
+#include "http/router.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+
+using parley::http::Audience;
+using parley::http::Method;
+
+struct Expected {
+  Audience audience;
+  bool idempotent;
+};
+
+TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
+  // Probes and metrics are public (no user data); everything a model answers or that creates
+  // something honours Idempotency-Key; operations on the server itself are admin-only.
+  const std::map<std::pair<std::string, std::string>, Expected> expected = {
+      {{"GET", "/health"}, {Audience::kPublic, false}},
+      {{"GET", "/api/v1/health/liveness"}, {Audience::kPublic, false}},
+      {{"GET", "/api/v1/health/readiness"}, {Audience::kPublic, false}},
+      {{"GET", "/metrics"}, {Audience::kPublic, false}},
+      {{"GET", "/api/v1/health/diagnostics"}, {Audience::kAdmin, false}},
+      {{"POST", "/api/v1/sessions"}, {Audience::kAuthenticated, true}},
+      {{"GET", "/api/v1/sessions"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/api/v1/sessions/{id}"}, {Audience::kAuthenticated, false}},
+      {{"PATCH", "/api/v1/sessions/{id}"}, {Audience::kAuthenticated, false}},
+      {{"DELETE", "/api/v1/sessions/{id}"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/api/v1/sessions/{id}/messages"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/api/v1/sessions/{id}/messages"}, {Audience::kAuthenticated, true}},
+      {{"POST", "/api/v1/chat"}, {Audience::kAuthenticated, true}},
+      {{"GET", "/api/v1/assistants"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/api/v1/usage"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/api/v1/users/{id}/export"}, {Audience::kAuthenticated, false}},
+      {{"DELETE", "/api/v1/users/{id}"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/v1/chat/completions"}, {Audience::kAuthenticated, true}},
+      {{"POST", "/v1/embeddings"}, {Audience::kAuthenticated, true}},
+      {{"GET", "/v1/models"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/v1/models/{model}"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/v1/moderations"}, {Audience::kAuthenticated, false}},
+      // Not idempotent on purpose: a stored answer would keep the new key's secret.
+      {{"POST", "/api/v1/admin/keys"}, {Audience::kAdmin, false}},
+      {{"GET", "/api/v1/admin/keys"}, {Audience::kAdmin, false}},
+      {{"GET", "/api/v1/admin/keys/{id}"}, {Audience::kAdmin, false}},
+      {{"DELETE", "/api/v1/admin/keys/{id}"}, {Audience::kAdmin, false}},
+      {{"GET", "/api/v1/admin/moderation/logs"}, {Audience::kAdmin, false}},
+  };
+
+  parley::testing::TempDir dir;
+  parley::config::Sources sources;
+  sources.overrides = {{"data_dir", dir.path()}, {"server.listen", "127.0.0.1:0"}};
+  auto loaded = parley::config::load(parley::app::settings_schema(), sources);
+  ASSERT_TRUE(loaded.ok());
+  parley::app::ServerApp app(loaded.settings, {}, std::chrono::steady_clock::now());
+  auto failed = app.compose();
+  ASSERT_FALSE(failed) << failed->phase << ": " << failed->cause;
+
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& route : app.router().routes()) {
+    const auto key =
+        std::make_pair(std::string(parley::http::method_name(route.method)), route.pattern);
+    EXPECT_TRUE(seen.insert(key).second) << "registered twice: " << key.first << " " << key.second;
+    auto it = expected.find(key);
+    if (it == expected.end()) {
+      ADD_FAILURE() << "a route this test does not know: " << key.first << " " << key.second << " ("
+                    << parley::http::audience_name(route.policy.audience)
+                    << "); add it to the table with the policy it must have";
+      continue;
+    }
+    EXPECT_EQ(route.policy.audience, it->second.audience)
+        << key.first << " " << key.second << " is "
+        << parley::http::audience_name(route.policy.audience);
+    EXPECT_EQ(route.policy.idempotent, it->second.idempotent) << key.first << " " << key.second;
+    // Belt and braces over the table: nothing under /admin/ is ever less than admin, and
+    // only probes and metrics are public.
+    if (key.second.find("/admin/") != std::string::npos) {
+      EXPECT_EQ(route.policy.audience, Audience::kAdmin) << key.second;
+    }
+    if (route.policy.audience == Audience::kPublic) {
+      EXPECT_TRUE(key.second == "/metrics" || key.second.find("health") != std::string::npos)
+          << key.second << " is public";
+    }
+  }
+  for (const auto& [key, policy] : expected) {
+    EXPECT_TRUE(seen.count(key)) << "not registered: " << key.first << " " << key.second;
+  }
+}
+
+}  // namespace
