@@ -338,8 +338,9 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                  in.tenant_id = turn.actor.tenant_id;
                  in.user_id = turn.actor.user_id;
                  in.assistant = assistant->value_or(ctx.assistants.default_assistant().name);
-                 // A title from the first words, as chat UIs show it.
-                 in.title = title->value_or(message->value().substr(0, 60));
+                 // None given: the open_session stage titles it from the message as moderation
+                 // left it.
+                 in.title = *title;
                  turn.new_session = std::move(in);
                }
                const bool created = turn.new_session.has_value();

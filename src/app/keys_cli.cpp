@@ -26,7 +26,7 @@ int run_keys_command(const config::Settings& settings, const KeysCommand& cmd) {
   auto storage = store::open(settings.get<store::StorageSettings>(), options);
   if (!storage) return fail(storage.error().message);
   auto& keys = (*storage)->api_keys();
-  const int64_t now = to_unix_ms(std::chrono::system_clock::now());
+  const int64_t now = to_unix_ms(Clock::system().now());
 
   if (cmd.action == "create") {
     auth::NewKey in;

@@ -178,6 +178,7 @@ struct ServerApp::Parts {
     admission = std::make_unique<limits::Admission>(*limiter, *budgets, blocking, clock, &metrics);
     auto idempotency_options = settings.get<idempotency::LocalOptions>();
     idempotency_options.metrics = &metrics;
+    idempotency_options.clock = &clock;
     idempotency = std::make_unique<idempotency::LocalIdempotency>(storage->idempotency(),
                                                                   idempotency_options);
     if (auto r = idempotency->start(now_ms); !r) return r.error().message;

@@ -43,7 +43,7 @@ void declare_process_settings(config::Schema& schema) {
 const config::Schema& settings_schema() {
   static const config::Schema kSchema = [] {
     config::Schema schema;
-    // The order here is the order of check-config's output and of the README's table.
+    // The order here is the order of the README's table and of --help.
     store::declare_settings(schema);
     auth::declare_settings(schema);  // admin_key
     declare_process_settings(schema);

@@ -15,9 +15,11 @@
 //   plan route      cost-aware routes order their targets by complexity and budget
 //   generate        the gateway (retries, fallbacks); a streamed reply goes to the caller's
 //                   sink through moderation's StreamCheck
-//   account         usage (the provider's counts or an estimate), cost, the caller's token
-//                   buckets and budgets; queued for the usage table    (stateless turns)
-//   moderate output the reply: redacted, or blocked (stored empty, content_filter)
+//   moderate output the reply: redacted, or blocked (stored empty, content_filter); the usage
+//                   estimate is taken before the text changes
+//   account         usage (the provider's counts or an estimate), cost and status (ok,
+//                   content_blocked, or the failure's reason), booked against the caller's
+//                   token buckets and budgets; queued for the usage table (stateless turns)
 //   persist         the reply row and its usage row in one transaction (stored turns)
 //
 // A stage returns kContinue, kAnswered (the turn has its reply — a cache hit, a canned

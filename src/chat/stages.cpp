@@ -159,8 +159,20 @@ class OpenSession final : public DepsStage {
   Task<Result<Flow>> run(Turn& turn) override { return open(deps_, turn); }
 
  private:
+  // The first words of the message, as chat UIs show a conversation: at most kTitleBytes,
+  // never cutting a UTF-8 character in half.
+  static std::string title_from(const std::string& message) {
+    constexpr size_t kTitleBytes = 60;
+    if (message.size() <= kTitleBytes) return message;
+    size_t end = kTitleBytes;
+    while (end > 0 && (static_cast<unsigned char>(message[end]) & 0xC0) == 0x80) --end;
+    return message.substr(0, end);
+  }
+
   static Task<Result<Flow>> open(ChatDeps& deps, Turn& turn) {
-    const store::NewSession& in = *turn.new_session;
+    store::NewSession& in = *turn.new_session;
+    // From the message as moderation left it: a redacted address must not survive in the title.
+    if (!in.title) in.title = title_from(turn.content);
     auto session = co_await deps.blocking.run([&] { return deps.storage.sessions().create(in); });
     if (!session) co_return std::move(session).error();
     turn.session = std::move(*session);

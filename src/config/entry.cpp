@@ -38,6 +38,10 @@ std::optional<std::string> Entry::secret(const std::string& key) {
   auto direct = text(key);
   auto file = text(key + "_file");
   if (!file) return direct;
+  if (direct) {
+    problem(key, "set " + key + " or " + key + "_file, not both");
+    return std::nullopt;
+  }
   std::ifstream in(*file, std::ios::binary);
   if (!in) {
     problem(key + "_file", "cannot read secret file '" + *file + "'");
@@ -47,6 +51,10 @@ std::optional<std::string> Entry::secret(const std::string& key) {
   ss << in.rdbuf();
   std::string out = ss.str();
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (out.empty()) {
+    problem(key + "_file", "secret file '" + *file + "' is empty");
+    return std::nullopt;
+  }
   return out;
 }
 

@@ -85,12 +85,9 @@ void emit_yaml(const nlohmann::json& node, int indent, std::string& out) {
   }
 }
 
-std::string shown_default(const Setting& s, const Settings& defaults) {
-  const void* section = nullptr;
-  (void)section;
-  nlohmann::json value = defaults.to_json();
+std::string shown_default(const Setting& s, const nlohmann::json& defaults) {
   size_t start = 0;
-  const nlohmann::json* node = &value;
+  const nlohmann::json* node = &defaults;
   while (node) {
     auto dot = s.path.find('.', start);
     const std::string part =
@@ -177,7 +174,9 @@ struct Loader {
         problems.push_back({prefix, "", source_name, "a key that is not a string"});
         continue;
       }
-      std::string path = prefix.empty() ? key : prefix + "." + key;
+      std::string path = prefix;
+      if (!path.empty()) path += '.';
+      path += key;
       const YAML::Node& value = entry.second;
       std::string where = source_name + ":" + std::to_string(entry.first.Mark().line + 1);
       if (depth == 0) {
@@ -201,7 +200,9 @@ struct Loader {
           problems.push_back({path, "", where,
                               setting ? "has no value" : unknown_key_message(schema, path, false)});
         }
-      } else if (value.IsSequence() && setting && setting->kind == Kind::kList) {
+      } else if (!setting) {
+        problems.push_back({path, "", where, unknown_key_message(schema, path, false)});
+      } else if (value.IsSequence() && setting->kind == Kind::kList) {
         std::string joined;
         for (const auto& item : value) {
           if (item.IsScalar()) joined += (joined.empty() ? "" : ",") + item.Scalar();
@@ -273,10 +274,13 @@ std::string url_userinfo(std::string_view url) {
   auto scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return "";
   const size_t start = scheme_end + 3;
-  const auto authority_end = url.find_first_of("/?#", start);
+  // The authority ends at the first / ? or # after its '@': a password may hold those
+  // characters unescaped (libpq takes them), and redacting too much is harmless.
+  const auto first_at = url.find('@', start);
+  if (first_at == std::string_view::npos) return "";
+  const auto authority_end = url.find_first_of("/?#", first_at);
   const auto at =
-      url.rfind('@', authority_end == std::string_view::npos ? url.size() - 1 : authority_end);
-  if (at == std::string_view::npos || at < start) return "";
+      url.rfind('@', authority_end == std::string_view::npos ? url.size() : authority_end);
   return std::string(url.substr(start, at - start));
 }
 
@@ -292,7 +296,15 @@ void add_url_secrets(std::string_view url, std::vector<std::string>& out) {
 
 std::string redact_url(std::string_view url) {
   const std::string userinfo = url_userinfo(url);
-  if (userinfo.empty()) return std::string(url);
+  if (userinfo.empty()) {
+    // No scheme ("app:pw@db/x", a mistake that gets reported): everything before the last
+    // '@' may be a credential.
+    const auto at = url.rfind('@');
+    if (url.find("://") == std::string_view::npos && at != std::string_view::npos) {
+      return std::string(kRedacted) + std::string(url.substr(at));
+    }
+    return std::string(url);
+  }
   const size_t start = url.find("://") + 3;
   std::string out(url);
   out.replace(start, userinfo.size(), kRedacted);
@@ -525,7 +537,7 @@ void apply_yaml(const std::string& text, const std::string& source_name, Setting
 Loaded load(const Schema& schema, const Sources& sources) { return Loader::load(schema, sources); }
 
 std::string reference_markdown(const Schema& schema) {
-  const Settings defaults = schema.defaults();
+  const nlohmann::json defaults = schema.defaults().to_json();
   std::string out = "| setting | default | meaning |\n|---|---|---|\n";
   for (const auto& s : schema.settings()) {
     std::string shown = shown_default(s, defaults);
@@ -541,12 +553,13 @@ std::string reference_markdown(const Schema& schema) {
 }
 
 std::string reference_text(const Schema& schema) {
-  const Settings defaults = schema.defaults();
+  const nlohmann::json defaults = schema.defaults().to_json();
   std::string out;
   for (const auto& s : schema.settings()) {
     std::string shown = shown_default(s, defaults);
     out += "  " + s.path + " (default " + (shown.empty() ? "\"\"" : shown) + ")\n      " +
-           s.description + (s.secret() ? " Also " + s.path + "_file." : "") + "\n";
+           s.description +
+           (s.secret() || s.kind == Kind::kUrl ? " Also " + s.path + "_file." : "") + "\n";
   }
   return out;
 }

@@ -133,18 +133,18 @@ class Group {
       : schema_(schema), prefix_(std::move(prefix)), section_(section) {}
 
   template <typename F>
-  Group& text(const std::string& name, F field, std::string doc, Check check = {}) {
-    return string_kind(Kind::kString, name, field, std::move(doc), std::move(check));
+  Group& text(const std::string& name, F field, std::string doc, const Check& check = {}) {
+    return string_kind(Kind::kString, name, field, std::move(doc), check);
   }
   // Never shown, never logged; also settable from "<path>_file".
   template <typename F>
-  Group& secret(const std::string& name, F field, std::string doc, Check check = {}) {
-    return string_kind(Kind::kSecret, name, field, std::move(doc), std::move(check));
+  Group& secret(const std::string& name, F field, std::string doc, const Check& check = {}) {
+    return string_kind(Kind::kSecret, name, field, std::move(doc), check);
   }
   // A URL whose userinfo (user:password@) is secret.
   template <typename F>
-  Group& url(const std::string& name, F field, std::string doc, Check check = {}) {
-    return string_kind(Kind::kUrl, name, field, std::move(doc), std::move(check));
+  Group& url(const std::string& name, F field, std::string doc, const Check& check = {}) {
+    return string_kind(Kind::kUrl, name, field, std::move(doc), check);
   }
   // A comma-separated list into a std::vector<std::string>.
   template <typename F>
@@ -239,7 +239,8 @@ class Group {
   }
 
   template <typename F>
-  Group& string_kind(Kind kind, const std::string& name, F field, std::string doc, Check check) {
+  Group& string_kind(Kind kind, const std::string& name, F field, std::string doc,
+                     const Check& check) {
     return add(
         kind, name, std::move(doc),
         [field, check](T& t, const std::string& text) {

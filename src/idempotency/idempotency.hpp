@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "jobs/batch_writer.hpp"
 #include "store/store.hpp"
@@ -93,6 +94,8 @@ struct LocalOptions {
   int64_t purge_interval_ms = 60'000;
   // Counts answers dropped from a full write queue (background_items_dropped_total); may be null.
   obs::Metrics* metrics = nullptr;
+  // The time the background purge of expired keys goes by; null: Clock::system().
+  const Clock* clock = nullptr;
 };
 
 // One process: every unexpired key is indexed in memory (loaded from the store at start, about

@@ -41,7 +41,10 @@ jobs::BatchWriter<store::IdempotencyRecord>::Options LocalIdempotency::writer_op
     };
   }
   o.tick_interval = std::chrono::milliseconds(std::max<int64_t>(options_.purge_interval_ms, 0));
-  o.on_tick = [this] { purge(to_unix_ms(std::chrono::system_clock::now())); };
+  o.on_tick = [this] {
+    const Clock& clock = options_.clock ? *options_.clock : Clock::system();
+    purge(to_unix_ms(clock.now()));
+  };
   return o;
 }
 

@@ -3,15 +3,16 @@
 
 #include <algorithm>
 #include <exception>
+#include <utility>
 
 #include "obs/log.hpp"
 
 namespace parley::jobs {
 
 JobPool::JobPool(JobPoolOptions options) : options_(std::move(options)) {
-  const int threads = std::max(1, options_.threads);
-  workers_.reserve(static_cast<size_t>(threads));
-  for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+  threads_ = std::max(1, options_.threads);
+  workers_.reserve(static_cast<size_t>(threads_));
+  for (int i = 0; i < threads_; ++i) workers_.emplace_back([this] { work(); });
 }
 
 JobPool::~JobPool() { stop(); }
@@ -34,17 +35,28 @@ bool JobPool::submit(std::function<void()> job) {
 }
 
 void JobPool::stop() {
+  std::vector<std::thread> workers;
+  std::deque<std::function<void()>> dropped;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && workers_.empty()) return;
     stopping_ = true;
-    queue_.clear();
+    workers = std::exchange(workers_, {});
+    dropped.swap(queue_);
   }
   wake_.notify_all();
-  for (auto& w : workers_) {
-    if (w.joinable()) w.join();
+  // Outside the lock: a job's captures may call back into the pool when destroyed.
+  for (size_t i = 0; i < dropped.size(); ++i) report("dropped");
+  dropped.clear();
+  for (auto& w : workers) {
+    if (w.get_id() == std::this_thread::get_id()) {
+      // A job that stops the pool cannot wait for its own thread: the next stop (the
+      // destructor's, on the owner's thread) joins it.
+      std::lock_guard lock(mutex_);
+      workers_.push_back(std::move(w));
+    } else if (w.joinable()) {
+      w.join();
+    }
   }
-  workers_.clear();
 }
 
 size_t JobPool::queued() const {

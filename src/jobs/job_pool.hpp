@@ -6,10 +6,10 @@
 // jobs_total{outcome="rejected"}), so the caller can say "busy, try later" or leave the job in the
 // database for a later pass. Jobs run in the order submitted, on `jobs.threads` threads.
 //
-// Thread-safety: submit() from any thread. A job must not throw (an exception is caught,
+// Thread-safety: every method from any thread. A job must not throw (an exception is caught,
 // logged and counted as a failure). stop() stops taking jobs, lets the running ones finish,
-// and drops those still waiting (durable jobs live in the database and are picked up again
-// at the next start; the in-memory queue is not the record).
+// and drops those still waiting, counted as "dropped" (durable jobs live in the database and
+// are picked up again at the next start; the in-memory queue is not the record).
 #pragma once
 
 #include <condition_variable>
@@ -30,7 +30,8 @@ namespace parley::jobs {
 struct JobPoolOptions {
   int threads = 1;
   int max_queued = 1000;
-  // Called with "rejected", "failed" or "done" for each job (metrics); may be empty.
+  // Called with "done", "failed", "rejected" (a full queue) or "dropped" (waiting at stop) for
+  // each job (metrics); may be empty. Never called with the pool's lock held.
   std::function<void(std::string_view outcome)> on_outcome;
 };
 
@@ -49,7 +50,7 @@ class JobPool {
   void stop();
 
   size_t queued() const;
-  int threads() const { return static_cast<int>(workers_.size()); }
+  int threads() const { return threads_; }
 
  private:
   void work();
@@ -60,6 +61,7 @@ class JobPool {
   std::condition_variable wake_;
   std::deque<std::function<void()>> queue_;
   bool stopping_ = false;
+  int threads_ = 0;
   std::vector<std::thread> workers_;
 };
 

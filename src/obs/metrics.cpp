@@ -223,7 +223,9 @@ Metrics::Metrics(const BuildInfo& build)
            .Register(*registry_);
   jobs_ = &prometheus::BuildCounter()
                .Name("jobs_total")
-               .Help("Background jobs by outcome: done, failed, or rejected by a full queue.")
+               .Help(
+                   "Background jobs by outcome: done, failed, rejected (queue full), dropped (at "
+                   "stop).")
                .Register(*registry_);
   active_sessions_ = &prometheus::BuildGauge()
                           .Name("active_sessions")

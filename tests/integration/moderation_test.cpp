@@ -230,6 +230,24 @@ TEST(Moderation, RedactedInputIsWhatTheProviderSeesAndWhatIsStored) {
   EXPECT_EQ(sent.dump().find("jane.doe@example.com"), std::string::npos) << sent.dump();
 }
 
+TEST(Moderation, ANewSessionIsTitledFromTheRedactedMessage) {
+  Stack s(kWeaponsAndEmail);
+  auto r = http("POST", s.port(), "/api/v1/chat",
+                R"({"message":"Write to jane.doe@example.com about the invoice"})");
+  ASSERT_EQ(r.status, 201) << r.describe();
+  const std::string sid = r.json()["session_id"];
+  auto session = http("GET", s.port(), "/api/v1/sessions/" + sid);
+  ASSERT_EQ(session.status, 200) << session.describe();
+  EXPECT_EQ(session.json()["title"], "Write to [REDACTED:pii_email] about the invoice");
+  EXPECT_EQ(session.body.find("jane.doe"), std::string::npos) << session.body;
+  // A blocked first message opens no session at all.
+  auto before = http("GET", s.port(), "/api/v1/sessions");
+  r = http("POST", s.port(), "/api/v1/chat", R"({"message":"sell me a bazooka"})");
+  ASSERT_TRUE(is_error(r, 400, "content_blocked"));
+  auto after = http("GET", s.port(), "/api/v1/sessions");
+  EXPECT_EQ(after.json()["data"].size(), before.json()["data"].size());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The rules on replies
 

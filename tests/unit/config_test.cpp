@@ -526,6 +526,23 @@ TEST(ConfigSecrets, StorageUrlUserinfoIsHiddenEvenWithoutAPassword) {
   EXPECT_TRUE(config.secret_values().empty());
 }
 
+TEST(ConfigSecrets, PasswordsWithUrlDelimitersAreStillRedacted) {
+  for (const std::string password : {"p#ss-d3lim", "p?ss-d3lim", "p/ss-d3lim", "p@ss-d3lim"}) {
+    auto loaded = load_flag("storage.url", "postgresql://app:" + password + "@db.internal/parley");
+    ASSERT_TRUE(loaded.ok()) << all_problems(loaded);
+    const std::string shown = loaded.settings.to_json()["storage"]["url"];
+    EXPECT_EQ(shown.find("d3lim"), std::string::npos) << shown;
+    EXPECT_THAT(shown, HasSubstr("db.internal/parley")) << shown;
+    EXPECT_THAT(loaded.settings.secret_values(), Contains(password));
+  }
+}
+
+TEST(ConfigSecrets, AUrlWithoutASchemeDoesNotEchoItsCredentials) {
+  auto loaded = load_flag("storage.url", "app:hunter2-n0scheme@db/parley");
+  ASSERT_EQ(loaded.problems.size(), 1u);
+  EXPECT_THAT(cfg::to_string(loaded.problems[0]), Not(HasSubstr("hunter2-n0scheme")));
+}
+
 TEST(ConfigSecrets, RejectedStorageUrlDoesNotEchoItsPassword) {
   // A Problem's value is "the offending value as given (secrets redacted)"; problems are
   // printed by check-config and logged, so a password in a bad URL must not appear.

@@ -136,3 +136,23 @@ TEST(JobPoolTest, StopFinishesTheRunningJobDropsTheRestAndRefusesNewOnes) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(JobPoolTest, JobsWaitingAtStopAreCountedAsDropped) {
+  Outcomes outcomes;
+  JobPool pool(JobPoolOptions{1, 10, outcomes.callback()});
+  Gate gate;
+  ASSERT_TRUE(pool.submit([&] { gate.wait(); }));
+  gate.wait_entered();
+  ASSERT_TRUE(pool.submit([] {}));
+  ASSERT_TRUE(pool.submit([] {}));
+  std::thread stopper([&] { pool.stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  gate.release();
+  stopper.join();
+  EXPECT_EQ(outcomes.count("dropped"), 2);
+  EXPECT_EQ(outcomes.count("done"), 1);
+}
+
+}  // namespace
