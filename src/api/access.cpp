@@ -62,7 +62,7 @@ Access::Access(auth::Authenticator& authenticator, limits::RateLimiter& limiter,
       metrics_(metrics) {}
 
 void Access::protect(http::Router& router) {
-  router.wrap([this](const http::Route& route) -> http::Handler {
+  router.guard([this](const http::Route& route) -> http::Handler {
     const http::RoutePolicy policy = route.policy;
     if (policy.audience == http::Audience::kPublic) return route.handler;
     return [this, handler = route.handler, policy](http::Request& req) {

@@ -57,8 +57,8 @@ class Access {
          idempotency::IdempotencyStore& idempotency, BlockingPool& blocking, const Clock& clock,
          const limits::LimitSettings& limits, bool insecure_no_auth, obs::Metrics* metrics);
 
-  // Puts the guard around every route of the router (every non-public one: public routes
-  // carry no user data and run as they are).
+  // Puts the guard around every route of the router, those added before and after (every
+  // non-public one: public routes carry no user data and run as they are).
   void protect(http::Router& router);
 
   // The user the request acts for: a user principal's own user (naming another is a 403);

@@ -80,17 +80,17 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
       http::Response res = fail(*error, req);
       // The envelope, plus what was stored: the client may show or retry it.
       auto body = json::parse(res.body, nullptr, false);
-      body["reply"] = message_json(turn.reply);
-      body["user_message"] = message_json(turn.started.user);
+      body["reply"] = message_json(turn.stored->reply);
+      body["user_message"] = message_json(turn.stored->started.user);
       res.body = dump(body);
       co_return res;
     }
     json body = {{"object", "chat.turn"},
-                 {"session_id", turn.reply.session_id},
-                 {"user_message", message_json(turn.started.user)},
-                 {"reply", message_json(turn.reply)}};
+                 {"session_id", turn.stored->reply.session_id},
+                 {"user_message", message_json(turn.stored->started.user)},
+                 {"reply", message_json(turn.stored->reply)}};
     for (auto& [k, v] : extra.items()) body[k] = v;
-    if (extra.contains("response")) body["response"] = turn.reply.content;
+    if (extra.contains("response")) body["response"] = turn.stored->reply.content;
     http::Response res;
     res.body = dump(body);
     co_return res;
@@ -110,7 +110,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
     const bool sent = co_await req.channel->write(frame);
     co_return sent;
   };
-  turn.on_started = [&](const store::StartedTurn& t) -> Task<void> {
+  turn.stored->on_started = [&](const store::StartedTurn& t) -> Task<void> {
     const http::HeaderList headers = sse_headers();
     started = co_await req.channel->begin_stream(200, "text/event-stream; charset=utf-8", headers);
     if (!started) co_return;
@@ -157,10 +157,10 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
     (void)co_await send_event("error", json::parse(fail(result.error(), req).body, nullptr, false));
   } else if (error) {
     json data = json::parse(fail(*error, req).body, nullptr, false);
-    data["reply"] = message_json(turn.reply);
+    data["reply"] = message_json(turn.stored->reply);
     (void)co_await send_event("error", data);
   } else {
-    const json data = {{"reply", message_json(turn.reply)}};
+    const json data = {{"reply", message_json(turn.stored->reply)}};
     (void)co_await send_event("turn.completed", data);
   }
   co_return http::Response::streamed(200, bytes);
@@ -276,14 +276,15 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                if (!*content)
                  co_return fail(Error::invalid_field("content", "content is required"), req);
                chat::Turn turn;
+               turn.stored = std::make_unique<chat::StoredTurn>();
                if (auto r = turn_overrides(*body, turn); !r) co_return fail(r.error(), req);
                auto session = co_await owned_session(ctx, req, std::string(req.param("id")));
                if (!session) co_return fail(session.error(), req);
                auto actor = acting_user(ctx, req, session->user_id);
                if (!actor) co_return fail(actor.error(), req);
                turn.actor = std::move(*actor);
-               turn.session = std::move(*session);
-               turn.content = std::move(**content);
+               turn.stored->session = std::move(*session);
+               turn.stored->content = std::move(**content);
                turn.stream = wants_stream(req, *body);
                co_return co_await answer_turn(ctx, req, turn, json::object());
              });
@@ -311,6 +312,7 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                auto title = string_field(*body, "title", 512);
                if (!title) co_return fail(title.error(), req);
                chat::Turn turn;
+               turn.stored = std::make_unique<chat::StoredTurn>();
                if (auto r = turn_overrides(*body, turn); !r) co_return fail(r.error(), req);
                if (*assistant && !ctx.assistants.find(**assistant)) {
                  co_return fail(
@@ -327,7 +329,7 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                  auto acting = acting_user(ctx, req, session->user_id);
                  if (!acting) co_return fail(acting.error(), req);
                  turn.actor = std::move(*acting);
-                 turn.session = std::move(*session);
+                 turn.stored->session = std::move(*session);
                } else {
                  auto acting = acting_user(ctx, req, *user_id);
                  if (!acting) co_return fail(acting.error(), req);
@@ -341,10 +343,10 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                  // None given: the open_session stage titles it from the message as moderation
                  // left it.
                  in.title = *title;
-                 turn.new_session = std::move(in);
+                 turn.stored->new_session = std::move(in);
                }
-               const bool created = turn.new_session.has_value();
-               turn.content = std::move(**message);
+               const bool created = turn.stored->new_session.has_value();
+               turn.stored->content = std::move(**message);
                turn.stream = wants_stream(req, *body);
                json extra = {{"session_created", created}, {"response", ""}};
                auto res = co_await answer_turn(ctx, req, turn, std::move(extra));

@@ -242,36 +242,52 @@ std::string base64(const unsigned char* data, size_t size) {
   return out;
 }
 
-Awaitable chat_completions(Context& ctx, http::Request& req) {
-  auto body = http::parse_json_object_body(req);
-  if (!body) co_return fail(body.error(), req);
-  auto parsed = parse_chat(*body);
-  if (!parsed) co_return fail(parsed.error(), req);
+// A stateless turn of the chat pipeline from an OpenAI-format body: the conversation comes
+// whole, nothing is stored but usage, and the body travels upstream as received (kept in step
+// with redactions). Not a coroutine: what parsing needs stays out of the handler's frame,
+// which lives as long as a stream (thousands are held at once).
+struct StatelessTurn {
+  chat::Turn turn;
+  bool include_usage = false;
+};
+
+Result<StatelessTurn> stateless_turn(Context& ctx, http::Request& req, json& body) {
+  auto parsed = parse_chat(body);
+  if (!parsed) return std::move(parsed).error();
   auto actor =
       acting_user(ctx, req,
                   parsed->request.user.empty() ? std::nullopt
                                                : std::optional<std::string>(parsed->request.user));
-  if (!actor) co_return fail(actor.error(), req);
+  if (!actor) return std::move(actor).error();
   // The provider sees the end user Parley resolved (a user key's own user), not what the
   // body claimed.
   if (!parsed->request.user.empty() ||
       (req.principal && req.principal->scope == auth::Scope::kUser)) {
     parsed->request.user = actor->user_id;
   }
-  // A stateless turn of the chat pipeline: the conversation comes whole, nothing is stored
-  // but usage, and the body travels upstream as received (kept in step with redactions).
-  chat::Turn turn;
-  turn.stored = false;
+  StatelessTurn out;
+  out.include_usage = parsed->include_usage;
+  chat::Turn& turn = out.turn;
   turn.source = "api";
   turn.actor = std::move(*actor);
   turn.request_id = req.request_id;
-  turn.model = parsed->model;
+  turn.model = std::move(parsed->model);
   turn.stream = parsed->stream;
   turn.prompt = std::move(parsed->request);
-  turn.prompt.openai_body = &*body;
+  turn.prompt.openai_body = &body;
   turn.prompt.openai_text = req.body;
-  turn.openai_body = &*body;
-  turn.reply_field = parsed->stream ? "choices[0].delta.content" : "choices[0].message.content";
+  turn.openai_body = &body;
+  turn.reply_field = turn.stream ? "choices[0].delta.content" : "choices[0].message.content";
+  return out;
+}
+
+Awaitable chat_completions(Context& ctx, http::Request& req) {
+  auto body = http::parse_json_object_body(req);
+  if (!body) co_return fail(body.error(), req);
+  auto made = stateless_turn(ctx, req, *body);
+  if (!made) co_return fail(made.error(), req);
+  chat::Turn& turn = made->turn;
+  const bool include_usage = made->include_usage;
   const std::string id = "chatcmpl-" + random_hex128().substr(0, 24);
   const int64_t created = unix_seconds(ctx.clock);
   llm::Cancellation cancel;
@@ -279,7 +295,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   turn.cancel = &cancel;
   const llm::GatewayResult& out = turn.generation;
 
-  if (!parsed->stream) {
+  if (!turn.stream) {
     auto result = co_await ctx.chat.run(turn);
     if (!result) co_return fail(result.error(), req);
     if (turn.generation_error) co_return fail(*turn.generation_error, req);
@@ -393,7 +409,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     (void)co_await send(envelope);
   } else {
     (void)co_await send(chunk(json::object(), out.completion.finish_reason));
-    if (parsed->include_usage) {
+    if (include_usage) {
       json usage = chunk(json::object(), nullptr);
       usage["choices"] = json::array();
       // The upstream's counts, or (when it sent none) the pipeline's estimate.

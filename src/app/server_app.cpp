@@ -202,7 +202,8 @@ struct ServerApp::Parts {
                                        settings.get<chat::ChatSettings>().default_context_window,
                                        [this] { return server->draining(); }});
     pipeline = std::make_unique<chat::Pipeline>(*chat_deps);
-    // The stages, in order. A feature that adds a stage adds it here.
+    // The stages, in order: the built-in ones, then each feature's at its place, e.g.
+    //   pipeline->insert_before("build_prompt", knowledge::retrieve(...));
     chat::stages::add_builtin_stages(*pipeline, *chat_deps);
   }
 
@@ -212,14 +213,15 @@ struct ServerApp::Parts {
         [this] { return server->draining(); }, [this] { return server->open_connections(); },
         *pipeline, *chat_deps, *assistants, *gateway, *accountant, *moderator, *admission, *jobs,
         *access});
-    // Each module registers its routes with their access policies.
+    // The guard first: every route, registered now or later, is behind it from the moment it
+    // exists. Each module registers its routes with their access policies.
+    access->protect(router);
     api::add_health_routes(router, *context);
     api::add_session_routes(router, *context);
     api::add_chat_routes(router, *context);
     api::add_openai_routes(router, *context);
     api::add_admin_routes(router, *context);
     api::add_user_data_routes(router, *context);
-    access->protect(router);
   }
 
   void stop_all() {

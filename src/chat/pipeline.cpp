@@ -4,6 +4,20 @@
 #include "obs/log.hpp"
 
 namespace parley::chat {
+namespace {
+
+// The input is stored but no reply will come: the pending row is closed rather than left
+// waiting for the next restart. A coroutine of its own, so that what it holds is not part of
+// every turn's frame (thousands of streams are held at once).
+Task<void> close_pending(ChatDeps& deps, const std::string& assistant_message_id) {
+  store::FinishedTurn closed;
+  closed.assistant_message_id = assistant_message_id;
+  closed.status = "partial";
+  closed.finish_reason = llm::finish::kError;
+  (void)co_await deps.blocking.run([&] { return deps.storage.messages().finish_turn(closed); });
+}
+
+}  // namespace
 
 Task<Result<void>> Pipeline::run(Turn& turn) {
   for (const auto& stage : stages_) {
@@ -19,19 +33,23 @@ Task<Result<void>> Pipeline::run(Turn& turn) {
       log::error("chat turn stage failed",
                  {{"stage", stage->name()}, {"request_id", turn.request_id}, {"error", e.message}});
     }
-    if (!turn.started.assistant.id.empty() && turn.reply.id.empty()) {
-      // The input is stored but no reply will come: close the pending row rather than leave
-      // it waiting for the next restart.
-      store::FinishedTurn closed;
-      closed.assistant_message_id = turn.started.assistant.id;
-      closed.status = "partial";
-      closed.finish_reason = llm::finish::kError;
-      (void)co_await deps_.blocking.run(
-          [&] { return deps_.storage.messages().finish_turn(closed); });
+    if (turn.stored && !turn.stored->started.assistant.id.empty() &&
+        turn.stored->reply.id.empty()) {
+      co_await close_pending(deps_, turn.stored->started.assistant.id);
     }
     co_return e;
   }
   co_return success();
+}
+
+bool Pipeline::insert_before(std::string_view anchor, std::unique_ptr<Stage> stage) {
+  for (auto it = stages_.begin(); it != stages_.end(); ++it) {
+    if ((*it)->name() == anchor) {
+      stages_.insert(it, std::move(stage));
+      return true;
+    }
+  }
+  return false;
 }
 
 void book_api_usage(ChatDeps& deps, const limits::Actor& actor, store::UsageRecord record) {

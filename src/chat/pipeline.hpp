@@ -1,7 +1,8 @@
 // The chat pipeline: the one way a message becomes a reply, whichever way it came in (the
 // REST turn routes, /api/v1/chat, the OpenAI-compatible /v1/chat/completions, and every later
-// channel). A Turn is one request's state; Stages each read and extend it, in one list that
-// a new feature appends to (app/ composes it; see chat/stages.hpp for the built-in ones):
+// channel). A Turn is one request's state; Stages each read and extend it, in one list: the
+// built-in stages (chat/stages.hpp), to which app/ adds each feature's stage at its place
+// (insert_before):
 //
 //   resolve         the session (loaded, or to be opened), its assistant, the model route
 //   admit           tokens per minute, budgets and stream slots of the caller (limits/)
@@ -40,6 +41,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -57,6 +59,23 @@
 
 namespace parley::chat {
 
+// The part of a turn that belongs to a session.
+struct StoredTurn {
+  // Filled by the way in: the session (given, or loaded by id), or one to open; the message.
+  std::string session_id;
+  std::optional<store::Session> session;
+  std::optional<store::NewSession> new_session;
+  std::string content;
+  // Called once the input is recorded, before generation (streaming APIs announce the ids).
+  std::function<Task<void>(const store::StartedTurn&)> on_started;
+
+  // Filled by the stages.
+  store::StartedTurn started;  // record input: the user's message and the pending reply
+  int dropped_history = 0;     // build prompt
+  store::UsageRecord usage;    // account: what persist stores with the reply
+  store::Message reply;        // persist: the reply as stored
+};
+
 // One request's journey through the pipeline. The way in fills the first block; stages
 // fill the rest.
 struct Turn {
@@ -67,18 +86,13 @@ struct Turn {
   bool stream = false;          // the caller takes the reply as it grows, through `sink`
   llm::Cancellation* cancel = nullptr;
   const llm::DeltaSink* sink = nullptr;
-  // Stored turns: called once the input is recorded, before generation (streaming APIs
-  // announce the ids there).
-  std::function<Task<void>(const store::StartedTurn&)> on_started;
   // Where a blocked reply is reported ("reply", "choices[0].message.content").
   std::string reply_field = "reply";
 
-  // Stored turns: the session (given, or loaded by id), or one to open.
-  bool stored = true;
-  std::string session_id;
-  std::optional<store::Session> session;
-  std::optional<store::NewSession> new_session;
-  std::string content;  // the user's message
+  // Stored turns (null for stateless ones): the session, the message and what was stored.
+  // Apart, so that a stateless turn — the OpenAI-compatible proxy path, thousands of streams
+  // held at once — does not carry them.
+  std::unique_ptr<StoredTurn> stored;
   // Overrides of the assistant's settings for this turn.
   std::optional<std::string> model;
   std::optional<double> temperature;
@@ -96,17 +110,13 @@ struct Turn {
   limits::ModelAdmission admission;  // stream slots, held until the turn ends
   moderation::Subject subject;
   std::string upstream_body;  // openai_body re-serialised after a redaction
-  store::StartedTurn started;
-  int dropped_history = 0;
 
   llm::GatewayResult generation;
   std::optional<Error> generation_error;
-  std::optional<moderation::StreamCheck> stream_check;  // a streamed reply, as it grows
-  std::optional<moderation::Verdict> output_verdict;
+  // A streamed reply checked as it grows (generate, when moderation is on).
+  std::unique_ptr<moderation::StreamCheck> stream_check;
   std::optional<Error> output_blocked;  // the reply was blocked (400 content_blocked)
   bool usage_settled = false;           // the usage estimate is taken (it is taken once)
-  store::UsageRecord usage;             // account
-  store::Message reply;                 // persist: the reply as stored
   bool answered = false;                // a stage answered; only finishing stages run
 };
 
@@ -145,6 +155,10 @@ class Pipeline {
 
   // Appends a stage; stages run in the order added. Call before serving.
   void add(std::unique_ptr<Stage> stage) { stages_.push_back(std::move(stage)); }
+  // Puts a feature's stage just before the stage named `anchor` (retrieval before
+  // "build_prompt", a cache before "generate"); false, and nothing added, when no stage has
+  // that name. Call before serving.
+  bool insert_before(std::string_view anchor, std::unique_ptr<Stage> stage);
   const std::vector<std::unique_ptr<Stage>>& stages() const { return stages_; }
 
   // Runs the turn through every stage that applies. An Error is a failure before there was

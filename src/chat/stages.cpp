@@ -40,22 +40,23 @@ class Resolve final : public DepsStage {
   static Task<Result<Flow>> resolve(ChatDeps& deps, Turn& turn) {
     std::string model;
     if (turn.stored) {
-      if (!turn.session && !turn.new_session) {
-        const std::string id = turn.session_id;
+      if (!turn.stored->session && !turn.stored->new_session) {
+        const std::string id = turn.stored->session_id;
         auto session = co_await deps.blocking.run([&] { return deps.storage.sessions().get(id); });
         if (!session) co_return std::move(session).error();
-        turn.session = std::move(*session);
+        turn.stored->session = std::move(*session);
       }
-      const std::string& assistant_name =
-          turn.session ? turn.session->assistant : turn.new_session->assistant;
+      const std::string& assistant_name = turn.stored->session
+                                              ? turn.stored->session->assistant
+                                              : turn.stored->new_session->assistant;
       turn.assistant = deps.assistants.find(assistant_name);
       if (!turn.assistant) turn.assistant = &deps.assistants.default_assistant();
-      if (turn.session) {
-        turn.session_id = turn.session->id;
-        turn.subject = {turn.session->tenant_id, turn.session->user_id, turn.session->id,
-                        turn.request_id};
+      if (turn.stored->session) {
+        turn.stored->session_id = turn.stored->session->id;
+        turn.subject = {turn.stored->session->tenant_id, turn.stored->session->user_id,
+                        turn.stored->session->id, turn.request_id};
       } else {
-        turn.subject = {turn.new_session->tenant_id, turn.new_session->user_id, "",
+        turn.subject = {turn.stored->new_session->tenant_id, turn.stored->new_session->user_id, "",
                         turn.request_id};
       }
       model = turn.model.value_or(turn.assistant->model);
@@ -107,13 +108,13 @@ class ModerateInput final : public DepsStage {
 
  private:
   static Task<Result<Flow>> message(ChatDeps& deps, Turn& turn) {
-    auto verdict =
-        co_await deps.moderator.check(turn.content, moderation::Stage::kInput, turn.subject);
+    auto verdict = co_await deps.moderator.check(turn.stored->content, moderation::Stage::kInput,
+                                                 turn.subject);
     if (verdict.action == moderation::Action::kBlock) {
       co_return moderation::blocked_error(verdict, moderation::Stage::kInput, "content");
     }
     if (verdict.action == moderation::Action::kRedact && verdict.redacted) {
-      turn.content = std::move(*verdict.redacted);
+      turn.stored->content = std::move(*verdict.redacted);
     }
     co_return Flow::kContinue;
   }
@@ -154,7 +155,7 @@ class OpenSession final : public DepsStage {
   using DepsStage::DepsStage;
   const char* name() const override { return "open_session"; }
   bool applies(const Turn& turn) const override {
-    return turn.stored && !turn.session && turn.new_session;
+    return turn.stored && !turn.stored->session && turn.stored->new_session;
   }
   Task<Result<Flow>> run(Turn& turn) override { return open(deps_, turn); }
 
@@ -170,14 +171,14 @@ class OpenSession final : public DepsStage {
   }
 
   static Task<Result<Flow>> open(ChatDeps& deps, Turn& turn) {
-    store::NewSession& in = *turn.new_session;
+    store::NewSession& in = *turn.stored->new_session;
     // From the message as moderation left it: a redacted address must not survive in the title.
-    if (!in.title) in.title = title_from(turn.content);
+    if (!in.title) in.title = title_from(turn.stored->content);
     auto session = co_await deps.blocking.run([&] { return deps.storage.sessions().create(in); });
     if (!session) co_return std::move(session).error();
-    turn.session = std::move(*session);
-    turn.session_id = turn.session->id;
-    turn.subject.session_id = turn.session->id;
+    turn.stored->session = std::move(*session);
+    turn.stored->session_id = turn.stored->session->id;
+    turn.subject.session_id = turn.stored->session->id;
     co_return Flow::kContinue;
   }
 };
@@ -186,19 +187,20 @@ class RecordInput final : public DepsStage {
  public:
   using DepsStage::DepsStage;
   const char* name() const override { return "record_input"; }
-  bool applies(const Turn& turn) const override { return turn.stored; }
+  bool applies(const Turn& turn) const override { return turn.stored != nullptr; }
   Task<Result<Flow>> run(Turn& turn) override { return record(deps_, turn); }
 
  private:
   static Task<Result<Flow>> record(ChatDeps& deps, Turn& turn) {
     std::string model = turn.model.value_or(turn.assistant->model);
     if (model.empty()) model = deps.gateway.default_route();
-    store::NewTurn in{turn.session_id, turn.content, turn.request_id, std::move(model)};
+    store::NewTurn in{turn.stored->session_id, turn.stored->content, turn.request_id,
+                      std::move(model)};
     auto started =
         co_await deps.blocking.run([&] { return deps.storage.messages().begin_turn(in); });
     if (!started) co_return std::move(started).error();
-    turn.started = std::move(*started);
-    if (deps.metrics) deps.metrics->note_session_activity(turn.session_id);
+    turn.stored->started = std::move(*started);
+    if (deps.metrics) deps.metrics->note_session_activity(turn.stored->session_id);
     co_return Flow::kContinue;
   }
 };
@@ -227,7 +229,7 @@ class BuildPrompt final : public DepsStage {
  public:
   using DepsStage::DepsStage;
   const char* name() const override { return "build_prompt"; }
-  bool applies(const Turn& turn) const override { return turn.stored; }
+  bool applies(const Turn& turn) const override { return turn.stored != nullptr; }
   Task<Result<Flow>> run(Turn& turn) override { return build(deps_, turn); }
 
  private:
@@ -235,7 +237,7 @@ class BuildPrompt final : public DepsStage {
     const Assistant& assistant = *turn.assistant;
     // History before this turn's two rows (the user's message goes last, on its own).
     const int limit = assistant.max_history + 2;
-    const std::string session_id = turn.session_id;
+    const std::string session_id = turn.stored->session_id;
     auto history = co_await deps.blocking.run(
         [&] { return deps.storage.messages().history(session_id, limit); });
     if (!history) co_return std::move(history).error();
@@ -243,12 +245,13 @@ class BuildPrompt final : public DepsStage {
     fit.system.role = "system";
     fit.system.content = assistant.system_prompt;
     for (const auto& m : *history) {
-      if (m.id == turn.started.user.id || m.id == turn.started.assistant.id) continue;
+      if (m.id == turn.stored->started.user.id || m.id == turn.stored->started.assistant.id)
+        continue;
       fit.history.push_back(to_llm_message(m));
       fit.known_tokens.push_back(m.role == "assistant" ? m.output_tokens : 0);
     }
     fit.newest.role = "user";
-    fit.newest.content = turn.content;
+    fit.newest.content = turn.stored->content;
     const std::string first_model = turn.route.targets.empty()
                                         ? turn.model.value_or(assistant.model)
                                         : turn.route.targets.front().model;
@@ -258,12 +261,12 @@ class BuildPrompt final : public DepsStage {
     const auto max_tokens = turn.max_tokens ? turn.max_tokens : assistant.max_tokens;
     fit.reply_reserve = max_tokens.value_or(std::min<int64_t>(1024, fit.context_window / 4));
     auto fitted = fit_context(fit);
-    turn.dropped_history = fitted.dropped;
+    turn.stored->dropped_history = fitted.dropped;
 
     turn.prompt.messages = std::move(fitted.messages);
     turn.prompt.temperature = turn.temperature ? turn.temperature : assistant.temperature;
     turn.prompt.max_tokens = max_tokens;
-    turn.prompt.user = turn.started.session.user_id;
+    turn.prompt.user = turn.stored->started.session.user_id;
     co_return Flow::kContinue;
   }
 };
@@ -303,17 +306,25 @@ class Generate final : public DepsStage {
 
  private:
   static Task<Result<Flow>> generate(ChatDeps& deps, Turn& turn) {
-    if (turn.on_started) co_await turn.on_started(turn.started);
+    if (turn.stored && turn.stored->on_started) {
+      co_await turn.stored->on_started(turn.stored->started);
+    }
     // The first target's model, so that its attempt needs no copy of the prompt.
     if (!turn.route.targets.empty()) turn.prompt.model = turn.route.targets.front().model;
-    if (!turn.sink || !deps.moderator.enabled()) {
+    if (turn.sink && deps.moderator.enabled()) {
+      co_await checked_stream(deps, turn);
+    } else {
       auto result = co_await deps.gateway.chat(turn.route, turn.prompt, *turn.cancel, turn.sink,
                                                turn.generation);
       if (!result) turn.generation_error = std::move(result).error();
-      co_return Flow::kContinue;  // account and persist record it either way
     }
-    // A moderated stream: the caller gets what StreamCheck releases; a block ends the call.
-    turn.stream_check.emplace(&deps.moderator, turn.subject);
+    co_return Flow::kContinue;  // account and persist record it either way
+  }
+
+  // A moderated stream: the caller gets what StreamCheck releases; a block ends the call. Its
+  // own coroutine, so that unmoderated streams do not carry its state in their frames.
+  static Task<void> checked_stream(ChatDeps& deps, Turn& turn) {
+    turn.stream_check = std::make_unique<moderation::StreamCheck>(&deps.moderator, turn.subject);
     const llm::DeltaSink& client = *turn.sink;
     moderation::StreamCheck& check = *turn.stream_check;
     const llm::DeltaSink checked = [&client, &check](const llm::Delta& delta) -> Task<bool> {
@@ -331,7 +342,6 @@ class Generate final : public DepsStage {
     llm::Delta tail;
     tail.content = check.finish();
     if (!tail.content.empty() && !check.blocked()) (void)co_await client(tail);
-    co_return Flow::kContinue;
   }
 };
 
@@ -372,22 +382,22 @@ class ModerateOutput final : public DepsStage {
  private:
   static Task<Result<Flow>> moderate(ChatDeps& deps, Turn& turn) {
     auto& completion = turn.generation.completion;
+    moderation::Verdict verdict;
     if (turn.stream_check) {
       // Checked as it streamed (generate); recorded there.
-      turn.output_verdict = turn.stream_check->verdict();
-      if (turn.output_verdict->action == moderation::Action::kRedact) {
-        turn.output_verdict->redacted = turn.stream_check->released();
+      verdict = turn.stream_check->verdict();
+      if (verdict.action == moderation::Action::kRedact) {
+        verdict.redacted = turn.stream_check->released();
       }
-      if (turn.output_verdict->action == moderation::Action::kBlock && turn.generation_error &&
+      if (verdict.action == moderation::Action::kBlock && turn.generation_error &&
           turn.generation_error->code == ErrorCode::kCancelled) {
         turn.generation_error.reset();  // stopped by the block, not by the client
       }
     } else {
       if (completion.content.empty()) co_return Flow::kContinue;
-      turn.output_verdict = co_await deps.moderator.check(completion.content,
-                                                          moderation::Stage::kOutput, turn.subject);
+      verdict = co_await deps.moderator.check(completion.content, moderation::Stage::kOutput,
+                                              turn.subject);
     }
-    const auto& verdict = *turn.output_verdict;
     if (verdict.action == moderation::Action::kBlock) {
       turn.output_blocked =
           moderation::blocked_error(verdict, moderation::Stage::kOutput, turn.reply_field);
@@ -417,12 +427,12 @@ class Account final : public DepsStage {
     settle_usage(turn);
     const auto& generation = turn.generation;
     const auto& usage = generation.completion.usage;
-    store::UsageRecord& r = turn.usage;
+    store::UsageRecord r;
     r.at_ms = to_unix_ms(deps_.clock.now());
     r.tenant_id = turn.subject.tenant_id;
     r.user_id = turn.subject.user_id;
     r.key_id = turn.actor.key_id;
-    r.session_id = turn.stored ? turn.session_id : "";
+    r.session_id = turn.stored ? turn.stored->session_id : "";
     r.source = turn.source;
     r.provider = generation.provider;
     r.model = generation.model;
@@ -436,7 +446,11 @@ class Account final : public DepsStage {
     // A stateless call that reached no provider (every circuit open) used nothing.
     if (!turn.stored && r.provider.empty()) return next();
     deps_.admission.book(turn.actor, r.input_tokens + r.output_tokens, r.cost_usd);
-    if (!turn.stored) deps_.accountant.enqueue(r);
+    if (turn.stored) {
+      turn.stored->usage = std::move(r);  // persisted with the reply
+    } else {
+      deps_.accountant.enqueue(std::move(r));
+    }
     return next();
   }
 };
@@ -445,7 +459,7 @@ class Persist final : public DepsStage {
  public:
   using DepsStage::DepsStage;
   const char* name() const override { return "persist"; }
-  bool applies(const Turn& turn) const override { return turn.stored; }
+  bool applies(const Turn& turn) const override { return turn.stored != nullptr; }
   bool finishing() const override { return true; }
   Task<Result<Flow>> run(Turn& turn) override { return persist(deps_, turn); }
 
@@ -473,21 +487,21 @@ class Persist final : public DepsStage {
   static Task<Result<Flow>> persist(ChatDeps& deps, Turn& turn) {
     const auto& completion = turn.generation.completion;
     store::FinishedTurn done;
-    done.assistant_message_id = turn.started.assistant.id;
+    done.assistant_message_id = turn.stored->started.assistant.id;
     done.content = completion.content;
     done.tool_calls_json = tool_calls_json(completion.tool_calls);
     done.status = turn.generation_error ? "partial" : "complete";
     done.model = turn.generation.model;
     done.provider = turn.generation.provider;
-    done.input_tokens = turn.usage.input_tokens;
-    done.output_tokens = turn.usage.output_tokens;
-    done.cost_usd = turn.usage.cost_usd;
+    done.input_tokens = turn.stored->usage.input_tokens;
+    done.output_tokens = turn.stored->usage.output_tokens;
+    done.cost_usd = turn.stored->usage.cost_usd;
     done.latency_ms = static_cast<int64_t>(turn.generation.duration * 1000.0);
     if (turn.generation.time_to_first_token > 0) {
       done.ttft_ms = static_cast<int64_t>(turn.generation.time_to_first_token * 1000.0);
     }
     done.finish_reason = finish_reason(deps, turn);
-    done.usage = turn.usage;
+    done.usage = turn.stored->usage;
     auto stored =
         co_await deps.blocking.run([&] { return deps.storage.messages().finish_turn(done); });
     if (!stored) {
@@ -496,7 +510,7 @@ class Persist final : public DepsStage {
                                       {"error", stored.error().message}});
       co_return std::move(stored).error();
     }
-    turn.reply = std::move(*stored);
+    turn.stored->reply = std::move(*stored);
     co_return Flow::kContinue;
   }
 };

@@ -77,11 +77,13 @@ void Router::add(Method method, std::string_view pattern, RoutePolicy policy, Ha
   auto segments = split_path(pattern);
   for (size_t i = 0; i < segments.size(); ++i) route.segments.emplace_back(segments[i]);
   route.handler = std::move(handler);
+  if (guard_) route.handler = guard_(route);
   routes_.push_back(std::move(route));
 }
 
-void Router::wrap(const std::function<Handler(const Route&)>& wrapper) {
-  for (auto& route : routes_) route.handler = wrapper(route);
+void Router::guard(std::function<Handler(const Route&)> guard) {
+  guard_ = std::move(guard);
+  for (auto& route : routes_) route.handler = guard_(route);
 }
 
 Match Router::match(Method method, std::string_view path) const {

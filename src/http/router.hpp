@@ -66,12 +66,14 @@ class Router {
   void add(Method method, std::string_view pattern, RoutePolicy policy, Handler handler);
   Match match(Method method, std::string_view path) const;
   const std::vector<Route>& routes() const { return routes_; }
-  // Replaces every route's handler with wrapper(route): how the access guard goes around
-  // all of them (api/access.hpp). Call after the last add(), before serving.
-  void wrap(const std::function<Handler(const Route&)>& wrapper);
+  // Puts guard(route) around every route's handler, those registered already and those
+  // registered later: how the access guard (api/access.hpp) goes around all of them, whatever
+  // the order of registration. One guard per router.
+  void guard(std::function<Handler(const Route&)> guard);
 
  private:
   std::vector<Route> routes_;
+  std::function<Handler(const Route&)> guard_;
 };
 
 }  // namespace parley::http

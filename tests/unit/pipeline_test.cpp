@@ -266,10 +266,11 @@ class PipelineTest : public ::testing::Test {
 
   chat::Turn stored_turn(const store::Session& session, const std::string& content) {
     chat::Turn turn;
+    turn.stored = std::make_unique<chat::StoredTurn>();
     turn.actor = alice();
     turn.request_id = "req_stored";
-    turn.session = session;
-    turn.content = content;
+    turn.stored->session = session;
+    turn.stored->content = content;
     return turn;
   }
 
@@ -365,12 +366,12 @@ TEST_F(PipelineTest, StoredTurnCompletesThroughTheBuiltInStages) {
   ASSERT_TRUE(result.ok()) << result.error().message;
 
   EXPECT_FALSE(turn.generation_error.has_value()) << turn.generation_error->message;
-  EXPECT_EQ(turn.reply.status, "complete");
-  EXPECT_EQ(turn.reply.content, "Hello, alice.");
-  EXPECT_EQ(turn.reply.finish_reason, "stop");
-  EXPECT_EQ(turn.reply.provider, "fake");
-  EXPECT_EQ(turn.reply.model, "gpt-fake");
-  EXPECT_EQ(turn.reply.output_tokens, 6);
+  EXPECT_EQ(turn.stored->reply.status, "complete");
+  EXPECT_EQ(turn.stored->reply.content, "Hello, alice.");
+  EXPECT_EQ(turn.stored->reply.finish_reason, "stop");
+  EXPECT_EQ(turn.stored->reply.provider, "fake");
+  EXPECT_EQ(turn.stored->reply.model, "gpt-fake");
+  EXPECT_EQ(turn.stored->reply.output_tokens, 6);
   // Open session (the session was given) and plan route (not a cost route) do not apply.
   EXPECT_EQ(ran_, (std::vector<std::string>{"resolve", "admit", "moderate", "record_input",
                                             "build_prompt", "generate", "moderate_output",
@@ -397,7 +398,6 @@ TEST_F(PipelineTest, StoredTurnCompletesThroughTheBuiltInStages) {
 TEST_F(PipelineTest, StatelessTurnStoresNothingButQueuedUsage) {
   compose();
   chat::Turn turn;
-  turn.stored = false;
   turn.source = "api";
   turn.actor = alice();
   turn.request_id = "req_stateless";
@@ -415,8 +415,7 @@ TEST_F(PipelineTest, StatelessTurnStoresNothingButQueuedUsage) {
   EXPECT_EQ(upstream_.calls(), 1);
   EXPECT_EQ(ran_, (std::vector<std::string>{"resolve", "admit", "moderate", "generate",
                                             "moderate_output", "account"}));
-  EXPECT_TRUE(turn.started.assistant.id.empty());
-  EXPECT_TRUE(turn.reply.id.empty());
+  EXPECT_EQ(turn.stored, nullptr);  // a stateless turn carries no session part
   EXPECT_EQ(message_rows(), 0);
 
   // Queued, not written: the accountant writes it in its next batch.
@@ -440,9 +439,9 @@ TEST_F(PipelineTest, TransferThatCannotStartEndsThePartialReplyAndCountsAgainstT
   ASSERT_TRUE(turn.generation_error.has_value());
   EXPECT_EQ(turn.generation_error->code, ErrorCode::kBadGateway);
   EXPECT_EQ(turn.generation_error->reason, "upstream_request_failed");
-  EXPECT_EQ(turn.reply.status, "partial");
-  EXPECT_EQ(turn.reply.finish_reason, "error");
-  EXPECT_EQ(turn.usage.status, "upstream_request_failed");
+  EXPECT_EQ(turn.stored->reply.status, "partial");
+  EXPECT_EQ(turn.stored->reply.finish_reason, "error");
+  EXPECT_EQ(turn.stored->usage.status, "upstream_request_failed");
 
   const auto stored = messages(session.id);
   ASSERT_EQ(stored.size(), 2u);
@@ -473,8 +472,8 @@ TEST_F(PipelineTest, StageThatAnswersSkipsGenerationAndStillPersists) {
   // The finishing stages run after an answer; moderate_output does not.
   EXPECT_EQ(ran_, (std::vector<std::string>{"resolve", "admit", "moderate", "record_input",
                                             "build_prompt", "cache", "account", "persist"}));
-  EXPECT_EQ(turn.reply.status, "complete");
-  EXPECT_EQ(turn.reply.content, "cached");
+  EXPECT_EQ(turn.stored->reply.status, "complete");
+  EXPECT_EQ(turn.stored->reply.content, "cached");
 
   const auto stored = messages(session.id);
   ASSERT_EQ(stored.size(), 2u);
@@ -502,6 +501,25 @@ TEST_F(PipelineTest, StageThatFailsAfterRecordInputClosesThePendingReply) {
   EXPECT_EQ(stored[1].role, "assistant");
   EXPECT_EQ(stored[1].status, "partial");
   EXPECT_EQ(stored[1].finish_reason, "error");
+}
+
+TEST_F(PipelineTest, AFeatureStageGoesInBeforeTheStageItNames) {
+  compose();
+  chat::Pipeline pipeline(*deps_);
+  chat::stages::add_builtin_stages(pipeline, *deps_);
+  class Retrieve final : public chat::Stage {
+   public:
+    const char* name() const override { return "retrieve"; }
+    Task<Result<chat::Flow>> run(chat::Turn&) override { co_return chat::Flow::kContinue; }
+  };
+  EXPECT_TRUE(pipeline.insert_before("build_prompt", std::make_unique<Retrieve>()));
+  EXPECT_FALSE(pipeline.insert_before("no_such_stage", std::make_unique<Retrieve>()));
+  std::vector<std::string> names;
+  for (const auto& stage : pipeline.stages()) names.emplace_back(stage->name());
+  const std::vector<std::string> expected = {
+      "resolve",      "admit",      "moderate", "open_session",    "record_input", "retrieve",
+      "build_prompt", "plan_route", "generate", "moderate_output", "account",      "persist"};
+  EXPECT_EQ(names, expected);
 }
 
 }  // namespace

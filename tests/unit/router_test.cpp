@@ -303,3 +303,32 @@ TEST(RouterDepth, PathsDeeperThanAnyRouteDoNotMatch) {
 }
 
 }  // namespace
+
+namespace {
+
+// The guard goes around routes registered before it was set and after, and sees each route's
+// policy: no route escapes it by being added late.
+TEST(RouterGuard, GuardsRoutesAddedBeforeAndAfterItWithTheirPolicies) {
+  Router router;
+  router.add(Method::kGet, "/early", parley::http::kAdminOnly, ok_handler);
+  std::vector<std::string> guarded;
+  router.guard([&guarded](const parley::http::Route& route) -> parley::http::Handler {
+    guarded.push_back(route.pattern + ":" +
+                      std::string(parley::http::audience_name(route.policy.audience)));
+    return [](Request&) -> Task<Response> {
+      Response refused;
+      refused.status = 403;
+      co_return refused;
+    };
+  });
+  router.add(Method::kGet, "/late", parley::http::kAuthenticated, ok_handler);
+  EXPECT_EQ(guarded, (std::vector<std::string>{"/early:admin", "/late:authenticated"}));
+  for (const char* path : {"/early", "/late"}) {
+    auto m = router.match(Method::kGet, path);
+    ASSERT_EQ(m.kind, Match::Kind::kFound) << path;
+    Request req;
+    EXPECT_EQ(run_handler(*m.route, req).status, 403) << path;
+  }
+}
+
+}  // namespace
