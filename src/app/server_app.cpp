@@ -226,6 +226,7 @@ struct ServerApp::Parts {
 
   void stop_all() {
     while (!started.empty()) {
+      log::debug("stopping", {{"component", started.back().first}});
       started.back().second();
       started.pop_back();
     }
@@ -370,9 +371,6 @@ int ServerApp::run() {
   // What the background writers hold is written before storage closes (stopped in reverse
   // order of starting: storage was first, so it is last).
   p.blocking.join();
-  for (auto it = p.started.rbegin(); it != p.started.rend(); ++it) {
-    log::debug("stopping", {{"component", it->first}});
-  }
   p.stop_all();
   log::info("stopped", {{"uptime_seconds", ms_since(p.process_started) / 1000.0}});
   return 0;

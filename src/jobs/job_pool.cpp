@@ -59,6 +59,11 @@ void JobPool::stop() {
   }
 }
 
+bool JobPool::stopped() const {
+  std::lock_guard lock(mutex_);
+  return stopping_;
+}
+
 size_t JobPool::queued() const {
   std::lock_guard lock(mutex_);
   return queue_.size();

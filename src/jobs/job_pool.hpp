@@ -50,6 +50,8 @@ class JobPool {
   void stop();
 
   size_t queued() const;
+  // Whether stop() has begun (new jobs are refused from then on).
+  bool stopped() const;
   int threads() const { return threads_; }
 
  private:

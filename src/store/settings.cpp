@@ -63,8 +63,4 @@ std::optional<std::string> sqlite_path(const StorageSettings& settings) {
   return rest;
 }
 
-std::string backend_name(const StorageSettings& settings) {
-  return sqlite_path(settings) ? "sqlite" : "postgresql";
-}
-
 }  // namespace parley::store

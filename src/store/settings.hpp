@@ -34,9 +34,6 @@ void declare_settings(config::Schema& schema);
 // The SQLite file the settings name, or nullopt when storage.url names another backend.
 std::optional<std::string> sqlite_path(const StorageSettings& settings);
 
-// The backend the settings name ("sqlite"), for logs.
-std::string backend_name(const StorageSettings& settings);
-
 struct OpenOptions {
   bool migrate = true;       // bring the schema up to date on open
   int read_connections = 0;  // 0: storage.read_connections

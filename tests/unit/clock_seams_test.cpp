@@ -38,6 +38,7 @@
 #include "limits/limiter.hpp"
 #include "llm/gateway.hpp"
 #include "llm/openai/openai_provider.hpp"
+#include "run_on.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 #include "support/fake_upstream.hpp"
@@ -56,32 +57,7 @@ using parley::testing::FakeUpstream;
 using parley::testing::TempDir;
 using ::testing::HasSubstr;
 
-// Runs a coroutine to its end on `context`, driving the context from this thread (the way the
-// server's I/O threads would). The result goes through a Task<void> because co_spawn needs a
-// default-constructible value type, which Result<T> is not.
-template <typename T>
-T run_on(asio::io_context& context, Task<T> task) {
-  std::optional<T> result;
-  std::exception_ptr error;
-  bool done = false;
-  asio::co_spawn(
-      context,
-      [&]() -> Task<void> {
-        T value = co_await std::move(task);
-        result.emplace(std::move(value));
-      },
-      [&](std::exception_ptr e) {
-        error = e;
-        done = true;
-      });
-  while (!done) {
-    // run_one() stops the context whenever it finds no work; later calls need a restart.
-    if (context.stopped()) context.restart();
-    context.run_one();
-  }
-  if (error) std::rethrow_exception(error);
-  return std::move(*result);
-}
+using parley::testing::run_on;
 
 std::unique_ptr<parley::store::Storage> open_storage(const TempDir& dir,
                                                      const parley::Clock& clock) {

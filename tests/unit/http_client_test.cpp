@@ -31,6 +31,7 @@
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "obs/metrics.hpp"
+#include "run_on.hpp"
 #include "support/raw_http.hpp"
 
 namespace {
@@ -178,24 +179,7 @@ class HttpClientTest : public ::testing::Test {
   // Runs a coroutine on the client's context until it finishes.
   template <typename T>
   T run(Task<T> task) {
-    return run_on(context_, std::move(task));
-  }
-  // The same on any context (one the client does not own, too).
-  template <typename T>
-  static T run_on(asio::io_context& context, Task<T> task) {
-    std::optional<T> result;
-    std::exception_ptr error;
-    asio::co_spawn(context, std::move(task), [&](std::exception_ptr e, T value) {
-      error = e;
-      if (!e) result.emplace(std::move(value));
-    });
-    while (!result && !error) {
-      // run_one() stops the context whenever it finds no work; later calls need a restart.
-      if (context.stopped()) context.restart();
-      context.run_one();
-    }
-    if (error) std::rethrow_exception(error);
-    return std::move(*result);
+    return parley::testing::run_on(context_, std::move(task));
   }
 
   ClientRequest get(const std::string& path) const {
@@ -294,7 +278,7 @@ TEST_F(HttpClientTest, ARequestThatCannotStartIsAnErrorValueAndNothingIsSent) {
 
 TEST_F(HttpClientTest, StartingOutsideTheClientsContextsIsAnErrorValue) {
   asio::io_context elsewhere;
-  auto got = run_on(elsewhere, fetch(client_, get("/json")));
+  auto got = parley::testing::run_on(elsewhere, fetch(client_, get("/json")));
   ASSERT_TRUE(got.error);
   EXPECT_EQ(got.error->code, parley::ErrorCode::kUnavailable);
   EXPECT_EQ(got.error->reason, "upstream_request_failed");

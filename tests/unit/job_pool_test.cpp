@@ -127,7 +127,7 @@ TEST(JobPoolTest, StopFinishesTheRunningJobDropsTheRestAndRefusesNewOnes) {
   gate.wait_entered();
   ASSERT_TRUE(pool.submit([&] { ++ran; }));
   std::thread stopper([&] { pool.stop(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(eventually([&] { return pool.stopped(); }));  // stopping; the job still runs
   gate.release();
   stopper.join();
   EXPECT_EQ(ran.load(), 1);  // the running one finished; the waiting one was dropped
@@ -148,7 +148,7 @@ TEST(JobPoolTest, JobsWaitingAtStopAreCountedAsDropped) {
   ASSERT_TRUE(pool.submit([] {}));
   ASSERT_TRUE(pool.submit([] {}));
   std::thread stopper([&] { pool.stop(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(eventually([&] { return pool.stopped(); }));  // stopping; the job still runs
   gate.release();
   stopper.join();
   EXPECT_EQ(outcomes.count("dropped"), 2);

@@ -45,6 +45,7 @@
 #include "llm/pricing.hpp"
 #include "moderation/moderator.hpp"
 #include "moderation/rules.hpp"
+#include "run_on.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 #include "support/fake_upstream.hpp"
@@ -68,32 +69,7 @@ using parley::testing::FakeReply;
 using parley::testing::FakeUpstream;
 using parley::testing::TempDir;
 
-// Runs a coroutine to its end on `context`, driving the context from this thread (the way an
-// I/O thread would). The result goes through a Task<void> because co_spawn needs a
-// default-constructible value type, which Result<T> is not.
-template <typename T>
-T run_on(asio::io_context& context, Task<T> task) {
-  std::optional<T> result;
-  std::exception_ptr error;
-  bool done = false;
-  asio::co_spawn(
-      context,
-      [&]() -> Task<void> {
-        T value = co_await std::move(task);
-        result.emplace(std::move(value));
-      },
-      [&](std::exception_ptr e) {
-        error = e;
-        done = true;
-      });
-  while (!done) {
-    // run_one() stops the context whenever it finds no work; later calls need a restart.
-    if (context.stopped()) context.restart();
-    context.run_one();
-  }
-  if (error) std::rethrow_exception(error);
-  return std::move(*result);
-}
+using parley::testing::run_on;
 
 // A stage owned elsewhere, run through this wrapper so the test can tell which stages a turn
 // went through.
