@@ -14,6 +14,8 @@ PACKAGES=(
   # tests, sanitizers, fuzzing, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
   clang-format clang-tidy wrk prometheus
+  # the real servers of the slow tier (tests/services/services.sh starts them on loopback)
+  postgresql-15 redis-server
   # end-to-end tests with the official OpenAI SDK (tests/e2e, scripts/e2e.sh)
   nodejs npm
 )

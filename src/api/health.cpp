@@ -4,6 +4,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -39,8 +41,19 @@ const HealthSettings& health(const Context& ctx) { return ctx.settings.get<Healt
 
 json disk_check(const Context& ctx) {
   struct statvfs st {};
-  const auto& data_dir = ctx.settings.get<store::StorageSettings>().data_dir;
-  if (::statvfs(data_dir.c_str(), &st) != 0) {
+  const auto& storage = ctx.settings.get<store::StorageSettings>();
+  // The disk that matters is the one under the SQLite file; with PostgreSQL the database's
+  // disk is the server's, and the data directory is only checked when there is one.
+  auto sqlite_file = store::sqlite_path(storage);
+  std::string dir = storage.data_dir;
+  if (sqlite_file) {
+    auto slash = sqlite_file->rfind('/');
+    dir = slash == std::string::npos ? "." : sqlite_file->substr(0, std::max<size_t>(slash, 1));
+  }
+  if (::statvfs(dir.c_str(), &st) != 0) {
+    if (!sqlite_file && errno == ENOENT) {
+      return {{"status", "ok"}, {"detail", "no local data directory; the database is remote"}};
+    }
     return {{"status", "fail"}, {"error", "cannot stat the data directory"}};
   }
   uint64_t free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;

@@ -22,7 +22,7 @@ int fail(const std::string& message) {
 
 int run_keys_command(const config::Settings& settings, const KeysCommand& cmd) {
   store::OpenOptions options;
-  options.read_connections = 1;
+  options.connections = 1;
   auto storage = store::open(settings.get<store::StorageSettings>(), options);
   if (!storage) return fail(storage.error().message);
   auto& keys = (*storage)->api_keys();

@@ -4,6 +4,7 @@
 //   config reference [--markdown]   every setting with its default and meaning
 //   migrate       create or upgrade the database schema, then exit
 //   keys          create, list and revoke API keys
+//   copy-data     copy every row from one database to another (SQLite to PostgreSQL)
 //   version       print version, commit and compiler
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/build_info.hpp"
+#include "app/copy_data_cli.hpp"
 #include "app/keys_cli.hpp"
 #include "app/server_app.hpp"
 #include "app/settings.hpp"
@@ -144,6 +146,14 @@ int main(int argc, char** argv) {
   keys_flags.add_to(keys_revoke, false);
   keys_revoke->add_option("id", keys_command.key_id, "The key id (key_...)")->required();
 
+  parley::app::CopyDataCommand copy_command;
+  auto* copy_data = app.add_subcommand(
+      "copy-data", "Copy every row from one database to another (e.g. SQLite to PostgreSQL).");
+  copy_data->add_option("--from", copy_command.from, "Source database URL")->required();
+  copy_data->add_option("--to", copy_command.to, "Destination database URL (empty)")->required();
+  copy_data->add_option("--batch", copy_command.batch_rows, "Rows per transaction")
+      ->check(CLI::Range(1, 100000));
+
   auto* version = app.add_subcommand("version", "Print the version.");
 
   try {
@@ -192,6 +202,8 @@ int main(int argc, char** argv) {
     }
     return parley::app::run_keys_command(loaded.settings, keys_command);
   }
+
+  if (copy_data->parsed()) return parley::app::run_copy_data_command(copy_command);
 
   if (migrate->parsed()) {
     Loaded loaded = migrate_flags.load();

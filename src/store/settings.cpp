@@ -40,14 +40,36 @@ void declare_settings(config::Schema& schema) {
                                          });
   schema.group<StorageSettings>("storage")
       .url("url", &StorageSettings::url,
-           "Database URL; empty means the SQLite file `<data_dir>/parley.db`; or `sqlite:PATH`, "
-           "`sqlite:///ABSOLUTE/PATH`.",
+           "Database URL; empty means the SQLite file `<data_dir>/parley.db` (or `DATABASE_URL` "
+           "when set); or `sqlite:PATH`, `sqlite:///ABSOLUTE/PATH`, "
+           "`postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=require&connect_timeout=5`.",
            check_storage_url)
       .duration("busy_timeout", &StorageSettings::busy_timeout,
                 "How long a database call waits for a lock.", std::chrono::milliseconds(0),
                 std::chrono::minutes(10))
       .integer("read_connections", &StorageSettings::read_connections,
-               "SQLite connections kept for concurrent reads.", 1, 64);
+               "SQLite connections kept for concurrent reads.", 1, 64)
+      .integer("pool_size", &StorageSettings::pool_size,
+               "PostgreSQL connections each process may hold (opened as needed); a call that "
+               "finds none free waits up to `busy_timeout`.",
+               1, 1000)
+      .duration("statement_timeout", &StorageSettings::statement_timeout,
+                "PostgreSQL: the longest one statement may run before the server cancels it.",
+                std::chrono::milliseconds(100), std::chrono::hours(1));
+  // The ecosystem's name for the database (Heroku, Render, Fly, Railway and most PaaS set it);
+  // storage.url, when set anywhere, wins.
+  schema.environment<StorageSettings>(
+      {"DATABASE_URL"}, [](StorageSettings& s, const std::map<std::string, std::string>& env,
+                           config::Problems& problems) {
+        auto it = env.find("DATABASE_URL");
+        if (it == env.end() || !s.url.empty()) return;
+        if (auto problem = check_storage_url(it->second)) {
+          problems.push_back(
+              {"DATABASE_URL", config::redact_url(it->second), "env DATABASE_URL", *problem});
+          return;
+        }
+        s.url = it->second;
+      });
 }
 
 std::optional<std::string> sqlite_path(const StorageSettings& settings) {

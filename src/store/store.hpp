@@ -1,5 +1,6 @@
-// Storage interfaces. Handlers and the chat pipeline see only these; SQLite implements them
-// now (store/sqlite/), PostgreSQL later, without a handler changing.
+// Storage interfaces. Handlers and the chat pipeline see only these; SQLite (store/sqlite/)
+// and PostgreSQL (store/postgres/) implement them, and one conformance suite
+// (tests/backends/storage_conformance_test.cpp) holds both to the same behaviour.
 //
 // Contract for every method of every interface here:
 //  - Blocking. Call them from the blocking pool (core/blocking_pool.hpp), never from an I/O
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "store/tables.hpp"
 
 namespace parley::store {
 
@@ -324,7 +326,7 @@ class UserDataRepository {
 };
 
 struct StorageStats {
-  std::string backend;   // "sqlite"
+  std::string backend;   // "sqlite" or "postgresql"
   std::string location;  // file path or redacted URL
   int64_t size_bytes = 0;
   int64_t wal_size_bytes = 0;
@@ -344,6 +346,8 @@ class Storage {
   virtual IdempotencyRepository& idempotency() = 0;
   virtual ModerationLogRepository& moderation_log() = 0;
   virtual UserDataRepository& user_data() = 0;
+  // Whole tables as rows, for `parley copy-data`.
+  virtual TableAccess& table_access() = 0;
 
   // A cheap round trip that proves the database answers (readiness).
   virtual Result<void> ping() = 0;

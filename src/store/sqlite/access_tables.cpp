@@ -145,8 +145,8 @@ class IdempotencyTable final : public IdempotencyRepository {
     QueryTimer timer(db_.options.metrics, "idempotency_get");
     auto db = db_.readers.borrow();
     auto stmt = db->prepare(
-        "SELECT key, fingerprint, status, content_type, body, created_at, expires_at "
-        "FROM idempotency_keys WHERE key = ?");
+        "SELECT key, fingerprint, status, content_type, body, created_at, expires_at, "
+        "tenant_id, user_id FROM idempotency_keys WHERE key = ?");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, key);
     const int rc = stmt->step();
@@ -160,6 +160,8 @@ class IdempotencyTable final : public IdempotencyRepository {
     r.body = stmt->column_text(4);
     r.created_at_ms = stmt->column_int(5);
     r.expires_at_ms = stmt->column_int(6);
+    r.tenant_id = stmt->column_text(7);
+    r.user_id = stmt->column_text(8);
     return std::optional<IdempotencyRecord>(std::move(r));
   }
 

@@ -40,6 +40,15 @@ Statement& Statement::bind_optional_int(int index, const std::optional<int64_t>&
   return bind_null(index);
 }
 
+Statement& Statement::bind_blob(int index, std::string_view bytes) {
+  sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+bool Statement::column_is_null(int index) const {
+  return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
+}
+
 int Statement::step() { return sqlite3_step(stmt_); }
 
 std::string Statement::column_text(int index) const {

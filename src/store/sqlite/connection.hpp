@@ -31,6 +31,7 @@ class Statement {
   Statement& bind_null(int index);
   Statement& bind_double(int index, double value);
   Statement& bind_optional_int(int index, const std::optional<int64_t>& value);
+  Statement& bind_blob(int index, std::string_view bytes);
 
   // SQLITE_ROW, SQLITE_DONE, or an error code.
   int step();
@@ -40,6 +41,7 @@ class Statement {
   int64_t column_int(int index) const;
   std::optional<int64_t> column_optional_int(int index) const;
   double column_double(int index) const;
+  bool column_is_null(int index) const;
 
  private:
   sqlite3_stmt* stmt_;

@@ -11,29 +11,11 @@
 #include <vector>
 
 #include "obs/metrics.hpp"
+#include "store/common.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace parley::store::sqlite {
-
-// Times one storage call into parley_storage_query_duration_seconds.
-class QueryTimer {
- public:
-  QueryTimer(obs::Metrics* metrics, const char* operation)
-      : metrics_(metrics), operation_(operation), start_(std::chrono::steady_clock::now()) {}
-  ~QueryTimer() {
-    if (!metrics_) return;
-    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
-    metrics_->observe_storage_query(operation_, elapsed.count());
-  }
-  QueryTimer(const QueryTimer&) = delete;
-  QueryTimer& operator=(const QueryTimer&) = delete;
-
- private:
-  obs::Metrics* metrics_;
-  const char* operation_;
-  std::chrono::steady_clock::time_point start_;
-};
 
 // Read connections, lent one at a time.
 class ReaderPool {
@@ -118,9 +100,6 @@ struct Database {
   ReaderPool readers;
 };
 
-// "YYYY-MM-DD" of a unix-millisecond time, UTC.
-std::string utc_day(int64_t unix_ms);
-
 // The columns of a session and of a message, in the order the readers expect them.
 inline constexpr const char* kSessionColumns =
     "id, user_id, assistant, title, metadata, created_at, updated_at, tenant_id";
@@ -137,5 +116,6 @@ std::unique_ptr<ApiKeyRepository> make_api_key_table(Database& db);
 std::unique_ptr<IdempotencyRepository> make_idempotency_table(Database& db);
 std::unique_ptr<ModerationLogRepository> make_moderation_log_table(Database& db);
 std::unique_ptr<UserDataRepository> make_user_data_table(Database& db);
+std::unique_ptr<TableAccess> make_table_access(Database& db);
 
 }  // namespace parley::store::sqlite

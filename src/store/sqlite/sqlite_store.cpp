@@ -14,20 +14,12 @@
 
 #include "core/ids.hpp"
 #include "obs/metrics.hpp"
+#include "store/common.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/database.hpp"
 #include "store/sqlite/migrations.hpp"
 
 namespace parley::store::sqlite {
-
-std::string utc_day(int64_t unix_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
-}
 
 Session read_session(const Statement& row, int first) {
   Session s;
@@ -104,6 +96,7 @@ class SqliteStorage final : public Storage,
   IdempotencyRepository& idempotency() override { return *idempotency_; }
   ModerationLogRepository& moderation_log() override { return *moderation_log_; }
   UserDataRepository& user_data() override { return *user_data_; }
+  TableAccess& table_access() override { return *table_access_; }
 
   Result<void> ping() override {
     QueryTimer timer(db_.options.metrics, "ping");
@@ -470,21 +463,9 @@ class SqliteStorage final : public Storage,
 
   Result<std::vector<UsageRow>> aggregate(const UsageQuery& q) override {
     QueryTimer timer(db_.options.metrics, "usage_aggregate");
-    // Group columns come from a fixed list, never from the request text.
-    static const std::vector<std::pair<std::string, std::string>> kColumns{
-        {"model", "model"},   {"provider", "provider"}, {"user", "user_id"},    {"day", "day"},
-        {"source", "source"}, {"key", "key_id"},        {"tenant", "tenant_id"}};
-    std::vector<std::pair<std::string, std::string>> groups;
-    for (const auto& g : q.group_by) {
-      auto it = std::find_if(kColumns.begin(), kColumns.end(),
-                             [&](const auto& c) { return c.first == g; });
-      if (it == kColumns.end()) {
-        return Error::invalid("cannot group usage by '" + g +
-                                  "' (expected model, provider, user, day, source, key or tenant)",
-                              "invalid_field", "group_by");
-      }
-      groups.push_back(*it);
-    }
+    auto grouped = usage_group_columns(q.group_by);
+    if (!grouped) return std::move(grouped).error();
+    const auto& groups = *grouped;
     std::string select = "SELECT ";
     std::string group_clause;
     for (const auto& [name, column] : groups) {
@@ -584,6 +565,7 @@ class SqliteStorage final : public Storage,
   std::unique_ptr<IdempotencyRepository> idempotency_ = make_idempotency_table(db_);
   std::unique_ptr<ModerationLogRepository> moderation_log_ = make_moderation_log_table(db_);
   std::unique_ptr<UserDataRepository> user_data_ = make_user_data_table(db_);
+  std::unique_ptr<TableAccess> table_access_ = make_table_access(db_);
 };
 
 }  // namespace

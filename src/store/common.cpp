@@ -1,0 +1,55 @@
+#include "store/common.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+
+namespace parley::store {
+
+std::string utc_day(int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+Cursor parse_cursor(const std::optional<std::string>& text) {
+  if (!text) return {};
+  int64_t value = 0;
+  const char* end = text->data() + text->size();
+  auto [ptr, ec] = std::from_chars(text->data(), end, value);
+  if (ec != std::errc() || ptr != end || value <= 0) {
+    return {std::nullopt,
+            Error::invalid("cursor is not one this server issued", "invalid_cursor", "cursor")};
+  }
+  return {value, std::nullopt};
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> usage_group_columns(
+    const std::vector<std::string>& group_by) {
+  static const std::vector<std::pair<std::string, std::string>> kColumns{
+      {"model", "model"},   {"provider", "provider"}, {"user", "user_id"},    {"day", "day"},
+      {"source", "source"}, {"key", "key_id"},        {"tenant", "tenant_id"}};
+  std::vector<std::pair<std::string, std::string>> groups;
+  for (const auto& g : group_by) {
+    auto it =
+        std::find_if(kColumns.begin(), kColumns.end(), [&](const auto& c) { return c.first == g; });
+    if (it == kColumns.end()) {
+      return Error::invalid("cannot group usage by '" + g +
+                                "' (expected model, provider, user, day, source, key or tenant)",
+                            "invalid_field", "group_by");
+    }
+    groups.push_back(*it);
+  }
+  return groups;
+}
+
+Error session_not_found(std::string_view id) {
+  return Error::not_found("no session with id '" + std::string(id) + "'", "session_not_found");
+}
+
+Error storage_closed() { return Error::unavailable("storage is closed", "storage_closed"); }
+
+}  // namespace parley::store

@@ -1,0 +1,53 @@
+// What the PostgreSQL tables share: the pool, the options, the row readers and the column
+// lists. Private to store/postgres/.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "obs/metrics.hpp"
+#include "store/common.hpp"
+#include "store/postgres/connection.hpp"
+#include "store/postgres/postgres_store.hpp"
+
+namespace parley::store::postgres {
+
+struct Database {
+  explicit Database(const Options& o)
+      : options(o), pool(o.url, o.connect, o.pool_size, o.pool_wait) {}
+  Options options;
+  Pool pool;
+  int64_t now_ms() const { return to_unix_ms(options.clock->now()); }
+};
+
+inline constexpr const char* kSessionColumns =
+    "id, user_id, assistant, title, metadata, created_at, updated_at, tenant_id";
+inline constexpr const char* kMessageColumns =
+    "id, session_id, role, content, tool_calls, status, model, provider, input_tokens, "
+    "output_tokens, cost_usd, latency_ms, ttft_ms, finish_reason, request_id, created_at, "
+    "completed_at";
+inline constexpr const char* kKeyColumns =
+    "id, name, scope, tenant_id, user_id, secret_hash, limits, created_by, created_at, "
+    "expires_at, revoked_at";
+inline constexpr const char* kModerationColumns =
+    "id, at, tenant_id, user_id, session_id, request_id, stage, action, source, findings";
+inline constexpr const char* kUsageColumns =
+    "at, tenant_id, user_id, key_id, session_id, source, provider, model, input_tokens, "
+    "output_tokens, cost_usd, status, request_id, requests";
+
+// "a, b" with prefix "m." -> "m.a, m.b" (for joins).
+std::string prefixed(const char* columns, const char* prefix);
+
+Session read_session(const Rows& rows, int row, int first = 0);
+Message read_message(const Rows& rows, int row, int first = 0);
+ApiKey read_key(const Rows& rows, int row, int first = 0);
+ModerationLogEntry read_moderation(const Rows& rows, int row, int first = 0);
+UsageRecord read_usage(const Rows& rows, int row, int first = 0);
+
+std::unique_ptr<ApiKeyRepository> make_api_key_table(Database& db);
+std::unique_ptr<IdempotencyRepository> make_idempotency_table(Database& db);
+std::unique_ptr<ModerationLogRepository> make_moderation_log_table(Database& db);
+std::unique_ptr<UserDataRepository> make_user_data_table(Database& db);
+std::unique_ptr<TableAccess> make_table_access(Database& db);
+
+}  // namespace parley::store::postgres

@@ -1,0 +1,184 @@
+// The PostgreSQL schema history. Append new migrations at the end, with the same version and
+// name as SQLite's; never edit one that has shipped.
+#include "store/postgres/migrations.hpp"
+
+namespace parley::store::postgres {
+namespace {
+
+// pg_advisory_lock's key for "Parley schema migrations"; any fixed number unlikely to be
+// used by another application sharing the database.
+constexpr const char* kMigrationLock = "SELECT pg_advisory_lock(7261001120001)";
+constexpr const char* kMigrationUnlock = "SELECT pg_advisory_unlock(7261001120001)";
+
+}  // namespace
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> kMigrations{
+      {1, "create_sessions", R"sql(
+        CREATE TABLE sessions (
+          seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- order, for cursors
+          id          TEXT   NOT NULL UNIQUE,
+          user_id     TEXT   NOT NULL,
+          assistant   TEXT   NOT NULL,
+          title       TEXT,
+          metadata    TEXT   NOT NULL DEFAULT '{}',
+          created_at  BIGINT NOT NULL,                                  -- unix milliseconds
+          updated_at  BIGINT NOT NULL
+        );
+        CREATE INDEX sessions_by_user ON sessions (user_id, seq);
+      )sql"},
+      {2, "create_messages_and_usage", R"sql(
+        CREATE TABLE messages (
+          seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          id             TEXT    NOT NULL UNIQUE,
+          session_id     TEXT    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+          role           TEXT    NOT NULL,
+          content        TEXT    NOT NULL DEFAULT '',
+          tool_calls     TEXT,
+          status         TEXT    NOT NULL,
+          model          TEXT,
+          provider       TEXT,
+          input_tokens   BIGINT  NOT NULL DEFAULT 0,
+          output_tokens  BIGINT  NOT NULL DEFAULT 0,
+          cost_usd       DOUBLE PRECISION NOT NULL DEFAULT 0,
+          latency_ms     BIGINT,
+          ttft_ms        BIGINT,
+          finish_reason  TEXT,
+          request_id     TEXT,
+          created_at     BIGINT  NOT NULL,
+          completed_at   BIGINT
+        );
+        CREATE INDEX messages_by_session ON messages (session_id, seq);
+        CREATE INDEX messages_pending ON messages (status) WHERE status = 'pending';
+        CREATE TABLE usage_records (
+          seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          at             BIGINT  NOT NULL,
+          day            TEXT    NOT NULL,
+          user_id        TEXT    NOT NULL,
+          session_id     TEXT,
+          source         TEXT    NOT NULL,
+          provider       TEXT    NOT NULL,
+          model          TEXT    NOT NULL,
+          input_tokens   BIGINT  NOT NULL,
+          output_tokens  BIGINT  NOT NULL,
+          cost_usd       DOUBLE PRECISION NOT NULL,
+          status         TEXT    NOT NULL,
+          request_id     TEXT,
+          requests       BIGINT  NOT NULL DEFAULT 1
+        );
+        CREATE INDEX usage_by_time ON usage_records (at);
+        CREATE INDEX usage_by_user ON usage_records (user_id, at);
+      )sql"},
+      {3, "create_access_tables", R"sql(
+        ALTER TABLE sessions ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'default';
+        CREATE INDEX sessions_by_tenant_user ON sessions (tenant_id, user_id, seq);
+        ALTER TABLE usage_records ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE usage_records ADD COLUMN key_id TEXT NOT NULL DEFAULT '';
+        CREATE INDEX usage_by_tenant_user ON usage_records (tenant_id, user_id, at);
+        CREATE INDEX usage_by_key ON usage_records (key_id, at);
+        CREATE TABLE api_keys (
+          seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          id           TEXT   NOT NULL UNIQUE,
+          name         TEXT   NOT NULL DEFAULT '',
+          scope        TEXT   NOT NULL,
+          tenant_id    TEXT   NOT NULL,
+          user_id      TEXT   NOT NULL DEFAULT '',
+          secret_hash  TEXT   NOT NULL,
+          limits       TEXT   NOT NULL DEFAULT '{}',
+          created_by   TEXT   NOT NULL DEFAULT '',
+          created_at   BIGINT NOT NULL,
+          expires_at   BIGINT,
+          revoked_at   BIGINT
+        );
+        CREATE TABLE idempotency_keys (
+          key           TEXT    PRIMARY KEY,
+          fingerprint   TEXT    NOT NULL,
+          status        INTEGER NOT NULL,
+          content_type  TEXT    NOT NULL,
+          body          BYTEA   NOT NULL,
+          created_at    BIGINT  NOT NULL,
+          expires_at    BIGINT  NOT NULL,
+          tenant_id     TEXT    NOT NULL,
+          user_id       TEXT    NOT NULL
+        );
+        CREATE INDEX idempotency_by_expiry ON idempotency_keys (expires_at);
+        CREATE INDEX idempotency_by_user ON idempotency_keys (tenant_id, user_id);
+        CREATE TABLE moderation_log (
+          seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          id           TEXT   NOT NULL UNIQUE,
+          at           BIGINT NOT NULL,
+          tenant_id    TEXT   NOT NULL,
+          user_id      TEXT   NOT NULL,
+          session_id   TEXT,
+          request_id   TEXT,
+          stage        TEXT   NOT NULL,
+          action       TEXT   NOT NULL,
+          source       TEXT   NOT NULL,
+          findings     TEXT   NOT NULL
+        );
+        CREATE INDEX moderation_by_user ON moderation_log (tenant_id, user_id, seq);
+      )sql"},
+  };
+  return kMigrations;
+}
+
+int latest_schema_version() { return migrations().empty() ? 0 : migrations().back().version; }
+
+Result<int> current_schema_version(Connection& conn) {
+  auto exists = conn.query("SELECT to_regclass('schema_migrations') IS NOT NULL");
+  if (!exists) return std::move(exists).error();
+  if (!exists->boolean(0, 0)) return 0;
+  auto version = conn.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!version) return std::move(version).error();
+  return static_cast<int>(version->integer(0, 0));
+}
+
+Result<MigrationReport> migrate(Connection& conn, int64_t now_ms) {
+  // Held for the whole run, released however it ends (a session lock also ends with the
+  // connection, so a replica killed mid-migration does not block the others forever).
+  if (auto r = conn.exec(kMigrationLock); !r) return std::move(r).error();
+  struct Unlock {
+    Connection& c;
+    ~Unlock() { (void)c.exec(kMigrationUnlock); }
+  } unlock{conn};
+
+  if (auto r = conn.exec(
+          "CREATE TABLE IF NOT EXISTS schema_migrations ("
+          "  version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+      !r)
+    return std::move(r).error();
+  MigrationReport report;
+  auto before = current_schema_version(conn);
+  if (!before) return std::move(before).error();
+  report.from_version = report.to_version = *before;
+  if (*before > latest_schema_version()) {
+    return Error::unavailable("database schema version " + std::to_string(*before) +
+                                  " is newer than this build of Parley supports (" +
+                                  std::to_string(latest_schema_version()) + "); upgrade Parley",
+                              "schema_too_new");
+  }
+  for (const auto& m : migrations()) {
+    if (m.version <= report.to_version) continue;
+    Transaction tx(conn);
+    if (!tx.begun()) return tx.begun().error();
+    auto applied = conn.exec(m.sql);
+    if (applied) {
+      auto recorded = conn.query(
+          "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+          Params().integer(m.version).text(m.name).integer(now_ms));
+      if (!recorded) applied = std::move(recorded).error();
+    }
+    if (applied) applied = tx.commit();
+    if (!applied) {
+      Error e = std::move(applied).error();
+      e.message =
+          "migration " + std::to_string(m.version) + " (" + m.name + ") failed: " + e.message;
+      return e;
+    }
+    report.to_version = m.version;
+    report.applied.push_back(std::to_string(m.version) + " " + m.name);
+  }
+  return report;
+}
+
+}  // namespace parley::store::postgres

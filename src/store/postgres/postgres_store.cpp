@@ -1,0 +1,561 @@
+// PostgreSQL storage: sessions, messages, usage, stats and opening (the access tables are in
+// access_tables.cpp).
+#include "store/postgres/postgres_store.hpp"
+
+#include <algorithm>
+
+#include "core/ids.hpp"
+#include "store/common.hpp"
+#include "store/postgres/database.hpp"
+#include "store/postgres/migrations.hpp"
+
+namespace parley::store::postgres {
+
+std::string prefixed(const char* columns, const char* prefix) {
+  std::string out = prefix;
+  for (const char* c = columns; *c; ++c) {
+    out += *c;
+    if (*c == ' ' && c > columns && c[-1] == ',') out += prefix;
+  }
+  return out;
+}
+
+Session read_session(const Rows& rows, int row, int first) {
+  Session s;
+  s.id = rows.text(row, first);
+  s.user_id = rows.text(row, first + 1);
+  s.assistant = rows.text(row, first + 2);
+  s.title = rows.optional_text(row, first + 3);
+  s.metadata_json = rows.text(row, first + 4);
+  s.created_at_ms = rows.integer(row, first + 5);
+  s.updated_at_ms = rows.integer(row, first + 6);
+  s.tenant_id = rows.text(row, first + 7);
+  return s;
+}
+
+Message read_message(const Rows& rows, int row, int first) {
+  Message m;
+  m.id = rows.text(row, first);
+  m.session_id = rows.text(row, first + 1);
+  m.role = rows.text(row, first + 2);
+  m.content = rows.text(row, first + 3);
+  m.tool_calls_json = rows.text(row, first + 4);
+  m.status = rows.text(row, first + 5);
+  m.model = rows.text(row, first + 6);
+  m.provider = rows.text(row, first + 7);
+  m.input_tokens = rows.integer(row, first + 8);
+  m.output_tokens = rows.integer(row, first + 9);
+  m.cost_usd = rows.number(row, first + 10);
+  m.latency_ms = rows.optional_integer(row, first + 11);
+  m.ttft_ms = rows.optional_integer(row, first + 12);
+  m.finish_reason = rows.text(row, first + 13);
+  m.request_id = rows.text(row, first + 14);
+  m.created_at_ms = rows.integer(row, first + 15);
+  m.completed_at_ms = rows.optional_integer(row, first + 16);
+  return m;
+}
+
+UsageRecord read_usage(const Rows& rows, int row, int first) {
+  UsageRecord r;
+  r.at_ms = rows.integer(row, first);
+  r.tenant_id = rows.text(row, first + 1);
+  r.user_id = rows.text(row, first + 2);
+  r.key_id = rows.text(row, first + 3);
+  r.session_id = rows.text(row, first + 4);
+  r.source = rows.text(row, first + 5);
+  r.provider = rows.text(row, first + 6);
+  r.model = rows.text(row, first + 7);
+  r.input_tokens = rows.integer(row, first + 8);
+  r.output_tokens = rows.integer(row, first + 9);
+  r.cost_usd = rows.number(row, first + 10);
+  r.status = rows.text(row, first + 11);
+  r.request_id = rows.text(row, first + 12);
+  r.requests = rows.integer(row, first + 13);
+  return r;
+}
+
+namespace {
+
+const std::string& session_select(int variant) {
+  static const std::string base =
+      std::string("SELECT seq, ") + kSessionColumns + " FROM sessions WHERE seq < $1";
+  static const std::string order = " ORDER BY seq DESC LIMIT $2";
+  // One text per combination of filters, so each keeps its own index-friendly plan.
+  static const std::string variants[4] = {base + order, base + " AND tenant_id = $3" + order,
+                                          base + " AND user_id = $3" + order,
+                                          base + " AND tenant_id = $3 AND user_id = $4" + order};
+  return variants[variant];
+}
+
+Result<void> insert_usage(Connection& db, const UsageRecord& r) {
+  auto inserted = db.query(
+      "INSERT INTO usage_records (at, day, user_id, session_id, source, provider, model, "
+      "input_tokens, output_tokens, cost_usd, status, request_id, requests, tenant_id, key_id) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+      Params()
+          .integer(r.at_ms)
+          .text(utc_day(r.at_ms))
+          .text(r.user_id)
+          .text_or_null(r.session_id)
+          .text(r.source)
+          .text(r.provider)
+          .text(r.model)
+          .integer(r.input_tokens)
+          .integer(r.output_tokens)
+          .number(r.cost_usd)
+          .text(r.status)
+          .text(r.request_id)
+          .integer(r.requests)
+          .text(r.tenant_id)
+          .text(r.key_id));
+  if (!inserted) return std::move(inserted).error();
+  return success();
+}
+
+class PostgresStorage final : public Storage,
+                              public SessionRepository,
+                              public MessageRepository,
+                              public UsageRepository {
+ public:
+  explicit PostgresStorage(const Options& options) : db_(options) {}
+  ~PostgresStorage() override { close(); }
+
+  SessionRepository& sessions() override { return *this; }
+  MessageRepository& messages() override { return *this; }
+  UsageRepository& usage() override { return *this; }
+  ApiKeyRepository& api_keys() override { return *api_keys_; }
+  IdempotencyRepository& idempotency() override { return *idempotency_; }
+  ModerationLogRepository& moderation_log() override { return *moderation_log_; }
+  UserDataRepository& user_data() override { return *user_data_; }
+  TableAccess& table_access() override { return *table_access_; }
+
+  Result<void> ping() override {
+    QueryTimer timer(db_.options.metrics, "ping");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query("SELECT 1");
+    if (!rows) return std::move(rows).error();
+    return success();
+  }
+
+  Result<StorageStats> stats(bool integrity_check) override {
+    QueryTimer timer(db_.options.metrics, "stats");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Connection& db = **lease;
+    StorageStats s;
+    s.backend = "postgresql";
+    s.location = describe(db_.options.url);
+    s.read_connections = db_.pool.size();
+    auto size = db.query("SELECT pg_database_size(current_database())");
+    if (!size) return std::move(size).error();
+    s.size_bytes = size->integer(0, 0);
+    auto version = current_schema_version(db);
+    if (!version) return std::move(version).error();
+    s.schema_version = *version;
+    if (integrity_check) {
+      // PostgreSQL checks pages as it reads them; the closest cheap check is that every table
+      // the schema names is there and readable.
+      auto tables = db.query(
+          "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+          "AND table_name IN ('sessions', 'messages', 'usage_records', 'api_keys', "
+          "'idempotency_keys', 'moderation_log')");
+      if (!tables) return std::move(tables).error();
+      s.integrity_check = tables->integer(0, 0) == 6 ? "ok" : "tables missing";
+    }
+    return s;
+  }
+
+  void close() override { db_.pool.close(); }
+
+  // --- SessionRepository ---------------------------------------------------------------
+
+  Result<Session> create(const NewSession& in) override {
+    QueryTimer timer(db_.options.metrics, "session_create");
+    Session s;
+    s.id = new_resource_id("sess");
+    s.tenant_id = in.tenant_id;
+    s.user_id = in.user_id;
+    s.assistant = in.assistant;
+    s.title = in.title;
+    s.metadata_json = in.metadata_json;
+    s.created_at_ms = s.updated_at_ms = db_.now_ms();
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto inserted = (**lease).query(
+        "INSERT INTO sessions (id, user_id, assistant, title, metadata, "
+        "created_at, updated_at, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        Params()
+            .text(s.id)
+            .text(s.user_id)
+            .text(s.assistant)
+            .optional_text(s.title)
+            .text(s.metadata_json)
+            .integer(s.created_at_ms)
+            .integer(s.updated_at_ms)
+            .text(s.tenant_id));
+    if (!inserted) return std::move(inserted).error();
+    return s;
+  }
+
+  Result<Session> get(std::string_view id) override {
+    QueryTimer timer(db_.options.metrics, "session_get");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    static const std::string sql =
+        std::string("SELECT ") + kSessionColumns + " FROM sessions WHERE id = $1";
+    auto rows = (**lease).query(sql, Params().text(id));
+    if (!rows) return std::move(rows).error();
+    if (rows->empty()) return session_not_found(id);
+    return read_session(*rows, 0);
+  }
+
+  Result<SessionPage> list(const SessionListQuery& q) override {
+    QueryTimer timer(db_.options.metrics, "session_list");
+    auto cursor = parse_cursor(q.cursor);
+    if (cursor.error) return *cursor.error;
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Params params;
+    params.integer(cursor.after.value_or(INT64_MAX)).integer(q.limit + 1);
+    if (q.tenant_id) params.text(*q.tenant_id);
+    if (q.user_id) params.text(*q.user_id);
+    auto rows =
+        (**lease).query(session_select((q.tenant_id ? 1 : 0) + (q.user_id ? 2 : 0)), params);
+    if (!rows) return std::move(rows).error();
+    SessionPage page;
+    const int n = std::min(rows->size(), q.limit);
+    for (int i = 0; i < n; ++i) page.items.push_back(read_session(*rows, i, 1));
+    if (rows->size() > q.limit && n > 0) page.next_cursor = rows->text(n - 1, 0);
+    return page;
+  }
+
+  Result<Session> update(std::string_view id, const SessionPatch& patch) override {
+    QueryTimer timer(db_.options.metrics, "session_update");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Params params;
+    params.text(id).boolean(patch.title.has_value());
+    if (patch.title) {
+      params.optional_text(*patch.title);
+    } else {
+      params.null();
+    }
+    params.optional_text(patch.metadata_json).integer(db_.now_ms());
+    static const std::string sql =
+        std::string(
+            "UPDATE sessions SET title = CASE WHEN $2::boolean THEN $3::text ELSE title END, "
+            "metadata = COALESCE($4::text, metadata), updated_at = $5 WHERE id = $1 RETURNING ") +
+        kSessionColumns;
+    auto rows = (**lease).query(sql, params);
+    if (!rows) return std::move(rows).error();
+    if (rows->empty()) return session_not_found(id);
+    return read_session(*rows, 0);
+  }
+
+  Result<void> remove(std::string_view id) override {
+    QueryTimer timer(db_.options.metrics, "session_delete");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query("DELETE FROM sessions WHERE id = $1", Params().text(id));
+    if (!rows) return std::move(rows).error();
+    if (rows->affected() == 0) return session_not_found(id);
+    return success();
+  }
+
+  // --- MessageRepository ---------------------------------------------------------------
+
+  Result<StartedTurn> begin_turn(const NewTurn& in) override {
+    QueryTimer timer(db_.options.metrics, "turn_begin");
+    const int64_t now = db_.now_ms();
+    StartedTurn turn;
+    turn.user.id = new_resource_id("msg");
+    turn.user.session_id = in.session_id;
+    turn.user.role = "user";
+    turn.user.content = in.user_content;
+    turn.user.status = "complete";
+    turn.user.request_id = in.request_id;
+    turn.user.created_at_ms = now;
+    turn.user.completed_at_ms = now;
+    turn.assistant.id = new_resource_id("msg");
+    turn.assistant.session_id = in.session_id;
+    turn.assistant.role = "assistant";
+    turn.assistant.status = "pending";
+    turn.assistant.model = in.model;
+    turn.assistant.request_id = in.request_id;
+    turn.assistant.created_at_ms = now + 1;  // sorts after the user's row by time too
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Connection& db = **lease;
+    Transaction tx(db);
+    if (!tx.begun()) return tx.begun().error();
+    static const std::string touch =
+        std::string("UPDATE sessions SET updated_at = $2 WHERE id = $1 RETURNING ") +
+        kSessionColumns;
+    auto session = db.query(touch, Params().text(in.session_id).integer(now));
+    if (!session) return std::move(session).error();
+    if (session->empty()) return session_not_found(in.session_id);
+    turn.session = read_session(*session, 0);
+    static const std::string insert =
+        std::string("INSERT INTO messages (") + kMessageColumns +
+        ") VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, 0, 0, 0, NULL, NULL, NULL, $7, $8, $9), "
+        "($10, $2, $11, '', NULL, $12, $13, NULL, 0, 0, 0, NULL, NULL, NULL, $7, $14, NULL)";
+    auto inserted = db.query(insert, Params()
+                                         .text(turn.user.id)
+                                         .text(in.session_id)
+                                         .text(turn.user.role)
+                                         .text(turn.user.content)
+                                         .text(turn.user.status)
+                                         .text(turn.user.model)
+                                         .text(in.request_id)
+                                         .integer(turn.user.created_at_ms)
+                                         .optional_integer(turn.user.completed_at_ms)
+                                         .text(turn.assistant.id)
+                                         .text(turn.assistant.role)
+                                         .text(turn.assistant.status)
+                                         .text(turn.assistant.model)
+                                         .integer(turn.assistant.created_at_ms));
+    if (!inserted) return std::move(inserted).error();
+    if (auto r = tx.commit(); !r) return std::move(r).error();
+    return turn;
+  }
+
+  Result<Message> finish_turn(const FinishedTurn& in) override {
+    QueryTimer timer(db_.options.metrics, "turn_finish");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Connection& db = **lease;
+    Transaction tx(db);
+    if (!tx.begun()) return tx.begun().error();
+    static const std::string update =
+        std::string(
+            "UPDATE messages SET content = $2, tool_calls = $3, status = $4, model = $5, "
+            "provider = $6, input_tokens = $7, output_tokens = $8, cost_usd = $9, "
+            "latency_ms = $10, ttft_ms = $11, finish_reason = $12, completed_at = $13 "
+            "WHERE id = $1 RETURNING ") +
+        kMessageColumns;
+    auto rows = db.query(update, Params()
+                                     .text(in.assistant_message_id)
+                                     .text(in.content)
+                                     .text_or_null(in.tool_calls_json)
+                                     .text(in.status)
+                                     .text(in.model)
+                                     .text(in.provider)
+                                     .integer(in.input_tokens)
+                                     .integer(in.output_tokens)
+                                     .number(in.cost_usd)
+                                     .optional_integer(in.latency_ms)
+                                     .optional_integer(in.ttft_ms)
+                                     .text(in.finish_reason)
+                                     .integer(db_.now_ms()));
+    if (!rows) return std::move(rows).error();
+    if (rows->empty()) {
+      // The session was deleted while its reply was being generated.
+      return Error::not_found("no message with id '" + in.assistant_message_id + "'",
+                              "message_not_found");
+    }
+    Message m = read_message(*rows, 0);
+    if (in.usage) {
+      if (auto r = insert_usage(db, *in.usage); !r) return std::move(r).error();
+    }
+    if (auto r = tx.commit(); !r) return std::move(r).error();
+    return m;
+  }
+
+  Result<MessagePage> list(const MessageListQuery& q) override {
+    QueryTimer timer(db_.options.metrics, "message_list");
+    auto cursor = parse_cursor(q.cursor);
+    if (cursor.error) return *cursor.error;
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Connection& db = **lease;
+    // One snapshot: a session that exists with no messages, and one that does not exist, are
+    // different answers.
+    Transaction tx(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (!tx.begun()) return tx.begun().error();
+    auto exists = db.query("SELECT 1 FROM sessions WHERE id = $1", Params().text(q.session_id));
+    if (!exists) return std::move(exists).error();
+    if (exists->empty()) return session_not_found(q.session_id);
+    static const std::string oldest = std::string("SELECT seq, ") + kMessageColumns +
+                                      " FROM messages WHERE session_id = $1 AND seq > $2 "
+                                      "ORDER BY seq ASC LIMIT $3";
+    static const std::string newest = std::string("SELECT seq, ") + kMessageColumns +
+                                      " FROM messages WHERE session_id = $1 AND seq < $2 "
+                                      "ORDER BY seq DESC LIMIT $3";
+    auto rows = db.query(q.newest_first ? newest : oldest,
+                         Params()
+                             .text(q.session_id)
+                             .integer(cursor.after.value_or(q.newest_first ? INT64_MAX : 0))
+                             .integer(q.limit + 1));
+    if (!rows) return std::move(rows).error();
+    (void)tx.commit();
+    MessagePage page;
+    const int n = std::min(rows->size(), q.limit);
+    for (int i = 0; i < n; ++i) page.items.push_back(read_message(*rows, i, 1));
+    if (rows->size() > q.limit && n > 0) page.next_cursor = rows->text(n - 1, 0);
+    return page;
+  }
+
+  Result<std::vector<Message>> history(std::string_view session_id, int limit) override {
+    QueryTimer timer(db_.options.metrics, "message_history");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    static const std::string sql =
+        std::string("SELECT ") + kMessageColumns +
+        " FROM messages WHERE session_id = $1 AND status != 'pending' "
+        "AND (content != '' OR tool_calls IS NOT NULL) ORDER BY seq DESC LIMIT $2";
+    auto rows = (**lease).query(sql, Params().text(session_id).integer(limit));
+    if (!rows) return std::move(rows).error();
+    std::vector<Message> out;
+    for (int i = rows->size() - 1; i >= 0; --i) out.push_back(read_message(*rows, i));
+    return out;
+  }
+
+  Result<int64_t> mark_interrupted() override {
+    QueryTimer timer(db_.options.metrics, "message_recover");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query(
+        "UPDATE messages SET status = 'partial', finish_reason = 'interrupted', "
+        "completed_at = $1 WHERE status = 'pending'",
+        Params().integer(db_.now_ms()));
+    if (!rows) return std::move(rows).error();
+    return rows->affected();
+  }
+
+  // --- UsageRepository -----------------------------------------------------------------
+
+  Result<void> record(const std::vector<UsageRecord>& records) override {
+    if (records.empty()) return success();
+    QueryTimer timer(db_.options.metrics, "usage_record");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Connection& db = **lease;
+    Transaction tx(db);
+    if (!tx.begun()) return tx.begun().error();
+    for (const auto& r : records) {
+      if (auto w = insert_usage(db, r); !w) return w;
+    }
+    return tx.commit();
+  }
+
+  Result<std::vector<UsageRow>> aggregate(const UsageQuery& q) override {
+    QueryTimer timer(db_.options.metrics, "usage_aggregate");
+    auto grouped = usage_group_columns(q.group_by);
+    if (!grouped) return std::move(grouped).error();
+    const auto& groups = *grouped;
+    std::string select = "SELECT ";
+    std::string group_clause;
+    for (const auto& [name, column] : groups) {
+      select += column + ", ";
+      group_clause += (group_clause.empty() ? " GROUP BY " : ", ") + column;
+    }
+    select +=
+        "COALESCE(SUM(requests), 0), COALESCE(SUM(input_tokens), 0), "
+        "COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0) FROM usage_records "
+        "WHERE at >= $1 AND at < $2";
+    Params params;
+    params.integer(q.from_ms).integer(q.to_ms);
+    if (q.tenant_id) {
+      params.text(*q.tenant_id);
+      select += " AND tenant_id = $" + std::to_string(params.size());
+    }
+    if (q.user_id) {
+      params.text(*q.user_id);
+      select += " AND user_id = $" + std::to_string(params.size());
+    }
+    select += group_clause;
+    // Byte order, as SQLite's BINARY collation sorts, whatever the database's locale.
+    if (!group_clause.empty()) {
+      select += " ORDER BY ";
+      for (size_t i = 0; i < groups.size(); ++i) {
+        select += (i ? ", " : "") + groups[i].second + " COLLATE \"C\"";
+      }
+    }
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query(select, params);
+    if (!rows) return std::move(rows).error();
+    std::vector<UsageRow> out;
+    const int n = static_cast<int>(groups.size());
+    for (int i = 0; i < rows->size(); ++i) {
+      UsageRow row;
+      for (int g = 0; g < n; ++g)
+        row.keys.emplace_back(groups[static_cast<size_t>(g)].first, rows->text(i, g));
+      row.requests = rows->integer(i, n);
+      row.input_tokens = rows->integer(i, n + 1);
+      row.output_tokens = rows->integer(i, n + 2);
+      row.cost_usd = rows->number(i, n + 3);
+      out.push_back(std::move(row));
+    }
+    return out;
+  }
+
+  Result<double> spent(std::string_view tenant_id, std::string_view user_id,
+                       int64_t from_ms) override {
+    QueryTimer timer(db_.options.metrics, "usage_spent");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query(
+        "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_records "
+        "WHERE tenant_id = $1 AND user_id = $2 AND at >= $3",
+        Params().text(tenant_id).text(user_id).integer(from_ms));
+    if (!rows) return std::move(rows).error();
+    return rows->number(0, 0);
+  }
+
+  Result<double> spent_by_key(std::string_view key_id, int64_t from_ms) override {
+    QueryTimer timer(db_.options.metrics, "usage_spent");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query(
+        "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE key_id = $1 AND at >= $2",
+        Params().text(key_id).integer(from_ms));
+    if (!rows) return std::move(rows).error();
+    return rows->number(0, 0);
+  }
+
+ private:
+  Database db_;
+  std::unique_ptr<ApiKeyRepository> api_keys_ = make_api_key_table(db_);
+  std::unique_ptr<IdempotencyRepository> idempotency_ = make_idempotency_table(db_);
+  std::unique_ptr<ModerationLogRepository> moderation_log_ = make_moderation_log_table(db_);
+  std::unique_ptr<UserDataRepository> user_data_ = make_user_data_table(db_);
+  std::unique_ptr<TableAccess> table_access_ = make_table_access(db_);
+};
+
+}  // namespace
+
+Result<MigrationSummary> migrate_database(const Options& options) {
+  auto conn = Connection::open(options.url, options.connect);
+  if (!conn) return std::move(conn).error();
+  auto report = migrate(**conn, to_unix_ms(options.clock->now()));
+  if (!report) return std::move(report).error();
+  return MigrationSummary{report->from_version, report->to_version, report->applied};
+}
+
+Result<std::unique_ptr<Storage>> open(const Options& options) {
+  auto store = std::make_unique<PostgresStorage>(options);
+  // The first connection proves the server answers (fail fast, naming it) and stays in the
+  // pool.
+  {
+    auto conn = Connection::open(options.url, options.connect);
+    if (!conn) return std::move(conn).error();
+    if (options.migrate) {
+      auto report = migrate(**conn, to_unix_ms(options.clock->now()));
+      if (!report) return std::move(report).error();
+    } else {
+      auto version = current_schema_version(**conn);
+      if (!version) return std::move(version).error();
+      if (*version != latest_schema_version()) {
+        return Error::unavailable(
+            "database schema is at version " + std::to_string(*version) + ", this build needs " +
+                std::to_string(latest_schema_version()) + "; run `parley migrate`",
+            "schema_mismatch");
+      }
+    }
+  }
+  return std::unique_ptr<Storage>(std::move(store));
+}
+
+}  // namespace parley::store::postgres

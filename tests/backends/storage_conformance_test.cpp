@@ -1,0 +1,2048 @@
+// Storage conformance: the contract of store/store.hpp, checked the same way on every backend.
+//
+// Handlers and the chat pipeline see only the interfaces of store.hpp, so a deployment can
+// move from SQLite to PostgreSQL (or back, with copy-data) only if both backends give the same
+// answers to the same calls: the same ids, orders, pages, filters, error codes and reasons,
+// timestamps and sums. Each backend's own tests check what only it has; this suite is typed
+// over the backends and runs every case against each of them, so a difference shows up as one
+// test failing on one backend.
+//
+// Covered, per repository:
+//  - sessions: ids, timestamps from the clock, get/update/remove and their kNotFound, list
+//    order (newest first, by insertion), limit, cursors (pages without overlap or gaps, no
+//    cursor after the last page, malformed cursors rejected), tenant and user filters;
+//  - messages: begin_turn (user row complete, assistant row pending, session bumped),
+//    finish_turn (the final row, usage written in the same call, a deleted session), list in
+//    both orders with cursors, history (what a prompt may include), mark_interrupted;
+//  - usage: record, aggregate (half-open time range, filters, every group_by field, the UTC
+//    day, ordering, unknown fields rejected), spent and spent_by_key;
+//  - API keys: create/get round trip, duplicates, list order and filters, revoke;
+//  - idempotency: put (insert or replace), get, binary bodies, unexpired_keys, purge_expired;
+//  - moderation log: generated ids, order, filters, cursors;
+//  - user data: export (per tenant and across tenants) and erasure (counts, cascades, keys
+//    revoked and unbound, other users and tenants untouched);
+//  - ping and stats; concurrent writers; awkward text and large numbers.
+//
+// Time comes from a ManualClock, so every timestamp the store assigns is exact.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "store/settings.hpp"
+#include "store/store.hpp"
+#include "support/manual_clock.hpp"
+#include "support/test_postgres.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+
+using parley::ErrorCode;
+using namespace parley::store;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+struct SqliteBackend {
+  static constexpr const char* kName = "sqlite";
+  parley::testing::TempDir dir{"parley-conformance"};
+  std::string url() const { return "sqlite://" + dir.path() + "/parley.db"; }
+};
+
+struct PostgresBackend {
+  static constexpr const char* kName = "postgresql";
+  parley::testing::PostgresDatabase db;
+  std::string url() const { return db.url(); }
+};
+
+// Test names read StorageConformance/sqlite.X and StorageConformance/postgresql.X.
+class BackendNames {
+ public:
+  template <typename T>
+  static std::string GetName(int) {
+    return T::kName;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+// Checks a failed Result's code and reason together, so a failure says what came back instead.
+template <typename T>
+::testing::AssertionResult FailsWith(const parley::Result<T>& r, ErrorCode code,
+                                     const std::string& reason = "") {
+  if (r.ok()) return ::testing::AssertionFailure() << "succeeded; expected an error";
+  if (r.error().code != code) {
+    return ::testing::AssertionFailure()
+           << "code " << static_cast<int>(r.error().code) << ", expected " << static_cast<int>(code)
+           << " (" << r.error().message << ")";
+  }
+  if (!reason.empty() && r.error().reason != reason) {
+    return ::testing::AssertionFailure()
+           << "reason '" << r.error().reason << "', expected '" << reason << "'";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::string numbered(const std::string& prefix, int i) {
+  // Built by appending: g++ 12 warns falsely about `literal + std::to_string(n)` at -O3.
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
+std::vector<std::string> ids_of(const std::vector<Session>& v) {
+  std::vector<std::string> out;
+  for (const auto& s : v) out.push_back(s.id);
+  return out;
+}
+
+std::vector<std::string> ids_of(const std::vector<Message>& v) {
+  std::vector<std::string> out;
+  for (const auto& m : v) out.push_back(m.id);
+  return out;
+}
+
+std::vector<std::string> ids_of(const std::vector<ModerationLogEntry>& v) {
+  std::vector<std::string> out;
+  for (const auto& e : v) out.push_back(e.id);
+  return out;
+}
+
+std::vector<std::string> ids_of(const std::vector<ApiKey>& v) {
+  std::vector<std::string> out;
+  for (const auto& k : v) out.push_back(k.id);
+  return out;
+}
+
+std::vector<std::string> contents_of(const std::vector<Message>& v) {
+  std::vector<std::string> out;
+  for (const auto& m : v) out.push_back(m.content);
+  return out;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixture
+
+// Members are public so that helpers outside the test bodies (UserDataWorld) can use them.
+template <typename Backend>
+class StorageConformance : public ::testing::Test {
+ public:
+  void SetUp() override {
+    const std::string url = backend.url();
+    // No URL means the test server is missing: that is a broken environment, not a skip.
+    ASSERT_FALSE(url.empty());
+    StorageSettings settings;
+    settings.url = url;
+    OpenOptions options;
+    options.clock = &clock;
+    auto opened = parley::store::open(settings, options);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    store = std::move(opened).value();
+  }
+
+  void TearDown() override {
+    if (store) store->close();
+  }
+
+  int64_t now_ms() const { return clock.unix_ms(); }
+
+  // Creates a session, failing the test (and returning an empty one) when it cannot.
+  Session make_session(const std::string& tenant, const std::string& user,
+                       std::optional<std::string> title = std::nullopt) {
+    NewSession n;
+    n.tenant_id = tenant;
+    n.user_id = user;
+    n.assistant = "default";
+    n.title = std::move(title);
+    auto r = store->sessions().create(n);
+    if (!r.ok()) {
+      ADD_FAILURE() << "create session: " << r.error().message;
+      return {};
+    }
+    return r.value();
+  }
+
+  StartedTurn begin(const std::string& session_id, const std::string& content,
+                    const std::string& request_id = "req_1") {
+    NewTurn t;
+    t.session_id = session_id;
+    t.user_content = content;
+    t.request_id = request_id;
+    t.model = "gpt-test";
+    auto r = store->messages().begin_turn(t);
+    if (!r.ok()) {
+      ADD_FAILURE() << "begin_turn: " << r.error().message;
+      return {};
+    }
+    return r.value();
+  }
+
+  Message finish(const std::string& assistant_id, const std::string& content,
+                 const std::string& status = "complete") {
+    FinishedTurn f;
+    f.assistant_message_id = assistant_id;
+    f.content = content;
+    f.status = status;
+    f.model = "gpt-test";
+    f.provider = "openai";
+    f.finish_reason = status == "complete" ? "stop" : "cancelled";
+    auto r = store->messages().finish_turn(f);
+    if (!r.ok()) {
+      ADD_FAILURE() << "finish_turn: " << r.error().message;
+      return {};
+    }
+    return r.value();
+  }
+
+  // A full turn: the user's message and a completed reply.
+  void turn(const std::string& session_id, const std::string& question, const std::string& answer) {
+    auto started = begin(session_id, question);
+    finish(started.assistant.id, answer);
+  }
+
+  UsageRecord usage_record(int64_t at_ms, const std::string& tenant, const std::string& user,
+                           const std::string& model, double cost) {
+    UsageRecord u;
+    u.at_ms = at_ms;
+    u.tenant_id = tenant;
+    u.user_id = user;
+    u.key_id = "key_a";
+    u.source = "api";
+    u.provider = "openai";
+    u.model = model;
+    u.input_tokens = 10;
+    u.output_tokens = 20;
+    u.cost_usd = cost;
+    u.status = "ok";
+    u.request_id = "req_u";
+    return u;
+  }
+
+  void record(const std::vector<UsageRecord>& records) {
+    auto r = store->usage().record(records);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+  }
+
+  // The single row of an aggregate without group_by.
+  UsageRow total(UsageQuery q) {
+    q.group_by.clear();
+    auto r = store->usage().aggregate(q);
+    if (!r.ok()) {
+      ADD_FAILURE() << "aggregate: " << r.error().message;
+      return {};
+    }
+    if (r->size() != 1) {
+      ADD_FAILURE() << "expected one total row, got " << r->size();
+      return {};
+    }
+    return r->front();
+  }
+
+  ApiKey api_key(const std::string& id, const std::string& tenant, const std::string& user) {
+    ApiKey k;
+    k.id = id;
+    k.name = "key ";
+    k.name += id;
+    k.scope = user.empty() ? "service" : "user";
+    k.tenant_id = tenant;
+    k.user_id = user;
+    k.secret_hash = std::string(64, 'a');
+    k.limits_json = "{\"rpm\":10}";
+    k.created_by = "cli";
+    k.created_at_ms = now_ms();
+    return k;
+  }
+
+  IdempotencyRecord idem(const std::string& key, int64_t expires_at_ms,
+                         const std::string& tenant = "default", const std::string& user = "u1") {
+    IdempotencyRecord r;
+    r.key = key;
+    r.fingerprint = std::string(64, 'f');
+    r.tenant_id = tenant;
+    r.user_id = user;
+    r.status = 200;
+    r.content_type = "application/json";
+    r.body = "{\"ok\":true}";
+    r.created_at_ms = now_ms();
+    r.expires_at_ms = expires_at_ms;
+    return r;
+  }
+
+  ModerationLogEntry moderation(const std::string& tenant, const std::string& user,
+                                const std::string& action) {
+    ModerationLogEntry e;
+    e.at_ms = now_ms();
+    e.tenant_id = tenant;
+    e.user_id = user;
+    e.session_id = "sess_x";
+    e.request_id = "req_m";
+    e.stage = "input";
+    e.action = action;
+    e.source = "rules";
+    e.findings_json = "[{\"category\":\"pii\",\"action\":\"";
+    e.findings_json += action;
+    e.findings_json += "\",\"count\":1}]";
+    return e;
+  }
+
+  void append(const std::vector<ModerationLogEntry>& entries) {
+    auto r = store->moderation_log().append(entries);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+  }
+
+  Backend backend;
+  parley::ManualClock clock;
+  std::unique_ptr<Storage> store;  // last: closed and destroyed before the backend goes
+};
+
+using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
+TYPED_TEST_SUITE(StorageConformance, Backends, BackendNames);
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+TYPED_TEST(StorageConformance, SessionCreateAssignsIdAndClockTimestamps) {
+  const int64_t now = this->now_ms();
+  NewSession n;
+  n.tenant_id = "acme";
+  n.user_id = "alice";
+  n.assistant = "helper";
+  n.title = "Plans";
+  n.metadata_json = "{\"k\":\"v\"}";
+  auto created = this->store->sessions().create(n);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  EXPECT_TRUE(starts_with(created->id, "sess_")) << created->id;
+  EXPECT_EQ(created->tenant_id, "acme");
+  EXPECT_EQ(created->user_id, "alice");
+  EXPECT_EQ(created->assistant, "helper");
+  EXPECT_EQ(created->title, std::optional<std::string>("Plans"));
+  EXPECT_EQ(created->metadata_json, "{\"k\":\"v\"}");
+  EXPECT_EQ(created->created_at_ms, now);
+  EXPECT_EQ(created->updated_at_ms, now);
+}
+
+TYPED_TEST(StorageConformance, SessionGetRoundTripsEveryField) {
+  auto created = this->make_session("acme", "alice", "A title");
+  this->clock.advance(5ms);
+  auto got = this->store->sessions().get(created.id);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->id, created.id);
+  EXPECT_EQ(got->tenant_id, "acme");
+  EXPECT_EQ(got->user_id, "alice");
+  EXPECT_EQ(got->assistant, "default");
+  EXPECT_EQ(got->title, std::optional<std::string>("A title"));
+  EXPECT_EQ(got->metadata_json, "{}");
+  // Reading does not touch the timestamps.
+  EXPECT_EQ(got->created_at_ms, created.created_at_ms);
+  EXPECT_EQ(got->updated_at_ms, created.updated_at_ms);
+}
+
+TYPED_TEST(StorageConformance, SessionWithoutTitleReadsBackWithout) {
+  auto created = this->make_session("default", "bob");
+  auto got = this->store->sessions().get(created.id);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->title, std::nullopt);
+}
+
+TYPED_TEST(StorageConformance, SessionGetMissingIsNotFound) {
+  EXPECT_TRUE(FailsWith(this->store->sessions().get("sess_missing"), ErrorCode::kNotFound,
+                        "session_not_found"));
+}
+
+TYPED_TEST(StorageConformance, SessionListIsNewestFirst) {
+  std::vector<std::string> created;
+  for (int i = 0; i < 4; ++i) {
+    created.push_back(this->make_session("default", "alice").id);
+    this->clock.advance(1ms);
+  }
+  auto page = this->store->sessions().list({});
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  std::reverse(created.begin(), created.end());
+  EXPECT_EQ(ids_of(page->items), created);
+  EXPECT_EQ(page->next_cursor, std::nullopt);
+}
+
+TYPED_TEST(StorageConformance, SessionListPagesWithoutOverlapOrGaps) {
+  // Created in the same millisecond: the order must still be the order of insertion, since a
+  // busy server creates many sessions per millisecond.
+  std::vector<std::string> created;
+  for (int i = 0; i < 7; ++i) created.push_back(this->make_session("default", "alice").id);
+  std::reverse(created.begin(), created.end());
+
+  std::vector<std::string> seen;
+  std::vector<int> sizes;
+  SessionListQuery q;
+  q.limit = 3;
+  for (int guard = 0; guard < 10; ++guard) {
+    auto page = this->store->sessions().list(q);
+    ASSERT_TRUE(page.ok()) << page.error().message;
+    sizes.push_back(static_cast<int>(page->items.size()));
+    for (const auto& s : page->items) seen.push_back(s.id);
+    if (!page->next_cursor) break;
+    q.cursor = page->next_cursor;
+  }
+  EXPECT_EQ(sizes, (std::vector<int>{3, 3, 1}));
+  EXPECT_EQ(seen, created);
+}
+
+TYPED_TEST(StorageConformance, SessionListLastFullPageHasNoCursor) {
+  // A cursor that leads to an empty page would cost clients a useless round trip.
+  for (int i = 0; i < 6; ++i) this->make_session("default", "alice");
+  SessionListQuery q;
+  q.limit = 3;
+  auto first = this->store->sessions().list(q);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  ASSERT_EQ(static_cast<int>(first->items.size()), 3);
+  ASSERT_TRUE(first->next_cursor.has_value());
+  q.cursor = first->next_cursor;
+  auto second = this->store->sessions().list(q);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(static_cast<int>(second->items.size()), 3);
+  EXPECT_EQ(second->next_cursor, std::nullopt);
+
+  SessionListQuery exact;
+  exact.limit = 6;
+  auto all = this->store->sessions().list(exact);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(static_cast<int>(all->items.size()), 6);
+  EXPECT_EQ(all->next_cursor, std::nullopt);
+}
+
+TYPED_TEST(StorageConformance, SessionListFiltersByTenantAndUser) {
+  auto a1 = this->make_session("acme", "alice").id;
+  auto a2 = this->make_session("acme", "bob").id;
+  auto b1 = this->make_session("globex", "alice").id;
+  auto a3 = this->make_session("acme", "alice").id;
+
+  SessionListQuery by_tenant;
+  by_tenant.tenant_id = "acme";
+  auto tenant = this->store->sessions().list(by_tenant);
+  ASSERT_TRUE(tenant.ok()) << tenant.error().message;
+  EXPECT_EQ(ids_of(tenant->items), (std::vector<std::string>{a3, a2, a1}));
+
+  SessionListQuery by_user;
+  by_user.user_id = "alice";
+  auto user = this->store->sessions().list(by_user);
+  ASSERT_TRUE(user.ok()) << user.error().message;
+  EXPECT_EQ(ids_of(user->items), (std::vector<std::string>{a3, b1, a1}));
+
+  SessionListQuery both;
+  both.tenant_id = "acme";
+  both.user_id = "alice";
+  auto pair = this->store->sessions().list(both);
+  ASSERT_TRUE(pair.ok()) << pair.error().message;
+  EXPECT_EQ(ids_of(pair->items), (std::vector<std::string>{a3, a1}));
+
+  SessionListQuery nobody;
+  nobody.tenant_id = "initech";
+  auto none = this->store->sessions().list(nobody);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->items.empty());
+  EXPECT_EQ(none->next_cursor, std::nullopt);
+}
+
+TYPED_TEST(StorageConformance, SessionListFilteredPagesStayFiltered) {
+  // The cursor continues the filtered sequence: rows of other users are neither shown nor
+  // counted against the limit.
+  std::vector<std::string> alice;
+  for (int i = 0; i < 5; ++i) {
+    alice.push_back(this->make_session("default", "alice").id);
+    this->make_session("default", "bob");
+  }
+  std::reverse(alice.begin(), alice.end());
+  SessionListQuery q;
+  q.user_id = "alice";
+  q.limit = 2;
+  std::vector<std::string> seen;
+  for (int guard = 0; guard < 10; ++guard) {
+    auto page = this->store->sessions().list(q);
+    ASSERT_TRUE(page.ok()) << page.error().message;
+    for (const auto& s : page->items) {
+      EXPECT_EQ(s.user_id, "alice");
+      seen.push_back(s.id);
+    }
+    if (!page->next_cursor) break;
+    q.cursor = page->next_cursor;
+  }
+  EXPECT_EQ(seen, alice);
+}
+
+TYPED_TEST(StorageConformance, SessionListRejectsMalformedCursors) {
+  this->make_session("default", "alice");
+  for (const char* cursor : {"abc", "0", "-5", "12x"}) {
+    SessionListQuery q;
+    q.cursor = cursor;
+    EXPECT_TRUE(
+        FailsWith(this->store->sessions().list(q), ErrorCode::kInvalidArgument, "invalid_cursor"))
+        << "cursor " << cursor;
+  }
+}
+
+TYPED_TEST(StorageConformance, SessionUpdateChangesOnlyGivenFields) {
+  auto created = this->make_session("acme", "alice", "Old");
+  this->clock.advance(250ms);
+
+  SessionPatch metadata_only;
+  metadata_only.metadata_json = "{\"pinned\":true}";
+  auto updated = this->store->sessions().update(created.id, metadata_only);
+  ASSERT_TRUE(updated.ok()) << updated.error().message;
+  EXPECT_EQ(updated->title, std::optional<std::string>("Old"));
+  EXPECT_EQ(updated->metadata_json, "{\"pinned\":true}");
+  EXPECT_EQ(updated->tenant_id, "acme");
+  EXPECT_EQ(updated->user_id, "alice");
+  EXPECT_EQ(updated->created_at_ms, created.created_at_ms);
+  EXPECT_EQ(updated->updated_at_ms, this->now_ms());
+
+  this->clock.advance(1s);
+  SessionPatch title_only;
+  title_only.title = std::optional<std::string>("New");
+  auto retitled = this->store->sessions().update(created.id, title_only);
+  ASSERT_TRUE(retitled.ok()) << retitled.error().message;
+  EXPECT_EQ(retitled->title, std::optional<std::string>("New"));
+  EXPECT_EQ(retitled->metadata_json, "{\"pinned\":true}");
+  EXPECT_EQ(retitled->updated_at_ms, this->now_ms());
+
+  // What update returned is what is stored.
+  auto got = this->store->sessions().get(created.id);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->title, std::optional<std::string>("New"));
+  EXPECT_EQ(got->metadata_json, "{\"pinned\":true}");
+  EXPECT_EQ(got->updated_at_ms, this->now_ms());
+  EXPECT_EQ(got->created_at_ms, created.created_at_ms);
+}
+
+TYPED_TEST(StorageConformance, SessionUpdateWithNullTitleClearsIt) {
+  auto created = this->make_session("default", "alice", "Temporary");
+  SessionPatch clear;
+  clear.title = std::optional<std::string>(std::nullopt);
+  auto updated = this->store->sessions().update(created.id, clear);
+  ASSERT_TRUE(updated.ok()) << updated.error().message;
+  EXPECT_EQ(updated->title, std::nullopt);
+  auto got = this->store->sessions().get(created.id);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->title, std::nullopt);
+}
+
+TYPED_TEST(StorageConformance, SessionUpdateMissingIsNotFound) {
+  SessionPatch patch;
+  patch.metadata_json = "{}";
+  EXPECT_TRUE(
+      FailsWith(this->store->sessions().update("sess_missing", patch), ErrorCode::kNotFound));
+}
+
+TYPED_TEST(StorageConformance, SessionRemoveDeletesAndSecondRemoveIsNotFound) {
+  auto keep = this->make_session("default", "alice").id;
+  auto gone = this->make_session("default", "alice").id;
+  auto removed = this->store->sessions().remove(gone);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_TRUE(
+      FailsWith(this->store->sessions().get(gone), ErrorCode::kNotFound, "session_not_found"));
+  EXPECT_TRUE(FailsWith(this->store->sessions().remove(gone), ErrorCode::kNotFound));
+  EXPECT_TRUE(this->store->sessions().get(keep).ok());
+  auto page = this->store->sessions().list({});
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  EXPECT_EQ(ids_of(page->items), (std::vector<std::string>{keep}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+TYPED_TEST(StorageConformance, BeginTurnWritesUserRowAndPendingAssistantRow) {
+  auto session = this->make_session("acme", "alice");
+  this->clock.advance(3s);
+  const int64_t now = this->now_ms();
+  NewTurn t;
+  t.session_id = session.id;
+  t.user_content = "Hello?";
+  t.request_id = "req_42";
+  t.model = "fast";
+  auto started = this->store->messages().begin_turn(t);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+
+  const Message& user = started->user;
+  EXPECT_TRUE(starts_with(user.id, "msg_")) << user.id;
+  EXPECT_EQ(user.session_id, session.id);
+  EXPECT_EQ(user.role, "user");
+  EXPECT_EQ(user.content, "Hello?");
+  EXPECT_EQ(user.status, "complete");
+  EXPECT_EQ(user.request_id, "req_42");
+  EXPECT_EQ(user.created_at_ms, now);
+  EXPECT_EQ(user.completed_at_ms, std::optional<int64_t>(now));
+
+  const Message& assistant = started->assistant;
+  EXPECT_TRUE(starts_with(assistant.id, "msg_")) << assistant.id;
+  EXPECT_NE(assistant.id, user.id);
+  EXPECT_EQ(assistant.session_id, session.id);
+  EXPECT_EQ(assistant.role, "assistant");
+  EXPECT_EQ(assistant.content, "");
+  EXPECT_EQ(assistant.status, "pending");
+  EXPECT_EQ(assistant.model, "fast");
+  EXPECT_EQ(assistant.request_id, "req_42");
+  // One millisecond after the user's row, so time order and insertion order agree.
+  EXPECT_EQ(assistant.created_at_ms, now + 1);
+  EXPECT_EQ(assistant.completed_at_ms, std::nullopt);
+
+  // Both rows are stored as returned.
+  MessageListQuery q;
+  q.session_id = session.id;
+  auto listed = this->store->messages().list(q);
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(static_cast<int>(listed->items.size()), 2);
+  EXPECT_EQ(listed->items[0].id, user.id);
+  EXPECT_EQ(listed->items[0].status, "complete");
+  EXPECT_EQ(listed->items[1].id, assistant.id);
+  EXPECT_EQ(listed->items[1].status, "pending");
+  EXPECT_EQ(listed->items[1].model, "fast");
+}
+
+TYPED_TEST(StorageConformance, BeginTurnBumpsSessionUpdatedAt) {
+  auto session = this->make_session("default", "alice");
+  this->clock.advance(90s);
+  auto started = this->begin(session.id, "hi");
+  EXPECT_EQ(started.session.id, session.id);
+  EXPECT_EQ(started.session.created_at_ms, session.created_at_ms);
+  EXPECT_EQ(started.session.updated_at_ms, this->now_ms());
+  auto got = this->store->sessions().get(session.id);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->updated_at_ms, this->now_ms());
+}
+
+TYPED_TEST(StorageConformance, BeginTurnForMissingSessionIsNotFound) {
+  NewTurn t;
+  t.session_id = "sess_missing";
+  t.user_content = "hi";
+  t.request_id = "req_1";
+  t.model = "m";
+  EXPECT_TRUE(
+      FailsWith(this->store->messages().begin_turn(t), ErrorCode::kNotFound, "session_not_found"));
+}
+
+TYPED_TEST(StorageConformance, FinishTurnReturnsTheFinalAssistantRow) {
+  auto session = this->make_session("default", "alice");
+  auto started = this->begin(session.id, "What is 2+2?", "req_7");
+  this->clock.advance(1500ms);
+  FinishedTurn f;
+  f.assistant_message_id = started.assistant.id;
+  f.content = "4";
+  f.status = "complete";
+  f.model = "gpt-4o-mini";
+  f.provider = "openai";
+  f.input_tokens = 12;
+  f.output_tokens = 1;
+  f.cost_usd = 0.000125;
+  f.latency_ms = 1500;
+  f.ttft_ms = 320;
+  f.finish_reason = "stop";
+  auto done = this->store->messages().finish_turn(f);
+  ASSERT_TRUE(done.ok()) << done.error().message;
+  EXPECT_EQ(done->id, started.assistant.id);
+  EXPECT_EQ(done->session_id, session.id);
+  EXPECT_EQ(done->role, "assistant");
+  EXPECT_EQ(done->content, "4");
+  EXPECT_EQ(done->tool_calls_json, "");
+  EXPECT_EQ(done->status, "complete");
+  EXPECT_EQ(done->model, "gpt-4o-mini");
+  EXPECT_EQ(done->provider, "openai");
+  EXPECT_EQ(done->input_tokens, 12);
+  EXPECT_EQ(done->output_tokens, 1);
+  EXPECT_DOUBLE_EQ(done->cost_usd, 0.000125);
+  EXPECT_EQ(done->latency_ms, std::optional<int64_t>(1500));
+  EXPECT_EQ(done->ttft_ms, std::optional<int64_t>(320));
+  EXPECT_EQ(done->finish_reason, "stop");
+  EXPECT_EQ(done->request_id, "req_7");
+  // Created when the turn began; completed now.
+  EXPECT_EQ(done->created_at_ms, started.assistant.created_at_ms);
+  EXPECT_EQ(done->completed_at_ms, std::optional<int64_t>(this->now_ms()));
+
+  MessageListQuery q;
+  q.session_id = session.id;
+  auto listed = this->store->messages().list(q);
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(static_cast<int>(listed->items.size()), 2);
+  const Message& stored = listed->items[1];
+  EXPECT_EQ(stored.content, "4");
+  EXPECT_EQ(stored.status, "complete");
+  EXPECT_EQ(stored.provider, "openai");
+  EXPECT_EQ(stored.latency_ms, std::optional<int64_t>(1500));
+  EXPECT_EQ(stored.completed_at_ms, std::optional<int64_t>(this->now_ms()));
+}
+
+TYPED_TEST(StorageConformance, FinishTurnWithoutLatencyLeavesThemUnset) {
+  auto session = this->make_session("default", "alice");
+  auto started = this->begin(session.id, "hi");
+  auto done = this->finish(started.assistant.id, "partial answer", "partial");
+  EXPECT_EQ(done.status, "partial");
+  EXPECT_EQ(done.finish_reason, "cancelled");
+  EXPECT_EQ(done.latency_ms, std::nullopt);
+  EXPECT_EQ(done.ttft_ms, std::nullopt);
+  EXPECT_EQ(done.tool_calls_json, "");
+}
+
+TYPED_TEST(StorageConformance, FinishTurnKeepsToolCalls) {
+  auto session = this->make_session("default", "alice");
+  auto started = this->begin(session.id, "weather?");
+  const std::string calls =
+      "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"weather\","
+      "\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}}]";
+  FinishedTurn f;
+  f.assistant_message_id = started.assistant.id;
+  f.content = "";
+  f.tool_calls_json = calls;
+  f.status = "complete";
+  f.model = "m";
+  f.provider = "p";
+  f.finish_reason = "tool_calls";
+  auto done = this->store->messages().finish_turn(f);
+  ASSERT_TRUE(done.ok()) << done.error().message;
+  EXPECT_EQ(done->tool_calls_json, calls);
+  MessageListQuery q;
+  q.session_id = session.id;
+  auto listed = this->store->messages().list(q);
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(static_cast<int>(listed->items.size()), 2);
+  EXPECT_EQ(listed->items[1].tool_calls_json, calls);
+  EXPECT_EQ(listed->items[0].tool_calls_json, "");
+}
+
+TYPED_TEST(StorageConformance, FinishTurnWritesItsUsageInTheSameCall) {
+  auto session = this->make_session("acme", "alice");
+  auto started = this->begin(session.id, "hi");
+  FinishedTurn f;
+  f.assistant_message_id = started.assistant.id;
+  f.content = "hello";
+  f.status = "complete";
+  f.model = "m1";
+  f.provider = "p1";
+  f.input_tokens = 5;
+  f.output_tokens = 7;
+  f.cost_usd = 0.25;
+  f.finish_reason = "stop";
+  UsageRecord u = this->usage_record(this->now_ms(), "acme", "alice", "m1", 0.25);
+  u.session_id = session.id;
+  u.source = "chat";
+  u.input_tokens = 5;
+  u.output_tokens = 7;
+  f.usage = u;
+  auto done = this->store->messages().finish_turn(f);
+  ASSERT_TRUE(done.ok()) << done.error().message;
+
+  UsageQuery q;
+  q.tenant_id = "acme";
+  auto row = this->total(q);
+  EXPECT_EQ(row.requests, 1);
+  EXPECT_EQ(row.input_tokens, 5);
+  EXPECT_EQ(row.output_tokens, 7);
+  EXPECT_NEAR(row.cost_usd, 0.25, 1e-9);
+  auto spent = this->store->usage().spent("acme", "alice", 0);
+  ASSERT_TRUE(spent.ok()) << spent.error().message;
+  EXPECT_NEAR(*spent, 0.25, 1e-9);
+}
+
+TYPED_TEST(StorageConformance, FinishTurnOfDeletedSessionIsNotFound) {
+  // The session can be deleted while its reply is still being generated.
+  auto session = this->make_session("default", "alice");
+  auto started = this->begin(session.id, "hi");
+  auto removed = this->store->sessions().remove(session.id);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  FinishedTurn f;
+  f.assistant_message_id = started.assistant.id;
+  f.content = "too late";
+  f.status = "complete";
+  f.finish_reason = "stop";
+  EXPECT_TRUE(
+      FailsWith(this->store->messages().finish_turn(f), ErrorCode::kNotFound, "message_not_found"));
+  // And the list of a deleted session is an error, not an empty page.
+  MessageListQuery q;
+  q.session_id = session.id;
+  EXPECT_TRUE(FailsWith(this->store->messages().list(q), ErrorCode::kNotFound));
+}
+
+TYPED_TEST(StorageConformance, MessageListIsOldestFirstByDefaultAndNewestFirstOnRequest) {
+  auto session = this->make_session("default", "alice");
+  this->turn(session.id, "q1", "a1");
+  this->clock.advance(1s);
+  this->turn(session.id, "q2", "a2");
+
+  MessageListQuery q;
+  q.session_id = session.id;
+  auto oldest = this->store->messages().list(q);
+  ASSERT_TRUE(oldest.ok()) << oldest.error().message;
+  EXPECT_EQ(contents_of(oldest->items), (std::vector<std::string>{"q1", "a1", "q2", "a2"}));
+  EXPECT_EQ(oldest->next_cursor, std::nullopt);
+
+  q.newest_first = true;
+  auto newest = this->store->messages().list(q);
+  ASSERT_TRUE(newest.ok()) << newest.error().message;
+  EXPECT_EQ(contents_of(newest->items), (std::vector<std::string>{"a2", "q2", "a1", "q1"}));
+}
+
+TYPED_TEST(StorageConformance, MessageListOfEmptySessionIsAnEmptyPage) {
+  auto session = this->make_session("default", "alice");
+  MessageListQuery q;
+  q.session_id = session.id;
+  auto page = this->store->messages().list(q);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  EXPECT_TRUE(page->items.empty());
+  EXPECT_EQ(page->next_cursor, std::nullopt);
+}
+
+TYPED_TEST(StorageConformance, MessageListPagesInBothDirectionsWithoutOverlap) {
+  // Turns begun in the same millisecond: pages follow insertion order, not timestamps (a
+  // turn's user row can share a millisecond with the previous reply's row).
+  auto session = this->make_session("default", "alice");
+  auto other = this->make_session("default", "alice");
+  std::vector<std::string> expected;
+  for (int i = 0; i < 4; ++i) {
+    auto started = this->begin(session.id, numbered("q", i));
+    auto done = this->finish(started.assistant.id, numbered("a", i));
+    expected.push_back(started.user.id);
+    expected.push_back(done.id);
+    this->turn(other.id, "noise", "noise");
+  }
+
+  for (bool newest_first : {false, true}) {
+    MessageListQuery q;
+    q.session_id = session.id;
+    q.limit = 3;
+    q.newest_first = newest_first;
+    std::vector<std::string> seen;
+    std::vector<int> sizes;
+    for (int guard = 0; guard < 10; ++guard) {
+      auto page = this->store->messages().list(q);
+      ASSERT_TRUE(page.ok()) << page.error().message;
+      sizes.push_back(static_cast<int>(page->items.size()));
+      for (const auto& m : page->items) {
+        EXPECT_EQ(m.session_id, session.id);
+        seen.push_back(m.id);
+      }
+      if (!page->next_cursor) break;
+      q.cursor = page->next_cursor;
+    }
+    std::vector<std::string> want = expected;
+    if (newest_first) std::reverse(want.begin(), want.end());
+    EXPECT_EQ(seen, want) << "newest_first " << newest_first;
+    EXPECT_EQ(sizes, (std::vector<int>{3, 3, 2})) << "newest_first " << newest_first;
+  }
+}
+
+TYPED_TEST(StorageConformance, MessageListLastFullPageHasNoCursor) {
+  auto session = this->make_session("default", "alice");
+  this->turn(session.id, "q1", "a1");
+  this->turn(session.id, "q2", "a2");
+  MessageListQuery q;
+  q.session_id = session.id;
+  q.limit = 2;
+  auto first = this->store->messages().list(q);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  ASSERT_TRUE(first->next_cursor.has_value());
+  q.cursor = first->next_cursor;
+  auto second = this->store->messages().list(q);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(contents_of(second->items), (std::vector<std::string>{"q2", "a2"}));
+  EXPECT_EQ(second->next_cursor, std::nullopt);
+}
+
+TYPED_TEST(StorageConformance, MessageListOfMissingSessionIsNotFound) {
+  MessageListQuery q;
+  q.session_id = "sess_missing";
+  EXPECT_TRUE(
+      FailsWith(this->store->messages().list(q), ErrorCode::kNotFound, "session_not_found"));
+}
+
+TYPED_TEST(StorageConformance, MessageListRejectsMalformedCursors) {
+  auto session = this->make_session("default", "alice");
+  this->turn(session.id, "q", "a");
+  for (const char* cursor : {"abc", "0", "-5", "12x"}) {
+    MessageListQuery q;
+    q.session_id = session.id;
+    q.cursor = cursor;
+    EXPECT_TRUE(
+        FailsWith(this->store->messages().list(q), ErrorCode::kInvalidArgument, "invalid_cursor"))
+        << "cursor " << cursor;
+  }
+}
+
+TYPED_TEST(StorageConformance, HistoryIsTheLastMessagesOldestFirst) {
+  auto session = this->make_session("default", "alice");
+  for (int i = 0; i < 4; ++i) {
+    this->turn(session.id, numbered("q", i), numbered("a", i));
+    this->clock.advance(10ms);
+  }
+  auto last3 = this->store->messages().history(session.id, 3);
+  ASSERT_TRUE(last3.ok()) << last3.error().message;
+  EXPECT_EQ(contents_of(*last3), (std::vector<std::string>{"a2", "q3", "a3"}));
+  auto all = this->store->messages().history(session.id, 100);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(static_cast<int>(all->size()), 8);
+  EXPECT_EQ(all->front().content, "q0");
+}
+
+TYPED_TEST(StorageConformance, HistorySkipsPendingAndEmptyRows) {
+  // A prompt must not include a reply still being written, nor an empty reply (one that
+  // failed before any text), but a reply made only of tool calls is part of the conversation.
+  auto session = this->make_session("default", "alice");
+  this->turn(session.id, "q0", "a0");
+  auto failed = this->begin(session.id, "q1");
+  this->finish(failed.assistant.id, "", "partial");
+  auto tools = this->begin(session.id, "q2");
+  FinishedTurn f;
+  f.assistant_message_id = tools.assistant.id;
+  f.content = "";
+  f.tool_calls_json = "[{\"id\":\"call_1\"}]";
+  f.status = "complete";
+  f.finish_reason = "tool_calls";
+  ASSERT_TRUE(this->store->messages().finish_turn(f).ok());
+  auto pending = this->begin(session.id, "q3");
+
+  auto history = this->store->messages().history(session.id, 50);
+  ASSERT_TRUE(history.ok()) << history.error().message;
+  std::vector<std::string> ids = ids_of(*history);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), failed.assistant.id), 0);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), pending.assistant.id), 0);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), tools.assistant.id), 1);
+  EXPECT_EQ(contents_of(*history), (std::vector<std::string>{"q0", "a0", "q1", "q2", "", "q3"}));
+  for (const auto& m : *history) EXPECT_NE(m.status, "pending");
+}
+
+TYPED_TEST(StorageConformance, MarkInterruptedTurnsPendingRepliesPartial) {
+  auto s1 = this->make_session("default", "alice");
+  auto s2 = this->make_session("acme", "bob");
+  auto p1 = this->begin(s1.id, "q1");
+  auto p2 = this->begin(s2.id, "q2");
+  auto done = this->begin(s1.id, "q3");
+  this->finish(done.assistant.id, "answered");
+
+  auto marked = this->store->messages().mark_interrupted();
+  ASSERT_TRUE(marked.ok()) << marked.error().message;
+  EXPECT_EQ(*marked, 2);
+
+  MessageListQuery q;
+  q.session_id = s1.id;
+  auto listed = this->store->messages().list(q);
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  for (const auto& m : listed->items) {
+    if (m.id == p1.assistant.id) {
+      EXPECT_EQ(m.status, "partial");
+      EXPECT_EQ(m.finish_reason, "interrupted");
+    } else if (m.id == done.assistant.id) {
+      // A finished reply is not touched.
+      EXPECT_EQ(m.status, "complete");
+      EXPECT_EQ(m.finish_reason, "stop");
+    } else {
+      EXPECT_EQ(m.status, "complete");
+    }
+  }
+  q.session_id = s2.id;
+  auto other = this->store->messages().list(q);
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  ASSERT_EQ(static_cast<int>(other->items.size()), 2);
+  EXPECT_EQ(other->items[1].id, p2.assistant.id);
+  EXPECT_EQ(other->items[1].status, "partial");
+  EXPECT_EQ(other->items[1].finish_reason, "interrupted");
+
+  auto again = this->store->messages().mark_interrupted();
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(*again, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage
+
+TYPED_TEST(StorageConformance, UsageTotalOfNothingIsOneRowOfZeros) {
+  auto rows = this->store->usage().aggregate({});
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(static_cast<int>(rows->size()), 1);
+  const UsageRow& row = rows->front();
+  EXPECT_TRUE(row.keys.empty());
+  EXPECT_EQ(row.requests, 0);
+  EXPECT_EQ(row.input_tokens, 0);
+  EXPECT_EQ(row.output_tokens, 0);
+  EXPECT_EQ(row.cost_usd, 0.0);
+}
+
+TYPED_TEST(StorageConformance, UsageTotalSumsRequestsTokensAndCost) {
+  const int64_t t = this->now_ms();
+  auto a = this->usage_record(t, "default", "alice", "m1", 0.1);
+  auto b = this->usage_record(t + 1, "default", "bob", "m2", 0.2);
+  b.requests = 5;  // a merged record of the API path stands for five calls
+  b.input_tokens = 100;
+  b.output_tokens = 200;
+  this->record({a, b});
+  auto row = this->total({});
+  EXPECT_EQ(row.requests, 6);
+  EXPECT_EQ(row.input_tokens, 110);
+  EXPECT_EQ(row.output_tokens, 220);
+  EXPECT_NEAR(row.cost_usd, 0.3, 1e-9);
+}
+
+TYPED_TEST(StorageConformance, UsageTimeRangeIncludesFromAndExcludesTo) {
+  const int64_t t = this->now_ms();
+  this->record({this->usage_record(t - 1, "default", "u", "m", 1.0),
+                this->usage_record(t, "default", "u", "m", 2.0),
+                this->usage_record(t + 999, "default", "u", "m", 4.0),
+                this->usage_record(t + 1000, "default", "u", "m", 8.0)});
+  UsageQuery q;
+  q.from_ms = t;
+  q.to_ms = t + 1000;
+  auto row = this->total(q);
+  EXPECT_EQ(row.requests, 2);
+  EXPECT_NEAR(row.cost_usd, 6.0, 1e-9);
+
+  UsageQuery from_only;
+  from_only.from_ms = t;
+  EXPECT_NEAR(this->total(from_only).cost_usd, 14.0, 1e-9);
+  EXPECT_NEAR(this->total({}).cost_usd, 15.0, 1e-9);
+}
+
+TYPED_TEST(StorageConformance, UsageFiltersByTenantAndUser) {
+  const int64_t t = this->now_ms();
+  this->record({this->usage_record(t, "acme", "alice", "m", 1.0),
+                this->usage_record(t, "acme", "bob", "m", 2.0),
+                this->usage_record(t, "globex", "alice", "m", 4.0)});
+  UsageQuery tenant;
+  tenant.tenant_id = "acme";
+  EXPECT_NEAR(this->total(tenant).cost_usd, 3.0, 1e-9);
+  UsageQuery user;
+  user.user_id = "alice";
+  EXPECT_NEAR(this->total(user).cost_usd, 5.0, 1e-9);
+  UsageQuery both;
+  both.tenant_id = "acme";
+  both.user_id = "alice";
+  auto row = this->total(both);
+  EXPECT_EQ(row.requests, 1);
+  EXPECT_NEAR(row.cost_usd, 1.0, 1e-9);
+  UsageQuery nobody;
+  nobody.tenant_id = "initech";
+  auto empty = this->total(nobody);
+  EXPECT_EQ(empty.requests, 0);
+  EXPECT_EQ(empty.cost_usd, 0.0);
+}
+
+TYPED_TEST(StorageConformance, UsageGroupByModelIsOrderedByModel) {
+  const int64_t t = this->now_ms();
+  this->record({this->usage_record(t, "default", "u", "zeta", 1.0),
+                this->usage_record(t, "default", "u", "alpha", 2.0),
+                this->usage_record(t, "default", "u", "mid", 4.0),
+                this->usage_record(t, "default", "u", "alpha", 8.0)});
+  UsageQuery q;
+  q.group_by = {"model"};
+  auto rows = this->store->usage().aggregate(q);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(static_cast<int>(rows->size()), 3);
+  using Keys = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ((*rows)[0].keys, (Keys{{"model", "alpha"}}));
+  EXPECT_EQ((*rows)[0].requests, 2);
+  EXPECT_EQ((*rows)[0].input_tokens, 20);
+  EXPECT_EQ((*rows)[0].output_tokens, 40);
+  EXPECT_NEAR((*rows)[0].cost_usd, 10.0, 1e-9);
+  EXPECT_EQ((*rows)[1].keys, (Keys{{"model", "mid"}}));
+  EXPECT_NEAR((*rows)[1].cost_usd, 4.0, 1e-9);
+  EXPECT_EQ((*rows)[2].keys, (Keys{{"model", "zeta"}}));
+  EXPECT_NEAR((*rows)[2].cost_usd, 1.0, 1e-9);
+}
+
+TYPED_TEST(StorageConformance, UsageGroupsByEveryDimension) {
+  // Two records that differ in every dimension: each group_by field splits them in two rows
+  // named by that field, in ascending order of the value.
+  UsageRecord a = this->usage_record(this->now_ms(), "t_a", "u_a", "m_a", 1.0);
+  a.provider = "p_a";
+  a.source = "api";
+  a.key_id = "key_a";
+  UsageRecord b = this->usage_record(this->now_ms(), "t_b", "u_b", "m_b", 2.0);
+  b.provider = "p_b";
+  b.source = "chat";
+  b.key_id = "key_b";
+  this->record({b, a});
+  const std::vector<std::pair<std::string, std::pair<std::string, std::string>>> fields = {
+      {"model", {"m_a", "m_b"}},   {"provider", {"p_a", "p_b"}}, {"user", {"u_a", "u_b"}},
+      {"source", {"api", "chat"}}, {"key", {"key_a", "key_b"}},  {"tenant", {"t_a", "t_b"}},
+  };
+  for (const auto& [field, values] : fields) {
+    UsageQuery q;
+    q.group_by = {field};
+    auto rows = this->store->usage().aggregate(q);
+    ASSERT_TRUE(rows.ok()) << field << ": " << rows.error().message;
+    ASSERT_EQ(static_cast<int>(rows->size()), 2) << field;
+    ASSERT_EQ(static_cast<int>((*rows)[0].keys.size()), 1) << field;
+    EXPECT_EQ((*rows)[0].keys[0].first, field);
+    EXPECT_EQ((*rows)[0].keys[0].second, values.first) << field;
+    EXPECT_NEAR((*rows)[0].cost_usd, 1.0, 1e-9) << field;
+    ASSERT_EQ(static_cast<int>((*rows)[1].keys.size()), 1) << field;
+    EXPECT_EQ((*rows)[1].keys[0].first, field);
+    EXPECT_EQ((*rows)[1].keys[0].second, values.second) << field;
+    EXPECT_NEAR((*rows)[1].cost_usd, 2.0, 1e-9) << field;
+  }
+}
+
+TYPED_TEST(StorageConformance, UsageGroupByDayIsTheUtcDate) {
+  // The clock starts at 2026-11-22T10:00:00Z: midnight UTC is 14 hours later. Budgets reset
+  // at midnight UTC, whatever the database server's time zone is.
+  const int64_t start = parley::ManualClock::kDefaultStartMs;
+  const int64_t midnight = start + 14LL * 3600 * 1000;
+  this->record({this->usage_record(start, "default", "u", "m", 1.0),
+                this->usage_record(midnight - 1, "default", "u", "m", 2.0),
+                this->usage_record(midnight, "default", "u", "m", 4.0)});
+  UsageQuery q;
+  q.group_by = {"day"};
+  auto rows = this->store->usage().aggregate(q);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(static_cast<int>(rows->size()), 2);
+  using Keys = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ((*rows)[0].keys, (Keys{{"day", "2026-11-22"}}));
+  EXPECT_EQ((*rows)[0].requests, 2);
+  EXPECT_NEAR((*rows)[0].cost_usd, 3.0, 1e-9);
+  EXPECT_EQ((*rows)[1].keys, (Keys{{"day", "2026-11-23"}}));
+  EXPECT_EQ((*rows)[1].requests, 1);
+  EXPECT_NEAR((*rows)[1].cost_usd, 4.0, 1e-9);
+}
+
+TYPED_TEST(StorageConformance, UsageGroupByTwoFieldsOrdersByBothInTurn) {
+  const int64_t t = this->now_ms();
+  this->record({this->usage_record(t, "default", "bob", "m2", 1.0),
+                this->usage_record(t, "default", "alice", "m2", 2.0),
+                this->usage_record(t, "default", "bob", "m1", 4.0),
+                this->usage_record(t, "default", "alice", "m1", 8.0),
+                this->usage_record(t, "default", "alice", "m1", 16.0)});
+  UsageQuery q;
+  q.group_by = {"user", "model"};
+  auto rows = this->store->usage().aggregate(q);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(static_cast<int>(rows->size()), 4);
+  using Keys = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ((*rows)[0].keys, (Keys{{"user", "alice"}, {"model", "m1"}}));
+  EXPECT_NEAR((*rows)[0].cost_usd, 24.0, 1e-9);
+  EXPECT_EQ((*rows)[0].requests, 2);
+  EXPECT_EQ((*rows)[1].keys, (Keys{{"user", "alice"}, {"model", "m2"}}));
+  EXPECT_NEAR((*rows)[1].cost_usd, 2.0, 1e-9);
+  EXPECT_EQ((*rows)[2].keys, (Keys{{"user", "bob"}, {"model", "m1"}}));
+  EXPECT_NEAR((*rows)[2].cost_usd, 4.0, 1e-9);
+  EXPECT_EQ((*rows)[3].keys, (Keys{{"user", "bob"}, {"model", "m2"}}));
+  EXPECT_NEAR((*rows)[3].cost_usd, 1.0, 1e-9);
+}
+
+TYPED_TEST(StorageConformance, UsageUnknownGroupIsInvalid) {
+  // A group name reaches SQL text on some backends: only the known names may pass.
+  for (const char* field : {"color", "model; DROP TABLE usage_records", ""}) {
+    UsageQuery q;
+    q.group_by = {field};
+    EXPECT_TRUE(
+        FailsWith(this->store->usage().aggregate(q), ErrorCode::kInvalidArgument, "invalid_field"))
+        << "group_by '" << field << "'";
+  }
+}
+
+TYPED_TEST(StorageConformance, UsageSpentSumsCostOfOneUserOfOneTenantSince) {
+  const int64_t t = this->now_ms();
+  this->record({this->usage_record(t - 1, "acme", "alice", "m", 100.0),
+                this->usage_record(t, "acme", "alice", "m", 0.5),
+                this->usage_record(t + 10, "acme", "alice", "m", 0.25),
+                this->usage_record(t + 10, "acme", "bob", "m", 7.0),
+                this->usage_record(t + 10, "globex", "alice", "m", 9.0)});
+  auto spent = this->store->usage().spent("acme", "alice", t);
+  ASSERT_TRUE(spent.ok()) << spent.error().message;
+  EXPECT_NEAR(*spent, 0.75, 1e-9);
+  auto nothing = this->store->usage().spent("acme", "carol", 0);
+  ASSERT_TRUE(nothing.ok()) << nothing.error().message;
+  EXPECT_EQ(*nothing, 0.0);
+}
+
+TYPED_TEST(StorageConformance, UsageSpentByKeySumsCostOfOneKeySince) {
+  const int64_t t = this->now_ms();
+  auto a = this->usage_record(t - 1, "acme", "alice", "m", 100.0);
+  auto b = this->usage_record(t, "acme", "alice", "m", 1.5);
+  auto c = this->usage_record(t + 1, "globex", "bob", "m", 2.5);
+  auto d = this->usage_record(t + 1, "acme", "alice", "m", 50.0);
+  d.key_id = "key_other";
+  this->record({a, b, c, d});
+  auto spent = this->store->usage().spent_by_key("key_a", t);
+  ASSERT_TRUE(spent.ok()) << spent.error().message;
+  EXPECT_NEAR(*spent, 4.0, 1e-9);
+  auto none = this->store->usage().spent_by_key("key_none", 0);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_EQ(*none, 0.0);
+}
+
+TYPED_TEST(StorageConformance, UsageKeepsLargeCountsAndSmallCostsExact) {
+  // Token counters are int64 end to end (no float column on the way), and many small costs
+  // add up without drifting.
+  const int64_t big = (int64_t{1} << 53) - 1;
+  auto a = this->usage_record(this->now_ms(), "default", "u", "m", 0.000001);
+  a.input_tokens = big;
+  a.output_tokens = big - 7;
+  a.requests = 3;
+  this->record({a});
+  std::vector<UsageRecord> many;
+  for (int i = 0; i < 999; ++i) {
+    auto r = this->usage_record(this->now_ms(), "default", "v", "m", 0.000001);
+    r.input_tokens = 0;
+    r.output_tokens = 0;
+    many.push_back(r);
+  }
+  this->record(many);
+  UsageQuery q;
+  q.user_id = "u";
+  auto row = this->total(q);
+  EXPECT_EQ(row.input_tokens, big);
+  EXPECT_EQ(row.output_tokens, big - 7);
+  EXPECT_EQ(row.requests, 3);
+  auto all = this->total({});
+  EXPECT_EQ(all.requests, 1002);
+  EXPECT_NEAR(all.cost_usd, 0.001, 1e-9);
+  auto spent = this->store->usage().spent("default", "v", 0);
+  ASSERT_TRUE(spent.ok()) << spent.error().message;
+  EXPECT_NEAR(*spent, 0.000999, 1e-9);
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+
+TYPED_TEST(StorageConformance, ApiKeyCreateThenGetRoundTripsEveryField) {
+  ApiKey k = this->api_key("key_alpha", "acme", "alice");
+  k.expires_at_ms = this->now_ms() + 86'400'000;
+  auto created = this->store->api_keys().create(k);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  auto got = this->store->api_keys().get("key_alpha");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->id, "key_alpha");
+  EXPECT_EQ(got->name, k.name);
+  EXPECT_EQ(got->scope, "user");
+  EXPECT_EQ(got->tenant_id, "acme");
+  EXPECT_EQ(got->user_id, "alice");
+  EXPECT_EQ(got->secret_hash, k.secret_hash);
+  EXPECT_EQ(got->limits_json, "{\"rpm\":10}");
+  EXPECT_EQ(got->created_by, "cli");
+  EXPECT_EQ(got->created_at_ms, k.created_at_ms);
+  EXPECT_EQ(got->expires_at_ms, k.expires_at_ms);
+  EXPECT_EQ(got->revoked_at_ms, std::nullopt);
+
+  ApiKey service = this->api_key("key_service", "acme", "");
+  ASSERT_TRUE(this->store->api_keys().create(service).ok());
+  auto got_service = this->store->api_keys().get("key_service");
+  ASSERT_TRUE(got_service.ok()) << got_service.error().message;
+  EXPECT_EQ(got_service->scope, "service");
+  EXPECT_EQ(got_service->user_id, "");
+  EXPECT_EQ(got_service->expires_at_ms, std::nullopt);
+}
+
+TYPED_TEST(StorageConformance, ApiKeyDuplicateIdIsConflictAndKeepsTheFirst) {
+  ApiKey first = this->api_key("key_dup", "acme", "alice");
+  ASSERT_TRUE(this->store->api_keys().create(first).ok());
+  ApiKey second = this->api_key("key_dup", "globex", "bob");
+  second.secret_hash = std::string(64, 'b');
+  EXPECT_TRUE(
+      FailsWith(this->store->api_keys().create(second), ErrorCode::kConflict, "key_exists"));
+  auto got = this->store->api_keys().get("key_dup");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->tenant_id, "acme");
+  EXPECT_EQ(got->secret_hash, first.secret_hash);
+}
+
+TYPED_TEST(StorageConformance, ApiKeyGetMissingIsNotFound) {
+  EXPECT_TRUE(
+      FailsWith(this->store->api_keys().get("key_missing"), ErrorCode::kNotFound, "key_not_found"));
+}
+
+TYPED_TEST(StorageConformance, ApiKeyListIsNewestFirstAndFiltersByTenant) {
+  for (const auto& [id, tenant] : std::vector<std::pair<std::string, std::string>>{
+           {"key_1", "acme"}, {"key_2", "globex"}, {"key_3", "acme"}, {"key_4", "acme"}}) {
+    ASSERT_TRUE(this->store->api_keys().create(this->api_key(id, tenant, "")).ok()) << id;
+    this->clock.advance(1ms);
+  }
+  auto all = this->store->api_keys().list(std::nullopt, false);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(ids_of(*all), (std::vector<std::string>{"key_4", "key_3", "key_2", "key_1"}));
+  auto acme = this->store->api_keys().list(std::string("acme"), false);
+  ASSERT_TRUE(acme.ok()) << acme.error().message;
+  EXPECT_EQ(ids_of(*acme), (std::vector<std::string>{"key_4", "key_3", "key_1"}));
+  auto none = this->store->api_keys().list(std::string("initech"), true);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->empty());
+}
+
+TYPED_TEST(StorageConformance, ApiKeyListShowsRevokedKeysOnlyWhenAsked) {
+  for (const char* id : {"key_1", "key_2", "key_3"}) {
+    ASSERT_TRUE(this->store->api_keys().create(this->api_key(id, "acme", "")).ok()) << id;
+  }
+  ASSERT_TRUE(this->store->api_keys().revoke("key_2", this->now_ms()).ok());
+  auto active = this->store->api_keys().list(std::string("acme"), false);
+  ASSERT_TRUE(active.ok()) << active.error().message;
+  EXPECT_EQ(ids_of(*active), (std::vector<std::string>{"key_3", "key_1"}));
+  auto everything = this->store->api_keys().list(std::string("acme"), true);
+  ASSERT_TRUE(everything.ok()) << everything.error().message;
+  EXPECT_EQ(ids_of(*everything), (std::vector<std::string>{"key_3", "key_2", "key_1"}));
+  EXPECT_EQ((*everything)[1].revoked_at_ms, std::optional<int64_t>(this->now_ms()));
+}
+
+TYPED_TEST(StorageConformance, ApiKeyRevokeKeepsTheFirstTime) {
+  // The first revocation is the one an audit needs; a second one must not move it.
+  ASSERT_TRUE(this->store->api_keys().create(this->api_key("key_r", "acme", "alice")).ok());
+  const int64_t first_time = this->now_ms() + 1000;
+  auto revoked = this->store->api_keys().revoke("key_r", first_time);
+  ASSERT_TRUE(revoked.ok()) << revoked.error().message;
+  EXPECT_EQ(revoked->id, "key_r");
+  EXPECT_EQ(revoked->revoked_at_ms, std::optional<int64_t>(first_time));
+  auto again = this->store->api_keys().revoke("key_r", first_time + 5000);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->revoked_at_ms, std::optional<int64_t>(first_time));
+  auto got = this->store->api_keys().get("key_r");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->revoked_at_ms, std::optional<int64_t>(first_time));
+  // The rest of the record stays for audit.
+  EXPECT_EQ(got->user_id, "alice");
+  EXPECT_EQ(got->secret_hash, std::string(64, 'a'));
+}
+
+TYPED_TEST(StorageConformance, ApiKeyRevokeMissingIsNotFound) {
+  EXPECT_TRUE(FailsWith(this->store->api_keys().revoke("key_missing", this->now_ms()),
+                        ErrorCode::kNotFound));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency
+
+TYPED_TEST(StorageConformance, IdempotencyPutThenGetRoundTripsBinaryBodies) {
+  // Response bodies are bytes: NUL, high bytes and quotes must come back unchanged.
+  const std::string body("a\x00\x01\xff\"'", 7);
+  auto r = this->idem("principal:client-1", this->now_ms() + 60'000);
+  r.body = body;
+  r.status = 201;
+  r.content_type = "application/octet-stream";
+  auto other = this->idem("principal:client-2", this->now_ms() + 60'000);
+  ASSERT_TRUE(this->store->idempotency().put({r, other}).ok());
+
+  auto got = this->store->idempotency().get("principal:client-1");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_TRUE(got->has_value());
+  const IdempotencyRecord& stored = **got;
+  EXPECT_EQ(stored.key, "principal:client-1");
+  EXPECT_EQ(stored.fingerprint, r.fingerprint);
+  EXPECT_EQ(stored.status, 201);
+  EXPECT_EQ(stored.content_type, "application/octet-stream");
+  EXPECT_EQ(static_cast<int>(stored.body.size()), 7);
+  EXPECT_EQ(stored.body, body);
+  EXPECT_EQ(stored.created_at_ms, r.created_at_ms);
+  EXPECT_EQ(stored.expires_at_ms, r.expires_at_ms);
+
+  auto second = this->store->idempotency().get("principal:client-2");
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  ASSERT_TRUE(second->has_value());
+  EXPECT_EQ((*second)->body, "{\"ok\":true}");
+}
+
+TYPED_TEST(StorageConformance, IdempotencyGetAbsentIsNullopt) {
+  // Absence is an ordinary answer here (the first request with a key), not an error.
+  auto got = this->store->idempotency().get("principal:never");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_FALSE(got->has_value());
+}
+
+TYPED_TEST(StorageConformance, IdempotencyPutReplacesTheRecord) {
+  auto first = this->idem("p:k", this->now_ms() + 1000);
+  first.body = "first";
+  ASSERT_TRUE(this->store->idempotency().put({first}).ok());
+  this->clock.advance(10s);
+  auto second = this->idem("p:k", this->now_ms() + 5000);
+  second.body = "second";
+  second.status = 409;
+  second.fingerprint = std::string(64, '0');
+  ASSERT_TRUE(this->store->idempotency().put({second}).ok());
+  auto got = this->store->idempotency().get("p:k");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->body, "second");
+  EXPECT_EQ((*got)->status, 409);
+  EXPECT_EQ((*got)->fingerprint, std::string(64, '0'));
+  EXPECT_EQ((*got)->created_at_ms, second.created_at_ms);
+  EXPECT_EQ((*got)->expires_at_ms, second.expires_at_ms);
+  auto keys = this->store->idempotency().unexpired_keys(this->now_ms());
+  ASSERT_TRUE(keys.ok()) << keys.error().message;
+  EXPECT_EQ(static_cast<int>(keys->size()), 1);
+}
+
+TYPED_TEST(StorageConformance, IdempotencyUnexpiredKeysCarryTheirOwnerAndSkipExpired) {
+  const int64_t now = this->now_ms();
+  ASSERT_TRUE(this->store->idempotency()
+                  .put({this->idem("p:live", now + 1, "acme", "alice"),
+                        this->idem("p:due", now, "acme", "bob"),
+                        this->idem("p:old", now - 1000, "globex", "carol")})
+                  .ok());
+  auto keys = this->store->idempotency().unexpired_keys(now);
+  ASSERT_TRUE(keys.ok()) << keys.error().message;
+  ASSERT_EQ(static_cast<int>(keys->size()), 1);
+  const IdempotencyRecord& live = keys->front();
+  EXPECT_EQ(live.key, "p:live");
+  EXPECT_EQ(live.fingerprint, std::string(64, 'f'));
+  EXPECT_EQ(live.tenant_id, "acme");
+  EXPECT_EQ(live.user_id, "alice");
+  EXPECT_EQ(live.status, 200);
+  EXPECT_EQ(live.created_at_ms, now);
+  EXPECT_EQ(live.expires_at_ms, now + 1);
+  // Loaded at startup for every key: without the bodies, which can be large.
+  EXPECT_EQ(live.body, "");
+
+  auto earlier = this->store->idempotency().unexpired_keys(now - 1000);
+  ASSERT_TRUE(earlier.ok()) << earlier.error().message;
+  std::set<std::string> names;
+  for (const auto& k : *earlier) names.insert(k.key);
+  EXPECT_EQ(names, (std::set<std::string>{"p:live", "p:due"}));
+}
+
+TYPED_TEST(StorageConformance, IdempotencyPurgeRemovesWhatHasExpiredAndCountsIt) {
+  const int64_t now = this->now_ms();
+  ASSERT_TRUE(this->store->idempotency()
+                  .put({this->idem("p:a", now - 5), this->idem("p:b", now),
+                        this->idem("p:c", now + 1), this->idem("p:d", now + 60'000)})
+                  .ok());
+  auto purged = this->store->idempotency().purge_expired(now);
+  ASSERT_TRUE(purged.ok()) << purged.error().message;
+  EXPECT_EQ(*purged, 2);
+  for (const char* gone : {"p:a", "p:b"}) {
+    auto got = this->store->idempotency().get(gone);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    EXPECT_FALSE(got->has_value()) << gone;
+  }
+  for (const char* kept : {"p:c", "p:d"}) {
+    auto got = this->store->idempotency().get(kept);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    EXPECT_TRUE(got->has_value()) << kept;
+  }
+  auto again = this->store->idempotency().purge_expired(now);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(*again, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Moderation log
+
+TYPED_TEST(StorageConformance, ModerationAppendAssignsIdsAndKeepsGivenOnes) {
+  auto generated = this->moderation("acme", "alice", "block");
+  auto named = this->moderation("acme", "alice", "redact");
+  named.id = "mod_given";
+  this->append({generated, named});
+  auto page = this->store->moderation_log().list({});
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(static_cast<int>(page->items.size()), 2);
+  EXPECT_EQ(page->items[0].id, "mod_given");
+  EXPECT_TRUE(starts_with(page->items[1].id, "mod_")) << page->items[1].id;
+  EXPECT_GT(page->items[1].id.size(), std::string("mod_").size());
+}
+
+TYPED_TEST(StorageConformance, ModerationListIsNewestFirstAndRoundTripsEveryField) {
+  auto first = this->moderation("acme", "alice", "allow");
+  this->append({first});
+  this->clock.advance(1s);
+  auto second = this->moderation("globex", "bob", "block");
+  second.stage = "output";
+  second.source = "openai";
+  second.session_id = "sess_2";
+  second.request_id = "req_2";
+  this->append({second});
+  auto page = this->store->moderation_log().list({});
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(static_cast<int>(page->items.size()), 2);
+  EXPECT_EQ(page->next_cursor, std::nullopt);
+  const ModerationLogEntry& e = page->items[0];
+  EXPECT_EQ(e.at_ms, second.at_ms);
+  EXPECT_EQ(e.tenant_id, "globex");
+  EXPECT_EQ(e.user_id, "bob");
+  EXPECT_EQ(e.session_id, "sess_2");
+  EXPECT_EQ(e.request_id, "req_2");
+  EXPECT_EQ(e.stage, "output");
+  EXPECT_EQ(e.action, "block");
+  EXPECT_EQ(e.source, "openai");
+  EXPECT_EQ(e.findings_json, second.findings_json);
+  EXPECT_EQ(page->items[1].at_ms, first.at_ms);
+  EXPECT_EQ(page->items[1].action, "allow");
+}
+
+TYPED_TEST(StorageConformance, ModerationListFiltersByTenantUserActionAndTime) {
+  const int64_t t0 = this->now_ms();
+  this->append({this->moderation("acme", "alice", "block")});
+  this->clock.advance(1s);
+  const int64_t t1 = this->now_ms();
+  this->append(
+      {this->moderation("acme", "bob", "redact"), this->moderation("globex", "alice", "block")});
+  this->clock.advance(1s);
+  this->append({this->moderation("acme", "alice", "allow")});
+
+  auto count = [&](ModerationLogQuery q) {
+    auto page = this->store->moderation_log().list(q);
+    EXPECT_TRUE(page.ok()) << page.error().message;
+    return page.ok() ? static_cast<int>(page->items.size()) : -1;
+  };
+  ModerationLogQuery tenant;
+  tenant.tenant_id = "acme";
+  EXPECT_EQ(count(tenant), 3);
+  ModerationLogQuery user;
+  user.user_id = "alice";
+  EXPECT_EQ(count(user), 3);
+  ModerationLogQuery action;
+  action.action = "block";
+  EXPECT_EQ(count(action), 2);
+  ModerationLogQuery from;
+  from.from_ms = t1;  // inclusive
+  EXPECT_EQ(count(from), 3);
+  ModerationLogQuery all_from_start;
+  all_from_start.from_ms = t0;
+  EXPECT_EQ(count(all_from_start), 4);
+  ModerationLogQuery combined;
+  combined.tenant_id = "acme";
+  combined.user_id = "alice";
+  combined.action = "block";
+  auto page = this->store->moderation_log().list(combined);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(static_cast<int>(page->items.size()), 1);
+  EXPECT_EQ(page->items[0].at_ms, t0);
+}
+
+TYPED_TEST(StorageConformance, ModerationListPagesWithoutOverlap) {
+  std::vector<ModerationLogEntry> entries;
+  for (int i = 0; i < 7; ++i) {
+    auto e = this->moderation("acme", "alice", "block");
+    e.id = numbered("mod_", i);
+    entries.push_back(e);
+  }
+  this->append(entries);
+  this->append({this->moderation("globex", "alice", "block")});  // filtered out below
+  ModerationLogQuery q;
+  q.tenant_id = "acme";
+  q.limit = 3;
+  std::vector<std::string> seen;
+  std::vector<int> sizes;
+  for (int guard = 0; guard < 10; ++guard) {
+    auto page = this->store->moderation_log().list(q);
+    ASSERT_TRUE(page.ok()) << page.error().message;
+    sizes.push_back(static_cast<int>(page->items.size()));
+    for (const auto& e : ids_of(page->items)) seen.push_back(e);
+    if (!page->next_cursor) break;
+    q.cursor = page->next_cursor;
+  }
+  EXPECT_EQ(sizes, (std::vector<int>{3, 3, 1}));
+  EXPECT_EQ(seen, (std::vector<std::string>{"mod_6", "mod_5", "mod_4", "mod_3", "mod_2", "mod_1",
+                                            "mod_0"}));
+}
+
+TYPED_TEST(StorageConformance, ModerationListRejectsMalformedCursors) {
+  this->append({this->moderation("acme", "alice", "block")});
+  for (const char* cursor : {"abc", "0", "-5", "12x"}) {
+    ModerationLogQuery q;
+    q.cursor = cursor;
+    EXPECT_TRUE(FailsWith(this->store->moderation_log().list(q), ErrorCode::kInvalidArgument,
+                          "invalid_cursor"))
+        << "cursor " << cursor;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// User data: export and erasure
+
+// The data of one user across two tenants, and of a neighbour who must never be touched.
+template <typename Fixture>
+struct UserDataWorld {
+  Session alice_acme_1;
+  Session alice_acme_2;
+  Session alice_globex;
+  Session bob_acme;
+
+  void build(Fixture& f) {
+    alice_acme_1 = f.make_session("acme", "alice", "first");
+    f.turn(alice_acme_1.id, "q1", "a1");
+    f.clock.advance(1s);
+    alice_acme_2 = f.make_session("acme", "alice", "second");
+    f.turn(alice_acme_2.id, "q2", "a2");
+    f.turn(alice_acme_2.id, "q3", "a3");
+    alice_globex = f.make_session("globex", "alice");
+    f.turn(alice_globex.id, "g1", "g2");
+    bob_acme = f.make_session("acme", "bob");
+    f.turn(bob_acme.id, "b1", "b2");
+
+    const int64_t t = f.now_ms();
+    f.record({f.usage_record(t, "acme", "alice", "m", 1.0),
+              f.usage_record(t, "acme", "alice", "m", 2.0),
+              f.usage_record(t, "globex", "alice", "m", 4.0),
+              f.usage_record(t, "acme", "bob", "m", 8.0)});
+    f.append({f.moderation("acme", "alice", "block"), f.moderation("globex", "alice", "redact"),
+              f.moderation("acme", "bob", "block")});
+    const int64_t expires = t + 60'000;
+    auto put = f.store->idempotency().put(
+        {f.idem("alice:1", expires, "acme", "alice"), f.idem("alice:2", expires, "acme", "alice"),
+         f.idem("alice:3", expires, "globex", "alice"), f.idem("bob:1", expires, "acme", "bob")});
+    EXPECT_TRUE(put.ok()) << put.error().message;
+    for (const auto& k :
+         {f.api_key("key_alice", "acme", "alice"), f.api_key("key_alice_g", "globex", "alice"),
+          f.api_key("key_bob", "acme", "bob"), f.api_key("key_svc", "acme", "")}) {
+      auto created = f.store->api_keys().create(k);
+      EXPECT_TRUE(created.ok()) << created.error().message;
+    }
+  }
+};
+
+TYPED_TEST(StorageConformance, ExportUserOfOneTenantHasEverythingOfTheUserThere) {
+  UserDataWorld<TestFixture> world;
+  world.build(*this);
+  auto exported = this->store->user_data().export_user(std::string("acme"), "alice");
+  ASSERT_TRUE(exported.ok()) << exported.error().message;
+  EXPECT_EQ(ids_of(exported->sessions),
+            (std::vector<std::string>{world.alice_acme_1.id, world.alice_acme_2.id}));
+  // Oldest first per session, sessions in the order above.
+  EXPECT_EQ(contents_of(exported->messages),
+            (std::vector<std::string>{"q1", "a1", "q2", "a2", "q3", "a3"}));
+  ASSERT_EQ(static_cast<int>(exported->usage.size()), 2);
+  double cost = 0;
+  for (const auto& u : exported->usage) {
+    EXPECT_EQ(u.tenant_id, "acme");
+    EXPECT_EQ(u.user_id, "alice");
+    cost += u.cost_usd;
+  }
+  EXPECT_NEAR(cost, 3.0, 1e-9);
+  ASSERT_EQ(static_cast<int>(exported->moderation.size()), 1);
+  EXPECT_EQ(exported->moderation[0].tenant_id, "acme");
+  EXPECT_EQ(exported->moderation[0].action, "block");
+  ASSERT_EQ(static_cast<int>(exported->keys.size()), 1);
+  EXPECT_EQ(exported->keys[0].id, "key_alice");
+  EXPECT_EQ(exported->keys[0].user_id, "alice");
+  // A hash of a secret is still a credential check: it never leaves in an export.
+  EXPECT_EQ(exported->keys[0].secret_hash, "");
+}
+
+TYPED_TEST(StorageConformance, ExportUserOfEveryTenantSpansTenants) {
+  UserDataWorld<TestFixture> world;
+  world.build(*this);
+  auto exported = this->store->user_data().export_user(std::nullopt, "alice");
+  ASSERT_TRUE(exported.ok()) << exported.error().message;
+  std::set<std::string> sessions;
+  for (const auto& s : exported->sessions) sessions.insert(s.id);
+  EXPECT_EQ(sessions, (std::set<std::string>{world.alice_acme_1.id, world.alice_acme_2.id,
+                                             world.alice_globex.id}));
+  EXPECT_EQ(static_cast<int>(exported->messages.size()), 8);
+  EXPECT_EQ(static_cast<int>(exported->usage.size()), 3);
+  EXPECT_EQ(static_cast<int>(exported->moderation.size()), 2);
+  std::set<std::string> keys;
+  for (const auto& k : exported->keys) {
+    keys.insert(k.id);
+    EXPECT_EQ(k.secret_hash, "");
+  }
+  EXPECT_EQ(keys, (std::set<std::string>{"key_alice", "key_alice_g"}));
+  for (const auto& m : exported->messages) {
+    EXPECT_NE(m.session_id, world.bob_acme.id);
+  }
+}
+
+TYPED_TEST(StorageConformance, ExportOfUnknownUserIsEmpty) {
+  auto exported = this->store->user_data().export_user(std::nullopt, "nobody");
+  ASSERT_TRUE(exported.ok()) << exported.error().message;
+  EXPECT_TRUE(exported->sessions.empty());
+  EXPECT_TRUE(exported->messages.empty());
+  EXPECT_TRUE(exported->usage.empty());
+  EXPECT_TRUE(exported->moderation.empty());
+  EXPECT_TRUE(exported->keys.empty());
+}
+
+TYPED_TEST(StorageConformance, EraseUserOfOneTenantCountsAndRemovesEverything) {
+  UserDataWorld<TestFixture> world;
+  world.build(*this);
+  this->clock.advance(1h);
+  const int64_t erased_at = this->now_ms();
+  auto counts = this->store->user_data().erase_user(std::string("acme"), "alice", erased_at);
+  ASSERT_TRUE(counts.ok()) << counts.error().message;
+  EXPECT_EQ(counts->sessions, 2);
+  EXPECT_EQ(counts->messages, 6);
+  EXPECT_EQ(counts->usage_records, 2);
+  EXPECT_EQ(counts->moderation_logs, 1);
+  EXPECT_EQ(counts->idempotent_responses, 2);
+  EXPECT_EQ(counts->api_keys, 1);
+
+  // Sessions and (by cascade) their messages are gone.
+  EXPECT_TRUE(FailsWith(this->store->sessions().get(world.alice_acme_1.id), ErrorCode::kNotFound));
+  MessageListQuery q;
+  q.session_id = world.alice_acme_2.id;
+  EXPECT_TRUE(FailsWith(this->store->messages().list(q), ErrorCode::kNotFound));
+  auto left = this->store->user_data().export_user(std::string("acme"), "alice");
+  ASSERT_TRUE(left.ok()) << left.error().message;
+  EXPECT_TRUE(left->sessions.empty());
+  EXPECT_TRUE(left->messages.empty());
+  EXPECT_TRUE(left->usage.empty());
+  EXPECT_TRUE(left->moderation.empty());
+  EXPECT_TRUE(left->keys.empty());
+  auto spent = this->store->usage().spent("acme", "alice", 0);
+  ASSERT_TRUE(spent.ok()) << spent.error().message;
+  EXPECT_EQ(*spent, 0.0);
+  for (const char* key : {"alice:1", "alice:2"}) {
+    auto got = this->store->idempotency().get(key);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    EXPECT_FALSE(got->has_value()) << key;
+  }
+
+  // The key stays for audit, revoked, with the person removed from it.
+  auto key = this->store->api_keys().get("key_alice");
+  ASSERT_TRUE(key.ok()) << key.error().message;
+  EXPECT_EQ(key->user_id, "");
+  EXPECT_EQ(key->name, "[erased]");
+  EXPECT_EQ(key->revoked_at_ms, std::optional<int64_t>(erased_at));
+}
+
+TYPED_TEST(StorageConformance, EraseUserLeavesOtherUsersAndOtherTenantsUntouched) {
+  UserDataWorld<TestFixture> world;
+  world.build(*this);
+  auto counts = this->store->user_data().erase_user(std::string("acme"), "alice", this->now_ms());
+  ASSERT_TRUE(counts.ok()) << counts.error().message;
+
+  // Bob, in the same tenant.
+  auto bob = this->store->user_data().export_user(std::string("acme"), "bob");
+  ASSERT_TRUE(bob.ok()) << bob.error().message;
+  EXPECT_EQ(static_cast<int>(bob->sessions.size()), 1);
+  EXPECT_EQ(contents_of(bob->messages), (std::vector<std::string>{"b1", "b2"}));
+  EXPECT_EQ(static_cast<int>(bob->usage.size()), 1);
+  EXPECT_EQ(static_cast<int>(bob->moderation.size()), 1);
+  ASSERT_EQ(static_cast<int>(bob->keys.size()), 1);
+  auto bob_key = this->store->api_keys().get("key_bob");
+  ASSERT_TRUE(bob_key.ok()) << bob_key.error().message;
+  EXPECT_EQ(bob_key->revoked_at_ms, std::nullopt);
+  EXPECT_EQ(bob_key->user_id, "bob");
+  auto bob_idem = this->store->idempotency().get("bob:1");
+  ASSERT_TRUE(bob_idem.ok()) << bob_idem.error().message;
+  EXPECT_TRUE(bob_idem->has_value());
+
+  // The same user id in another tenant is another person's data as far as acme is concerned.
+  auto globex = this->store->user_data().export_user(std::string("globex"), "alice");
+  ASSERT_TRUE(globex.ok()) << globex.error().message;
+  EXPECT_EQ(ids_of(globex->sessions), (std::vector<std::string>{world.alice_globex.id}));
+  EXPECT_EQ(static_cast<int>(globex->messages.size()), 2);
+  EXPECT_EQ(static_cast<int>(globex->usage.size()), 1);
+  EXPECT_EQ(static_cast<int>(globex->moderation.size()), 1);
+  ASSERT_EQ(static_cast<int>(globex->keys.size()), 1);
+  auto globex_key = this->store->api_keys().get("key_alice_g");
+  ASSERT_TRUE(globex_key.ok()) << globex_key.error().message;
+  EXPECT_EQ(globex_key->revoked_at_ms, std::nullopt);
+  auto globex_idem = this->store->idempotency().get("alice:3");
+  ASSERT_TRUE(globex_idem.ok()) << globex_idem.error().message;
+  EXPECT_TRUE(globex_idem->has_value());
+
+  // Keys that are not bound to a user are not the user's.
+  auto service = this->store->api_keys().get("key_svc");
+  ASSERT_TRUE(service.ok()) << service.error().message;
+  EXPECT_EQ(service->revoked_at_ms, std::nullopt);
+  UsageQuery everyone;
+  EXPECT_NEAR(this->total(everyone).cost_usd, 12.0, 1e-9);
+}
+
+TYPED_TEST(StorageConformance, EraseUserOfEveryTenantRemovesAllOfTheUser) {
+  UserDataWorld<TestFixture> world;
+  world.build(*this);
+  // A key revoked before the erasure keeps its first revocation time.
+  const int64_t revoked_at = this->now_ms() - 1000;
+  ASSERT_TRUE(this->store->api_keys().revoke("key_alice_g", revoked_at).ok());
+  auto counts = this->store->user_data().erase_user(std::nullopt, "alice", this->now_ms());
+  ASSERT_TRUE(counts.ok()) << counts.error().message;
+  EXPECT_EQ(counts->sessions, 3);
+  EXPECT_EQ(counts->messages, 8);
+  EXPECT_EQ(counts->usage_records, 3);
+  EXPECT_EQ(counts->moderation_logs, 2);
+  EXPECT_EQ(counts->idempotent_responses, 3);
+  EXPECT_EQ(counts->api_keys, 2);
+  auto globex_key = this->store->api_keys().get("key_alice_g");
+  ASSERT_TRUE(globex_key.ok()) << globex_key.error().message;
+  EXPECT_EQ(globex_key->revoked_at_ms, std::optional<int64_t>(revoked_at));
+  EXPECT_EQ(globex_key->user_id, "");
+  EXPECT_EQ(globex_key->name, "[erased]");
+  auto left = this->store->user_data().export_user(std::nullopt, "alice");
+  ASSERT_TRUE(left.ok()) << left.error().message;
+  EXPECT_TRUE(left->sessions.empty());
+  EXPECT_TRUE(left->usage.empty());
+  EXPECT_TRUE(left->keys.empty());
+  // Bob is still whole.
+  auto bob = this->store->user_data().export_user(std::nullopt, "bob");
+  ASSERT_TRUE(bob.ok()) << bob.error().message;
+  EXPECT_EQ(static_cast<int>(bob->messages.size()), 2);
+
+  // Erasing again finds nothing more (keys already unbound are not counted twice).
+  auto again = this->store->user_data().erase_user(std::nullopt, "alice", this->now_ms());
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->sessions, 0);
+  EXPECT_EQ(again->messages, 0);
+  EXPECT_EQ(again->api_keys, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store as a whole
+
+TYPED_TEST(StorageConformance, PingAnswers) {
+  auto pong = this->store->ping();
+  EXPECT_TRUE(pong.ok()) << pong.error().message;
+}
+
+TYPED_TEST(StorageConformance, StatsNameTheBackendAndSchemaVersion) {
+  auto stats = this->store->stats(false);
+  ASSERT_TRUE(stats.ok()) << stats.error().message;
+  EXPECT_EQ(stats->backend, TypeParam::kName);
+  EXPECT_GE(stats->schema_version, 3);
+  EXPECT_FALSE(stats->location.empty());
+  auto checked = this->store->stats(true);
+  ASSERT_TRUE(checked.ok()) << checked.error().message;
+  EXPECT_EQ(checked->backend, TypeParam::kName);
+  EXPECT_EQ(checked->schema_version, stats->schema_version);
+  EXPECT_EQ(checked->integrity_check, std::optional<std::string>("ok"));
+}
+
+TYPED_TEST(StorageConformance, WritesSurviveCloseAndReopen) {
+  // Durable when the call returns: a new store on the same database sees everything.
+  auto session = this->make_session("acme", "alice", "kept");
+  this->turn(session.id, "q", "a");
+  this->record({this->usage_record(this->now_ms(), "acme", "alice", "m", 0.5)});
+  this->store->close();
+  this->store->close();  // closing is idempotent
+  this->store.reset();
+
+  StorageSettings settings;
+  settings.url = this->backend.url();
+  OpenOptions options;
+  options.clock = &this->clock;
+  auto reopened = parley::store::open(settings, options);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  this->store = std::move(reopened).value();
+  auto got = this->store->sessions().get(session.id);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->title, std::optional<std::string>("kept"));
+  auto history = this->store->messages().history(session.id, 10);
+  ASSERT_TRUE(history.ok()) << history.error().message;
+  EXPECT_EQ(contents_of(*history), (std::vector<std::string>{"q", "a"}));
+  auto spent = this->store->usage().spent("acme", "alice", 0);
+  ASSERT_TRUE(spent.ok()) << spent.error().message;
+  EXPECT_NEAR(*spent, 0.5, 1e-9);
+}
+
+TYPED_TEST(StorageConformance, ConcurrentWritersAllSucceedWithExactTotals) {
+  // Every method is thread-safe: writers from the blocking pool must neither fail nor lose a
+  // row when they overlap.
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 15;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t, &failures] {
+      const std::string user = numbered("user_", t);
+      for (int i = 0; i < kPerThread; ++i) {
+        NewSession n;
+        n.tenant_id = "acme";
+        n.user_id = user;
+        auto created = this->store->sessions().create(n);
+        if (!created.ok()) {
+          ++failures;
+          ADD_FAILURE() << "create: " << created.error().message;
+          continue;
+        }
+        NewTurn turn;
+        turn.session_id = created->id;
+        turn.user_content = "hello";
+        turn.request_id = numbered("req_", i);
+        turn.model = "m";
+        auto started = this->store->messages().begin_turn(turn);
+        if (!started.ok()) {
+          ++failures;
+          ADD_FAILURE() << "begin_turn: " << started.error().message;
+          continue;
+        }
+        UsageRecord u;
+        u.at_ms = this->now_ms();
+        u.tenant_id = "acme";
+        u.user_id = user;
+        u.key_id = "key_c";
+        u.source = "chat";
+        u.model = "m";
+        u.input_tokens = 3;
+        u.output_tokens = 4;
+        u.cost_usd = 0.01;
+        u.status = "ok";
+        auto recorded = this->store->usage().record({u});
+        if (!recorded.ok()) {
+          ++failures;
+          ADD_FAILURE() << "record: " << recorded.error().message;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+
+  SessionListQuery q;
+  q.tenant_id = "acme";
+  q.limit = 1000;
+  auto page = this->store->sessions().list(q);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  EXPECT_EQ(static_cast<int>(page->items.size()), kThreads * kPerThread);
+  std::set<std::string> unique_ids;
+  for (const auto& s : page->items) unique_ids.insert(s.id);
+  EXPECT_EQ(static_cast<int>(unique_ids.size()), kThreads * kPerThread);
+
+  auto row = this->total({});
+  EXPECT_EQ(row.requests, kThreads * kPerThread);
+  EXPECT_EQ(row.input_tokens, 3 * kThreads * kPerThread);
+  EXPECT_EQ(row.output_tokens, 4 * kThreads * kPerThread);
+  EXPECT_NEAR(row.cost_usd, 0.01 * kThreads * kPerThread, 1e-9);
+  auto one = this->store->usage().spent("acme", "user_3", 0);
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_NEAR(*one, 0.01 * kPerThread, 1e-9);
+
+  auto pending = this->store->messages().mark_interrupted();
+  ASSERT_TRUE(pending.ok()) << pending.error().message;
+  EXPECT_EQ(*pending, kThreads * kPerThread);
+}
+
+// Text that has broken stores before: multibyte UTF-8 (2, 3 and 4 bytes, joiners), quotes of
+// every kind, backslashes that an escaping layer could eat, SQL and LIKE metacharacters.
+std::vector<std::string> awkward_texts() {
+  return {
+      "Grüße aus Köln — naïve café",
+      "東京 中文 日本語 한국어 العربية עברית",
+      "emoji 😀 👍🏽 👩‍💻 🇳🇴",
+      "quotes \" ' ` “curly” ‘single’ «guillemets»",
+      "backslashes \\ \\\\ \\n \\u0000 \\x00 end\\",
+      "sql '; DROP TABLE sessions; -- % _ $1 ?1 :name",
+      "lines\nand\r\nbreaks\tand\ttabs",
+      " leading and trailing spaces ",
+  };
+}
+
+TYPED_TEST(StorageConformance, AwkwardTextRoundTripsInMessages) {
+  auto session = this->make_session("default", "alice");
+  std::vector<std::string> expected;
+  for (const auto& text : awkward_texts()) {
+    auto started = this->begin(session.id, text);
+    EXPECT_EQ(started.user.content, text);
+    auto done = this->finish(started.assistant.id, text);
+    EXPECT_EQ(done.content, text);
+    expected.push_back(text);
+    expected.push_back(text);
+  }
+  MessageListQuery q;
+  q.session_id = session.id;
+  q.limit = 100;
+  auto listed = this->store->messages().list(q);
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  EXPECT_EQ(contents_of(listed->items), expected);
+  auto history = this->store->messages().history(session.id, 100);
+  ASSERT_TRUE(history.ok()) << history.error().message;
+  EXPECT_EQ(contents_of(*history), expected);
+}
+
+TYPED_TEST(StorageConformance, AwkwardTextRoundTripsInSessionTitleAndMetadata) {
+  for (const auto& text : awkward_texts()) {
+    // Metadata is a JSON object stored as text: the same bytes must come back, not a
+    // re-serialised equivalent.
+    std::string metadata = "{\"note\": \"";
+    for (char c : text) {
+      if (c == '"' || c == '\\') metadata += '\\';
+      if (c == '\n') {
+        metadata += "\\n";
+      } else if (c == '\r') {
+        metadata += "\\r";
+      } else if (c == '\t') {
+        metadata += "\\t";
+      } else {
+        metadata += c;
+      }
+    }
+    metadata += "\",  \"n\":1}";
+    NewSession n;
+    n.user_id = text;
+    n.title = text;
+    n.metadata_json = metadata;
+    auto created = this->store->sessions().create(n);
+    ASSERT_TRUE(created.ok()) << created.error().message;
+    auto got = this->store->sessions().get(created->id);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    EXPECT_EQ(got->title, std::optional<std::string>(text));
+    EXPECT_EQ(got->metadata_json, metadata);
+    EXPECT_EQ(got->user_id, text);
+    // A user id full of metacharacters still filters exactly.
+    SessionListQuery q;
+    q.user_id = text;
+    auto page = this->store->sessions().list(q);
+    ASSERT_TRUE(page.ok()) << page.error().message;
+    EXPECT_EQ(ids_of(page->items), (std::vector<std::string>{created->id})) << text;
+  }
+}
+
+TYPED_TEST(StorageConformance, OneMegabyteTextRoundTrips) {
+  // Long replies and pasted documents: no truncation at a column or parameter limit.
+  std::string big;
+  big.reserve(1 << 20);
+  const std::string pattern = "0123456789abcdef ü 😀\n";
+  while (big.size() + pattern.size() <= (1u << 20)) big += pattern;
+  while (big.size() < (1u << 20)) big += 'x';
+  ASSERT_EQ(static_cast<int>(big.size()), 1 << 20);
+
+  std::string metadata = "{\"blob\":\"";
+  for (char c : big) metadata += c == '\n' ? ' ' : c;
+  metadata += "\"}";
+  NewSession n;
+  n.user_id = "alice";
+  n.title = big;
+  n.metadata_json = metadata;
+  auto created = this->store->sessions().create(n);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  auto got = this->store->sessions().get(created->id);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_TRUE(got->title == big) << "title differs";
+  EXPECT_TRUE(got->metadata_json == metadata)
+      << "metadata of " << got->metadata_json.size() << " bytes differs";
+
+  auto started = this->begin(created->id, big);
+  auto done = this->finish(started.assistant.id, big);
+  EXPECT_TRUE(done.content == big) << "reply of " << done.content.size() << " bytes differs";
+  auto history = this->store->messages().history(created->id, 10);
+  ASSERT_TRUE(history.ok()) << history.error().message;
+  ASSERT_EQ(static_cast<int>(history->size()), 2);
+  // Compared without EXPECT_EQ: a failure would print two megabytes.
+  EXPECT_TRUE((*history)[0].content == big);
+  EXPECT_TRUE((*history)[1].content == big);
+}
+
+TYPED_TEST(StorageConformance, LargeIntegersRoundTripInMessages) {
+  // Token counts and latencies near 2^53 (the largest integers a double holds exactly) pass
+  // through without a float on the way.
+  const int64_t big = (int64_t{1} << 53) + 1;
+  auto session = this->make_session("default", "alice");
+  auto started = this->begin(session.id, "count");
+  FinishedTurn f;
+  f.assistant_message_id = started.assistant.id;
+  f.content = "many";
+  f.status = "complete";
+  f.input_tokens = big;
+  f.output_tokens = big + 2;
+  f.latency_ms = big + 4;
+  f.ttft_ms = big - 2;
+  f.cost_usd = 1234567.000001;
+  f.finish_reason = "stop";
+  auto done = this->store->messages().finish_turn(f);
+  ASSERT_TRUE(done.ok()) << done.error().message;
+  MessageListQuery q;
+  q.session_id = session.id;
+  auto listed = this->store->messages().list(q);
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(static_cast<int>(listed->items.size()), 2);
+  const Message& m = listed->items[1];
+  EXPECT_EQ(m.input_tokens, big);
+  EXPECT_EQ(m.output_tokens, big + 2);
+  EXPECT_EQ(m.latency_ms, std::optional<int64_t>(big + 4));
+  EXPECT_EQ(m.ttft_ms, std::optional<int64_t>(big - 2));
+  EXPECT_NEAR(m.cost_usd, 1234567.000001, 1e-9);
+}
+
+}  // namespace
