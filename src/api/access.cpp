@@ -109,53 +109,69 @@ Task<Result<auth::Principal>> Access::authenticate(http::Request& req, int64_t n
   co_return std::move(check.principal);
 }
 
-std::optional<Error> Access::take_requests(http::Request& req, const std::string& bucket,
-                                           const limits::Limits& limits, const char* minute_name,
-                                           const char* hour_name, int64_t now) {
-  struct Applied {
-    limits::Quota quota;
-    limits::Decision decision;
-  };
-  Applied applied[2];
-  int count = 0;
-  if (limits.requests_per_minute > 0) {
-    applied[count++].quota = {minute_name, limits.requests_per_minute, 60'000, limits.burst};
-  }
-  if (limits.requests_per_hour > 0) {
-    applied[count++].quota = {hour_name, limits.requests_per_hour, 3'600'000, 0};
-  }
-  if (count == 0) return std::nullopt;
-  std::string policy_header;
-  const Applied* tightest = nullptr;
-  for (int i = 0; i < count; ++i) {
-    Applied& a = applied[i];
-    a.decision = limiter_.acquire(bucket + "\n" + std::string(a.quota.name), a.quota, 1, now);
-    if (!policy_header.empty()) policy_header += ", ";
-    policy_header += quota_text(a.quota.name, a.quota.quota, a.quota.window_ms);
-    if (!a.decision.allowed) {
-      // When the hour quota refuses, the minute bucket has already counted this request;
-      // GCRA has no refund, and one request in an hour's refusal does not matter.
-      tightest = &a;
-      break;
+Task<std::optional<Error>> Access::take_requests(http::Request& req,
+                                                 std::vector<RequestBucket> buckets, int64_t now) {
+  std::vector<limits::Take> takes;
+  std::vector<size_t> first_take;  // per bucket, the index of its first take
+  for (const auto& b : buckets) {
+    first_take.push_back(takes.size());
+    if (b.limits.requests_per_minute > 0) {
+      takes.push_back({b.bucket + "\n" + b.minute_name,
+                       {b.minute_name, b.limits.requests_per_minute, 60'000, b.limits.burst}});
     }
-    if (!tightest || a.decision.remaining < tightest->decision.remaining) tightest = &a;
+    if (b.limits.requests_per_hour > 0) {
+      takes.push_back(
+          {b.bucket + "\n" + b.hour_name, {b.hour_name, b.limits.requests_per_hour, 3'600'000, 0}});
+    }
   }
-  req.response_headers.emplace_back("RateLimit-Policy", policy_header);
-  std::string state = "\"";
-  state += tightest->quota.name;
-  state +=
-      "\";r=" + std::to_string(tightest->decision.remaining) + ";t=" +
-      std::to_string(seconds_up(tightest->decision.allowed ? tightest->decision.reset_ms
-                                                           : tightest->decision.retry_after_ms));
-  req.response_headers.emplace_back("RateLimit", state);
-  if (tightest->decision.allowed) return std::nullopt;
-  if (metrics_) metrics_->count_rate_limited(tightest->quota.name);
-  const bool hour = tightest->quota.window_ms > 60'000;
-  return Error::too_many_requests(
-      "rate limit '" + std::string(tightest->quota.name) + "' reached: " +
-          std::to_string(tightest->quota.quota) + " requests per " + (hour ? "hour" : "minute") +
-          "; retry in " + std::to_string(seconds_up(tightest->decision.retry_after_ms)) + " s",
-      "rate_limited", tightest->decision.retry_after_ms);
+  first_take.push_back(takes.size());
+  if (takes.empty()) co_return std::nullopt;
+  auto decided = co_await limiter_.acquire(takes, now);
+  if (!decided) {
+    if (metrics_) metrics_->count_limiter_error();
+    if (limits_.allow_on_backend_error()) co_return std::nullopt;
+    Error e = Error::unavailable("rate limits cannot be checked: " + decided.error().message,
+                                 "limits_unavailable");
+    e.retry_after_ms = 1000;
+    co_return e;
+  }
+  const std::vector<limits::Decision>& decisions = *decided;
+  std::optional<Error> refusal;
+  for (size_t b = 0; b + 1 < first_take.size(); ++b) {
+    if (first_take[b] == first_take[b + 1]) continue;  // no quota on this bucket
+    std::string policy_header;
+    size_t tightest = first_take[b];
+    for (size_t i = first_take[b]; i < first_take[b + 1]; ++i) {
+      if (!policy_header.empty()) policy_header += ", ";
+      policy_header +=
+          quota_text(takes[i].quota.name, takes[i].quota.quota, takes[i].quota.window_ms);
+      const bool refused = !decisions[i].allowed;
+      const bool tightest_refused = !decisions[tightest].allowed;
+      if ((refused && !tightest_refused) ||
+          (refused == tightest_refused &&
+           (refused ? decisions[i].retry_after_ms > decisions[tightest].retry_after_ms
+                    : decisions[i].remaining < decisions[tightest].remaining))) {
+        tightest = i;
+      }
+    }
+    const limits::Decision& d = decisions[tightest];
+    const limits::Quota& q = takes[tightest].quota;
+    req.response_headers.emplace_back("RateLimit-Policy", policy_header);
+    std::string state = "\"";
+    state += q.name;
+    state += "\";r=" + std::to_string(d.remaining) +
+             ";t=" + std::to_string(seconds_up(d.allowed ? d.reset_ms : d.retry_after_ms));
+    req.response_headers.emplace_back("RateLimit", state);
+    if (d.allowed || refusal) continue;
+    if (metrics_) metrics_->count_rate_limited(q.name);
+    const bool hour = q.window_ms > 60'000;
+    refusal = Error::too_many_requests(
+        "rate limit '" + std::string(q.name) + "' reached: " + std::to_string(q.quota) +
+            " requests per " + (hour ? "hour" : "minute") + "; retry in " +
+            std::to_string(seconds_up(d.retry_after_ms)) + " s",
+        "rate_limited", d.retry_after_ms);
+  }
+  co_return refusal;
 }
 
 Task<http::Response> Access::guard(const http::Handler& handler, http::RoutePolicy policy,
@@ -175,22 +191,20 @@ Task<http::Response> Access::guard(const http::Handler& handler, http::RoutePoli
                    req);
   }
   req.principal = &*principal;
-  if (!principal->local()) {
-    const limits::Limits key_limits = principal->limits.key.apply(limits_.key);
-    if (auto refused = take_requests(req, "key:" + principal->key_id, key_limits, "key-minute",
-                                     "key-hour", now)) {
-      co_return fail(*refused, req);
-    }
-  }
-  // An end user's own key or token: every request counts against the user's limits. (Service
+  // The key's quotas and, for an end user's own key or token, the user's: one step. (Service
   // keys name the user in the body; actor() counts theirs.)
+  std::vector<RequestBucket> buckets;
+  if (!principal->local()) {
+    buckets.push_back({"key:" + principal->key_id, principal->limits.key.apply(limits_.key),
+                       "key-minute", "key-hour"});
+  }
   if (principal->scope == auth::Scope::kUser) {
-    const limits::Limits user_limits = principal->limits.user.apply(limits_.user);
-    if (auto refused =
-            take_requests(req, "user:" + principal->tenant_id + "\n" + principal->user_id,
-                          user_limits, "user-minute", "user-hour", now)) {
-      co_return fail(*refused, req);
-    }
+    buckets.push_back({"user:" + principal->tenant_id + "\n" + principal->user_id,
+                       principal->limits.user.apply(limits_.user), "user-minute", "user-hour"});
+  }
+  if (!buckets.empty()) {
+    auto refused = co_await take_requests(req, std::move(buckets), now);
+    if (refused) co_return fail(*refused, req);
   }
   if (policy.idempotent) {
     if (auto key = req.header("idempotency-key")) {
@@ -304,7 +318,27 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
   co_return res;
 }
 
-Result<Actor> Access::actor(http::Request& req, const std::optional<std::string>& requested) {
+Task<Result<Actor>> Access::actor(http::Request& req, const std::optional<std::string>& requested) {
+  auto a = resolve_actor(req, requested);
+  if (!a) co_return std::move(a).error();
+  auto counted = co_await count_user_request(req, *a);
+  if (!counted) co_return std::move(counted).error();
+  co_return std::move(*a);
+}
+
+Task<Result<void>> Access::count_user_request(http::Request& req, const Actor& a) {
+  const auth::Principal* who = req.principal;
+  if (!who || a.unlimited || who->scope != auth::Scope::kService) co_return success();
+  std::vector<RequestBucket> buckets;
+  buckets.push_back(
+      {"user:" + a.tenant_id + "\n" + a.user_id, a.user_limits, "user-minute", "user-hour"});
+  auto refused = co_await take_requests(req, std::move(buckets), now_ms());
+  if (refused) co_return std::move(*refused);
+  co_return success();
+}
+
+Result<Actor> Access::resolve_actor(http::Request& req,
+                                    const std::optional<std::string>& requested) {
   const auth::Principal* who = req.principal;
   Actor a;
   if (!who) return Actor::local(requested);
@@ -325,12 +359,6 @@ Result<Actor> Access::actor(http::Request& req, const std::optional<std::string>
   a.unlimited = who->local() || who->admin();
   req.actor_tenant = a.tenant_id;
   req.actor_user = a.user_id;
-  if (!a.unlimited && who->scope == auth::Scope::kService) {
-    if (auto refused = take_requests(req, "user:" + a.tenant_id + "\n" + a.user_id, a.user_limits,
-                                     "user-minute", "user-hour", now_ms())) {
-      return *refused;
-    }
-  }
   return a;
 }
 

@@ -63,8 +63,11 @@ class Access {
 
   // The user the request acts for: a user principal's own user (naming another is a 403);
   // for service and admin principals the user named in the request, else "anonymous".
-  // Applies that user's request limits (429).
-  Result<Actor> actor(http::Request& req, const std::optional<std::string>& requested_user);
+  // Applies that user's request limits (429) when a service key names the user.
+  Task<Result<Actor>> actor(http::Request& req, const std::optional<std::string>& requested_user);
+  // actor() in two steps, for code that must resolve without awaiting: who, then the count.
+  Result<Actor> resolve_actor(http::Request& req, const std::optional<std::string>& requested_user);
+  Task<Result<void>> count_user_request(http::Request& req, const Actor& actor);
 
   // Object-level authorisation: whether the request's principal may see this tenant's user's
   // data. Handlers answer 404 when not.
@@ -82,10 +85,18 @@ class Access {
   Task<Result<auth::Principal>> authenticate(http::Request& req, int64_t now_ms);
   Task<http::Response> run_idempotent(const http::Handler& handler, http::Request& req,
                                       std::string_view client_key);
-  // Applies the request quotas of one bucket; adds the headers; the refusal when over.
-  std::optional<Error> take_requests(http::Request& req, const std::string& bucket,
-                                     const limits::Limits& limits, const char* minute_name,
-                                     const char* hour_name, int64_t now_ms);
+  // The request quotas of a key or a user.
+  struct RequestBucket {
+    std::string bucket;
+    limits::Limits limits;
+    const char* minute_name;
+    const char* hour_name;
+  };
+  // Applies the quotas of every bucket in one step of the limiter (one round trip when it is
+  // shared); adds the headers; the refusal when over, or when the limiter cannot answer and
+  // limits.on_backend_error is "deny".
+  Task<std::optional<Error>> take_requests(http::Request& req, std::vector<RequestBucket> buckets,
+                                           int64_t now_ms);
 
   auth::Authenticator& authenticator_;
   limits::RateLimiter& limiter_;

@@ -280,7 +280,7 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                if (auto r = turn_overrides(*body, turn); !r) co_return fail(r.error(), req);
                auto session = co_await owned_session(ctx, req, std::string(req.param("id")));
                if (!session) co_return fail(session.error(), req);
-               auto actor = acting_user(ctx, req, session->user_id);
+               auto actor = co_await acting_user(ctx, req, session->user_id);
                if (!actor) co_return fail(actor.error(), req);
                turn.actor = std::move(*actor);
                turn.stored->session = std::move(*session);
@@ -326,12 +326,12 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                    co_return fail(
                        Error::invalid_field("user_id", "the session belongs to another user"), req);
                  }
-                 auto acting = acting_user(ctx, req, session->user_id);
+                 auto acting = co_await acting_user(ctx, req, session->user_id);
                  if (!acting) co_return fail(acting.error(), req);
                  turn.actor = std::move(*acting);
                  turn.stored->session = std::move(*session);
                } else {
-                 auto acting = acting_user(ctx, req, *user_id);
+                 auto acting = co_await acting_user(ctx, req, *user_id);
                  if (!acting) co_return fail(acting.error(), req);
                  turn.actor = std::move(*acting);
                  // Opened by the pipeline once the caller is admitted and the message allowed, so a

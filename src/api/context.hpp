@@ -36,6 +36,10 @@ namespace parley::jobs {
 class JobPool;
 }
 
+namespace parley::redis {
+class Client;
+}
+
 namespace parley::api {
 
 class Access;
@@ -63,6 +67,8 @@ struct Context {
   jobs::JobPool& jobs;  // long background work, apart from request storage calls
   // Who may do what: credentials, ownership, the caller's request limits, idempotency.
   Access& access;
+  // Where replicas share state; null when this process keeps it (no redis.url). Readiness.
+  const redis::Client* redis = nullptr;
 };
 
 }  // namespace parley::api

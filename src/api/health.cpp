@@ -17,6 +17,7 @@
 #include "http/errors.hpp"
 #include "http/server.hpp"
 #include "llm/gateway.hpp"
+#include "redis/client.hpp"
 #include "store/settings.hpp"
 
 namespace parley::api {
@@ -132,6 +133,15 @@ void add_health_routes(http::Router& router, Context& ctx) {
                  checks["database"] = {{"status", "fail"},
                                        {"latency_ms", round3(latency_ms)},
                                        {"error", ping.error().message}};
+               }
+               if (ctx.redis) {
+                 // Shared limits, leases and claims live there: without it requests get 503
+                 // (or pass unlimited, with limits.on_backend_error: allow).
+                 if (ctx.redis->connected()) {
+                   checks["redis"] = {{"status", "ok"}};
+                 } else {
+                   checks["redis"] = {{"status", "fail"}, {"error", ctx.redis->last_error()}};
+                 }
                }
                checks["disk"] = disk_check(ctx);
                checks["memory"] = memory_check(ctx);

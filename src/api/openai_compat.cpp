@@ -254,10 +254,10 @@ struct StatelessTurn {
 Result<StatelessTurn> stateless_turn(Context& ctx, http::Request& req, json& body) {
   auto parsed = parse_chat(body);
   if (!parsed) return std::move(parsed).error();
-  auto actor =
-      acting_user(ctx, req,
-                  parsed->request.user.empty() ? std::nullopt
-                                               : std::optional<std::string>(parsed->request.user));
+  // Resolved here, counted by the handler (this is not a coroutine).
+  auto actor = ctx.access.resolve_actor(
+      req, parsed->request.user.empty() ? std::nullopt
+                                        : std::optional<std::string>(parsed->request.user));
   if (!actor) return std::move(actor).error();
   // The provider sees the end user Parley resolved (a user key's own user), not what the
   // body claimed.
@@ -286,6 +286,8 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   if (!body) co_return fail(body.error(), req);
   auto made = stateless_turn(ctx, req, *body);
   if (!made) co_return fail(made.error(), req);
+  auto counted = co_await ctx.access.count_user_request(req, made->turn.actor);
+  if (!counted) co_return fail(counted.error(), req);
   chat::Turn& turn = made->turn;
   const bool include_usage = made->include_usage;
   const std::string id = "chatcmpl-" + random_hex128().substr(0, 24);
@@ -498,7 +500,7 @@ Awaitable embeddings(Context& ctx, http::Request& req) {
   if (auto d = body->find("dimensions"); d != body->end()) request.extra["dimensions"] = *d;
   auto user = string_field(*body, "user", 256);
   if (!user) co_return fail(user.error(), req);
-  auto actor = acting_user(ctx, req, *user);
+  auto actor = co_await acting_user(ctx, req, *user);
   if (!actor) co_return fail(actor.error(), req);
   request.user = *user || (req.principal && req.principal->scope == auth::Scope::kUser)
                      ? actor->user_id
@@ -589,7 +591,7 @@ Awaitable moderations(Context& ctx, http::Request& req) {
                          {}},
                    req);
   }
-  auto actor = acting_user(ctx, req, std::nullopt);
+  auto actor = co_await acting_user(ctx, req, std::nullopt);
   if (!actor) co_return fail(actor.error(), req);
   const moderation::Subject subject{actor->tenant_id, actor->user_id, "", req.request_id};
   json results = json::array();

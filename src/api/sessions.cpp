@@ -97,8 +97,8 @@ Result<std::optional<std::string>> user_filter(const http::Request& req,
   return std::optional<std::string>(who->user_id);
 }
 
-Result<Actor> acting_user(Context& ctx, http::Request& req,
-                          const std::optional<std::string>& requested) {
+Task<Result<Actor>> acting_user(Context& ctx, http::Request& req,
+                                const std::optional<std::string>& requested) {
   return ctx.access.actor(req, requested);
 }
 
@@ -120,7 +120,7 @@ void add_session_routes(http::Router& router, Context& ctx) {
         auto metadata = metadata_field(*body);
         if (!metadata) co_return fail(metadata.error(), req);
 
-        auto actor = acting_user(ctx, req, *user_id);
+        auto actor = co_await acting_user(ctx, req, *user_id);
         if (!actor) co_return fail(actor.error(), req);
         store::NewSession in;
         in.tenant_id = actor->tenant_id;

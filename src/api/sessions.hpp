@@ -37,7 +37,7 @@ Task<Result<store::Session>> owned_session(Context& ctx, const http::Request& re
 Result<std::optional<std::string>> user_filter(const http::Request& req,
                                                std::optional<std::string> requested);
 // The end user a request acts for (Access::actor, or the anonymous user without a guard).
-Result<Actor> acting_user(Context& ctx, http::Request& req,
-                          const std::optional<std::string>& requested);
+Task<Result<Actor>> acting_user(Context& ctx, http::Request& req,
+                                const std::optional<std::string>& requested);
 
 }  // namespace parley::api

@@ -41,12 +41,14 @@
 #include "limits/admission.hpp"
 #include "limits/budget.hpp"
 #include "limits/limiter.hpp"
+#include "limits/redis_limiter.hpp"
 #include "limits/settings.hpp"
 #include "llm/accounting.hpp"
 #include "llm/settings.hpp"
 #include "moderation/settings.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
+#include "redis/client.hpp"
 #include "store/settings.hpp"
 
 namespace parley::app {
@@ -88,6 +90,8 @@ struct ServerApp::Parts {
   BlockingPool blocking{default_threads(process.blocking_threads, 2)};
   http::Router router;
   IoPool io{io_threads};
+  // shared state between replicas (redis.url); null: kept in this process
+  std::unique_ptr<redis::Client> redis;
   std::unique_ptr<http::Server> server;
   std::string bound_host;
   uint16_t bound_port = 0;
@@ -137,6 +141,20 @@ struct ServerApp::Parts {
     return std::nullopt;
   }
 
+  // Fails the phase with one line when Redis is configured but cannot be reached (or refuses
+  // the credentials); the connections themselves open once the event loops run.
+  std::optional<std::string> connect_redis() {
+    const auto& redis_settings = settings.get<redis::RedisSettings>();
+    if (redis_settings.url.empty()) return std::nullopt;
+    auto endpoint = redis::parse_url(redis_settings.url);
+    if (!endpoint) return endpoint.error().message;
+    redis = std::make_unique<redis::Client>(io, redis_settings, *endpoint);
+    if (auto r = redis->check(); !r) return r.error().message;
+    on_stop("redis", [this] { redis->stop(); });
+    log::info("redis reachable", {{"redis", endpoint->describe()}});
+    return std::nullopt;
+  }
+
   std::optional<std::string> build_models() {
     server =
         std::make_unique<http::Server>(io, settings.get<http::ServerOptions>(), router, metrics);
@@ -173,9 +191,11 @@ struct ServerApp::Parts {
                                                           settings.get<auth::AuthOptions>());
     const int64_t now_ms = to_unix_ms(clock.now());
     if (auto r = authenticator->load(now_ms); !r) return r.error().message;
-    limiter = limits::make_local_limiter();
+    limiter = redis ? limits::make_redis_limiter(*redis) : limits::make_local_limiter();
     budgets = std::make_unique<limits::BudgetBook>(storage->usage());
-    admission = std::make_unique<limits::Admission>(*limiter, *budgets, blocking, clock, &metrics);
+    admission = std::make_unique<limits::Admission>(
+        *limiter, *budgets, blocking, clock, &metrics,
+        settings.get<limits::LimitSettings>().allow_on_backend_error());
     auto idempotency_options = settings.get<idempotency::LocalOptions>();
     idempotency_options.metrics = &metrics;
     idempotency_options.clock = &clock;
@@ -213,6 +233,7 @@ struct ServerApp::Parts {
         [this] { return server->draining(); }, [this] { return server->open_connections(); },
         *pipeline, *chat_deps, *assistants, *gateway, *accountant, *moderator, *admission, *jobs,
         *access});
+    context->redis = redis.get();
     // The guard first: every route, registered now or later, is behind it from the moment it
     // exists. Each module registers its routes with their access policies.
     access->protect(router);
@@ -252,6 +273,7 @@ std::optional<StartupError> ServerApp::compose() {
   };
   const Phase phases[] = {
       {"storage", [&] { return p.open_storage(); }},
+      {"redis", [&] { return p.connect_redis(); }},
       {"models", [&] { return p.build_models(); }},
       {"access", [&] { return p.build_access(); }},
       {"pipeline",
@@ -299,6 +321,8 @@ Result<uint16_t> ServerApp::listen() {
   }
   auto port = p.server->listen(address->host, address->port);
   if (!port) return port;
+  // Everything that subscribes has by now; the connections open as the loops start.
+  if (p.redis) p.redis->start();
   p.server->start();
   p.bound_host = address->host;
   p.bound_port = *port;

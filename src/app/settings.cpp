@@ -13,6 +13,7 @@
 #include "llm/settings.hpp"
 #include "moderation/settings.hpp"
 #include "obs/log.hpp"
+#include "redis/settings.hpp"
 #include "store/settings.hpp"
 
 namespace parley::app {
@@ -45,6 +46,7 @@ const config::Schema& settings_schema() {
     config::Schema schema;
     // The order here is the order of the README's table and of --help.
     store::declare_settings(schema);
+    redis::declare_settings(schema);
     auth::declare_settings(schema);  // admin_key
     declare_process_settings(schema);
     http::declare_settings(schema);

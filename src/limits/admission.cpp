@@ -4,6 +4,13 @@
 #include <algorithm>
 #include <cstdio>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "core/ids.hpp"
 #include "obs/metrics.hpp"
 
 namespace parley::limits {
@@ -23,6 +30,12 @@ std::string user_bucket(const Actor& actor) {
 }
 std::string key_bucket(const Actor& actor) { return "key:" + actor.key_id; }
 
+Error backend_error(const Error& cause) {
+  Error e = Error::unavailable("limits cannot be checked: " + cause.message, "limits_unavailable");
+  e.retry_after_ms = 1000;
+  return e;
+}
+
 }  // namespace
 
 Actor Actor::local(const std::optional<std::string>& user) {
@@ -32,12 +45,43 @@ Actor Actor::local(const std::optional<std::string>& user) {
   return a;
 }
 
+// The renewal loop of one admission's leases: a timer on the I/O thread the call runs on.
+struct ModelAdmission::Renewal {
+  explicit Renewal(const IoExecutor& executor) : timer(executor) {}
+  boost::asio::steady_timer timer;
+  bool released = false;
+};
+
+ModelAdmission::ModelAdmission(RateLimiter* limiter, std::vector<std::string> slots,
+                               std::string holder, const IoExecutor& executor, const Clock& clock)
+    : limiter_(limiter), slots_(std::move(slots)), holder_(std::move(holder)) {
+  const int64_t lease_ms = limiter_->lease_ms();
+  if (lease_ms <= 0 || slots_.empty()) return;
+  renewal_ = std::make_shared<Renewal>(executor);
+  boost::asio::co_spawn(
+      executor,
+      [renewal = renewal_, limiter, slots = slots_, holder = holder_, lease_ms,
+       &clock]() -> Task<void> {
+        for (;;) {
+          renewal->timer.expires_after(std::chrono::milliseconds(lease_ms / 3));
+          boost::system::error_code ec;
+          co_await renewal->timer.async_wait(boost::asio::redirect_error(use_task, ec));
+          if (renewal->released) co_return;
+          // A failed renewal is tried again next time; the lease outlives two misses.
+          (void)co_await limiter->renew(slots, holder, to_unix_ms(clock.now()));
+          if (renewal->released) co_return;
+        }
+      },
+      boost::asio::detached);
+}
+
 ModelAdmission& ModelAdmission::operator=(ModelAdmission&& other) noexcept {
   if (this != &other) {
     release();
     limiter_ = std::exchange(other.limiter_, nullptr);
-    key_slot_ = std::move(other.key_slot_);
-    user_slot_ = std::move(other.user_slot_);
+    slots_ = std::move(other.slots_);
+    holder_ = std::move(other.holder_);
+    renewal_ = std::move(other.renewal_);
   }
   return *this;
 }
@@ -46,38 +90,58 @@ ModelAdmission::~ModelAdmission() { release(); }
 
 void ModelAdmission::release() {
   if (!limiter_) return;
-  if (!key_slot_.empty()) limiter_->leave(key_slot_);
-  if (!user_slot_.empty()) limiter_->leave(user_slot_);
+  if (renewal_) {
+    renewal_->released = true;
+    renewal_->timer.cancel();
+    renewal_.reset();
+  }
+  if (!slots_.empty()) limiter_->leave(std::move(slots_), std::move(holder_));
   limiter_ = nullptr;
 }
 
 Admission::Admission(RateLimiter& limiter, BudgetBook& budgets, BlockingPool& blocking,
-                     const Clock& clock, obs::Metrics* metrics)
-    : limiter_(limiter), budgets_(budgets), blocking_(blocking), clock_(clock), metrics_(metrics) {}
+                     const Clock& clock, obs::Metrics* metrics, bool allow_on_backend_error)
+    : limiter_(limiter),
+      budgets_(budgets),
+      blocking_(blocking),
+      clock_(clock),
+      metrics_(metrics),
+      allow_on_backend_error_(allow_on_backend_error) {}
 
 Task<Result<ModelAdmission>> Admission::admit(const Actor& actor, bool stream) {
   if (actor.unlimited) co_return ModelAdmission();
   const int64_t now = to_unix_ms(clock_.now());
   const std::string user_key = user_bucket(actor);
   const std::string key_key = key_bucket(actor);
-  // Tokens are counted after each call; a bucket still in debt refuses the next one.
-  struct TokenCheck {
-    const std::string* bucket;
-    int64_t per_minute;
-    const char* name;
-  };
-  for (const TokenCheck& t :
-       {TokenCheck{&user_key, actor.user_limits.tokens_per_minute, "user-tokens"},
-        TokenCheck{&key_key, actor.key_limits.tokens_per_minute, "key-tokens"}}) {
-    if (t.per_minute <= 0) continue;
-    const Quota q{t.name, t.per_minute, 60'000, 0};
-    auto d = limiter_.acquire(*t.bucket + "\ntokens", q, 0, now);
-    if (!d.allowed) {
-      if (metrics_) metrics_->count_rate_limited(t.name);
-      co_return Error::too_many_requests(
-          "token limit '" + std::string(t.name) + "' reached: " + std::to_string(t.per_minute) +
-              " tokens per minute; retry in " + std::to_string(seconds_up(d.retry_after_ms)) + " s",
-          "token_limit_reached", std::max<int64_t>(d.retry_after_ms, 1000));
+  // Tokens are counted after each call; a bucket still in debt refuses the next one. Both
+  // buckets are asked in one step of the limiter.
+  std::vector<Take> token_checks;
+  if (actor.user_limits.tokens_per_minute > 0) {
+    token_checks.push_back({user_key + "\ntokens",
+                            {"user-tokens", actor.user_limits.tokens_per_minute, 60'000, 0},
+                            0});
+  }
+  if (actor.key_limits.tokens_per_minute > 0) {
+    token_checks.push_back(
+        {key_key + "\ntokens", {"key-tokens", actor.key_limits.tokens_per_minute, 60'000, 0}, 0});
+  }
+  if (!token_checks.empty()) {
+    auto decided = co_await limiter_.acquire(token_checks, now);
+    if (!decided) {
+      if (metrics_) metrics_->count_limiter_error();
+      if (!allow_on_backend_error_) co_return backend_error(decided.error());
+    } else {
+      for (size_t i = 0; i < token_checks.size(); ++i) {
+        const Decision& d = (*decided)[i];
+        if (d.allowed) continue;
+        const Quota& q = token_checks[i].quota;
+        if (metrics_) metrics_->count_rate_limited(q.name);
+        co_return Error::too_many_requests(
+            "token limit '" + std::string(q.name) + "' reached: " + std::to_string(q.quota) +
+                " tokens per minute; retry in " + std::to_string(seconds_up(d.retry_after_ms)) +
+                " s",
+            "token_limit_reached", std::max<int64_t>(d.retry_after_ms, 1000));
+      }
     }
   }
   // Budgets, read from the usage table when the cached spend is stale.
@@ -125,42 +189,59 @@ Task<Result<ModelAdmission>> Admission::admit(const Actor& actor, bool stream) {
     }
   }
   if (!stream) co_return ModelAdmission();
-  std::string key_slot, user_slot;
+  std::vector<Slot> slots;
   if (actor.key_limits.concurrent_streams > 0) {
-    key_slot = key_key + "\nstreams";
-    if (!limiter_.enter(key_slot, actor.key_limits.concurrent_streams)) {
-      if (metrics_) metrics_->count_rate_limited("key-streams");
+    slots.push_back({key_key + "\nstreams", actor.key_limits.concurrent_streams});
+  }
+  if (actor.user_limits.concurrent_streams > 0) {
+    slots.push_back({user_key + "\nstreams", actor.user_limits.concurrent_streams});
+  }
+  if (slots.empty()) co_return ModelAdmission();
+  std::string holder = new_resource_id("stream");
+  auto entered = co_await limiter_.enter(slots, holder, now);
+  if (!entered) {
+    if (metrics_) metrics_->count_limiter_error();
+    if (!allow_on_backend_error_) co_return backend_error(entered.error());
+    co_return ModelAdmission();
+  }
+  if (*entered) {
+    const bool key_full = slots[**entered].key.rfind("key:", 0) == 0;
+    if (metrics_) metrics_->count_rate_limited(key_full ? "key-streams" : "user-streams");
+    if (key_full) {
       co_return Error::too_many_requests("this key already has " +
                                              std::to_string(actor.key_limits.concurrent_streams) +
                                              " streams open (its limit); finish one first",
                                          "concurrency_limit_reached", 1000);
     }
+    co_return Error::too_many_requests("user '" + actor.user_id + "' already has " +
+                                           std::to_string(actor.user_limits.concurrent_streams) +
+                                           " streams open (the limit); finish one first",
+                                       "concurrency_limit_reached", 1000);
   }
-  if (actor.user_limits.concurrent_streams > 0) {
-    user_slot = user_key + "\nstreams";
-    if (!limiter_.enter(user_slot, actor.user_limits.concurrent_streams)) {
-      if (!key_slot.empty()) limiter_.leave(key_slot);
-      if (metrics_) metrics_->count_rate_limited("user-streams");
-      co_return Error::too_many_requests("user '" + actor.user_id + "' already has " +
-                                             std::to_string(actor.user_limits.concurrent_streams) +
-                                             " streams open (the limit); finish one first",
-                                         "concurrency_limit_reached", 1000);
-    }
-  }
-  co_return ModelAdmission(&limiter_, std::move(key_slot), std::move(user_slot));
+  std::vector<std::string> keys;
+  keys.reserve(slots.size());
+  for (auto& s : slots) keys.push_back(std::move(s.key));
+  auto executor = co_await boost::asio::this_coro::executor;
+  co_return ModelAdmission(&limiter_, std::move(keys), std::move(holder), executor, clock_);
 }
 
 void Admission::book(const Actor& actor, int64_t tokens, double cost_usd) {
   const int64_t now = to_unix_ms(clock_.now());
   if (tokens > 0 && !actor.unlimited) {
+    std::vector<Take> charges;
     if (actor.user_limits.tokens_per_minute > 0) {
-      const Quota q{"user-tokens", actor.user_limits.tokens_per_minute, 60'000, 0};
-      limiter_.acquire(user_bucket(actor) + "\ntokens", q, tokens, now, /*force=*/true);
+      charges.push_back({user_bucket(actor) + "\ntokens",
+                         {"user-tokens", actor.user_limits.tokens_per_minute, 60'000, 0},
+                         tokens,
+                         true});
     }
     if (actor.key_limits.tokens_per_minute > 0) {
-      const Quota q{"key-tokens", actor.key_limits.tokens_per_minute, 60'000, 0};
-      limiter_.acquire(key_bucket(actor) + "\ntokens", q, tokens, now, /*force=*/true);
+      charges.push_back({key_bucket(actor) + "\ntokens",
+                         {"key-tokens", actor.key_limits.tokens_per_minute, 60'000, 0},
+                         tokens,
+                         true});
     }
+    if (!charges.empty()) limiter_.charge(std::move(charges), now);
   }
   budgets_.add(actor.tenant_id, actor.user_id, actor.key_id, cost_usd, now);
 }

@@ -19,8 +19,10 @@
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
 #include <utility>
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/blocking_pool.hpp"
 #include "core/clock.hpp"
@@ -50,32 +52,37 @@ struct Actor {
   static Actor local(const std::optional<std::string>& user);
 };
 
-// Slots held while a model call runs; given back when this goes.
+// Places in the concurrent-stream limits held while a model call runs; given back when this
+// goes. With a shared limiter the places are leases, renewed here every third of the lease
+// while the call runs, so the places of a replica that died free themselves.
 class ModelAdmission {
  public:
   ModelAdmission() = default;
-  ModelAdmission(RateLimiter* limiter, std::string key_slot, std::string user_slot)
-      : limiter_(limiter), key_slot_(std::move(key_slot)), user_slot_(std::move(user_slot)) {}
+  ModelAdmission(RateLimiter* limiter, std::vector<std::string> slots, std::string holder,
+                 const IoExecutor& executor, const Clock& clock);
   ModelAdmission(ModelAdmission&& other) noexcept
       : limiter_(std::exchange(other.limiter_, nullptr)),
-        key_slot_(std::move(other.key_slot_)),
-        user_slot_(std::move(other.user_slot_)) {}
+        slots_(std::move(other.slots_)),
+        holder_(std::move(other.holder_)),
+        renewal_(std::move(other.renewal_)) {}
   ModelAdmission& operator=(ModelAdmission&& other) noexcept;
   ModelAdmission(const ModelAdmission&) = delete;
   ModelAdmission& operator=(const ModelAdmission&) = delete;
   ~ModelAdmission();
 
  private:
+  struct Renewal;
   void release();
   RateLimiter* limiter_ = nullptr;
-  std::string key_slot_;
-  std::string user_slot_;
+  std::vector<std::string> slots_;
+  std::string holder_;
+  std::shared_ptr<Renewal> renewal_;  // null when the limiter's places need no renewal
 };
 
 class Admission {
  public:
   Admission(RateLimiter& limiter, BudgetBook& budgets, BlockingPool& blocking, const Clock& clock,
-            obs::Metrics* metrics);
+            obs::Metrics* metrics, bool allow_on_backend_error = false);
 
   Task<Result<ModelAdmission>> admit(const Actor& actor, bool stream);
   void book(const Actor& actor, int64_t tokens, double cost_usd);
@@ -88,6 +95,7 @@ class Admission {
   BlockingPool& blocking_;
   const Clock& clock_;
   obs::Metrics* metrics_;
+  bool allow_on_backend_error_;
 };
 
 }  // namespace parley::limits

@@ -38,6 +38,14 @@ void declare_limits(config::Schema& schema, const std::string& prefix, const std
 void declare_settings(config::Schema& schema) {
   declare_limits(schema, "limits.key", "API key", &LimitSettings::key);
   declare_limits(schema, "limits.user", "end user", &LimitSettings::user);
+  schema.group<LimitSettings>("limits").text(
+      "on_backend_error", &LimitSettings::on_backend_error,
+      "When the shared limiter (Redis) cannot answer: `deny` answers 503 (fail closed), `allow` "
+      "lets requests through unlimited (fail open); counted in limiter_backend_errors_total.",
+      [](const std::string& v) -> std::optional<std::string> {
+        if (v == "deny" || v == "allow") return std::nullopt;
+        return "must be deny or allow";
+      });
 }
 
 }  // namespace parley::limits

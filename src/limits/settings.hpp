@@ -2,6 +2,8 @@
 // a key may override both (limits/policy.hpp). 0 is "no limit" everywhere.
 #pragma once
 
+#include <string>
+
 #include "limits/policy.hpp"
 
 namespace parley::config {
@@ -13,6 +15,9 @@ namespace parley::limits {
 struct LimitSettings {
   Limits key;
   Limits user{60, 0, 0, 0, 0, 0, 0};  // the seeds' 60 requests a minute per user
+  // When the shared limiter (Redis) cannot answer: "deny" (503) or "allow" (unlimited).
+  std::string on_backend_error = "deny";
+  bool allow_on_backend_error() const { return on_backend_error == "allow"; }
 };
 
 void declare_settings(config::Schema& schema);

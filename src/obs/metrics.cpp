@@ -211,6 +211,11 @@ Metrics::Metrics(const BuildInfo& build)
                              .Help("Stored answers served again for a retried Idempotency-Key.")
                              .Register(*registry_)
                              .Add({});
+  limiter_errors_ = &prometheus::BuildCounter()
+                         .Name("limiter_backend_errors_total")
+                         .Help("Limit checks the shared limiter (Redis) could not answer.")
+                         .Register(*registry_)
+                         .Add({});
   moderation_decisions_ =
       &prometheus::BuildCounter()
            .Name("moderation_decisions_total")
@@ -377,6 +382,7 @@ void Metrics::count_rate_limited(std::string_view limit) {
 }
 
 void Metrics::count_idempotent_replay() { idempotent_replays_->Increment(); }
+void Metrics::count_limiter_error() { limiter_errors_->Increment(); }
 
 void Metrics::count_moderation(std::string_view stage, std::string_view category,
                                std::string_view action) {

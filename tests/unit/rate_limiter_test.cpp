@@ -19,9 +19,8 @@
 namespace {
 
 using parley::limits::Decision;
-using parley::limits::make_local_limiter;
+using parley::limits::LocalBuckets;
 using parley::limits::Quota;
-using parley::limits::RateLimiter;
 
 constexpr int64_t kMinute = 60'000;
 // Any instant; far from zero so that stepping the clock back stays positive.
@@ -43,7 +42,7 @@ class RateLimiterTest : public ::testing::Test {
     return n;
   }
 
-  std::unique_ptr<RateLimiter> limiter_ = make_local_limiter();
+  std::unique_ptr<LocalBuckets> limiter_ = std::make_unique<LocalBuckets>();
 };
 
 TEST_F(RateLimiterTest, BurstOfTheWholeQuotaThenRefusal) {

@@ -1,0 +1,24 @@
+// The RateLimiter every replica shares: GCRA buckets and stream-slot leases in Redis, each
+// request's buckets taken by one Lua script (one round trip, atomic), with the arithmetic of
+// limits/limiter.hpp (Gcra) so it decides exactly as one process does.
+//
+// Buckets are string keys holding the TAT (ms since 2026-01-01, so a double keeps sub-
+// microsecond precision) and expire once full again; slots are sorted sets of holders scored
+// by their lease's end, so a replica's places free themselves `lease_ms` after it died.
+// Replicas' clocks feed `now`: keep them in step (NTP); skew shifts a bucket by that much.
+// The keys of one request must live on one Redis (no Cluster).
+#pragma once
+
+#include <memory>
+
+#include "limits/limiter.hpp"
+
+namespace parley::redis {
+class Client;
+}
+
+namespace parley::limits {
+
+std::unique_ptr<RateLimiter> make_redis_limiter(redis::Client& client, int64_t lease_ms = 30'000);
+
+}  // namespace parley::limits
