@@ -23,6 +23,7 @@
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
 #include <utility>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,6 +77,14 @@ class Access {
   static std::optional<std::string> tenant_scope(const http::Request& req);
 
   auth::Authenticator& authenticator() { return authenticator_; }
+  // A key was created, changed or revoked here ("*": many, as by an erasure): other replicas
+  // are told (through Redis) so that they re-read it within a second.
+  void key_changed(const std::string& key_id) {
+    if (announce_key_change_) announce_key_change_(key_id);
+  }
+  void on_key_change(std::function<void(const std::string&)> announce) {
+    announce_key_change_ = std::move(announce);
+  }
   idempotency::IdempotencyStore& idempotency() { return idempotency_; }
 
  private:
@@ -107,6 +116,7 @@ class Access {
   bool insecure_no_auth_;
   obs::Metrics* metrics_;
   std::atomic<bool> refreshing_{false};
+  std::function<void(const std::string&)> announce_key_change_;
 };
 
 }  // namespace parley::api

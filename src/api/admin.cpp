@@ -105,6 +105,7 @@ Awaitable create_key(Context& ctx, http::Request& req) {
       co_await ctx.blocking.run([&] { return auth::create_key(ctx.storage.api_keys(), in, now); });
   if (!created) co_return fail(created.error(), req);
   ctx.access.authenticator().remember(created->key);
+  ctx.access.key_changed(created->key.id);
   json out = auth::key_json(created->key, now);
   out["key"] = created->token;
   auto res = json_response(201, out);
@@ -141,6 +142,7 @@ Awaitable revoke_key(Context& ctx, http::Request& req) {
   auto key = co_await ctx.blocking.run([&] { return ctx.storage.api_keys().revoke(id, now); });
   if (!key) co_return fail(key.error(), req);
   ctx.access.authenticator().remember(*key);
+  ctx.access.key_changed(key->id);
   co_return json_response(200, auth::key_json(*key, now));
 }
 
@@ -242,6 +244,7 @@ Awaitable erase_user(Context& ctx, http::Request& req) {
     return erased;
   });
   if (!counts) co_return fail(counts.error(), req);
+  if (counts->api_keys > 0) ctx.access.key_changed("*");
   co_return json_response(200, {{"object", "user_erasure"},
                                 {"user_id", user_id},
                                 {"tenant_id", *tenant ? json(**tenant) : json(nullptr)},

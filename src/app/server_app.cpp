@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -206,7 +208,35 @@ struct ServerApp::Parts {
     access = std::make_unique<api::Access>(*authenticator, *limiter, *idempotency, blocking, clock,
                                            settings.get<limits::LimitSettings>(),
                                            flags.insecure_no_auth, &metrics);
+    if (redis) share_key_changes();
     return std::nullopt;
+  }
+
+  // A key revoked or changed on one replica is re-read by every other within a second: the
+  // admin API publishes its id, each replica re-reads that key (or, after a reconnect, when
+  // messages may have been missed, every key).
+  void share_key_changes() {
+    const std::string channel = redis->key("keys");
+    access->on_key_change([this, channel](const std::string& key_id) {
+      redis->command_detached({"PUBLISH", channel, key_id});
+    });
+    redis->subscribe(
+        channel, [this](std::string_view key_id) { reread_key(std::string(key_id)); },
+        [this] { reread_key("*"); });
+  }
+
+  void reread_key(std::string key_id) {
+    asio::co_spawn(
+        io.main(),
+        [this, key_id = std::move(key_id)]() -> Task<void> {
+          auto r = co_await blocking.run([&] {
+            return key_id == "*" ? authenticator->load(to_unix_ms(clock.now()))
+                                 : authenticator->fetch(key_id);
+          });
+          if (!r)
+            log::warn("a changed API key could not be re-read", {{"error", r.error().message}});
+        },
+        asio::detached);
   }
 
   void start_jobs() {

@@ -533,20 +533,36 @@ Task<Result<Reply>> Client::eval(const Script& script, std::vector<std::string> 
   co_return reply;
 }
 
+namespace {
+
+// The I/O thread a detached command goes out on: the caller's own, or the first.
+asio::io_context& detached_context(const std::vector<std::shared_ptr<Connection>>& connections) {
+  for (const auto& c : connections) {
+    if (c->context().get_executor().running_in_this_thread()) return c->context();
+  }
+  return connections.front()->context();
+}
+
+}  // namespace
+
 void Client::eval_detached(const Script& script, std::vector<std::string> keys,
                            std::vector<std::string> args) {
   if (connections_.empty()) return;
-  asio::io_context* context = &connections_.front()->context();
-  for (auto& c : connections_) {
-    if (c->context().get_executor().running_in_this_thread()) {
-      context = &c->context();
-      break;
-    }
-  }
   asio::co_spawn(
-      context->get_executor(),
+      detached_context(connections_).get_executor(),
       [this, &script, keys = std::move(keys), args = std::move(args)]() mutable -> Task<void> {
         auto reply = co_await eval(script, std::move(keys), std::move(args));
+        if (reply.ok() && reply->is_error()) note_error(reply->text);
+      },
+      asio::detached);
+}
+
+void Client::command_detached(std::vector<std::string> args) {
+  if (connections_.empty()) return;
+  asio::co_spawn(
+      detached_context(connections_).get_executor(),
+      [this, args = std::move(args)]() mutable -> Task<void> {
+        auto reply = co_await command(std::move(args));
         if (reply.ok() && reply->is_error()) note_error(reply->text);
       },
       asio::detached);

@@ -87,6 +87,7 @@ class Client {
   // failure is only counted in last_error(). `script` must outlive the call (a static).
   void eval_detached(const Script& script, std::vector<std::string> keys,
                      std::vector<std::string> args);
+  void command_detached(std::vector<std::string> args);
 
   // Call before start(). `on_message` and `on_resync` run on the first I/O thread.
   void subscribe(std::string channel, std::function<void(std::string_view)> on_message,

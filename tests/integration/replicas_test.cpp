@@ -92,6 +92,30 @@ TEST(Replicas, AKeyLimitOfNAllowsExactlyNAcrossBoth) {
   EXPECT_EQ(limited, 13);
 }
 
+TEST(Replicas, AKeyRevokedOnOneIsRefusedByTheOtherWithinASecond) {
+  parley::testing::PostgresDatabase db;
+  ASSERT_FALSE(db.url().empty());
+  const std::string redis = parley::testing::redis_server_url();
+  const std::string prefix = parley::testing::unique_redis_prefix();
+  // A key refresh interval far longer than the test: only the broadcast can tell B in time.
+  ParleyProcess a(replica(db.url(), redis, prefix, {"--set", "auth.key_refresh_interval=1h"}));
+  ParleyProcess b(replica(db.url(), redis, prefix, {"--set", "auth.key_refresh_interval=1h"}));
+  const std::string key = create_key(a.port(), {{"scope", "service"}});
+  ASSERT_FALSE(key.empty());
+  // B learns the key on first use and caches it.
+  ASSERT_EQ(http("GET", b.port(), "/api/v1/sessions", "", {{"X-API-Key", key}}).status, 200);
+  const std::string id = key.substr(7, key.rfind('_') - 7);
+  auto revoked = http("DELETE", a.port(), "/api/v1/admin/keys/" + id, "", bearer(kAdminKey));
+  ASSERT_EQ(revoked.status, 200) << revoked.describe();
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(eventually(
+      [&] {
+        return http("GET", b.port(), "/api/v1/sessions", "", {{"X-API-Key", key}}).status == 401;
+      },
+      Millis{1000}, Millis{10}));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
+}
+
 TEST(Replicas, ThreeStartingTogetherOnAnEmptyDatabaseMigrateItOnce) {
   parley::testing::PostgresDatabase db;
   ASSERT_FALSE(db.url().empty());
