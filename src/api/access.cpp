@@ -237,7 +237,9 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
   material += req.body;
   const std::string fingerprint = auth::to_hex(auth::sha256(material));
 
-  auto claim = idempotency_.claim(key, fingerprint, now_ms());
+  auto claimed = co_await idempotency_.claim(key, fingerprint, now_ms());
+  if (!claimed) co_return fail(claimed.error(), req);
+  idempotency::Claim claim = std::move(*claimed);
   if (claim.kind == idempotency::Claim::Kind::kReplayLoad) {
     auto loaded = co_await blocking_.run([&] { return idempotency_.load(key); });
     if (!loaded) co_return fail(loaded.error(), req);
@@ -247,7 +249,9 @@ Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::
     } else {
       // Expired meanwhile, or lost (load() freed the key): the request runs, unless a
       // concurrent retry claimed it first.
-      claim = idempotency_.claim(key, fingerprint, now_ms());
+      auto again = co_await idempotency_.claim(key, fingerprint, now_ms());
+      if (!again) co_return fail(again.error(), req);
+      claim = std::move(*again);
     }
   }
   switch (claim.kind) {

@@ -5,6 +5,7 @@
 //   migrate       create or upgrade the database schema, then exit
 //   keys          create, list and revoke API keys
 //   copy-data     copy every row from one database to another (SQLite to PostgreSQL)
+//   backup        copy the live SQLite database to a file; restore puts one back
 //   version       print version, commit and compiler
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "app/backup_cli.hpp"
 #include "app/build_info.hpp"
 #include "app/copy_data_cli.hpp"
 #include "app/keys_cli.hpp"
@@ -101,7 +103,7 @@ int main(int argc, char** argv) {
   app.footer(settings_help());
   app.require_subcommand(1);
 
-  ConfigFlags serve_flags, check_flags, migrate_flags, keys_flags;
+  ConfigFlags serve_flags, check_flags, migrate_flags, keys_flags, backup_flags, restore_flags;
   auto* serve = app.add_subcommand("serve", "Run the HTTP server.");
   serve_flags.add_to(serve, true);
   parley::app::ServeFlags serve_options;
@@ -154,6 +156,16 @@ int main(int argc, char** argv) {
   copy_data->add_option("--batch", copy_command.batch_rows, "Rows per transaction")
       ->check(CLI::Range(1, 100000));
 
+  std::string backup_to, restore_from;
+  auto* backup = app.add_subcommand(
+      "backup", "Copy the SQLite database, consistently, while the server runs.");
+  backup_flags.add_to(backup, false);
+  backup->add_option("--to", backup_to, "The backup file to write")->required();
+  auto* restore = app.add_subcommand(
+      "restore", "Put a backup in place of the SQLite database (server stopped).");
+  restore_flags.add_to(restore, false);
+  restore->add_option("--from", restore_from, "The backup file to read")->required();
+
   auto* version = app.add_subcommand("version", "Print the version.");
 
   try {
@@ -204,6 +216,18 @@ int main(int argc, char** argv) {
   }
 
   if (copy_data->parsed()) return parley::app::run_copy_data_command(copy_command);
+
+  for (auto [command, flags] :
+       {std::pair{backup, &backup_flags}, std::pair{restore, &restore_flags}}) {
+    if (!command->parsed()) continue;
+    Loaded loaded = flags->load();
+    if (!loaded.ok()) {
+      print_problems(loaded);
+      return kConfigErrorExit;
+    }
+    return command == backup ? parley::app::run_backup_command(loaded.settings, backup_to)
+                             : parley::app::run_restore_command(loaded.settings, restore_from);
+  }
 
   if (migrate->parsed()) {
     Loaded loaded = migrate_flags.load();

@@ -6,8 +6,10 @@
 // Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
 #include <utility>
 
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
+
 #include <cstdio>
 #include <functional>
 #include <thread>
@@ -15,6 +17,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -35,10 +38,12 @@
 #include "chat/stages.hpp"
 #include "core/blocking_pool.hpp"
 #include "core/clock.hpp"
+#include "core/ids.hpp"
 #include "core/io_pool.hpp"
 #include "http/client.hpp"
 #include "http/server.hpp"
 #include "idempotency/idempotency.hpp"
+#include "idempotency/shared_idempotency.hpp"
 #include "jobs/job_pool.hpp"
 #include "limits/admission.hpp"
 #include "limits/budget.hpp"
@@ -87,6 +92,7 @@ struct ServerApp::Parts {
 
   // storage
   std::unique_ptr<store::Storage> storage;
+  store::ReplicaInfo replica;  // this process, as the other replicas see it
   // the server core
   int io_threads = default_threads(process.threads, 1);
   BlockingPool blocking{default_threads(process.blocking_threads, 2)};
@@ -107,9 +113,9 @@ struct ServerApp::Parts {
   // access
   std::unique_ptr<auth::Authenticator> authenticator;
   std::unique_ptr<limits::RateLimiter> limiter;
-  std::unique_ptr<limits::BudgetBook> budgets;
+  std::unique_ptr<limits::Budgets> budgets;
   std::unique_ptr<limits::Admission> admission;
-  std::unique_ptr<idempotency::LocalIdempotency> idempotency;
+  std::unique_ptr<idempotency::IdempotencyStore> idempotency;
   std::unique_ptr<api::Access> access;
   // background jobs (ingestion, embeddings, extraction: the next modules' long work)
   std::unique_ptr<jobs::JobPool> jobs;
@@ -134,10 +140,23 @@ struct ServerApp::Parts {
     if (!opened) return opened.error().message;
     storage = std::move(*opened);
     on_stop("storage", [this] { storage->close(); });
-    auto recovered = storage->messages().mark_interrupted();
+    // This process among the replicas; then what dead ones left pending is finished. On SQLite
+    // (one process) every other owner is a previous run; on a shared database only those
+    // silent for storage.replica_timeout.
+    const int64_t now = to_unix_ms(clock.now());
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    replica = store::ReplicaInfo{new_resource_id("rep"), host, static_cast<int64_t>(::getpid()),
+                                 now, now};
+    if (auto r = storage->replicas().heartbeat(replica); !r) return r.error().message;
+    on_stop("replica record", [this] { (void)storage->replicas().remove(replica.id); });
+    const bool shared = store::backend_of(storage_settings) != store::Backend::kSqlite;
+    const int64_t stale_before =
+        shared ? now - storage_settings.replica_timeout.count() : INT64_MAX;
+    auto recovered = storage->replicas().interrupt_orphans(replica.id, stale_before, now);
     if (!recovered) return recovered.error().message;
     if (*recovered > 0) {
-      log::warn("replies left unfinished by the last run were marked interrupted",
+      log::warn("replies left unfinished by a stopped process were marked interrupted",
                 {{"messages", *recovered}});
     }
     return std::nullopt;
@@ -193,18 +212,30 @@ struct ServerApp::Parts {
                                                           settings.get<auth::AuthOptions>());
     const int64_t now_ms = to_unix_ms(clock.now());
     if (auto r = authenticator->load(now_ms); !r) return r.error().message;
-    limiter = redis ? limits::make_redis_limiter(*redis) : limits::make_local_limiter();
-    budgets = std::make_unique<limits::BudgetBook>(storage->usage());
+    limiter = redis ? limits::make_redis_limiter(
+                          *redis, settings.get<limits::LimitSettings>().stream_lease.count())
+                    : limits::make_local_limiter();
+    budgets = redis ? limits::make_redis_budgets(*redis, storage->usage(), blocking)
+                    : limits::make_local_budgets(storage->usage(), blocking);
     admission = std::make_unique<limits::Admission>(
-        *limiter, *budgets, blocking, clock, &metrics,
+        *limiter, *budgets, clock, &metrics,
         settings.get<limits::LimitSettings>().allow_on_backend_error());
     auto idempotency_options = settings.get<idempotency::LocalOptions>();
     idempotency_options.metrics = &metrics;
     idempotency_options.clock = &clock;
-    idempotency = std::make_unique<idempotency::LocalIdempotency>(storage->idempotency(),
-                                                                  idempotency_options);
-    if (auto r = idempotency->start(now_ms); !r) return r.error().message;
-    on_stop("idempotency answers", [this] { idempotency->stop(); });
+    if (redis) {
+      auto shared = std::make_unique<idempotency::SharedIdempotency>(*redis, storage->idempotency(),
+                                                                     blocking, idempotency_options);
+      shared->start();
+      on_stop("idempotency answers", [store = shared.get()] { store->stop(); });
+      idempotency = std::move(shared);
+    } else {
+      auto local = std::make_unique<idempotency::LocalIdempotency>(storage->idempotency(),
+                                                                   idempotency_options);
+      if (auto r = local->start(now_ms); !r) return r.error().message;
+      on_stop("idempotency answers", [store = local.get()] { store->stop(); });
+      idempotency = std::move(local);
+    }
     access = std::make_unique<api::Access>(*authenticator, *limiter, *idempotency, blocking, clock,
                                            settings.get<limits::LimitSettings>(),
                                            flags.insecure_no_auth, &metrics);
@@ -239,6 +270,36 @@ struct ServerApp::Parts {
         asio::detached);
   }
 
+  // Every quarter of storage.replica_timeout: this replica is alive, and the replies of any
+  // that is not are marked interrupted.
+  void start_heartbeat() {
+    const auto timeout = settings.get<store::StorageSettings>().replica_timeout;
+    asio::co_spawn(
+        io.main(),
+        [this, timeout]() -> Task<void> {
+          asio::steady_timer timer(io.main());
+          for (;;) {
+            timer.expires_after(timeout / 4);
+            boost::system::error_code ec;
+            co_await timer.async_wait(asio::redirect_error(use_task, ec));
+            if (ec) co_return;
+            const int64_t now = to_unix_ms(clock.now());
+            auto beat = co_await blocking.run([this, now, timeout]() -> Result<int64_t> {
+              replica.seen_at_ms = now;
+              if (auto r = storage->replicas().heartbeat(replica); !r) return std::move(r).error();
+              return storage->replicas().interrupt_orphans(replica.id, now - timeout.count(), now);
+            });
+            if (!beat) {
+              log::warn("replica heartbeat failed", {{"error", beat.error().message}});
+            } else if (*beat > 0) {
+              log::warn("replies left unfinished by a replica that stopped were marked interrupted",
+                        {{"messages", *beat}});
+            }
+          }
+        },
+        asio::detached);
+  }
+
   void start_jobs() {
     auto options = settings.get<jobs::JobPoolOptions>();
     options.on_outcome = [this](std::string_view outcome) { metrics.count_job(outcome); };
@@ -250,7 +311,7 @@ struct ServerApp::Parts {
     chat_deps.reset(new chat::ChatDeps{*storage, blocking, *gateway, *accountant, *assistants,
                                        *admission, *moderator, clock, &metrics,
                                        settings.get<chat::ChatSettings>().default_context_window,
-                                       [this] { return server->draining(); }});
+                                       [this] { return server->draining(); }, replica.id});
     pipeline = std::make_unique<chat::Pipeline>(*chat_deps);
     // The stages, in order: the built-in ones, then each feature's at its place, e.g.
     //   pipeline->insert_before("build_prompt", knowledge::retrieve(...));
@@ -353,6 +414,7 @@ Result<uint16_t> ServerApp::listen() {
   if (!port) return port;
   // Everything that subscribes has by now; the connections open as the loops start.
   if (p.redis) p.redis->start();
+  p.start_heartbeat();
   p.server->start();
   p.bound_host = address->host;
   p.bound_port = *port;

@@ -147,6 +147,8 @@ struct ChatDeps {
   int64_t default_context_window = 8192;
   // Whether the server is stopping (a reply cut by it is "shutdown", not "cancelled").
   std::function<bool()> draining;
+  // This process among the replicas (store::ReplicaRepository): the owner of its turns.
+  std::string replica_id;
 };
 
 class Pipeline {

@@ -10,14 +10,18 @@
 // Responses that say "try again" are not stored, so a retry runs again: 5xx, 429, and any
 // request whose client left before it was answered (it was cancelled then).
 //
-// This interface is what a shared store (Redis, in the scale-out work) implements for many
-// replicas; LocalIdempotency below serves one process.
+// LocalIdempotency below serves one process; SharedIdempotency (shared_idempotency.hpp) serves
+// many replicas through Redis, with the answers in the database either way.
 #pragma once
+
+// Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
+#include <utility>
 
 #include <chrono>
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,6 +31,7 @@
 
 #include "core/clock.hpp"
 #include "core/result.hpp"
+#include "core/task.hpp"
 #include "jobs/batch_writer.hpp"
 #include "store/store.hpp"
 
@@ -64,8 +69,10 @@ struct Claim {
 class IdempotencyStore {
  public:
   virtual ~IdempotencyStore() = default;
-  // Never blocks.
-  virtual Claim claim(const std::string& key, const std::string& fingerprint, int64_t now_ms) = 0;
+  // On an I/O thread; never blocks it. kUnavailable when a shared store cannot answer (a
+  // request with a key is then refused rather than risk running twice).
+  virtual Task<Result<Claim>> claim(const std::string& key, const std::string& fingerprint,
+                                    int64_t now_ms) = 0;
   // The largest answer complete() keeps; the guard does not record larger ones.
   virtual uint64_t max_response_size() const = 0;
   // For kReplayLoad: reads the stored answer (blocking; call on the blocking pool). nullopt when
@@ -98,6 +105,11 @@ struct LocalOptions {
   const Clock* clock = nullptr;
 };
 
+// The options of the BatchWriter both stores write answers with: bounded, drops counted,
+// `on_tick` (the purge of expired answers) every purge_interval_ms.
+jobs::BatchWriter<store::IdempotencyRecord>::Options answer_writer_options(
+    const LocalOptions& options, std::function<void()> on_tick);
+
 // One process: every unexpired key is indexed in memory (loaded from the store at start, about
 // 150 bytes a key); stored answers are written to the store by a BatchWriter
 // (jobs/batch_writer.hpp) within `flush_interval_ms` and survive restarts; its thread also purges
@@ -117,7 +129,12 @@ class LocalIdempotency final : public IdempotencyStore {
   // Stops the writer thread and writes what is queued. Idempotent.
   void stop();
 
-  Claim claim(const std::string& key, const std::string& fingerprint, int64_t now_ms) override;
+  Task<Result<Claim>> claim(const std::string& key, const std::string& fingerprint,
+                            int64_t now_ms) override {
+    co_return claim_now(key, fingerprint, now_ms);
+  }
+  // claim() without the coroutine (it never waits).
+  Claim claim_now(const std::string& key, const std::string& fingerprint, int64_t now_ms);
   uint64_t max_response_size() const override { return options_.max_response_size; }
   Result<std::optional<StoredResponse>> load(const std::string& key) override;
   void complete(const std::string& key, const std::string& fingerprint, StoredResponse response,
@@ -139,7 +156,6 @@ class LocalIdempotency final : public IdempotencyStore {
     std::optional<StoredResponse> response;  // in memory; else in the store
   };
 
-  jobs::BatchWriter<store::IdempotencyRecord>::Options writer_options();
   void purge(int64_t now_ms);
 
   store::IdempotencyRepository& repo_;

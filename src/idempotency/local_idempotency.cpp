@@ -20,31 +20,35 @@ constexpr size_t kFlushAt = 512;
 LocalIdempotency::LocalIdempotency(store::IdempotencyRepository& repo, LocalOptions options)
     : repo_(repo),
       options_(options),
-      writer_(writer_options(), [this](const std::vector<store::IdempotencyRecord>& batch) {
-        // Until this returns the batch is still found by load() (for_each_pending), so a retry
-        // never finds its answer in neither place.
-        return repo_.put(batch);
-      }) {}
+      writer_(answer_writer_options(options,
+                                    [this] {
+                                      const Clock& clock =
+                                          options_.clock ? *options_.clock : Clock::system();
+                                      purge(to_unix_ms(clock.now()));
+                                    }),
+              [this](const std::vector<store::IdempotencyRecord>& batch) {
+                // Until this returns the batch is still found by load() (for_each_pending), so a
+                // retry never finds its answer in neither place.
+                return repo_.put(batch);
+              }) {}
 
 LocalIdempotency::~LocalIdempotency() { stop(); }
 
-jobs::BatchWriter<store::IdempotencyRecord>::Options LocalIdempotency::writer_options() {
+jobs::BatchWriter<store::IdempotencyRecord>::Options answer_writer_options(
+    const LocalOptions& options, std::function<void()> on_tick) {
   jobs::BatchWriter<store::IdempotencyRecord>::Options o;
   o.name = "idempotency";
-  o.interval = std::chrono::milliseconds(std::max<int64_t>(options_.flush_interval_ms, 0));
+  o.interval = std::chrono::milliseconds(std::max<int64_t>(options.flush_interval_ms, 0));
   o.flush_at = kFlushAt;
   o.max_queued = kMaxQueued;
-  if (options_.metrics) {
-    obs::Metrics* metrics = options_.metrics;
+  if (options.metrics) {
+    obs::Metrics* metrics = options.metrics;
     o.on_drop = [metrics](std::string_view writer, int64_t n) {
       metrics->count_dropped(writer, n);
     };
   }
-  o.tick_interval = std::chrono::milliseconds(std::max<int64_t>(options_.purge_interval_ms, 0));
-  o.on_tick = [this] {
-    const Clock& clock = options_.clock ? *options_.clock : Clock::system();
-    purge(to_unix_ms(clock.now()));
-  };
+  o.tick_interval = std::chrono::milliseconds(std::max<int64_t>(options.purge_interval_ms, 0));
+  o.on_tick = std::move(on_tick);
   return o;
 }
 
@@ -69,8 +73,8 @@ Result<void> LocalIdempotency::start(int64_t now_ms) {
 
 void LocalIdempotency::stop() { writer_.stop(); }
 
-Claim LocalIdempotency::claim(const std::string& key, const std::string& fingerprint,
-                              int64_t now_ms) {
+Claim LocalIdempotency::claim_now(const std::string& key, const std::string& fingerprint,
+                                  int64_t now_ms) {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
   if (it != entries_.end() && it->second.expires_at_ms <= now_ms && !it->second.running) {

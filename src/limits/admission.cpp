@@ -99,11 +99,10 @@ void ModelAdmission::release() {
   limiter_ = nullptr;
 }
 
-Admission::Admission(RateLimiter& limiter, BudgetBook& budgets, BlockingPool& blocking,
-                     const Clock& clock, obs::Metrics* metrics, bool allow_on_backend_error)
+Admission::Admission(RateLimiter& limiter, Budgets& budgets, const Clock& clock,
+                     obs::Metrics* metrics, bool allow_on_backend_error)
     : limiter_(limiter),
       budgets_(budgets),
-      blocking_(blocking),
       clock_(clock),
       metrics_(metrics),
       allow_on_backend_error_(allow_on_backend_error) {}
@@ -148,20 +147,8 @@ Task<Result<ModelAdmission>> Admission::admit(const Actor& actor, bool stream) {
   const bool user_budget = actor.user_limits.usd_per_day > 0 || actor.user_limits.usd_per_month > 0;
   const bool key_budget = actor.key_limits.usd_per_day > 0 || actor.key_limits.usd_per_month > 0;
   if (user_budget || key_budget) {
-    auto spends = co_await blocking_.run([&]() -> Result<std::pair<Spend, Spend>> {
-      Spend user_spend, key_spend;
-      if (user_budget) {
-        auto s = budgets_.user_spend(actor.tenant_id, actor.user_id, now);
-        if (!s) return std::move(s).error();
-        user_spend = *s;
-      }
-      if (key_budget) {
-        auto s = budgets_.key_spend(actor.key_id, now);
-        if (!s) return std::move(s).error();
-        key_spend = *s;
-      }
-      return std::make_pair(user_spend, key_spend);
-    });
+    auto spends = co_await budgets_.spend(
+        SpendOf{actor.tenant_id, actor.user_id, actor.key_id, user_budget, key_budget}, now);
     if (!spends) co_return std::move(spends).error();
     struct BudgetCheck {
       double limit;

@@ -4,15 +4,15 @@
 // same checks through the chat pipeline's `admit` and `account` stages.
 //
 //   admit()   tokens per minute (a bucket still in debt from earlier calls refuses), the USD
-//             budgets per day and month of the user and of the key (read through BudgetBook,
-//             which may read the usage table), and for streams the concurrent-stream slots.
-//             Refusals are kTooManyRequests with reasons token_limit_reached, budget_exceeded
-//             or concurrency_limit_reached and a retry time; each is counted in
+//             budgets per day and month of the user and of the key (read through Budgets:
+//             the usage table, or running totals in Redis), and for streams the concurrent-stream
+//             slots. Refusals are kTooManyRequests with reasons token_limit_reached,
+//             budget_exceeded or concurrency_limit_reached and a retry time; each is counted in
 //             rate_limited_total{limit}.
 //   book()    the tokens and cost a call used, against the same buckets and budgets.
 //
-// Thread-safety: every method from any thread; admit() runs on an I/O thread and reads the
-// store through the blocking pool. The slots a ModelAdmission holds go back when it is
+// Thread-safety: every method from any thread; admit() runs on an I/O thread (Budgets reads the
+// store through the blocking pool). The slots a ModelAdmission holds go back when it is
 // destroyed.
 #pragma once
 
@@ -81,8 +81,8 @@ class ModelAdmission {
 
 class Admission {
  public:
-  Admission(RateLimiter& limiter, BudgetBook& budgets, BlockingPool& blocking, const Clock& clock,
-            obs::Metrics* metrics, bool allow_on_backend_error = false);
+  Admission(RateLimiter& limiter, Budgets& budgets, const Clock& clock, obs::Metrics* metrics,
+            bool allow_on_backend_error = false);
 
   Task<Result<ModelAdmission>> admit(const Actor& actor, bool stream);
   void book(const Actor& actor, int64_t tokens, double cost_usd);
@@ -91,8 +91,7 @@ class Admission {
 
  private:
   RateLimiter& limiter_;
-  BudgetBook& budgets_;
-  BlockingPool& blocking_;
+  Budgets& budgets_;
   const Clock& clock_;
   obs::Metrics* metrics_;
   bool allow_on_backend_error_;

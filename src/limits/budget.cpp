@@ -84,4 +84,44 @@ void BudgetBook::add(std::string_view tenant_id, std::string_view user_id, std::
   }
 }
 
+namespace {
+
+class LocalBudgets final : public Budgets {
+ public:
+  LocalBudgets(store::UsageRepository& usage, BlockingPool& blocking)
+      : book_(usage), blocking_(blocking) {}
+
+  Task<Result<std::pair<Spend, Spend>>> spend(const SpendOf& whose, int64_t now_ms) override {
+    co_return co_await blocking_.run([&]() -> Result<std::pair<Spend, Spend>> {
+      Spend user_spend, key_spend;
+      if (whose.user) {
+        auto s = book_.user_spend(whose.tenant_id, whose.user_id, now_ms);
+        if (!s) return std::move(s).error();
+        user_spend = *s;
+      }
+      if (whose.key) {
+        auto s = book_.key_spend(whose.key_id, now_ms);
+        if (!s) return std::move(s).error();
+        key_spend = *s;
+      }
+      return std::make_pair(user_spend, key_spend);
+    });
+  }
+
+  void add(std::string_view tenant_id, std::string_view user_id, std::string_view key_id,
+           double usd, int64_t now_ms) override {
+    book_.add(tenant_id, user_id, key_id, usd, now_ms);
+  }
+
+ private:
+  BudgetBook book_;
+  BlockingPool& blocking_;
+};
+
+}  // namespace
+
+std::unique_ptr<Budgets> make_local_budgets(store::UsageRepository& usage, BlockingPool& blocking) {
+  return std::make_unique<LocalBudgets>(usage, blocking);
+}
+
 }  // namespace parley::limits

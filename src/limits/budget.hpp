@@ -1,20 +1,28 @@
 // USD budgets per day and per month (UTC), for end users and for API keys.
 //
-// Spend is what the usage table holds (every chat turn and API call is recorded there),
-// cached per user and per key and re-read every `refresh_ms`; what this process spends in
-// between is added to the cache as it happens, so one process enforces its own spending
-// exactly and other replicas' spending within `refresh_ms`.
+// Spend is what the usage table holds (every chat turn and API call is recorded there). One
+// process (BudgetBook) caches it per user and per key, re-read every `refresh_ms`, and adds
+// what it spends in between, so it enforces its own spending exactly and other processes'
+// within `refresh_ms`. Replicas (make_redis_budgets) keep the running totals in Redis, each
+// started from the usage table and then increased by every call on every replica, so all of
+// them see a call's cost as soon as it is booked.
 //
-// Thread-safety: all methods from any thread. spend() may read the store (blocking pool).
+// Thread-safety: all methods from any thread. BudgetBook's reads block (blocking pool).
 #pragma once
 
+// Boost 1.74's asio/awaitable.hpp misses this include on g++ 12.
+#include <utility>
+
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
+#include "core/blocking_pool.hpp"
 #include "core/result.hpp"
+#include "core/task.hpp"
 #include "store/store.hpp"
 
 namespace parley::limits {
@@ -56,5 +64,28 @@ class BudgetBook {
   std::mutex mutex_;
   std::unordered_map<std::string, Entry> cache_;
 };
+
+// Whose spend to read: a user of a tenant, and the key the call is made with.
+struct SpendOf {
+  std::string_view tenant_id;
+  std::string_view user_id;
+  std::string_view key_id;
+  bool user = false;  // read the user's
+  bool key = false;   // read the key's
+};
+
+class Budgets {
+ public:
+  virtual ~Budgets() = default;
+  // The day's and the month's spend of the user (first) and of the key (second); zero for one
+  // not asked for.
+  virtual Task<Result<std::pair<Spend, Spend>>> spend(const SpendOf& whose, int64_t now_ms) = 0;
+  // A call's cost, as it is booked. Never blocks.
+  virtual void add(std::string_view tenant_id, std::string_view user_id, std::string_view key_id,
+                   double usd, int64_t now_ms) = 0;
+};
+
+// One process: a BudgetBook read on the blocking pool.
+std::unique_ptr<Budgets> make_local_budgets(store::UsageRepository& usage, BlockingPool& blocking);
 
 }  // namespace parley::limits

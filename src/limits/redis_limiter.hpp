@@ -11,6 +11,8 @@
 
 #include <memory>
 
+#include "core/blocking_pool.hpp"
+#include "limits/budget.hpp"
 #include "limits/limiter.hpp"
 
 namespace parley::redis {
@@ -20,5 +22,10 @@ class Client;
 namespace parley::limits {
 
 std::unique_ptr<RateLimiter> make_redis_limiter(redis::Client& client, int64_t lease_ms = 30'000);
+
+// Budgets' running totals in Redis (redis_budgets.cpp): every replica sees a call's cost as
+// soon as it is booked.
+std::unique_ptr<Budgets> make_redis_budgets(redis::Client& client, store::UsageRepository& usage,
+                                            BlockingPool& blocking);
 
 }  // namespace parley::limits

@@ -46,6 +46,11 @@ void declare_settings(config::Schema& schema) {
         if (v == "deny" || v == "allow") return std::nullopt;
         return "must be deny or allow";
       });
+  schema.group<LimitSettings>("limits").duration(
+      "stream_lease", &LimitSettings::stream_lease,
+      "With Redis: how long a concurrent-stream place outlives a replica that died holding it "
+      "(a live one renews it every third of this).",
+      std::chrono::milliseconds(300), std::chrono::hours(1));
 }
 
 }  // namespace parley::limits

@@ -261,13 +261,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void failed(const std::string& why) {
     const bool was_up = up();
     up_.store(false, std::memory_order_release);
+    if (stopped_) return;  // closed on purpose
     if (was_up || last_error_ != why) {
       log::warn("redis connection lost",
                 {{"redis", client_.endpoint().describe()}, {"error", why}});
     }
     last_error_ = why;
     client_.note_error(why);
-    if (stopped_) return;
     retry_timer_.expires_after(backoff_);
     backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(2'000));
     retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {

@@ -55,7 +55,11 @@ void declare_settings(config::Schema& schema) {
                1, 1000)
       .duration("statement_timeout", &StorageSettings::statement_timeout,
                 "PostgreSQL: the longest one statement may run before the server cancels it.",
-                std::chrono::milliseconds(100), std::chrono::hours(1));
+                std::chrono::milliseconds(100), std::chrono::hours(1))
+      .duration("replica_timeout", &StorageSettings::replica_timeout,
+                "A replica silent this long (it heartbeats every quarter of it) is taken for "
+                "dead: another marks the replies it left unfinished as interrupted.",
+                std::chrono::milliseconds(1000), std::chrono::hours(1));
   // The ecosystem's name for the database (Heroku, Render, Fly, Railway and most PaaS set it);
   // storage.url, when set anywhere, wins.
   schema.environment<StorageSettings>(

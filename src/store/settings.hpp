@@ -31,6 +31,8 @@ struct StorageSettings {
   int read_connections = 4;                             // SQLite
   int pool_size = 10;                                   // PostgreSQL connections per process
   std::chrono::milliseconds statement_timeout{30'000};  // PostgreSQL
+  // A replica not heard from for this long is dead: its pending replies become interrupted.
+  std::chrono::milliseconds replica_timeout{30'000};
 };
 
 enum class Backend { kSqlite, kPostgres };

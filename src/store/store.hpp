@@ -103,6 +103,7 @@ struct NewTurn {
   std::string user_content;
   std::string request_id;
   std::string model;  // what the turn will ask for (route or model name)
+  std::string owner;  // the replica running the turn (ReplicaRepository), for recovery
 };
 
 struct StartedTurn {
@@ -170,8 +171,31 @@ class MessageRepository {
   // The last `limit` messages of a session that a prompt may include (not pending, not
   // empty), oldest first.
   virtual Result<std::vector<Message>> history(std::string_view session_id, int limit) = 0;
-  // At startup: replies left pending by a process that died become partial, "interrupted".
-  virtual Result<int64_t> mark_interrupted() = 0;
+};
+
+// The processes serving from this database, so that what one leaves pending when it dies is
+// finished (marked interrupted) by another, and never what a live one is still writing.
+struct ReplicaInfo {
+  std::string id;  // "rep_..."; the owner of the turns it runs
+  std::string host;
+  int64_t pid = 0;
+  int64_t started_at_ms = 0;
+  int64_t seen_at_ms = 0;  // its last heartbeat
+};
+
+class ReplicaRepository {
+ public:
+  virtual ~ReplicaRepository() = default;
+  // Inserts the replica or updates its seen_at.
+  virtual Result<void> heartbeat(const ReplicaInfo& replica) = 0;
+  // A replica stopping cleanly (its turns are finished).
+  virtual Result<void> remove(std::string_view id) = 0;
+  virtual Result<std::vector<ReplicaInfo>> list() = 0;
+  // Replies left pending by replicas other than `self` not seen since `stale_before_ms` (or
+  // by no known replica) become partial, finish_reason "interrupted", completed now; those
+  // replicas are forgotten. Returns how many replies changed.
+  virtual Result<int64_t> interrupt_orphans(std::string_view self, int64_t stale_before_ms,
+                                            int64_t now_ms) = 0;
 };
 
 struct UsageQuery {
@@ -346,6 +370,7 @@ class Storage {
   virtual IdempotencyRepository& idempotency() = 0;
   virtual ModerationLogRepository& moderation_log() = 0;
   virtual UserDataRepository& user_data() = 0;
+  virtual ReplicaRepository& replicas() = 0;
   // Whole tables as rows, for `parley copy-data`.
   virtual TableAccess& table_access() = 0;
 

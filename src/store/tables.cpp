@@ -35,7 +35,8 @@ const std::vector<Table>& tables() {
         {"finish_reason", kText},
         {"request_id", kText},
         {"created_at", kInteger},
-        {"completed_at", kInteger}}},
+        {"completed_at", kInteger},
+        {"owner", kText}}},
       {"usage_records",
        "seq",
        "0",
@@ -93,6 +94,14 @@ const std::vector<Table>& tables() {
         {"action", kText},
         {"source", kText},
         {"findings", kText}}},
+      {"replicas",
+       "id",
+       "",
+       {{"id", kText},
+        {"host", kText},
+        {"pid", kInteger},
+        {"started_at", kInteger},
+        {"seen_at", kInteger}}},
   };
   return kTables;
 }

@@ -13,7 +13,8 @@
 //    cursor after the last page, malformed cursors rejected), tenant and user filters;
 //  - messages: begin_turn (user row complete, assistant row pending, session bumped),
 //    finish_turn (the final row, usage written in the same call, a deleted session), list in
-//    both orders with cursors, history (what a prompt may include), mark_interrupted;
+//    both orders with cursors, history (what a prompt may include);
+//  - replicas: heartbeats, and the pending replies of dead replicas (only) interrupted;
 //  - usage: record, aggregate (half-open time range, filters, every group_by field, the UTC
 //    day, ordering, unknown fields rejected), spent and spent_by_key;
 //  - API keys: create/get round trip, duplicates, list order and filters, revoke;
@@ -31,6 +32,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -179,12 +181,13 @@ class StorageConformance : public ::testing::Test {
   }
 
   StartedTurn begin(const std::string& session_id, const std::string& content,
-                    const std::string& request_id = "req_1") {
+                    const std::string& request_id = "req_1", const std::string& owner = "") {
     NewTurn t;
     t.session_id = session_id;
     t.user_content = content;
     t.request_id = request_id;
     t.model = "gpt-test";
+    t.owner = owner;
     auto r = store->messages().begin_turn(t);
     if (!r.ok()) {
       ADD_FAILURE() << "begin_turn: " << r.error().message;
@@ -920,45 +923,59 @@ TYPED_TEST(StorageConformance, HistorySkipsPendingAndEmptyRows) {
   for (const auto& m : *history) EXPECT_NE(m.status, "pending");
 }
 
-TYPED_TEST(StorageConformance, MarkInterruptedTurnsPendingRepliesPartial) {
+// A reply left pending is finished by another replica only when its own is dead: silent past
+// the cut-off, or unknown (rows from before owners were recorded). Never this replica's.
+TYPED_TEST(StorageConformance, OnlyTheRepliesOfDeadReplicasAreInterrupted) {
+  const int64_t now = this->now_ms();
+  auto& replicas = this->store->replicas();
+  ASSERT_TRUE(replicas.heartbeat({"rep_live", "host-a", 11, now - 90'000, now - 1'000}).ok());
+  ASSERT_TRUE(replicas.heartbeat({"rep_dead", "host-b", 12, now - 90'000, now - 60'000}).ok());
+  // A heartbeat updates seen_at only.
+  ASSERT_TRUE(replicas.heartbeat({"rep_live", "host-a", 11, now - 90'000, now}).ok());
   auto s1 = this->make_session("default", "alice");
-  auto s2 = this->make_session("acme", "bob");
-  auto p1 = this->begin(s1.id, "q1");
-  auto p2 = this->begin(s2.id, "q2");
-  auto done = this->begin(s1.id, "q3");
+  auto live = this->begin(s1.id, "q1", "r1", "rep_live");
+  auto dead = this->begin(s1.id, "q2", "r2", "rep_dead");
+  auto self = this->begin(s1.id, "q3", "r3", "rep_self");
+  auto unowned = this->begin(s1.id, "q4", "r4");
+  auto done = this->begin(s1.id, "q5", "r5", "rep_dead");
   this->finish(done.assistant.id, "answered");
 
-  auto marked = this->store->messages().mark_interrupted();
+  auto marked = replicas.interrupt_orphans("rep_self", now - 30'000, now);
   ASSERT_TRUE(marked.ok()) << marked.error().message;
   EXPECT_EQ(*marked, 2);
-
   MessageListQuery q;
   q.session_id = s1.id;
+  q.limit = 100;
   auto listed = this->store->messages().list(q);
   ASSERT_TRUE(listed.ok()) << listed.error().message;
-  for (const auto& m : listed->items) {
-    if (m.id == p1.assistant.id) {
-      EXPECT_EQ(m.status, "partial");
-      EXPECT_EQ(m.finish_reason, "interrupted");
-    } else if (m.id == done.assistant.id) {
-      // A finished reply is not touched.
-      EXPECT_EQ(m.status, "complete");
-      EXPECT_EQ(m.finish_reason, "stop");
-    } else {
-      EXPECT_EQ(m.status, "complete");
-    }
-  }
-  q.session_id = s2.id;
-  auto other = this->store->messages().list(q);
-  ASSERT_TRUE(other.ok()) << other.error().message;
-  ASSERT_EQ(static_cast<int>(other->items.size()), 2);
-  EXPECT_EQ(other->items[1].id, p2.assistant.id);
-  EXPECT_EQ(other->items[1].status, "partial");
-  EXPECT_EQ(other->items[1].finish_reason, "interrupted");
+  std::map<std::string, Message> by_id;
+  for (const auto& m : listed->items) by_id[m.id] = m;
+  EXPECT_EQ(by_id[live.assistant.id].status, "pending");
+  EXPECT_EQ(by_id[self.assistant.id].status, "pending");
+  EXPECT_EQ(by_id[dead.assistant.id].status, "partial");
+  EXPECT_EQ(by_id[dead.assistant.id].finish_reason, "interrupted");
+  EXPECT_EQ(by_id[dead.assistant.id].completed_at_ms, std::optional<int64_t>(now));
+  EXPECT_EQ(by_id[unowned.assistant.id].status, "partial");
+  EXPECT_EQ(by_id[done.assistant.id].status, "complete");  // finished replies are untouched
 
-  auto again = this->store->messages().mark_interrupted();
-  ASSERT_TRUE(again.ok()) << again.error().message;
+  // The dead replica is forgotten; the live one stays.
+  auto known = replicas.list();
+  ASSERT_TRUE(known.ok()) << known.error().message;
+  ASSERT_EQ(static_cast<int>(known->size()), 1);
+  EXPECT_EQ((*known)[0].id, "rep_live");
+  EXPECT_EQ((*known)[0].host, "host-a");
+  EXPECT_EQ((*known)[0].pid, 11);
+  EXPECT_EQ((*known)[0].started_at_ms, now - 90'000);
+  EXPECT_EQ((*known)[0].seen_at_ms, now);
+  auto again = replicas.interrupt_orphans("rep_self", now - 30'000, now);
+  ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 0);
+
+  // A replica that stopped cleanly is gone from the table: what it left is an orphan.
+  ASSERT_TRUE(replicas.remove("rep_live").ok());
+  auto after = replicas.interrupt_orphans("rep_self", now - 30'000, now);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1899,7 +1916,7 @@ TYPED_TEST(StorageConformance, ConcurrentWritersAllSucceedWithExactTotals) {
   ASSERT_TRUE(one.ok()) << one.error().message;
   EXPECT_NEAR(*one, 0.01 * kPerThread, 1e-9);
 
-  auto pending = this->store->messages().mark_interrupted();
+  auto pending = this->store->replicas().interrupt_orphans("rep_other", INT64_MAX, 0);
   ASSERT_TRUE(pending.ok()) << pending.error().message;
   EXPECT_EQ(*pending, kThreads * kPerThread);
 }

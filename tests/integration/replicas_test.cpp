@@ -116,6 +116,185 @@ TEST(Replicas, AKeyRevokedOnOneIsRefusedByTheOtherWithinASecond) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
 }
 
+TEST(Replicas, OneIdempotencyKeyOnBothRunsOnceAndReplaysTheSameAnswer) {
+  parley::testing::PostgresDatabase db;
+  ASSERT_FALSE(db.url().empty());
+  const std::string redis = parley::testing::redis_server_url();
+  const std::string prefix = parley::testing::unique_redis_prefix();
+  FakeProvider fake;
+  TempDir dir("parley-replicas");
+  const std::string config = dir.write_file("parley.yaml", fake.base_config());
+  ParleyProcess a(replica(db.url(), redis, prefix, {"--config", config}));
+  ParleyProcess b(replica(db.url(), redis, prefix, {"--config", config}));
+  // A slow answer, so the retries on the other replica arrive while it runs.
+  fake.enqueue({{"body", openai_completion_body("Exactly once.")}, {"delay_before_head_ms", 700}});
+  const std::string body = openai_chat_request("Say it once");
+  HeaderList headers = bearer(kAdminKey);
+  headers.emplace_back("Idempotency-Key", "replicas-once-1");
+
+  Response first;
+  std::thread running(
+      [&] { first = http("POST", a.port(), "/v1/chat/completions", body, headers); });
+  std::this_thread::sleep_for(Millis{250});
+  auto during = http("POST", b.port(), "/v1/chat/completions", body, headers);
+  EXPECT_TRUE(is_error(during, 409, "idempotency_key_in_use"));
+  running.join();
+  ASSERT_EQ(first.status, 200) << first.describe();
+
+  // After: the same answer from either replica, once it is stored (within the flush interval).
+  Response after;
+  EXPECT_TRUE(eventually(
+      [&] {
+        after = http("POST", b.port(), "/v1/chat/completions", body, headers);
+        return after.status == 200;
+      },
+      Millis{3000}, Millis{50}));
+  EXPECT_EQ(after.body, first.body);
+  EXPECT_EQ(after.header("Idempotent-Replayed"), std::optional<std::string>("true"));
+  auto again = http("POST", a.port(), "/v1/chat/completions", body, headers);
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(fake.calls(), 1);
+
+  // The same key with another body is refused on both.
+  auto other = http("POST", b.port(), "/v1/chat/completions", openai_chat_request("Else"), headers);
+  EXPECT_TRUE(is_error(other, 422, "idempotency_key_reused"));
+}
+
+TEST(Replicas, KillNineMidStreamLosesNoAcknowledgedWriteAndFreesTheSlot) {
+  parley::testing::PostgresDatabase db;
+  ASSERT_FALSE(db.url().empty());
+  const std::string redis = parley::testing::redis_server_url();
+  const std::string prefix = parley::testing::unique_redis_prefix();
+  FakeProvider fake;
+  TempDir dir("parley-replicas");
+  const std::string config = dir.write_file("parley.yaml", fake.base_config());
+  const std::vector<std::string> extra{"--config", config,
+                                       "--set",    "storage.replica_timeout=2s",
+                                       "--set",    "limits.stream_lease=2s",
+                                       "--set",    "limits.user.concurrent_streams=1"};
+  auto a = std::make_unique<ParleyProcess>(replica(db.url(), redis, prefix, extra));
+  ParleyProcess b(replica(db.url(), redis, prefix, extra));
+  const std::string alice = create_key(a->port(), {{"scope", "user"}, {"user_id", "alice"}});
+  ASSERT_FALSE(alice.empty());
+  auto session = http("POST", a->port(), "/api/v1/sessions", "{}", bearer(alice));
+  ASSERT_EQ(session.status, 201) << session.describe();
+  const std::string id = session.json()["id"];
+
+  // A stream on A: one delta, then the upstream says nothing more.
+  fake.enqueue(
+      {{"pieces", {"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Held \"}}]}\n\n"}},
+       {"content_type", "text/event-stream"},
+       {"stall", true}});
+  RawConnection held(a->port());
+  ASSERT_TRUE(held.ok());
+  ASSERT_TRUE(held.send_all(
+      raw_request("POST", "/api/v1/sessions/" + id + "/messages",
+                  {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + alice}},
+                  R"({"content":"keep this question","stream":true})")));
+  ASSERT_TRUE(eventually(
+      [&] {
+        held.read_some(Millis{50});
+        return held.buffer().find("Held ") != std::string::npos;
+      },
+      Millis{5000}))
+      << held.buffer();
+  a->kill9();
+  a.reset();
+
+  // The slot A held is still taken until its lease lapses, then free.
+  auto refused = http("POST", b.port(), "/v1/chat/completions", openai_chat_request("me too", true),
+                      bearer(alice));
+  EXPECT_TRUE(is_error(refused, 429, "concurrency_limit_reached"));
+  const auto killed = std::chrono::steady_clock::now();
+  Response freed;
+  EXPECT_TRUE(eventually(
+      [&] {
+        freed = http("POST", b.port(), "/v1/chat/completions", openai_chat_request("now", true),
+                     bearer(alice));
+        return freed.status == 200;
+      },
+      Millis{6000}, Millis{100}))
+      << freed.describe();
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, std::chrono::seconds(4));
+
+  // The question was acknowledged before the stream began: it is there. The reply A left
+  // pending is marked interrupted by B once A has been silent for storage.replica_timeout.
+  Response listed;
+  EXPECT_TRUE(eventually(
+      [&] {
+        listed = http("GET", b.port(), "/api/v1/sessions/" + id + "/messages", "", bearer(alice));
+        const json data = listed.json_or_discarded().value("data", json::array());
+        return data.size() == 2 && data[1].value("status", "") == "partial";
+      },
+      Millis{8000}, Millis{100}))
+      << listed.describe();
+  const json data = listed.json()["data"];
+  EXPECT_EQ(data[0]["content"], "keep this question");
+  EXPECT_EQ(data[0]["status"], "complete");
+  EXPECT_EQ(data[1]["finish_reason"], "interrupted");
+}
+
+TEST(Replicas, ABudgetSpentOnOneIsSeenByTheOtherAtOnce) {
+  parley::testing::PostgresDatabase db;
+  ASSERT_FALSE(db.url().empty());
+  const std::string redis = parley::testing::redis_server_url();
+  const std::string prefix = parley::testing::unique_redis_prefix();
+  FakeProvider fake;
+  TempDir dir("parley-replicas");
+  // 11 prompt and 6 completion tokens (the fake's usage) cost $0.00007 a call.
+  const std::string config = dir.write_file(
+      "parley.yaml",
+      fake.base_config() + "models:\n  fake-model:\n    input: 2.0\n    output: 8.0\n");
+  const std::vector<std::string> extra{"--config", config, "--set",
+                                       "limits.user.usd_per_day=0.0001"};
+  ParleyProcess a(replica(db.url(), redis, prefix, extra));
+  ParleyProcess b(replica(db.url(), redis, prefix, extra));
+  const std::string alice = create_key(a.port(), {{"scope", "user"}, {"user_id", "alice"}});
+  ASSERT_FALSE(alice.empty());
+  for (int i = 0; i < 2; ++i) fake.enqueue({{"body", openai_completion_body("Priced.")}});
+  // B reads alice's spend (nothing yet) and books $0.00007; A books another.
+  EXPECT_EQ(
+      http("POST", b.port(), "/v1/chat/completions", openai_chat_request("one"), bearer(alice))
+          .status,
+      200);
+  EXPECT_EQ(
+      http("POST", a.port(), "/v1/chat/completions", openai_chat_request("two"), bearer(alice))
+          .status,
+      200);
+  // $0.00014 spent of $0.0001: refused on B at once, though B booked only half of it.
+  auto refused =
+      http("POST", b.port(), "/v1/chat/completions", openai_chat_request("three"), bearer(alice));
+  EXPECT_TRUE(is_error(refused, 429, "budget_exceeded"));
+  EXPECT_EQ(fake.calls(), 2);
+}
+
+TEST(Replicas, PostgresLostUnderTrafficAnswers503ThenServiceResumes) {
+  parley::testing::PostgresServer postgres;
+  ASSERT_FALSE(postgres.url().empty());
+  ParleyProcess p(replica(postgres.url(), parley::testing::redis_server_url(),
+                          parley::testing::unique_redis_prefix(),
+                          {"--set", "storage.busy_timeout=500ms"}));
+  ASSERT_EQ(http("POST", p.port(), "/api/v1/sessions", "{}", bearer(kAdminKey)).status, 201);
+
+  postgres.stop();
+  auto refused = http("POST", p.port(), "/api/v1/sessions", "{}", bearer(kAdminKey));
+  EXPECT_TRUE(is_error(refused, 503, "storage_down"));
+  auto ready = http("GET", p.port(), "/api/v1/health/readiness");
+  EXPECT_EQ(ready.status, 503) << ready.describe();
+  EXPECT_EQ(ready.json_or_discarded()["checks"]["database"]["status"], "fail");
+  EXPECT_TRUE(p.running());
+
+  ASSERT_TRUE(postgres.start());
+  EXPECT_TRUE(
+      eventually([&] { return http("GET", p.port(), "/api/v1/health/readiness").status == 200; },
+                 Millis{10000}, Millis{100}));
+  auto created = http("POST", p.port(), "/api/v1/sessions", "{}", bearer(kAdminKey));
+  EXPECT_EQ(created.status, 201) << created.describe();
+  auto listed = http("GET", p.port(), "/api/v1/sessions?limit=10", "", bearer(kAdminKey));
+  ASSERT_EQ(listed.status, 200) << listed.describe();
+  EXPECT_EQ(listed.json()["data"].size(), 2u);  // the one before, the one after
+}
+
 TEST(Replicas, ThreeStartingTogetherOnAnEmptyDatabaseMigrateItOnce) {
   parley::testing::PostgresDatabase db;
   ASSERT_FALSE(db.url().empty());

@@ -37,4 +37,26 @@ class PostgresDatabase {
   std::string url_;
 };
 
+// A PostgreSQL server of the test's own (initdb in a temporary directory, as the postgres user
+// when root), for the tests that stop and restart the database under the code being tested.
+// stop() and start() keep the port and the data.
+class PostgresServer {
+ public:
+  PostgresServer();  // started; url() is "" (and a failure recorded) when it cannot start
+  ~PostgresServer();
+  PostgresServer(const PostgresServer&) = delete;
+  PostgresServer& operator=(const PostgresServer&) = delete;
+
+  // postgresql://postgres@127.0.0.1:PORT/postgres
+  const std::string& url() const { return url_; }
+  bool start();
+  void stop();  // immediate: as a crash or a lost network looks to clients
+
+ private:
+  std::string bin_;
+  std::string dir_;
+  int port_ = 0;
+  std::string url_;
+};
+
 }  // namespace parley::testing

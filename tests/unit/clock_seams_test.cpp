@@ -82,8 +82,9 @@ TEST(ClockSeams, DailyBudgetSpentBeforeMidnightIsAvailableAgainAfterIt) {
   auto storage = open_storage(dir, clock);
   parley::BlockingPool blocking(1);
   auto limiter = parley::limits::make_local_limiter();
-  parley::limits::BudgetBook budgets(storage->usage());  // re-reads the table every 5 s
-  parley::limits::Admission admission(*limiter, budgets, blocking, clock, nullptr);
+  // Re-reads the table every 5 s.
+  auto budgets = parley::limits::make_local_budgets(storage->usage(), blocking);
+  parley::limits::Admission admission(*limiter, *budgets, clock, nullptr);
   asio::io_context context;
 
   parley::limits::Actor actor;

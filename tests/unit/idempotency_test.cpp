@@ -70,7 +70,7 @@ class IdempotencyTest : public ::testing::Test {
   static void run(LocalIdempotency& store, const std::string& key, const std::string& fingerprint,
                   StoredResponse response, int64_t now_ms, const std::string& tenant = "acme",
                   const std::string& user = "alice") {
-    ASSERT_EQ(store.claim(key, fingerprint, now_ms).kind, Claim::Kind::kClaimed) << key;
+    ASSERT_EQ(store.claim_now(key, fingerprint, now_ms).kind, Claim::Kind::kClaimed) << key;
     store.complete(key, fingerprint, std::move(response), tenant, user, now_ms);
   }
 
@@ -86,19 +86,19 @@ class IdempotencyTest : public ::testing::Test {
 
 TEST_F(IdempotencyTest, FirstClaimRunsTheRequest) {
   LocalIdempotency store(storage_->idempotency(), options());
-  EXPECT_EQ(store.claim("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
 }
 
 TEST_F(IdempotencyTest, RepeatWhileTheFirstRunsIsInProgress) {
   LocalIdempotency store(storage_->idempotency(), options());
-  ASSERT_EQ(store.claim("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
-  EXPECT_EQ(store.claim("key:1", "fp-a", t0_ + 100).kind, Claim::Kind::kInProgress);
+  ASSERT_EQ(store.claim_now("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("key:1", "fp-a", t0_ + 100).kind, Claim::Kind::kInProgress);
 }
 
 TEST_F(IdempotencyTest, FinishedRequestIsReplayed) {
   LocalIdempotency store(storage_->idempotency(), options());
   run(store, "key:1", "fp-a", answer(R"({"id":"sess_1"})"), t0_);
-  const Claim again = store.claim("key:1", "fp-a", t0_ + 100);
+  const Claim again = store.claim_now("key:1", "fp-a", t0_ + 100);
   ASSERT_EQ(again.kind, Claim::Kind::kReplay);
   EXPECT_EQ(again.response.status, 201);
   EXPECT_EQ(again.response.content_type, "application/json");
@@ -107,39 +107,39 @@ TEST_F(IdempotencyTest, FinishedRequestIsReplayed) {
 
 TEST_F(IdempotencyTest, AnotherRequestUnderTheSameKeyIsAMismatch) {
   LocalIdempotency store(storage_->idempotency(), options());
-  ASSERT_EQ(store.claim("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
-  EXPECT_EQ(store.claim("key:1", "fp-b", t0_ + 1).kind, Claim::Kind::kMismatch);
+  ASSERT_EQ(store.claim_now("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("key:1", "fp-b", t0_ + 1).kind, Claim::Kind::kMismatch);
   store.complete("key:1", "fp-a", answer("{}"), "acme", "alice", t0_ + 2);
-  EXPECT_EQ(store.claim("key:1", "fp-b", t0_ + 3).kind, Claim::Kind::kMismatch);
+  EXPECT_EQ(store.claim_now("key:1", "fp-b", t0_ + 3).kind, Claim::Kind::kMismatch);
 }
 
 TEST_F(IdempotencyTest, KeysAreIndependent) {
   LocalIdempotency store(storage_->idempotency(), options());
   run(store, "key:1", "fp-a", answer("{}"), t0_);
-  EXPECT_EQ(store.claim("key:2", "fp-a", t0_).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("key:2", "fp-a", t0_).kind, Claim::Kind::kClaimed);
 }
 
 TEST_F(IdempotencyTest, ReleasedClaimRunsAgain) {
   LocalIdempotency store(storage_->idempotency(), options());
-  ASSERT_EQ(store.claim("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
+  ASSERT_EQ(store.claim_now("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
   // The first attempt answered "try again" (a 5xx, a 429, a client that left).
   store.release("key:1");
-  EXPECT_EQ(store.claim("key:1", "fp-a", t0_ + 1).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("key:1", "fp-a", t0_ + 1).kind, Claim::Kind::kClaimed);
   store.release("key:1");
   // Nothing was stored, so the key may even name another request now.
-  EXPECT_EQ(store.claim("key:1", "fp-b", t0_ + 2).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("key:1", "fp-b", t0_ + 2).kind, Claim::Kind::kClaimed);
 }
 
 TEST_F(IdempotencyTest, AnswerExpiresTtlAfterItWasStored) {
   LocalIdempotency store(storage_->idempotency(), options());
-  ASSERT_EQ(store.claim("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
+  ASSERT_EQ(store.claim_now("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
   const int64_t done = t0_ + 5'000;
   store.complete("key:1", "fp-a", answer("first"), "acme", "alice", done);
 
-  EXPECT_EQ(store.claim("key:1", "fp-a", done + kTtl - 1).kind, Claim::Kind::kReplay);
-  EXPECT_EQ(store.claim("key:1", "fp-a", done + kTtl).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("key:1", "fp-a", done + kTtl - 1).kind, Claim::Kind::kReplay);
+  EXPECT_EQ(store.claim_now("key:1", "fp-a", done + kTtl).kind, Claim::Kind::kClaimed);
   store.complete("key:1", "fp-a", answer("second"), "acme", "alice", done + kTtl);
-  const Claim replay = store.claim("key:1", "fp-a", done + kTtl + 1);
+  const Claim replay = store.claim_now("key:1", "fp-a", done + kTtl + 1);
   ASSERT_EQ(replay.kind, Claim::Kind::kReplay);
   EXPECT_EQ(replay.response.body, "second");
 }
@@ -147,7 +147,7 @@ TEST_F(IdempotencyTest, AnswerExpiresTtlAfterItWasStored) {
 TEST_F(IdempotencyTest, ExpiredKeyMayNameAnotherRequest) {
   LocalIdempotency store(storage_->idempotency(), options());
   run(store, "key:1", "fp-a", answer("{}"), t0_);
-  EXPECT_EQ(store.claim("key:1", "fp-b", t0_ + kTtl).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("key:1", "fp-b", t0_ + kTtl).kind, Claim::Kind::kClaimed);
 }
 
 TEST_F(IdempotencyTest, FlushWritesTheAnswerToTheStore) {
@@ -198,13 +198,13 @@ TEST_F(IdempotencyTest, FlushedAnswerIsReplayedAfterARestart) {
   ASSERT_TRUE(after.start(t0_ + 1'000).ok());
 
   // The index is loaded at start; the body stays in the store until asked for.
-  EXPECT_EQ(after.claim("key:1", "fp-a", t0_ + 2'000).kind, Claim::Kind::kReplayLoad);
+  EXPECT_EQ(after.claim_now("key:1", "fp-a", t0_ + 2'000).kind, Claim::Kind::kReplayLoad);
   auto loaded = after.load("key:1");
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   ASSERT_TRUE(loaded->has_value());
   EXPECT_EQ((*loaded)->body, R"({"id":"sess_1"})");
   EXPECT_EQ((*loaded)->status, 201);
-  EXPECT_EQ(after.claim("key:1", "fp-b", t0_ + 2'000).kind, Claim::Kind::kMismatch);
+  EXPECT_EQ(after.claim_now("key:1", "fp-b", t0_ + 2'000).kind, Claim::Kind::kMismatch);
 }
 
 TEST_F(IdempotencyTest, StopWritesWhatTheWriterHasNotYet) {
@@ -217,7 +217,7 @@ TEST_F(IdempotencyTest, StopWritesWhatTheWriterHasNotYet) {
   reopen_storage();
   LocalIdempotency after(storage_->idempotency(), options());
   ASSERT_TRUE(after.start(t0_ + 1'000).ok());
-  ASSERT_EQ(after.claim("key:1", "fp-a", t0_ + 1'000).kind, Claim::Kind::kReplayLoad);
+  ASSERT_EQ(after.claim_now("key:1", "fp-a", t0_ + 1'000).kind, Claim::Kind::kReplayLoad);
   auto loaded = after.load("key:1");
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   ASSERT_TRUE(loaded->has_value());
@@ -232,19 +232,19 @@ TEST_F(IdempotencyTest, ExpiredAnswersAreNotLoadedAtStart) {
   }
   LocalIdempotency after(storage_->idempotency(), options());
   ASSERT_TRUE(after.start(t0_ + kTtl).ok());
-  EXPECT_EQ(after.claim("key:1", "fp-b", t0_ + kTtl).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(after.claim_now("key:1", "fp-b", t0_ + kTtl).kind, Claim::Kind::kClaimed);
 }
 
 TEST_F(IdempotencyTest, UnfinishedRequestIsNotRememberedAcrossARestart) {
   {
     LocalIdempotency before(storage_->idempotency(), options());
-    ASSERT_EQ(before.claim("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
+    ASSERT_EQ(before.claim_now("key:1", "fp-a", t0_).kind, Claim::Kind::kClaimed);
     before.flush();
   }
   LocalIdempotency after(storage_->idempotency(), options());
   ASSERT_TRUE(after.start(t0_ + 1'000).ok());
   // The process died mid-request: the retry runs it again.
-  EXPECT_EQ(after.claim("key:1", "fp-a", t0_ + 1'000).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(after.claim_now("key:1", "fp-a", t0_ + 1'000).kind, Claim::Kind::kClaimed);
 }
 
 TEST_F(IdempotencyTest, ForgetUserInOneTenant) {
@@ -255,9 +255,9 @@ TEST_F(IdempotencyTest, ForgetUserInOneTenant) {
 
   store.forget_user(std::string("acme"), "alice");
 
-  EXPECT_EQ(store.claim("acme-alice", "fp", t0_ + 1).kind, Claim::Kind::kClaimed);
-  EXPECT_EQ(store.claim("globex-alice", "fp", t0_ + 1).kind, Claim::Kind::kReplay);
-  EXPECT_EQ(store.claim("acme-bob", "fp", t0_ + 1).kind, Claim::Kind::kReplay);
+  EXPECT_EQ(store.claim_now("acme-alice", "fp", t0_ + 1).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("globex-alice", "fp", t0_ + 1).kind, Claim::Kind::kReplay);
+  EXPECT_EQ(store.claim_now("acme-bob", "fp", t0_ + 1).kind, Claim::Kind::kReplay);
 }
 
 TEST_F(IdempotencyTest, ForgetUserInEveryTenant) {
@@ -268,9 +268,9 @@ TEST_F(IdempotencyTest, ForgetUserInEveryTenant) {
 
   store.forget_user(std::nullopt, "alice");
 
-  EXPECT_EQ(store.claim("acme-alice", "fp", t0_ + 1).kind, Claim::Kind::kClaimed);
-  EXPECT_EQ(store.claim("globex-alice", "fp", t0_ + 1).kind, Claim::Kind::kClaimed);
-  EXPECT_EQ(store.claim("acme-bob", "fp", t0_ + 1).kind, Claim::Kind::kReplay);
+  EXPECT_EQ(store.claim_now("acme-alice", "fp", t0_ + 1).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("globex-alice", "fp", t0_ + 1).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(store.claim_now("acme-bob", "fp", t0_ + 1).kind, Claim::Kind::kReplay);
 }
 
 TEST_F(IdempotencyTest, ForgottenAnswersStillQueuedAreNeverWritten) {
@@ -292,13 +292,13 @@ TEST_F(IdempotencyTest, ForgottenAnswersStillQueuedAreNeverWritten) {
 TEST_F(IdempotencyTest, OldestBodiesLeaveMemoryPastTheBudget) {
   LocalIdempotency store(storage_->idempotency(), options(/*memory_bytes=*/16));
   run(store, "key:1", "fp", answer("0123456789"), t0_);
-  EXPECT_EQ(store.claim("key:1", "fp", t0_ + 1).kind, Claim::Kind::kReplay);
+  EXPECT_EQ(store.claim_now("key:1", "fp", t0_ + 1).kind, Claim::Kind::kReplay);
 
   run(store, "key:2", "fp", answer("abcdefghij"), t0_ + 2);
   // 20 bytes over a budget of 16: the older body goes, the key stays indexed.
-  EXPECT_EQ(store.claim("key:1", "fp", t0_ + 3).kind, Claim::Kind::kReplayLoad);
-  EXPECT_EQ(store.claim("key:2", "fp", t0_ + 3).kind, Claim::Kind::kReplay);
-  EXPECT_EQ(store.claim("key:1", "fp-other", t0_ + 3).kind, Claim::Kind::kMismatch);
+  EXPECT_EQ(store.claim_now("key:1", "fp", t0_ + 3).kind, Claim::Kind::kReplayLoad);
+  EXPECT_EQ(store.claim_now("key:2", "fp", t0_ + 3).kind, Claim::Kind::kReplay);
+  EXPECT_EQ(store.claim_now("key:1", "fp-other", t0_ + 3).kind, Claim::Kind::kMismatch);
 
   for (const char* stage : {"queued", "written"}) {
     auto loaded = store.load("key:1");
@@ -313,7 +313,7 @@ TEST_F(IdempotencyTest, BodyLargerThanTheWholeBudgetIsReadFromTheStore) {
   LocalIdempotency store(storage_->idempotency(), options(/*memory_bytes=*/4));
   run(store, "key:1", "fp", answer("0123456789"), t0_);
   store.flush();
-  ASSERT_EQ(store.claim("key:1", "fp", t0_ + 1).kind, Claim::Kind::kReplayLoad);
+  ASSERT_EQ(store.claim_now("key:1", "fp", t0_ + 1).kind, Claim::Kind::kReplayLoad);
   auto loaded = store.load("key:1");
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   ASSERT_TRUE(loaded->has_value());
@@ -326,11 +326,11 @@ TEST_F(IdempotencyTest, BodyLargerThanTheWholeBudgetIsReadFromTheStore) {
 TEST_F(IdempotencyTest, ReclaimingAnExpiredKeyFreesItsBodysMemory) {
   LocalIdempotency store(storage_->idempotency(), options(/*memory_bytes=*/100));
   run(store, "key:1", "fp", answer(std::string(60, 'a')), t0_);
-  ASSERT_EQ(store.claim("key:1", "fp", t0_ + kTtl).kind, Claim::Kind::kClaimed);
+  ASSERT_EQ(store.claim_now("key:1", "fp", t0_ + kTtl).kind, Claim::Kind::kClaimed);
   store.release("key:1");
 
   run(store, "key:2", "fp", answer(std::string(60, 'b')), t0_ + kTtl);
-  EXPECT_EQ(store.claim("key:2", "fp", t0_ + kTtl + 1).kind, Claim::Kind::kReplay);
+  EXPECT_EQ(store.claim_now("key:2", "fp", t0_ + kTtl + 1).kind, Claim::Kind::kReplay);
 }
 
 // Keys indexed at startup know whose they are: after a restart, erasure still finds the
@@ -345,7 +345,7 @@ TEST_F(IdempotencyTest, ForgetUserAfterARestart) {
   LocalIdempotency after(storage_->idempotency(), options());
   ASSERT_TRUE(after.start(t0_ + 1'000).ok());
   after.forget_user(std::string("acme"), "alice");
-  EXPECT_EQ(after.claim("acme-alice", "fp-new", t0_ + 2'000).kind, Claim::Kind::kClaimed);
+  EXPECT_EQ(after.claim_now("acme-alice", "fp-new", t0_ + 2'000).kind, Claim::Kind::kClaimed);
 }
 
 }  // namespace

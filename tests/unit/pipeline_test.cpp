@@ -221,7 +221,7 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<chat::ChatDeps> make_deps() {
     return std::unique_ptr<chat::ChatDeps>(
         new chat::ChatDeps{*storage_, blocking_, *gateway_, accountant_, assistants_, admission_,
-                           moderator_, clock_, nullptr, 8192, [] { return false; }});
+                           moderator_, clock_, nullptr, 8192, [] { return false; }, "rep_test"});
   }
 
   static limits::Actor alice() {
@@ -316,8 +316,9 @@ class PipelineTest : public ::testing::Test {
   llm::Accountant accountant_{models_, nullptr, storage_.get(), std::chrono::hours(1)};
   chat::Assistants assistants_ = make_assistants();
   std::unique_ptr<limits::RateLimiter> limiter_ = limits::make_local_limiter();
-  limits::BudgetBook budgets_{storage_->usage()};
-  limits::Admission admission_{*limiter_, budgets_, blocking_, clock_, nullptr};
+  std::unique_ptr<limits::Budgets> budgets_ =
+      limits::make_local_budgets(storage_->usage(), blocking_);
+  limits::Admission admission_{*limiter_, *budgets_, clock_, nullptr};
   moderation::Moderator moderator_{no_rules(), /*enabled=*/false, nullptr, nullptr, {}, clock_};
   std::unique_ptr<llm::Gateway> gateway_;
   std::unique_ptr<chat::ChatDeps> deps_;

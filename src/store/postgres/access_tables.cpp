@@ -410,7 +410,81 @@ class UserDataTable final : public UserDataRepository {
   Database& db_;
 };
 
+class ReplicaTable final : public ReplicaRepository {
+ public:
+  explicit ReplicaTable(Database& db) : db_(db) {}
+
+  Result<void> heartbeat(const ReplicaInfo& r) override {
+    QueryTimer timer(db_.options.metrics, "replica_heartbeat");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query(
+        "INSERT INTO replicas (id, host, pid, started_at, seen_at) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at",
+        Params()
+            .text(r.id)
+            .text(r.host)
+            .integer(r.pid)
+            .integer(r.started_at_ms)
+            .integer(r.seen_at_ms));
+    if (!rows) return std::move(rows).error();
+    return success();
+  }
+
+  Result<void> remove(std::string_view id) override {
+    QueryTimer timer(db_.options.metrics, "replica_remove");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query("DELETE FROM replicas WHERE id = $1", Params().text(id));
+    if (!rows) return std::move(rows).error();
+    return success();
+  }
+
+  Result<std::vector<ReplicaInfo>> list() override {
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query(
+        "SELECT id, host, pid, started_at, seen_at FROM replicas ORDER BY started_at");
+    if (!rows) return std::move(rows).error();
+    std::vector<ReplicaInfo> out;
+    out.reserve(static_cast<size_t>(rows->size()));
+    for (int i = 0; i < rows->size(); ++i) {
+      out.push_back({rows->text(i, 0), rows->text(i, 1), rows->integer(i, 2), rows->integer(i, 3),
+                     rows->integer(i, 4)});
+    }
+    return out;
+  }
+
+  Result<int64_t> interrupt_orphans(std::string_view self, int64_t stale_before_ms,
+                                    int64_t now_ms) override {
+    QueryTimer timer(db_.options.metrics, "message_recover");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Connection& db = **lease;
+    Transaction tx(db);
+    if (!tx.begun()) return tx.begun().error();
+    auto changed = db.query(
+        "UPDATE messages SET status = 'partial', finish_reason = 'interrupted', completed_at = "
+        "$3 WHERE status = 'pending' AND (owner IS NULL OR (owner <> $1 AND owner NOT IN "
+        "(SELECT id FROM replicas WHERE seen_at >= $2)))",
+        Params().text(self).integer(stale_before_ms).integer(now_ms));
+    if (!changed) return std::move(changed).error();
+    auto forgot = db.query("DELETE FROM replicas WHERE seen_at < $2 AND id <> $1",
+                           Params().text(self).integer(stale_before_ms));
+    if (!forgot) return std::move(forgot).error();
+    if (auto r = tx.commit(); !r) return std::move(r).error();
+    return changed->affected();
+  }
+
+ private:
+  Database& db_;
+};
+
 }  // namespace
+
+std::unique_ptr<ReplicaRepository> make_replica_table(Database& db) {
+  return std::make_unique<ReplicaTable>(db);
+}
 
 std::unique_ptr<ApiKeyRepository> make_api_key_table(Database& db) {
   return std::make_unique<ApiKeyTable>(db);

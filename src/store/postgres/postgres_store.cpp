@@ -127,6 +127,7 @@ class PostgresStorage final : public Storage,
   IdempotencyRepository& idempotency() override { return *idempotency_; }
   ModerationLogRepository& moderation_log() override { return *moderation_log_; }
   UserDataRepository& user_data() override { return *user_data_; }
+  ReplicaRepository& replicas() override { return *replicas_; }
   TableAccess& table_access() override { return *table_access_; }
 
   Result<void> ping() override {
@@ -298,8 +299,9 @@ class PostgresStorage final : public Storage,
     turn.session = read_session(*session, 0);
     static const std::string insert =
         std::string("INSERT INTO messages (") + kMessageColumns +
-        ") VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, 0, 0, 0, NULL, NULL, NULL, $7, $8, $9), "
-        "($10, $2, $11, '', NULL, $12, $13, NULL, 0, 0, 0, NULL, NULL, NULL, $7, $14, NULL)";
+        ", owner) VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, 0, 0, 0, NULL, NULL, NULL, $7, $8, "
+        "$9, $15), ($10, $2, $11, '', NULL, $12, $13, NULL, 0, 0, 0, NULL, NULL, NULL, $7, $14, "
+        "NULL, $15)";
     auto inserted = db.query(insert, Params()
                                          .text(turn.user.id)
                                          .text(in.session_id)
@@ -314,7 +316,8 @@ class PostgresStorage final : public Storage,
                                          .text(turn.assistant.role)
                                          .text(turn.assistant.status)
                                          .text(turn.assistant.model)
-                                         .integer(turn.assistant.created_at_ms));
+                                         .integer(turn.assistant.created_at_ms)
+                                         .text_or_null(in.owner));
     if (!inserted) return std::move(inserted).error();
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return turn;
@@ -409,18 +412,6 @@ class PostgresStorage final : public Storage,
     std::vector<Message> out;
     for (int i = rows->size() - 1; i >= 0; --i) out.push_back(read_message(*rows, i));
     return out;
-  }
-
-  Result<int64_t> mark_interrupted() override {
-    QueryTimer timer(db_.options.metrics, "message_recover");
-    auto lease = db_.pool.borrow();
-    if (!lease) return std::move(lease).error();
-    auto rows = (**lease).query(
-        "UPDATE messages SET status = 'partial', finish_reason = 'interrupted', "
-        "completed_at = $1 WHERE status = 'pending'",
-        Params().integer(db_.now_ms()));
-    if (!rows) return std::move(rows).error();
-    return rows->affected();
   }
 
   // --- UsageRepository -----------------------------------------------------------------
@@ -521,6 +512,7 @@ class PostgresStorage final : public Storage,
   std::unique_ptr<IdempotencyRepository> idempotency_ = make_idempotency_table(db_);
   std::unique_ptr<ModerationLogRepository> moderation_log_ = make_moderation_log_table(db_);
   std::unique_ptr<UserDataRepository> user_data_ = make_user_data_table(db_);
+  std::unique_ptr<ReplicaRepository> replicas_ = make_replica_table(db_);
   std::unique_ptr<TableAccess> table_access_ = make_table_access(db_);
 };
 

@@ -476,7 +476,82 @@ class UserDataTable final : public UserDataRepository {
   Database& db_;
 };
 
+class ReplicaTable final : public ReplicaRepository {
+ public:
+  explicit ReplicaTable(Database& db) : db_(db) {}
+
+  Result<void> heartbeat(const ReplicaInfo& r) override {
+    QueryTimer timer(db_.options.metrics, "replica_heartbeat");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return closed();
+    auto stmt = db_.writer->prepare(
+        "INSERT INTO replicas (id, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, r.id).bind(2, r.host).bind(3, r.pid).bind(4, r.started_at_ms);
+    stmt->bind(5, r.seen_at_ms);
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("replica heartbeat");
+    return success();
+  }
+
+  Result<void> remove(std::string_view id) override {
+    QueryTimer timer(db_.options.metrics, "replica_remove");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return closed();
+    auto stmt = db_.writer->prepare("DELETE FROM replicas WHERE id = ?");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, id);
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("remove replica");
+    return success();
+  }
+
+  Result<std::vector<ReplicaInfo>> list() override {
+    auto db = db_.readers.borrow();
+    auto stmt =
+        db->prepare("SELECT id, host, pid, started_at, seen_at FROM replicas ORDER BY started_at");
+    if (!stmt) return std::move(stmt).error();
+    std::vector<ReplicaInfo> out;
+    int rc;
+    while ((rc = stmt->step()) == SQLITE_ROW) {
+      out.push_back({stmt->column_text(0), stmt->column_text(1), stmt->column_int(2),
+                     stmt->column_int(3), stmt->column_int(4)});
+    }
+    if (rc != SQLITE_DONE) return db->last_error("list replicas");
+    return out;
+  }
+
+  Result<int64_t> interrupt_orphans(std::string_view self, int64_t stale_before_ms,
+                                    int64_t now_ms) override {
+    QueryTimer timer(db_.options.metrics, "message_recover");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return closed();
+    WriteTransaction tx(*db_.writer);
+    if (!tx.begun()) return tx.begun().error();
+    auto stmt = db_.writer->prepare(
+        "UPDATE messages SET status = 'partial', finish_reason = 'interrupted', completed_at = ?3 "
+        "WHERE status = 'pending' AND (owner IS NULL OR (owner != ?1 AND owner NOT IN "
+        "(SELECT id FROM replicas WHERE seen_at >= ?2)))");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, self).bind(2, stale_before_ms).bind(3, now_ms);
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("recover messages");
+    const int64_t changed = db_.writer->changes();
+    auto forget = db_.writer->prepare("DELETE FROM replicas WHERE seen_at < ?2 AND id != ?1");
+    if (!forget) return std::move(forget).error();
+    forget->bind(1, self).bind(2, stale_before_ms);
+    if (forget->step() != SQLITE_DONE) return db_.writer->last_error("forget replicas");
+    if (auto r = tx.commit(); !r) return std::move(r).error();
+    return changed;
+  }
+
+ private:
+  Database& db_;
+};
+
 }  // namespace
+
+std::unique_ptr<ReplicaRepository> make_replica_table(Database& db) {
+  return std::make_unique<ReplicaTable>(db);
+}
 
 std::unique_ptr<ApiKeyRepository> make_api_key_table(Database& db) {
   return std::make_unique<ApiKeyTable>(db);

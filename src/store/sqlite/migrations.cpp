@@ -109,6 +109,17 @@ const std::vector<Migration>& migrations() {
         );
         CREATE INDEX moderation_by_user ON moderation_log (tenant_id, user_id, seq);
       )sql"},
+      {4, "replica_liveness", R"sql(
+        ALTER TABLE messages ADD COLUMN owner TEXT;                -- the replica running it
+        CREATE INDEX messages_pending_by_owner ON messages (owner) WHERE status = 'pending';
+        CREATE TABLE replicas (
+          id          TEXT    PRIMARY KEY,
+          host        TEXT    NOT NULL,
+          pid         INTEGER NOT NULL,
+          started_at  INTEGER NOT NULL,
+          seen_at     INTEGER NOT NULL                            -- its last heartbeat
+        ) WITHOUT ROWID;
+      )sql"},
   };
   return kMigrations;
 }

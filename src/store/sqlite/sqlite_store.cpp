@@ -96,6 +96,7 @@ class SqliteStorage final : public Storage,
   IdempotencyRepository& idempotency() override { return *idempotency_; }
   ModerationLogRepository& moderation_log() override { return *moderation_log_; }
   UserDataRepository& user_data() override { return *user_data_; }
+  ReplicaRepository& replicas() override { return *replicas_; }
   TableAccess& table_access() override { return *table_access_; }
 
   Result<void> ping() override {
@@ -313,14 +314,19 @@ class SqliteStorage final : public Storage,
     turn.session = read_session(*touch);
     if (touch->step() != SQLITE_DONE) return db_.writer->last_error("begin turn");
     static const std::string insert = std::string("INSERT INTO messages (") + kMessageColumns +
-                                      ") VALUES (?, ?, ?, ?, NULL, ?, ?, NULL, 0, 0, 0, NULL, "
-                                      "NULL, NULL, ?, ?, ?)";
+                                      ", owner) VALUES (?, ?, ?, ?, NULL, ?, ?, NULL, 0, 0, 0, "
+                                      "NULL, NULL, NULL, ?, ?, ?, ?)";
     for (const Message* m : {&turn.user, &turn.assistant}) {
       auto stmt = db_.writer->prepare(insert.c_str());
       if (!stmt) return std::move(stmt).error();
       stmt->bind(1, m->id).bind(2, m->session_id).bind(3, m->role).bind(4, m->content);
       stmt->bind(5, m->status).bind(6, m->model).bind(7, m->request_id).bind(8, m->created_at_ms);
       stmt->bind_optional_int(9, m->completed_at_ms);
+      if (in.owner.empty()) {
+        stmt->bind_null(10);
+      } else {
+        stmt->bind(10, in.owner);
+      }
       if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("begin turn");
     }
     if (auto r = tx.commit(); !r) return std::move(r).error();
@@ -427,23 +433,6 @@ class SqliteStorage final : public Storage,
     if (rc != SQLITE_DONE) return db->last_error("message history");
     std::reverse(out.begin(), out.end());
     return out;
-  }
-
-  Result<int64_t> mark_interrupted() override {
-    QueryTimer timer(db_.options.metrics, "message_recover");
-    std::lock_guard lock(db_.write_mutex);
-    if (!db_.writer) return Error::unavailable("storage is closed", "storage_closed");
-    WriteTransaction tx(*db_.writer);
-    if (!tx.begun()) return tx.begun().error();
-    auto stmt = db_.writer->prepare(
-        "UPDATE messages SET status = 'partial', finish_reason = 'interrupted', completed_at = ? "
-        "WHERE status = 'pending'");
-    if (!stmt) return std::move(stmt).error();
-    stmt->bind(1, to_unix_ms(db_.options.clock->now()));
-    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("recover messages");
-    const int64_t changed = db_.writer->changes();
-    if (auto r = tx.commit(); !r) return std::move(r).error();
-    return changed;
   }
 
   // --- UsageRepository -----------------------------------------------------------------
@@ -565,6 +554,7 @@ class SqliteStorage final : public Storage,
   std::unique_ptr<IdempotencyRepository> idempotency_ = make_idempotency_table(db_);
   std::unique_ptr<ModerationLogRepository> moderation_log_ = make_moderation_log_table(db_);
   std::unique_ptr<UserDataRepository> user_data_ = make_user_data_table(db_);
+  std::unique_ptr<ReplicaRepository> replicas_ = make_replica_table(db_);
   std::unique_ptr<TableAccess> table_access_ = make_table_access(db_);
 };
 
