@@ -295,6 +295,42 @@ TEST(Replicas, PostgresLostUnderTrafficAnswers503ThenServiceResumes) {
   EXPECT_EQ(listed.json()["data"].size(), 2u);  // the one before, the one after
 }
 
+TEST(Replicas, UsageTotalsAreExactAcrossBoth) {
+  parley::testing::PostgresDatabase db;
+  ASSERT_FALSE(db.url().empty());
+  const std::string redis = parley::testing::redis_server_url();
+  const std::string prefix = parley::testing::unique_redis_prefix();
+  FakeProvider fake;
+  TempDir dir("parley-replicas");
+  const std::string config = dir.write_file(
+      "parley.yaml",
+      fake.base_config() + "models:\n  fake-model:\n    input: 2.0\n    output: 8.0\n");
+  const std::vector<std::string> extra{"--config", config, "--set",
+                                       "llm.usage_flush_interval=50ms"};
+  ParleyProcess a(replica(db.url(), redis, prefix, extra));
+  ParleyProcess b(replica(db.url(), redis, prefix, extra));
+  constexpr int kEach = 5;
+  for (int i = 0; i < 2 * kEach; ++i) fake.enqueue({{"body", openai_completion_body("Counted.")}});
+  for (int i = 0; i < 2 * kEach; ++i) {
+    auto r = http("POST", (i % 2 ? b : a).port(), "/v1/chat/completions",
+                  openai_chat_request("count me", false, "carol"), bearer(kAdminKey));
+    ASSERT_EQ(r.status, 200) << r.describe();
+  }
+  // Each replica writes its usage in batches; both land in the one table.
+  json total;
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto r = http("GET", b.port(), "/api/v1/usage?user_id=carol", "", bearer(kAdminKey));
+        total = r.json_or_discarded().value("total", json::object());
+        return total.value("requests", 0) == 2 * kEach;
+      },
+      Millis{5000}, Millis{50}))
+      << total.dump();
+  EXPECT_EQ(total["input_tokens"], 11 * 2 * kEach);
+  EXPECT_EQ(total["output_tokens"], 6 * 2 * kEach);
+  EXPECT_NEAR(total["cost_usd"].get<double>(), 0.00007 * 2 * kEach, 1e-12);
+}
+
 TEST(Replicas, ThreeStartingTogetherOnAnEmptyDatabaseMigrateItOnce) {
   parley::testing::PostgresDatabase db;
   ASSERT_FALSE(db.url().empty());

@@ -91,8 +91,15 @@ stop_redis() {
   [[ -f "$dir/redis.data" ]] || return 0
   local data
   data=$(cat "$dir/redis.data")
-  if [[ -f "$data/redis.pid" ]]; then kill "$(cat "$data/redis.pid")" 2>/dev/null || true; fi
-  rm -rf "$data"
+  if [[ -f "$data/redis.pid" ]]; then
+    local pid
+    pid=$(cat "$data/redis.pid")
+    kill "$pid" 2>/dev/null || true
+    # Its files go only once it has exited (it may still be writing its log).
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$data" 2>/dev/null || { sleep 0.2; rm -rf "$data"; }
   rm -f "$dir"/redis.*
 }
 
