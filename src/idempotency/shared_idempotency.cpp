@@ -126,15 +126,17 @@ Task<Result<Claim>> SharedIdempotency::claim(const std::string& key, const std::
       c.kind = Claim::Kind::kMismatch;
       co_return c;
     }
-    if (state->text == "running") {
-      c.kind = Claim::Kind::kInProgress;
-      co_return c;
-    }
-    // Claimed, or done: either way the database says whether an answer exists.
+    // Claimed, running or done: the database says whether an answer exists. (A "running" key
+    // whose answer is written lost its "done" on the way: a replica stopped right after
+    // writing, or its connection was being replaced; it is marked again here.)
     auto record = co_await stored(key, now_ms);
     if (!record) {
       if (state->text == "claimed") release(key);
       co_return unavailable(record.error());
+    }
+    if (!*record && state->text == "running") {
+      c.kind = Claim::Kind::kInProgress;
+      co_return c;
     }
     if (*record) {
       if ((*record)->fingerprint != fingerprint) {
@@ -142,8 +144,9 @@ Task<Result<Claim>> SharedIdempotency::claim(const std::string& key, const std::
         c.kind = Claim::Kind::kMismatch;
         co_return c;
       }
-      if (state->text == "claimed") {
-        // Redis had forgotten it (emptied): "done" again, so the next retry is quicker.
+      if (state->text != "done") {
+        // Redis had forgotten it, or its "done" was lost: "done" again, so the next retry is
+        // quicker.
         std::vector<std::string> done_keys{redis_key(key)};
         std::vector<std::string> done_args{
             fingerprint, std::to_string(std::max<int64_t>(1, (*record)->expires_at_ms - now_ms))};

@@ -149,7 +149,12 @@ Task<Result<ModelAdmission>> Admission::admit(const Actor& actor, bool stream) {
   if (user_budget || key_budget) {
     auto spends = co_await budgets_.spend(
         SpendOf{actor.tenant_id, actor.user_id, actor.key_id, user_budget, key_budget}, now);
-    if (!spends) co_return std::move(spends).error();
+    if (!spends) {
+      if (metrics_) metrics_->count_limiter_error();
+      if (!allow_on_backend_error_) co_return backend_error(spends.error());
+    }
+    // With limits.on_backend_error: allow and no spend to read, the budgets pass.
+    const std::pair<Spend, Spend> spent = spends ? *spends : std::pair<Spend, Spend>();
     struct BudgetCheck {
       double limit;
       double spent;
@@ -159,10 +164,10 @@ Task<Result<ModelAdmission>> Admission::admit(const Actor& actor, bool stream) {
     const std::string user_name = "user '" + actor.user_id + "'";
     const std::string key_name = "key '" + actor.key_id + "'";
     const BudgetCheck checks[] = {
-        {actor.user_limits.usd_per_day, spends->first.day, "daily", utc_next_day(now)},
-        {actor.user_limits.usd_per_month, spends->first.month, "monthly", utc_next_month(now)},
-        {actor.key_limits.usd_per_day, spends->second.day, "daily", utc_next_day(now)},
-        {actor.key_limits.usd_per_month, spends->second.month, "monthly", utc_next_month(now)},
+        {actor.user_limits.usd_per_day, spent.first.day, "daily", utc_next_day(now)},
+        {actor.user_limits.usd_per_month, spent.first.month, "monthly", utc_next_month(now)},
+        {actor.key_limits.usd_per_day, spent.second.day, "daily", utc_next_day(now)},
+        {actor.key_limits.usd_per_month, spent.second.month, "monthly", utc_next_month(now)},
     };
     for (size_t i = 0; i < 4; ++i) {
       const auto& c = checks[i];
@@ -187,6 +192,11 @@ Task<Result<ModelAdmission>> Admission::admit(const Actor& actor, bool stream) {
   std::string holder = new_resource_id("stream");
   auto entered = co_await limiter_.enter(slots, holder, now);
   if (!entered) {
+    // The places may have been taken and only the answer lost: given back, best effort.
+    std::vector<std::string> taken;
+    taken.reserve(slots.size());
+    for (const auto& slot : slots) taken.push_back(slot.key);
+    limiter_.leave(std::move(taken), holder);
     if (metrics_) metrics_->count_limiter_error();
     if (!allow_on_backend_error_) co_return backend_error(entered.error());
     co_return ModelAdmission();

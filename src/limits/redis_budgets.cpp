@@ -7,6 +7,8 @@
 // the table; usage a replica has not yet written is then missing for at most
 // llm.usage_flush_interval.
 #include <ctime>
+#include <mutex>
+#include <utility>
 
 #include "limits/budget.hpp"
 #include "limits/redis_limiter.hpp"
@@ -83,6 +85,18 @@ class RedisBudgets final : public Budgets {
       totals.push_back({who + month(now_ms), false, true, &out.second.month});
     }
     if (totals.empty()) co_return out;
+    // Totals an increment may have missed are dropped, so they are started again from the
+    // table (which has every call) rather than stay short until they expire.
+    std::vector<std::string> lost = take_lost();
+    if (!lost.empty()) {
+      std::vector<std::string> del{"DEL"};
+      del.insert(del.end(), lost.begin(), lost.end());
+      auto dropped = co_await client_.command(std::move(del));
+      if (!dropped || dropped->is_error()) {
+        remember_lost(lost);
+        co_return Error::unavailable("budget totals cannot be rebuilt in Redis", "redis_down");
+      }
+    }
     std::vector<std::string> keys;
     keys.reserve(totals.size());
     for (const auto& t : totals) keys.push_back(t.key);
@@ -113,6 +127,10 @@ class RedisBudgets final : public Budgets {
       auto started =
           co_await client_.eval(start_script(), std::move(start_keys), std::move(start_args));
       if (!started) co_return std::move(started).error();
+      if (started->is_error() || started->type != redis::Reply::Type::kString) {
+        co_return Error::unavailable("Redis refused a budget total: " + started->text,
+                                     "redis_error");
+      }
       *t.into = std::strtod(started->text.c_str(), nullptr);
     }
     co_return out;
@@ -128,7 +146,10 @@ class RedisBudgets final : public Budgets {
     char amount[40];
     std::snprintf(amount, sizeof amount, "%.17g", usd);
     std::vector<std::string> args{amount};
-    client_.eval_detached(add_script(), std::move(keys), std::move(args));
+    client_.detached([this, keys = std::move(keys), args = std::move(args)]() -> Task<void> {
+      auto added = co_await client_.eval(add_script(), keys, args);
+      if (!added || added->is_error()) remember_lost(keys);
+    });
   }
 
  private:
@@ -141,9 +162,20 @@ class RedisBudgets final : public Budgets {
   static std::string day(int64_t now_ms) { return ":d:" + period(now_ms, "%Y-%m-%d"); }
   static std::string month(int64_t now_ms) { return ":m:" + period(now_ms, "%Y-%m"); }
 
+  void remember_lost(const std::vector<std::string>& keys) {
+    std::lock_guard lock(lost_mutex_);
+    lost_.insert(lost_.end(), keys.begin(), keys.end());
+  }
+  std::vector<std::string> take_lost() {
+    std::lock_guard lock(lost_mutex_);
+    return std::exchange(lost_, {});
+  }
+
   redis::Client& client_;
   store::UsageRepository& usage_;
   BlockingPool& blocking_;
+  std::mutex lost_mutex_;
+  std::vector<std::string> lost_;  // totals an increment failed to reach
 };
 
 }  // namespace

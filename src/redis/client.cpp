@@ -284,6 +284,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (ac_ == ac) {     // never connected: hiredis did not call on_disconnect
       ac_ = nullptr;
       sent_.clear();
+      close_reason_.clear();
       failed(why);
     }
   }
@@ -545,27 +546,26 @@ asio::io_context& detached_context(const std::vector<std::shared_ptr<Connection>
 
 }  // namespace
 
+void Client::detached(std::function<Task<void>()> work) {
+  if (connections_.empty()) return;
+  asio::co_spawn(detached_context(connections_).get_executor(), std::move(work), asio::detached);
+}
+
 void Client::eval_detached(const Script& script, std::vector<std::string> keys,
                            std::vector<std::string> args) {
-  if (connections_.empty()) return;
-  asio::co_spawn(
-      detached_context(connections_).get_executor(),
-      [this, &script, keys = std::move(keys), args = std::move(args)]() mutable -> Task<void> {
-        auto reply = co_await eval(script, std::move(keys), std::move(args));
-        if (reply.ok() && reply->is_error()) note_error(reply->text);
-      },
-      asio::detached);
+  detached([this, &script, keys = std::move(keys), args = std::move(args)]() -> Task<void> {
+    auto reply = co_await eval(script, keys, args);
+    if (!reply) note_error(reply.error().message);
+    if (reply.ok() && reply->is_error()) note_error(reply->text);
+  });
 }
 
 void Client::command_detached(std::vector<std::string> args) {
-  if (connections_.empty()) return;
-  asio::co_spawn(
-      detached_context(connections_).get_executor(),
-      [this, args = std::move(args)]() mutable -> Task<void> {
-        auto reply = co_await command(std::move(args));
-        if (reply.ok() && reply->is_error()) note_error(reply->text);
-      },
-      asio::detached);
+  detached([this, args = std::move(args)]() -> Task<void> {
+    auto reply = co_await command(args);
+    if (!reply) note_error(reply.error().message);
+    if (reply.ok() && reply->is_error()) note_error(reply->text);
+  });
 }
 
 void Client::subscribe(std::string channel, std::function<void(std::string_view)> on_message,

@@ -84,10 +84,13 @@ class Client {
                            std::vector<std::string> args);
   // Without waiting for the answer (giving back a lease, charging tokens after a call): sent
   // on the calling I/O thread's connection, or the first one's from any other thread. A
-  // failure is only counted in last_error(). `script` must outlive the call (a static).
+  // failure is only recorded in last_error(). `script` must outlive the call (a static).
   void eval_detached(const Script& script, std::vector<std::string> keys,
                      std::vector<std::string> args);
   void command_detached(std::vector<std::string> args);
+  // Runs `work` (which awaits commands) on the calling I/O thread, or the first one from any
+  // other thread, without waiting for it.
+  void detached(std::function<Task<void>()> work);
 
   // Call before start(). `on_message` and `on_resync` run on the first I/O thread.
   void subscribe(std::string channel, std::function<void(std::string_view)> on_message,

@@ -1,8 +1,8 @@
 // Idempotency-Key across replicas (idempotency/shared_idempotency.hpp) on the real Redis and
 // PostgreSQL: one claim wins and the other waits, an answer is replayed only once it is in the
 // database, a claim given up frees the key, another request under the key is refused, an
-// emptied Redis still replays what the database holds, an erased answer is not replayed, and a
-// Redis that is down refuses rather than risk running twice.
+// emptied Redis (or a lost "done") still replays what the database holds, an erased answer is not
+// replayed, and a Redis that is down refuses rather than risk running twice.
 #include <gtest/gtest.h>
 
 #include "idempotency/shared_idempotency.hpp"
@@ -107,6 +107,21 @@ TEST_F(SharedIdempotencyTest, AnEmptiedRedisStillReplaysWhatTheDatabaseHolds) {
   EXPECT_EQ(replay->kind, Claim::Kind::kReplay);
   EXPECT_EQ(replay->response.body, R"({"n":3})");
   EXPECT_EQ(kind("k3", "another request"), Claim::Kind::kMismatch);
+}
+
+TEST_F(SharedIdempotencyTest, AnAnswerWhoseDoneWasLostIsStillReplayed) {
+  EXPECT_EQ(kind("k7", "fp"), Claim::Kind::kClaimed);
+  answer("k7", "fp", R"({"n":7})");
+  // As if the replica stopped right after writing the answer, before "done" reached Redis.
+  ASSERT_TRUE(harness->command({"HSET", harness->key("idem:k7"), "state", "running"}).ok());
+  auto replay = claim("k7", "fp");
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->kind, Claim::Kind::kReplay);
+  EXPECT_EQ(replay->response.body, R"({"n":7})");
+  (void)harness->command({"PING"});
+  auto state = harness->command({"HGET", harness->key("idem:k7"), "state"});
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->text, "done");
 }
 
 TEST_F(SharedIdempotencyTest, AnErasedAnswerIsNotReplayed) {

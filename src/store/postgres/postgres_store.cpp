@@ -528,8 +528,8 @@ Result<MigrationSummary> migrate_database(const Options& options) {
 
 Result<std::unique_ptr<Storage>> open(const Options& options) {
   auto store = std::make_unique<PostgresStorage>(options);
-  // The first connection proves the server answers (fail fast, naming it) and stays in the
-  // pool.
+  // A first connection proves the server answers (fail fast, naming it) and migrates; the
+  // pool opens its own as calls need them.
   {
     auto conn = Connection::open(options.url, options.connect);
     if (!conn) return std::move(conn).error();
