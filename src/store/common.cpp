@@ -50,6 +50,21 @@ Error session_not_found(std::string_view id) {
   return Error::not_found("no session with id '" + std::string(id) + "'", "session_not_found");
 }
 
+Error job_not_held(std::string_view id) {
+  return Error::conflict(
+      "job '" + std::string(id) + "' is not held by this worker (its lock lapsed)", "job_not_held");
+}
+
+Error job_not_found(std::string_view id) {
+  return Error::not_found("no job with id '" + std::string(id) + "'", "job_not_found");
+}
+
+Error job_not_dead(std::string_view id, std::string_view state) {
+  return Error::conflict(
+      "job '" + std::string(id) + "' is " + std::string(state) + "; only dead jobs are retried",
+      "job_not_dead");
+}
+
 Error storage_closed() { return Error::unavailable("storage is closed", "storage_closed"); }
 
 }  // namespace parley::store

@@ -52,6 +52,10 @@ class QueryTimer {
 };
 
 Error session_not_found(std::string_view id);
+// The durable job queue's answers (JobRepository).
+Error job_not_held(std::string_view id);
+Error job_not_found(std::string_view id);
+Error job_not_dead(std::string_view id, std::string_view state);
 Error storage_closed();
 
 }  // namespace parley::store

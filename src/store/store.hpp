@@ -359,6 +359,54 @@ struct StorageStats {
   int read_connections = 0;
 };
 
+// A durable background job (`parley worker`, jobs/ and the features that enqueue work): the
+// database is the queue, so a job survives any process. At least once: a job taken by a worker
+// that dies is taken again once its lock lapses, so handlers must be idempotent.
+struct Job {
+  std::string id;  // "job_..."
+  std::string kind;
+  std::string payload_json = "{}";
+  std::string state;  // "queued", "running", "done" or "dead"
+  int64_t attempts = 0;
+  int64_t max_attempts = 5;
+  int64_t run_at_ms = 0;  // not before
+  std::optional<std::string> locked_by;
+  std::optional<int64_t> locked_until_ms;
+  std::string last_error;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  std::optional<int64_t> finished_at_ms;
+};
+
+struct NewJob {
+  std::string kind;
+  std::string payload_json = "{}";
+  int64_t run_at_ms = 0;
+  int64_t max_attempts = 5;
+};
+
+class JobRepository {
+ public:
+  virtual ~JobRepository() = default;
+  virtual Result<Job> enqueue(const NewJob& job, int64_t now_ms) = 0;
+  // Up to `limit` jobs that are due (queued with run_at <= now, or running with a lapsed lock),
+  // each locked for `worker` until now + visibility_ms, its attempts counted. Replicas taking at
+  // once never take the same job (FOR UPDATE SKIP LOCKED on PostgreSQL).
+  virtual Result<std::vector<Job>> take(std::string_view worker, int limit, int64_t now_ms,
+                                        int64_t visibility_ms) = 0;
+  // kConflict "job_not_held" when the worker no longer holds the job (its lock lapsed).
+  virtual Result<void> succeed(std::string_view id, std::string_view worker, int64_t now_ms) = 0;
+  // Queued again at `retry_at_ms`, or dead once its attempts reached max_attempts.
+  virtual Result<Job> fail(std::string_view id, std::string_view worker, std::string_view error,
+                           int64_t retry_at_ms, int64_t now_ms) = 0;
+  // Newest first; every state when nullopt.
+  virtual Result<std::vector<Job>> list(const std::optional<std::string>& state, int limit) = 0;
+  // A dead job queued again with its attempts reset; kNotFound, or kConflict "job_not_dead".
+  virtual Result<Job> retry(std::string_view id, int64_t now_ms) = 0;
+  // How many jobs are in each state (states with none are absent).
+  virtual Result<std::vector<std::pair<std::string, int64_t>>> counts() = 0;
+};
+
 class Storage {
  public:
   virtual ~Storage() = default;
@@ -371,6 +419,7 @@ class Storage {
   virtual ModerationLogRepository& moderation_log() = 0;
   virtual UserDataRepository& user_data() = 0;
   virtual ReplicaRepository& replicas() = 0;
+  virtual JobRepository& jobs() = 0;
   // Whole tables as rows, for `parley copy-data`.
   virtual TableAccess& table_access() = 0;
 

@@ -102,6 +102,22 @@ const std::vector<Table>& tables() {
         {"pid", kInteger},
         {"started_at", kInteger},
         {"seen_at", kInteger}}},
+      {"jobs",
+       "id",
+       "",
+       {{"id", kText},
+        {"kind", kText},
+        {"payload", kText},
+        {"state", kText},
+        {"attempts", kInteger},
+        {"max_attempts", kInteger},
+        {"run_at", kInteger},
+        {"locked_by", kText},
+        {"locked_until", kInteger},
+        {"last_error", kText},
+        {"created_at", kInteger},
+        {"updated_at", kInteger},
+        {"finished_at", kInteger}}},
   };
   return kTables;
 }

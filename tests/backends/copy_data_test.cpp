@@ -117,6 +117,7 @@ void populate(store::Storage& s, parley::ManualClock& clock) {
   e.source = "rules";
   ASSERT_TRUE(s.moderation_log().append({e, e}).ok());
   ASSERT_TRUE(s.replicas().heartbeat({"rep_copy", "host", 42, 1, 2}).ok());
+  ASSERT_TRUE(s.jobs().enqueue({"usage_rollup", R"({"day":"2026-11-21"})", 0, 5}, 3).ok());
 }
 
 std::vector<store::Row> all_rows(store::Storage& s, const store::Table& table) {
@@ -158,7 +159,7 @@ TEST(CopyData, EveryRowOfEveryTableArrivesInPostgres) {
     EXPECT_EQ(from, to);
   }
   // 7 sessions, 21 turns of two rows, 20 usage rows (one reply left pending), 2 keys, 1 answer,
-  // 2 moderation entries, 1 replica.
+  // 2 moderation entries, 1 replica, 1 job.
   std::map<std::string, int64_t> counts;
   for (const auto& t : report->tables) counts[t.table] = t.rows;
   EXPECT_EQ(counts["sessions"], 7);
@@ -168,7 +169,8 @@ TEST(CopyData, EveryRowOfEveryTableArrivesInPostgres) {
   EXPECT_EQ(counts["idempotency_keys"], 1);
   EXPECT_EQ(counts["moderation_log"], 2);
   EXPECT_EQ(counts["replicas"], 1);
-  EXPECT_EQ(report->total_rows(), 75);
+  EXPECT_EQ(counts["jobs"], 1);
+  EXPECT_EQ(report->total_rows(), 76);
 
   // Through the repositories too: same pages, same order, same bytes.
   store::SessionListQuery q;
@@ -283,7 +285,7 @@ TEST(CopyData, TheCommandReportsRowCountsAndHidesThePassword) {
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("sessions           7"), std::string::npos) << out;
   EXPECT_NE(out.find("messages           42"), std::string::npos) << out;
-  EXPECT_NE(out.find("total              75"), std::string::npos) << out;
+  EXPECT_NE(out.find("total              76"), std::string::npos) << out;
   EXPECT_EQ(out.find("canary-secret"), std::string::npos) << out;
   EXPECT_EQ(pg.query("SELECT count(*) FROM messages"), "42");
 

@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -976,6 +977,132 @@ TYPED_TEST(StorageConformance, OnlyTheRepliesOfDeadReplicasAreInterrupted) {
   auto after = replicas.interrupt_orphans("rep_self", now - 30'000, now);
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(*after, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The durable job queue
+
+TYPED_TEST(StorageConformance, DueJobsAreTakenOnceAndFinishedByTheirHolder) {
+  const int64_t now = this->now_ms();
+  auto& jobs = this->store->jobs();
+  auto a = jobs.enqueue({"usage_rollup", R"({"day":"2026-11-21"})", 0, 5}, now);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->id.rfind("job_", 0), 0u);
+  EXPECT_EQ(a->state, "queued");
+  EXPECT_EQ(a->run_at_ms, now);
+  ASSERT_TRUE(jobs.enqueue({"user_erasure", "{}", 0, 5}, now).ok());
+  ASSERT_TRUE(jobs.enqueue({"later", "{}", now + 60'000, 5}, now).ok());
+
+  auto taken = jobs.take("worker-1", 10, now, 30'000);
+  ASSERT_TRUE(taken.ok()) << taken.error().message;
+  ASSERT_EQ(static_cast<int>(taken->size()), 2);  // the third is not due
+  for (const auto& j : *taken) {
+    EXPECT_EQ(j.state, "running");
+    EXPECT_EQ(j.attempts, 1);
+    EXPECT_EQ(j.locked_by, std::optional<std::string>("worker-1"));
+    EXPECT_EQ(j.locked_until_ms, std::optional<int64_t>(now + 30'000));
+  }
+  auto none = jobs.take("worker-2", 10, now, 30'000);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  const auto& first = (*taken)[0];
+  auto wrong = jobs.succeed(first.id, "worker-2", now);
+  EXPECT_TRUE(FailsWith(wrong, ErrorCode::kConflict, "job_not_held"));
+  ASSERT_TRUE(jobs.succeed(first.id, "worker-1", now + 5).ok());
+  auto counts = jobs.counts();
+  ASSERT_TRUE(counts.ok());
+  std::map<std::string, int64_t> by_state(counts->begin(), counts->end());
+  EXPECT_EQ(by_state["done"], 1);
+  EXPECT_EQ(by_state["running"], 1);
+  EXPECT_EQ(by_state["queued"], 1);
+  auto done = jobs.list(std::string("done"), 10);
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(static_cast<int>(done->size()), 1);
+  EXPECT_EQ((*done)[0].finished_at_ms, std::optional<int64_t>(now + 5));
+  EXPECT_FALSE((*done)[0].locked_by.has_value());
+}
+
+TYPED_TEST(StorageConformance, AJobWhoseWorkerDiedIsTakenAgainOnceItsLockLapses) {
+  const int64_t now = this->now_ms();
+  auto& jobs = this->store->jobs();
+  ASSERT_TRUE(jobs.enqueue({"k", "{}", 0, 5}, now).ok());
+  auto first = jobs.take("dead-worker", 1, now, 1000);
+  ASSERT_TRUE(first.ok() && first->size() == 1u);
+  auto early = jobs.take("worker-2", 1, now + 1000, 1000);
+  ASSERT_TRUE(early.ok());
+  EXPECT_TRUE(early->empty());
+  auto again = jobs.take("worker-2", 1, now + 1001, 1000);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(static_cast<int>(again->size()), 1);
+  EXPECT_EQ((*again)[0].attempts, 2);
+  EXPECT_TRUE(FailsWith(jobs.succeed((*first)[0].id, "dead-worker", now + 1002),
+                        ErrorCode::kConflict, "job_not_held"));
+  EXPECT_TRUE(jobs.succeed((*again)[0].id, "worker-2", now + 1002).ok());
+}
+
+TYPED_TEST(StorageConformance, FailedJobsRetryWithBackOffThenDieAndCanBeRetried) {
+  const int64_t now = this->now_ms();
+  auto& jobs = this->store->jobs();
+  auto job = jobs.enqueue({"k", "{}", 0, 2}, now);
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(jobs.take("w", 1, now, 1000)->size(), 1u);
+  auto failed = jobs.fail(job->id, "w", "upstream said 503", now + 500, now);
+  ASSERT_TRUE(failed.ok()) << failed.error().message;
+  EXPECT_EQ(failed->state, "queued");
+  EXPECT_EQ(failed->run_at_ms, now + 500);
+  EXPECT_EQ(failed->last_error, "upstream said 503");
+  EXPECT_TRUE(jobs.take("w", 1, now + 499, 1000)->empty());  // backing off
+  ASSERT_EQ(jobs.take("w", 1, now + 500, 1000)->size(), 1u);
+  auto dead = jobs.fail(job->id, "w", "still 503", now + 2000, now + 600);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_EQ(dead->state, "dead");
+  EXPECT_EQ(dead->attempts, 2);
+  EXPECT_EQ(dead->finished_at_ms, std::optional<int64_t>(now + 600));
+  EXPECT_TRUE(jobs.take("w", 1, now + 5000, 1000)->empty());  // the dead are not taken
+  auto listed = jobs.list(std::string("dead"), 10);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(static_cast<int>(listed->size()), 1);
+  EXPECT_EQ((*listed)[0].last_error, "still 503");
+
+  auto retried = jobs.retry(job->id, now + 700);
+  ASSERT_TRUE(retried.ok()) << retried.error().message;
+  EXPECT_EQ(retried->state, "queued");
+  EXPECT_EQ(retried->attempts, 0);
+  EXPECT_FALSE(retried->finished_at_ms.has_value());
+  EXPECT_TRUE(FailsWith(jobs.retry(job->id, now + 700), ErrorCode::kConflict, "job_not_dead"));
+  EXPECT_TRUE(FailsWith(jobs.retry("job_missing", now), ErrorCode::kNotFound, "job_not_found"));
+  ASSERT_EQ(jobs.take("w", 1, now + 700, 1000)->size(), 1u);
+}
+
+TYPED_TEST(StorageConformance, ConcurrentWorkersNeverTakeTheSameJob) {
+  const int64_t now = this->now_ms();
+  auto& jobs = this->store->jobs();
+  constexpr int kJobs = 60;
+  for (int i = 0; i < kJobs; ++i) ASSERT_TRUE(jobs.enqueue({"k", "{}", 0, 5}, now).ok());
+  std::mutex mutex;
+  std::vector<std::string> seen;
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      std::string name = "worker-";
+      name += std::to_string(w);
+      for (;;) {
+        auto batch = jobs.take(name, 5, now, 60'000);
+        if (!batch.ok()) {
+          ADD_FAILURE() << batch.error().message;
+          return;
+        }
+        if (batch->empty()) return;
+        std::lock_guard lock(mutex);
+        for (const auto& j : *batch) seen.push_back(j.id);
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  std::set<std::string> unique(seen.begin(), seen.end());
+  EXPECT_EQ(static_cast<int>(seen.size()), kJobs);
+  EXPECT_EQ(static_cast<int>(unique.size()), kJobs);
 }
 
 // ---------------------------------------------------------------------------------------------

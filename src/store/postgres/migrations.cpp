@@ -129,6 +129,24 @@ const std::vector<Migration>& migrations() {
           seen_at     BIGINT NOT NULL
         );
       )sql"},
+      {5, "create_jobs", R"sql(
+        CREATE TABLE jobs (
+          id            TEXT    PRIMARY KEY,
+          kind          TEXT    NOT NULL,
+          payload       TEXT    NOT NULL DEFAULT '{}',
+          state         TEXT    NOT NULL,
+          attempts      BIGINT  NOT NULL DEFAULT 0,
+          max_attempts  BIGINT  NOT NULL,
+          run_at        BIGINT  NOT NULL,
+          locked_by     TEXT,
+          locked_until  BIGINT,
+          last_error    TEXT    NOT NULL DEFAULT '',
+          created_at    BIGINT  NOT NULL,
+          updated_at    BIGINT  NOT NULL,
+          finished_at   BIGINT
+        );
+        CREATE INDEX jobs_due ON jobs (state, run_at);
+      )sql"},
   };
   return kMigrations;
 }

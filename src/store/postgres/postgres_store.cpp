@@ -128,6 +128,7 @@ class PostgresStorage final : public Storage,
   ModerationLogRepository& moderation_log() override { return *moderation_log_; }
   UserDataRepository& user_data() override { return *user_data_; }
   ReplicaRepository& replicas() override { return *replicas_; }
+  JobRepository& jobs() override { return *jobs_; }
   TableAccess& table_access() override { return *table_access_; }
 
   Result<void> ping() override {
@@ -513,6 +514,7 @@ class PostgresStorage final : public Storage,
   std::unique_ptr<ModerationLogRepository> moderation_log_ = make_moderation_log_table(db_);
   std::unique_ptr<UserDataRepository> user_data_ = make_user_data_table(db_);
   std::unique_ptr<ReplicaRepository> replicas_ = make_replica_table(db_);
+  std::unique_ptr<JobRepository> jobs_ = make_job_table(db_);
   std::unique_ptr<TableAccess> table_access_ = make_table_access(db_);
 };
 

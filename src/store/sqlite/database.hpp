@@ -118,5 +118,6 @@ std::unique_ptr<ModerationLogRepository> make_moderation_log_table(Database& db)
 std::unique_ptr<UserDataRepository> make_user_data_table(Database& db);
 std::unique_ptr<TableAccess> make_table_access(Database& db);
 std::unique_ptr<ReplicaRepository> make_replica_table(Database& db);
+std::unique_ptr<JobRepository> make_job_table(Database& db);
 
 }  // namespace parley::store::sqlite

@@ -120,6 +120,24 @@ const std::vector<Migration>& migrations() {
           seen_at     INTEGER NOT NULL                            -- its last heartbeat
         ) WITHOUT ROWID;
       )sql"},
+      {5, "create_jobs", R"sql(
+        CREATE TABLE jobs (
+          id            TEXT    PRIMARY KEY,
+          kind          TEXT    NOT NULL,
+          payload       TEXT    NOT NULL DEFAULT '{}',
+          state         TEXT    NOT NULL,                 -- queued | running | done | dead
+          attempts      INTEGER NOT NULL DEFAULT 0,
+          max_attempts  INTEGER NOT NULL,
+          run_at        INTEGER NOT NULL,                 -- not before
+          locked_by     TEXT,
+          locked_until  INTEGER,
+          last_error    TEXT    NOT NULL DEFAULT '',
+          created_at    INTEGER NOT NULL,
+          updated_at    INTEGER NOT NULL,
+          finished_at   INTEGER
+        ) WITHOUT ROWID;
+        CREATE INDEX jobs_due ON jobs (state, run_at);
+      )sql"},
   };
   return kMigrations;
 }
