@@ -14,6 +14,7 @@
 #include "store/postgres/migrations.hpp"
 #include "store/postgres/postgres_store.hpp"
 #include "store/settings.hpp"
+#include "store/sqlite/migrations.hpp"
 #include "support/manual_clock.hpp"
 #include "support/test_postgres.hpp"
 
@@ -51,9 +52,13 @@ TEST(PostgresStore, OpenMigratesAndRecordsEveryVersion) {
 
 TEST(PostgresStore, TheSameVersionsAndNamesAsSqlite) {
   // copy-data and schema_version mean the same thing on both backends only if they agree.
-  const auto& versions = pg::migrations();
-  for (size_t i = 0; i < versions.size(); ++i) {
-    EXPECT_EQ(versions[i].version, static_cast<int>(i) + 1);
+  const auto& postgres = pg::migrations();
+  const auto& sqlite = parley::store::sqlite::migrations();
+  ASSERT_EQ(postgres.size(), sqlite.size());
+  for (size_t i = 0; i < postgres.size(); ++i) {
+    EXPECT_EQ(postgres[i].version, static_cast<int>(i) + 1);
+    EXPECT_EQ(postgres[i].version, sqlite[i].version);
+    EXPECT_EQ(std::string(postgres[i].name), std::string(sqlite[i].name));
   }
 }
 

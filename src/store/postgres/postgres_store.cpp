@@ -157,13 +157,14 @@ class PostgresStorage final : public Storage,
     s.schema_version = *version;
     if (integrity_check) {
       // PostgreSQL checks pages as it reads them; the closest cheap check is that every table
-      // the schema names is there and readable.
-      auto tables = db.query(
-          "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
-          "AND table_name IN ('sessions', 'messages', 'usage_records', 'api_keys', "
-          "'idempotency_keys', 'moderation_log')");
-      if (!tables) return std::move(tables).error();
-      s.integrity_check = tables->integer(0, 0) == 6 ? "ok" : "tables missing";
+      // of the schema (store/tables.hpp) is there.
+      std::string missing;
+      for (const Table& t : tables()) {
+        auto found = db.query("SELECT to_regclass($1) IS NOT NULL", Params().text(t.name));
+        if (!found) return std::move(found).error();
+        if (!found->boolean(0, 0)) missing += (missing.empty() ? "" : ", ") + std::string(t.name);
+      }
+      s.integrity_check = missing.empty() ? "ok" : "tables missing: " + missing;
     }
     return s;
   }
