@@ -15,6 +15,33 @@ std::string utc_day(int64_t unix_ms) {
   return buf;
 }
 
+RolledUpSpan rolled_up_span(int64_t from_ms, int64_t to_ms, int64_t rolled_until_ms) {
+  RolledUpSpan span;
+  if (rolled_until_ms <= 0) return span;
+  const int64_t from = std::max<int64_t>(0, from_ms);
+  const int64_t first = from % kDayMs == 0 ? from : utc_midnight(from) + kDayMs;
+  const int64_t last = utc_midnight(std::min(to_ms, rolled_until_ms));
+  if (last <= first) return span;
+  span.from_ms = first;
+  span.until_ms = last;
+  span.from_day = utc_day(first);
+  span.until_day = utc_day(last);
+  return span;
+}
+
+std::string usage_report_source(const RolledUpSpan& span, const std::string& filters,
+                                const std::array<const char*, 6>& p) {
+  const std::string in_range = std::string("at >= ") + p[0] + " AND at < " + p[1];
+  if (span.empty()) return "usage_records WHERE " + in_range + filters;
+  static const std::string columns =
+      "day, tenant_id, user_id, key_id, source, provider, model, requests, input_tokens, "
+      "output_tokens, cost_usd";
+  return "(SELECT " + columns + " FROM usage_records WHERE " + in_range +
+         " AND NOT (at >= " + p[2] + " AND at < " + p[3] + ")" + filters + " UNION ALL SELECT " +
+         columns + " FROM usage_daily WHERE day >= " + p[4] + " AND day < " + p[5] + filters +
+         ") AS u";
+}
+
 Cursor parse_cursor(const std::optional<std::string>& text) {
   if (!text) return {};
   int64_t value = 0;

@@ -2,6 +2,7 @@
 // record counts towards, page cursors, and the errors the contract names (store.hpp).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -18,6 +19,30 @@ namespace parley::store {
 
 // "YYYY-MM-DD" of a unix-millisecond time, UTC.
 std::string utc_day(int64_t unix_ms);
+
+constexpr int64_t kDayMs = 86'400'000;
+// The UTC midnight at or before `unix_ms`.
+inline int64_t utc_midnight(int64_t unix_ms) {
+  return unix_ms - ((unix_ms % kDayMs) + kDayMs) % kDayMs;
+}
+
+// The part of a usage query's [from_ms, to_ms) that daily roll-ups answer: the whole UTC days
+// inside it before `rolled_until_ms`. Empty (from == until) when there is none; the rest comes
+// from the records.
+struct RolledUpSpan {
+  int64_t from_ms = 0;
+  int64_t until_ms = 0;
+  std::string from_day;   // "YYYY-MM-DD" of from_ms
+  std::string until_day;  // of until_ms (exclusive)
+  bool empty() const { return until_ms <= from_ms; }
+};
+RolledUpSpan rolled_up_span(int64_t from_ms, int64_t to_ms, int64_t rolled_until_ms);
+// What a usage report reads FROM: the records alone when `span` is empty, else the records
+// outside it and the daily totals inside it. `params` names the bound values in the dialect's
+// placeholders, in order: from, to, span from, span until, span's from day, span's until day;
+// `filters` (" AND tenant_id = ...") applies to both.
+std::string usage_report_source(const RolledUpSpan& span, const std::string& filters,
+                                const std::array<const char*, 6>& params);
 
 // A page cursor is the positive sequence number of the last row of the previous page; null
 // when absent, kInvalidArgument "invalid_cursor" when it is not one this server issued.

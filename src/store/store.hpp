@@ -215,6 +215,12 @@ struct UsageRow {
   double cost_usd = 0;
 };
 
+struct UsageRollup {
+  int64_t from_ms = 0;   // the UTC midnight it started from
+  int64_t until_ms = 0;  // the UTC midnight every day before which is now rolled up
+  int64_t rows = 0;      // daily rows written
+};
+
 class UsageRepository {
  public:
   virtual ~UsageRepository() = default;
@@ -226,6 +232,12 @@ class UsageRepository {
                                int64_t from_ms) = 0;
   // USD spent through one API key since `from_ms` (per-key budgets).
   virtual Result<double> spent_by_key(std::string_view key_id, int64_t from_ms) = 0;
+  // Folds every whole UTC day before `until_ms` not yet rolled up into daily totals
+  // (usage_daily), which aggregate() then reads for those days instead of the records. A
+  // record written later for a day already rolled up would be missed by reports, so callers
+  // leave a margin after midnight (the usage.rollup job). Idempotent; concurrent calls
+  // serialize.
+  virtual Result<UsageRollup> roll_up(int64_t until_ms) = 0;
 };
 
 // An API key as stored: never the secret, only its SHA-256 (auth/api_key.hpp says why a
@@ -376,6 +388,7 @@ struct Job {
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
   std::optional<int64_t> finished_at_ms;
+  std::string result_json = "{}";  // what a finished job reports (e.g. rows erased)
 };
 
 struct NewJob {
@@ -395,10 +408,12 @@ class JobRepository {
   virtual Result<std::vector<Job>> take(std::string_view worker, int limit, int64_t now_ms,
                                         int64_t visibility_ms) = 0;
   // kConflict "job_not_held" when the worker no longer holds the job (its lock lapsed).
-  virtual Result<void> succeed(std::string_view id, std::string_view worker, int64_t now_ms) = 0;
+  virtual Result<void> succeed(std::string_view id, std::string_view worker,
+                               std::string_view result_json, int64_t now_ms) = 0;
   // Queued again at `retry_at_ms`, or dead once its attempts reached max_attempts.
   virtual Result<Job> fail(std::string_view id, std::string_view worker, std::string_view error,
                            int64_t retry_at_ms, int64_t now_ms) = 0;
+  virtual Result<Job> get(std::string_view id) = 0;  // kNotFound "job_not_found"
   // Newest first; every state when nullopt.
   virtual Result<std::vector<Job>> list(const std::optional<std::string>& state, int limit) = 0;
   // A dead job queued again with its attempts reset; kNotFound, or kConflict "job_not_dead".

@@ -118,6 +118,8 @@ void populate(store::Storage& s, parley::ManualClock& clock) {
   ASSERT_TRUE(s.moderation_log().append({e, e}).ok());
   ASSERT_TRUE(s.replicas().heartbeat({"rep_copy", "host", 42, 1, 2}).ok());
   ASSERT_TRUE(s.jobs().enqueue({"usage_rollup", R"({"day":"2026-11-21"})", 0, 5}, 3).ok());
+  // Daily totals of every day so far (and the mark of how far they go).
+  ASSERT_TRUE(s.usage().roll_up(parley::to_unix_ms(clock.now()) + 86'400'000).ok());
 }
 
 std::vector<store::Row> all_rows(store::Storage& s, const store::Table& table) {
@@ -170,7 +172,9 @@ TEST(CopyData, EveryRowOfEveryTableArrivesInPostgres) {
   EXPECT_EQ(counts["moderation_log"], 2);
   EXPECT_EQ(counts["replicas"], 1);
   EXPECT_EQ(counts["jobs"], 1);
-  EXPECT_EQ(report->total_rows(), 76);
+  EXPECT_EQ(counts["usage_daily"], 6);  // one per tenant and user: one day, one model
+  EXPECT_EQ(counts["usage_rollup"], 1);
+  EXPECT_EQ(report->total_rows(), 83);
 
   // Through the repositories too: same pages, same order, same bytes.
   store::SessionListQuery q;
@@ -285,7 +289,7 @@ TEST(CopyData, TheCommandReportsRowCountsAndHidesThePassword) {
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("sessions           7"), std::string::npos) << out;
   EXPECT_NE(out.find("messages           42"), std::string::npos) << out;
-  EXPECT_NE(out.find("total              76"), std::string::npos) << out;
+  EXPECT_NE(out.find("total              83"), std::string::npos) << out;
   EXPECT_EQ(out.find("canary-secret"), std::string::npos) << out;
   EXPECT_EQ(pg.query("SELECT count(*) FROM messages"), "42");
 

@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/common.hpp"
 #include "store/settings.hpp"
 #include "store/store.hpp"
 #include "support/manual_clock.hpp"
@@ -1007,9 +1008,9 @@ TYPED_TEST(StorageConformance, DueJobsAreTakenOnceAndFinishedByTheirHolder) {
   EXPECT_TRUE(none->empty());
 
   const auto& first = (*taken)[0];
-  auto wrong = jobs.succeed(first.id, "worker-2", now);
+  auto wrong = jobs.succeed(first.id, "worker-2", "{}", now);
   EXPECT_TRUE(FailsWith(wrong, ErrorCode::kConflict, "job_not_held"));
-  ASSERT_TRUE(jobs.succeed(first.id, "worker-1", now + 5).ok());
+  ASSERT_TRUE(jobs.succeed(first.id, "worker-1", R"({"rows":3})", now + 5).ok());
   auto counts = jobs.counts();
   ASSERT_TRUE(counts.ok());
   std::map<std::string, int64_t> by_state(counts->begin(), counts->end());
@@ -1021,6 +1022,21 @@ TYPED_TEST(StorageConformance, DueJobsAreTakenOnceAndFinishedByTheirHolder) {
   ASSERT_EQ(static_cast<int>(done->size()), 1);
   EXPECT_EQ((*done)[0].finished_at_ms, std::optional<int64_t>(now + 5));
   EXPECT_FALSE((*done)[0].locked_by.has_value());
+  EXPECT_EQ((*done)[0].result_json, R"({"rows":3})");
+}
+
+TYPED_TEST(StorageConformance, AJobIsReadByItsId) {
+  const int64_t now = this->now_ms();
+  auto made = this->store->jobs().enqueue({"user.erase", R"({"user_id":"alice"})", 0, 3}, now);
+  ASSERT_TRUE(made.ok()) << made.error().message;
+  auto got = this->store->jobs().get(made->id);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->kind, "user.erase");
+  EXPECT_EQ(got->payload_json, R"({"user_id":"alice"})");
+  EXPECT_EQ(got->state, "queued");
+  EXPECT_EQ(got->max_attempts, 3);
+  EXPECT_EQ(got->result_json, "{}");
+  EXPECT_TRUE(FailsWith(this->store->jobs().get("job_missing"), ErrorCode::kNotFound));
 }
 
 TYPED_TEST(StorageConformance, AJobWhoseWorkerDiedIsTakenAgainOnceItsLockLapses) {
@@ -1036,9 +1052,9 @@ TYPED_TEST(StorageConformance, AJobWhoseWorkerDiedIsTakenAgainOnceItsLockLapses)
   ASSERT_TRUE(again.ok());
   ASSERT_EQ(static_cast<int>(again->size()), 1);
   EXPECT_EQ((*again)[0].attempts, 2);
-  EXPECT_TRUE(FailsWith(jobs.succeed((*first)[0].id, "dead-worker", now + 1002),
+  EXPECT_TRUE(FailsWith(jobs.succeed((*first)[0].id, "dead-worker", "{}", now + 1002),
                         ErrorCode::kConflict, "job_not_held"));
-  EXPECT_TRUE(jobs.succeed((*again)[0].id, "worker-2", now + 1002).ok());
+  EXPECT_TRUE(jobs.succeed((*again)[0].id, "worker-2", "{}", now + 1002).ok());
 }
 
 TYPED_TEST(StorageConformance, FailedJobsRetryWithBackOffThenDieAndCanBeRetried) {
@@ -1320,6 +1336,125 @@ TYPED_TEST(StorageConformance, UsageSpentByKeySumsCostOfOneKeySince) {
   auto none = this->store->usage().spent_by_key("key_none", 0);
   ASSERT_TRUE(none.ok()) << none.error().message;
   EXPECT_EQ(*none, 0.0);
+}
+
+// Every query over usage answers the same before and after the days it covers are rolled up:
+// whole days come from the daily totals, partial days and days not rolled up from the records.
+TYPED_TEST(StorageConformance, UsageRolledUpIntoDaysAnswersEveryQueryAsTheRecordsDid) {
+  const int64_t start = parley::ManualClock::kDefaultStartMs;  // 2026-11-22T10:00:00Z
+  const int64_t midnight = utc_midnight(start) + kDayMs;       // 2026-11-23T00:00:00Z
+  std::vector<UsageRecord> records;
+  const char* const models[] = {"m1", "m2"};
+  const char* const users[] = {"alice", "bob"};
+  for (int day = -2; day <= 1; ++day) {
+    for (int i = 0; i < 6; ++i) {
+      auto r = this->usage_record(midnight + day * kDayMs + i * 3'600'000 + 17,
+                                  i % 3 ? "acme" : "globex", users[i % 2], models[(i / 2) % 2],
+                                  0.001 * (i + 1));
+      r.key_id = i % 2 ? "key_a" : "key_b";
+      r.source = i < 3 ? "api" : "chat";
+      r.input_tokens = 10 + i;
+      r.requests = 1 + i % 2;
+      records.push_back(r);
+    }
+  }
+  this->record(records);
+  std::vector<UsageQuery> queries;
+  const std::vector<std::vector<std::string>> groupings = {
+      {}, {"day"}, {"model"}, {"user", "day"}, {"tenant", "key", "source", "provider"}};
+  const std::vector<std::pair<int64_t, int64_t>> ranges = {
+      {0, INT64_MAX},
+      {midnight - kDayMs, midnight},                  // one whole day
+      {midnight - kDayMs - 5, midnight + 7'200'000},  // partial days on both ends
+      {midnight - 2 * kDayMs + 3'600'000, midnight + kDayMs}};
+  for (const auto& g : groupings) {
+    for (const auto& [from, to] : ranges) {
+      UsageQuery q;
+      q.from_ms = from;
+      q.to_ms = to;
+      q.group_by = g;
+      queries.push_back(q);
+      q.tenant_id = "acme";
+      queries.push_back(q);
+      q.user_id = "bob";
+      queries.push_back(q);
+    }
+  }
+  auto answer_all = [&] {
+    std::vector<std::vector<UsageRow>> out;
+    for (const auto& q : queries) {
+      auto rows = this->store->usage().aggregate(q);
+      EXPECT_TRUE(rows.ok()) << rows.error().message;
+      out.push_back(rows.ok() ? *rows : std::vector<UsageRow>{});
+    }
+    return out;
+  };
+  const auto before = answer_all();
+
+  // Every day before the last one: three whole days.
+  auto rolled = this->store->usage().roll_up(midnight + kDayMs - 1);
+  ASSERT_TRUE(rolled.ok()) << rolled.error().message;
+  EXPECT_EQ(rolled->from_ms, midnight - 2 * kDayMs);
+  EXPECT_EQ(rolled->until_ms, midnight);
+  EXPECT_GT(rolled->rows, 0);
+  // Nothing more to do until another day ends; a second call changes nothing.
+  auto again = this->store->usage().roll_up(midnight + kDayMs - 1);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->from_ms, midnight);
+  EXPECT_EQ(again->rows, 0);
+
+  const auto after = answer_all();
+  ASSERT_EQ(before.size(), after.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    ASSERT_EQ(before[i].size(), after[i].size()) << "query " << i;
+    for (size_t r = 0; r < before[i].size(); ++r) {
+      EXPECT_EQ(before[i][r].keys, after[i][r].keys) << "query " << i;
+      EXPECT_EQ(before[i][r].requests, after[i][r].requests) << "query " << i;
+      EXPECT_EQ(before[i][r].input_tokens, after[i][r].input_tokens) << "query " << i;
+      EXPECT_EQ(before[i][r].output_tokens, after[i][r].output_tokens) << "query " << i;
+      EXPECT_NEAR(before[i][r].cost_usd, after[i][r].cost_usd, 1e-9) << "query " << i;
+    }
+  }
+
+  // Reports for rolled-up days read the daily totals: proven by a record that arrives late
+  // for a rolled-up day, which they no longer see, while the budgets' raw sums do.
+  this->record({this->usage_record(midnight - kDayMs + 5, "acme", "alice", "m1", 100.0)});
+  UsageQuery day_before;
+  day_before.from_ms = midnight - kDayMs;
+  day_before.to_ms = midnight;
+  day_before.user_id = "alice";
+  day_before.tenant_id = "acme";
+  UsageQuery whole = day_before;
+  whole.group_by.clear();
+  EXPECT_LT(this->total(whole).cost_usd, 100.0);
+  auto spent = this->store->usage().spent("acme", "alice", midnight - kDayMs);
+  ASSERT_TRUE(spent.ok()) << spent.error().message;
+  EXPECT_GT(*spent, 100.0);
+}
+
+TYPED_TEST(StorageConformance, UsageRollUpOfAnEmptyTableMarksTheDaysDone) {
+  const int64_t now = this->now_ms();
+  auto rolled = this->store->usage().roll_up(now);
+  ASSERT_TRUE(rolled.ok()) << rolled.error().message;
+  EXPECT_EQ(rolled->rows, 0);
+  EXPECT_EQ(rolled->until_ms, utc_midnight(now));
+  this->record({this->usage_record(now, "default", "u", "m", 1.0)});
+  UsageQuery q;
+  EXPECT_NEAR(this->total(q).cost_usd, 1.0, 1e-9);
+}
+
+TYPED_TEST(StorageConformance, ErasingAUserRemovesTheirDailyTotals) {
+  const int64_t start = parley::ManualClock::kDefaultStartMs;
+  this->record({this->usage_record(start, "acme", "alice", "m", 1.0),
+                this->usage_record(start, "acme", "bob", "m", 2.0)});
+  ASSERT_TRUE(this->store->usage().roll_up(start + 2 * kDayMs).ok());
+  ASSERT_TRUE(this->store->user_data().erase_user(std::string("acme"), "alice", start).ok());
+  UsageQuery q;
+  q.group_by = {"user"};
+  auto rows = this->store->usage().aggregate(q);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(static_cast<int>(rows->size()), 1);
+  EXPECT_EQ(rows->front().keys[0].second, "bob");
 }
 
 TYPED_TEST(StorageConformance, UsageKeepsLargeCountsAndSmallCostsExact) {

@@ -391,6 +391,11 @@ class UserDataTable final : public UserDataRepository {
       if (!rows) return std::move(rows).error();
       *targets[i] = rows->affected();
     }
+    // Their daily totals go too (not counted: they are derived from the records).
+    static const std::string daily[2] = {"DELETE FROM usage_daily" + where_user("", false),
+                                         "DELETE FROM usage_daily" + where_user("", true)};
+    rows = db.query(daily[one], params);
+    if (!rows) return std::move(rows).error();
     // A key's row stays (who created what, when, stays auditable); the person is removed.
     static const std::string keys[2] = {
         "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2), user_id = '', "

@@ -10,7 +10,7 @@ namespace {
 
 constexpr const char* kJobColumns =
     "id, kind, payload, state, attempts, max_attempts, run_at, locked_by, locked_until, "
-    "last_error, created_at, updated_at, finished_at";
+    "last_error, created_at, updated_at, finished_at, result";
 
 Job read_job(const Rows& rows, int r) {
   Job j;
@@ -27,6 +27,7 @@ Job read_job(const Rows& rows, int r) {
   j.created_at_ms = rows.integer(r, 10);
   j.updated_at_ms = rows.integer(r, 11);
   j.finished_at_ms = rows.optional_integer(r, 12);
+  j.result_json = rows.text(r, 13);
   return j;
 }
 
@@ -40,7 +41,7 @@ class JobTable final : public JobRepository {
     if (!lease) return std::move(lease).error();
     static const std::string sql = std::string("INSERT INTO jobs (") + kJobColumns +
                                    ") VALUES ($1, $2, $3, 'queued', 0, $4, $5, NULL, NULL, '', "
-                                   "$6, $6, NULL) RETURNING " +
+                                   "$6, $6, NULL, '{}') RETURNING " +
                                    kJobColumns;
     auto rows = (**lease).query(sql, Params()
                                          .text(new_resource_id("job"))
@@ -74,14 +75,15 @@ class JobTable final : public JobRepository {
     return out;
   }
 
-  Result<void> succeed(std::string_view id, std::string_view worker, int64_t now_ms) override {
+  Result<void> succeed(std::string_view id, std::string_view worker, std::string_view result_json,
+                       int64_t now_ms) override {
     QueryTimer timer(db_.options.metrics, "job_finish");
     auto lease = db_.pool.borrow();
     if (!lease) return std::move(lease).error();
     auto rows = (**lease).query(
         "UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, finished_at = $3, "
-        "updated_at = $3 WHERE id = $1 AND locked_by = $2 AND state = 'running'",
-        Params().text(id).text(worker).integer(now_ms));
+        "updated_at = $3, result = $4 WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+        Params().text(id).text(worker).integer(now_ms).text(result_json));
     if (!rows) return std::move(rows).error();
     if (rows->affected() == 0) return job_not_held(id);
     return success();
@@ -103,6 +105,18 @@ class JobTable final : public JobRepository {
         sql, Params().text(id).text(worker).text(error).integer(retry_at_ms).integer(now_ms));
     if (!rows) return std::move(rows).error();
     if (rows->empty()) return job_not_held(id);
+    return read_job(*rows, 0);
+  }
+
+  Result<Job> get(std::string_view id) override {
+    QueryTimer timer(db_.options.metrics, "job_get");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    static const std::string sql =
+        std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = $1";
+    auto rows = (**lease).query(sql, Params().text(id));
+    if (!rows) return std::move(rows).error();
+    if (rows->size() == 0) return job_not_found(id);
     return read_job(*rows, 0);
   }
 

@@ -443,20 +443,33 @@ class PostgresStorage final : public Storage,
       select += column + ", ";
       group_clause += (group_clause.empty() ? " GROUP BY " : ", ") + column;
     }
-    select +=
-        "COALESCE(SUM(requests), 0), COALESCE(SUM(input_tokens), 0), "
-        "COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0) FROM usage_records "
-        "WHERE at >= $1 AND at < $2";
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    // Whole days already rolled up are read from their daily totals, the rest from the
+    // records (roll-ups never remove records, so a watermark read before a roll-up commits
+    // only means reading more records).
+    auto state = (**lease).query(
+        "SELECT COALESCE((SELECT rolled_until FROM usage_rollup WHERE name = 'usage_daily'), -1)");
+    if (!state) return std::move(state).error();
+    const RolledUpSpan span = rolled_up_span(q.from_ms, q.to_ms, state->integer(0, 0));
     Params params;
     params.integer(q.from_ms).integer(q.to_ms);
+    if (!span.empty()) {
+      params.integer(span.from_ms).integer(span.until_ms).text(span.from_day).text(span.until_day);
+    }
+    std::string filters;
     if (q.tenant_id) {
       params.text(*q.tenant_id);
-      select += " AND tenant_id = $" + std::to_string(params.size());
+      filters += " AND tenant_id = $" + std::to_string(params.size());
     }
     if (q.user_id) {
       params.text(*q.user_id);
-      select += " AND user_id = $" + std::to_string(params.size());
+      filters += " AND user_id = $" + std::to_string(params.size());
     }
+    select +=
+        "COALESCE(SUM(requests), 0), COALESCE(SUM(input_tokens), 0), "
+        "COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0) FROM ";
+    select += usage_report_source(span, filters, {"$1", "$2", "$3", "$4", "$5", "$6"});
     select += group_clause;
     // Byte order, as SQLite's BINARY collation sorts, whatever the database's locale.
     if (!group_clause.empty()) {
@@ -465,8 +478,6 @@ class PostgresStorage final : public Storage,
         select += (i ? ", " : "") + groups[i].second + " COLLATE \"C\"";
       }
     }
-    auto lease = db_.pool.borrow();
-    if (!lease) return std::move(lease).error();
     auto rows = (**lease).query(select, params);
     if (!rows) return std::move(rows).error();
     std::vector<UsageRow> out;
@@ -506,6 +517,53 @@ class PostgresStorage final : public Storage,
         Params().text(key_id).integer(from_ms));
     if (!rows) return std::move(rows).error();
     return rows->number(0, 0);
+  }
+
+  Result<UsageRollup> roll_up(int64_t until_ms) override {
+    QueryTimer timer(db_.options.metrics, "usage_rollup");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Connection& db = **lease;
+    Transaction tx(db);
+    if (!tx.begun()) return tx.begun().error();
+    // The state row, locked: concurrent roll-ups (several workers) take turns.
+    auto made = db.query(
+        "INSERT INTO usage_rollup (name, rolled_until) VALUES ('usage_daily', -1) "
+        "ON CONFLICT (name) DO NOTHING");
+    if (!made) return std::move(made).error();
+    auto state =
+        db.query("SELECT rolled_until FROM usage_rollup WHERE name = 'usage_daily' FOR UPDATE");
+    if (!state) return std::move(state).error();
+    int64_t from = state->integer(0, 0);
+    if (from < 0) {
+      // The first starts at the day of the oldest record.
+      auto oldest =
+          db.query("SELECT COALESCE(MIN(at), $1) FROM usage_records", Params().integer(until_ms));
+      if (!oldest) return std::move(oldest).error();
+      from = oldest->integer(0, 0);
+    }
+    UsageRollup out;
+    out.from_ms = utc_midnight(from);
+    out.until_ms = std::max(out.from_ms, utc_midnight(until_ms));
+    if (out.until_ms > out.from_ms) {
+      auto fold = db.query(
+          "INSERT INTO usage_daily (day, tenant_id, user_id, key_id, source, provider, model, "
+          "requests, input_tokens, output_tokens, cost_usd) SELECT day, tenant_id, user_id, "
+          "key_id, source, provider, model, SUM(requests), SUM(input_tokens), "
+          "SUM(output_tokens), SUM(cost_usd) FROM usage_records WHERE at >= $1 AND at < $2 "
+          "GROUP BY day, tenant_id, user_id, key_id, source, provider, model "
+          "ON CONFLICT (day, tenant_id, user_id, key_id, source, provider, model) DO UPDATE SET "
+          "requests = excluded.requests, input_tokens = excluded.input_tokens, output_tokens = "
+          "excluded.output_tokens, cost_usd = excluded.cost_usd",
+          Params().integer(out.from_ms).integer(out.until_ms));
+      if (!fold) return std::move(fold).error();
+      out.rows = fold->affected();
+    }
+    auto mark = db.query("UPDATE usage_rollup SET rolled_until = $1 WHERE name = 'usage_daily'",
+                         Params().integer(out.until_ms));
+    if (!mark) return std::move(mark).error();
+    if (auto r = tx.commit(); !r) return std::move(r).error();
+    return out;
   }
 
  private:

@@ -429,6 +429,11 @@ class UserDataTable final : public UserDataRepository {
     static const std::string usage_all = "DELETE FROM usage_records WHERE user_id = ?1";
     static const std::string usage_one =
         "DELETE FROM usage_records WHERE user_id = ?1 AND tenant_id = ?2";
+    // Their daily totals go too (not counted: they are derived from the records).
+    static const std::string daily_all = "DELETE FROM usage_daily WHERE user_id = ?1";
+    static const std::string daily_one =
+        "DELETE FROM usage_daily WHERE user_id = ?1 AND tenant_id = ?2";
+    int64_t daily_rows = 0;
     static const std::string moderation_all = "DELETE FROM moderation_log WHERE user_id = ?1";
     static const std::string moderation_one =
         "DELETE FROM moderation_log WHERE user_id = ?1 AND tenant_id = ?2";
@@ -457,6 +462,7 @@ class UserDataTable final : public UserDataRepository {
     };
     for (const Step& step : {Step{sessions_all, sessions_one, &counts.sessions},
                              Step{usage_all, usage_one, &counts.usage_records},
+                             Step{daily_all, daily_one, &daily_rows},
                              Step{moderation_all, moderation_one, &counts.moderation_logs},
                              Step{idempotency_all, idempotency_one, &counts.idempotent_responses},
                              Step{keys_all, keys_one, &counts.api_keys}}) {

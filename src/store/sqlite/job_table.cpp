@@ -9,7 +9,7 @@ namespace {
 
 constexpr const char* kJobColumns =
     "id, kind, payload, state, attempts, max_attempts, run_at, locked_by, locked_until, "
-    "last_error, created_at, updated_at, finished_at";
+    "last_error, created_at, updated_at, finished_at, result";
 
 Job read_job(const Statement& row) {
   Job j;
@@ -26,6 +26,7 @@ Job read_job(const Statement& row) {
   j.created_at_ms = row.column_int(10);
   j.updated_at_ms = row.column_int(11);
   j.finished_at_ms = row.column_optional_int(12);
+  j.result_json = row.column_text(13);
   return j;
 }
 
@@ -39,7 +40,7 @@ class JobTable final : public JobRepository {
     if (!db_.writer) return storage_closed();
     static const std::string sql = std::string("INSERT INTO jobs (") + kJobColumns +
                                    ") VALUES (?, ?, ?, 'queued', 0, ?, ?, NULL, NULL, '', ?, ?, "
-                                   "NULL) RETURNING " +
+                                   "NULL, '{}') RETURNING " +
                                    kJobColumns;
     auto stmt = db_.writer->prepare(sql.c_str());
     if (!stmt) return std::move(stmt).error();
@@ -78,15 +79,16 @@ class JobTable final : public JobRepository {
     return out;
   }
 
-  Result<void> succeed(std::string_view id, std::string_view worker, int64_t now_ms) override {
+  Result<void> succeed(std::string_view id, std::string_view worker, std::string_view result_json,
+                       int64_t now_ms) override {
     QueryTimer timer(db_.options.metrics, "job_finish");
     std::lock_guard lock(db_.write_mutex);
     if (!db_.writer) return storage_closed();
     auto stmt = db_.writer->prepare(
         "UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, finished_at = ?3, "
-        "updated_at = ?3 WHERE id = ?1 AND locked_by = ?2 AND state = 'running'");
+        "updated_at = ?3, result = ?4 WHERE id = ?1 AND locked_by = ?2 AND state = 'running'");
     if (!stmt) return std::move(stmt).error();
-    stmt->bind(1, id).bind(2, worker).bind(3, now_ms);
+    stmt->bind(1, id).bind(2, worker).bind(3, now_ms).bind(4, result_json);
     if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("finish job");
     if (db_.writer->changes() == 0) return job_not_held(id);
     return success();
@@ -113,6 +115,19 @@ class JobTable final : public JobRepository {
     Job j = read_job(*stmt);
     if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("fail job");
     return j;
+  }
+
+  Result<Job> get(std::string_view id) override {
+    QueryTimer timer(db_.options.metrics, "job_get");
+    auto db = db_.readers.borrow();
+    static const std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?";
+    auto stmt = db->prepare(sql.c_str());
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, id);
+    const int rc = stmt->step();
+    if (rc == SQLITE_DONE) return job_not_found(id);
+    if (rc != SQLITE_ROW) return db->last_error("get job");
+    return read_job(*stmt);
   }
 
   Result<std::vector<Job>> list(const std::optional<std::string>& state, int limit) override {

@@ -138,6 +138,31 @@ const std::vector<Migration>& migrations() {
         ) WITHOUT ROWID;
         CREATE INDEX jobs_due ON jobs (state, run_at);
       )sql"},
+      {6, "usage_rollups_and_job_results", R"sql(
+        ALTER TABLE jobs ADD COLUMN result TEXT NOT NULL DEFAULT '{}';  -- what a job reports
+        -- Daily totals of usage_records for whole UTC days before usage_rollup.rolled_until:
+        -- usage reports read them instead of every record (the usage.rollup job).
+        CREATE TABLE usage_daily (
+          seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+          day            TEXT    NOT NULL,                   -- YYYY-MM-DD, UTC
+          tenant_id      TEXT    NOT NULL,
+          user_id        TEXT    NOT NULL,
+          key_id         TEXT    NOT NULL,
+          source         TEXT    NOT NULL,
+          provider       TEXT    NOT NULL,
+          model          TEXT    NOT NULL,
+          requests       INTEGER NOT NULL,
+          input_tokens   INTEGER NOT NULL,
+          output_tokens  INTEGER NOT NULL,
+          cost_usd       REAL    NOT NULL,
+          UNIQUE (day, tenant_id, user_id, key_id, source, provider, model)
+        );
+        CREATE INDEX usage_daily_by_user ON usage_daily (tenant_id, user_id, day);
+        CREATE TABLE usage_rollup (
+          name           TEXT    PRIMARY KEY,                -- 'usage_daily'
+          rolled_until   INTEGER NOT NULL                    -- a UTC midnight, unix ms
+        ) WITHOUT ROWID;
+      )sql"},
   };
   return kMigrations;
 }

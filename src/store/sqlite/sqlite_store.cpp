@@ -462,15 +462,30 @@ class SqliteStorage final : public Storage,
       select += column + ", ";
       group_clause += (group_clause.empty() ? " GROUP BY " : ", ") + column;
     }
+    auto db = db_.readers.borrow();
+    // Whole days already rolled up are read from their daily totals, the rest from the
+    // records (roll-ups never remove records, so a watermark read before a roll-up commits
+    // only means reading more records).
+    int64_t rolled_until = -1;
+    {
+      auto state = db->prepare("SELECT rolled_until FROM usage_rollup WHERE name = 'usage_daily'");
+      if (!state) return std::move(state).error();
+      const int rc = state->step();
+      if (rc == SQLITE_ROW)
+        rolled_until = state->column_int(0);
+      else if (rc != SQLITE_DONE)
+        return db->last_error("aggregate usage");
+    }
+    const RolledUpSpan span = rolled_up_span(q.from_ms, q.to_ms, rolled_until);
+    std::string filters;
+    if (q.tenant_id) filters += " AND tenant_id = ?7";
+    if (q.user_id) filters += " AND user_id = ?8";
     select +=
         "COALESCE(SUM(requests), 0), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), "
-        "0), "
-        "COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE at >= ? AND at < ?";
-    if (q.tenant_id) select += " AND tenant_id = ?";
-    if (q.user_id) select += " AND user_id = ?";
+        "0), COALESCE(SUM(cost_usd), 0) FROM ";
+    select += usage_report_source(span, filters, {"?1", "?2", "?3", "?4", "?5", "?6"});
     select += group_clause;
     select += group_clause.empty() ? "" : " ORDER BY " + group_clause.substr(10);
-    auto db = db_.readers.borrow();
     // Not cached: the text varies with the grouping (prepare() caches by address).
     sqlite3_stmt* raw = nullptr;
     if (sqlite3_prepare_v2(db->raw(), select.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
@@ -479,9 +494,12 @@ class SqliteStorage final : public Storage,
     std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owned(raw, sqlite3_finalize);
     Statement stmt(raw);
     stmt.bind(1, q.from_ms).bind(2, q.to_ms);
-    int next = 3;
-    if (q.tenant_id) stmt.bind(next++, *q.tenant_id);
-    if (q.user_id) stmt.bind(next, *q.user_id);
+    if (!span.empty()) {
+      stmt.bind(3, span.from_ms).bind(4, span.until_ms);
+      stmt.bind(5, span.from_day).bind(6, span.until_day);
+    }
+    if (q.tenant_id) stmt.bind(7, *q.tenant_id);
+    if (q.user_id) stmt.bind(8, *q.user_id);
     std::vector<UsageRow> rows;
     int rc;
     const int n = static_cast<int>(groups.size());
@@ -521,6 +539,51 @@ class SqliteStorage final : public Storage,
     stmt->bind(1, key_id).bind(2, from_ms);
     if (stmt->step() != SQLITE_ROW) return db->last_error("usage spent");
     return stmt->column_double(0);
+  }
+
+  Result<UsageRollup> roll_up(int64_t until_ms) override {
+    QueryTimer timer(db_.options.metrics, "usage_rollup");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return storage_closed();
+    WriteTransaction tx(*db_.writer);
+    if (!tx.begun()) return tx.begun().error();
+    Connection& db = *db_.writer;
+    UsageRollup out;
+    {
+      // Where the last roll-up stopped; the first starts at the day of the oldest record.
+      auto state = db.prepare(
+          "SELECT COALESCE((SELECT rolled_until FROM usage_rollup WHERE name = 'usage_daily'), "
+          "(SELECT MIN(at) FROM usage_records), ?1)");
+      if (!state) return std::move(state).error();
+      state->bind(1, until_ms);
+      if (state->step() != SQLITE_ROW) return db.last_error("roll up usage");
+      out.from_ms = utc_midnight(state->column_int(0));
+    }
+    out.until_ms = std::max(out.from_ms, utc_midnight(until_ms));
+    if (out.until_ms > out.from_ms) {
+      auto fold = db.prepare(
+          "INSERT INTO usage_daily (day, tenant_id, user_id, key_id, source, provider, model, "
+          "requests, input_tokens, output_tokens, cost_usd) SELECT day, tenant_id, user_id, "
+          "key_id, source, provider, model, SUM(requests), SUM(input_tokens), "
+          "SUM(output_tokens), SUM(cost_usd) FROM usage_records WHERE at >= ?1 AND at < ?2 "
+          "GROUP BY day, tenant_id, user_id, key_id, source, provider, model "
+          "ON CONFLICT (day, tenant_id, user_id, key_id, source, provider, model) DO UPDATE SET "
+          "requests = excluded.requests, input_tokens = "
+          "excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = "
+          "excluded.cost_usd");
+      if (!fold) return std::move(fold).error();
+      fold->bind(1, out.from_ms).bind(2, out.until_ms);
+      if (fold->step() != SQLITE_DONE) return db.last_error("roll up usage");
+      out.rows = db.changes();
+    }
+    auto mark = db.prepare(
+        "INSERT INTO usage_rollup (name, rolled_until) VALUES ('usage_daily', ?1) "
+        "ON CONFLICT (name) DO UPDATE SET rolled_until = excluded.rolled_until");
+    if (!mark) return std::move(mark).error();
+    mark->bind(1, out.until_ms);
+    if (mark->step() != SQLITE_DONE) return db.last_error("roll up usage");
+    if (auto r = tx.commit(); !r) return std::move(r).error();
+    return out;
   }
 
  private:
