@@ -5,7 +5,12 @@
 #    load, side by side in one run: the upstream alone, Parley's /v1/chat/completions, and the
 #    Portkey gateway (@portkey-ai/gateway from npm, headless, NODE_ENV=production), each at 1
 #    and 64 connections.
-# 2. Streaming capacity. 5,000 concurrent SSE streams through Parley from a slow upstream
+# 2. Shared state. The same gateway row and a session read with an API key (its per-minute
+#    quota too high to refuse, still taken on every request) on SQLite alone, on SQLite with
+#    the limiter in Redis, and on PostgreSQL + Redis (tests/services/services.sh starts both on
+#    loopback, PostgreSQL with its durable defaults): throughput, latency, the limiter's added
+#    p99 with Redis at one connection, and Redis round trips per request (redis_commands_total).
+# 3. Streaming capacity. 5,000 concurrent SSE streams through Parley from a slow upstream
 #    (parley_fake_upstream: 20 events 500 ms apart, 10 s a stream): errors, Parley's peak
 #    resident memory, and the time to first byte Parley adds.
 #
@@ -27,6 +32,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [[ -f "$work/svc/redis.url" || -f "$work/svc/postgres.url" ]] && tests/services/services.sh stop "$work/svc"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -145,12 +151,13 @@ to_us() {  # wrk latency ("35.00us", "1.20ms", "1.05s") in microseconds
 declare -A RPS P50 P99 ERR ALL
 rows=()
 read -r steal_start total_start < <(cpu_jiffies)
-measure() {  # key label port conns
-  local key=$1 label=$2 port=$3 conns=$4 threads=2 lines=()
+measure() {  # key label port conns [wrk script] [path]
+  local key=$1 label=$2 port=$3 conns=$4 script=${5:-$work/post.lua}
+  local path=${6:-/v1/chat/completions} threads=2 lines=()
   [[ $conns -eq 1 ]] && threads=1
   for _ in $(seq 1 "$RUNS"); do
     local out rps p50 p99 errors
-    out=$(wrk "-t$threads" "-c$conns" "-d$DURATION" --latency -s "$work/post.lua" "http://127.0.0.1:$port/v1/chat/completions")
+    out=$(wrk "-t$threads" "-c$conns" "-d$DURATION" --latency -s "$script" "http://127.0.0.1:$port$path")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
@@ -169,6 +176,8 @@ for conns in 1 64; do
   measure "parley$conns" "Parley /v1/chat/completions → upstream" "$parley_port" "$conns"
   measure "portkey$conns" "Portkey gateway $PORTKEY_VERSION → upstream" "$portkey_port" "$conns"
 done
+overhead_rows=("${rows[@]}")
+rows=()
 read -r steal_end total_end < <(cpu_jiffies)
 steal_pct=$(awk -v s=$((steal_end - steal_start)) -v t=$((total_end - total_start)) 'BEGIN {printf "%.1f", t ? 100*s/t : 0}')
 added_p50=$(( $(to_us "${P50[parley1]}" | cut -d. -f1) - $(to_us "${P50[up1]}" | cut -d. -f1) ))
@@ -238,6 +247,72 @@ stream_summary=$(grep -E '^STREAMS' "$work/stream.out" || echo "STREAMS complete
 stream_errors=$(awk '/Non-2xx|Socket errors/ {print}' "$work/stream.out" | tr '\n' ' ')
 echo "streams: $stream_summary ${stream_errors:-no socket errors}; open connections mid-run: $open_streams; peak RSS ${rss_peak} KiB"
 
+# --- Shared state: SQLite, SQLite + Redis, PostgreSQL + Redis ------------------------------
+kill "$stream_pid"; wait "$stream_pid" 2>/dev/null || true
+SERVICES_DURABLE=1 tests/services/services.sh start "$work/svc" >/dev/null
+pg_url=$(cat "$work/svc/postgres.url")
+redis_url=$(cat "$work/svc/redis.url")
+admin_key=bench-admin-key-0c4e9a7f21d35b86
+metric() {  # port name: the value of an unlabelled metric
+  curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2}'
+}
+requests_of() {  # port route: requests served on that route so far
+  curl -s "http://127.0.0.1:$1/metrics" |
+    awk -v r="route=\"$2\"" '/^http_requests_total/ && index($0, r) {s += $2} END {print s + 0}'
+}
+declare -A KEYED_PORT KEYED_PID SESSION
+start_keyed() {  # name [--set KEY=VALUE]...
+  local name=$1 port key
+  shift
+  port=$(free_port)
+  PARLEY_ADMIN_KEY=$admin_key "$PARLEY" serve --config "$work/parley.yaml" --listen "127.0.0.1:$port" \
+    --data-dir "$work/data-$name" "$@" >"$work/$name.log" 2>&1 &
+  KEYED_PID[$name]=$!
+  pids+=(${KEYED_PID[$name]})
+  wait_port "$port"
+  KEYED_PORT[$name]=$port
+  key=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/admin/keys" -H "Authorization: Bearer $admin_key" \
+    -H 'Content-Type: application/json' \
+    -d '{"scope":"service","limits":{"key":{"requests_per_minute":1000000000}}}' |
+    sed -E 's/.*"key":"([^"]+)".*/\1/')
+  SESSION[$name]=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/sessions" -H "Authorization: Bearer $key" \
+    -H 'Content-Type: application/json' -d '{"user_id":"bench","title":"benchmark session"}' |
+    sed -E 's/.*"id":"([^"]+)".*/\1/')
+  sed -e "s/Bearer sk-bench/Bearer $key/" "$work/post.lua" >"$work/$name-post.lua"
+  printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$key" >"$work/$name-get.lua"
+  wrk -t2 -c16 -d2s -s "$work/$name-post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+}
+stop_keyed() { kill "${KEYED_PID[$1]}"; wait "${KEYED_PID[$1]}" 2>/dev/null || true; }
+shared_rows=()
+declare -A TRIPS
+shared_measure() {  # name label: the gateway row and the session read, at 1 and 64 connections
+  local name=$1 label=$2 port=${KEYED_PORT[$1]} c0 r0
+  for conns in 1 64; do
+    c0=$(metric "$port" redis_commands_total) r0=$(requests_of "$port" /v1/chat/completions)
+    measure "$name-gw$conns" "$label: POST /v1/chat/completions → upstream" "$port" "$conns" "$work/$name-post.lua"
+    TRIPS[$name-gw$conns]=$(awk -v c="$(( $(metric "$port" redis_commands_total | cut -d. -f1) - ${c0%.*} ))" \
+      -v r="$(( $(requests_of "$port" /v1/chat/completions) - r0 ))" 'BEGIN {printf "%.2f", r ? c / r : 0}')
+    shared_rows+=("${rows[-1]} ${TRIPS[$name-gw$conns]} |")
+    c0=$(metric "$port" redis_commands_total) r0=$(requests_of "$port" "/api/v1/sessions/{id}")
+    measure "$name-get$conns" "$label: GET /api/v1/sessions/{id}" "$port" "$conns" "$work/$name-get.lua" \
+      "/api/v1/sessions/${SESSION[$name]}"
+    TRIPS[$name-get$conns]=$(awk -v c="$(( $(metric "$port" redis_commands_total | cut -d. -f1) - ${c0%.*} ))" \
+      -v r="$(( $(requests_of "$port" "/api/v1/sessions/{id}") - r0 ))" 'BEGIN {printf "%.2f", r ? c / r : 0}')
+    shared_rows+=("${rows[-1]} ${TRIPS[$name-get$conns]} |")
+  done
+}
+start_keyed sqlite
+shared_measure sqlite "SQLite"
+stop_keyed sqlite
+start_keyed sqlite_redis --set "redis.url=$redis_url" --set redis.key_prefix=bench-a:
+shared_measure sqlite_redis "SQLite + Redis"
+stop_keyed sqlite_redis
+start_keyed pg_redis --set "storage.url=$pg_url" --set "redis.url=$redis_url" --set redis.key_prefix=bench-b:
+shared_measure pg_redis "PostgreSQL + Redis"
+stop_keyed pg_redis
+limiter_p99=$(( $(to_us "${P99[sqlite_redis-get1]}" | cut -d. -f1) - $(to_us "${P99[sqlite-get1]}" | cut -d. -f1) ))
+limiter_p50=$(( $(to_us "${P50[sqlite_redis-get1]}" | cut -d. -f1) - $(to_us "${P50[sqlite-get1]}" | cut -d. -f1) ))
+
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 {
   echo
@@ -255,13 +330,35 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo
   echo "| target | connections | requests/s | p50 | p99 | errors | requests/s of each run |"
   echo "|---|---|---|---|---|---|---|"
-  printf '%s\n' "${rows[@]}"
+  printf '%s\n' "${overhead_rows[@]}"
   echo
   echo "- Latency Parley adds at 1 connection: p50 ${added_p50} µs; p99 ${added_p99} µs as the difference of"
   echo "  the two p99s, at most ${added_p99_bound} µs as Parley's p99 minus the upstream's p50 (a bound the"
   echo "  upstream's own tail cannot distort; target: p99 ≤ 500 µs)."
   echo "- Throughput through Parley at 64 connections: ${RPS[parley64]} requests/s (target: ≥ 15,000)."
   echo "- Parley / Portkey at 64 connections: ${ratio}× (target: ≥ 15×)."
+  echo
+  echo "## On PostgreSQL + Redis (wrk, $RUNS runs of $DURATION per row; the median run is shown)"
+  echo
+  echo "Parley with API keys: each request authenticated with a service key whose per-minute quota is"
+  echo "too high to refuse and is still taken, on SQLite alone (limits in the process), on SQLite with"
+  echo "Redis (limits, leases and claims in Redis), and on PostgreSQL 15 + Redis 7 (both on this"
+  echo "machine, started by tests/services/services.sh with PostgreSQL's durable defaults: fsync on"
+  echo "every commit, as SQLite's synchronous=FULL). Everything shares the two cores: wrk, Parley,"
+  echo "nginx, PostgreSQL and Redis. The gateway rows write a usage record per call (batched); the"
+  echo "session rows read from the database."
+  echo
+  echo "| row | connections | requests/s | p50 | p99 | errors | requests/s of each run | Redis round trips per request |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${shared_rows[@]}"
+  echo
+  echo "- Gateway through Parley on PostgreSQL + Redis at 64 connections: ${RPS[pg_redis-gw64]} requests/s"
+  echo "  (target: ≥ 15,000); on SQLite alone ${RPS[sqlite-gw64]}."
+  echo "- Redis round trips the access guard adds per request: ${TRIPS[pg_redis-get64]} on the session read and"
+  echo "  ${TRIPS[pg_redis-gw64]} on the gateway row (target: at most 1; one Lua script takes every bucket of the"
+  echo "  request)."
+  echo "- The limiter in Redis at one connection (the session read, SQLite + Redis against SQLite alone):"
+  echo "  +${limiter_p50} µs at p50, +${limiter_p99} µs at p99 (${P99[sqlite-get1]} → ${P99[sqlite_redis-get1]})."
   echo
   echo "## Streaming capacity"
   echo

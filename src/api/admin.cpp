@@ -1,4 +1,5 @@
-// Key administration, moderation logs, and a user's data export and erasure (see admin.hpp).
+// Key administration, moderation logs, the job queue, and a user's data export and erasure
+// (see admin.hpp).
 #include "api/admin.hpp"
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,11 @@
 #include "http/errors.hpp"
 #include "http/json_body.hpp"
 #include "llm/accounting.hpp"
+#include "llm/settings.hpp"
+#include "obs/log.hpp"
+#include "queue/builtin_jobs.hpp"
+#include "queue/settings.hpp"
+#include "queue/worker.hpp"
 
 namespace parley::api {
 namespace {
@@ -47,6 +53,27 @@ json moderation_json(const store::ModerationLogEntry& e) {
           {"action", e.action},
           {"source", e.source},
           {"findings", findings.is_array() ? findings : json::array()}};
+}
+
+json job_json(const store::Job& j) {
+  json payload = json::parse(j.payload_json, nullptr, false);
+  json result = json::parse(j.result_json, nullptr, false);
+  return {
+      {"id", j.id},
+      {"object", "job"},
+      {"kind", j.kind},
+      {"state", j.state},
+      {"attempts", j.attempts},
+      {"max_attempts", j.max_attempts},
+      {"run_at", format_utc_ms(j.run_at_ms)},
+      {"locked_by", j.locked_by ? json(*j.locked_by) : json(nullptr)},
+      {"locked_until", j.locked_until_ms ? json(format_utc_ms(*j.locked_until_ms)) : json(nullptr)},
+      {"last_error", j.last_error.empty() ? json(nullptr) : json(j.last_error)},
+      {"payload", payload.is_discarded() ? json::object() : payload},
+      {"result", result.is_discarded() ? json::object() : result},
+      {"created_at", format_utc_ms(j.created_at_ms)},
+      {"updated_at", format_utc_ms(j.updated_at_ms)},
+      {"finished_at", j.finished_at_ms ? json(format_utc_ms(*j.finished_at_ms)) : json(nullptr)}};
 }
 
 // Who may touch this user's data, and in which tenant: nullopt tenant = every tenant (an
@@ -227,34 +254,76 @@ Awaitable export_user(Context& ctx, http::Request& req) {
                                 {"api_keys", std::move(keys)}});
 }
 
+// Erasure runs as a job (queue/builtin_jobs.hpp): it may be large, and it must follow what
+// other replicas still hold. This replica's queued usage and stored answers are settled now;
+// the job waits one usage flush interval so that every replica has written the user's last
+// usage before it is deleted. Answers 202 with the job (GET /api/v1/admin/jobs/{id}).
 Awaitable erase_user(Context& ctx, http::Request& req) {
   const std::string user_id(req.param("id"));
   auto tenant = user_data_scope(req, user_id);
   if (!tenant) co_return fail(tenant.error(), req);
   const int64_t now = now_ms(ctx);
-  auto counts = co_await ctx.blocking.run([&]() -> Result<store::ErasureCounts> {
-    // Usage the API path has queued is written first, so that it is erased too.
+  const int64_t run_at = now + ctx.settings.get<llm::LlmSettings>().usage_flush_interval.count();
+  const int64_t attempts = ctx.settings.get<queue::WorkerSettings>().max_attempts;
+  auto job = co_await ctx.blocking.run([&]() -> Result<store::Job> {
     ctx.accountant.flush();
-    // Stored answers leave the index and the write queue first, so that none is written
-    // after the rows are deleted.
+    // Stored answers leave the index and the write queue now, so that none is written after
+    // the job deletes the rows.
     ctx.access.idempotency().forget_user(*tenant, user_id);
-    auto erased = ctx.storage.user_data().erase_user(*tenant, user_id, now);
-    // The user's keys are now revoked: the cache must know at once.
-    if (erased && erased->api_keys > 0) (void)ctx.access.authenticator().load(now);
-    return erased;
+    return ctx.storage.jobs().enqueue(queue::user_erasure_job(*tenant, user_id, run_at, attempts),
+                                      now);
   });
-  if (!counts) co_return fail(counts.error(), req);
-  if (counts->api_keys > 0) ctx.access.key_changed("*");
-  co_return json_response(200, {{"object", "user_erasure"},
+  if (!job) co_return fail(job.error(), req);
+  co_return json_response(202, {{"object", "user_erasure"},
                                 {"user_id", user_id},
                                 {"tenant_id", *tenant ? json(**tenant) : json(nullptr)},
-                                {"deleted",
-                                 {{"sessions", counts->sessions},
-                                  {"messages", counts->messages},
-                                  {"usage_records", counts->usage_records},
-                                  {"moderation_logs", counts->moderation_logs},
-                                  {"idempotent_responses", counts->idempotent_responses}}},
-                                {"revoked_api_keys", counts->api_keys}});
+                                {"status", "queued"},
+                                {"job", job_json(*job)}});
+}
+
+Awaitable list_jobs(Context& ctx, http::Request& req) {
+  auto state = req.query_param("state");
+  if (state && *state != "queued" && *state != "running" && *state != "done" && *state != "dead") {
+    co_return fail(Error::invalid_field("state", "state must be queued, running, done or dead"),
+                   req);
+  }
+  auto limit = page_limit(req.query_param("limit"), 50, 500);
+  if (!limit) co_return fail(limit.error(), req);
+  struct Listing {
+    std::vector<store::Job> jobs;
+    std::vector<std::pair<std::string, int64_t>> counts;
+  };
+  auto listed = co_await ctx.blocking.run([&]() -> Result<Listing> {
+    auto jobs = ctx.storage.jobs().list(state, *limit);
+    if (!jobs) return std::move(jobs).error();
+    auto counts = ctx.storage.jobs().counts();
+    if (!counts) return std::move(counts).error();
+    return Listing{std::move(*jobs), std::move(*counts)};
+  });
+  if (!listed) co_return fail(listed.error(), req);
+  json data = json::array();
+  for (const auto& j : listed->jobs) data.push_back(job_json(j));
+  json counts = {{"queued", 0}, {"running", 0}, {"done", 0}, {"dead", 0}};
+  for (const auto& [s, n] : listed->counts) counts[s] = n;
+  co_return json_response(200, {{"object", "list"}, {"data", std::move(data)}, {"counts", counts}});
+}
+
+Awaitable get_job(Context& ctx, http::Request& req) {
+  const std::string id(req.param("id"));
+  auto job = co_await ctx.blocking.run([&] { return ctx.storage.jobs().get(id); });
+  if (!job) co_return fail(job.error(), req);
+  co_return json_response(200, job_json(*job));
+}
+
+// A dead job queued again with fresh attempts (after fixing what killed it).
+Awaitable retry_job(Context& ctx, http::Request& req) {
+  const std::string id(req.param("id"));
+  const int64_t now = now_ms(ctx);
+  auto job = co_await ctx.blocking.run([&] { return ctx.storage.jobs().retry(id, now); });
+  if (!job) co_return fail(job.error(), req);
+  if (ctx.worker) ctx.worker->wake();
+  log::info("dead job queued again", {{"job", id}, {"kind", job->kind}});
+  co_return json_response(200, job_json(*job));
 }
 
 }  // namespace
@@ -271,6 +340,12 @@ void add_admin_routes(http::Router& router, Context& ctx) {
              [&ctx](http::Request& req) { return revoke_key(ctx, req); });
   router.add(http::Method::kGet, "/api/v1/admin/moderation/logs", http::kAdminOnly,
              [&ctx](http::Request& req) { return moderation_logs(ctx, req); });
+  router.add(http::Method::kGet, "/api/v1/admin/jobs", http::kAdminOnly,
+             [&ctx](http::Request& req) { return list_jobs(ctx, req); });
+  router.add(http::Method::kGet, "/api/v1/admin/jobs/{id}", http::kAdminOnly,
+             [&ctx](http::Request& req) { return get_job(ctx, req); });
+  router.add(http::Method::kPost, "/api/v1/admin/jobs/{id}/retry", http::kAdminOnly,
+             [&ctx](http::Request& req) { return retry_job(ctx, req); });
 }
 
 void add_user_data_routes(http::Router& router, Context& ctx) {

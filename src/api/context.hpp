@@ -40,6 +40,10 @@ namespace parley::redis {
 class Client;
 }
 
+namespace parley::queue {
+class Worker;
+}
+
 namespace parley::api {
 
 class Access;
@@ -69,6 +73,8 @@ struct Context {
   Access& access;
   // Where replicas share state; null when this process keeps it (no redis.url). Readiness.
   const redis::Client* redis = nullptr;
+  // The job runner of this process; null when only `parley worker` processes run jobs.
+  queue::Worker* worker = nullptr;
 };
 
 }  // namespace parley::api

@@ -2,6 +2,7 @@
 //   serve         run the server (the default way to use Parley)
 //   check-config  print the effective configuration, or every problem with it
 //   config reference [--markdown]   every setting with its default and meaning
+//   worker        run background jobs from the database's queue (beside serve replicas)
 //   migrate       create or upgrade the database schema, then exit
 //   keys          create, list and revoke API keys
 //   copy-data     copy every row from one database to another (SQLite to PostgreSQL)
@@ -20,6 +21,7 @@
 #include "app/keys_cli.hpp"
 #include "app/server_app.hpp"
 #include "app/settings.hpp"
+#include "app/worker_app.hpp"
 #include "config/settings.hpp"
 #include "obs/log.hpp"
 #include "store/settings.hpp"
@@ -103,13 +105,18 @@ int main(int argc, char** argv) {
   app.footer(settings_help());
   app.require_subcommand(1);
 
-  ConfigFlags serve_flags, check_flags, migrate_flags, keys_flags, backup_flags, restore_flags;
+  ConfigFlags serve_flags, check_flags, migrate_flags, keys_flags, backup_flags, restore_flags,
+      worker_flags;
   auto* serve = app.add_subcommand("serve", "Run the HTTP server.");
   serve_flags.add_to(serve, true);
   parley::app::ServeFlags serve_options;
   serve->add_flag("--insecure-no-auth", serve_options.insecure_no_auth,
                   "Serve a non-loopback address with no API key configured (anyone who can "
                   "reach it is an admin)");
+
+  auto* worker = app.add_subcommand(
+      "worker", "Run background jobs from the database's queue (beside serve replicas).");
+  worker_flags.add_to(worker, false);
 
   bool as_json = false;
   auto* check = app.add_subcommand("check-config",
@@ -251,8 +258,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // serve. Phase: configuration.
-  Loaded loaded = serve_flags.load();
+  // serve or worker. Phase: configuration.
+  Loaded loaded = worker->parsed() ? worker_flags.load() : serve_flags.load();
   parley::log::init(parley::log::Level::kInfo);
   if (!loaded.ok()) {
     print_problems(loaded);
@@ -264,5 +271,6 @@ int main(int argc, char** argv) {
   parley::log::set_secrets(loaded.settings.secret_values());
   parley::log::set_level(
       parley::log::parse_level(loaded.settings.get<parley::log::LogSettings>().level));
+  if (worker->parsed()) return parley::app::run_worker(loaded.settings, process_started);
   return parley::app::serve(loaded.settings, process_started, serve_options);
 }

@@ -55,6 +55,9 @@
 #include "moderation/settings.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
+#include "queue/builtin_jobs.hpp"
+#include "queue/settings.hpp"
+#include "queue/worker.hpp"
 #include "redis/client.hpp"
 #include "store/settings.hpp"
 
@@ -119,6 +122,8 @@ struct ServerApp::Parts {
   std::unique_ptr<api::Access> access;
   // background jobs (ingestion, embeddings, extraction: the next modules' long work)
   std::unique_ptr<jobs::JobPool> jobs;
+  // durable jobs from the database's queue, when this process runs them (worker.in_serve)
+  std::unique_ptr<queue::Worker> worker;
   // pipeline
   std::unique_ptr<chat::ChatDeps> chat_deps;
   std::unique_ptr<chat::Pipeline> pipeline;
@@ -165,14 +170,10 @@ struct ServerApp::Parts {
   // Fails the phase with one line when Redis is configured but cannot be reached (or refuses
   // the credentials); the connections themselves open once the event loops run.
   std::optional<std::string> connect_redis() {
-    const auto& redis_settings = settings.get<redis::RedisSettings>();
-    if (redis_settings.url.empty()) return std::nullopt;
-    auto endpoint = redis::parse_url(redis_settings.url);
-    if (!endpoint) return endpoint.error().message;
-    redis = std::make_unique<redis::Client>(io, redis_settings, *endpoint);
-    if (auto r = redis->check(); !r) return r.error().message;
-    on_stop("redis", [this] { redis->stop(); });
-    log::info("redis reachable", {{"redis", endpoint->describe()}});
+    auto connected = redis::connect_configured(io, settings.get<redis::RedisSettings>(), &metrics);
+    if (!connected) return connected.error().message;
+    redis = std::move(*connected);
+    if (redis) on_stop("redis", [this] { redis->stop(); });
     return std::nullopt;
   }
 
@@ -307,6 +308,28 @@ struct ServerApp::Parts {
     on_stop("background jobs", [this] { jobs->stop(); });
   }
 
+  // On SQLite one process is the whole installation, so it runs the jobs; on PostgreSQL
+  // `parley worker` processes do, unless worker.in_serve says otherwise.
+  void start_workers() {
+    const auto& options = settings.get<queue::WorkerSettings>();
+    const bool sqlite =
+        store::backend_of(settings.get<store::StorageSettings>()) == store::Backend::kSqlite;
+    if (!queue::runs_in_serve(options, sqlite)) {
+      log::info("background jobs are left to `parley worker` processes",
+                {{"worker.in_serve", options.in_serve}});
+      return;
+    }
+    worker = std::make_unique<queue::Worker>(storage->jobs(), options, clock, &metrics, replica.id);
+    queue::add_builtin_jobs(*worker, *storage, clock, options, [this] {
+      // An erased user's keys are revoked: this replica's cache drops them now, the others
+      // through the broadcast.
+      (void)authenticator->load(to_unix_ms(clock.now()));
+      access->key_changed("*");
+    });
+    worker->start();
+    on_stop("workers", [this] { worker->stop(); });
+  }
+
   void build_pipeline() {
     chat_deps.reset(new chat::ChatDeps{*storage, blocking, *gateway, *accountant, *assistants,
                                        *admission, *moderator, clock, &metrics,
@@ -325,6 +348,7 @@ struct ServerApp::Parts {
         *pipeline, *chat_deps, *assistants, *gateway, *accountant, *moderator, *admission, *jobs,
         *access});
     context->redis = redis.get();
+    context->worker = worker.get();
     // The guard first: every route, registered now or later, is behind it from the moment it
     // exists. Each module registers its routes with their access policies.
     access->protect(router);
@@ -358,11 +382,7 @@ const http::Router& ServerApp::router() const { return parts_->router; }
 
 std::optional<StartupError> ServerApp::compose() {
   Parts& p = *parts_;
-  struct Phase {
-    const char* name;
-    std::function<std::optional<std::string>()> run;
-  };
-  const Phase phases[] = {
+  return run_phases({
       {"storage", [&] { return p.open_storage(); }},
       {"redis", [&] { return p.connect_redis(); }},
       {"models", [&] { return p.build_models(); }},
@@ -370,6 +390,7 @@ std::optional<StartupError> ServerApp::compose() {
       {"pipeline",
        [&] {
          p.start_jobs();
+         p.start_workers();
          p.build_pipeline();
          return std::optional<std::string>();
        }},
@@ -378,7 +399,10 @@ std::optional<StartupError> ServerApp::compose() {
          p.add_routes();
          return std::optional<std::string>();
        }},
-  };
+  });
+}
+
+std::optional<StartupError> run_phases(const std::vector<StartupPhase>& phases) {
   for (const auto& phase : phases) {
     const auto began = std::chrono::steady_clock::now();
     if (auto failed = phase.run()) return StartupError{phase.name, *failed};

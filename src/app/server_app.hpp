@@ -17,8 +17,11 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "config/settings.hpp"
 #include "core/result.hpp"
@@ -37,6 +40,15 @@ struct StartupError {
   std::string phase;
   std::string cause;
 };
+
+// One named phase of start-up: its work answers why it failed, or nothing.
+struct StartupPhase {
+  const char* name;
+  std::function<std::optional<std::string>()> run;
+};
+
+// Runs `phases` in order, logging each one's duration; stops at the first that fails.
+std::optional<StartupError> run_phases(const std::vector<StartupPhase>& phases);
 
 class ServerApp {
  public:

@@ -13,6 +13,7 @@
 #include "llm/settings.hpp"
 #include "moderation/settings.hpp"
 #include "obs/log.hpp"
+#include "queue/settings.hpp"
 #include "redis/settings.hpp"
 #include "store/settings.hpp"
 
@@ -55,6 +56,7 @@ const config::Schema& settings_schema() {
     limits::declare_settings(schema);
     idempotency::declare_settings(schema);
     jobs::declare_settings(schema);
+    queue::declare_settings(schema);
     llm::declare_settings(schema);
     chat::declare_settings(schema);
     moderation::declare_settings(schema);

@@ -216,6 +216,13 @@ Metrics::Metrics(const BuildInfo& build)
                          .Help("Limit checks the shared limiter (Redis) could not answer.")
                          .Register(*registry_)
                          .Add({});
+  redis_commands_ = &prometheus::BuildCounter()
+                         .Name("redis_commands_total")
+                         .Help(
+                             "Commands sent to Redis, a script call counting as one: each has its "
+                             "own reply, so this is the round trips (pipelined on a connection).")
+                         .Register(*registry_)
+                         .Add({});
   moderation_decisions_ =
       &prometheus::BuildCounter()
            .Name("moderation_decisions_total")
@@ -383,6 +390,8 @@ void Metrics::count_rate_limited(std::string_view limit) {
 
 void Metrics::count_idempotent_replay() { idempotent_replays_->Increment(); }
 void Metrics::count_limiter_error() { limiter_errors_->Increment(); }
+
+void Metrics::count_redis_command() { redis_commands_->Increment(); }
 
 void Metrics::count_moderation(std::string_view stage, std::string_view category,
                                std::string_view action) {

@@ -64,6 +64,8 @@ class Metrics {
   void count_idempotent_replay();
   // limiter_backend_errors_total: limit checks the shared limiter (Redis) could not answer.
   void count_limiter_error();
+  // redis_commands_total: commands sent to Redis (a script call is one).
+  void count_redis_command();
   // moderation_decisions_total{stage,category,action}: one per category found, or
   // category="none" when the text passed.
   void count_moderation(std::string_view stage, std::string_view category, std::string_view action);
@@ -98,6 +100,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* rate_limited_;
   prometheus::Counter* idempotent_replays_;
   prometheus::Counter* limiter_errors_;
+  prometheus::Counter* redis_commands_;
   prometheus::Family<prometheus::Counter>* moderation_decisions_;
   prometheus::Family<prometheus::Counter>* items_dropped_;
   prometheus::Family<prometheus::Counter>* jobs_;

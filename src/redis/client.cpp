@@ -22,6 +22,7 @@
 #include <optional>
 
 #include "obs/log.hpp"
+#include "obs/metrics.hpp"
 
 namespace parley::redis {
 namespace asio = boost::asio;
@@ -161,6 +162,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return false;
     }
     sent_.push_back(Clock::now());
+    if (client_.metrics_) client_.metrics_->count_redis_command();
     return true;
   }
 
@@ -453,10 +455,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<bool> up_{false};
 };
 
-Client::Client(IoPool& io, RedisSettings settings, Endpoint endpoint)
-    : io_(io), settings_(std::move(settings)), endpoint_(std::move(endpoint)) {}
+Client::Client(IoPool& io, RedisSettings settings, Endpoint endpoint, obs::Metrics* metrics)
+    : io_(io), settings_(std::move(settings)), endpoint_(std::move(endpoint)), metrics_(metrics) {}
 
 Client::~Client() { stop(); }
+
+Result<std::unique_ptr<Client>> connect_configured(IoPool& io, const RedisSettings& settings,
+                                                   obs::Metrics* metrics) {
+  if (settings.url.empty()) return std::unique_ptr<Client>();
+  auto endpoint = parse_url(settings.url);
+  if (!endpoint) return std::move(endpoint).error();
+  auto client = std::make_unique<Client>(io, settings, *endpoint, metrics);
+  if (auto r = client->check(); !r) return std::move(r).error();
+  log::info("redis reachable", {{"redis", endpoint->describe()}});
+  return client;
+}
 
 Result<void> Client::check() const {
   timeval tv{};

@@ -36,6 +36,10 @@
 #include "core/task.hpp"
 #include "redis/settings.hpp"
 
+namespace parley::obs {
+class Metrics;
+}
+
 namespace parley::redis {
 
 struct Reply {
@@ -65,7 +69,8 @@ class Connection;
 
 class Client {
  public:
-  Client(IoPool& io, RedisSettings settings, Endpoint endpoint);
+  // `metrics` (may be null) counts the commands sent (redis_commands_total).
+  Client(IoPool& io, RedisSettings settings, Endpoint endpoint, obs::Metrics* metrics = nullptr);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -112,6 +117,7 @@ class Client {
   IoPool& io_;
   RedisSettings settings_;
   Endpoint endpoint_;
+  obs::Metrics* metrics_;
   std::vector<std::shared_ptr<Connection>> connections_;  // one per I/O context
   std::shared_ptr<Connection> subscriber_;  // in subscribe mode, on the first I/O thread
   struct Subscription {
@@ -123,5 +129,11 @@ class Client {
   mutable std::mutex error_mutex_;
   mutable std::string last_error_;
 };
+
+// The client redis.url names, checked once (reachable, credentials accepted), so that start-up
+// fails in its phase with one line; null when redis.url is empty. Its connections open once
+// the event loops run and start() is called.
+Result<std::unique_ptr<Client>> connect_configured(IoPool& io, const RedisSettings& settings,
+                                                   obs::Metrics* metrics);
 
 }  // namespace parley::redis

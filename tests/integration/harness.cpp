@@ -473,7 +473,8 @@ namespace {
 
 bool is_ready_line(const std::string& line) {
   auto j = nlohmann::json::parse(line, nullptr, false);
-  return j.is_object() && j.value("message", "") == "ready" && j.contains("port") &&
+  const std::string message = j.is_object() ? j.value("message", "") : "";
+  return (message == "ready" || message == "worker ready") && j.contains("port") &&
          j["port"].is_number_integer() && j["port"].get<int>() > 0;
 }
 
@@ -487,8 +488,12 @@ ParleyProcess::ParleyProcess(ServeOptions opts) {
         opts.shared_data_dir ? opts.shared_data_dir : std::make_shared<TempDir>("parley-data");
     data_dir_ = owned_dir_->path();
   }
-  std::vector<std::string> argv{parley_binary(), "serve",      "--listen",
-                                "127.0.0.1:0",   "--data-dir", data_dir_};
+  std::vector<std::string> argv{parley_binary(), opts.command, "--data-dir", data_dir_};
+  if (opts.command == "serve") {
+    argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+  } else {
+    argv.insert(argv.end(), {"--set", "worker.listen=127.0.0.1:0"});
+  }
   argv.insert(argv.end(), opts.args.begin(), opts.args.end());
   child_ = std::make_unique<Child>(argv, opts.env, data_dir_, "");
 
@@ -503,11 +508,11 @@ ParleyProcess::ParleyProcess(ServeOptions opts) {
     std::this_thread::sleep_for(Millis{5});
     if (auto st = child_->poll_exit()) {
       child_->wait_output_closed(Millis{2000});
-      throw std::runtime_error("parley serve exited before ready (" + st->describe() + ")\n" +
-                               output_dump());
+      throw std::runtime_error("parley " + opts.command + " exited before ready (" +
+                               st->describe() + ")\n" + output_dump());
     }
     if (Clock::now() >= deadline) {
-      throw std::runtime_error("parley serve not ready within " +
+      throw std::runtime_error("parley " + opts.command + " not ready within " +
                                std::to_string(opts.ready_timeout.count()) + " ms\n" +
                                output_dump());
     }
@@ -598,6 +603,21 @@ size_t curl_header(char* buffer, size_t size, size_t nitems, void* userdata) {
 }
 
 }  // namespace
+
+nlohmann::json wait_for_job(int port, const std::string& job_id, const HeaderList& admin,
+                            Millis timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  nlohmann::json job;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = http("GET", port, "/api/v1/admin/jobs/" + job_id, "", admin);
+    if (r.status == 200) {
+      job = r.json();
+      if (job["state"] == "done" || job["state"] == "dead") return job;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return job;
+}
 
 Response http(std::string_view method, int port, std::string_view path, std::string_view body,
               const HeaderList& headers, Millis timeout) {

@@ -165,10 +165,13 @@ CommandResult run_program(const std::vector<std::string>& argv, const CommandOpt
 CommandResult run_parley(const std::vector<std::string>& args, const CommandOptions& opts = {});
 
 // ---------------------------------------------------------------------------------------------
-// A running `parley serve`.
+// A running `parley serve` (or `parley worker`).
 
 struct ServeOptions {
-  // Appended after `serve --listen 127.0.0.1:0 --data-dir DIR`.
+  // "serve", or "worker" (a `parley worker`, its probes on worker.listen: port()).
+  std::string command = "serve";
+  // Appended after `serve --data-dir DIR --listen 127.0.0.1:0` (a worker:
+  // `worker --data-dir DIR --set worker.listen=127.0.0.1:0`).
   std::vector<std::string> args{};
   EnvVars env{};
   // Data directory shared with another ParleyProcess (restart); null: a fresh temp directory.
@@ -248,6 +251,11 @@ struct Response {
 // {"Content-Type", ""}) is removed from the request. Never follows redirects.
 Response http(std::string_view method, int port, std::string_view path, std::string_view body = "",
               const HeaderList& headers = {}, Millis timeout = Millis{10000});
+
+// Polls GET /api/v1/admin/jobs/{id} (with `admin`'s credentials) until the job is done or dead,
+// or `timeout` passes; answers the last job object seen (null when none could be read).
+nlohmann::json wait_for_job(int port, const std::string& job_id, const HeaderList& admin,
+                            Millis timeout = Millis{20000});
 
 // Checks the error envelope `{"error":{"type","message","code","request_id"}}`: status, JSON
 // content type, non-empty type and message, the expected code (any non-empty code when `code` is

@@ -35,12 +35,15 @@ start_postgres() {
   as_postgres "$bin/initdb" -D "$data/cluster" -U postgres -A trust -E UTF8 --no-sync \
     >"$dir/postgres-initdb.log" 2>&1 || { cat "$dir/postgres-initdb.log" >&2; exit 1; }
   # Durability settings off: the tests kill Parley, never this server, and speed matters.
+  # SERVICES_DURABLE=1 keeps PostgreSQL's defaults (fsync on every commit): the benchmarks,
+  # which compare it with SQLite's durable commits.
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [[ ${SERVICES_DURABLE:-0} == 1 ]] && durability=""
   for attempt in 1 2 3 4 5 6 7 8; do
     port=$(random_port)
     if as_postgres "$bin/pg_ctl" -D "$data/cluster" -l "$data/server.log" -w -t 60 start -o \
-      "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off \
-       -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 \
-       -c shared_buffers=64MB" >/dev/null 2>&1; then
+      "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' $durability \
+       -c max_connections=400 -c shared_buffers=64MB" >/dev/null 2>&1; then
       echo "postgresql://postgres@127.0.0.1:$port/postgres" >"$dir/postgres.url"
       echo "$bin/pg_ctl" >"$dir/postgres.ctl"
       return 0

@@ -59,6 +59,9 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"GET", "/api/v1/admin/keys/{id}"}, {Audience::kAdmin, false}},
       {{"DELETE", "/api/v1/admin/keys/{id}"}, {Audience::kAdmin, false}},
       {{"GET", "/api/v1/admin/moderation/logs"}, {Audience::kAdmin, false}},
+      {{"GET", "/api/v1/admin/jobs"}, {Audience::kAdmin, false}},
+      {{"GET", "/api/v1/admin/jobs/{id}"}, {Audience::kAdmin, false}},
+      {{"POST", "/api/v1/admin/jobs/{id}/retry"}, {Audience::kAdmin, false}},
   };
 
   parley::testing::TempDir dir;
