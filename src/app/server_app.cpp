@@ -309,8 +309,9 @@ struct ServerApp::Parts {
   }
 
   // On SQLite one process is the whole installation, so it runs the jobs; on PostgreSQL
-  // `parley worker` processes do, unless worker.in_serve says otherwise.
-  void start_workers() {
+  // `parley worker` processes do, unless worker.in_serve says otherwise. Built here, started
+  // at listen(), once Redis runs (a job's key news goes through it).
+  void build_workers() {
     const auto& options = settings.get<queue::WorkerSettings>();
     const bool sqlite =
         store::backend_of(settings.get<store::StorageSettings>()) == store::Backend::kSqlite;
@@ -326,7 +327,6 @@ struct ServerApp::Parts {
       (void)authenticator->load(to_unix_ms(clock.now()));
       access->key_changed("*");
     });
-    worker->start();
     on_stop("workers", [this] { worker->stop(); });
   }
 
@@ -390,7 +390,7 @@ std::optional<StartupError> ServerApp::compose() {
       {"pipeline",
        [&] {
          p.start_jobs();
-         p.start_workers();
+         p.build_workers();
          p.build_pipeline();
          return std::optional<std::string>();
        }},
@@ -439,6 +439,7 @@ Result<uint16_t> ServerApp::listen() {
   // Everything that subscribes has by now; the connections open as the loops start.
   if (p.redis) p.redis->start();
   p.start_heartbeat();
+  if (p.worker) p.worker->start();
   p.server->start();
   p.bound_host = address->host;
   p.bound_port = *port;
@@ -475,6 +476,8 @@ int ServerApp::run() {
                                 {"grace_ms", static_cast<int64_t>(grace.count())},
                                 {"connections_open", server.open_connections()}});
     signals.async_wait(on_signal);
+    // Jobs in progress finish while requests drain; no new one is taken.
+    if (p.worker) p.worker->request_stop();
     server.begin_drain(finish);
     grace_timer.expires_after(grace);
     grace_timer.async_wait([&](const boost::system::error_code& timer_ec) {

@@ -61,11 +61,21 @@ Handler usage_rollup(store::UsageRepository& usage, const Clock& clock) {
   };
 }
 
+Handler purge_done(store::JobRepository& jobs, const Clock& clock, std::chrono::milliseconds keep) {
+  return [&jobs, &clock, keep](const store::Job&) -> Result<json> {
+    auto purged = jobs.purge_done(to_unix_ms(clock.now()) - keep.count());
+    if (!purged) return std::move(purged).error();
+    return json{{"deleted", *purged}};
+  };
+}
+
 void add_builtin_jobs(Worker& worker, store::Storage& storage, const Clock& clock,
                       const WorkerSettings& settings, std::function<void()> keys_revoked) {
   worker.handle(std::string(kUserErasure), user_erasure(storage, clock, std::move(keys_revoked)));
   worker.handle(std::string(kUsageRollup), usage_rollup(storage.usage(), clock));
+  worker.handle(std::string(kPurgeDone), purge_done(storage.jobs(), clock, settings.keep_done));
   worker.every({std::string(kUsageRollup), settings.usage_rollup_interval});
+  worker.every({std::string(kPurgeDone), kPurgeInterval});
 }
 
 }  // namespace parley::queue

@@ -16,6 +16,8 @@ namespace parley::queue {
 
 inline constexpr std::string_view kUserErasure = "user.erase";
 inline constexpr std::string_view kUsageRollup = "usage.rollup";
+inline constexpr std::string_view kPurgeDone = "jobs.purge";
+inline constexpr std::chrono::hours kPurgeInterval{1};
 
 // How long after a UTC midnight its day is rolled up: a reply's usage is written when it
 // ends, so a day is closed only once no reply that began in it can still be running.
@@ -34,7 +36,11 @@ Handler user_erasure(store::Storage& storage, const Clock& clock,
 // Rolls up every day that ended kRollupMargin ago or earlier.
 Handler usage_rollup(store::UsageRepository& usage, const Clock& clock);
 
-// Registers both with `worker`, and the roll-up every worker.usage_rollup_interval.
+// Deletes the done jobs older than `keep` (worker.keep_done).
+Handler purge_done(store::JobRepository& jobs, const Clock& clock, std::chrono::milliseconds keep);
+
+// Registers the three with `worker`: the roll-up every worker.usage_rollup_interval, the purge
+// hourly.
 void add_builtin_jobs(Worker& worker, store::Storage& storage, const Clock& clock,
                       const WorkerSettings& settings, std::function<void()> keys_revoked);
 

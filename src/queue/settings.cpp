@@ -36,6 +36,10 @@ void declare_settings(config::Schema& schema) {
       .text("listen", &WorkerSettings::listen,
             "Where `parley worker` answers health probes and /metrics (HOST:PORT); empty: not at "
             "all.")
+      .duration("keep_done", &WorkerSettings::keep_done,
+                "How long finished jobs stay listed before they are deleted (dead jobs stay "
+                "until retried).",
+                milliseconds(60'000), std::chrono::hours(24 * 3650))
       .duration("usage_rollup_interval", &WorkerSettings::usage_rollup_interval,
                 "How often each worker process queues the usage roll-up (daily totals of days "
                 "that have ended).",

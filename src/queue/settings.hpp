@@ -24,6 +24,8 @@ struct WorkerSettings {
   int64_t max_attempts = 5;
   // `parley worker` answers health probes and /metrics here; empty: no listener.
   std::string listen = "127.0.0.1:9091";
+  // How long done jobs stay listed (GET /api/v1/admin/jobs) before the hourly purge.
+  std::chrono::milliseconds keep_done{7LL * 24 * 3'600'000};
   // How often each worker process enqueues the usage roll-up.
   std::chrono::milliseconds usage_rollup_interval{3'600'000};
 };

@@ -73,7 +73,12 @@ void Worker::handle(std::string kind, Handler handler) {
 void Worker::every(Periodic periodic) { periodic_.push_back(std::move(periodic)); }
 
 void Worker::start() {
-  for (int i = 0; i < settings_.concurrency; ++i) threads_.emplace_back([this] { work(); });
+  // Each thread holds jobs under a name of its own ("wrk_.../2"): a job whose lock lapsed
+  // while its handler still ran, and which a sibling took again, can then only be finished by
+  // the sibling that holds it now.
+  for (int i = 0; i < settings_.concurrency; ++i) {
+    threads_.emplace_back([this, i] { work(id_ + "/" + std::to_string(i + 1)); });
+  }
   log::info("workers started", {{"worker", id_},
                                 {"concurrency", settings_.concurrency},
                                 {"handlers", static_cast<int64_t>(handlers_.size())}});
@@ -106,7 +111,15 @@ std::chrono::milliseconds Worker::backoff(const WorkerSettings& settings, int64_
 
 int64_t Worker::now_ms() const { return to_unix_ms(clock_.now()); }
 
-void Worker::work() {
+void Worker::request_stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+}
+
+void Worker::work(const std::string& holder) {
   bool failing = false;  // storage errors are logged when they start and end, not every poll
   for (;;) {
     {
@@ -116,7 +129,7 @@ void Worker::work() {
     const int64_t now = now_ms();
     enqueue_periodic(now);
     refresh_depth(now);
-    auto taken = jobs_.take(id_, 1, now, settings_.visibility_timeout.count());
+    auto taken = jobs_.take(holder, 1, now, settings_.visibility_timeout.count());
     if (!taken != failing) {
       failing = !taken;
       if (failing) {
@@ -126,7 +139,7 @@ void Worker::work() {
       }
     }
     if (taken && !taken->empty()) {
-      run(taken->front());
+      run(taken->front(), holder);
       continue;
     }
     std::unique_lock lock(mutex_);
@@ -135,9 +148,10 @@ void Worker::work() {
   }
 }
 
-void Worker::run(const store::Job& job) {
+void Worker::run(const store::Job& job, const std::string& holder) {
   const auto started = Clock::now();
   Result<nlohmann::json> outcome = Error::internal("not run");
+  std::string answer;  // the outcome as kept on the job
   if (job.attempts > job.max_attempts) {
     // Taken again after every lock lapsed: whatever runs it dies each time (a crash, the
     // out-of-memory killer). It goes to the dead jobs rather than around the fleet forever.
@@ -148,6 +162,7 @@ void Worker::run(const store::Job& job) {
   } else {
     try {
       outcome = it->second(job);
+      if (outcome) answer = outcome->dump();  // here: an answer that is not UTF-8 throws
     } catch (const std::exception& e) {
       outcome = Error::internal(std::string("the handler threw: ") + e.what());
     }
@@ -161,7 +176,7 @@ void Worker::run(const store::Job& job) {
   }
   const int64_t now = now_ms();
   if (outcome) {
-    auto done = jobs_.succeed(job.id, id_, outcome->dump(), now);
+    auto done = jobs_.succeed(job.id, holder, answer, now);
     if (!done) {
       // Its lock lapsed while it ran (or storage failed): it may run again, which idempotent
       // handlers allow.
@@ -174,7 +189,7 @@ void Worker::run(const store::Job& job) {
     return;
   }
   const auto delay = jittered(backoff(settings_, job.attempts));
-  auto failed = jobs_.fail(job.id, id_, outcome.error().message, now + delay.count(), now);
+  auto failed = jobs_.fail(job.id, holder, outcome.error().message, now + delay.count(), now);
   if (!failed) {
     log::warn("a job failed and could not be marked so",
               {{"job", job.id}, {"kind", job.kind}, {"error", failed.error().message}});

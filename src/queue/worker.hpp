@@ -4,7 +4,9 @@
 // Delivery is at least once. A job is taken under a lock that lapses after
 // `worker.visibility_timeout`; a worker that dies holding it (kill -9, a lost machine) leaves
 // it to be taken again by any worker once the lock lapses, so every handler must be
-// idempotent (erasing an erased user deletes nothing; a roll-up recomputes its days). A handler
+// idempotent (erasing an erased user deletes nothing; a roll-up folds only days after its
+// mark). Each thread holds jobs under a name of its own, so only the holder of a job can finish
+// it, even after its lock lapsed and another thread took it. A handler
 // that fails is retried with exponential back-off (`worker.retry_delay` doubling up to
 // `worker.retry_max_delay`, with jitter so a burst of failures does not retry in step) until
 // the job's max_attempts, then the job is dead with its last error, until an admin retries it
@@ -55,7 +57,8 @@ struct Periodic {
 
 class Worker {
  public:
-  // `id` names this process in the jobs it holds (its replica id). `metrics` may be null.
+  // `id` names this process in the jobs it holds (its replica id; each thread adds "/N").
+  // `metrics` may be null.
   Worker(store::JobRepository& jobs, WorkerSettings settings, const Clock& clock,
          obs::Metrics* metrics, std::string id);
   ~Worker();
@@ -69,6 +72,8 @@ class Worker {
   void start();
   // Takes no more jobs and waits for those running to finish. Idempotent.
   void stop();
+  // Takes no more jobs, without waiting (a server beginning to drain); stop() still joins.
+  void request_stop();
   // A job was enqueued in this process: an idle thread takes it now rather than at its next poll.
   void wake();
 
@@ -80,8 +85,8 @@ class Worker {
 
  private:
   struct Metrics;
-  void work();
-  void run(const store::Job& job);
+  void work(const std::string& holder);
+  void run(const store::Job& job, const std::string& holder);
   void enqueue_periodic(int64_t now_ms);
   void refresh_depth(int64_t now_ms);
   int64_t now_ms() const;

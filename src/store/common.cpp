@@ -9,18 +9,22 @@ namespace parley::store {
 std::string utc_day(int64_t unix_ms) {
   const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  char buf[32];
+  if (gmtime_r(&seconds, &tm) == nullptr || std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm) == 0) {
+    return "0000-00-00";  // outside the calendar: sorts before every real day
+  }
   return buf;
 }
 
 RolledUpSpan rolled_up_span(int64_t from_ms, int64_t to_ms, int64_t rolled_until_ms) {
   RolledUpSpan span;
-  if (rolled_until_ms <= 0) return span;
+  const int64_t limit = std::min(to_ms, rolled_until_ms);
+  // Nothing rolled up inside the range (also keeps the arithmetic below far from overflow:
+  // rolled_until is a real time).
+  if (rolled_until_ms <= 0 || from_ms >= limit) return span;
   const int64_t from = std::max<int64_t>(0, from_ms);
   const int64_t first = from % kDayMs == 0 ? from : utc_midnight(from) + kDayMs;
-  const int64_t last = utc_midnight(std::min(to_ms, rolled_until_ms));
+  const int64_t last = utc_midnight(limit);
   if (last <= first) return span;
   span.from_ms = first;
   span.until_ms = last;

@@ -418,6 +418,9 @@ class JobRepository {
   virtual Result<std::vector<Job>> list(const std::optional<std::string>& state, int limit) = 0;
   // A dead job queued again with its attempts reset; kNotFound, or kConflict "job_not_dead".
   virtual Result<Job> retry(std::string_view id, int64_t now_ms) = 0;
+  // Deletes done jobs finished before `finished_before_ms` (dead ones stay until retried);
+  // how many.
+  virtual Result<int64_t> purge_done(int64_t finished_before_ms) = 0;
   // How many jobs are in each state (states with none are absent).
   virtual Result<std::vector<std::pair<std::string, int64_t>>> counts() = 0;
 };

@@ -1039,6 +1039,35 @@ TYPED_TEST(StorageConformance, AJobIsReadByItsId) {
   EXPECT_TRUE(FailsWith(this->store->jobs().get("job_missing"), ErrorCode::kNotFound));
 }
 
+TYPED_TEST(StorageConformance, DoneJobsArePurgedOnceOldAndDeadOnesStay) {
+  const int64_t now = this->now_ms();
+  auto& jobs = this->store->jobs();
+  ASSERT_TRUE(jobs.enqueue({"old", "{}", 0, 1}, now).ok());
+  ASSERT_TRUE(jobs.enqueue({"dies", "{}", 0, 1}, now).ok());
+  auto taken = jobs.take("w", 2, now, 60'000);
+  ASSERT_TRUE(taken.ok() && taken->size() == 2u);
+  for (const auto& j : *taken) {
+    if (j.kind == "old") {
+      ASSERT_TRUE(jobs.succeed(j.id, "w", "{}", now + 10).ok());
+    } else {
+      ASSERT_TRUE(jobs.fail(j.id, "w", "boom", now, now + 10).ok());
+    }
+  }
+  ASSERT_TRUE(jobs.enqueue({"recent", "{}", 0, 1}, now + 1000).ok());
+  auto recent = jobs.take("w", 1, now + 1000, 60'000);
+  ASSERT_TRUE(recent.ok() && recent->size() == 1u);
+  ASSERT_TRUE(jobs.succeed(recent->front().id, "w", "{}", now + 1000).ok());
+
+  auto purged = jobs.purge_done(now + 500);
+  ASSERT_TRUE(purged.ok()) << purged.error().message;
+  EXPECT_EQ(*purged, 1);
+  auto left = jobs.list(std::nullopt, 10);
+  ASSERT_TRUE(left.ok());
+  std::set<std::string> kinds;
+  for (const auto& j : *left) kinds.insert(j.kind);
+  EXPECT_EQ(kinds, (std::set<std::string>{"dies", "recent"}));
+}
+
 TYPED_TEST(StorageConformance, AJobWhoseWorkerDiedIsTakenAgainOnceItsLockLapses) {
   const int64_t now = this->now_ms();
   auto& jobs = this->store->jobs();

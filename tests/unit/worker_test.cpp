@@ -132,11 +132,9 @@ TEST_F(WorkerTest, WakeTakesAJobAtOnceRatherThanAtTheNextPoll) {
   });
   worker.start();
   std::this_thread::sleep_for(50ms);  // idle: waiting out its minute
-  const auto started = std::chrono::steady_clock::now();
   const Job job = enqueue("echo");
   worker.wake();
-  EXPECT_EQ(finished(job.id).state, "done");
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
+  EXPECT_EQ(finished(job.id).state, "done");  // finished() gives up after 10 s
 }
 
 TEST_F(WorkerTest, StopLetsTheRunningJobFinish) {

@@ -363,6 +363,8 @@ class UserDataTable final : public UserDataRepository {
     Connection& db = **lease;
     Transaction tx(db);
     if (!tx.begun()) return tx.begun().error();
+    // After any roll-up in progress, whose daily totals of the user's usage must go too.
+    if (auto locked = db.query(kUsageDailyLock); !locked) return std::move(locked).error();
     const bool one = tenant_id.has_value();
     const Params params = user_params(tenant_id, user_id);
     ErasureCounts counts;

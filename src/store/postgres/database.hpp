@@ -35,6 +35,12 @@ inline constexpr const char* kUsageColumns =
     "at, tenant_id, user_id, key_id, session_id, source, provider, model, input_tokens, "
     "output_tokens, cost_usd, status, request_id, requests";
 
+// A transaction-level advisory lock that usage roll-ups and user erasure both take first:
+// under READ COMMITTED, an erasure running beside a roll-up could not see (so not delete) the
+// daily totals the roll-up was about to commit from the user's records. With it they take
+// turns.
+inline constexpr const char* kUsageDailyLock = "SELECT pg_advisory_xact_lock(7261001120002)";
+
 // "a, b" with prefix "m." -> "m.a, m.b" (for joins).
 std::string prefixed(const char* columns, const char* prefix);
 

@@ -153,6 +153,16 @@ class JobTable final : public JobRepository {
     return job_not_dead(id, state->text(0, 0));
   }
 
+  Result<int64_t> purge_done(int64_t finished_before_ms) override {
+    QueryTimer timer(db_.options.metrics, "job_purge");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query("DELETE FROM jobs WHERE state = 'done' AND finished_at < $1",
+                                Params().integer(finished_before_ms));
+    if (!rows) return std::move(rows).error();
+    return rows->affected();
+  }
+
   Result<std::vector<std::pair<std::string, int64_t>>> counts() override {
     auto lease = db_.pool.borrow();
     if (!lease) return std::move(lease).error();

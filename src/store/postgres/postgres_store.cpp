@@ -526,13 +526,13 @@ class PostgresStorage final : public Storage,
     Connection& db = **lease;
     Transaction tx(db);
     if (!tx.begun()) return tx.begun().error();
-    // The state row, locked: concurrent roll-ups (several workers) take turns.
+    // Concurrent roll-ups (several workers), and erasures, take turns.
+    if (auto locked = db.query(kUsageDailyLock); !locked) return std::move(locked).error();
     auto made = db.query(
         "INSERT INTO usage_rollup (name, rolled_until) VALUES ('usage_daily', -1) "
         "ON CONFLICT (name) DO NOTHING");
     if (!made) return std::move(made).error();
-    auto state =
-        db.query("SELECT rolled_until FROM usage_rollup WHERE name = 'usage_daily' FOR UPDATE");
+    auto state = db.query("SELECT rolled_until FROM usage_rollup WHERE name = 'usage_daily'");
     if (!state) return std::move(state).error();
     int64_t from = state->integer(0, 0);
     if (from < 0) {

@@ -174,6 +174,17 @@ class JobTable final : public JobRepository {
     return job_not_dead(id, exists->column_text(0));
   }
 
+  Result<int64_t> purge_done(int64_t finished_before_ms) override {
+    QueryTimer timer(db_.options.metrics, "job_purge");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return storage_closed();
+    auto stmt = db_.writer->prepare("DELETE FROM jobs WHERE state = 'done' AND finished_at < ?");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, finished_before_ms);
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("purge jobs");
+    return static_cast<int64_t>(db_.writer->changes());
+  }
+
   Result<std::vector<std::pair<std::string, int64_t>>> counts() override {
     auto db = db_.readers.borrow();
     auto stmt = db->prepare("SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state");
