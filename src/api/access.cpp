@@ -191,12 +191,14 @@ Task<http::Response> Access::guard(const http::Handler& handler, http::RoutePoli
                    req);
   }
   req.principal = &*principal;
-  // The key's quotas and, for an end user's own key or token, the user's: one step. (Service
-  // keys name the user in the body; actor() counts theirs.)
+  // The key's quotas and, for an end user's own key or token, the user's: one step. A service
+  // key names its user in the body: on the routes whose handler counts that user
+  // (names_user), the key's quotas wait to be taken with the user's, in one step too.
   std::vector<RequestBucket> buckets;
-  if (!principal->local()) {
-    buckets.push_back({"key:" + principal->key_id, principal->limits.key.apply(limits_.key),
-                       "key-minute", "key-hour"});
+  if (policy.names_user && principal->scope == auth::Scope::kService) {
+    req.key_quota_pending = true;
+  } else if (!principal->local()) {
+    buckets.push_back(key_bucket(*principal));
   }
   if (principal->scope == auth::Scope::kUser) {
     buckets.push_back({"user:" + principal->tenant_id + "\n" + principal->user_id,
@@ -206,12 +208,28 @@ Task<http::Response> Access::guard(const http::Handler& handler, http::RoutePoli
     auto refused = co_await take_requests(req, std::move(buckets), now);
     if (refused) co_return fail(*refused, req);
   }
-  if (policy.idempotent) {
-    if (auto key = req.header("idempotency-key")) {
-      co_return co_await run_idempotent(handler, req, *key);
-    }
+  std::optional<std::string_view> idempotency_key;
+  if (policy.idempotent) idempotency_key = req.header("idempotency-key");
+  http::Response res;
+  if (idempotency_key) {
+    res = co_await run_idempotent(handler, req, *idempotency_key);
+  } else {
+    res = co_await handler(req);
   }
-  co_return co_await handler(req);
+  if (req.key_quota_pending) {
+    // The handler answered without naming a user (a bad request, a replayed answer): the
+    // request still counts against the key's quotas.
+    req.key_quota_pending = false;
+    std::vector<RequestBucket> key_only;
+    key_only.push_back(key_bucket(*principal));
+    auto counted = co_await take_requests(req, std::move(key_only), now);
+    (void)counted;
+  }
+  co_return res;
+}
+
+Access::RequestBucket Access::key_bucket(const auth::Principal& who) const {
+  return {"key:" + who.key_id, who.limits.key.apply(limits_.key), "key-minute", "key-hour"};
 }
 
 Task<http::Response> Access::run_idempotent(const http::Handler& handler, http::Request& req,
@@ -332,10 +350,17 @@ Task<Result<Actor>> Access::actor(http::Request& req, const std::optional<std::s
 
 Task<Result<void>> Access::count_user_request(http::Request& req, const Actor& a) {
   const auth::Principal* who = req.principal;
-  if (!who || a.unlimited || who->scope != auth::Scope::kService) co_return success();
+  if (!who) co_return success();
   std::vector<RequestBucket> buckets;
-  buckets.push_back(
-      {"user:" + a.tenant_id + "\n" + a.user_id, a.user_limits, "user-minute", "user-hour"});
+  if (req.key_quota_pending) {
+    req.key_quota_pending = false;
+    buckets.push_back(key_bucket(*who));
+  }
+  if (!a.unlimited && who->scope == auth::Scope::kService) {
+    buckets.push_back(
+        {"user:" + a.tenant_id + "\n" + a.user_id, a.user_limits, "user-minute", "user-hour"});
+  }
+  if (buckets.empty()) co_return success();
   auto refused = co_await take_requests(req, std::move(buckets), now_ms());
   if (refused) co_return std::move(*refused);
   co_return success();

@@ -101,6 +101,7 @@ class Access {
     const char* minute_name;
     const char* hour_name;
   };
+  RequestBucket key_bucket(const auth::Principal& who) const;
   // Applies the quotas of every bucket in one step of the limiter (one round trip when it is
   // shared); adds the headers; the refusal when over, or when the limiter cannot answer and
   // limits.on_backend_error is "deny".

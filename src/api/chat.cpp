@@ -262,8 +262,8 @@ void add_chat_routes(http::Router& router, Context& ctx) {
         co_return res;
       });
 
-  router.add(http::Method::kPost, "/api/v1/sessions/{id}/messages", http::kAuthenticatedIdempotent,
-             [&ctx](http::Request& req) -> Awaitable {
+  router.add(http::Method::kPost, "/api/v1/sessions/{id}/messages",
+             http::kAuthenticatedIdempotentForUser, [&ctx](http::Request& req) -> Awaitable {
                auto body = http::parse_json_object_body(req);
                if (!body) co_return fail(body.error(), req);
                if (auto r = reject_unknown_fields(
@@ -289,7 +289,7 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                co_return co_await answer_turn(ctx, req, turn, json::object());
              });
 
-  router.add(http::Method::kPost, "/api/v1/chat", http::kAuthenticatedIdempotent,
+  router.add(http::Method::kPost, "/api/v1/chat", http::kAuthenticatedIdempotentForUser,
              [&ctx](http::Request& req) -> Awaitable {
                auto body = http::parse_json_object_body(req);
                if (!body) co_return fail(body.error(), req);

@@ -623,15 +623,15 @@ Awaitable moderations(Context& ctx, http::Request& req) {
 }  // namespace
 
 void add_openai_routes(http::Router& router, Context& ctx) {
-  router.add(http::Method::kPost, "/v1/chat/completions", http::kAuthenticatedIdempotent,
+  router.add(http::Method::kPost, "/v1/chat/completions", http::kAuthenticatedIdempotentForUser,
              [&ctx](http::Request& req) { return chat_completions(ctx, req); });
   router.add(http::Method::kGet, "/v1/models", http::kAuthenticated,
              [&ctx](http::Request& req) { return models(ctx, req); });
   router.add(http::Method::kGet, "/v1/models/{model}", http::kAuthenticated,
              [&ctx](http::Request& req) { return model(ctx, req); });
-  router.add(http::Method::kPost, "/v1/embeddings", http::kAuthenticatedIdempotent,
+  router.add(http::Method::kPost, "/v1/embeddings", http::kAuthenticatedIdempotentForUser,
              [&ctx](http::Request& req) { return embeddings(ctx, req); });
-  router.add(http::Method::kPost, "/v1/moderations", http::kAuthenticated,
+  router.add(http::Method::kPost, "/v1/moderations", http::kAuthenticatedForUser,
              [&ctx](http::Request& req) { return moderations(ctx, req); });
 }
 

@@ -104,7 +104,7 @@ Task<Result<Actor>> acting_user(Context& ctx, http::Request& req,
 
 void add_session_routes(http::Router& router, Context& ctx) {
   router.add(
-      http::Method::kPost, "/api/v1/sessions", http::kAuthenticatedIdempotent,
+      http::Method::kPost, "/api/v1/sessions", http::kAuthenticatedIdempotentForUser,
       [&ctx](http::Request& req) -> Awaitable {
         auto body = http::parse_json_object_body(req);
         if (!body) co_return fail(body.error(), req);

@@ -93,6 +93,9 @@ struct Request {
   // data a stored idempotent response is.
   std::string actor_tenant;
   std::string actor_user;
+  // The key's request quotas are still to be taken, with the user's, when the handler names
+  // the user (RoutePolicy::names_user); the guard takes them after the handler otherwise.
+  bool key_quota_pending = false;
 
   std::optional<std::string_view> header(std::string_view name) const;
   // The named path parameter; empty when the route has none by that name.

@@ -32,11 +32,17 @@ enum class Audience {
 struct RoutePolicy {
   Audience audience = Audience::kAdmin;
   bool idempotent = false;  // honours Idempotency-Key (routes that create or call a model)
+  // The handler names the end user the request acts for (from the body or the session) and
+  // counts the request through Access::actor / count_user_request before any work: a service
+  // key's own quotas are then taken in that same step as its user's (one limiter round trip).
+  bool names_user = false;
 };
 
 inline constexpr RoutePolicy kPublic{Audience::kPublic, false};
 inline constexpr RoutePolicy kAuthenticated{Audience::kAuthenticated, false};
 inline constexpr RoutePolicy kAuthenticatedIdempotent{Audience::kAuthenticated, true};
+inline constexpr RoutePolicy kAuthenticatedForUser{Audience::kAuthenticated, false, true};
+inline constexpr RoutePolicy kAuthenticatedIdempotentForUser{Audience::kAuthenticated, true, true};
 inline constexpr RoutePolicy kAdminOnly{Audience::kAdmin, false};
 
 std::string_view audience_name(Audience audience);

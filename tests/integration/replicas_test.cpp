@@ -331,6 +331,56 @@ TEST(Replicas, UsageTotalsAreExactAcrossBoth) {
   EXPECT_NEAR(total["cost_usd"].get<double>(), 0.00007 * 2 * kEach, 1e-12);
 }
 
+// The value of redis_commands_total on a replica's /metrics.
+double redis_commands(int port) {
+  const std::string metrics = http("GET", port, "/metrics").body;
+  const std::string name = "\nredis_commands_total ";
+  const size_t at = metrics.find(name);
+  return at == std::string::npos ? -1 : std::stod(metrics.substr(at + name.size()));
+}
+
+// A service key naming its end user in the body: the key's quota and the user's are taken in
+// one Lua script, one round trip to Redis per request; a request refused before it names a
+// user (a malformed body) still counts against the key.
+TEST(Replicas, AServiceKeysQuotaAndItsUsersAreTakenInOneRoundTrip) {
+  parley::testing::PostgresDatabase db;
+  ASSERT_FALSE(db.url().empty());
+  const std::string redis = parley::testing::redis_server_url();
+  const std::string prefix = parley::testing::unique_redis_prefix();
+  FakeProvider fake;
+  TempDir dir("parley-replicas");
+  const std::string config = dir.write_file("parley.yaml", fake.base_config());
+  ParleyProcess a(replica(db.url(), redis, prefix, {"--config", config}));
+  const std::string key = create_key(
+      a.port(),
+      {{"scope", "service"},
+       {"limits",
+        {{"key", {{"requests_per_minute", 6}}}, {"user", {{"requests_per_minute", 100}}}}}});
+  ASSERT_FALSE(key.empty());
+  const HeaderList with_key = {{"X-API-Key", key}};
+  for (int i = 0; i < 4; ++i) fake.enqueue({{"body", openai_completion_body("One trip.")}});
+  const double before = redis_commands(a.port());
+  ASSERT_GE(before, 0);
+  for (int i = 0; i < 4; ++i) {
+    auto r = http("POST", a.port(), "/v1/chat/completions",
+                  openai_chat_request("hello", false, "user-" + std::to_string(i)), with_key);
+    ASSERT_EQ(r.status, 200) << r.describe();
+  }
+  EXPECT_EQ(redis_commands(a.port()) - before, 4.0);
+  // Malformed: refused before naming a user, and still the fifth request of the key's six.
+  EXPECT_TRUE(is_error(http("POST", a.port(), "/v1/chat/completions", "{not json", with_key), 400,
+                       "malformed_json"));
+  fake.enqueue({{"body", openai_completion_body("Sixth.")}});
+  EXPECT_EQ(http("POST", a.port(), "/v1/chat/completions", openai_chat_request("hi", false, "z"),
+                 with_key)
+                .status,
+            200);
+  auto seventh = http("POST", a.port(), "/v1/chat/completions",
+                      openai_chat_request("hi", false, "z"), with_key);
+  EXPECT_TRUE(is_error(seventh, 429, "rate_limited"));
+  EXPECT_NE(seventh.body.find("key-minute"), std::string::npos) << seventh.body;
+}
+
 TEST(Replicas, ThreeStartingTogetherOnAnEmptyDatabaseMigrateItOnce) {
   parley::testing::PostgresDatabase db;
   ASSERT_FALSE(db.url().empty());

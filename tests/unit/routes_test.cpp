@@ -25,6 +25,7 @@ using parley::http::Method;
 struct Expected {
   Audience audience;
   bool idempotent;
+  bool names_user = false;  // its handler counts a service key's quotas with the user's
 };
 
 TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
@@ -36,23 +37,23 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"GET", "/api/v1/health/readiness"}, {Audience::kPublic, false}},
       {{"GET", "/metrics"}, {Audience::kPublic, false}},
       {{"GET", "/api/v1/health/diagnostics"}, {Audience::kAdmin, false}},
-      {{"POST", "/api/v1/sessions"}, {Audience::kAuthenticated, true}},
+      {{"POST", "/api/v1/sessions"}, {Audience::kAuthenticated, true, true}},
       {{"GET", "/api/v1/sessions"}, {Audience::kAuthenticated, false}},
       {{"GET", "/api/v1/sessions/{id}"}, {Audience::kAuthenticated, false}},
       {{"PATCH", "/api/v1/sessions/{id}"}, {Audience::kAuthenticated, false}},
       {{"DELETE", "/api/v1/sessions/{id}"}, {Audience::kAuthenticated, false}},
       {{"GET", "/api/v1/sessions/{id}/messages"}, {Audience::kAuthenticated, false}},
-      {{"POST", "/api/v1/sessions/{id}/messages"}, {Audience::kAuthenticated, true}},
-      {{"POST", "/api/v1/chat"}, {Audience::kAuthenticated, true}},
+      {{"POST", "/api/v1/sessions/{id}/messages"}, {Audience::kAuthenticated, true, true}},
+      {{"POST", "/api/v1/chat"}, {Audience::kAuthenticated, true, true}},
       {{"GET", "/api/v1/assistants"}, {Audience::kAuthenticated, false}},
       {{"GET", "/api/v1/usage"}, {Audience::kAuthenticated, false}},
       {{"GET", "/api/v1/users/{id}/export"}, {Audience::kAuthenticated, false}},
       {{"DELETE", "/api/v1/users/{id}"}, {Audience::kAuthenticated, false}},
-      {{"POST", "/v1/chat/completions"}, {Audience::kAuthenticated, true}},
-      {{"POST", "/v1/embeddings"}, {Audience::kAuthenticated, true}},
+      {{"POST", "/v1/chat/completions"}, {Audience::kAuthenticated, true, true}},
+      {{"POST", "/v1/embeddings"}, {Audience::kAuthenticated, true, true}},
       {{"GET", "/v1/models"}, {Audience::kAuthenticated, false}},
       {{"GET", "/v1/models/{model}"}, {Audience::kAuthenticated, false}},
-      {{"POST", "/v1/moderations"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/v1/moderations"}, {Audience::kAuthenticated, false, true}},
       // Not idempotent on purpose: a stored answer would keep the new key's secret.
       {{"POST", "/api/v1/admin/keys"}, {Audience::kAdmin, false}},
       {{"GET", "/api/v1/admin/keys"}, {Audience::kAdmin, false}},
@@ -89,6 +90,7 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
         << key.first << " " << key.second << " is "
         << parley::http::audience_name(route.policy.audience);
     EXPECT_EQ(route.policy.idempotent, it->second.idempotent) << key.first << " " << key.second;
+    EXPECT_EQ(route.policy.names_user, it->second.names_user) << key.first << " " << key.second;
     // Belt and braces over the table: nothing under /admin/ is ever less than admin, and
     // only probes and metrics are public.
     if (key.second.find("/admin/") != std::string::npos) {
