@@ -357,10 +357,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo "- Gateway through Parley on PostgreSQL + Redis at 64 connections: ${RPS[pg_redis-gw64]} requests/s"
   echo "  (target: ≥ 15,000); on SQLite alone ${RPS[sqlite-gw64]}."
   echo "- Redis round trips per request: ${TRIPS[pg_redis-get64]} on the session read (the guard: one Lua script"
-  echo "  takes every bucket the key names) and ${TRIPS[pg_redis-gw64]} on the gateway row, where a service key"
-  echo "  names its end user in the body: the guard takes the key's buckets, then the handler the"
-  echo "  user's, once it has read the body (a user key's own user is taken with the key, in one)."
-  echo "  Target: at most 1."
+  echo "  takes every bucket of the key) and ${TRIPS[pg_redis-gw64]} on the gateway row, where the service key"
+  echo "  names its end user in the body and the key's buckets are taken with the user's, in the"
+  echo "  same script, once the handler has read it. Target: at most 1."
   echo "- The limiter in Redis at one connection (the session read, SQLite + Redis against SQLite alone):"
   echo "  +${limiter_p50} µs at p50, +${limiter_p99} µs at p99 (${P99[sqlite-get1]} → ${P99[sqlite_redis-get1]})."
   echo
