@@ -110,6 +110,12 @@ struct LocalOptions {
 jobs::BatchWriter<store::IdempotencyRecord>::Options answer_writer_options(
     const LocalOptions& options, std::function<void()> on_tick);
 
+// The stored answer under `key`: still queued in `writer` (the latest wins) or in the store;
+// nullopt when neither has it (expired, or its write failed). Blocks on the store.
+Result<std::optional<StoredResponse>> find_answer(
+    jobs::BatchWriter<store::IdempotencyRecord>& writer, store::IdempotencyRepository& repo,
+    const std::string& key);
+
 // One process: every unexpired key is indexed in memory (loaded from the store at start, about
 // 150 bytes a key); stored answers are written to the store by a BatchWriter
 // (jobs/batch_writer.hpp) within `flush_interval_ms` and survive restarts; its thread also purges

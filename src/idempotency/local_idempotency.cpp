@@ -106,25 +106,32 @@ Claim LocalIdempotency::claim_now(const std::string& key, const std::string& fin
   return c;
 }
 
-Result<std::optional<StoredResponse>> LocalIdempotency::load(const std::string& key) {
+Result<std::optional<StoredResponse>> find_answer(
+    jobs::BatchWriter<store::IdempotencyRecord>& writer, store::IdempotencyRepository& repo,
+    const std::string& key) {
   // It may still be queued for writing, or in the batch being written; the latest answer
   // under the key wins (pending items are visited oldest first).
   std::optional<StoredResponse> pending;
-  writer_.for_each_pending([&](const store::IdempotencyRecord& r) {
+  writer.for_each_pending([&](const store::IdempotencyRecord& r) {
     if (r.key == key) pending = StoredResponse{r.status, r.content_type, r.body};
   });
   if (pending) return pending;
-  auto record = repo_.get(key);
+  auto record = repo.get(key);
   if (!record) return std::move(record).error();
-  if (!*record) {
+  if (!*record) return std::optional<StoredResponse>();
+  return std::optional<StoredResponse>(StoredResponse{
+      (*record)->status, std::move((*record)->content_type), std::move((*record)->body)});
+}
+
+Result<std::optional<StoredResponse>> LocalIdempotency::load(const std::string& key) {
+  auto answer = find_answer(writer_, repo_, key);
+  if (answer && !*answer) {
     // Expired, or never written (the write failed): the key is free for the request again.
     std::lock_guard lock(mutex_);
     auto it = entries_.find(key);
     if (it != entries_.end() && !it->second.running && !it->second.response) entries_.erase(it);
-    return std::optional<StoredResponse>();
   }
-  return std::optional<StoredResponse>(StoredResponse{
-      (*record)->status, std::move((*record)->content_type), std::move((*record)->body)});
+  return answer;
 }
 
 void LocalIdempotency::complete(const std::string& key, const std::string& fingerprint,

@@ -173,16 +173,7 @@ Task<Result<Claim>> SharedIdempotency::claim(const std::string& key, const std::
 }
 
 Result<std::optional<StoredResponse>> SharedIdempotency::load(const std::string& key) {
-  std::optional<StoredResponse> pending;
-  writer_.for_each_pending([&](const store::IdempotencyRecord& r) {
-    if (r.key == key) pending = StoredResponse{r.status, r.content_type, r.body};
-  });
-  if (pending) return pending;
-  auto record = repo_.get(key);
-  if (!record) return std::move(record).error();
-  if (!*record) return std::optional<StoredResponse>();
-  return std::optional<StoredResponse>(StoredResponse{
-      (*record)->status, std::move((*record)->content_type), std::move((*record)->body)});
+  return find_answer(writer_, repo_, key);
 }
 
 void SharedIdempotency::complete(const std::string& key, const std::string& fingerprint,
