@@ -1,6 +1,7 @@
-// JobPool: where long background work runs (document ingestion, embeddings, memory
-// extraction, summaries), on threads of its own, apart from the BlockingPool that serves
-// requests' storage calls, so a burst of slow jobs never delays a reply's database write.
+// JobPool: in-process background work off the request path, on threads of its own, apart from
+// the BlockingPool that serves requests' storage calls, so a burst of slow work never delays a
+// reply's database write. Its queue is lost at a stop: work that must survive one (document
+// ingestion, embeddings, memory extraction, summaries) is a durable job (queue/worker.hpp).
 //
 // Bounded: at most `jobs.max_queued` jobs wait; submit() refuses more (counted in
 // jobs_total{outcome="rejected"}), so the caller can say "busy, try later" or leave the job in the

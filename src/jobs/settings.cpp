@@ -7,7 +7,8 @@ namespace parley::jobs {
 void declare_settings(config::Schema& schema) {
   schema.group<JobPoolOptions>("jobs")
       .integer("threads", &JobPoolOptions::threads,
-               "Threads for long background jobs (ingestion, embeddings, extraction), apart "
+               "Threads for in-process background work off the request path (durable jobs run "
+               "in worker.*), apart "
                "from request storage calls.",
                1, 256)
       .integer(
