@@ -152,25 +152,30 @@ to_us() {  # wrk latency ("35.00us", "1.20ms", "1.05s") in microseconds
 declare -A RPS P50 P99 ERR ALL
 rows=()
 read -r steal_start total_start < <(cpu_jiffies)
-measure() {  # key label port conns [wrk script] [path]
-  local key=$1 label=$2 port=$3 conns=$4 script=${5:-$work/post.lua}
-  local path=${6:-/v1/chat/completions} threads=2 lines=()
+declare -A LINES
+measure_once() {  # key port conns [wrk script] [path]: one run, kept under `key`
+  local key=$1 port=$2 conns=$3 script=${4:-$work/post.lua} path=${5:-/v1/chat/completions}
+  local threads=2 out rps p50 p99 errors
   [[ $conns -eq 1 ]] && threads=1
-  for _ in $(seq 1 "$RUNS"); do
-    local out rps p50 p99 errors
-    out=$(wrk "-t$threads" "-c$conns" "-d$DURATION" --latency -s "$script" "http://127.0.0.1:$port$path")
-    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-    errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-    lines+=("$rps|$p50|$p99|${errors:-none}")
-  done
-  local median
-  median=$(printf '%s\n' "${lines[@]}" | sort -t'|' -k1,1 -g | sed -n "$(( (RUNS + 1) / 2 ))p")
+  out=$(wrk "-t$threads" "-c$conns" "-d$DURATION" --latency -s "$script" "http://127.0.0.1:$port$path")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  LINES[$key]+="$rps|$p50|$p99|${errors:-none}"$'\n'
+}
+summarize() {  # key label conns: the median of the runs kept under `key`, as a table row
+  local key=$1 label=$2 conns=$3 runs median
+  runs=$(grep -c . <<<"${LINES[$key]}")
+  median=$(grep . <<<"${LINES[$key]}" | sort -t'|' -k1,1 -g | sed -n "$(( (runs + 1) / 2 ))p")
   IFS='|' read -r RPS[$key] P50[$key] P99[$key] ERR[$key] <<<"$median"
-  ALL[$key]=$(printf '%s\n' "${lines[@]}" | cut -d'|' -f1 | tr '\n' ' ')
+  ALL[$key]=$(grep . <<<"${LINES[$key]}" | cut -d'|' -f1 | tr '\n' ' ')
   rows+=("| $label | $conns | ${RPS[$key]} | ${P50[$key]} | ${P99[$key]} | ${ERR[$key]} | ${ALL[$key]} |")
   echo "$label c=$conns: ${RPS[$key]} req/s p50=${P50[$key]} p99=${P99[$key]} (runs: ${ALL[$key]}) ${ERR[$key]}"
+}
+measure() {  # key label port conns [wrk script] [path]: RUNS runs back to back
+  for _ in $(seq 1 "$RUNS"); do measure_once "$1" "$3" "$4" "${5:-}" "${6:-}"; done
+  summarize "$1" "$2" "$4"
 }
 for conns in 1 64; do
   measure "up$conns" "upstream alone (nginx, fixed completion)" "$upstream_port" "$conns"
@@ -283,34 +288,43 @@ start_keyed() {  # name [--set KEY=VALUE]...
   printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$key" >"$work/$name-get.lua"
   wrk -t2 -c16 -d2s -s "$work/$name-post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
 }
-stop_keyed() { kill "${KEYED_PID[$1]}"; wait "${KEYED_PID[$1]}" 2>/dev/null || true; }
+declare -A COMMANDS REQUESTS
+counted_once() {  # key name route conns script [path]: one run, counting Redis commands and requests
+  local key=$1 name=$2 route=$3 port=${KEYED_PORT[$2]} c0 r0
+  c0=$(metric "$port" redis_commands_total) r0=$(requests_of "$port" "$route")
+  measure_once "$key" "$port" "$4" "$5" "${6:-}"
+  COMMANDS[$key]=$(( ${COMMANDS[$key]:-0} + $(metric "$port" redis_commands_total | cut -d. -f1) - ${c0%.*} ))
+  REQUESTS[$key]=$(( ${REQUESTS[$key]:-0} + $(requests_of "$port" "$route") - r0 ))
+}
+# The three configurations run side by side (an idle one costs next to nothing) and take turns,
+# run by run, so a change in the machine's speed during the benchmark reaches each alike.
+start_keyed sqlite
+start_keyed sqlite_redis --set "redis.url=$redis_url" --set redis.key_prefix=bench-a:
+start_keyed pg_redis --set "storage.url=$pg_url" --set "redis.url=$redis_url" --set redis.key_prefix=bench-b:
+declare -A LABEL=([sqlite]="SQLite" [sqlite_redis]="SQLite + Redis" [pg_redis]="PostgreSQL + Redis")
+for _ in $(seq 1 "$RUNS"); do
+  for conns in 1 64; do
+    for name in sqlite sqlite_redis pg_redis; do
+      counted_once "$name-gw$conns" "$name" /v1/chat/completions "$conns" "$work/$name-post.lua"
+      counted_once "$name-get$conns" "$name" "/api/v1/sessions/{id}" "$conns" "$work/$name-get.lua" \
+        "/api/v1/sessions/${SESSION[$name]}"
+    done
+  done
+done
 shared_rows=()
 declare -A TRIPS
-shared_measure() {  # name label: the gateway row and the session read, at 1 and 64 connections
-  local name=$1 label=$2 port=${KEYED_PORT[$1]} c0 r0
+for name in sqlite sqlite_redis pg_redis; do
   for conns in 1 64; do
-    c0=$(metric "$port" redis_commands_total) r0=$(requests_of "$port" /v1/chat/completions)
-    measure "$name-gw$conns" "$label: POST /v1/chat/completions → upstream" "$port" "$conns" "$work/$name-post.lua"
-    TRIPS[$name-gw$conns]=$(awk -v c="$(( $(metric "$port" redis_commands_total | cut -d. -f1) - ${c0%.*} ))" \
-      -v r="$(( $(requests_of "$port" /v1/chat/completions) - r0 ))" 'BEGIN {printf "%.2f", r ? c / r : 0}')
-    shared_rows+=("${rows[-1]} ${TRIPS[$name-gw$conns]} |")
-    c0=$(metric "$port" redis_commands_total) r0=$(requests_of "$port" "/api/v1/sessions/{id}")
-    measure "$name-get$conns" "$label: GET /api/v1/sessions/{id}" "$port" "$conns" "$work/$name-get.lua" \
-      "/api/v1/sessions/${SESSION[$name]}"
-    TRIPS[$name-get$conns]=$(awk -v c="$(( $(metric "$port" redis_commands_total | cut -d. -f1) - ${c0%.*} ))" \
-      -v r="$(( $(requests_of "$port" "/api/v1/sessions/{id}") - r0 ))" 'BEGIN {printf "%.2f", r ? c / r : 0}')
-    shared_rows+=("${rows[-1]} ${TRIPS[$name-get$conns]} |")
+    for row in gw get; do
+      key=$name-$row$conns
+      label="${LABEL[$name]}: POST /v1/chat/completions → upstream"
+      [[ $row == get ]] && label="${LABEL[$name]}: GET /api/v1/sessions/{id}"
+      summarize "$key" "$label" "$conns"
+      TRIPS[$key]=$(awk -v c="${COMMANDS[$key]}" -v r="${REQUESTS[$key]}" 'BEGIN {printf "%.2f", r ? c / r : 0}')
+      shared_rows+=("${rows[-1]} ${TRIPS[$key]} |")
+    done
   done
-}
-start_keyed sqlite
-shared_measure sqlite "SQLite"
-stop_keyed sqlite
-start_keyed sqlite_redis --set "redis.url=$redis_url" --set redis.key_prefix=bench-a:
-shared_measure sqlite_redis "SQLite + Redis"
-stop_keyed sqlite_redis
-start_keyed pg_redis --set "storage.url=$pg_url" --set "redis.url=$redis_url" --set redis.key_prefix=bench-b:
-shared_measure pg_redis "PostgreSQL + Redis"
-stop_keyed pg_redis
+done
 limiter_p99=$(( $(to_us "${P99[sqlite_redis-get1]}" | cut -d. -f1) - $(to_us "${P99[sqlite-get1]}" | cut -d. -f1) ))
 limiter_p50=$(( $(to_us "${P50[sqlite_redis-get1]}" | cut -d. -f1) - $(to_us "${P50[sqlite-get1]}" | cut -d. -f1) ))
 
@@ -348,7 +362,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo "machine, started by tests/services/services.sh with PostgreSQL's durable defaults: fsync on"
   echo "every commit, as SQLite's synchronous=FULL). Everything shares the two cores: wrk, Parley,"
   echo "nginx, PostgreSQL and Redis. The gateway rows write a usage record per call (batched); the"
-  echo "session rows read from the database."
+  echo "session rows read from the database. The three configurations run side by side and take"
+  echo "turns run by run, so a change in the machine's speed during the benchmark reaches each alike."
   echo
   echo "| row | connections | requests/s | p50 | p99 | errors | requests/s of each run | Redis round trips per request |"
   echo "|---|---|---|---|---|---|---|---|"
@@ -356,10 +371,12 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo
   echo "- Gateway through Parley on PostgreSQL + Redis at 64 connections: ${RPS[pg_redis-gw64]} requests/s"
   echo "  (target: ≥ 15,000); on SQLite alone ${RPS[sqlite-gw64]}."
-  echo "- Redis round trips per request: ${TRIPS[pg_redis-get64]} on the session read (the guard: one Lua script"
-  echo "  takes every bucket of the key) and ${TRIPS[pg_redis-gw64]} on the gateway row, where the service key"
-  echo "  names its end user in the body and the key's buckets are taken with the user's, in the"
-  echo "  same script, once the handler has read it. Target: at most 1."
+  echo "- Redis round trips per request: ${TRIPS[pg_redis-get64]} on the session read and ${TRIPS[pg_redis-gw64]} on the"
+  echo "  gateway row at 64 connections (${TRIPS[pg_redis-get1]} and ${TRIPS[pg_redis-gw1]} at 1). One Lua script call takes"
+  echo "  every bucket of a request (on the gateway row the service key names its end user in the"
+  echo "  body, and the key's buckets are taken with the user's once the handler has read it), and"
+  echo "  the requests that reach the limiter on one I/O thread in the same turn of its event loop"
+  echo "  share one call. Target: at most 1."
   echo "- The limiter in Redis at one connection (the session read, SQLite + Redis against SQLite alone):"
   echo "  +${limiter_p50} µs at p50, +${limiter_p99} µs at p99 (${P99[sqlite-get1]} → ${P99[sqlite_redis-get1]})."
   echo

@@ -5,7 +5,6 @@
 #include "http/client.hpp"
 
 #include <curl/curl.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,11 +50,6 @@ struct Watch {
 // Once the bytes waiting in curl's hands reach this, the transfer pauses until the reader
 // catches up: a slow client slows its upstream instead of filling our memory.
 constexpr size_t kPauseAbove = size_t{256} * 1024;
-
-bool readable_now(curl_socket_t fd) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
-}
 
 }  // namespace
 
@@ -425,38 +419,19 @@ int HttpClient::Multi::on_close(void* self, curl_socket_t fd) {
 }
 
 void HttpClient::Multi::arm(const std::shared_ptr<Watch>& watch) {
-  if ((watch->wanted & CURL_POLL_IN) && !watch->reading) {
-    // Asio's reactor is edge-triggered: bytes that arrived before this wait raise no new
-    // event. curl normally reads until the socket is empty, but not always (a paused
-    // transfer): ask the socket before waiting.
-    if (readable_now(watch->fd)) {
-      watch->reading = true;
-      asio::post(context, [this, watch] {
-        watch->reading = false;
-        if (watch->closed || !(watch->wanted & CURL_POLL_IN)) return;
-        action(watch->fd, CURL_CSELECT_IN);
-        if (!watch->closed) arm(watch);
-      });
-    } else {
-      watch->reading = true;
-      watch->descriptor.async_wait(Descriptor::wait_read,
-                                   [this, watch](const boost::system::error_code& ec) {
-                                     watch->reading = false;
-                                     if (ec || watch->closed) return;
-                                     if (!(watch->wanted & CURL_POLL_IN)) return;
-                                     action(watch->fd, CURL_CSELECT_IN);
-                                     if (!watch->closed) arm(watch);
-                                   });
-    }
-  }
-  if ((watch->wanted & CURL_POLL_OUT) && !watch->writing) {
-    watch->writing = true;
-    watch->descriptor.async_wait(Descriptor::wait_write,
-                                 [this, watch](const boost::system::error_code& ec) {
-                                   watch->writing = false;
-                                   if (ec || watch->closed) return;
-                                   if (!(watch->wanted & CURL_POLL_OUT)) return;
-                                   action(watch->fd, CURL_CSELECT_OUT);
+  // Bytes that arrived before a wait (curl does not always read a socket empty: a paused
+  // transfer) still wake it: Asio starts every wait with EPOLL_CTL_MOD, which reports a
+  // descriptor that is ready already, so no poll() of our own is needed first.
+  for (const bool read : {true, false}) {
+    const int poll = read ? CURL_POLL_IN : CURL_POLL_OUT;
+    bool& waiting = read ? watch->reading : watch->writing;
+    if (!(watch->wanted & poll) || waiting) continue;
+    waiting = true;
+    watch->descriptor.async_wait(read ? Descriptor::wait_read : Descriptor::wait_write,
+                                 [this, watch, read, poll](const boost::system::error_code& ec) {
+                                   (read ? watch->reading : watch->writing) = false;
+                                   if (ec || watch->closed || !(watch->wanted & poll)) return;
+                                   action(watch->fd, read ? CURL_CSELECT_IN : CURL_CSELECT_OUT);
                                    if (!watch->closed) arm(watch);
                                  });
   }

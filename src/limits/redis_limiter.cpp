@@ -1,51 +1,71 @@
 // The Redis RateLimiter (see redis_limiter.hpp).
 #include "limits/redis_limiter.hpp"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <charconv>
 #include <cstdio>
+#include <functional>
+#include <memory>
+#include <unordered_map>
 
 #include "redis/client.hpp"
 
 namespace parley::limits {
 namespace {
 
+namespace asio = boost::asio;
+
 // 2026-01-01T00:00:00Z: bucket times are kept relative to it.
 constexpr int64_t kEpochMs = 1'767'225'600'000;
 
-// KEYS: the buckets. ARGV[1]: now; then five per bucket: interval, limit, tolerance, cost,
-// force. Every bucket is checked first; unless one that is not forced refuses, all are
-// charged (forced ones always). Per bucket: {tat, fits, charged}. Numbers travel as %.17g so
-// they are the same doubles here and in Gcra.
+// Several requests' takes in one call, decided in order as if each ran alone. KEYS: the
+// distinct buckets. ARGV[1]: the number of requests; then per request its now and its bucket
+// count, and per bucket six values: the bucket's index in KEYS, interval, limit, tolerance,
+// cost, force. Within a request every bucket is checked first; unless one that is not forced
+// refuses, all are charged (forced ones always). A bucket is read once and written once per
+// call, however many requests share it. Per bucket, flat: tat, fits, charged. Numbers travel
+// as %.17g so they are the same doubles here and in Gcra.
 const redis::Script& acquire_script() {
   static const redis::Script script(R"lua(
-local now = tonumber(ARGV[1])
-local n = #KEYS
-local tats, fits = {}, {}
-local all_fit = true
-for i = 1, n do
-  local b = 2 + (i - 1) * 5
-  local interval, limit, tolerance = tonumber(ARGV[b]), tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-  local cost = tonumber(ARGV[b + 3])
-  local stored = redis.call('GET', KEYS[i])
-  local tat = now
-  if stored then tat = math.max(tonumber(stored), now) end
-  local ok
-  if cost == 0 then ok = (tat - now < limit) else ok = (tat + interval * cost - now <= tolerance) end
-  tats[i] = tat
-  fits[i] = ok
-  if (not ok) and ARGV[b + 4] ~= '1' then all_fit = false end
-end
-local out = {}
-for i = 1, n do
-  local b = 2 + (i - 1) * 5
-  local cost = tonumber(ARGV[b + 3])
-  local charged = ARGV[b + 4] == '1' or (all_fit and fits[i])
-  if charged and cost > 0 then
-    local new_tat = tats[i] + tonumber(ARGV[b]) * cost
-    redis.call('SET', KEYS[i], string.format('%.17g', new_tat), 'PX',
-               math.ceil(new_tat - now) + 1000)
+local tats, expiry, out = {}, {}, {}
+local p = 2
+for _ = 1, tonumber(ARGV[1]) do
+  local now, n = tonumber(ARGV[p]), tonumber(ARGV[p + 1])
+  p = p + 2
+  local first, seen, fits, all_fit = p, {}, {}, true
+  for i = 1, n do
+    local k = tonumber(ARGV[p])
+    local tat = tats[k]
+    if tat == nil then
+      local stored = redis.call('GET', KEYS[k])
+      tat = stored and tonumber(stored) or now
+      tats[k] = tat
+    end
+    tat = math.max(tat, now)
+    local interval, limit, tolerance = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
+    local cost = tonumber(ARGV[p + 4])
+    local ok
+    if cost == 0 then ok = (tat - now < limit) else ok = (tat + interval * cost - now <= tolerance) end
+    seen[i], fits[i] = tat, ok
+    if (not ok) and ARGV[p + 5] ~= '1' then all_fit = false end
+    p = p + 6
   end
-  out[i] = {string.format('%.17g', tats[i]), fits[i] and 1 or 0, charged and 1 or 0}
+  for i = 1, n do
+    local b = first + (i - 1) * 6
+    local k, cost = tonumber(ARGV[b]), tonumber(ARGV[b + 4])
+    local charged = ARGV[b + 5] == '1' or (all_fit and fits[i])
+    if charged and cost > 0 then
+      tats[k] = seen[i] + tonumber(ARGV[b + 1]) * cost
+      expiry[k] = math.ceil(tats[k] - now) + 1000
+    end
+    out[#out + 1] = string.format('%.17g', seen[i])
+    out[#out + 1] = fits[i] and 1 or 0
+    out[#out + 1] = charged and 1 or 0
+  end
+end
+for k, ms in pairs(expiry) do
+  redis.call('SET', KEYS[k], string.format('%.17g', tats[k]), 'PX', ms)
 end
 return out
 )lua");
@@ -101,17 +121,62 @@ std::string exact(double v) {
   return buf;
 }
 
-// A bucket's key and its five arguments to the acquire script.
-void add_bucket(const redis::Client& client, const Take& t, std::vector<std::string>& keys,
-                std::vector<std::string>& args) {
-  const Gcra gcra(t.quota);
-  keys.push_back(client.key("rl:" + t.key));
-  args.push_back(exact(gcra.interval));
-  args.push_back(exact(gcra.limit));
-  args.push_back(exact(gcra.tolerance));
-  args.push_back(std::to_string(t.cost));
-  args.push_back(t.force ? "1" : "0");
-}
+// What a script call answered one of the requests it carried: the whole flat reply (shared
+// by the batch) and where this request's rows begin in it.
+struct Outcome {
+  std::shared_ptr<const Result<redis::Reply>> reply;
+  size_t first_row = 0;
+};
+
+// One request's takes with a quota, waiting for the script call that decides them.
+struct Queued {
+  const std::vector<Take>* takes;
+  const std::vector<size_t>* limited;  // indexes into *takes: the buckets, in order
+  int64_t now_ms;
+  Outcome* outcome;
+  std::function<void()> resume;  // null for the request that sends
+};
+
+// The script's KEYS and ARGV for a batch of requests (see acquire_script).
+class ScriptCall {
+ public:
+  explicit ScriptCall(const redis::Client& client) : client_(client) {}
+
+  // Adds a request; returns the index of its first bucket's row in the reply.
+  size_t add(const std::vector<Take>& takes, const std::vector<size_t>& limited, int64_t now_ms) {
+    const size_t first = rows_;
+    ++requests_;
+    args_.push_back(exact(static_cast<double>(now_ms - kEpochMs)));
+    args_.push_back(std::to_string(limited.size()));
+    for (size_t i : limited) {
+      const Take& t = takes[i];
+      const Gcra gcra(t.quota);
+      auto [at, fresh] = index_.try_emplace(t.key, keys_.size() + 1);
+      if (fresh) keys_.push_back(client_.key("rl:" + t.key));
+      args_.push_back(std::to_string(at->second));
+      args_.push_back(exact(gcra.interval));
+      args_.push_back(exact(gcra.limit));
+      args_.push_back(exact(gcra.tolerance));
+      args_.push_back(std::to_string(t.cost));
+      args_.push_back(t.force ? "1" : "0");
+    }
+    rows_ += limited.size();
+    return first;
+  }
+  std::vector<std::string> take_keys() { return std::move(keys_); }
+  std::vector<std::string> take_args() {
+    args_[0] = std::to_string(requests_);
+    return std::move(args_);
+  }
+
+ private:
+  const redis::Client& client_;
+  std::unordered_map<std::string, size_t> index_;  // bucket → its 1-based index in KEYS
+  std::vector<std::string> keys_;
+  std::vector<std::string> args_{""};  // ARGV[1], the request count, filled in last
+  size_t requests_ = 0;
+  size_t rows_ = 0;
+};
 
 Error malformed() {
   return Error::unavailable("Redis answered the limiter with something unexpected",
@@ -120,8 +185,16 @@ Error malformed() {
 
 class RedisLimiter final : public RateLimiter {
  public:
-  RedisLimiter(redis::Client& client, int64_t lease_ms) : client_(client), lease_ms_(lease_ms) {}
+  RedisLimiter(redis::Client& client, int64_t lease_ms) : client_(client), lease_ms_(lease_ms) {
+    for (int i = 0; i < client.io().size(); ++i) {
+      batches_.push_back(Batch{&client.io().context(i), {}});
+    }
+  }
 
+  // The requests that reach the limiter on one I/O thread in one turn of its event loop share
+  // one script call: the first of them yields once so the others can join, then sends for all
+  // of them and hands each its rows. Under load that is one Redis command (and one Lua run)
+  // for many requests; alone, a request only waits for that one yield.
   Task<Result<std::vector<Decision>>> acquire(std::vector<Take> takes, int64_t now_ms) override {
     std::vector<Decision> out(takes.size());
     std::vector<size_t> limited;  // takes with a quota: the script's buckets, in order
@@ -129,23 +202,40 @@ class RedisLimiter final : public RateLimiter {
       if (takes[i].quota.quota > 0) limited.push_back(i);
     }
     if (limited.empty()) co_return out;
-    const double now = static_cast<double>(now_ms - kEpochMs);
-    std::vector<std::string> keys;
-    std::vector<std::string> args{exact(now)};
-    for (size_t i : limited) add_bucket(client_, takes[i], keys, args);
-    auto reply = co_await client_.eval(acquire_script(), std::move(keys), std::move(args));
-    if (!reply) co_return std::move(reply).error();
+    const auto executor = co_await asio::this_coro::executor;
+    Batch* batch = batch_for(executor.context());
+    if (!batch) co_return Error::internal("the limiter was called outside its I/O threads");
+
+    Outcome outcome;
+    if (batch->queued.empty()) {
+      batch->queued.push_back(Queued{&takes, &limited, now_ms, &outcome, nullptr});
+      co_await asio::post(executor, use_task);
+      std::vector<Queued> carried;
+      carried.swap(batch->queued);
+      co_await send(std::move(carried));
+    } else {
+      co_await asio::async_initiate<decltype(use_task), void()>(
+          [&](auto handler) {
+            auto held = std::make_shared<decltype(handler)>(std::move(handler));
+            batch->queued.push_back(Queued{&takes, &limited, now_ms, &outcome,
+                                           [held] { asio::post(std::move(*held)); }});
+          },
+          use_task);
+    }
+    const Result<redis::Reply>& reply = *outcome.reply;
+    if (!reply) co_return reply.error();
     if (reply->is_error()) co_return redis_error(*reply);
-    if (reply->type != redis::Reply::Type::kArray || reply->elements.size() != limited.size()) {
+    if (reply->type != redis::Reply::Type::kArray ||
+        reply->elements.size() < 3 * (outcome.first_row + limited.size())) {
       co_return malformed();
     }
+    const double now = static_cast<double>(now_ms - kEpochMs);
     for (size_t j = 0; j < limited.size(); ++j) {
-      const auto& row = reply->elements[j];
-      if (row.elements.size() != 3) co_return malformed();
-      const double tat = std::strtod(row.elements[0].text.c_str(), nullptr);
+      const auto* row = &reply->elements[3 * (outcome.first_row + j)];
+      const double tat = std::strtod(row[0].text.c_str(), nullptr);
       const Take& t = takes[limited[j]];
-      out[limited[j]] = Gcra(t.quota).decide(tat, now, t.cost, row.elements[1].integer == 1,
-                                             row.elements[2].integer == 1);
+      out[limited[j]] =
+          Gcra(t.quota).decide(tat, now, t.cost, row[1].integer == 1, row[2].integer == 1);
     }
     co_return out;
   }
@@ -191,15 +281,15 @@ class RedisLimiter final : public RateLimiter {
   }
 
   void charge(std::vector<Take> takes, int64_t now_ms) override {
-    std::vector<std::string> keys;
-    std::vector<std::string> args{exact(static_cast<double>(now_ms - kEpochMs))};
-    for (auto& t : takes) {
-      if (t.quota.quota <= 0 || t.cost <= 0) continue;
-      t.force = true;
-      add_bucket(client_, t, keys, args);
+    std::vector<size_t> limited;
+    for (size_t i = 0; i < takes.size(); ++i) {
+      takes[i].force = true;
+      if (takes[i].quota.quota > 0 && takes[i].cost > 0) limited.push_back(i);
     }
-    if (keys.empty()) return;
-    client_.eval_detached(acquire_script(), std::move(keys), std::move(args));
+    if (limited.empty()) return;
+    ScriptCall call(client_);
+    call.add(takes, limited, now_ms);
+    client_.eval_detached(acquire_script(), call.take_keys(), call.take_args());
   }
 
   int64_t lease_ms() const override { return lease_ms_; }
@@ -210,8 +300,34 @@ class RedisLimiter final : public RateLimiter {
     return Error::unavailable("Redis refused the limiter's script: " + reply.text, "redis_error");
   }
 
+  // The requests waiting for the next script call on one I/O thread; touched only there.
+  struct Batch {
+    boost::asio::io_context* context;
+    std::vector<Queued> queued;
+  };
+
+  Batch* batch_for(boost::asio::io_context& context) {
+    for (auto& b : batches_) {
+      if (b.context == &context) return &b;
+    }
+    return nullptr;
+  }
+
+  // One script call for `carried`; every request's outcome is set before any resumes.
+  Task<void> send(std::vector<Queued> carried) {
+    ScriptCall call(client_);
+    for (Queued& q : carried) q.outcome->first_row = call.add(*q.takes, *q.limited, q.now_ms);
+    auto answer = co_await client_.eval(acquire_script(), call.take_keys(), call.take_args());
+    auto reply = std::make_shared<const Result<redis::Reply>>(std::move(answer));
+    for (Queued& q : carried) {
+      q.outcome->reply = reply;
+      if (q.resume) q.resume();
+    }
+  }
+
   redis::Client& client_;
   int64_t lease_ms_;
+  std::vector<Batch> batches_;  // one per I/O thread
 };
 
 }  // namespace

@@ -295,7 +295,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void want(bool read, bool on) {
     (read ? want_read_ : want_write_) = on;
-    if (on) arm(read);
+    if (!on) return;
+    if (!read && ac_ && (ac_->c.flags & REDIS_CONNECTED)) {
+      write_soon();
+    } else {
+      arm(read);
+    }
+  }
+
+  // Commands are written once the current turn of the event loop is over, all of them in one
+  // write: the socket of a connected client is nearly always writable, so waiting for the
+  // reactor to say so would only cost an epoll_ctl and a loop round per command. Only when the
+  // kernel's buffer is full (the write stopped short) does the connection wait for readiness.
+  void write_soon() {
+    if (write_posted_ || write_armed_) return;
+    write_posted_ = true;
+    asio::post(context_, [self = shared_from_this(), generation = generation_] {
+      if (generation != self->generation_) return;
+      self->write_posted_ = false;
+      if (!self->ac_ || !self->want_write_) return;
+      redisAsyncHandleWrite(self->ac_);
+      if (generation == self->generation_ && self->ac_ && self->want_write_) self->arm(false);
+    });
   }
 
   void arm(bool read) {
@@ -325,7 +346,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void detach() {
     want_read_ = want_write_ = false;
-    read_armed_ = write_armed_ = false;
+    read_armed_ = write_armed_ = write_posted_ = false;
     ++generation_;
     if (socket_) {
       boost::system::error_code ignored;
@@ -446,6 +467,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool want_write_ = false;
   bool read_armed_ = false;
   bool write_armed_ = false;
+  bool write_posted_ = false;  // a write_soon() is queued
   bool stopped_ = false;
   std::deque<Clock::time_point> sent_;  // when each command in flight was sent, oldest first
   Clock::time_point connecting_since_;

@@ -106,6 +106,8 @@ class Client {
   // The most recent failure, for readiness ("" when none since the last connect).
   std::string last_error() const;
   const Endpoint& endpoint() const { return endpoint_; }
+  // The event loops the command connections run on, one per I/O thread.
+  IoPool& io() const { return io_; }
   const RedisSettings& settings() const { return settings_; }
   // The configured key prefix in front of `name`.
   std::string key(std::string_view name) const { return settings_.key_prefix + std::string(name); }

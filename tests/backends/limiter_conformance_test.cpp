@@ -6,10 +6,16 @@
 // and the leases of a replica that died freeing themselves.
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <sstream>
 #include <thread>
 
 #include "limits/limiter.hpp"
 #include "limits/redis_limiter.hpp"
+#include "obs/metrics.hpp"
 #include "support/redis_harness.hpp"
 #include "support/test_redis.hpp"
 
@@ -193,6 +199,88 @@ TEST(RedisLimiter, TwoReplicasShareOneQuotaExactly) {
   t3.join();
   t4.join();
   EXPECT_EQ(allowed.load(), 25);
+}
+
+Decision this_one(RedisHarness& h, RateLimiter& limiter, const Take& take) {
+  const std::vector<Take> takes{take};
+  auto r = h.on(0, [&]() -> Task<Result<std::vector<Decision>>> {
+    co_return co_await limiter.acquire(takes, kT0);
+  });
+  return r.ok() ? r.value()[0] : Decision{};
+}
+
+// The value of redis_commands_total.
+double redis_commands(parley::obs::Metrics& metrics) {
+  std::istringstream in(metrics.serialize());
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("redis_commands_total ", 0) == 0) return std::stod(line.substr(21));
+  }
+  return -1;
+}
+
+TEST(RedisLimiter, RequestsOnOneThreadShareOneScriptCallAndAreDecidedInTheirOrder) {
+  parley::obs::Metrics metrics(parley::obs::BuildInfo{"v", "c", "g++", "Debug"});
+  RedisHarness h(parley::testing::redis_server_url(), 1000ms, 2,
+                 parley::testing::unique_redis_prefix(), &metrics);
+  h.run();
+  ASSERT_TRUE(h.wait_connected());
+  auto limiter = parley::limits::make_redis_limiter(h.client());
+  const Quota shared{"key-minute", 25, kMinute, 0};
+  const Quota own{"user-minute", 1, kMinute, 0};
+  auto takes = [&](int i) {
+    return std::vector<Take>{Take{"shared", shared}, Take{"own-" + std::to_string(i), own}};
+  };
+  // Request 5's own bucket is empty beforehand (this also loads the script into Redis).
+  const std::vector<Take> drain{Take{"own-5", own}};
+  ASSERT_TRUE(h.on(0,
+                   [&]() -> Task<Result<std::vector<Decision>>> {
+                     co_return co_await limiter->acquire(drain, kT0);
+                   })
+                  .value()[0]
+                  .allowed);
+
+  constexpr int kRequests = 30;
+  const double before = redis_commands(metrics);
+  std::vector<std::vector<Decision>> decided(kRequests);
+  auto all = h.on(0, [&]() -> Task<Result<int>> {
+    const auto executor = co_await boost::asio::this_coro::executor;
+    int finished = 0;
+    for (int i = 0; i < kRequests; ++i) {
+      boost::asio::co_spawn(
+          executor,
+          [&, i]() -> Task<void> {
+            auto r = co_await limiter->acquire(takes(i), kT0);
+            if (r.ok()) decided[static_cast<size_t>(i)] = std::move(r).value();
+            ++finished;
+          },
+          boost::asio::detached);
+    }
+    boost::asio::steady_timer tick(executor);
+    for (int waited = 0; finished < kRequests && waited < 5000; ++waited) {
+      tick.expires_after(1ms);
+      co_await tick.async_wait(parley::use_task);
+    }
+    co_return finished;
+  });
+  ASSERT_EQ(all.value(), kRequests);
+  EXPECT_EQ(redis_commands(metrics) - before, 1) << "one script call for the whole burst";
+  // In order: request 5 is refused by its own bucket and so takes nothing from the shared
+  // one, which then lets exactly 25 of the others through: 0..25 but 5.
+  int remaining = 25;
+  for (int i = 0; i < kRequests; ++i) {
+    const auto& d = decided[static_cast<size_t>(i)];
+    ASSERT_EQ(d.size(), 2U) << i;
+    const bool expected = i <= 25 && i != 5;
+    EXPECT_EQ(d[0].allowed && d[1].allowed, expected) << "request " << i;
+    if (expected) {
+      EXPECT_EQ(d[0].remaining, --remaining) << "request " << i;
+    }
+  }
+  EXPECT_EQ(remaining, 0);
+  // What the call stored is what one request at a time would have left: the shared bucket
+  // is empty, and request 26's own bucket was not charged.
+  EXPECT_FALSE(this_one(h, *limiter, Take{"shared", shared}).allowed);
+  EXPECT_TRUE(this_one(h, *limiter, Take{"own-26", own}).allowed);
 }
 
 TEST(RedisLimiter, TheLeasesOfADeadReplicaFreeThemselves) {

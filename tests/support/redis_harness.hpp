@@ -30,8 +30,10 @@ using namespace std::chrono_literals;
 class RedisHarness {
  public:
   // `prefix`: the keys' prefix; two harnesses with the same one act as two replicas.
+  // `metrics` (may be null) counts the commands sent.
   explicit RedisHarness(const std::string& url, std::chrono::milliseconds timeout = 1000ms,
-                        int threads = 2, std::string prefix = unique_redis_prefix())
+                        int threads = 2, std::string prefix = unique_redis_prefix(),
+                        parley::obs::Metrics* metrics = nullptr)
       : io_(threads) {
     auto endpoint = parley::redis::parse_url(url);
     EXPECT_TRUE(endpoint.ok()) << url;
@@ -41,7 +43,7 @@ class RedisHarness {
     settings.connect_timeout = 1000ms;
     settings.key_prefix = std::move(prefix);
     client_ = std::make_unique<parley::redis::Client>(
-        io_, settings, endpoint.ok() ? *endpoint : parley::redis::Endpoint{});
+        io_, settings, endpoint.ok() ? *endpoint : parley::redis::Endpoint{}, metrics);
   }
   ~RedisHarness() { shutdown(); }
 
