@@ -1,11 +1,14 @@
 // The Redis RateLimiter (see redis_limiter.hpp).
 #include "limits/redis_limiter.hpp"
 
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <charconv>
-#include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <unordered_map>
 
@@ -20,48 +23,53 @@ namespace asio = boost::asio;
 constexpr int64_t kEpochMs = 1'767'225'600'000;
 
 // Several requests' takes in one call, decided in order as if each ran alone. KEYS: the
-// distinct buckets. ARGV[1]: the number of requests; then per request its now and its bucket
-// count, and per bucket six values: the bucket's index in KEYS, interval, limit, tolerance,
+// distinct buckets. ARGV: the number of distinct quotas, then three values per quota
+// (interval, limit, tolerance); the number of requests, then per request its now and its
+// bucket count, and per bucket four values: the bucket's index in KEYS, its quota's index,
 // cost, force. Within a request every bucket is checked first; unless one that is not forced
 // refuses, all are charged (forced ones always). A bucket is read once and written once per
-// call, however many requests share it. Per bucket, flat: tat, fits, charged. Numbers travel
-// as %.17g so they are the same doubles here and in Gcra.
+// call, however many requests share it. Per bucket, flat: its TAT before the request, and
+// fits + 2 * charged. Numbers travel in decimal forms that parse back to the same doubles
+// (%.17g from Lua), so both sides compute with the same values as Gcra.
 const redis::Script& acquire_script() {
   static const redis::Script script(R"lua(
-local tats, expiry, out = {}, {}, {}
+local quotas, tats, expiry, out = {}, {}, {}, {}
 local p = 2
-for _ = 1, tonumber(ARGV[1]) do
+for q = 1, tonumber(ARGV[1]) do
+  quotas[q] = {tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])}
+  p = p + 3
+end
+local requests = tonumber(ARGV[p])
+p = p + 1
+for _ = 1, requests do
   local now, n = tonumber(ARGV[p]), tonumber(ARGV[p + 1])
   p = p + 2
   local first, seen, fits, all_fit = p, {}, {}, true
   for i = 1, n do
-    local k = tonumber(ARGV[p])
+    local k, quota, cost = tonumber(ARGV[p]), quotas[tonumber(ARGV[p + 1])], tonumber(ARGV[p + 2])
     local tat = tats[k]
     if tat == nil then
       local stored = redis.call('GET', KEYS[k])
       tat = stored and tonumber(stored) or now
       tats[k] = tat
     end
-    tat = math.max(tat, now)
-    local interval, limit, tolerance = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
-    local cost = tonumber(ARGV[p + 4])
+    if tat < now then tat = now end
     local ok
-    if cost == 0 then ok = (tat - now < limit) else ok = (tat + interval * cost - now <= tolerance) end
+    if cost == 0 then ok = (tat - now < quota[2]) else ok = (tat + quota[1] * cost - now <= quota[3]) end
     seen[i], fits[i] = tat, ok
-    if (not ok) and ARGV[p + 5] ~= '1' then all_fit = false end
-    p = p + 6
+    if (not ok) and ARGV[p + 3] ~= '1' then all_fit = false end
+    p = p + 4
   end
   for i = 1, n do
-    local b = first + (i - 1) * 6
-    local k, cost = tonumber(ARGV[b]), tonumber(ARGV[b + 4])
-    local charged = ARGV[b + 5] == '1' or (all_fit and fits[i])
+    local b = first + (i - 1) * 4
+    local k, cost = tonumber(ARGV[b]), tonumber(ARGV[b + 2])
+    local charged = ARGV[b + 3] == '1' or (all_fit and fits[i])
     if charged and cost > 0 then
-      tats[k] = seen[i] + tonumber(ARGV[b + 1]) * cost
+      tats[k] = seen[i] + quotas[tonumber(ARGV[b + 1])][1] * cost
       expiry[k] = math.ceil(tats[k] - now) + 1000
     end
     out[#out + 1] = string.format('%.17g', seen[i])
-    out[#out + 1] = fits[i] and 1 or 0
-    out[#out + 1] = charged and 1 or 0
+    out[#out + 1] = (fits[i] and 1 or 0) + (charged and 2 or 0)
   end
 end
 for k, ms in pairs(expiry) do
@@ -115,10 +123,12 @@ return 0
   return script;
 }
 
+// The shortest decimal that reads back as exactly `v` (std::to_chars), which Lua's tonumber
+// and strtod turn into the same double.
 std::string exact(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  return std::string(buf, end);
 }
 
 // What a script call answered one of the requests it carried: the whole flat reply (shared
@@ -146,34 +156,46 @@ class ScriptCall {
   size_t add(const std::vector<Take>& takes, const std::vector<size_t>& limited, int64_t now_ms) {
     const size_t first = rows_;
     ++requests_;
-    args_.push_back(exact(static_cast<double>(now_ms - kEpochMs)));
-    args_.push_back(std::to_string(limited.size()));
+    requests_args_.push_back(exact(static_cast<double>(now_ms - kEpochMs)));
+    requests_args_.push_back(std::to_string(limited.size()));
     for (size_t i : limited) {
       const Take& t = takes[i];
-      const Gcra gcra(t.quota);
-      auto [at, fresh] = index_.try_emplace(t.key, keys_.size() + 1);
-      if (fresh) keys_.push_back(client_.key("rl:" + t.key));
-      args_.push_back(std::to_string(at->second));
-      args_.push_back(exact(gcra.interval));
-      args_.push_back(exact(gcra.limit));
-      args_.push_back(exact(gcra.tolerance));
-      args_.push_back(std::to_string(t.cost));
-      args_.push_back(t.force ? "1" : "0");
+      auto [key, new_key] = keys_index_.try_emplace(t.key, keys_.size() + 1);
+      if (new_key) keys_.push_back(client_.key("rl:" + t.key));
+      const std::array<int64_t, 3> shape{t.quota.quota, t.quota.window_ms, t.quota.burst};
+      auto [quota, new_quota] = quotas_index_.try_emplace(shape, quotas_index_.size() + 1);
+      if (new_quota) {
+        const Gcra gcra(t.quota);
+        quotas_args_.push_back(exact(gcra.interval));
+        quotas_args_.push_back(exact(gcra.limit));
+        quotas_args_.push_back(exact(gcra.tolerance));
+      }
+      requests_args_.push_back(std::to_string(key->second));
+      requests_args_.push_back(std::to_string(quota->second));
+      requests_args_.push_back(std::to_string(t.cost));
+      requests_args_.push_back(t.force ? "1" : "0");
     }
     rows_ += limited.size();
     return first;
   }
   std::vector<std::string> take_keys() { return std::move(keys_); }
   std::vector<std::string> take_args() {
-    args_[0] = std::to_string(requests_);
-    return std::move(args_);
+    std::vector<std::string> args;
+    args.reserve(2 + quotas_args_.size() + requests_args_.size());
+    args.push_back(std::to_string(quotas_index_.size()));
+    std::move(quotas_args_.begin(), quotas_args_.end(), std::back_inserter(args));
+    args.push_back(std::to_string(requests_));
+    std::move(requests_args_.begin(), requests_args_.end(), std::back_inserter(args));
+    return args;
   }
 
  private:
   const redis::Client& client_;
-  std::unordered_map<std::string, size_t> index_;  // bucket → its 1-based index in KEYS
+  std::unordered_map<std::string, size_t> keys_index_;  // bucket → its 1-based index in KEYS
   std::vector<std::string> keys_;
-  std::vector<std::string> args_{""};  // ARGV[1], the request count, filled in last
+  std::map<std::array<int64_t, 3>, size_t> quotas_index_;  // quota → its 1-based index
+  std::vector<std::string> quotas_args_;
+  std::vector<std::string> requests_args_;
   size_t requests_ = 0;
   size_t rows_ = 0;
 };
@@ -226,16 +248,16 @@ class RedisLimiter final : public RateLimiter {
     if (!reply) co_return reply.error();
     if (reply->is_error()) co_return redis_error(*reply);
     if (reply->type != redis::Reply::Type::kArray ||
-        reply->elements.size() < 3 * (outcome.first_row + limited.size())) {
+        reply->elements.size() < 2 * (outcome.first_row + limited.size())) {
       co_return malformed();
     }
     const double now = static_cast<double>(now_ms - kEpochMs);
     for (size_t j = 0; j < limited.size(); ++j) {
-      const auto* row = &reply->elements[3 * (outcome.first_row + j)];
+      const auto* row = &reply->elements[2 * (outcome.first_row + j)];
       const double tat = std::strtod(row[0].text.c_str(), nullptr);
       const Take& t = takes[limited[j]];
-      out[limited[j]] =
-          Gcra(t.quota).decide(tat, now, t.cost, row[1].integer == 1, row[2].integer == 1);
+      out[limited[j]] = Gcra(t.quota).decide(tat, now, t.cost, (row[1].integer & 1) != 0,
+                                             (row[1].integer & 2) != 0);
     }
     co_return out;
   }

@@ -1,6 +1,9 @@
 // The RateLimiter every replica shares: GCRA buckets and stream-slot leases in Redis, each
-// request's buckets taken by one Lua script (one round trip, atomic), with the arithmetic of
-// limits/limiter.hpp (Gcra) so it decides exactly as one process does.
+// request's buckets taken atomically by one Lua script call (at most one round trip), with
+// the arithmetic of limits/limiter.hpp (Gcra) so it decides exactly as one process does. The
+// requests that reach the limiter on one I/O thread in one turn of its event loop share a
+// call, decided in their order as if each ran alone: under load, one Redis command and one
+// Lua run serve many requests.
 //
 // Buckets are string keys holding the TAT (ms since 2026-01-01, so a double keeps sub-
 // microsecond precision) and expire once full again; slots are sorted sets of holders scored
