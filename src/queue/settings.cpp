@@ -22,8 +22,9 @@ void declare_settings(config::Schema& schema) {
                 "How often an idle worker looks for due jobs.", milliseconds(10),
                 milliseconds(60'000))
       .duration("visibility_timeout", &WorkerSettings::visibility_timeout,
-                "How long a taken job stays locked to its worker; a worker that dies holding it "
-                "leaves it to be taken again after this.",
+                "How long a taken job stays locked to its worker; the worker renews the lock "
+                "every third of this while the job runs, and one that dies holding it leaves it "
+                "to be taken again after this.",
                 milliseconds(1'000), std::chrono::hours(24))
       .duration("retry_delay", &WorkerSettings::retry_delay,
                 "Wait before the first retry of a failed job; doubles each attempt.",

@@ -79,6 +79,7 @@ void Worker::start() {
   for (int i = 0; i < settings_.concurrency; ++i) {
     threads_.emplace_back([this, i] { work(id_ + "/" + std::to_string(i + 1)); });
   }
+  keeper_ = std::thread([this] { keep_locks(); });
   log::info("workers started", {{"worker", id_},
                                 {"concurrency", settings_.concurrency},
                                 {"handlers", static_cast<int64_t>(handlers_.size())}});
@@ -93,6 +94,43 @@ void Worker::stop() {
   wake_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // The keeper renews locks until the last job running has finished.
+  {
+    std::lock_guard lock(mutex_);
+    keeper_stopping_ = true;
+  }
+  keeper_wake_.notify_all();
+  if (keeper_.joinable()) keeper_.join();
+}
+
+void Worker::keep_locks() {
+  const auto every = std::max(settings_.visibility_timeout / 3, std::chrono::milliseconds(10));
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    keeper_wake_.wait_for(lock, every, [this] { return keeper_stopping_; });
+    if (keeper_stopping_) return;
+    const auto held = running_;
+    lock.unlock();
+    const int64_t now = now_ms();
+    for (const auto& [holder, id] : held) {
+      auto r = jobs_.extend(id, holder, now + settings_.visibility_timeout.count(), now);
+      // Not held any more: another worker took it after the lock lapsed (this process was
+      // stalled or cut off from the database for a whole timeout). The handler runs on;
+      // finishing it will be refused, and idempotent handlers make the second run harmless.
+      if (r) continue;
+      bool still_running = false;  // else it finished meanwhile, and there is nothing to renew
+      {
+        std::lock_guard relock(mutex_);
+        auto it = running_.find(holder);
+        still_running = it != running_.end() && it->second == id;
+      }
+      if (still_running) {
+        log::warn("a running job's lock could not be renewed",
+                  {{"job", id}, {"error", r.error().message}});
+      }
+    }
+    lock.lock();
+  }
 }
 
 void Worker::wake() {
@@ -160,12 +198,18 @@ void Worker::run(const store::Job& job, const std::string& holder) {
   } else if (auto it = handlers_.find(job.kind); it == handlers_.end()) {
     outcome = Error::internal("no handler for job kind '" + job.kind + "' in this version");
   } else {
+    {
+      std::lock_guard lock(mutex_);
+      running_[holder] = job.id;
+    }
     try {
       outcome = it->second(job);
       if (outcome) answer = outcome->dump();  // here: an answer that is not UTF-8 throws
     } catch (const std::exception& e) {
       outcome = Error::internal(std::string("the handler threw: ") + e.what());
     }
+    std::lock_guard lock(mutex_);
+    running_.erase(holder);
   }
   const double seconds = seconds_since(started);
   if (metrics_) {

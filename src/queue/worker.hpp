@@ -2,8 +2,10 @@
 // worker` processes and, by default on SQLite, inside `parley serve`.
 //
 // Delivery is at least once. A job is taken under a lock that lapses after
-// `worker.visibility_timeout`; a worker that dies holding it (kill -9, a lost machine) leaves
-// it to be taken again by any worker once the lock lapses, so every handler must be
+// `worker.visibility_timeout`; while its handler runs, the process renews the lock every third
+// of that, so a job may run far longer than the timeout. A worker that dies holding it
+// (kill -9, a lost machine) leaves it to be taken again by any worker once the lock lapses, so
+// every handler must be
 // idempotent (erasing an erased user deletes nothing; a roll-up folds only days after its
 // mark). Each thread holds jobs under a name of its own, so only the holder of a job can finish
 // it, even after its lock lapsed and another thread took it. A handler
@@ -87,6 +89,7 @@ class Worker {
   struct Metrics;
   void work(const std::string& holder);
   void run(const store::Job& job, const std::string& holder);
+  void keep_locks();
   void enqueue_periodic(int64_t now_ms);
   void refresh_depth(int64_t now_ms);
   int64_t now_ms() const;
@@ -107,6 +110,10 @@ class Worker {
   std::map<std::string, int64_t> next_periodic_ms_;  // kind -> when it is enqueued next
   std::atomic<int64_t> depth_read_ms_{0};
   std::vector<std::thread> threads_;
+  std::map<std::string, std::string> running_;  // holder -> the job it runs now
+  std::condition_variable keeper_wake_;
+  bool keeper_stopping_ = false;
+  std::thread keeper_;  // renews the locks of the jobs in running_
 };
 
 }  // namespace parley::queue

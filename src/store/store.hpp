@@ -410,6 +410,11 @@ class JobRepository {
   // kConflict "job_not_held" when the worker no longer holds the job (its lock lapsed).
   virtual Result<void> succeed(std::string_view id, std::string_view worker,
                                std::string_view result_json, int64_t now_ms) = 0;
+  // Keeps the lock of a job still running until `until_ms` (a long job's worker renews it so
+  // no other worker takes it meanwhile); kConflict "job_not_held" when the worker no longer
+  // holds it.
+  virtual Result<void> extend(std::string_view id, std::string_view worker, int64_t until_ms,
+                              int64_t now_ms) = 0;
   // Queued again at `retry_at_ms`, or dead once its attempts reached max_attempts.
   virtual Result<Job> fail(std::string_view id, std::string_view worker, std::string_view error,
                            int64_t retry_at_ms, int64_t now_ms) = 0;

@@ -1086,6 +1086,30 @@ TYPED_TEST(StorageConformance, AJobWhoseWorkerDiedIsTakenAgainOnceItsLockLapses)
   EXPECT_TRUE(jobs.succeed((*again)[0].id, "worker-2", "{}", now + 1002).ok());
 }
 
+TYPED_TEST(StorageConformance, AHolderExtendsItsLockAndNoOtherWorkerTakesTheJobMeanwhile) {
+  const int64_t now = this->now_ms();
+  auto& jobs = this->store->jobs();
+  ASSERT_TRUE(jobs.enqueue({"k", "{}", 0, 5}, now).ok());
+  auto taken = jobs.take("worker-1", 1, now, 1000);
+  ASSERT_TRUE(taken.ok() && taken->size() == 1u);
+  const std::string id = (*taken)[0].id;
+  ASSERT_TRUE(jobs.extend(id, "worker-1", now + 5000, now + 900).ok());
+  auto meanwhile = jobs.take("worker-2", 1, now + 4000, 1000);
+  ASSERT_TRUE(meanwhile.ok());
+  EXPECT_TRUE(meanwhile->empty()) << "taken while its lock was extended";
+  EXPECT_EQ(jobs.get(id)->locked_until_ms, std::optional<int64_t>(now + 5000));
+  // Only the holder may extend it; once it lapsed and another took it, the first is refused.
+  EXPECT_TRUE(FailsWith(jobs.extend(id, "worker-2", now + 9000, now + 4000), ErrorCode::kConflict,
+                        "job_not_held"));
+  auto later = jobs.take("worker-2", 1, now + 5001, 1000);
+  ASSERT_TRUE(later.ok() && later->size() == 1u);
+  EXPECT_TRUE(FailsWith(jobs.extend(id, "worker-1", now + 9000, now + 5002), ErrorCode::kConflict,
+                        "job_not_held"));
+  EXPECT_TRUE(jobs.succeed(id, "worker-2", "{}", now + 5003).ok());
+  EXPECT_TRUE(FailsWith(jobs.extend(id, "worker-2", now + 9000, now + 5004), ErrorCode::kConflict,
+                        "job_not_held"));
+}
+
 TYPED_TEST(StorageConformance, FailedJobsRetryWithBackOffThenDieAndCanBeRetried) {
   const int64_t now = this->now_ms();
   auto& jobs = this->store->jobs();

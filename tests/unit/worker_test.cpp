@@ -1,6 +1,7 @@
 // The job runner (queue/worker.hpp) over a real SQLite queue: handlers' answers are kept,
 // failures are retried with doubling waits and then dead, an enqueue in the process wakes an
-// idle worker at once, stop() lets a running job finish, and periodic jobs are queued.
+// idle worker at once, stop() lets a running job finish, a long job keeps its lock, and
+// periodic jobs are queued.
 #include "queue/worker.hpp"
 
 #include <gtest/gtest.h>
@@ -172,6 +173,28 @@ TEST_F(WorkerTest, TwoWorkersShareTheQueueAndRunEveryJobOnce) {
   b.start();
   for (const auto& id : ids) EXPECT_EQ(finished(id).state, "done");
   EXPECT_EQ(runs.load(), 40);
+}
+
+TEST_F(WorkerTest, AJobRunningLongerThanTheVisibilityTimeoutKeepsItsLockAndRunsOnce) {
+  WorkerSettings settings = quick();
+  settings.visibility_timeout = 150ms;  // renewed every 50 ms while the job runs
+  std::atomic<int> runs{0};
+  auto slow = [&](const Job&) -> parley::Result<nlohmann::json> {
+    ++runs;
+    std::this_thread::sleep_for(600ms);  // four timeouts
+    return nlohmann::json::object();
+  };
+  Worker a(storage_->jobs(), settings, clock_, nullptr, "wa");
+  Worker b(storage_->jobs(), settings, clock_, nullptr, "wb");
+  a.handle("slow", slow);
+  b.handle("slow", slow);
+  const Job job = enqueue("slow");
+  a.start();
+  b.start();  // polls every 20 ms: it would take the job as soon as its lock lapsed
+  const Job done = finished(job.id);
+  EXPECT_EQ(done.state, "done");
+  EXPECT_EQ(done.attempts, 1);
+  EXPECT_EQ(runs.load(), 1);
 }
 
 TEST_F(WorkerTest, PeriodicJobsAreQueuedAtStartAndThenEveryInterval) {

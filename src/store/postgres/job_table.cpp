@@ -89,6 +89,20 @@ class JobTable final : public JobRepository {
     return success();
   }
 
+  Result<void> extend(std::string_view id, std::string_view worker, int64_t until_ms,
+                      int64_t now_ms) override {
+    QueryTimer timer(db_.options.metrics, "job_extend");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query(
+        "UPDATE jobs SET locked_until = $3, updated_at = $4 WHERE id = $1 AND locked_by = $2 AND "
+        "state = 'running'",
+        Params().text(id).text(worker).integer(until_ms).integer(now_ms));
+    if (!rows) return std::move(rows).error();
+    if (rows->affected() == 0) return job_not_held(id);
+    return success();
+  }
+
   Result<Job> fail(std::string_view id, std::string_view worker, std::string_view error,
                    int64_t retry_at_ms, int64_t now_ms) override {
     QueryTimer timer(db_.options.metrics, "job_finish");

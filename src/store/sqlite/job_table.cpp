@@ -94,6 +94,21 @@ class JobTable final : public JobRepository {
     return success();
   }
 
+  Result<void> extend(std::string_view id, std::string_view worker, int64_t until_ms,
+                      int64_t now_ms) override {
+    QueryTimer timer(db_.options.metrics, "job_extend");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return storage_closed();
+    auto stmt = db_.writer->prepare(
+        "UPDATE jobs SET locked_until = ?3, updated_at = ?4 WHERE id = ?1 AND locked_by = ?2 AND "
+        "state = 'running'");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, id).bind(2, worker).bind(3, until_ms).bind(4, now_ms);
+    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("extend job");
+    if (db_.writer->changes() == 0) return job_not_held(id);
+    return success();
+  }
+
   Result<Job> fail(std::string_view id, std::string_view worker, std::string_view error,
                    int64_t retry_at_ms, int64_t now_ms) override {
     QueryTimer timer(db_.options.metrics, "job_finish");
