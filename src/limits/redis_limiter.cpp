@@ -19,6 +19,9 @@ namespace {
 
 namespace asio = boost::asio;
 
+// The most requests one script call decides.
+constexpr size_t kMaxBatch = 128;
+
 // 2026-01-01T00:00:00Z: bucket times are kept relative to it.
 constexpr int64_t kEpochMs = 1'767'225'600'000;
 
@@ -50,7 +53,8 @@ for _ = 1, requests do
     local tat = tats[k]
     if tat == nil then
       local stored = redis.call('GET', KEYS[k])
-      tat = stored and tonumber(stored) or now
+      -- An absent bucket is full at any request's now (the requests' nows need not rise).
+      tat = stored and tonumber(stored) or -math.huge
       tats[k] = tat
     end
     if tat < now then tat = now end
@@ -216,7 +220,9 @@ class RedisLimiter final : public RateLimiter {
   // The requests that reach the limiter on one I/O thread in one turn of its event loop share
   // one script call: the first of them yields once so the others can join, then sends for all
   // of them and hands each its rows. Under load that is one Redis command (and one Lua run)
-  // for many requests; alone, a request only waits for that one yield.
+  // for many requests (at most kMaxBatch); alone, a request only waits for that one yield. A
+  // failed call (Redis gone, a script error) fails every request it carried, as it would have
+  // failed each of them alone.
   Task<Result<std::vector<Decision>>> acquire(std::vector<Take> takes, int64_t now_ms) override {
     std::vector<Decision> out(takes.size());
     std::vector<size_t> limited;  // takes with a quota: the script's buckets, in order
@@ -229,7 +235,13 @@ class RedisLimiter final : public RateLimiter {
     if (!batch) co_return Error::internal("the limiter was called outside its I/O threads");
 
     Outcome outcome;
-    if (batch->queued.empty()) {
+    if (batch->queued.size() >= kMaxBatch) {
+      // The batch is full: this request goes on its own rather than lengthen one Lua run,
+      // which holds up every other client of Redis while it lasts.
+      std::vector<Queued> alone;
+      alone.push_back(Queued{&takes, &limited, now_ms, &outcome, nullptr});
+      co_await send(std::move(alone));
+    } else if (batch->queued.empty()) {
       batch->queued.push_back(Queued{&takes, &limited, now_ms, &outcome, nullptr});
       co_await asio::post(executor, use_task);
       std::vector<Queued> carried;

@@ -113,6 +113,7 @@ void Worker::keep_locks() {
     lock.unlock();
     const int64_t now = now_ms();
     for (const auto& [holder, id] : held) {
+      if (id.empty()) continue;  // its lock was lost: nothing to renew
       auto r = jobs_.extend(id, holder, now + settings_.visibility_timeout.count(), now);
       // Not held any more: another worker took it after the lock lapsed (this process was
       // stalled or cut off from the database for a whole timeout). The handler runs on;
@@ -123,6 +124,7 @@ void Worker::keep_locks() {
         std::lock_guard relock(mutex_);
         auto it = running_.find(holder);
         still_running = it != running_.end() && it->second == id;
+        if (still_running) it->second.clear();  // said once; not renewed again
       }
       if (still_running) {
         log::warn("a running job's lock could not be renewed",

@@ -110,7 +110,7 @@ class Worker {
   std::map<std::string, int64_t> next_periodic_ms_;  // kind -> when it is enqueued next
   std::atomic<int64_t> depth_read_ms_{0};
   std::vector<std::thread> threads_;
-  std::map<std::string, std::string> running_;  // holder -> the job it runs now
+  std::map<std::string, std::string> running_;  // holder -> the job it runs ("" once lost)
   std::condition_variable keeper_wake_;
   bool keeper_stopping_ = false;
   std::thread keeper_;  // renews the locks of the jobs in running_

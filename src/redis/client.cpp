@@ -312,10 +312,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     write_posted_ = true;
     asio::post(context_, [self = shared_from_this(), generation = generation_] {
       if (generation != self->generation_) return;
+      // Still marked posted during the write: a short write asks for more from inside it, and
+      // that is answered by the readiness wait below, not by another post.
+      if (self->ac_ && self->want_write_) redisAsyncHandleWrite(self->ac_);
+      if (generation != self->generation_) return;
       self->write_posted_ = false;
-      if (!self->ac_ || !self->want_write_) return;
-      redisAsyncHandleWrite(self->ac_);
-      if (generation == self->generation_ && self->ac_ && self->want_write_) self->arm(false);
+      if (self->ac_ && self->want_write_) self->arm(false);
     });
   }
 

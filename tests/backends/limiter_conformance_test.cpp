@@ -209,6 +209,36 @@ Decision this_one(RedisHarness& h, RateLimiter& limiter, const Take& take) {
   return r.ok() ? r.value()[0] : Decision{};
 }
 
+// Starts every request at once on I/O thread 0 (so they reach the limiter in one turn of its
+// event loop) and returns their decisions, in order.
+std::vector<std::vector<Decision>> together(
+    RedisHarness& h, RateLimiter& limiter,
+    const std::vector<std::pair<std::vector<Take>, int64_t>>& requests) {
+  std::vector<std::vector<Decision>> decided(requests.size());
+  auto finished = h.on(0, [&]() -> Task<Result<size_t>> {
+    const auto executor = co_await boost::asio::this_coro::executor;
+    size_t done = 0;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      boost::asio::co_spawn(
+          executor,
+          [&, i]() -> Task<void> {
+            auto r = co_await limiter.acquire(requests[i].first, requests[i].second);
+            if (r.ok()) decided[i] = std::move(r).value();
+            ++done;
+          },
+          boost::asio::detached);
+    }
+    boost::asio::steady_timer tick(executor);
+    for (int waited = 0; done < requests.size() && waited < 5000; ++waited) {
+      tick.expires_after(1ms);
+      co_await tick.async_wait(parley::use_task);
+    }
+    co_return done;
+  });
+  EXPECT_EQ(finished.value(), requests.size());
+  return decided;
+}
+
 // The value of redis_commands_total.
 double redis_commands(parley::obs::Metrics& metrics) {
   std::istringstream in(metrics.serialize());
@@ -241,28 +271,10 @@ TEST(RedisLimiter, RequestsOnOneThreadShareOneScriptCallAndAreDecidedInTheirOrde
 
   constexpr int kRequests = 30;
   const double before = redis_commands(metrics);
-  std::vector<std::vector<Decision>> decided(kRequests);
-  auto all = h.on(0, [&]() -> Task<Result<int>> {
-    const auto executor = co_await boost::asio::this_coro::executor;
-    int finished = 0;
-    for (int i = 0; i < kRequests; ++i) {
-      boost::asio::co_spawn(
-          executor,
-          [&, i]() -> Task<void> {
-            auto r = co_await limiter->acquire(takes(i), kT0);
-            if (r.ok()) decided[static_cast<size_t>(i)] = std::move(r).value();
-            ++finished;
-          },
-          boost::asio::detached);
-    }
-    boost::asio::steady_timer tick(executor);
-    for (int waited = 0; finished < kRequests && waited < 5000; ++waited) {
-      tick.expires_after(1ms);
-      co_await tick.async_wait(parley::use_task);
-    }
-    co_return finished;
-  });
-  ASSERT_EQ(all.value(), kRequests);
+  std::vector<std::pair<std::vector<Take>, int64_t>> requests;
+  for (int i = 0; i < kRequests; ++i) requests.emplace_back(takes(i), kT0);
+  const auto decided = together(h, *limiter, requests);
+  ASSERT_EQ(decided.size(), static_cast<size_t>(kRequests));
   EXPECT_EQ(redis_commands(metrics) - before, 1) << "one script call for the whole burst";
   // In order: request 5 is refused by its own bucket and so takes nothing from the shared
   // one, which then lets exactly 25 of the others through: 0..25 but 5.
@@ -281,6 +293,32 @@ TEST(RedisLimiter, RequestsOnOneThreadShareOneScriptCallAndAreDecidedInTheirOrde
   // is empty, and request 26's own bucket was not charged.
   EXPECT_FALSE(this_one(h, *limiter, Take{"shared", shared}).allowed);
   EXPECT_TRUE(this_one(h, *limiter, Take{"own-26", own}).allowed);
+}
+
+TEST(RedisLimiter, RequestsSharingACallWithDifferentClocksAreDecidedAsIfAlone) {
+  RedisHarness h(parley::testing::redis_server_url());
+  h.run();
+  ASSERT_TRUE(h.wait_connected());
+  auto limiter = parley::limits::make_redis_limiter(h.client());
+  const Quota q = ten_a_minute();
+  const Quota one{"user-minute", 1, kMinute, 0};
+  ASSERT_TRUE(this_one(h, *limiter, Take{"full", one}).allowed);  // now refuses until kT0+1min
+  // The first request, whose clock reads later, touches the fresh bucket without charging it
+  // (its other bucket refuses); the second, earlier, finds that bucket as it was: empty.
+  const std::vector<std::pair<std::vector<Take>, int64_t>> requests{
+      {{Take{"fresh", q}, Take{"full", one}}, kT0 + 5000},
+      {{Take{"fresh", q}}, kT0},
+  };
+  const auto decided = together(h, *limiter, requests);
+  ASSERT_EQ(decided[0].size(), 2U);
+  ASSERT_EQ(decided[1].size(), 1U);
+  EXPECT_FALSE(decided[0][1].allowed);
+  EXPECT_TRUE(decided[1][0].allowed);
+  EXPECT_EQ(decided[1][0].remaining, 9);
+  EXPECT_EQ(decided[1][0].reset_ms, kInterval);  // from kT0, not from the first one's clock
+  // And what it stored is one charge from kT0: nine more pass at kT0, the tenth does not.
+  for (int i = 0; i < 9; ++i) EXPECT_TRUE(this_one(h, *limiter, Take{"fresh", q}).allowed) << i;
+  EXPECT_FALSE(this_one(h, *limiter, Take{"fresh", q}).allowed);
 }
 
 TEST(RedisLimiter, TheLeasesOfADeadReplicaFreeThemselves) {

@@ -177,11 +177,11 @@ TEST_F(WorkerTest, TwoWorkersShareTheQueueAndRunEveryJobOnce) {
 
 TEST_F(WorkerTest, AJobRunningLongerThanTheVisibilityTimeoutKeepsItsLockAndRunsOnce) {
   WorkerSettings settings = quick();
-  settings.visibility_timeout = 150ms;  // renewed every 50 ms while the job runs
+  settings.visibility_timeout = 500ms;  // renewed every 166 ms while the job runs
   std::atomic<int> runs{0};
   auto slow = [&](const Job&) -> parley::Result<nlohmann::json> {
     ++runs;
-    std::this_thread::sleep_for(600ms);  // four timeouts
+    std::this_thread::sleep_for(2000ms);  // four timeouts
     return nlohmann::json::object();
   };
   Worker a(storage_->jobs(), settings, clock_, nullptr, "wa");
