@@ -10,12 +10,12 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <sstream>
 #include <thread>
 
 #include "limits/limiter.hpp"
 #include "limits/redis_limiter.hpp"
 #include "obs/metrics.hpp"
+#include "support/metrics_text.hpp"
 #include "support/redis_harness.hpp"
 #include "support/test_redis.hpp"
 
@@ -241,11 +241,7 @@ std::vector<std::vector<Decision>> together(
 
 // The value of redis_commands_total.
 double redis_commands(parley::obs::Metrics& metrics) {
-  std::istringstream in(metrics.serialize());
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("redis_commands_total ", 0) == 0) return std::stod(line.substr(21));
-  }
-  return -1;
+  return parley::testing::metric_sample(metrics.serialize(), "redis_commands_total").value_or(-1);
 }
 
 TEST(RedisLimiter, RequestsOnOneThreadShareOneScriptCallAndAreDecidedInTheirOrder) {

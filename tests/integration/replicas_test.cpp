@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "support/metrics_text.hpp"
 #include "support/test_postgres.hpp"
 #include "support/test_redis.hpp"
 
@@ -333,10 +334,8 @@ TEST(Replicas, UsageTotalsAreExactAcrossBoth) {
 
 // The value of redis_commands_total on a replica's /metrics.
 double redis_commands(int port) {
-  const std::string metrics = http("GET", port, "/metrics").body;
-  const std::string name = "\nredis_commands_total ";
-  const size_t at = metrics.find(name);
-  return at == std::string::npos ? -1 : std::stod(metrics.substr(at + name.size()));
+  return parley::testing::metric_sample(http("GET", port, "/metrics").body, "redis_commands_total")
+      .value_or(-1);
 }
 
 // A service key naming its end user in the body: the key's quota and the user's are taken in

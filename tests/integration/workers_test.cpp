@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "support/metrics_text.hpp"
 #include "support/test_postgres.hpp"
 #include "support/test_redis.hpp"
 
@@ -47,18 +48,7 @@ json jobs_of(int port, const std::string& query = "") {
   return r.json_or_discarded();
 }
 
-// The value of the first sample of `metrics` that starts with `series` (name and labels).
-std::optional<double> sample(const std::string& metrics, const std::string& series) {
-  size_t at = 0;
-  while ((at = metrics.find(series, at)) != std::string::npos) {
-    if (at == 0 || metrics[at - 1] == '\n') {
-      const size_t space = metrics.find(' ', at + series.size());
-      if (space != std::string::npos) return std::stod(metrics.substr(space + 1));
-    }
-    at += series.size();
-  }
-  return std::nullopt;
-}
+using parley::testing::metric_sample;
 
 // Two replicas and one worker: the replicas leave jobs to the worker (PostgreSQL's default),
 // which erases a user asked on one replica, and whose key news reaches both replicas at once.
@@ -120,9 +110,10 @@ TEST(Workers, AWorkerBesideTwoReplicasErasesAUserAndRollsUpUsage) {
   // Its probes and metrics.
   EXPECT_EQ(http("GET", worker.port(), "/api/v1/health/readiness").status, 200);
   auto metrics = http("GET", worker.port(), "/metrics").body;
-  EXPECT_TRUE(sample(metrics, "job_duration_seconds_count{kind=\"user.erase\",outcome=\"done\"}"))
+  EXPECT_TRUE(
+      metric_sample(metrics, "job_duration_seconds_count{kind=\"user.erase\",outcome=\"done\"}"))
       << metrics;
-  EXPECT_TRUE(sample(metrics, "job_queue_depth{state=\"done\"}")) << metrics;
+  EXPECT_TRUE(metric_sample(metrics, "job_queue_depth{state=\"done\"}")) << metrics;
 }
 
 // A connection of the test's own that holds row locks, to keep a job's handler waiting.
@@ -233,9 +224,11 @@ TEST(Workers, AFailingJobRetriesWithBackOffThenIsDeadUntilAnAdminRetriesIt) {
                "invalid_field"));
 
   const auto metrics = http("GET", p.port(), "/metrics").body;
-  EXPECT_EQ(sample(metrics, "job_failures_total{kind=\"report.unknown\",outcome=\"retry\"}"), 2.0)
+  EXPECT_EQ(metric_sample(metrics, "job_failures_total{kind=\"report.unknown\",outcome=\"retry\"}"),
+            2.0)
       << metrics;
-  EXPECT_EQ(sample(metrics, "job_failures_total{kind=\"report.unknown\",outcome=\"dead\"}"), 1.0)
+  EXPECT_EQ(metric_sample(metrics, "job_failures_total{kind=\"report.unknown\",outcome=\"dead\"}"),
+            1.0)
       << metrics;
 
   // Retried by an admin: fresh attempts, and (still failing) dead again.

@@ -17,25 +17,17 @@
 #include <vector>
 
 #include "obs/metrics.hpp"
+#include "support/metrics_text.hpp"
 
 namespace {
 
 using parley::obs::BuildInfo;
 using parley::obs::Metrics;
+using parley::testing::metric_sample;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 BuildInfo test_build() { return BuildInfo{"1.2.3", "abc123def456", "g++ 12.2", "Release"}; }
-
-// The value of the sample line whose name-and-labels part is exactly `series`.
-std::optional<double> sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nullopt;
-}
 
 TEST(Metrics, RequestsAreCountedByMethodRouteTemplateAndStatus) {
   Metrics m(test_build());
@@ -47,16 +39,17 @@ TEST(Metrics, RequestsAreCountedByMethodRouteTemplateAndStatus) {
 
   EXPECT_THAT(text, HasSubstr("# TYPE http_requests_total counter"));
   EXPECT_EQ(
-      sample(text,
-             R"(http_requests_total{method="GET",route="/api/v1/sessions/{id}",status="200"})"),
+      metric_sample(
+          text, R"(http_requests_total{method="GET",route="/api/v1/sessions/{id}",status="200"})"),
       2.0)
       << text;
   EXPECT_EQ(
-      sample(text,
-             R"(http_requests_total{method="GET",route="/api/v1/sessions/{id}",status="404"})"),
+      metric_sample(
+          text, R"(http_requests_total{method="GET",route="/api/v1/sessions/{id}",status="404"})"),
       1.0);
   EXPECT_EQ(
-      sample(text, R"(http_requests_total{method="POST",route="/api/v1/sessions",status="201"})"),
+      metric_sample(text,
+                    R"(http_requests_total{method="POST",route="/api/v1/sessions",status="201"})"),
       1.0);
   // The raw path never becomes a label.
   EXPECT_THAT(text, Not(HasSubstr("sess_")));
@@ -68,15 +61,20 @@ TEST(Metrics, DurationHistogramIsPerRoute) {
   m.observe_request(0, "/health", "GET", 503, 0.2);
   auto text = m.serialize();
   EXPECT_THAT(text, HasSubstr("# TYPE http_request_duration_seconds histogram"));
-  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_count{route="/health"})"), 2.0) << text;
-  EXPECT_NEAR(sample(text, R"(http_request_duration_seconds_sum{route="/health"})").value_or(-1),
-              0.2002, 1e-9);
-  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="0.0005"})"),
-            1.0);
-  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="0.25"})"),
-            2.0);
-  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="+Inf"})"),
-            2.0);
+  EXPECT_EQ(metric_sample(text, R"(http_request_duration_seconds_count{route="/health"})"), 2.0)
+      << text;
+  EXPECT_NEAR(
+      metric_sample(text, R"(http_request_duration_seconds_sum{route="/health"})").value_or(-1),
+      0.2002, 1e-9);
+  EXPECT_EQ(
+      metric_sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="0.0005"})"),
+      1.0);
+  EXPECT_EQ(
+      metric_sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="0.25"})"),
+      2.0);
+  EXPECT_EQ(
+      metric_sample(text, R"(http_request_duration_seconds_bucket{route="/health",le="+Inf"})"),
+      2.0);
 }
 
 TEST(Metrics, UnknownMethodsBecomeOther) {
@@ -92,8 +90,9 @@ TEST(Metrics, UnknownMethodsBecomeOther) {
   m.observe_request(-1, "unmatched", "BREW", 405, 0.001);
   m.observe_request(-1, "unmatched", "PROPFIND", 405, 0.001);
   auto text = m.serialize();
-  EXPECT_EQ(sample(text, R"(http_requests_total{method="other",route="unmatched",status="405"})"),
-            2.0)
+  EXPECT_EQ(
+      metric_sample(text, R"(http_requests_total{method="other",route="unmatched",status="405"})"),
+      2.0)
       << text;
   EXPECT_THAT(text, Not(HasSubstr("BREW")));
   EXPECT_THAT(text, Not(HasSubstr("PROPFIND")));
@@ -106,9 +105,11 @@ TEST(Metrics, MethodLabelDoesNotDependOnTheCallersBuffer) {
   method = "PUT";  // same buffer, different text
   m.observe_request(1, "/x", method, 200, 0.001);
   auto text = m.serialize();
-  EXPECT_EQ(sample(text, R"(http_requests_total{method="GET",route="/x",status="200"})"), 1.0)
+  EXPECT_EQ(metric_sample(text, R"(http_requests_total{method="GET",route="/x",status="200"})"),
+            1.0)
       << text;
-  EXPECT_EQ(sample(text, R"(http_requests_total{method="PUT",route="/x",status="200"})"), 1.0)
+  EXPECT_EQ(metric_sample(text, R"(http_requests_total{method="PUT",route="/x",status="200"})"),
+            1.0)
       << text;
 }
 
@@ -116,7 +117,7 @@ TEST(Metrics, BuildInfoCarriesTheBuildLabels) {
   Metrics m(test_build());
   auto text = m.serialize();
   EXPECT_EQ(
-      sample(
+      metric_sample(
           text,
           R"(parley_build_info{build_type="Release",commit="abc123def456",compiler="g++ 12.2",version="1.2.3"})"),
       1.0)
@@ -131,18 +132,18 @@ TEST(Metrics, ProcessMetricsArePresentAndPlausible) {
                            "process_open_fds", "process_max_fds"}) {
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + name)) << name;
   }
-  auto rss = sample(text, "process_resident_memory_bytes");
+  auto rss = metric_sample(text, "process_resident_memory_bytes");
   ASSERT_TRUE(rss);
   EXPECT_GT(*rss, 1024.0 * 1024.0);  // a test binary with gtest and prometheus is > 1 MiB
-  auto fds = sample(text, "process_open_fds");
+  auto fds = metric_sample(text, "process_open_fds");
   ASSERT_TRUE(fds);
   EXPECT_GE(*fds, 3.0);  // stdin, stdout, stderr at least
-  auto start = sample(text, "process_start_time_seconds");
+  auto start = metric_sample(text, "process_start_time_seconds");
   ASSERT_TRUE(start);
   const double now = static_cast<double>(std::time(nullptr));
   EXPECT_LE(*start, now + 2);
   EXPECT_GT(*start, now - 24 * 3600);  // this test process started recently
-  auto cpu = sample(text, "process_cpu_seconds_total");
+  auto cpu = metric_sample(text, "process_cpu_seconds_total");
   ASSERT_TRUE(cpu);
   EXPECT_GE(*cpu, 0.0);
 }
@@ -153,15 +154,17 @@ TEST(Metrics, StorageQueriesAreTimedByOperation) {
   m.observe_storage_query("session_get", 0.003);
   m.observe_storage_query("session_create", 0.02);
   auto text = m.serialize();
-  EXPECT_EQ(sample(text, R"(parley_storage_query_duration_seconds_count{operation="session_get"})"),
+  EXPECT_EQ(metric_sample(
+                text, R"(parley_storage_query_duration_seconds_count{operation="session_get"})"),
             2.0)
       << text;
+  EXPECT_EQ(metric_sample(
+                text, R"(parley_storage_query_duration_seconds_count{operation="session_create"})"),
+            1.0);
   EXPECT_EQ(
-      sample(text, R"(parley_storage_query_duration_seconds_count{operation="session_create"})"),
-      1.0);
-  EXPECT_EQ(
-      sample(text,
-             R"(parley_storage_query_duration_seconds_bucket{operation="session_get",le="5e-05"})"),
+      metric_sample(
+          text,
+          R"(parley_storage_query_duration_seconds_bucket{operation="session_get",le="5e-05"})"),
       1.0)
       << text;
 }
@@ -173,8 +176,8 @@ TEST(Metrics, GaugesForInFlightAndConnections) {
   m.requests_in_flight().Decrement();
   m.connections_open().Set(7);
   auto text = m.serialize();
-  EXPECT_EQ(sample(text, "http_requests_in_flight"), 1.0) << text;
-  EXPECT_EQ(sample(text, "http_connections_open"), 7.0);
+  EXPECT_EQ(metric_sample(text, "http_requests_in_flight"), 1.0) << text;
+  EXPECT_EQ(metric_sample(text, "http_connections_open"), 7.0);
 }
 
 TEST(Metrics, InstancesDoNotShareCounters) {
@@ -184,8 +187,8 @@ TEST(Metrics, InstancesDoNotShareCounters) {
   a.observe_request(0, "/a", "GET", 200, 0.001);
   b.observe_request(0, "/a", "GET", 200, 0.001);
   const std::string series = R"(http_requests_total{method="GET",route="/a",status="200"})";
-  EXPECT_EQ(sample(a.serialize(), series), 2.0);
-  EXPECT_EQ(sample(b.serialize(), series), 1.0);
+  EXPECT_EQ(metric_sample(a.serialize(), series), 2.0);
+  EXPECT_EQ(metric_sample(b.serialize(), series), 1.0);
 }
 
 TEST(Metrics, ANewInstanceAfterADestroyedOneStartsFresh) {
@@ -193,13 +196,13 @@ TEST(Metrics, ANewInstanceAfterADestroyedOneStartsFresh) {
   {
     auto first = std::make_unique<Metrics>(test_build());
     first->observe_request(5, "/r", "GET", 200, 0.001);
-    EXPECT_EQ(sample(first->serialize(), series), 1.0);
+    EXPECT_EQ(metric_sample(first->serialize(), series), 1.0);
   }
   // Same thread, same route id: a cache keyed by address could hand back the dead counter.
   auto second = std::make_unique<Metrics>(test_build());
   second->observe_request(5, "/r", "GET", 200, 0.001);
   second->observe_request(5, "/r", "GET", 200, 0.001);
-  EXPECT_EQ(sample(second->serialize(), series), 2.0);
+  EXPECT_EQ(metric_sample(second->serialize(), series), 2.0);
 }
 
 TEST(Metrics, ConcurrentObservationsAreAllCounted) {
@@ -218,18 +221,18 @@ TEST(Metrics, ConcurrentObservationsAreAllCounted) {
   }
   for (auto& th : threads) th.join();
   auto text = m.serialize();
-  auto get =
-      sample(text, R"(http_requests_total{method="GET",route="/api/v1/sessions",status="200"})");
-  auto post =
-      sample(text, R"(http_requests_total{method="POST",route="/api/v1/sessions",status="200"})");
+  auto get = metric_sample(
+      text, R"(http_requests_total{method="GET",route="/api/v1/sessions",status="200"})");
+  auto post = metric_sample(
+      text, R"(http_requests_total{method="POST",route="/api/v1/sessions",status="200"})");
   ASSERT_TRUE(get && post) << text;
   EXPECT_EQ(*get + *post, kThreads * kPerThread);
   EXPECT_EQ(*get, kThreads * kPerThread / 2);
-  EXPECT_EQ(sample(text, R"(http_request_duration_seconds_count{route="/api/v1/sessions"})"),
+  EXPECT_EQ(metric_sample(text, R"(http_request_duration_seconds_count{route="/api/v1/sessions"})"),
             kThreads * kPerThread);
-  EXPECT_EQ(
-      sample(text, R"(parley_storage_query_duration_seconds_count{operation="session_list"})"),
-      kThreads * kPerThread);
+  EXPECT_EQ(metric_sample(
+                text, R"(parley_storage_query_duration_seconds_count{operation="session_list"})"),
+            kThreads * kPerThread);
 }
 
 }  // namespace
