@@ -10,6 +10,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libsqlite3-dev sqlite3
   libpq-dev libhiredis-dev libhnswlib-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libyaml-cpp-dev libcli11-dev libpoppler-cpp-dev libgumbo-dev libcurl4-openssl-dev
+  libcmark-gfm-dev libcmark-gfm-extensions-dev libmagic-dev libxapian-dev
   libgoogle-perftools-dev libssl-dev libre2-dev
   # tests, sanitizers, fuzzing, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev

@@ -7,6 +7,7 @@
 #include "api/access.hpp"
 #include "api/chat.hpp"
 #include "api/fields.hpp"
+#include "api/reply.hpp"
 #include "api/sessions.hpp"
 #include "auth/key_admin.hpp"
 #include "core/clock.hpp"
@@ -25,20 +26,7 @@ namespace {
 using nlohmann::json;
 using Awaitable = Task<http::Response>;
 
-http::Response fail(const Error& e, const http::Request& req) {
-  return http::error_response(e, req.request_id);
-}
-
 int64_t now_ms(const Context& ctx) { return to_unix_ms(ctx.clock.now()); }
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-http::Response json_response(int status, const json& body) {
-  http::Response res;
-  res.status = status;
-  res.body = dump(body);
-  return res;
-}
 
 json moderation_json(const store::ModerationLogEntry& e) {
   json findings = json::parse(e.findings_json, nullptr, false);

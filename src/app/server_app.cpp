@@ -28,6 +28,7 @@
 #include "api/chat.hpp"
 #include "api/context.hpp"
 #include "api/health.hpp"
+#include "api/knowledge.hpp"
 #include "api/openai_compat.hpp"
 #include "api/sessions.hpp"
 #include "app/build_info.hpp"
@@ -45,6 +46,8 @@
 #include "idempotency/idempotency.hpp"
 #include "idempotency/shared_idempotency.hpp"
 #include "jobs/job_pool.hpp"
+#include "knowledge/ingest.hpp"
+#include "knowledge/settings.hpp"
 #include "limits/admission.hpp"
 #include "limits/budget.hpp"
 #include "limits/limiter.hpp"
@@ -327,6 +330,8 @@ struct ServerApp::Parts {
       (void)authenticator->load(to_unix_ms(clock.now()));
       access->key_changed("*");
     });
+    knowledge::add_knowledge_jobs(*worker, *storage, clock,
+                                  settings.get<knowledge::KnowledgeSettings>());
     on_stop("workers", [this] { worker->stop(); });
   }
 
@@ -358,6 +363,7 @@ struct ServerApp::Parts {
     api::add_openai_routes(router, *context);
     api::add_admin_routes(router, *context);
     api::add_user_data_routes(router, *context);
+    api::add_knowledge_routes(router, *context, settings.get<knowledge::KnowledgeSettings>());
   }
 
   void stop_all() {

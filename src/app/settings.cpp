@@ -9,6 +9,7 @@
 #include "http/server.hpp"
 #include "idempotency/idempotency.hpp"
 #include "jobs/job_pool.hpp"
+#include "knowledge/settings.hpp"
 #include "limits/settings.hpp"
 #include "llm/settings.hpp"
 #include "moderation/settings.hpp"
@@ -60,6 +61,7 @@ const config::Schema& settings_schema() {
     llm::declare_settings(schema);
     chat::declare_settings(schema);
     moderation::declare_settings(schema);
+    knowledge::declare_settings(schema);
     return schema;
   }();
   return kSchema;

@@ -27,6 +27,8 @@
 #include "core/io_pool.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
+#include "knowledge/ingest.hpp"
+#include "knowledge/settings.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 #include "queue/builtin_jobs.hpp"
@@ -88,6 +90,8 @@ struct WorkerProcess {
       // Every replica re-reads its keys (without Redis, within auth.key_refresh_interval).
       if (redis) redis->command_detached({"PUBLISH", redis->key("keys"), "*"});
     });
+    knowledge::add_knowledge_jobs(*worker, *storage, clock,
+                                  settings.get<knowledge::KnowledgeSettings>());
   }
 
   void add_routes() {

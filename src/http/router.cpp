@@ -68,9 +68,12 @@ std::string_view audience_name(Audience audience) {
   return "admin";
 }
 
-void Router::add(Method method, std::string_view pattern, RoutePolicy policy, Handler handler) {
+void Router::add(Method method, std::string_view pattern, RoutePolicy policy, Handler handler,
+                 uint64_t max_body) {
   Route route;
   route.policy = policy;
+  route.max_body = max_body;
+  largest_body_limit_ = std::max(largest_body_limit_, max_body);
   route.id = static_cast<int>(routes_.size());
   route.method = method;
   route.pattern = std::string(pattern);
@@ -79,6 +82,11 @@ void Router::add(Method method, std::string_view pattern, RoutePolicy policy, Ha
   route.handler = std::move(handler);
   if (guard_) route.handler = guard_(route);
   routes_.push_back(std::move(route));
+}
+
+uint64_t Router::body_limit(Method method, std::string_view path) const {
+  const Match m = match(method, path);
+  return m.kind == Match::Kind::kFound ? m.route->max_body : 0;
 }
 
 void Router::guard(std::function<Handler(const Route&)> guard) {

@@ -52,6 +52,7 @@ struct Route {
   Method method = Method::kGet;
   std::string pattern;
   RoutePolicy policy;
+  uint64_t max_body = 0;  // its own request body limit (uploads); 0: server.max_body_size
   std::vector<std::string> segments;  // "{id}" kept as is
   Handler handler;
 };
@@ -69,8 +70,14 @@ class Router {
  public:
   // Registers a handler with who may call it. A GET route also answers HEAD (the server drops
   // the body).
-  void add(Method method, std::string_view pattern, RoutePolicy policy, Handler handler);
+  // `max_body`, when set, replaces server.max_body_size for this route (file uploads).
+  void add(Method method, std::string_view pattern, RoutePolicy policy, Handler handler,
+           uint64_t max_body = 0);
   Match match(Method method, std::string_view path) const;
+  // The body limit of the route a request would reach; 0 for the server's default.
+  uint64_t body_limit(Method method, std::string_view path) const;
+  // The largest body limit any route has (0 when none has its own).
+  uint64_t largest_body_limit() const { return largest_body_limit_; }
   const std::vector<Route>& routes() const { return routes_; }
   // Puts guard(route) around every route's handler, those registered already and those
   // registered later: how the access guard (api/access.hpp) goes around all of them, whatever
@@ -80,6 +87,7 @@ class Router {
  private:
   std::vector<Route> routes_;
   std::function<Handler(const Route&)> guard_;
+  uint64_t largest_body_limit_ = 0;
 };
 
 }  // namespace parley::http

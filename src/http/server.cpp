@@ -717,12 +717,30 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
   const auto started = SteadyClock::now();
   bhttp::request_parser<bhttp::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(options.max_header_size));
-  parser.body_limit(options.max_body_size);
+  // The largest limit any route has, until the route is known: Beast checks Content-Length
+  // against the limit while it reads the head.
+  parser.body_limit(std::max<uint64_t>(options.max_body_size, router.largest_body_limit()));
 
   beast::error_code ec;
   conn.expires_after(options.read_timeout);
   co_await bhttp::async_read_header(conn.socket, buffer, parser,
                                     asio::redirect_error(use_task, ec));
+  uint64_t body_limit = options.max_body_size;
+  if (!ec && !parser.is_done()) {
+    // A body past the server's default may be for a route that takes more (an upload): only
+    // then is the route looked up here.
+    const auto length = parser.content_length();
+    if (!length || *length > body_limit) {
+      const auto& head = parser.get();
+      const std::string_view target(head.target().data(), head.target().size());
+      const std::string_view method(head.method_string().data(), head.method_string().size());
+      const uint64_t limit =
+          router.body_limit(parse_method(method), target.substr(0, target.find('?')));
+      if (limit > 0) body_limit = limit;
+      parser.body_limit(body_limit);
+      if (length && *length > body_limit) ec = bhttp::error::body_limit;
+    }
+  }
   if (!ec && !parser.is_done()) {
     auto expect = parser.get()[bhttp::field::expect];
     if (beast::iequals(expect, "100-continue")) {
@@ -751,8 +769,7 @@ Task<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer)
     if (ec == bhttp::error::body_limit) {
       status = 413;
       code = "body_too_large";
-      message =
-          "request body exceeds the limit of " + std::to_string(options.max_body_size) + " bytes";
+      message = "request body exceeds the limit of " + std::to_string(body_limit) + " bytes";
     } else if (ec == bhttp::error::header_limit) {
       status = 431;
       code = "headers_too_large";

@@ -1,8 +1,13 @@
 #include "store/common.hpp"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <charconv>
+#include <cstring>
 #include <ctime>
+
+#include "core/ids.hpp"
 
 namespace parley::store {
 
@@ -97,5 +102,63 @@ Error job_not_dead(std::string_view id, std::string_view state) {
 }
 
 Error storage_closed() { return Error::unavailable("storage is closed", "storage_closed"); }
+
+Error knowledge_base_not_found(std::string_view id) {
+  return Error::not_found("no knowledge base with id '" + std::string(id) + "'",
+                          "knowledge_base_not_found");
+}
+
+Error file_not_found(std::string_view id) {
+  return Error::not_found("no file with id '" + std::string(id) + "'", "file_not_found");
+}
+
+Error document_not_found(std::string_view id) {
+  return Error::not_found("no document with id '" + std::string(id) + "'", "document_not_found");
+}
+
+Error document_changed(std::string_view id) {
+  return Error::conflict("document '" + std::string(id) + "' was replaced while it was ingested",
+                         "document_changed");
+}
+
+StoredFile stored_file_of(const NewFile& in, int64_t now_ms) {
+  StoredFile f;
+  f.id = new_resource_id("file");
+  f.tenant_id = in.tenant_id;
+  f.user_id = in.user_id;
+  f.filename = in.filename;
+  f.purpose = in.purpose;
+  f.bytes = static_cast<int64_t>(in.content.size());
+  f.sha256 = in.sha256;
+  f.created_at_ms = now_ms;
+  return f;
+}
+
+static_assert(std::endian::native == std::endian::little,
+              "vectors are stored as little-endian float32; a big-endian build must swap bytes");
+
+std::string encode_vector(const std::vector<float>& vector) {
+  std::string bytes(vector.size() * sizeof(float), '\0');
+  if (!vector.empty()) std::memcpy(bytes.data(), vector.data(), bytes.size());
+  return bytes;
+}
+
+std::vector<float> decode_vector(std::string_view bytes) {
+  std::vector<float> vector(bytes.size() / sizeof(float));
+  if (!vector.empty()) std::memcpy(vector.data(), bytes.data(), vector.size() * sizeof(float));
+  return vector;
+}
+
+const char* change_op_name(int op) {
+  static constexpr std::array<const char*, 4> kNames = {"add", "remove", "drop", "document"};
+  return op >= 0 && op < 4 ? kNames[static_cast<size_t>(op)] : "add";
+}
+
+int change_op_from(std::string_view name) {
+  if (name == "remove") return 1;
+  if (name == "drop") return 2;
+  if (name == "document") return 3;
+  return 0;
+}
 
 }  // namespace parley::store

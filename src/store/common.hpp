@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/result.hpp"
 #include "obs/metrics.hpp"
+#include "store/knowledge.hpp"
 
 namespace parley::store {
 
@@ -82,5 +83,22 @@ Error job_not_held(std::string_view id);
 Error job_not_found(std::string_view id);
 Error job_not_dead(std::string_view id, std::string_view state);
 Error storage_closed();
+
+// The knowledge repository's answers (store/knowledge.hpp).
+Error knowledge_base_not_found(std::string_view id);
+Error file_not_found(std::string_view id);
+Error document_not_found(std::string_view id);
+Error document_changed(std::string_view id);
+
+// The file a put_file stores: a new id, its size, the caller's hash and names.
+StoredFile stored_file_of(const NewFile& in, int64_t now_ms);
+
+// A chunk's vector as stored: float32, little-endian, packed.
+std::string encode_vector(const std::vector<float>& vector);
+std::vector<float> decode_vector(std::string_view bytes);
+
+// The change log's op names.
+const char* change_op_name(int op);  // ChunkChange::Op as int
+int change_op_from(std::string_view name);
 
 }  // namespace parley::store

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "store/knowledge.hpp"
 #include "store/tables.hpp"
 
 namespace parley::store {
@@ -443,6 +444,7 @@ class Storage {
   virtual UserDataRepository& user_data() = 0;
   virtual ReplicaRepository& replicas() = 0;
   virtual JobRepository& jobs() = 0;
+  virtual KnowledgeRepository& knowledge() = 0;
   // Whole tables as rows, for `parley copy-data`.
   virtual TableAccess& table_access() = 0;
 

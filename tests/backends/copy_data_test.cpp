@@ -120,6 +120,29 @@ void populate(store::Storage& s, parley::ManualClock& clock) {
   ASSERT_TRUE(s.jobs().enqueue({"usage_rollup", R"({"day":"2026-11-21"})", 0, 5}, 3).ok());
   // Daily totals of every day so far (and the mark of how far they go).
   ASSERT_TRUE(s.usage().roll_up(parley::to_unix_ms(clock.now()) + 86'400'000).ok());
+  // A knowledge base with a binary file and a document of two chunks (vectors as bytes).
+  auto& kb = s.knowledge();
+  const int64_t now = parley::to_unix_ms(clock.now());
+  auto base = kb.create_base({"acme", "Docs", "", "parley-hashed-v1", 3, "{}", "{}"}, now);
+  ASSERT_TRUE(base.ok());
+  auto file = kb.put_file(
+      {"acme", "u1", "a.pdf", "knowledge", "abc123", std::string("%PDF\x00\xff\x01", 7)}, now);
+  ASSERT_TRUE(file.ok());
+  auto doc = kb.add_document({base->id, "acme", file->id, "a.pdf", R"({"lang":"en"})"}, now);
+  ASSERT_TRUE(doc.ok());
+  store::ChunkCommit commit{doc->document.id, file->id, "pdf", 1, {}};
+  for (int i = 0; i < 2; ++i) {
+    commit.chunks.push_back({i,
+                             "chunk " + std::to_string(i),
+                             "Intro",
+                             1,
+                             1,
+                             i * 10,
+                             i * 10 + 7,
+                             2,
+                             {0.25F, -1.5F, static_cast<float>(i)}});
+  }
+  ASSERT_TRUE(kb.commit_chunks(commit, now).ok());
 }
 
 std::vector<store::Row> all_rows(store::Storage& s, const store::Table& table) {
@@ -172,9 +195,14 @@ TEST(CopyData, EveryRowOfEveryTableArrivesInPostgres) {
   EXPECT_EQ(counts["moderation_log"], 2);
   EXPECT_EQ(counts["replicas"], 1);
   EXPECT_EQ(counts["jobs"], 1);
+  EXPECT_EQ(counts["files"], 1);
+  EXPECT_EQ(counts["file_contents"], 1);
+  EXPECT_EQ(counts["knowledge_bases"], 1);
+  EXPECT_EQ(counts["kb_documents"], 1);
+  EXPECT_EQ(counts["kb_chunks"], 2);
   EXPECT_EQ(counts["usage_daily"], 6);  // one per tenant and user: one day, one model
   EXPECT_EQ(counts["usage_rollup"], 1);
-  EXPECT_EQ(report->total_rows(), 83);
+  EXPECT_EQ(report->total_rows(), 89);
 
   // Through the repositories too: same pages, same order, same bytes.
   store::SessionListQuery q;
@@ -231,10 +259,11 @@ TEST(CopyData, TheTableListIsEveryTableOfBothSchemas) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir.path() + "/parley.db").c_str(), &db), SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
-                               "IN ('schema_migrations', 'sqlite_sequence')",
-                               -1, &stmt, nullptr),
+  ASSERT_EQ(sqlite3_prepare_v2(
+                db,
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
+                "IN ('schema_migrations', 'sqlite_sequence', 'database_identity', 'kb_changes')",
+                -1, &stmt, nullptr),
             SQLITE_OK);
   while (sqlite3_step(stmt) == SQLITE_ROW) {
     in_sqlite.insert(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
@@ -245,7 +274,8 @@ TEST(CopyData, TheTableListIsEveryTableOfBothSchemas) {
 
   const std::string names = pg.query(
       "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables "
-      "WHERE table_schema = 'public' AND table_name <> 'schema_migrations'");
+      "WHERE table_schema = 'public' AND table_name NOT IN ('schema_migrations', "
+      "'database_identity', 'kb_changes')");
   std::set<std::string> in_postgres;
   size_t start = 0;
   while (start <= names.size()) {
@@ -289,7 +319,7 @@ TEST(CopyData, TheCommandReportsRowCountsAndHidesThePassword) {
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("sessions           7"), std::string::npos) << out;
   EXPECT_NE(out.find("messages           42"), std::string::npos) << out;
-  EXPECT_NE(out.find("total              83"), std::string::npos) << out;
+  EXPECT_NE(out.find("total              89"), std::string::npos) << out;
   EXPECT_EQ(out.find("canary-secret"), std::string::npos) << out;
   EXPECT_EQ(pg.query("SELECT count(*) FROM messages"), "42");
 

@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends.hpp"
 #include "store/common.hpp"
 #include "store/settings.hpp"
 #include "store/store.hpp"
@@ -52,52 +53,12 @@
 namespace {
 
 using parley::ErrorCode;
+using parley::testing::BackendNames;
+using parley::testing::FailsWith;
+using parley::testing::PostgresBackend;
+using parley::testing::SqliteBackend;
 using namespace parley::store;
 using namespace std::chrono_literals;
-
-// ---------------------------------------------------------------------------------------------
-// Backends
-
-struct SqliteBackend {
-  static constexpr const char* kName = "sqlite";
-  parley::testing::TempDir dir{"parley-conformance"};
-  std::string url() const { return "sqlite://" + dir.path() + "/parley.db"; }
-};
-
-struct PostgresBackend {
-  static constexpr const char* kName = "postgresql";
-  parley::testing::PostgresDatabase db;
-  std::string url() const { return db.url(); }
-};
-
-// Test names read StorageConformance/sqlite.X and StorageConformance/postgresql.X.
-class BackendNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return T::kName;
-  }
-};
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-
-// Checks a failed Result's code and reason together, so a failure says what came back instead.
-template <typename T>
-::testing::AssertionResult FailsWith(const parley::Result<T>& r, ErrorCode code,
-                                     const std::string& reason = "") {
-  if (r.ok()) return ::testing::AssertionFailure() << "succeeded; expected an error";
-  if (r.error().code != code) {
-    return ::testing::AssertionFailure()
-           << "code " << static_cast<int>(r.error().code) << ", expected " << static_cast<int>(code)
-           << " (" << r.error().message << ")";
-  }
-  if (!reason.empty() && r.error().reason != reason) {
-    return ::testing::AssertionFailure()
-           << "reason '" << r.error().reason << "', expected '" << reason << "'";
-  }
-  return ::testing::AssertionSuccess();
-}
 
 std::string numbered(const std::string& prefix, int i) {
   // Built by appending: g++ 12 warns falsely about `literal + std::to_string(n)` at -O3.
@@ -148,16 +109,8 @@ template <typename Backend>
 class StorageConformance : public ::testing::Test {
  public:
   void SetUp() override {
-    const std::string url = backend.url();
-    // No URL means the test server is missing: that is a broken environment, not a skip.
-    ASSERT_FALSE(url.empty());
-    StorageSettings settings;
-    settings.url = url;
-    OpenOptions options;
-    options.clock = &clock;
-    auto opened = parley::store::open(settings, options);
-    ASSERT_TRUE(opened.ok()) << opened.error().message;
-    store = std::move(opened).value();
+    store = parley::testing::open_test_store(backend.url(), clock);
+    ASSERT_NE(store, nullptr);
   }
 
   void TearDown() override {

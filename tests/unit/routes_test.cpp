@@ -63,6 +63,23 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"GET", "/api/v1/admin/jobs"}, {Audience::kAdmin, false}},
       {{"GET", "/api/v1/admin/jobs/{id}"}, {Audience::kAdmin, false}},
       {{"POST", "/api/v1/admin/jobs/{id}/retry"}, {Audience::kAdmin, false}},
+      // Knowledge bases: any key of the tenant reads; the handlers refuse a user's key a
+      // change (knowledge_write_denied).
+      {{"POST", "/api/v1/knowledge-bases"}, {Audience::kAuthenticated, true}},
+      {{"GET", "/api/v1/knowledge-bases"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/api/v1/knowledge-bases/{id}"}, {Audience::kAuthenticated, false}},
+      {{"PATCH", "/api/v1/knowledge-bases/{id}"}, {Audience::kAuthenticated, false}},
+      {{"DELETE", "/api/v1/knowledge-bases/{id}"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/api/v1/knowledge-bases/{id}/documents"}, {Audience::kAuthenticated, true}},
+      {{"GET", "/api/v1/knowledge-bases/{id}/documents"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/api/v1/knowledge-bases/{id}/documents/{document_id}"},
+       {Audience::kAuthenticated, false}},
+      {{"PUT", "/api/v1/knowledge-bases/{id}/documents/{document_id}"},
+       {Audience::kAuthenticated, true}},
+      {{"PATCH", "/api/v1/knowledge-bases/{id}/documents/{document_id}"},
+       {Audience::kAuthenticated, false}},
+      {{"DELETE", "/api/v1/knowledge-bases/{id}/documents/{document_id}"},
+       {Audience::kAuthenticated, false}},
   };
 
   parley::testing::TempDir dir;

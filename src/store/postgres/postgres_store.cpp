@@ -129,6 +129,7 @@ class PostgresStorage final : public Storage,
   UserDataRepository& user_data() override { return *user_data_; }
   ReplicaRepository& replicas() override { return *replicas_; }
   JobRepository& jobs() override { return *jobs_; }
+  KnowledgeRepository& knowledge() override { return *knowledge_; }
   TableAccess& table_access() override { return *table_access_; }
 
   Result<void> ping() override {
@@ -574,6 +575,7 @@ class PostgresStorage final : public Storage,
   std::unique_ptr<UserDataRepository> user_data_ = make_user_data_table(db_);
   std::unique_ptr<ReplicaRepository> replicas_ = make_replica_table(db_);
   std::unique_ptr<JobRepository> jobs_ = make_job_table(db_);
+  std::unique_ptr<KnowledgeRepository> knowledge_ = make_knowledge_table(db_);
   std::unique_ptr<TableAccess> table_access_ = make_table_access(db_);
 };
 

@@ -163,6 +163,98 @@ const std::vector<Migration>& migrations() {
           rolled_until   INTEGER NOT NULL                    -- a UTC midnight, unix ms
         ) WITHOUT ROWID;
       )sql"},
+      {7, "knowledge_bases", R"sql(
+        -- A random id per database: derived search indexes record it, so an index built from
+        -- one database is never used with another (not moved by copy-data).
+        CREATE TABLE database_identity (id TEXT NOT NULL);
+        INSERT INTO database_identity (id) VALUES (lower(hex(randomblob(16))));
+        -- Uploaded bytes, once per tenant and content hash.
+        CREATE TABLE file_contents (
+          seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+          tenant_id      TEXT    NOT NULL,
+          sha256         TEXT    NOT NULL,
+          content        BLOB    NOT NULL,
+          created_at     INTEGER NOT NULL,
+          UNIQUE (tenant_id, sha256)
+        );
+        CREATE TABLE files (
+          seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+          id             TEXT    NOT NULL UNIQUE,
+          tenant_id      TEXT    NOT NULL,
+          user_id        TEXT    NOT NULL DEFAULT '',
+          filename       TEXT    NOT NULL,
+          purpose        TEXT    NOT NULL,
+          bytes          INTEGER NOT NULL,
+          sha256         TEXT    NOT NULL,
+          created_at     INTEGER NOT NULL
+        );
+        CREATE INDEX files_by_tenant ON files (tenant_id, seq);
+        CREATE INDEX files_by_content ON files (tenant_id, sha256);
+        CREATE TABLE knowledge_bases (
+          seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+          id             TEXT    NOT NULL UNIQUE,
+          tenant_id      TEXT    NOT NULL,
+          name           TEXT    NOT NULL,
+          description    TEXT    NOT NULL DEFAULT '',
+          embedder       TEXT    NOT NULL,
+          dimension      INTEGER NOT NULL,
+          settings       TEXT    NOT NULL DEFAULT '{}',
+          metadata       TEXT    NOT NULL DEFAULT '{}',
+          created_at     INTEGER NOT NULL,
+          updated_at     INTEGER NOT NULL
+        );
+        CREATE INDEX knowledge_bases_by_tenant ON knowledge_bases (tenant_id, seq);
+        CREATE TABLE kb_documents (
+          seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+          id             TEXT    NOT NULL UNIQUE,
+          kb_id          TEXT    NOT NULL,
+          tenant_id      TEXT    NOT NULL,
+          file_id        TEXT    NOT NULL,
+          name           TEXT    NOT NULL,
+          sha256         TEXT    NOT NULL,
+          bytes          INTEGER NOT NULL,
+          status         TEXT    NOT NULL,                   -- queued | processing | ready | failed
+          format         TEXT    NOT NULL DEFAULT '',
+          error_reason   TEXT    NOT NULL DEFAULT '',
+          error_message  TEXT    NOT NULL DEFAULT '',
+          progress       TEXT    NOT NULL DEFAULT '{}',
+          chunks         INTEGER NOT NULL DEFAULT 0,
+          tokens         INTEGER NOT NULL DEFAULT 0,
+          pages          INTEGER NOT NULL DEFAULT 0,
+          attributes     TEXT    NOT NULL DEFAULT '{}',
+          created_at     INTEGER NOT NULL,
+          updated_at     INTEGER NOT NULL,
+          ingested_at    INTEGER
+        );
+        CREATE INDEX kb_documents_by_base ON kb_documents (kb_id, seq);
+        CREATE INDEX kb_documents_by_content ON kb_documents (kb_id, sha256);
+        CREATE INDEX kb_documents_by_file ON kb_documents (file_id);
+        -- seq is the chunk's label in the search indexes: never reused (AUTOINCREMENT).
+        CREATE TABLE kb_chunks (
+          seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+          kb_id          TEXT    NOT NULL,
+          document_id    TEXT    NOT NULL,
+          ordinal        INTEGER NOT NULL,
+          text           TEXT    NOT NULL,
+          section        TEXT    NOT NULL DEFAULT '',
+          page           INTEGER NOT NULL DEFAULT 0,
+          page_end       INTEGER NOT NULL DEFAULT 0,
+          start_offset   INTEGER NOT NULL,
+          end_offset     INTEGER NOT NULL,
+          tokens         INTEGER NOT NULL,
+          vector         BLOB                                -- float32, little-endian
+        );
+        CREATE INDEX kb_chunks_by_document ON kb_chunks (document_id, ordinal);
+        CREATE INDEX kb_chunks_by_base ON kb_chunks (kb_id, seq);
+        -- What the search indexes catch up from (not moved by copy-data).
+        CREATE TABLE kb_changes (
+          seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+          kb_id          TEXT    NOT NULL,
+          op             TEXT    NOT NULL,                   -- add | remove | drop | document
+          chunk_seq      INTEGER NOT NULL DEFAULT 0,
+          document_id    TEXT    NOT NULL DEFAULT ''
+        );
+      )sql"},
   };
   return kMigrations;
 }

@@ -1,0 +1,10 @@
+import os
+
+def f(x):
+    return x
+
+class C:
+    pass
+
+function g() {
+}

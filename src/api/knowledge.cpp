@@ -1,0 +1,538 @@
+// Knowledge-base handlers (see knowledge.hpp).
+#include "api/knowledge.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "api/access.hpp"
+#include "api/fields.hpp"
+#include "api/reply.hpp"
+#include "auth/crypto.hpp"
+#include "core/clock.hpp"
+#include "http/errors.hpp"
+#include "http/json_body.hpp"
+#include "http/multipart.hpp"
+#include "knowledge/ingest.hpp"
+#include "queue/worker.hpp"
+
+namespace parley::api {
+namespace {
+
+using nlohmann::json;
+using Awaitable = Task<http::Response>;
+
+constexpr size_t kMaxName = 256;
+constexpr size_t kMaxDescription = 4096;
+constexpr size_t kMaxAttributesBytes = size_t{16} * 1024;
+constexpr std::string_view kKnowledgePurpose = "knowledge";
+
+int64_t now_ms(const Context& ctx) { return to_unix_ms(ctx.clock.now()); }
+
+json parsed_object(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  return j.is_object() ? j : json::object();
+}
+
+json optional_time(const std::optional<int64_t>& ms) {
+  return ms ? json(format_utc_ms(*ms)) : json(nullptr);
+}
+
+json base_json(const store::KnowledgeBase& b, const knowledge::KnowledgeSettings& defaults) {
+  auto settings = knowledge::parse_base_settings(b.settings_json, defaults);
+  const knowledge::ChunkOptions chunking =
+      settings ? settings->chunking : knowledge::ChunkOptions{};
+  return {{"id", b.id},
+          {"object", "knowledge_base"},
+          {"tenant_id", b.tenant_id},
+          {"name", b.name},
+          {"description", b.description},
+          {"metadata", parsed_object(b.metadata_json)},
+          {"chunking",
+           {{"max_tokens", chunking.max_tokens}, {"overlap_tokens", chunking.overlap_tokens}}},
+          {"embedder", {{"name", b.embedder}, {"dimension", b.dimension}}},
+          {"documents",
+           {{"total", b.documents},
+            {"ready", b.documents_ready},
+            {"processing", b.documents_processing},
+            {"failed", b.documents_failed}}},
+          {"chunks", b.chunks},
+          {"bytes", b.bytes},
+          {"created_at", format_utc_ms(b.created_at_ms)},
+          {"updated_at", format_utc_ms(b.updated_at_ms)}};
+}
+
+json document_json(const store::KnowledgeDocument& d) {
+  json error = nullptr;
+  if (d.status == "failed") error = {{"reason", d.error_reason}, {"message", d.error_message}};
+  return {{"id", d.id},
+          {"object", "knowledge_base.document"},
+          {"knowledge_base_id", d.kb_id},
+          {"file_id", d.file_id},
+          {"name", d.name},
+          {"status", d.status},
+          {"format", d.format.empty() ? json(nullptr) : json(d.format)},
+          {"bytes", d.bytes},
+          {"sha256", d.sha256},
+          {"chunks", d.chunks},
+          {"tokens", d.tokens},
+          {"pages", d.pages},
+          {"attributes", parsed_object(d.attributes_json)},
+          {"progress", parsed_object(d.progress_json)},
+          {"error", error},
+          {"created_at", format_utc_ms(d.created_at_ms)},
+          {"updated_at", format_utc_ms(d.updated_at_ms)},
+          {"ingested_at", optional_time(d.ingested_at_ms)}};
+}
+
+Error base_not_found(std::string_view id) {
+  return Error::not_found("no knowledge base with id '" + std::string(id) + "'",
+                          "knowledge_base_not_found");
+}
+
+Error document_not_found(std::string_view id) {
+  return Error::not_found("no document with id '" + std::string(id) + "'", "document_not_found");
+}
+
+// Whether the caller may see what belongs to `tenant_id`.
+bool in_tenant(const http::Request& req, std::string_view tenant_id) {
+  const auth::Principal* who = req.principal;
+  return who == nullptr || who->admin() || who->tenant_id == tenant_id;
+}
+
+// Changing knowledge takes a service or admin key: a user's key reads and searches.
+Result<void> may_write(const http::Request& req) {
+  const auth::Principal* who = req.principal;
+  if (who != nullptr && who->scope == auth::Scope::kUser) {
+    return Error::permission_denied(
+        "a user's key may read knowledge bases but not change them; use a service or admin key",
+        "knowledge_write_denied");
+  }
+  return success();
+}
+
+std::string caller_tenant(const http::Request& req) {
+  return req.principal != nullptr ? req.principal->tenant_id : std::string("default");
+}
+
+Result<std::optional<std::string>> object_field(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_object())
+    return Error::invalid_field(name, std::string(name) + " must be a JSON object");
+  std::string text = it->dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > kMaxAttributesBytes) {
+    return Error::invalid_field(name, std::string(name) + " must be at most " +
+                                          std::to_string(kMaxAttributesBytes) + " bytes as JSON");
+  }
+  return std::optional<std::string>(std::move(text));
+}
+
+// The `chunking` object of a create or update, merged over `current`.
+Result<std::optional<std::string>> chunking_field(const json& body,
+                                                  const knowledge::BaseSettings& current) {
+  auto it = body.find("chunking");
+  if (it == body.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_object()) return Error::invalid_field("chunking", "chunking must be a JSON object");
+  if (auto r = reject_unknown_fields(*it, {"max_tokens", "overlap_tokens"}); !r) {
+    return std::move(r).error();
+  }
+  knowledge::BaseSettings next = current;
+  auto max_tokens = integer_field(*it, "max_tokens", 32, 8192);
+  if (!max_tokens) return Error::invalid_field("chunking.max_tokens", max_tokens.error().message);
+  auto overlap = integer_field(*it, "overlap_tokens", 0, 4096);
+  if (!overlap) return Error::invalid_field("chunking.overlap_tokens", overlap.error().message);
+  if (*max_tokens) next.chunking.max_tokens = **max_tokens;
+  if (*overlap) next.chunking.overlap_tokens = **overlap;
+  if (auto r = knowledge::validate(next.chunking); !r) return std::move(r).error();
+  return std::optional<std::string>(knowledge::base_settings_json(next));
+}
+
+// An upload: the file's name, bytes and attributes, from a multipart form ("file", with
+// optional "name" and "attributes") or a JSON body ({"name", "text", "attributes"}).
+struct Upload {
+  std::string name;
+  std::string content;
+  std::optional<std::string> attributes_json;
+};
+
+Result<Upload> read_upload(const http::Request& req, const knowledge::KnowledgeSettings& settings) {
+  Upload upload;
+  const auto content_type = req.header("content-type");
+  if (content_type && http::is_multipart_form(*content_type)) {
+    auto parts = http::parse_multipart(*content_type, req.body);
+    if (!parts) return std::move(parts).error();
+    const http::FormPart* file = http::find_part(*parts, "file");
+    if (file == nullptr) {
+      return Error::invalid_field("file", "the form has no part named \"file\"");
+    }
+    upload.name = file->filename.value_or("");
+    if (const auto* name = http::find_part(*parts, "name"); name != nullptr) {
+      upload.name = std::string(name->data);
+    }
+    if (const auto* attributes = http::find_part(*parts, "attributes"); attributes != nullptr) {
+      json parsed = json::parse(attributes->data, nullptr, false);
+      if (!parsed.is_object()) {
+        return Error::invalid_field("attributes", "attributes must be a JSON object");
+      }
+      upload.attributes_json = parsed.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    upload.content = std::string(file->data);
+  } else {
+    auto body = http::parse_json_object_body(req);
+    if (!body) return std::move(body).error();
+    if (auto r = reject_unknown_fields(*body, {"name", "text", "attributes"}); !r) {
+      return std::move(r).error();
+    }
+    auto text = body->find("text");
+    if (text == body->end() || !text->is_string()) {
+      return Error::invalid_field("text", "text is required: the document's content as a string");
+    }
+    auto name = string_field(*body, "name", kMaxName, false);
+    if (!name) return std::move(name).error();
+    upload.name = name->value_or("document.txt");
+    upload.content = text->get<std::string>();
+    auto attributes = object_field(*body, "attributes");
+    if (!attributes) return std::move(attributes).error();
+    upload.attributes_json = *attributes;
+  }
+  if (upload.name.empty() || upload.name.size() > kMaxName) {
+    return Error::invalid_field("name", "the file needs a name of 1 to 256 bytes");
+  }
+  if (upload.content.empty()) return Error::invalid_field("file", "the file is empty");
+  if (upload.content.size() > settings.max_file_size) {
+    return Error{ErrorCode::kTooLarge,
+                 "the file is larger than knowledge.max_file_size (" +
+                     std::to_string(settings.max_file_size) + " bytes)",
+                 "file_too_large",
+                 "file",
+                 {}};
+  }
+  return upload;
+}
+
+class KnowledgeRoutes {
+ public:
+  KnowledgeRoutes(Context& ctx, const knowledge::KnowledgeSettings& settings)
+      : ctx_(ctx), settings_(settings) {}
+
+  Awaitable create_base(http::Request& req) {
+    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
+    auto body = http::parse_json_object_body(req);
+    if (!body) co_return fail(body.error(), req);
+    if (auto r = reject_unknown_fields(
+            *body, {"name", "description", "metadata", "chunking", "tenant_id"});
+        !r) {
+      co_return fail(r.error(), req);
+    }
+    auto name = string_field(*body, "name", kMaxName, false);
+    if (!name) co_return fail(name.error(), req);
+    if (!*name) co_return fail(Error::invalid_field("name", "name is required"), req);
+    auto description = string_field(*body, "description", kMaxDescription, false);
+    if (!description) co_return fail(description.error(), req);
+    auto metadata = object_field(*body, "metadata");
+    if (!metadata) co_return fail(metadata.error(), req);
+    knowledge::BaseSettings defaults;
+    defaults.chunking = {settings_.chunk_tokens, settings_.chunk_overlap};
+    auto chunking = chunking_field(*body, defaults);
+    if (!chunking) co_return fail(chunking.error(), req);
+    auto tenant = string_field(*body, "tenant_id", kMaxName, false);
+    if (!tenant) co_return fail(tenant.error(), req);
+    store::NewKnowledgeBase base;
+    base.tenant_id = caller_tenant(req);
+    if (*tenant) {
+      if (req.principal != nullptr && !req.principal->admin() && **tenant != base.tenant_id) {
+        co_return fail(
+            Error::permission_denied("only an admin key names another tenant", "tenant_mismatch"),
+            req);
+      }
+      base.tenant_id = **tenant;
+    }
+    base.name = **name;
+    base.description = description->value_or("");
+    base.metadata_json = metadata->value_or("{}");
+    base.settings_json = chunking->value_or(knowledge::base_settings_json(defaults));
+    base.embedder = embedder_name();
+    base.dimension = settings_.embedding_dimension;
+    const int64_t now = now_ms(ctx_);
+    auto created =
+        co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().create_base(base, now); });
+    if (!created) co_return fail(created.error(), req);
+    co_return json_response(201, base_json(*created, settings_));
+  }
+
+  Awaitable list_bases(http::Request& req) {
+    auto limit = page_limit(req.query_param("limit"), 20, 100);
+    if (!limit) co_return fail(limit.error(), req);
+    const auto cursor = req.query_param("cursor");
+    const auto tenant = Access::tenant_scope(req);
+    auto page = co_await ctx_.blocking.run(
+        [&] { return ctx_.storage.knowledge().list_bases(tenant, *limit, cursor); });
+    if (!page) co_return fail(page.error(), req);
+    json data = json::array();
+    for (const auto& b : page->items) data.push_back(base_json(b, settings_));
+    co_return json_response(
+        200, {{"object", "list"},
+              {"data", std::move(data)},
+              {"next_cursor", page->next_cursor ? json(*page->next_cursor) : json(nullptr)}});
+  }
+
+  Awaitable get_base(http::Request& req) {
+    auto base = co_await visible_base(req);
+    if (!base) co_return fail(base.error(), req);
+    co_return json_response(200, base_json(*base, settings_));
+  }
+
+  Awaitable update_base(http::Request& req) {
+    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
+    auto body = http::parse_json_object_body(req);
+    if (!body) co_return fail(body.error(), req);
+    if (auto r = reject_unknown_fields(*body, {"name", "description", "metadata", "chunking"});
+        !r) {
+      co_return fail(r.error(), req);
+    }
+    auto base = co_await visible_base(req);
+    if (!base) co_return fail(base.error(), req);
+    store::KnowledgeBasePatch patch;
+    auto name = string_field(*body, "name", kMaxName, false);
+    if (!name) co_return fail(name.error(), req);
+    patch.name = *name;
+    auto description = string_field(*body, "description", kMaxDescription, false);
+    if (!description) co_return fail(description.error(), req);
+    patch.description = *description;
+    auto metadata = object_field(*body, "metadata");
+    if (!metadata) co_return fail(metadata.error(), req);
+    patch.metadata_json = *metadata;
+    auto current = knowledge::parse_base_settings(base->settings_json, settings_);
+    if (!current) co_return fail(current.error(), req);
+    auto chunking = chunking_field(*body, *current);
+    if (!chunking) co_return fail(chunking.error(), req);
+    patch.settings_json = *chunking;
+    const int64_t now = now_ms(ctx_);
+    auto updated = co_await ctx_.blocking.run(
+        [&] { return ctx_.storage.knowledge().update_base(base->id, patch, now); });
+    if (!updated) co_return fail(updated.error(), req);
+    co_return json_response(200, base_json(*updated, settings_));
+  }
+
+  Awaitable delete_base(http::Request& req) {
+    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
+    auto base = co_await visible_base(req);
+    if (!base) co_return fail(base.error(), req);
+    auto deleted =
+        co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().delete_base(base->id); });
+    if (!deleted) co_return fail(deleted.error(), req);
+    co_return json_response(200,
+                            {{"id", base->id}, {"object", "knowledge_base"}, {"deleted", true}});
+  }
+
+  Awaitable add_document(http::Request& req) {
+    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
+    auto base = co_await visible_base(req);
+    if (!base) co_return fail(base.error(), req);
+    auto upload = read_upload(req, settings_);
+    if (!upload) co_return fail(upload.error(), req);
+    const int64_t now = now_ms(ctx_);
+    struct Added {
+      store::AddedDocument added;
+      bool queued = false;
+    };
+    auto added = co_await ctx_.blocking.run([&]() -> Result<Added> {
+      auto& repo = ctx_.storage.knowledge();
+      auto file = repo.put_file(new_file(req, *upload), now);
+      if (!file) return std::move(file).error();
+      store::NewDocument doc;
+      doc.kb_id = base->id;
+      doc.tenant_id = base->tenant_id;
+      doc.file_id = file->id;
+      doc.name = upload->name;
+      doc.attributes_json = upload->attributes_json.value_or("{}");
+      auto added = repo.add_document(doc, now);
+      if (!added) return std::move(added).error();
+      if (added->duplicate) {
+        // The base has this content already: the new file is not needed.
+        (void)repo.delete_file(file->id);
+        return Added{std::move(added).value(), false};
+      }
+      auto job = ctx_.storage.jobs().enqueue(
+          knowledge::ingest_job(added->document.id, added->document.file_id), now);
+      if (!job) return std::move(job).error();
+      return Added{std::move(added).value(), true};
+    });
+    if (!added) co_return fail(added.error(), req);
+    if (added->queued && ctx_.worker) ctx_.worker->wake();
+    json out = document_json(added->added.document);
+    out["duplicate"] = added->added.duplicate;
+    co_return json_response(added->queued ? 202 : 200, out);
+  }
+
+  Awaitable list_documents(http::Request& req) {
+    auto base = co_await visible_base(req);
+    if (!base) co_return fail(base.error(), req);
+    auto limit = page_limit(req.query_param("limit"), 20, 100);
+    if (!limit) co_return fail(limit.error(), req);
+    auto status = req.query_param("status");
+    if (status && *status != "queued" && *status != "processing" && *status != "ready" &&
+        *status != "failed") {
+      co_return fail(
+          Error::invalid_field("status", "status must be queued, processing, ready or failed"),
+          req);
+    }
+    store::DocumentListQuery query{base->id, status, *limit, req.query_param("cursor")};
+    auto page =
+        co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().list_documents(query); });
+    if (!page) co_return fail(page.error(), req);
+    json data = json::array();
+    for (const auto& d : page->items) data.push_back(document_json(d));
+    co_return json_response(
+        200, {{"object", "list"},
+              {"data", std::move(data)},
+              {"next_cursor", page->next_cursor ? json(*page->next_cursor) : json(nullptr)}});
+  }
+
+  Awaitable get_document(http::Request& req) {
+    auto doc = co_await visible_document(req);
+    if (!doc) co_return fail(doc.error(), req);
+    co_return json_response(200, document_json(*doc));
+  }
+
+  Awaitable replace_document(http::Request& req) {
+    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
+    auto doc = co_await visible_document(req);
+    if (!doc) co_return fail(doc.error(), req);
+    auto upload = read_upload(req, settings_);
+    if (!upload) co_return fail(upload.error(), req);
+    const int64_t now = now_ms(ctx_);
+    auto replaced = co_await ctx_.blocking.run([&]() -> Result<store::KnowledgeDocument> {
+      auto& repo = ctx_.storage.knowledge();
+      auto old_file = repo.get_file(doc->file_id);
+      auto file = repo.put_file(new_file(req, *upload), now);
+      if (!file) return std::move(file).error();
+      auto replaced = repo.replace_document(doc->id, file->id, upload->name, now);
+      if (!replaced) return std::move(replaced).error();
+      if (upload->attributes_json) {
+        auto updated = repo.update_document(doc->id, "", upload->attributes_json, now);
+        if (!updated) return std::move(updated).error();
+        replaced = std::move(updated);
+      }
+      // The file the base made for the old upload goes with it (a file uploaded through
+      // /v1/files stays the owner's).
+      if (old_file && old_file->purpose == kKnowledgePurpose) (void)repo.delete_file(old_file->id);
+      auto job = ctx_.storage.jobs().enqueue(knowledge::ingest_job(doc->id, file->id), now);
+      if (!job) return std::move(job).error();
+      return replaced;
+    });
+    if (!replaced) co_return fail(replaced.error(), req);
+    if (ctx_.worker) ctx_.worker->wake();
+    co_return json_response(202, document_json(*replaced));
+  }
+
+  Awaitable update_document(http::Request& req) {
+    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
+    auto body = http::parse_json_object_body(req);
+    if (!body) co_return fail(body.error(), req);
+    if (auto r = reject_unknown_fields(*body, {"name", "attributes"}); !r) {
+      co_return fail(r.error(), req);
+    }
+    auto name = string_field(*body, "name", kMaxName, false);
+    if (!name) co_return fail(name.error(), req);
+    auto attributes = object_field(*body, "attributes");
+    if (!attributes) co_return fail(attributes.error(), req);
+    auto doc = co_await visible_document(req);
+    if (!doc) co_return fail(doc.error(), req);
+    const int64_t now = now_ms(ctx_);
+    const std::string new_name = name->value_or("");
+    auto updated = co_await ctx_.blocking.run([&] {
+      return ctx_.storage.knowledge().update_document(doc->id, new_name, *attributes, now);
+    });
+    if (!updated) co_return fail(updated.error(), req);
+    co_return json_response(200, document_json(*updated));
+  }
+
+  Awaitable delete_document(http::Request& req) {
+    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
+    auto doc = co_await visible_document(req);
+    if (!doc) co_return fail(doc.error(), req);
+    auto deleted = co_await ctx_.blocking.run([&]() -> Result<void> {
+      auto& repo = ctx_.storage.knowledge();
+      auto file = repo.get_file(doc->file_id);
+      if (auto r = repo.delete_document(doc->id); !r) return r;
+      if (file && file->purpose == kKnowledgePurpose) (void)repo.delete_file(file->id);
+      return success();
+    });
+    if (!deleted) co_return fail(deleted.error(), req);
+    co_return json_response(
+        200, {{"id", doc->id}, {"object", "knowledge_base.document"}, {"deleted", true}});
+  }
+
+ private:
+  std::string embedder_name() const { return "parley-hashed-v1"; }
+
+  store::NewFile new_file(const http::Request& req, const Upload& upload) const {
+    store::NewFile file;
+    file.tenant_id = caller_tenant(req);
+    if (req.principal != nullptr) file.user_id = req.principal->user_id;
+    file.filename = upload.name;
+    file.purpose = std::string(kKnowledgePurpose);
+    file.sha256 = auth::to_hex(auth::sha256(upload.content));
+    file.content = upload.content;
+    return file;
+  }
+
+  Task<Result<store::KnowledgeBase>> visible_base(const http::Request& req) {
+    const std::string id(req.param("id"));
+    auto base = co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().get_base(id); });
+    if (!base) co_return std::move(base).error();
+    if (!in_tenant(req, base->tenant_id)) co_return base_not_found(id);
+    co_return std::move(base).value();
+  }
+
+  Task<Result<store::KnowledgeDocument>> visible_document(const http::Request& req) {
+    const std::string kb_id(req.param("id"));
+    const std::string id(req.param("document_id"));
+    auto doc =
+        co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().get_document(id); });
+    if (!doc) co_return std::move(doc).error();
+    if (doc->kb_id != kb_id || !in_tenant(req, doc->tenant_id)) co_return document_not_found(id);
+    co_return std::move(doc).value();
+  }
+
+  Context& ctx_;
+  const knowledge::KnowledgeSettings& settings_;
+};
+
+}  // namespace
+
+void add_knowledge_routes(http::Router& router, Context& ctx,
+                          const knowledge::KnowledgeSettings& settings) {
+  auto routes = std::make_shared<KnowledgeRoutes>(ctx, settings);
+  // An upload's body may be as large as the largest file, plus the form's own bytes.
+  const uint64_t upload_limit = settings.max_file_size + (uint64_t{64} << 10);
+  const auto bind = [routes](Awaitable (KnowledgeRoutes::*handler)(http::Request&)) {
+    return [routes, handler](http::Request& req) { return ((*routes).*handler)(req); };
+  };
+  using M = http::Method;
+  router.add(M::kPost, "/api/v1/knowledge-bases", http::kAuthenticatedIdempotent,
+             bind(&KnowledgeRoutes::create_base));
+  router.add(M::kGet, "/api/v1/knowledge-bases", http::kAuthenticated,
+             bind(&KnowledgeRoutes::list_bases));
+  router.add(M::kGet, "/api/v1/knowledge-bases/{id}", http::kAuthenticated,
+             bind(&KnowledgeRoutes::get_base));
+  router.add(M::kPatch, "/api/v1/knowledge-bases/{id}", http::kAuthenticated,
+             bind(&KnowledgeRoutes::update_base));
+  router.add(M::kDelete, "/api/v1/knowledge-bases/{id}", http::kAuthenticated,
+             bind(&KnowledgeRoutes::delete_base));
+  router.add(M::kPost, "/api/v1/knowledge-bases/{id}/documents", http::kAuthenticatedIdempotent,
+             bind(&KnowledgeRoutes::add_document), upload_limit);
+  router.add(M::kGet, "/api/v1/knowledge-bases/{id}/documents", http::kAuthenticated,
+             bind(&KnowledgeRoutes::list_documents));
+  router.add(M::kGet, "/api/v1/knowledge-bases/{id}/documents/{document_id}", http::kAuthenticated,
+             bind(&KnowledgeRoutes::get_document));
+  router.add(M::kPut, "/api/v1/knowledge-bases/{id}/documents/{document_id}",
+             http::kAuthenticatedIdempotent, bind(&KnowledgeRoutes::replace_document),
+             upload_limit);
+  router.add(M::kPatch, "/api/v1/knowledge-bases/{id}/documents/{document_id}",
+             http::kAuthenticated, bind(&KnowledgeRoutes::update_document));
+  router.add(M::kDelete, "/api/v1/knowledge-bases/{id}/documents/{document_id}",
+             http::kAuthenticated, bind(&KnowledgeRoutes::delete_document));
+}
+
+}  // namespace parley::api

@@ -1,0 +1,34 @@
+// The column lists of the knowledge tables, the same SQL on both backends (store/knowledge.hpp),
+// in the order each backend's row readers expect them. Private to store/.
+#pragma once
+
+namespace parley::store::knowledge_sql {
+
+// A base with its counts; the last column is its seq (for page cursors).
+inline constexpr const char* kBaseColumns =
+    "kb.id, kb.tenant_id, kb.name, kb.description, kb.embedder, kb.dimension, kb.settings, "
+    "kb.metadata, kb.created_at, kb.updated_at, "
+    "(SELECT count(*) FROM kb_documents d WHERE d.kb_id = kb.id), "
+    "(SELECT count(*) FROM kb_documents d WHERE d.kb_id = kb.id AND d.status = 'ready'), "
+    "(SELECT count(*) FROM kb_documents d WHERE d.kb_id = kb.id AND d.status IN ('queued', "
+    "'processing')), "
+    "(SELECT count(*) FROM kb_documents d WHERE d.kb_id = kb.id AND d.status = 'failed'), "
+    "(SELECT COALESCE(sum(d.chunks), 0) FROM kb_documents d WHERE d.kb_id = kb.id), "
+    "(SELECT COALESCE(sum(d.bytes), 0) FROM kb_documents d WHERE d.kb_id = kb.id), kb.seq";
+inline constexpr int kBaseSeqColumn = 16;
+
+inline constexpr const char* kFileColumns =
+    "id, tenant_id, user_id, filename, purpose, bytes, sha256, created_at, seq";
+inline constexpr int kFileSeqColumn = 8;
+
+inline constexpr const char* kDocumentColumns =
+    "id, kb_id, tenant_id, file_id, name, sha256, bytes, status, format, error_reason, "
+    "error_message, progress, chunks, tokens, pages, attributes, created_at, updated_at, "
+    "ingested_at, seq";
+inline constexpr int kDocumentSeqColumn = 19;
+
+inline constexpr const char* kChunkColumns =
+    "seq, kb_id, document_id, ordinal, text, section, page, page_end, start_offset, end_offset, "
+    "tokens, vector";
+
+}  // namespace parley::store::knowledge_sql
