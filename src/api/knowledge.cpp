@@ -209,10 +209,89 @@ Result<Upload> read_upload(const http::Request& req, const knowledge::KnowledgeS
   return upload;
 }
 
+json hit_json(const knowledge::SearchHit& h) {
+  return {{"chunk_id", "chunk_" + std::to_string(h.label)},
+          {"score", h.score},
+          {"scores",
+           {{"vector", h.vector_score ? json(*h.vector_score) : json(nullptr)},
+            {"lexical", h.lexical_score ? json(*h.lexical_score) : json(nullptr)}}},
+          {"document",
+           {{"id", h.document_id}, {"name", h.document_name}, {"attributes", h.attributes}}},
+          {"section", h.section},
+          {"ordinal", h.ordinal},
+          {"page", h.page > 0 ? json(h.page) : json(nullptr)},
+          {"page_end", h.page_end > 0 ? json(h.page_end) : json(nullptr)},
+          {"start_offset", h.start_offset},
+          {"end_offset", h.end_offset},
+          {"text", h.text},
+          {"highlight", h.highlight}};
+}
+
 class KnowledgeRoutes {
  public:
-  KnowledgeRoutes(Context& ctx, const knowledge::KnowledgeSettings& settings)
-      : ctx_(ctx), settings_(settings) {}
+  KnowledgeRoutes(Context& ctx, const knowledge::KnowledgeSettings& settings,
+                  knowledge::IndexManager& index, knowledge::Embedder& embedder)
+      : ctx_(ctx), settings_(settings), index_(index), embedder_(embedder) {}
+
+  Awaitable search(http::Request& req) {
+    auto body = http::parse_json_object_body(req);
+    if (!body) co_return fail(body.error(), req);
+    if (auto r =
+            reject_unknown_fields(*body, {"query", "k", "mode", "filters", "highlight_length"});
+        !r) {
+      co_return fail(r.error(), req);
+    }
+    auto query = string_field(*body, "query", 4096, false);
+    if (!query) co_return fail(query.error(), req);
+    if (!*query) co_return fail(Error::invalid_field("query", "query is required"), req);
+    auto k = integer_field(*body, "k", 1, 100);
+    if (!k) co_return fail(k.error(), req);
+    auto highlight = integer_field(*body, "highlight_length", 20, 4000);
+    if (!highlight) co_return fail(highlight.error(), req);
+    knowledge::SearchRequest request;
+    request.query = **query;
+    request.k = static_cast<size_t>(k->value_or(10));
+    request.highlight_length = static_cast<size_t>(highlight->value_or(300));
+    auto mode = string_field(*body, "mode", 16, false);
+    if (!mode) co_return fail(mode.error(), req);
+    const std::string mode_name = mode->value_or("hybrid");
+    if (mode_name == "vector") {
+      request.mode = knowledge::SearchMode::kVector;
+    } else if (mode_name == "lexical") {
+      request.mode = knowledge::SearchMode::kLexical;
+    } else if (mode_name != "hybrid") {
+      co_return fail(Error::invalid_field("mode", "mode must be hybrid, vector or lexical"), req);
+    }
+    if (auto f = body->find("filters"); f != body->end() && !f->is_null()) {
+      auto filter = knowledge::Filter::parse(*f);
+      if (!filter) co_return fail(filter.error(), req);
+      request.filter = std::move(filter).value();
+    }
+    auto base = co_await visible_base(req);
+    if (!base) co_return fail(base.error(), req);
+    if (request.mode != knowledge::SearchMode::kLexical && base->embedder == embedder_.name()) {
+      std::vector<std::string> texts;
+      texts.push_back(request.query);
+      auto vectors = co_await embedder_.embed(std::move(texts));
+      if (!vectors) co_return fail(vectors.error(), req);
+      if (vectors->size() == 1) {
+        const auto row = vectors->row(0);
+        request.query_vector.assign(row.begin(), row.end());
+      }
+    }
+    auto index = index_.base(base->id);
+    std::vector<knowledge::SearchHit> hits;
+    if (index) {
+      hits = co_await ctx_.blocking.run([&] { return index->search(request); });
+    }
+    json data = json::array();
+    for (const auto& h : hits) data.push_back(hit_json(h));
+    co_return json_response(200, {{"object", "list"},
+                                  {"knowledge_base_id", base->id},
+                                  {"query", request.query},
+                                  {"mode", mode_name},
+                                  {"data", std::move(data)}});
+  }
 
   Awaitable create_base(http::Request& req) {
     if (auto r = may_write(req); !r) co_return fail(r.error(), req);
@@ -464,7 +543,7 @@ class KnowledgeRoutes {
   }
 
  private:
-  std::string embedder_name() const { return "parley-hashed-v1"; }
+  std::string embedder_name() const { return embedder_.name(); }
 
   store::NewFile new_file(const http::Request& req, const Upload& upload) const {
     store::NewFile file;
@@ -497,13 +576,16 @@ class KnowledgeRoutes {
 
   Context& ctx_;
   const knowledge::KnowledgeSettings& settings_;
+  knowledge::IndexManager& index_;
+  knowledge::Embedder& embedder_;
 };
 
 }  // namespace
 
 void add_knowledge_routes(http::Router& router, Context& ctx,
-                          const knowledge::KnowledgeSettings& settings) {
-  auto routes = std::make_shared<KnowledgeRoutes>(ctx, settings);
+                          const knowledge::KnowledgeSettings& settings,
+                          knowledge::IndexManager& index, knowledge::Embedder& embedder) {
+  auto routes = std::make_shared<KnowledgeRoutes>(ctx, settings, index, embedder);
   // An upload's body may be as large as the largest file, plus the form's own bytes.
   const uint64_t upload_limit = settings.max_file_size + (uint64_t{64} << 10);
   const auto bind = [routes](Awaitable (KnowledgeRoutes::*handler)(http::Request&)) {
@@ -533,6 +615,8 @@ void add_knowledge_routes(http::Router& router, Context& ctx,
              http::kAuthenticated, bind(&KnowledgeRoutes::update_document));
   router.add(M::kDelete, "/api/v1/knowledge-bases/{id}/documents/{document_id}",
              http::kAuthenticated, bind(&KnowledgeRoutes::delete_document));
+  router.add(M::kPost, "/api/v1/knowledge-bases/{id}/search", http::kAuthenticated,
+             bind(&KnowledgeRoutes::search));
 }
 
 }  // namespace parley::api

@@ -2,7 +2,9 @@
 // and delete bases; upload documents (multipart or JSON text), list them with their status,
 // get, replace, rename or re-tag, and delete them. Uploads are stored, then ingested by a
 // durable job (knowledge/ingest.hpp): the upload answers 202 with the document "queued", and
-// its status and progress are read back until it is "ready" or "failed".
+// its status and progress are read back until it is "ready" or "failed". Search
+// (`POST .../{id}/search`) is hybrid: nearest neighbours and BM25, fused by rank, with filters
+// on document attributes, scores and highlights (knowledge/index/base_index.hpp).
 //
 // A knowledge base belongs to a tenant: callers of that tenant may read it; changing it takes
 // a service or admin key (a user's key reads and searches only). Another tenant's base is a
@@ -11,11 +13,16 @@
 
 #include "api/context.hpp"
 #include "http/router.hpp"
+#include "knowledge/embed/embedder.hpp"
+#include "knowledge/index/index_manager.hpp"
 #include "knowledge/settings.hpp"
 
 namespace parley::api {
 
+// `index`: this process's search indexes; `embedder`: embeds queries for bases whose vectors
+// come from it.
 void add_knowledge_routes(http::Router& router, Context& context,
-                          const knowledge::KnowledgeSettings& settings);
+                          const knowledge::KnowledgeSettings& settings,
+                          knowledge::IndexManager& index, knowledge::Embedder& embedder);
 
 }  // namespace parley::api

@@ -46,6 +46,8 @@
 #include "idempotency/idempotency.hpp"
 #include "idempotency/shared_idempotency.hpp"
 #include "jobs/job_pool.hpp"
+#include "knowledge/embed/hashed_embedder.hpp"
+#include "knowledge/index/index_manager.hpp"
 #include "knowledge/ingest.hpp"
 #include "knowledge/settings.hpp"
 #include "limits/admission.hpp"
@@ -127,6 +129,9 @@ struct ServerApp::Parts {
   std::unique_ptr<jobs::JobPool> jobs;
   // durable jobs from the database's queue, when this process runs them (worker.in_serve)
   std::unique_ptr<queue::Worker> worker;
+  // knowledge bases: the search indexes derived from the database, and the query embedder
+  std::unique_ptr<knowledge::IndexManager> knowledge_index;
+  std::unique_ptr<knowledge::HashedEmbedder> query_embedder;
   // pipeline
   std::unique_ptr<chat::ChatDeps> chat_deps;
   std::unique_ptr<chat::Pipeline> pipeline;
@@ -314,6 +319,19 @@ struct ServerApp::Parts {
   // On SQLite one process is the whole installation, so it runs the jobs; on PostgreSQL
   // `parley worker` processes do, unless worker.in_serve says otherwise. Built here, started
   // at listen(), once Redis runs (a job's key news goes through it).
+  // The search indexes: loaded from <data_dir>/knowledge-index (or rebuilt from the
+  // database) and caught up before serving.
+  std::optional<std::string> open_knowledge() {
+    const auto& k = settings.get<knowledge::KnowledgeSettings>();
+    knowledge::IndexOptions options;
+    options.directory = settings.get<store::StorageSettings>().data_dir + "/knowledge-index";
+    knowledge_index = std::make_unique<knowledge::IndexManager>(storage->knowledge(), options);
+    if (auto r = knowledge_index->start(); !r) return r.error().message;
+    on_stop("knowledge indexes", [this] { knowledge_index->stop(); });
+    query_embedder = std::make_unique<knowledge::HashedEmbedder>(k.embedding_dimension);
+    return std::nullopt;
+  }
+
   void build_workers() {
     const auto& options = settings.get<queue::WorkerSettings>();
     const bool sqlite =
@@ -331,7 +349,8 @@ struct ServerApp::Parts {
       access->key_changed("*");
     });
     knowledge::add_knowledge_jobs(*worker, *storage, clock,
-                                  settings.get<knowledge::KnowledgeSettings>());
+                                  settings.get<knowledge::KnowledgeSettings>(),
+                                  [this] { knowledge_index->nudge(); });
     on_stop("workers", [this] { worker->stop(); });
   }
 
@@ -363,7 +382,8 @@ struct ServerApp::Parts {
     api::add_openai_routes(router, *context);
     api::add_admin_routes(router, *context);
     api::add_user_data_routes(router, *context);
-    api::add_knowledge_routes(router, *context, settings.get<knowledge::KnowledgeSettings>());
+    api::add_knowledge_routes(router, *context, settings.get<knowledge::KnowledgeSettings>(),
+                              *knowledge_index, *query_embedder);
   }
 
   void stop_all() {
@@ -391,6 +411,7 @@ std::optional<StartupError> ServerApp::compose() {
   return run_phases({
       {"storage", [&] { return p.open_storage(); }},
       {"redis", [&] { return p.connect_redis(); }},
+      {"knowledge", [&] { return p.open_knowledge(); }},
       {"models", [&] { return p.build_models(); }},
       {"access", [&] { return p.build_access(); }},
       {"pipeline",

@@ -90,8 +90,9 @@ struct WorkerProcess {
       // Every replica re-reads its keys (without Redis, within auth.key_refresh_interval).
       if (redis) redis->command_detached({"PUBLISH", redis->key("keys"), "*"});
     });
+    // No search index here: the serving replicas catch up from the change log.
     knowledge::add_knowledge_jobs(*worker, *storage, clock,
-                                  settings.get<knowledge::KnowledgeSettings>());
+                                  settings.get<knowledge::KnowledgeSettings>(), {});
   }
 
   void add_routes() {

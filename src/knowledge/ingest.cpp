@@ -207,7 +207,7 @@ queue::Handler ingest_handler(IngestDeps deps) {
 }
 
 void add_knowledge_jobs(queue::Worker& worker, store::Storage& storage, const Clock& clock,
-                        const KnowledgeSettings& settings) {
+                        const KnowledgeSettings& settings, std::function<void()> committed) {
   ExtractLimits limits;
   limits.max_text_bytes = settings.max_text_size;
   limits.max_pages = settings.max_pages;
@@ -221,7 +221,7 @@ void add_knowledge_jobs(queue::Worker& worker, store::Storage& storage, const Cl
                   [embedder](const std::vector<std::string>& texts) -> Result<Vectors> {
                     return embedder->embed_now(texts);
                   },
-                  {}};
+                  std::move(committed)};
   worker.handle(std::string(kIngestJob), ingest_handler(std::move(deps)));
 }
 

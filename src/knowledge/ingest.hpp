@@ -66,8 +66,9 @@ std::string embedding_text(const std::string& section, std::string_view text);
 namespace parley::knowledge {
 
 // Registers "knowledge.ingest" with a worker: extraction in this process with the configured
-// limits, and the knowledge bases' embedder (the built-in one for now).
+// limits, and the knowledge bases' embedder (the built-in one for now). `committed` runs after
+// each document's chunks are stored (this process's search index catches up at once).
 void add_knowledge_jobs(queue::Worker& worker, store::Storage& storage, const Clock& clock,
-                        const KnowledgeSettings& settings);
+                        const KnowledgeSettings& settings, std::function<void()> committed);
 
 }  // namespace parley::knowledge

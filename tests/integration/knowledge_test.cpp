@@ -270,5 +270,103 @@ TEST(Knowledge, TenantsSeeOnlyTheirOwnAndUserKeysOnlyRead) {
                        403, "tenant_mismatch"));
 }
 
+json search(int port, const std::string& kb, const json& body, const HeaderList& auth = admin()) {
+  auto r = http("POST", port, "/api/v1/knowledge-bases/" + kb + "/search", body.dump(), auth);
+  EXPECT_EQ(r.status, 200) << r.describe();
+  return r.json_or_discarded();
+}
+
+// Searches until the first hit is from `document` (the index catches up right after the
+// commit that made the document ready; this allows for the moment in between).
+json search_until(int port, const std::string& kb, const json& body, const std::string& document) {
+  json found;
+  for (int i = 0; i < 100; ++i) {
+    found = search(port, kb, body);
+    if (found["data"].is_array() && !found["data"].empty() &&
+        found["data"][0]["document"]["id"] == document) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return found;
+}
+
+TEST(Knowledge, HybridSearchAnswersWithCitationsFiltersAndHighlightsAndSurvivesARestart) {
+  auto p = std::make_unique<ParleyProcess>(knowledge_server());
+  const std::string kb = create_base(p->port());
+  auto guide = http("POST", p->port(), "/api/v1/knowledge-bases/" + kb + "/documents",
+                    json{{"name", "proxy.md"},
+                         {"text",
+                          "# Proxy\n\n## Timeouts\n\nSet `proxy_timeout` to 30 seconds.\n\n"
+                          "## Retries\n\nThe proxy retries twice.\n"},
+                         {"attributes", {{"product", "proxy"}}}}
+                        .dump(),
+                    admin());
+  auto policy = upload(p->port(), kb, "policy.pdf",
+                       parley::testing::make_pdf({"Refunds take five business days.",
+                                                  "Shipping is free above fifty euros."}),
+                       admin(), R"({"product":"shop"})");
+  ASSERT_EQ(guide.status, 202);
+  ASSERT_EQ(policy.status, 202);
+  const std::string guide_id = guide.json()["id"];
+  const std::string policy_id = policy.json()["id"];
+  ASSERT_EQ(wait_document(p->port(), kb, guide_id)["status"], "ready");
+  ASSERT_EQ(wait_document(p->port(), kb, policy_id)["status"], "ready");
+
+  json result = search_until(p->port(), kb, {{"query", "how long do refunds take?"}}, policy_id);
+  ASSERT_FALSE(result["data"].empty()) << result.dump();
+  const json top = result["data"][0];
+  EXPECT_EQ(top["document"]["name"], "policy.pdf");
+  EXPECT_EQ(top["document"]["attributes"]["product"], "shop");
+  EXPECT_EQ(top["page"], 1);
+  EXPECT_EQ(top["text"], "Refunds take five business days.");
+  EXPECT_TRUE(top["scores"]["vector"].is_number());
+  EXPECT_TRUE(top["scores"]["lexical"].is_number());
+  EXPECT_NE(top["highlight"].get<std::string>().find("\u00abRefunds\u00bb"), std::string::npos);
+  EXPECT_EQ(result["mode"], "hybrid");
+
+  const json timeouts = search(p->port(), kb, {{"query", "proxy timeout"}, {"k", 1}});
+  ASSERT_EQ(timeouts["data"].size(), 1U);
+  EXPECT_EQ(timeouts["data"][0]["section"], "Proxy > Timeouts");
+  EXPECT_LT(timeouts["data"][0]["start_offset"].get<int>(),
+            timeouts["data"][0]["end_offset"].get<int>());
+
+  // Only the shop's documents.
+  const json filtered =
+      search(p->port(), kb,
+             {{"query", "proxy timeout retries"},
+              {"filters", {{"type", "eq"}, {"key", "product"}, {"value", "shop"}}}});
+  for (const auto& hit : filtered["data"]) EXPECT_EQ(hit["document"]["id"], policy_id);
+  EXPECT_TRUE(is_error(http("POST", p->port(), "/api/v1/knowledge-bases/" + kb + "/search",
+                            json{{"query", "x"}, {"filters", {{"type", "like"}}}}.dump(), admin()),
+                       400, "invalid_field"));
+  EXPECT_TRUE(is_error(http("POST", p->port(), "/api/v1/knowledge-bases/" + kb + "/search",
+                            json{{"query", "x"}, {"mode", "fuzzy"}}.dump(), admin()),
+                       400, "invalid_field"));
+
+  // Restarted: the persisted index answers at once.
+  p->send_signal(SIGTERM);
+  ASSERT_TRUE(p->wait_exit(std::chrono::seconds(10)).has_value());
+  auto restarted = p->restart(knowledge_server());
+  const json again = search(restarted->port(), kb, {{"query", "refunds"}});
+  ASSERT_FALSE(again["data"].empty());
+  EXPECT_EQ(again["data"][0]["document"]["id"], policy_id);
+
+  // A deleted document leaves every index.
+  ASSERT_EQ(http("DELETE", restarted->port(),
+                 "/api/v1/knowledge-bases/" + kb + "/documents/" + policy_id, "", admin())
+                .status,
+            200);
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = true;
+    for (const auto& hit : search(restarted->port(), kb, {{"query", "refunds shipping"}})["data"]) {
+      if (hit["document"]["id"] == policy_id) gone = false;
+    }
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(gone);
+}
+
 }  // namespace
 }  // namespace parley_it

@@ -48,7 +48,7 @@ TEST(KnowledgeChunker, HeadingsStartChunksAndStayWithTheirText) {
   EXPECT_EQ(text_of(doc, chunks[0]), "Install\n\nRun the installer.");
   EXPECT_EQ(chunks[0].section, "Install");
   EXPECT_EQ(text_of(doc, chunks[1]), "Configure\n\nTimeouts\n\nSet timeout.");
-  EXPECT_EQ(chunks[1].section, "Configure");
+  EXPECT_EQ(chunks[1].section, "Configure > Timeouts");
 }
 
 TEST(KnowledgeChunker, LongTextIsCutAtSentencesWithinTheSizeAndOverlaps) {

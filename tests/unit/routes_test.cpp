@@ -80,6 +80,7 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
        {Audience::kAuthenticated, false}},
       {{"DELETE", "/api/v1/knowledge-bases/{id}/documents/{document_id}"},
        {Audience::kAuthenticated, false}},
+      {{"POST", "/api/v1/knowledge-bases/{id}/search"}, {Audience::kAuthenticated, false}},
   };
 
   parley::testing::TempDir dir;

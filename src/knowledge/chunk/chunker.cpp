@@ -162,7 +162,15 @@ std::vector<Chunk> chunk_document(const Extracted& document, const ChunkOptions&
     chunk.tokens = count_tokens(text.substr(chunk.start, chunk.end - chunk.start));
     chunk.page = pieces[first].block->page;
     chunk.page_end = pieces[last].block->page;
+    // The section of its first text: a chunk that opens with "Configure" and "Timeouts"
+    // headings is cited as "Configure > Timeouts".
     chunk.section = pieces[first].block->section;
+    for (size_t i = first; i <= last; ++i) {
+      if (pieces[i].block->kind != BlockKind::kHeading) {
+        chunk.section = pieces[i].block->section;
+        break;
+      }
+    }
     chunks.push_back(std::move(chunk));
   };
   for (size_t i = 0; i < pieces.size(); ++i) {

@@ -34,7 +34,7 @@ struct Chunk {
   int64_t tokens = 0;
   int page = 0;         // where it starts (PDF); 0 otherwise
   int page_end = 0;     // where it ends
-  std::string section;  // the heading path of its first block
+  std::string section;  // the heading path of its first block of text
 };
 
 std::vector<Chunk> chunk_document(const Extracted& document, const ChunkOptions& options);

@@ -1,0 +1,252 @@
+// Hybrid search over one knowledge base (see base_index.hpp).
+#include "knowledge/index/base_index.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_set>
+
+namespace parley::knowledge {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr double kRrfK = 60;           // the usual constant of reciprocal rank fusion
+constexpr size_t kMinCandidates = 50;  // each side's list before fusion, at least
+
+Error bad_filter(const std::string& message) {
+  return Error::invalid_field("filters", "filters: " + message);
+}
+
+Result<void> check_filter(const json& spec, int depth) {
+  if (depth > 16) return bad_filter("nested too deeply");
+  if (!spec.is_object() || !spec.contains("type") || !spec["type"].is_string()) {
+    return bad_filter("each filter is an object with a \"type\"");
+  }
+  const std::string type = spec["type"];
+  if (type == "and" || type == "or") {
+    if (!spec.contains("filters") || !spec["filters"].is_array()) {
+      return bad_filter("\"" + type + "\" takes a \"filters\" array");
+    }
+    for (const auto& f : spec["filters"]) {
+      if (auto r = check_filter(f, depth + 1); !r) return r;
+    }
+    return success();
+  }
+  static const std::unordered_set<std::string> kCompare = {"eq", "ne",  "gt", "gte",
+                                                           "lt", "lte", "in", "nin"};
+  if (!kCompare.contains(type)) return bad_filter("unknown type \"" + type + "\"");
+  if (!spec.contains("key") || !spec["key"].is_string())
+    return bad_filter("a comparison needs a \"key\"");
+  if (!spec.contains("value")) return bad_filter("a comparison needs a \"value\"");
+  if ((type == "in" || type == "nin") != spec["value"].is_array()) {
+    return bad_filter("\"in\" and \"nin\" take an array value, the others a single value");
+  }
+  return success();
+}
+
+bool compare(const std::string& type, const json& field, const json& value) {
+  if (type == "in" || type == "nin") {
+    const bool found = std::find(value.begin(), value.end(), field) != value.end();
+    return type == "in" ? found : !found;
+  }
+  if (type == "eq") return field == value;
+  if (type == "ne") return field != value;
+  // Ordered comparisons: numbers with numbers, strings with strings.
+  const bool numbers = field.is_number() && value.is_number();
+  const bool strings = field.is_string() && value.is_string();
+  if (!numbers && !strings) return false;
+  const bool less = numbers ? field.get<double>() < value.get<double>() : field < value;
+  const bool equal = numbers ? field.get<double>() == value.get<double>() : field == value;
+  if (type == "gt") return !less && !equal;
+  if (type == "gte") return !less;
+  if (type == "lt") return less;
+  return less || equal;  // lte
+}
+
+bool evaluate(const json& spec, const json& fields) {
+  const std::string type = spec["type"];
+  if (type == "and" || type == "or") {
+    for (const auto& f : spec["filters"]) {
+      const bool m = evaluate(f, fields);
+      if (type == "and" && !m) return false;
+      if (type == "or" && m) return true;
+    }
+    return type == "and";
+  }
+  const auto it = fields.find(spec["key"].get<std::string>());
+  if (it == fields.end()) return type == "ne" || type == "nin";
+  return compare(type, *it, spec["value"]);
+}
+
+}  // namespace
+
+Result<Filter> Filter::parse(const json& spec) {
+  if (auto r = check_filter(spec, 0); !r) return std::move(r).error();
+  Filter f;
+  f.spec_ = spec;
+  return f;
+}
+
+bool Filter::matches(const json& fields) const { return evaluate(spec_, fields); }
+
+std::string chunk_data(const store::StoredChunk& c) {
+  return json{{"d", c.document_id}, {"s", c.section},      {"o", c.ordinal},    {"p", c.page},
+              {"pe", c.page_end},   {"a", c.start_offset}, {"b", c.end_offset}, {"t", c.text}}
+      .dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+BaseIndex::BaseIndex(std::string kb_id, int dimension, std::unique_ptr<VectorIndex> vectors,
+                     std::unique_ptr<LexicalIndex> lexical)
+    : kb_id_(std::move(kb_id)),
+      dimension_(dimension),
+      vectors_(std::move(vectors)),
+      lexical_(std::move(lexical)) {
+  // The document-to-chunks table, from what the lexical index holds.
+  for (auto& [document, labels] : lexical_->document_labels()) {
+    documents_[document].labels = std::move(labels);
+  }
+}
+
+void BaseIndex::add(const store::StoredChunk& chunk) {
+  const auto label = static_cast<uint64_t>(chunk.seq);
+  if (chunk.vector.size() == static_cast<size_t>(dimension_)) vectors_->upsert(label, chunk.vector);
+  lexical_->upsert(label, chunk.document_id, chunk.section, chunk.text, chunk_data(chunk));
+  std::unique_lock lock(documents_mutex_);
+  auto& labels = documents_[chunk.document_id].labels;
+  if (std::find(labels.begin(), labels.end(), label) == labels.end()) labels.push_back(label);
+}
+
+void BaseIndex::remove(uint64_t label, const std::string& document_id) {
+  vectors_->remove(label);
+  lexical_->remove(label);
+  std::unique_lock lock(documents_mutex_);
+  const auto it = documents_.find(document_id);
+  if (it == documents_.end()) return;
+  auto& labels = it->second.labels;
+  labels.erase(std::remove(labels.begin(), labels.end(), label), labels.end());
+}
+
+void BaseIndex::set_documents(const std::vector<store::IndexedDocument>& documents) {
+  for (const auto& d : documents) set_document(d);
+}
+
+void BaseIndex::set_document(const store::IndexedDocument& d) {
+  json attributes = json::parse(d.attributes_json, nullptr, false);
+  std::unique_lock lock(documents_mutex_);
+  auto& info = documents_[d.id];
+  info.name = d.name;
+  info.format = d.format;
+  info.attributes = attributes.is_object() ? std::move(attributes) : json::object();
+}
+
+std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
+  const size_t k = std::max<size_t>(1, request.k);
+  const size_t candidates = std::max(kMinCandidates, k * 4);
+
+  // Filters become the labels (and documents) a search may return.
+  std::vector<uint64_t> allowed_labels;
+  std::vector<std::string> allowed_documents;
+  std::unordered_set<uint64_t> allowed_set;
+  std::function<bool(uint64_t)> allowed = [&](uint64_t label) {
+    return allowed_set.contains(label);
+  };
+  if (request.filter) {
+    std::shared_lock lock(documents_mutex_);
+    for (const auto& [id, info] : documents_) {
+      json fields = info.attributes;
+      fields["document_id"] = id;
+      fields["document_name"] = info.name;
+      fields["format"] = info.format;
+      if (!request.filter->matches(fields)) continue;
+      allowed_documents.push_back(id);
+      allowed_labels.insert(allowed_labels.end(), info.labels.begin(), info.labels.end());
+    }
+    allowed_set.insert(allowed_labels.begin(), allowed_labels.end());
+    if (allowed_labels.empty()) return {};
+  }
+  const auto* filter_fn = request.filter ? &allowed : nullptr;
+
+  std::vector<VectorHit> vector_hits;
+  if (request.mode != SearchMode::kLexical && !request.query_vector.empty()) {
+    VectorSearch options;
+    options.k = request.mode == SearchMode::kVector ? k : candidates;
+    options.ef = std::max<size_t>(64, options.k);
+    options.allowed = filter_fn;
+    options.allowed_labels = request.filter ? &allowed_labels : nullptr;
+    vector_hits = vectors_->search(request.query_vector, options);
+  }
+  LexicalResult lexical;
+  if (request.mode != SearchMode::kVector) {
+    // A few thousand documents are a cheap term filter; beyond that each match is tested.
+    const bool by_documents = request.filter && allowed_documents.size() <= 1000;
+    lexical = lexical_->search(request.query, request.mode == SearchMode::kLexical ? k : candidates,
+                               by_documents ? &allowed_documents : nullptr,
+                               request.filter && !by_documents ? filter_fn : nullptr);
+  }
+
+  // Fuse.
+  struct Fused {
+    double rrf = 0;
+    std::optional<double> vector_score;
+    std::optional<double> lexical_score;
+  };
+  std::unordered_map<uint64_t, Fused> fused;
+  for (size_t r = 0; r < vector_hits.size(); ++r) {
+    auto& f = fused[vector_hits[r].label];
+    f.rrf += 1.0 / (kRrfK + static_cast<double>(r + 1));
+    f.vector_score = vector_hits[r].score;
+  }
+  for (size_t r = 0; r < lexical.hits.size(); ++r) {
+    auto& f = fused[lexical.hits[r].label];
+    f.rrf += 1.0 / (kRrfK + static_cast<double>(r + 1));
+    f.lexical_score = lexical.hits[r].score;
+  }
+  std::vector<std::pair<uint64_t, Fused>> ranked(fused.begin(), fused.end());
+  const auto score_of = [&](const Fused& f) {
+    if (request.mode == SearchMode::kVector) return f.vector_score.value_or(-2);
+    if (request.mode == SearchMode::kLexical) return f.lexical_score.value_or(-1);
+    return f.rrf;
+  };
+  std::sort(ranked.begin(), ranked.end(), [&](const auto& a, const auto& b) {
+    const double sa = score_of(a.second);
+    const double sb = score_of(b.second);
+    return sa > sb || (sa == sb && a.first < b.first);
+  });
+  if (ranked.size() > k) ranked.resize(k);
+
+  std::vector<SearchHit> hits;
+  hits.reserve(ranked.size());
+  for (const auto& [label, f] : ranked) {
+    auto data = lexical_->data(label);
+    if (!data) continue;
+    const json d = json::parse(*data, nullptr, false);
+    if (!d.is_object()) continue;
+    SearchHit hit;
+    hit.label = label;
+    hit.score = score_of(f);
+    hit.vector_score = f.vector_score;
+    hit.lexical_score = f.lexical_score;
+    hit.document_id = d.value("d", "");
+    hit.section = d.value("s", "");
+    hit.ordinal = d.value("o", int64_t{0});
+    hit.page = d.value("p", int64_t{0});
+    hit.page_end = d.value("pe", int64_t{0});
+    hit.start_offset = d.value("a", int64_t{0});
+    hit.end_offset = d.value("b", int64_t{0});
+    hit.text = d.value("t", "");
+    hit.highlight = lexical.highlight(hit.text, request.highlight_length);
+    {
+      std::shared_lock lock(documents_mutex_);
+      if (const auto it = documents_.find(hit.document_id); it != documents_.end()) {
+        hit.document_name = it->second.name;
+        hit.attributes = it->second.attributes;
+      }
+    }
+    if (!hit.attributes.is_object()) hit.attributes = json::object();
+    hits.push_back(std::move(hit));
+  }
+  return hits;
+}
+
+}  // namespace parley::knowledge

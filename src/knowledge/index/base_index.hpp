@@ -1,0 +1,109 @@
+// Hybrid search over one knowledge base: the vector index (vector_index.hpp) and the lexical
+// index (lexical_index.hpp) of its chunks, fused by reciprocal rank fusion (each side's rank r
+// adds 1/(60 + r): robust to the two sides' scores being on unrelated scales), with metadata
+// filters evaluated on its documents and highlights from the lexical side. Derived from the
+// database (index_manager.hpp keeps it caught up); it never writes there.
+//
+// Thread-safe: searches run beside changes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.hpp"
+#include "knowledge/index/lexical_index.hpp"
+#include "knowledge/index/vector_index.hpp"
+#include "store/knowledge.hpp"
+
+namespace parley::knowledge {
+
+// A filter on documents, in OpenAI's shape: {"type": "eq"|"ne"|"gt"|"gte"|"lt"|"lte"|"in"|
+// "nin", "key", "value"} or {"type": "and"|"or", "filters": [...]}. Keys name a document's
+// attributes; "document_id", "document_name" and "format" name its own fields.
+class Filter {
+ public:
+  // kInvalidArgument (param "filters") for anything else.
+  static Result<Filter> parse(const nlohmann::json& spec);
+  bool matches(const nlohmann::json& fields) const;
+
+ private:
+  nlohmann::json spec_;
+};
+
+enum class SearchMode { kHybrid, kVector, kLexical };
+
+struct SearchRequest {
+  std::string query;
+  std::vector<float> query_vector;  // from the base's embedder; empty: lexical only
+  size_t k = 10;
+  SearchMode mode = SearchMode::kHybrid;
+  std::optional<Filter> filter;
+  size_t highlight_length = 300;
+};
+
+struct SearchHit {
+  uint64_t label = 0;
+  double score = 0;                     // the fused score (hybrid), or the one side's score
+  std::optional<double> vector_score;   // cosine similarity
+  std::optional<double> lexical_score;  // BM25
+  std::string document_id;
+  std::string document_name;
+  std::string section;
+  int64_t ordinal = 0;
+  int64_t page = 0;
+  int64_t page_end = 0;
+  int64_t start_offset = 0;
+  int64_t end_offset = 0;
+  std::string text;
+  std::string highlight;
+  nlohmann::json attributes;
+};
+
+class BaseIndex {
+ public:
+  BaseIndex(std::string kb_id, int dimension, std::unique_ptr<VectorIndex> vectors,
+            std::unique_ptr<LexicalIndex> lexical);
+
+  const std::string& kb_id() const { return kb_id_; }
+  int dimension() const { return dimension_; }
+
+  // Changes from the log (idempotent: applying one twice is harmless).
+  void add(const store::StoredChunk& chunk);
+  void remove(uint64_t label, const std::string& document_id);
+  void set_documents(const std::vector<store::IndexedDocument>& documents);
+  void set_document(const store::IndexedDocument& document);
+
+  std::vector<SearchHit> search(const SearchRequest& request) const;
+
+  size_t chunks() const { return vectors_->size(); }
+  VectorIndex& vectors() { return *vectors_; }
+  LexicalIndex& lexical() { return *lexical_; }
+
+ private:
+  struct DocumentInfo {
+    std::string name;
+    std::string format;
+    nlohmann::json attributes = nlohmann::json::object();
+    std::vector<uint64_t> labels;
+  };
+
+  std::string kb_id_;
+  int dimension_;
+  std::unique_ptr<VectorIndex> vectors_;
+  std::unique_ptr<LexicalIndex> lexical_;
+  mutable std::shared_mutex documents_mutex_;
+  std::unordered_map<std::string, DocumentInfo> documents_;
+};
+
+// What the lexical index stores with a chunk (and search results show).
+std::string chunk_data(const store::StoredChunk& chunk);
+
+}  // namespace parley::knowledge

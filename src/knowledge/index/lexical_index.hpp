@@ -1,0 +1,85 @@
+// The lexical side of search for one knowledge base: Xapian's BM25 over each chunk's section
+// heading and text, with English stemming. Xapian ranks the top k with bounds on each term's
+// best possible weight, so it does not score every match: queries of common words stay fast.
+// A chunk's Xapian document id is its label (store::StoredChunk::seq); its data is the chunk
+// as search results show it, so a search needs no database read. Each chunk is also filed
+// under its document ("D" + document id), which document filters use and from which the
+// document-to-chunks table is rebuilt when the index is opened.
+//
+// On disk (a directory, glass format) or in memory. Thread-safe: one lock around the
+// database, since Xapian objects are not safe to share between threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace Xapian {
+class WritableDatabase;
+class MSet;
+}  // namespace Xapian
+
+namespace parley::knowledge {
+
+struct LexicalHit {
+  uint64_t label = 0;
+  double score = 0;  // BM25
+};
+
+// A search's answer, which can also highlight the query's terms in any chunk's text.
+class LexicalResult {
+ public:
+  LexicalResult();
+  ~LexicalResult();
+  LexicalResult(LexicalResult&&) noexcept;
+  LexicalResult& operator=(LexicalResult&&) noexcept;
+
+  std::vector<LexicalHit> hits;
+  // The passage of `text` (about `length` bytes) that best matches, its matching words within
+  // «» marks. Empty when nothing matched.
+  std::string highlight(const std::string& text, size_t length = 300) const;
+
+ private:
+  friend class LexicalIndex;
+  std::unique_ptr<Xapian::MSet> mset_;
+  std::mutex* lock_ = nullptr;
+};
+
+class LexicalIndex {
+ public:
+  // `directory` empty: in memory (nothing persists).
+  static Result<std::unique_ptr<LexicalIndex>> open(const std::string& directory);
+  ~LexicalIndex();
+
+  void upsert(uint64_t label, std::string_view document_id, std::string_view section,
+              std::string_view text, const std::string& data);
+  void remove(uint64_t label);
+  // Makes the changes durable, with `applied_seq` (how far the change log is applied).
+  Result<void> commit(int64_t applied_seq);
+  int64_t applied_seq() const;
+  size_t size() const;
+
+  // `documents`: only chunks of these documents (null: any); `allowed`: a further test of a
+  // label (null: none).
+  LexicalResult search(std::string_view query, size_t k, const std::vector<std::string>* documents,
+                       const std::function<bool(uint64_t)>* allowed) const;
+  // The data stored with a chunk.
+  std::optional<std::string> data(uint64_t label) const;
+  // Every document and the labels of its chunks (the table filters use).
+  std::map<std::string, std::vector<uint64_t>> document_labels() const;
+
+ private:
+  explicit LexicalIndex(std::unique_ptr<Xapian::WritableDatabase> db);
+  std::unique_ptr<Xapian::WritableDatabase> db_;
+  mutable std::mutex mutex_;
+};
+
+}  // namespace parley::knowledge

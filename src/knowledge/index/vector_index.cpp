@@ -1,0 +1,167 @@
+// The HNSW index of one knowledge base (see vector_index.hpp).
+#include "knowledge/index/vector_index.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+#include <hnswlib/hnswlib.h>
+
+namespace parley::knowledge {
+
+namespace {
+
+constexpr size_t kGraphM = 16;           // links per node: hnswlib's default
+constexpr size_t kEfConstruction = 100;  // build-time beam
+constexpr double kExactShare = 0.02;     // allowed share below which a scan is exact
+
+float dot(const float* a, const float* b, size_t n) {
+  float sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+void keep_best(std::vector<VectorHit>& hits, size_t k) {
+  const auto better = [](const VectorHit& a, const VectorHit& b) {
+    return a.score > b.score || (a.score == b.score && a.label < b.label);
+  };
+  if (hits.size() > k) {
+    std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(k), hits.end(),
+                      better);
+    hits.resize(k);
+  } else {
+    std::sort(hits.begin(), hits.end(), better);
+  }
+}
+
+}  // namespace
+
+VectorIndex::VectorIndex(int dimension, size_t capacity)
+    : dimension_(dimension),
+      space_(std::make_unique<hnswlib::InnerProductSpace>(static_cast<size_t>(dimension))),
+      graph_(std::make_unique<hnswlib::HierarchicalNSW<float>>(
+          space_.get(), std::max<size_t>(capacity, 16), kGraphM, kEfConstruction)) {}
+
+VectorIndex::VectorIndex(int dimension, std::unique_ptr<hnswlib::InnerProductSpace> space,
+                         std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph)
+    : dimension_(dimension), space_(std::move(space)), graph_(std::move(graph)) {}
+
+VectorIndex::~VectorIndex() = default;
+
+void VectorIndex::upsert(uint64_t label, std::span<const float> vector) {
+  if (vector.size() != static_cast<size_t>(dimension_)) return;
+  std::unique_lock lock(mutex_);
+  if (graph_->cur_element_count >= graph_->max_elements_) {
+    graph_->resizeIndex(std::max<size_t>(16, graph_->max_elements_ * 2));
+  }
+  graph_->addPoint(vector.data(), static_cast<hnswlib::labeltype>(label));
+}
+
+void VectorIndex::remove(uint64_t label) {
+  std::unique_lock lock(mutex_);
+  const auto it = graph_->label_lookup_.find(static_cast<hnswlib::labeltype>(label));
+  if (it == graph_->label_lookup_.end() || graph_->isMarkedDeleted(it->second)) return;
+  graph_->markDelete(static_cast<hnswlib::labeltype>(label));
+}
+
+size_t VectorIndex::size() const {
+  std::shared_lock lock(mutex_);
+  return graph_->cur_element_count - graph_->num_deleted_;
+}
+
+size_t VectorIndex::deleted() const {
+  std::shared_lock lock(mutex_);
+  return graph_->num_deleted_;
+}
+
+bool VectorIndex::contains(uint64_t label) const {
+  std::shared_lock lock(mutex_);
+  const auto it = graph_->label_lookup_.find(static_cast<hnswlib::labeltype>(label));
+  return it != graph_->label_lookup_.end() && !graph_->isMarkedDeleted(it->second);
+}
+
+std::vector<VectorHit> VectorIndex::exact(std::span<const float> query, size_t k,
+                                          const std::vector<uint64_t>* labels) const {
+  std::vector<VectorHit> hits;
+  if (query.size() != static_cast<size_t>(dimension_) || k == 0) return hits;
+  std::shared_lock lock(mutex_);
+  const size_t n = static_cast<size_t>(dimension_);
+  const auto score = [&](hnswlib::tableint internal) {
+    const auto* v = reinterpret_cast<const float*>(graph_->getDataByInternalId(internal));
+    return dot(query.data(), v, n);
+  };
+  if (labels != nullptr) {
+    hits.reserve(labels->size());
+    for (uint64_t label : *labels) {
+      const auto it = graph_->label_lookup_.find(static_cast<hnswlib::labeltype>(label));
+      if (it == graph_->label_lookup_.end() || graph_->isMarkedDeleted(it->second)) continue;
+      hits.push_back({label, score(it->second)});
+    }
+  } else {
+    hits.reserve(graph_->cur_element_count);
+    for (hnswlib::tableint i = 0; i < graph_->cur_element_count; ++i) {
+      if (graph_->isMarkedDeleted(i)) continue;
+      hits.push_back({static_cast<uint64_t>(graph_->getExternalLabel(i)), score(i)});
+    }
+  }
+  keep_best(hits, k);
+  return hits;
+}
+
+std::vector<VectorHit> VectorIndex::walk(std::span<const float> query, size_t k, size_t ef,
+                                         const std::function<bool(uint64_t)>* allowed) const {
+  // hnswlib keeps its beam width in the index (setEf), which concurrent searches cannot each
+  // set; asking searchKnn for `ef` results makes the beam at least that wide instead.
+  const size_t want = std::max(k, ef);
+  auto queue = graph_->searchKnn(query.data(), want);
+  std::vector<VectorHit> hits;
+  hits.reserve(queue.size());
+  while (!queue.empty()) {
+    const auto [distance, label] = queue.top();
+    queue.pop();
+    if (allowed != nullptr && !(*allowed)(static_cast<uint64_t>(label))) continue;
+    hits.push_back({static_cast<uint64_t>(label), 1.0F - distance});
+  }
+  keep_best(hits, k);
+  return hits;
+}
+
+std::vector<VectorHit> VectorIndex::search(std::span<const float> query,
+                                           const VectorSearch& options) const {
+  if (query.size() != static_cast<size_t>(dimension_) || options.k == 0) return {};
+  const size_t live = size();
+  if (options.allowed_labels != nullptr && (options.allowed_labels->size() <= kExactLimit ||
+                                            static_cast<double>(options.allowed_labels->size()) <=
+                                                kExactShare * static_cast<double>(live))) {
+    return exact(query, options.k, options.allowed_labels);
+  }
+  std::shared_lock lock(mutex_);
+  size_t ef = std::max(options.ef, options.k);
+  for (;;) {
+    auto hits = walk(query, options.k, ef, options.allowed);
+    if (hits.size() >= options.k || options.allowed == nullptr || ef >= live) return hits;
+    ef = std::min(live, ef * 4);  // a broad filter rejected too many: widen the beam
+  }
+}
+
+Result<void> VectorIndex::save(const std::string& path) const {
+  std::shared_lock lock(mutex_);
+  try {
+    graph_->saveIndex(path);
+  } catch (const std::exception& e) {
+    return Error::internal(std::string("cannot save the vector index: ") + e.what());
+  }
+  return success();
+}
+
+Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::string& path, int dimension) {
+  auto space = std::make_unique<hnswlib::InnerProductSpace>(static_cast<size_t>(dimension));
+  try {
+    auto graph = std::make_unique<hnswlib::HierarchicalNSW<float>>(space.get(), path);
+    return std::unique_ptr<VectorIndex>(
+        new VectorIndex(dimension, std::move(space), std::move(graph)));
+  } catch (const std::exception& e) {
+    return Error::internal(std::string("cannot load the vector index: ") + e.what());
+  }
+}
+
+}  // namespace parley::knowledge

@@ -1,0 +1,85 @@
+// The nearest-neighbour side of search for one knowledge base: hnswlib's HNSW graph over the
+// chunks' unit vectors (inner product, so a score is the cosine similarity), keyed by chunk
+// label (store::StoredChunk::seq).
+//
+// Filters: when a search may only return some chunks, the graph walk cannot be told so in
+// this hnswlib (0.6), and filtering its answers afterwards loses results when few chunks
+// match. So a selective filter (at most kExactLimit allowed chunks, or a small share of the
+// index) is answered exactly, by scanning the allowed vectors; a broad one walks the graph
+// with a wider beam and keeps what passes, widening until k results pass. Either way a search
+// returns k results whenever k allowed chunks exist.
+//
+// Thread-safe: searches run concurrently with each other; changes take turns with searches.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace hnswlib {
+template <typename T>
+class HierarchicalNSW;
+class InnerProductSpace;
+}  // namespace hnswlib
+
+namespace parley::knowledge {
+
+struct VectorHit {
+  uint64_t label = 0;
+  float score = 0;  // cosine similarity, -1..1
+};
+
+struct VectorSearch {
+  size_t k = 10;
+  // Only these labels may be returned; null: any. The caller's count of them, when known,
+  // helps choose between an exact scan and a filtered graph walk.
+  const std::function<bool(uint64_t)>* allowed = nullptr;
+  const std::vector<uint64_t>* allowed_labels = nullptr;  // the same set, listed (exact scan)
+  size_t ef = 64;                                         // the graph walk's beam (at least k)
+};
+
+class VectorIndex {
+ public:
+  static constexpr size_t kExactLimit = 20'000;
+
+  explicit VectorIndex(int dimension, size_t capacity = 1024);
+  ~VectorIndex();
+  VectorIndex(const VectorIndex&) = delete;
+  VectorIndex& operator=(const VectorIndex&) = delete;
+
+  int dimension() const { return dimension_; }
+  // Adds or replaces the vector of `label` (its dimension must match).
+  void upsert(uint64_t label, std::span<const float> vector);
+  void remove(uint64_t label);
+  size_t size() const;     // live vectors
+  size_t deleted() const;  // removed but still in the graph (a rebuild drops them)
+  bool contains(uint64_t label) const;
+
+  std::vector<VectorHit> search(std::span<const float> query, const VectorSearch& options) const;
+  // Exact: every live vector (or every allowed one) scored. The reference the ANN side is
+  // measured against (recall), and the path of selective filters.
+  std::vector<VectorHit> exact(std::span<const float> query, size_t k,
+                               const std::vector<uint64_t>* labels = nullptr) const;
+
+  Result<void> save(const std::string& path) const;
+  static Result<std::unique_ptr<VectorIndex>> load(const std::string& path, int dimension);
+
+ private:
+  VectorIndex(int dimension, std::unique_ptr<hnswlib::InnerProductSpace> space,
+              std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph);
+  std::vector<VectorHit> walk(std::span<const float> query, size_t k, size_t ef,
+                              const std::function<bool(uint64_t)>* allowed) const;
+
+  int dimension_;
+  std::unique_ptr<hnswlib::InnerProductSpace> space_;
+  std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph_;
+  mutable std::shared_mutex mutex_;
+};
+
+}  // namespace parley::knowledge

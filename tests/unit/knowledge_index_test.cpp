@@ -1,0 +1,323 @@
+// The derived search indexes: the HNSW side against exact search (recall), filters that still
+// return k results when few chunks pass, the Xapian side (BM25, highlights, document
+// filters), hybrid fusion, filter parsing, and the manager that catches the indexes up from a
+// real SQLite store, persists them, and rebuilds them for another database.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+#include <set>
+
+#include "knowledge/embed/hashed_embedder.hpp"
+#include "knowledge/index/base_index.hpp"
+#include "knowledge/index/index_manager.hpp"
+#include "store/settings.hpp"
+#include "store/store.hpp"
+#include "support/manual_clock.hpp"
+#include "temp_dir.hpp"
+
+namespace parley::knowledge {
+namespace {
+
+using nlohmann::json;
+using parley::testing::TempDir;
+
+std::vector<float> random_unit(std::mt19937& rng, int dim) {
+  std::normal_distribution<float> normal;
+  std::vector<float> v(static_cast<size_t>(dim));
+  for (float& x : v) x = normal(rng);
+  normalize(v);
+  return v;
+}
+
+TEST(VectorIndex, ApproximateSearchRecallsWhatExactSearchFinds) {
+  std::mt19937 rng(1);
+  const int dim = 32;
+  VectorIndex index(dim);
+  for (uint64_t label = 1; label <= 3000; ++label) index.upsert(label, random_unit(rng, dim));
+  EXPECT_EQ(index.size(), 3000U);
+  double found = 0;
+  const int queries = 50;
+  for (int q = 0; q < queries; ++q) {
+    const auto query = random_unit(rng, dim);
+    const auto exact = index.exact(query, 10);
+    VectorSearch options;
+    options.k = 10;
+    options.ef = 64;
+    const auto approx = index.search(query, options);
+    ASSERT_EQ(approx.size(), 10U);
+    std::set<uint64_t> truth;
+    for (const auto& h : exact) truth.insert(h.label);
+    for (const auto& h : approx) found += truth.contains(h.label) ? 1 : 0;
+    EXPECT_GE(approx.front().score, approx.back().score);
+  }
+  EXPECT_GE(found / (queries * 10), 0.9);
+}
+
+TEST(VectorIndex, FiltersReturnKResultsWhenOnePercentPasses) {
+  std::mt19937 rng(2);
+  const int dim = 16;
+  VectorIndex index(dim);
+  std::vector<uint64_t> allowed_labels;
+  for (uint64_t label = 1; label <= 5000; ++label) {
+    index.upsert(label, random_unit(rng, dim));
+    if (label % 100 == 0) allowed_labels.push_back(label);  // 1%
+  }
+  const std::set<uint64_t> allowed_set(allowed_labels.begin(), allowed_labels.end());
+  const std::function<bool(uint64_t)> allowed = [&](uint64_t l) { return allowed_set.contains(l); };
+  VectorSearch options;
+  options.k = 10;
+  options.allowed = &allowed;
+  options.allowed_labels = &allowed_labels;
+  const auto query = random_unit(rng, dim);
+  const auto hits = index.search(query, options);
+  ASSERT_EQ(hits.size(), 10U);
+  for (const auto& h : hits) EXPECT_TRUE(allowed_set.contains(h.label));
+  // The same through the graph walk alone (no list): it widens until k pass.
+  options.allowed_labels = nullptr;
+  const auto walked = index.search(query, options);
+  ASSERT_EQ(walked.size(), 10U);
+  for (const auto& h : walked) EXPECT_TRUE(allowed_set.contains(h.label));
+}
+
+TEST(VectorIndex, RemovesReplacesAndSurvivesSaveAndLoad) {
+  TempDir dir("parley-vectors");
+  VectorIndex index(4);
+  index.upsert(1, std::vector<float>{1, 0, 0, 0});
+  index.upsert(2, std::vector<float>{0, 1, 0, 0});
+  index.upsert(3, std::vector<float>{0, 0, 1, 0});
+  index.remove(2);
+  index.remove(2);                                  // twice: harmless
+  index.upsert(3, std::vector<float>{0, 1, 0, 0});  // replaced
+  EXPECT_EQ(index.size(), 2U);
+  EXPECT_FALSE(index.contains(2));
+  const std::string path = dir.path() + "/v.hnsw";
+  ASSERT_TRUE(index.save(path).ok());
+  auto loaded = VectorIndex::load(path, 4);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  const auto hits = (*loaded)->exact(std::vector<float>{0, 1, 0, 0}, 5);
+  ASSERT_EQ(hits.size(), 2U);
+  EXPECT_EQ(hits[0].label, 3U);
+  EXPECT_NEAR(hits[0].score, 1.0, 1e-6);
+  EXPECT_FALSE(VectorIndex::load(dir.path() + "/missing", 4).ok());
+}
+
+store::StoredChunk chunk(int64_t seq, const std::string& doc, const std::string& section,
+                         const std::string& text, const HashedEmbedder& embedder) {
+  store::StoredChunk c;
+  c.seq = seq;
+  c.kb_id = "kb_test";
+  c.document_id = doc;
+  c.section = section;
+  c.text = text;
+  c.start_offset = seq * 100;
+  c.end_offset = seq * 100 + static_cast<int64_t>(text.size());
+  const Vectors v = embedder.embed_now({section + "\n" + text});
+  c.vector.assign(v.values.begin(), v.values.end());
+  return c;
+}
+
+std::unique_ptr<BaseIndex> make_base(const HashedEmbedder& embedder) {
+  auto lexical = LexicalIndex::open("");
+  EXPECT_TRUE(lexical.ok());
+  auto index = std::make_unique<BaseIndex>("kb_test", embedder.dimension(),
+                                           std::make_unique<VectorIndex>(embedder.dimension()),
+                                           std::move(lexical).value());
+  BaseIndex& base = *index;
+  base.add(
+      chunk(1, "doc_a", "Install > Linux", "Run the installer with sudo and reboot.", embedder));
+  base.add(chunk(2, "doc_a", "Configure", "Set proxy_timeout to thirty seconds in the config file.",
+                 embedder));
+  base.add(chunk(3, "doc_b", "Refunds", "Refunds are paid within five business days.", embedder));
+  base.add(
+      chunk(4, "doc_b", "Shipping", "Shipping is free for orders above fifty euros.", embedder));
+  base.set_documents({{"doc_a", "guide.md", "markdown", R"({"product":"proxy","version":2})"},
+                      {"doc_b", "policy.pdf", "pdf", R"({"product":"shop","version":1})"}});
+  return index;
+}
+
+SearchRequest request(const std::string& query, const HashedEmbedder& embedder, size_t k = 3) {
+  SearchRequest r;
+  r.query = query;
+  const Vectors v = embedder.embed_now({query});
+  r.query_vector.assign(v.values.begin(), v.values.end());
+  r.k = k;
+  return r;
+}
+
+TEST(BaseIndex, HybridSearchFindsTheRightChunkWithScoresHighlightsAndCitations) {
+  const HashedEmbedder embedder;
+  const auto owned = make_base(embedder);
+  const BaseIndex& base = *owned;
+  const auto hits = base.search(request("how long do refunds take", embedder));
+  ASSERT_FALSE(hits.empty());
+  EXPECT_EQ(hits[0].label, 3U);
+  EXPECT_EQ(hits[0].document_id, "doc_b");
+  EXPECT_EQ(hits[0].document_name, "policy.pdf");
+  EXPECT_EQ(hits[0].section, "Refunds");
+  EXPECT_EQ(hits[0].start_offset, 300);
+  EXPECT_EQ(hits[0].attributes["product"], "shop");
+  ASSERT_TRUE(hits[0].lexical_score.has_value());
+  ASSERT_TRUE(hits[0].vector_score.has_value());
+  EXPECT_GT(hits[0].score, 0);
+  EXPECT_NE(hits[0].highlight.find("\u00abRefunds\u00bb"), std::string::npos) << hits[0].highlight;
+
+  // The vector side alone still finds a misspelt word; the lexical side alone does not.
+  auto vector_only = request("proxy_timout configration", embedder);
+  vector_only.mode = SearchMode::kVector;
+  EXPECT_EQ(base.search(vector_only).at(0).label, 2U);
+  auto lexical_only = request("installer", embedder);
+  lexical_only.mode = SearchMode::kLexical;
+  const auto lexical_hits = base.search(lexical_only);
+  ASSERT_EQ(lexical_hits.size(), 1U);
+  EXPECT_EQ(lexical_hits[0].label, 1U);
+  EXPECT_FALSE(lexical_hits[0].vector_score.has_value());
+}
+
+TEST(BaseIndex, FiltersOnAttributesAndDocumentFields) {
+  const HashedEmbedder embedder;
+  const auto owned = make_base(embedder);
+  const BaseIndex& base = *owned;
+  auto r = request("free shipping installer refunds proxy", embedder, 10);
+  r.filter = Filter::parse({{"type", "eq"}, {"key", "product"}, {"value", "proxy"}}).value();
+  for (const auto& h : base.search(r)) EXPECT_EQ(h.document_id, "doc_a");
+  r.filter = Filter::parse({{"type", "and"},
+                            {"filters",
+                             {{{"type", "gte"}, {"key", "version"}, {"value", 1}},
+                              {{"type", "in"}, {"key", "format"}, {"value", {"pdf"}}}}}})
+                 .value();
+  const auto pdf = base.search(r);
+  ASSERT_FALSE(pdf.empty());
+  for (const auto& h : pdf) EXPECT_EQ(h.document_name, "policy.pdf");
+  r.filter = Filter::parse({{"type", "eq"}, {"key", "product"}, {"value", "none"}}).value();
+  EXPECT_TRUE(base.search(r).empty());
+
+  EXPECT_FALSE(Filter::parse({{"type", "like"}, {"key", "a"}, {"value", 1}}).ok());
+  EXPECT_FALSE(Filter::parse({{"type", "in"}, {"key", "a"}, {"value", 1}}).ok());
+  EXPECT_FALSE(Filter::parse({{"type", "and"}}).ok());
+  EXPECT_EQ(Filter::parse(json::array()).error().param, "filters");
+}
+
+TEST(BaseIndex, RemovedChunksAreNeverReturned) {
+  const HashedEmbedder embedder;
+  const auto owned = make_base(embedder);
+  BaseIndex& base = *owned;
+  base.remove(3, "doc_b");
+  for (const auto& h : base.search(request("refunds paid business days", embedder, 10))) {
+    EXPECT_NE(h.label, 3U);
+  }
+  EXPECT_EQ(base.chunks(), 3U);
+}
+
+// The manager over a real SQLite store.
+class IndexManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+  void open() {
+    store::StorageSettings settings;
+    settings.url = "sqlite://" + dir_.path() + "/parley.db";
+    store::OpenOptions options;
+    options.clock = &clock_;
+    auto opened = store::open(settings, options);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    store_ = std::move(opened).value();
+  }
+  IndexOptions options() const {
+    IndexOptions o;
+    o.directory = dir_.path() + "/index";
+    o.sync_interval = std::chrono::hours(1);  // the tests call catch_up themselves
+    return o;
+  }
+  std::string add_document(const std::string& kb, const std::string& name,
+                           const std::vector<std::string>& texts) {
+    auto& repo = store_->knowledge();
+    const std::string content = name + std::to_string(texts.size());
+    auto file = repo.put_file({"t", "", name, "knowledge", "sha-" + content, content}, now());
+    auto doc = repo.add_document({kb, "t", file->id, name, "{}"}, now());
+    store::ChunkCommit commit{doc->document.id, file->id, "text", 0, {}};
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const Vectors v = embedder_.embed_now({texts[i]});
+      commit.chunks.push_back({static_cast<int64_t>(i), texts[i], "", 0, 0, 0,
+                               static_cast<int64_t>(texts[i].size()), 3,
+                               std::vector<float>(v.values.begin(), v.values.end())});
+    }
+    EXPECT_TRUE(repo.commit_chunks(commit, now()).ok());
+    return doc->document.id;
+  }
+  std::string make_base() {
+    auto base = store_->knowledge().create_base(
+        {"t", "Docs", "", embedder_.name(), embedder_.dimension(), "{}", "{}"}, now());
+    return base->id;
+  }
+  int64_t now() const { return clock_.unix_ms(); }
+  std::vector<uint64_t> labels(IndexManager& manager, const std::string& kb, const std::string& q) {
+    std::vector<uint64_t> out;
+    auto base = manager.base(kb);
+    if (!base) return out;
+    for (const auto& h : base->search(request(q, embedder_, 10))) out.push_back(h.label);
+    return out;
+  }
+
+  TempDir dir_{"parley-index"};
+  ManualClock clock_;
+  HashedEmbedder embedder_;
+  std::unique_ptr<store::Storage> store_;
+};
+
+TEST_F(IndexManagerTest, CatchesUpPersistsAndAppliesOnlyWhatChangedAfterARestart) {
+  const std::string kb = make_base();
+  add_document(kb, "a.txt", {"alpha proxy timeout", "beta refund policy"});
+  {
+    IndexManager manager(store_->knowledge(), options());
+    ASSERT_TRUE(manager.start().ok());
+    EXPECT_EQ(labels(manager, kb, "refund").size(), 2U);  // both chunks, refund first
+    const std::string doc = add_document(kb, "b.txt", {"gamma shipping costs"});
+    ASSERT_TRUE(manager.catch_up().ok());
+    EXPECT_EQ(manager.base(kb)->chunks(), 3U);
+    ASSERT_TRUE(store_->knowledge().delete_document(doc).ok());
+    ASSERT_TRUE(manager.catch_up().ok());
+    EXPECT_EQ(manager.base(kb)->chunks(), 2U);
+    manager.stop();
+  }
+  // Changed while no process was running: applied from the log on the next start.
+  add_document(kb, "c.txt", {"delta warranty terms"});
+  IndexManager again(store_->knowledge(), options());
+  ASSERT_TRUE(again.start().ok());
+  EXPECT_EQ(again.base(kb)->chunks(), 3U);
+  EXPECT_EQ(again.applied_seq(), *store_->knowledge().last_change());
+  const auto found = labels(again, kb, "warranty");
+  ASSERT_FALSE(found.empty());
+  again.stop();
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/index/state.json"));
+}
+
+TEST_F(IndexManagerTest, AnIndexOfAnotherDatabaseIsRebuiltAndDroppedBasesGo) {
+  const std::string kb = make_base();
+  add_document(kb, "a.txt", {"alpha", "beta"});
+  {
+    IndexManager manager(store_->knowledge(), options());
+    ASSERT_TRUE(manager.start().ok());
+    manager.stop();
+  }
+  // Another database in the same place (a restore of a different installation).
+  store_->close();
+  std::filesystem::remove(dir_.path() + "/parley.db");
+  std::filesystem::remove(dir_.path() + "/parley.db-wal");
+  std::filesystem::remove(dir_.path() + "/parley.db-shm");
+  open();
+  const std::string other = make_base();
+  add_document(other, "x.txt", {"only this one"});
+  IndexManager manager(store_->knowledge(), options());
+  ASSERT_TRUE(manager.start().ok());
+  EXPECT_EQ(manager.base(kb), nullptr);
+  ASSERT_NE(manager.base(other), nullptr);
+  EXPECT_EQ(manager.base(other)->chunks(), 1U);
+  ASSERT_TRUE(store_->knowledge().delete_base(other).ok());
+  ASSERT_TRUE(manager.catch_up().ok());
+  EXPECT_EQ(manager.base(other), nullptr);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/index/" + other));
+  manager.stop();
+}
+
+}  // namespace
+}  // namespace parley::knowledge
