@@ -10,6 +10,8 @@
 
 #include "harness.hpp"
 #include "support/pdf_maker.hpp"
+#include "support/test_postgres.hpp"
+#include "support/test_redis.hpp"
 
 namespace parley_it {
 namespace {
@@ -366,6 +368,49 @@ TEST(Knowledge, HybridSearchAnswersWithCitationsFiltersAndHighlightsAndSurvivesA
     if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(gone);
+}
+
+// Many replicas on PostgreSQL: an upload to one replica is ingested by a `parley worker`, and
+// the other replica's index catches up from the change log and finds it, and loses it when it
+// is deleted through the first.
+TEST(Knowledge, AnUploadOnOneReplicaIsIngestedByAWorkerAndFoundByTheOther) {
+  parley::testing::PostgresDatabase db;
+  ASSERT_FALSE(db.url().empty());
+  const std::string redis = parley::testing::redis_server_url();
+  const std::string prefix = parley::testing::unique_redis_prefix();
+  const auto on_shared = [&](const std::string& command) {
+    ServeOptions o =
+        knowledge_server({"--set", "storage.url=" + db.url(), "--set", "redis.url=" + redis,
+                          "--set", "redis.key_prefix=" + prefix});
+    o.command = command;
+    return o;
+  };
+  ParleyProcess a(on_shared("serve"));
+  ParleyProcess b(on_shared("serve"));
+  ParleyProcess worker(on_shared("worker"));
+  const std::string kb = create_base(a.port());
+  auto doc =
+      http("POST", a.port(), "/api/v1/knowledge-bases/" + kb + "/documents",
+           json{{"name", "faq.md"}, {"text", "# Warranty\n\nThe warranty lasts two years."}}.dump(),
+           admin());
+  ASSERT_EQ(doc.status, 202) << doc.describe();
+  const std::string id = doc.json()["id"];
+  EXPECT_EQ(wait_document(b.port(), kb, id)["status"], "ready");
+  const json found = search_until(b.port(), kb, {{"query", "how long is the warranty"}}, id);
+  ASSERT_FALSE(found["data"].empty()) << found.dump();
+  EXPECT_EQ(found["data"][0]["document"]["id"], id);
+  EXPECT_EQ(found["data"][0]["section"], "Warranty");
+
+  ASSERT_EQ(
+      http("DELETE", a.port(), "/api/v1/knowledge-bases/" + kb + "/documents/" + id, "", admin())
+          .status,
+      200);
+  bool gone = false;
+  for (int i = 0; i < 150 && !gone; ++i) {
+    gone = search(b.port(), kb, {{"query", "warranty"}})["data"].empty();
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(gone) << "replica b still finds the deleted document";
 }
 
 }  // namespace
