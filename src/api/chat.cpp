@@ -58,6 +58,18 @@ Result<void> turn_overrides(const json& body, chat::Turn& t) {
   if (!max_tokens) return std::move(max_tokens).error();
   t.max_tokens = *max_tokens;
   if (auto s = bool_field(body, "stream"); !s) return std::move(s).error();
+  if (auto ids = body.find("knowledge_base_ids"); ids != body.end() && !ids->is_null()) {
+    if (!ids->is_array() || ids->size() > 16) {
+      return Error::invalid_field("knowledge_base_ids",
+                                  "knowledge_base_ids must be an array of at most 16 ids");
+    }
+    for (const auto& id : *ids) {
+      if (!id.is_string() || id.get<std::string>().empty() || id.get<std::string>().size() > 128) {
+        return Error::invalid_field("knowledge_base_ids", "each knowledge base id is a string");
+      }
+      t.knowledge_base_ids.push_back(id.get<std::string>());
+    }
+  }
   return success();
 }
 
@@ -88,7 +100,8 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
     json body = {{"object", "chat.turn"},
                  {"session_id", turn.stored->reply.session_id},
                  {"user_message", message_json(turn.stored->started.user)},
-                 {"reply", message_json(turn.stored->reply)}};
+                 {"reply", message_json(turn.stored->reply)},
+                 {"citations", chat::citations_json(turn.citations)}};
     for (auto& [k, v] : extra.items()) body[k] = v;
     if (extra.contains("response")) body["response"] = turn.stored->reply.content;
     http::Response res;
@@ -123,8 +136,16 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
     }
     (void)co_await send_event("turn.started", data);
   };
+  bool citations_sent = false;
   const llm::DeltaSink sink = [&](const llm::Delta& delta) -> Task<bool> {
     if (delta.content.empty() && delta.tool_calls.empty()) co_return started;  // the start only
+    if (!citations_sent && !turn.citations.empty()) {
+      // Where the reply's [n] come from, before its text.
+      citations_sent = true;
+      const json cited = {{"citations", chat::citations_json(turn.citations)}};
+      const bool sent_citations = co_await send_event("citations", cited);
+      if (!sent_citations) co_return false;
+    }
     json data = json::object();
     if (!delta.content.empty()) data["content"] = delta.content;
     if (!delta.tool_calls.empty()) {
@@ -209,6 +230,9 @@ json message_json(const store::Message& m) {
     out["cost_usd"] = m.cost_usd;
     out["latency_ms"] = m.latency_ms ? json(*m.latency_ms) : json(nullptr);
     out["time_to_first_token_ms"] = m.ttft_ms ? json(*m.ttft_ms) : json(nullptr);
+    json citations =
+        m.citations_json.empty() ? json::array() : json::parse(m.citations_json, nullptr, false);
+    out["citations"] = citations.is_array() ? std::move(citations) : json::array();
   }
   out["completed_at"] = m.completed_at_ms ? json(format_utc_ms(*m.completed_at_ms)) : json(nullptr);
   return out;
@@ -262,32 +286,32 @@ void add_chat_routes(http::Router& router, Context& ctx) {
         co_return res;
       });
 
-  router.add(http::Method::kPost, "/api/v1/sessions/{id}/messages",
-             http::kAuthenticatedIdempotentForUser, [&ctx](http::Request& req) -> Awaitable {
-               auto body = http::parse_json_object_body(req);
-               if (!body) co_return fail(body.error(), req);
-               if (auto r = reject_unknown_fields(
-                       *body, {"content", "stream", "model", "temperature", "max_tokens"});
-                   !r) {
-                 co_return fail(r.error(), req);
-               }
-               auto content = string_field(*body, "content", kMaxContent);
-               if (!content) co_return fail(content.error(), req);
-               if (!*content)
-                 co_return fail(Error::invalid_field("content", "content is required"), req);
-               chat::Turn turn;
-               turn.stored = std::make_unique<chat::StoredTurn>();
-               if (auto r = turn_overrides(*body, turn); !r) co_return fail(r.error(), req);
-               auto session = co_await owned_session(ctx, req, std::string(req.param("id")));
-               if (!session) co_return fail(session.error(), req);
-               auto actor = co_await acting_user(ctx, req, session->user_id);
-               if (!actor) co_return fail(actor.error(), req);
-               turn.actor = std::move(*actor);
-               turn.stored->session = std::move(*session);
-               turn.stored->content = std::move(**content);
-               turn.stream = wants_stream(req, *body);
-               co_return co_await answer_turn(ctx, req, turn, json::object());
-             });
+  router.add(
+      http::Method::kPost, "/api/v1/sessions/{id}/messages", http::kAuthenticatedIdempotentForUser,
+      [&ctx](http::Request& req) -> Awaitable {
+        auto body = http::parse_json_object_body(req);
+        if (!body) co_return fail(body.error(), req);
+        if (auto r = reject_unknown_fields(*body, {"content", "stream", "model", "temperature",
+                                                   "max_tokens", "knowledge_base_ids"});
+            !r) {
+          co_return fail(r.error(), req);
+        }
+        auto content = string_field(*body, "content", kMaxContent);
+        if (!content) co_return fail(content.error(), req);
+        if (!*content) co_return fail(Error::invalid_field("content", "content is required"), req);
+        chat::Turn turn;
+        turn.stored = std::make_unique<chat::StoredTurn>();
+        if (auto r = turn_overrides(*body, turn); !r) co_return fail(r.error(), req);
+        auto session = co_await owned_session(ctx, req, std::string(req.param("id")));
+        if (!session) co_return fail(session.error(), req);
+        auto actor = co_await acting_user(ctx, req, session->user_id);
+        if (!actor) co_return fail(actor.error(), req);
+        turn.actor = std::move(*actor);
+        turn.stored->session = std::move(*session);
+        turn.stored->content = std::move(**content);
+        turn.stream = wants_stream(req, *body);
+        co_return co_await answer_turn(ctx, req, turn, json::object());
+      });
 
   router.add(http::Method::kPost, "/api/v1/chat", http::kAuthenticatedIdempotentForUser,
              [&ctx](http::Request& req) -> Awaitable {
@@ -295,7 +319,7 @@ void add_chat_routes(http::Router& router, Context& ctx) {
                if (!body) co_return fail(body.error(), req);
                if (auto r = reject_unknown_fields(
                        *body, {"message", "session_id", "user_id", "assistant", "title", "stream",
-                               "model", "temperature", "max_tokens"});
+                               "model", "temperature", "max_tokens", "knowledge_base_ids"});
                    !r) {
                  co_return fail(r.error(), req);
                }

@@ -49,6 +49,7 @@
 #include "knowledge/embed/hashed_embedder.hpp"
 #include "knowledge/index/index_manager.hpp"
 #include "knowledge/ingest.hpp"
+#include "knowledge/retrieve.hpp"
 #include "knowledge/settings.hpp"
 #include "limits/admission.hpp"
 #include "limits/budget.hpp"
@@ -360,9 +361,11 @@ struct ServerApp::Parts {
                                        settings.get<chat::ChatSettings>().default_context_window,
                                        [this] { return server->draining(); }, replica.id});
     pipeline = std::make_unique<chat::Pipeline>(*chat_deps);
-    // The stages, in order: the built-in ones, then each feature's at its place, e.g.
-    //   pipeline->insert_before("build_prompt", knowledge::retrieve(...));
+    // The stages, in order: the built-in ones, then each feature's at its place.
     chat::stages::add_builtin_stages(*pipeline, *chat_deps);
+    pipeline->insert_before(
+        "build_prompt",
+        knowledge::retrieve_stage({*storage, blocking, *knowledge_index, *query_embedder}));
   }
 
   void add_routes() {

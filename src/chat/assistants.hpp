@@ -21,7 +21,18 @@ struct Assistant {
   std::optional<double> temperature;
   std::optional<int64_t> max_tokens;
   int max_history = 100;  // past messages considered before fitting the context window
-  std::string source;     // where it was defined, for messages
+  // Knowledge bases it answers from (ids, or names in the caller's tenant), and how: with
+  // grounding "strict" it answers only from their passages and says so when they hold no
+  // answer; "normal" lets the model add what it knows.
+  std::vector<std::string> knowledge_bases;
+  std::string grounding = "normal";
+  int retrieval_top_k = 5;               // passages at most
+  int64_t retrieval_max_tokens = 2'000;  // of passages in the prompt
+  // A passage found only by the nearest-neighbour side counts when its similarity reaches
+  // this (every one that shares words with the question counts): the nearest neighbours of a
+  // question the documents know nothing of are still returned, just not close.
+  double retrieval_min_similarity = 0.25;
+  std::string source;  // where it was defined, for messages
 };
 
 struct ChatSettings {

@@ -57,4 +57,24 @@ void book_api_usage(ChatDeps& deps, const limits::Actor& actor, store::UsageReco
   deps.accountant.enqueue(std::move(record));
 }
 
+nlohmann::json citations_json(const std::vector<Citation>& citations) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : citations) {
+    out.push_back(
+        {{"number", c.number},
+         {"knowledge_base_id", c.knowledge_base_id},
+         {"document_id", c.document_id},
+         {"document_name", c.document_name},
+         {"chunk_id", c.chunk_id},
+         {"section", c.section},
+         {"page", c.page > 0 ? nlohmann::json(c.page) : nlohmann::json(nullptr)},
+         {"page_end", c.page_end > 0 ? nlohmann::json(c.page_end) : nlohmann::json(nullptr)},
+         {"start_offset", c.start_offset},
+         {"end_offset", c.end_offset},
+         {"score", c.score},
+         {"text", c.text}});
+  }
+  return out;
+}
+
 }  // namespace parley::chat

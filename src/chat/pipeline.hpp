@@ -11,7 +11,10 @@
 //   open session    /api/v1/chat without a session id: the session, after the checks above
 //   record input    the user's message and a pending reply row, durable before any provider
 //                   is called                                              (stored turns)
-//   build prompt    system prompt + history fitted to the context window + the message
+//   retrieve        passages of the assistant's and the request's knowledge bases
+//                   (knowledge/retrieve.hpp; stored turns)
+//   build prompt    system prompt (with the retrieved passages) + history fitted to the
+//                   context window + the message
 //                   (stored turns); the messages as sent (stateless turns)
 //   plan route      cost-aware routes order their targets by complexity and budget
 //   generate        the gateway (retries, fallbacks); a streamed reply goes to the caller's
@@ -76,6 +79,28 @@ struct StoredTurn {
   store::Message reply;        // persist: the reply as stored
 };
 
+// A passage of a knowledge base that a reply's prompt included (the retrieve stage), numbered
+// as the prompt cites it ([1], [2]...), with where it came from.
+struct Citation {
+  int number = 0;
+  std::string knowledge_base_id;
+  std::string document_id;
+  std::string document_name;
+  std::string chunk_id;
+  std::string section;
+  int64_t page = 0;  // 0 when the document has no pages
+  int64_t page_end = 0;
+  int64_t start_offset = 0;  // characters of the document's extracted text
+  int64_t end_offset = 0;
+  double score = 0;
+  std::string text;
+};
+
+// Citations as replies show and store them: [{"number", "knowledge_base_id", "document_id",
+// "document_name", "chunk_id", "section", "page", "page_end", "start_offset", "end_offset",
+// "score", "text"}].
+nlohmann::json citations_json(const std::vector<Citation>& citations);
+
 // One request's journey through the pipeline. The way in fills the first block; stages
 // fill the rest.
 struct Turn {
@@ -93,6 +118,8 @@ struct Turn {
   // Apart, so that a stateless turn — the OpenAI-compatible proxy path, thousands of streams
   // held at once — does not carry them.
   std::unique_ptr<StoredTurn> stored;
+  // Knowledge bases the request names besides its assistant's (ids).
+  std::vector<std::string> knowledge_base_ids;
   // Overrides of the assistant's settings for this turn.
   std::optional<std::string> model;
   std::optional<double> temperature;
@@ -107,6 +134,8 @@ struct Turn {
   // --- Filled by the stages ----------------------------------------------------------------
   const Assistant* assistant = nullptr;
   llm::Route route;
+  // retrieve: the passages put into the prompt, in citation order (knowledge/retrieve.hpp).
+  std::vector<Citation> citations;
   limits::ModelAdmission admission;  // stream slots, held until the turn ends
   moderation::Subject subject;
   std::string upstream_body;  // openai_body re-serialised after a redaction

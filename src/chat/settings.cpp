@@ -22,6 +22,15 @@ void parse_assistant(ChatSettings& s, const std::string& name, const YAML::Node&
   a.temperature = e.number("temperature", 0, 2);
   if (auto m = e.number("max_tokens", 1, 10'000'000)) a.max_tokens = static_cast<int64_t>(*m);
   a.max_history = static_cast<int>(e.number("max_history", 0, 10'000).value_or(100));
+  a.knowledge_bases = e.list("knowledge_bases");
+  a.grounding = e.text("grounding").value_or("normal");
+  if (a.grounding != "normal" && a.grounding != "strict") {
+    e.problem("grounding", "must be normal or strict");
+  }
+  a.retrieval_top_k = static_cast<int>(e.number("retrieval_top_k", 1, 50).value_or(5));
+  a.retrieval_max_tokens =
+      static_cast<int64_t>(e.number("retrieval_max_tokens", 100, 100'000).value_or(2'000));
+  a.retrieval_min_similarity = e.number("retrieval_min_similarity", -1, 1).value_or(0.25);
   e.reject_unknown();
   std::erase_if(s.assistants, [&](const auto& x) { return x.name == name; });
   s.assistants.push_back(std::move(a));
@@ -41,7 +50,9 @@ void declare_settings(config::Schema& schema) {
                "Context window (tokens) assumed for models the model table does not know.", 256,
                100'000'000);
   schema.block<ChatSettings>(
-      "assistants", "Assistants by name: system_prompt, model, temperature, max_tokens.",
+      "assistants",
+      "Assistants by name: system_prompt, model, temperature, max_tokens, knowledge_bases, "
+      "grounding, retrieval_top_k, retrieval_max_tokens, retrieval_min_similarity.",
       [](ChatSettings& s, const YAML::Node& node, const std::string& source, Problems& problems) {
         config::for_each_entry(
             node, "assistants", source, problems,
@@ -60,7 +71,12 @@ void declare_settings(config::Schema& schema) {
           json entry = {{"description", a.description},
                         {"system_prompt", a.system_prompt},
                         {"model", a.model},
-                        {"max_history", a.max_history}};
+                        {"max_history", a.max_history},
+                        {"knowledge_bases", a.knowledge_bases},
+                        {"grounding", a.grounding},
+                        {"retrieval_top_k", a.retrieval_top_k},
+                        {"retrieval_max_tokens", a.retrieval_max_tokens},
+                        {"retrieval_min_similarity", a.retrieval_min_similarity}};
           if (a.temperature) entry["temperature"] = *a.temperature;
           if (a.max_tokens) entry["max_tokens"] = *a.max_tokens;
           assistants[a.name] = std::move(entry);

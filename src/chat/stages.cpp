@@ -225,6 +225,31 @@ llm::Message to_llm_message(const store::Message& m) {
 // Stored turns: the assistant's system prompt, the session's history (newest first, fitted
 // into the first target's context window minus the room kept for the reply) and the new
 // message. Stateless turns bring their conversation whole.
+// "guide.md, Install > Linux, page 3": where a passage comes from, as the prompt names it.
+std::string source_title(const Citation& c) {
+  std::string title = c.document_name.empty() ? c.document_id : c.document_name;
+  if (!c.section.empty()) title += ", " + c.section;
+  if (c.page > 0) {
+    title += ", page " + std::to_string(c.page);
+    if (c.page_end > c.page) title += "-" + std::to_string(c.page_end);
+  }
+  return title;
+}
+
+// The passages of a turn's knowledge bases, after the assistant's own system prompt.
+std::string sources_prompt(const std::vector<Citation>& citations, bool strict) {
+  std::string out =
+      "Answer with the help of the numbered passages below, from the knowledge base, and cite "
+      "the passages you use as [1], [2]. ";
+  out += strict ? "Answer only from these passages: if they do not contain the answer, say that "
+                  "the documents do not cover it, and do not answer from anything else."
+                : "If they do not help, answer from what you know and say that you did.";
+  for (const auto& c : citations) {
+    out += "\n\n[" + std::to_string(c.number) + "] " + source_title(c) + "\n" + c.text;
+  }
+  return out;
+}
+
 class BuildPrompt final : public DepsStage {
  public:
   using DepsStage::DepsStage;
@@ -244,6 +269,15 @@ class BuildPrompt final : public DepsStage {
     FitInput fit;
     fit.system.role = "system";
     fit.system.content = assistant.system_prompt;
+    const bool strict = assistant.grounding == "strict";
+    if (!turn.citations.empty()) {
+      if (!fit.system.content.empty()) fit.system.content += "\n\n";
+      fit.system.content += sources_prompt(turn.citations, strict);
+      for (const auto& c : turn.citations) {
+        turn.prompt.sources.push_back({c.number, source_title(c), c.text});
+      }
+    }
+    turn.prompt.grounded_strictly = strict;
     for (const auto& m : *history) {
       if (m.id == turn.stored->started.user.id || m.id == turn.stored->started.assistant.id)
         continue;
@@ -501,6 +535,7 @@ class Persist final : public DepsStage {
       done.ttft_ms = static_cast<int64_t>(turn.generation.time_to_first_token * 1000.0);
     }
     done.finish_reason = finish_reason(deps, turn);
+    if (!turn.citations.empty()) done.citations_json = citations_json(turn.citations).dump();
     done.usage = turn.stored->usage;
     auto stored =
         co_await deps.blocking.run([&] { return deps.storage.messages().finish_turn(done); });

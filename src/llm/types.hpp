@@ -37,9 +37,21 @@ struct Message {
   std::string name;                  // optional participant name
 };
 
+// A passage the prompt cites ([number]), from a knowledge base (chat/pipeline.hpp's Citation).
+struct Source {
+  int number = 0;
+  std::string title;  // "guide.md, Install > Linux, page 3"
+  std::string text;
+};
+
 struct ChatRequest {
   std::string model;  // the provider's own model id (routing has already happened)
   std::vector<Message> messages;
+  // The passages the system message already quotes, numbered as it cites them. Providers that
+  // send text ignore this; the built-in provider, with no model to write an answer, quotes the
+  // best of them.
+  std::vector<Source> sources;
+  bool grounded_strictly = false;  // answer from the sources only
   std::optional<double> temperature;
   std::optional<double> top_p;
   std::optional<int64_t> max_tokens;

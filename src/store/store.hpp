@@ -97,6 +97,7 @@ struct Message {
   std::string request_id;
   int64_t created_at_ms = 0;
   std::optional<int64_t> completed_at_ms;
+  std::string citations_json;  // the knowledge-base passages a reply cited (JSON array), or empty
 };
 
 struct NewTurn {
@@ -146,6 +147,7 @@ struct FinishedTurn {
   std::optional<int64_t> latency_ms;
   std::optional<int64_t> ttft_ms;
   std::string finish_reason;
+  std::string citations_json;        // a JSON array, or empty
   std::optional<UsageRecord> usage;  // written in the same transaction
 };
 

@@ -370,6 +370,98 @@ TEST(Knowledge, HybridSearchAnswersWithCitationsFiltersAndHighlightsAndSurvivesA
   EXPECT_TRUE(gone);
 }
 
+// No model configured: the built-in provider answers from the documents, quoting the passages
+// that match with their citation numbers; the reply carries the citations in JSON, as an event
+// before a streamed reply's text, and in the stored message. A strict assistant with nothing
+// relevant says so without calling any model.
+TEST(Knowledge, AFreshServerAnswersQuestionsAboutAnUploadWithCitations) {
+  TempDir config("parley-kb-config");
+  const std::string file = config.write_file("parley.yaml",
+                                             "assistants:\n"
+                                             "  docs:\n"
+                                             "    knowledge_bases: [Handbook]\n"
+                                             "  strict:\n"
+                                             "    knowledge_bases: [Handbook]\n"
+                                             "    grounding: strict\n");
+  ParleyProcess p(knowledge_server({"--config", file}));
+  const std::string kb = create_base(p.port(), {{"name", "Handbook"}});
+  auto doc = http("POST", p.port(), "/api/v1/knowledge-bases/" + kb + "/documents",
+                  json{{"name", "handbook.md"},
+                       {"text",
+                        "# Holidays\n\nEvery employee has 28 days of paid holiday a year. Unused "
+                        "days expire in March.\n\n# Equipment\n\nLaptops are replaced every three "
+                        "years.\n"}}
+                      .dump(),
+                  admin());
+  ASSERT_EQ(doc.status, 202) << doc.describe();
+  const std::string doc_id = doc.json()["id"];
+  ASSERT_EQ(wait_document(p.port(), kb, doc_id)["status"], "ready");
+  search_until(p.port(), kb, {{"query", "holiday"}}, doc_id);
+
+  auto chat =
+      http("POST", p.port(), "/api/v1/chat",
+           json{{"message", "How many days of holiday do I get?"}, {"assistant", "docs"}}.dump(),
+           admin());
+  ASSERT_EQ(chat.status, 201) << chat.describe();
+  const json answer = chat.json();
+  const std::string reply = answer["response"];
+  EXPECT_NE(reply.find("28 days of paid holiday"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("[1]"), std::string::npos) << reply;
+  ASSERT_FALSE(answer["citations"].empty()) << answer.dump();
+  const json first = answer["citations"][0];
+  EXPECT_EQ(first["number"], 1);
+  EXPECT_EQ(first["document_id"], doc_id);
+  EXPECT_EQ(first["document_name"], "handbook.md");
+  EXPECT_EQ(first["section"], "Holidays");
+  EXPECT_EQ(first["knowledge_base_id"], kb);
+  EXPECT_LT(first["start_offset"].get<int>(), first["end_offset"].get<int>());
+  EXPECT_EQ(answer["reply"]["citations"], answer["citations"]);
+
+  // The stored message keeps them.
+  const std::string session = answer["session_id"];
+  auto messages =
+      http("GET", p.port(), "/api/v1/sessions/" + session + "/messages", "", admin()).json();
+  EXPECT_EQ(messages["data"][1]["citations"], answer["citations"]);
+
+  // Streamed: the citations come as an event before the text.
+  HeaderList stream_headers = admin();
+  auto streamed = http("POST", p.port(), "/api/v1/sessions/" + session + "/messages",
+                       json{{"content", "When are laptops replaced?"}, {"stream", true}}.dump(),
+                       stream_headers);
+  ASSERT_EQ(streamed.status, 200) << streamed.describe();
+  const auto events = sse_events(streamed.body);
+  int citations_at = -1;
+  int first_delta_at = -1;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].first == "citations" && citations_at < 0) citations_at = static_cast<int>(i);
+    if (events[i].first == "delta" && first_delta_at < 0) first_delta_at = static_cast<int>(i);
+  }
+  ASSERT_GE(citations_at, 0) << streamed.body;
+  EXPECT_LT(citations_at, first_delta_at);
+  EXPECT_EQ(events[static_cast<size_t>(citations_at)].second["citations"][0]["section"],
+            "Equipment");
+
+  // A request may name the base itself, for an assistant without one.
+  auto named =
+      http("POST", p.port(), "/api/v1/chat",
+           json{{"message", "holiday days"}, {"knowledge_base_ids", {kb}}}.dump(), admin());
+  ASSERT_EQ(named.status, 201) << named.describe();
+  EXPECT_FALSE(named.json()["citations"].empty());
+  EXPECT_TRUE(
+      is_error(http("POST", p.port(), "/api/v1/chat",
+                    json{{"message", "x"}, {"knowledge_base_ids", {"kb_nope"}}}.dump(), admin()),
+               404, "knowledge_base_not_found"));
+
+  // Strict, and nothing relevant: it says so, with no citations.
+  auto strict = http(
+      "POST", p.port(), "/api/v1/chat",
+      json{{"message", "zebra quantum astrophysics"}, {"assistant", "strict"}}.dump(), admin());
+  ASSERT_EQ(strict.status, 201) << strict.describe();
+  EXPECT_NE(strict.json()["response"].get<std::string>().find("do not cover"), std::string::npos)
+      << strict.body;
+  EXPECT_TRUE(strict.json()["citations"].empty());
+}
+
 // Many replicas on PostgreSQL: an upload to one replica is ingested by a `parley worker`, and
 // the other replica's index catches up from the change log and finds it, and loses it when it
 // is deleted through the first.

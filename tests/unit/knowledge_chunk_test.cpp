@@ -8,6 +8,7 @@
 #include "knowledge/chunk/tokens.hpp"
 #include "knowledge/embed/hashed_embedder.hpp"
 #include "knowledge/extract/extract.hpp"
+#include "llm/builtin/builtin_provider.hpp"
 #include "support/pdf_maker.hpp"
 
 namespace parley::knowledge {
@@ -182,3 +183,29 @@ TEST(HashedEmbedder, IsDeterministicNormalisedAndLexicallySimilar) {
 
 }  // namespace
 }  // namespace parley::knowledge
+
+namespace parley::llm {
+namespace {
+
+TEST(BuiltinProvider, QuotesTheSentencesOfTheBestPassagesThatMatchTheQuestion) {
+  ChatRequest request;
+  request.messages.push_back({"system", "Answer from the passages.", {}, {}, {}, {}});
+  request.messages.push_back({"user", "How many holiday days do employees get?", {}, {}, {}, {}});
+  request.sources.push_back(
+      {1, "handbook.md, Holidays",
+       "Welcome to the company. Every employee has 28 days of paid holiday a year. Unused days "
+       "expire in March."});
+  request.sources.push_back(
+      {2, "handbook.md, Equipment", "Laptops are replaced every three years."});
+  const std::string reply = quoted_reply(request);
+  EXPECT_NE(reply.find("> Every employee has 28 days of paid holiday a year."), std::string::npos)
+      << reply;
+  EXPECT_EQ(reply.find("Welcome to the company"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("[1]"), std::string::npos);
+  EXPECT_NE(reply.find("> Laptops are replaced every three years. [2]"), std::string::npos)
+      << reply;
+  EXPECT_NE(reply.find("No language model is configured"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace parley::llm

@@ -314,10 +314,10 @@ class UserDataTable final : public UserDataRepository {
     if (!rows) return std::move(rows).error();
     for (int i = 0; i < rows->size(); ++i) out.sessions.push_back(read_session(*rows, i));
     static const std::string messages[2] = {
-        "SELECT " + prefixed(kMessageColumns, "m.") +
+        "SELECT " + prefixed(kMessageReadColumns, "m.") +
             " FROM messages m JOIN sessions s ON s.id = m.session_id" + where_user("s.", false) +
             " ORDER BY s.seq, m.seq",
-        "SELECT " + prefixed(kMessageColumns, "m.") +
+        "SELECT " + prefixed(kMessageReadColumns, "m.") +
             " FROM messages m JOIN sessions s ON s.id = m.session_id" + where_user("s.", true) +
             " ORDER BY s.seq, m.seq"};
     rows = db.query(messages[one], params);

@@ -52,6 +52,7 @@ Message read_message(const Rows& rows, int row, int first) {
   m.request_id = rows.text(row, first + 14);
   m.created_at_ms = rows.integer(row, first + 15);
   m.completed_at_ms = rows.optional_integer(row, first + 16);
+  m.citations_json = rows.text(row, first + 17);
   return m;
 }
 
@@ -337,9 +338,9 @@ class PostgresStorage final : public Storage,
         std::string(
             "UPDATE messages SET content = $2, tool_calls = $3, status = $4, model = $5, "
             "provider = $6, input_tokens = $7, output_tokens = $8, cost_usd = $9, "
-            "latency_ms = $10, ttft_ms = $11, finish_reason = $12, completed_at = $13 "
-            "WHERE id = $1 RETURNING ") +
-        kMessageColumns;
+            "latency_ms = $10, ttft_ms = $11, finish_reason = $12, completed_at = $13, "
+            "citations = $14 WHERE id = $1 RETURNING ") +
+        kMessageReadColumns;
     auto rows = db.query(update, Params()
                                      .text(in.assistant_message_id)
                                      .text(in.content)
@@ -353,7 +354,8 @@ class PostgresStorage final : public Storage,
                                      .optional_integer(in.latency_ms)
                                      .optional_integer(in.ttft_ms)
                                      .text(in.finish_reason)
-                                     .integer(db_.now_ms()));
+                                     .integer(db_.now_ms())
+                                     .text_or_null(in.citations_json));
     if (!rows) return std::move(rows).error();
     if (rows->empty()) {
       // The session was deleted while its reply was being generated.
@@ -382,10 +384,10 @@ class PostgresStorage final : public Storage,
     auto exists = db.query("SELECT 1 FROM sessions WHERE id = $1", Params().text(q.session_id));
     if (!exists) return std::move(exists).error();
     if (exists->empty()) return session_not_found(q.session_id);
-    static const std::string oldest = std::string("SELECT seq, ") + kMessageColumns +
+    static const std::string oldest = std::string("SELECT seq, ") + kMessageReadColumns +
                                       " FROM messages WHERE session_id = $1 AND seq > $2 "
                                       "ORDER BY seq ASC LIMIT $3";
-    static const std::string newest = std::string("SELECT seq, ") + kMessageColumns +
+    static const std::string newest = std::string("SELECT seq, ") + kMessageReadColumns +
                                       " FROM messages WHERE session_id = $1 AND seq < $2 "
                                       "ORDER BY seq DESC LIMIT $3";
     auto rows = db.query(q.newest_first ? newest : oldest,
@@ -407,7 +409,7 @@ class PostgresStorage final : public Storage,
     auto lease = db_.pool.borrow();
     if (!lease) return std::move(lease).error();
     static const std::string sql =
-        std::string("SELECT ") + kMessageColumns +
+        std::string("SELECT ") + kMessageReadColumns +
         " FROM messages WHERE session_id = $1 AND status != 'pending' "
         "AND (content != '' OR tool_calls IS NOT NULL) ORDER BY seq DESC LIMIT $2";
     auto rows = (**lease).query(sql, Params().text(session_id).integer(limit));

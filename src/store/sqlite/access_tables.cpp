@@ -327,7 +327,7 @@ class UserDataTable final : public UserDataRepository {
       while ((rc = stmt->step()) == SQLITE_ROW) out.sessions.push_back(read_session(*stmt));
       if (rc != SQLITE_DONE) return db->last_error("export sessions");
     }
-    static const std::string messages = std::string("SELECT ") + kMessageColumns +
+    static const std::string messages = std::string("SELECT ") + kMessageReadColumns +
                                         " FROM messages WHERE session_id = ? ORDER BY seq";
     for (const auto& s : out.sessions) {
       auto stmt = db->prepare(messages.c_str());

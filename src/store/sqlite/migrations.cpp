@@ -255,6 +255,10 @@ const std::vector<Migration>& migrations() {
           document_id    TEXT    NOT NULL DEFAULT ''
         );
       )sql"},
+      {8, "message_citations", R"sql(
+        -- The knowledge-base passages a reply cited: a JSON array, NULL when none.
+        ALTER TABLE messages ADD COLUMN citations TEXT;
+      )sql"},
   };
   return kMigrations;
 }

@@ -53,6 +53,7 @@ Message read_message(const Statement& row, int first) {
   m.request_id = row.column_text(first + 14);
   m.created_at_ms = row.column_int(first + 15);
   m.completed_at_ms = row.column_optional_int(first + 16);
+  m.citations_json = row.column_text(first + 17);
   return m;
 }
 
@@ -347,8 +348,9 @@ class SqliteStorage final : public Storage,
             "UPDATE messages SET content = ?2, tool_calls = ?3, status = ?4, model = ?5, "
             "provider = ?6, input_tokens = ?7, output_tokens = ?8, cost_usd = ?9, latency_ms = "
             "?10, "
-            "ttft_ms = ?11, finish_reason = ?12, completed_at = ?13 WHERE id = ?1 RETURNING ") +
-        kMessageColumns;
+            "ttft_ms = ?11, finish_reason = ?12, completed_at = ?13, citations = ?14 WHERE id = ?1 "
+            "RETURNING ") +
+        kMessageReadColumns;
     auto stmt = db_.writer->prepare(update.c_str());
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, in.assistant_message_id).bind(2, in.content);
@@ -362,6 +364,11 @@ class SqliteStorage final : public Storage,
         .bind_double(9, in.cost_usd)
         .bind_optional_int(10, in.latency_ms);
     stmt->bind_optional_int(11, in.ttft_ms).bind(12, in.finish_reason).bind(13, now);
+    if (in.citations_json.empty()) {
+      stmt->bind_null(14);
+    } else {
+      stmt->bind(14, in.citations_json);
+    }
     int rc = stmt->step();
     if (rc == SQLITE_DONE) {
       // The session was deleted while its reply was being generated.
@@ -394,10 +401,10 @@ class SqliteStorage final : public Storage,
       return Error::not_found("no session with id '" + q.session_id + "'", "session_not_found");
     }
     if (rc != SQLITE_ROW) return db->last_error("list messages");
-    static const std::string oldest = std::string("SELECT seq, ") + kMessageColumns +
+    static const std::string oldest = std::string("SELECT seq, ") + kMessageReadColumns +
                                       " FROM messages WHERE session_id = ? AND seq > ? "
                                       "ORDER BY seq ASC LIMIT ?";
-    static const std::string newest = std::string("SELECT seq, ") + kMessageColumns +
+    static const std::string newest = std::string("SELECT seq, ") + kMessageReadColumns +
                                       " FROM messages WHERE session_id = ? AND seq < ? "
                                       "ORDER BY seq DESC LIMIT ?";
     auto stmt = db->prepare(q.newest_first ? newest.c_str() : oldest.c_str());
@@ -423,7 +430,7 @@ class SqliteStorage final : public Storage,
     QueryTimer timer(db_.options.metrics, "message_history");
     auto db = db_.readers.borrow();
     static const std::string sql =
-        std::string("SELECT ") + kMessageColumns +
+        std::string("SELECT ") + kMessageReadColumns +
         " FROM messages WHERE session_id = ? AND status != 'pending' "
         "AND (content != '' OR tool_calls IS NOT NULL) ORDER BY seq DESC LIMIT ?";
     auto stmt = db->prepare(sql.c_str());

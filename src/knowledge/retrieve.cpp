@@ -1,0 +1,159 @@
+// The retrieve stage (see retrieve.hpp).
+#include "knowledge/retrieve.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "knowledge/chunk/tokens.hpp"
+#include "obs/log.hpp"
+
+namespace parley::knowledge {
+
+namespace {
+
+Error base_not_found(const std::string& id) {
+  Error e = Error::not_found("no knowledge base with id '" + id + "'", "knowledge_base_not_found");
+  e.param = "knowledge_base_ids";
+  return e;
+}
+
+class Retrieve final : public chat::Stage {
+ public:
+  explicit Retrieve(RetrieveDeps deps) : deps_(deps) {}
+  const char* name() const override { return "retrieve"; }
+  bool applies(const chat::Turn& turn) const override {
+    return turn.stored != nullptr && turn.assistant != nullptr &&
+           (!turn.assistant->knowledge_bases.empty() || !turn.knowledge_base_ids.empty());
+  }
+  Task<Result<chat::Flow>> run(chat::Turn& turn) override { return retrieve(deps_, turn); }
+
+ private:
+  // The ids of the bases to search: the request's (each must be the tenant's) and the
+  // assistant's (ids or names; a missing one is skipped).
+  static Result<std::vector<store::KnowledgeBase>> resolve(store::KnowledgeRepository& repo,
+                                                           const chat::Turn& turn) {
+    std::vector<store::KnowledgeBase> out;
+    std::set<std::string> seen;
+    const std::string& tenant = turn.actor.tenant_id;
+    const auto add = [&](const store::KnowledgeBase& base) {
+      if (seen.insert(base.id).second) out.push_back(base);
+    };
+    for (const auto& id : turn.knowledge_base_ids) {
+      auto base = repo.get_base(id);
+      if (!base && base.error().code != ErrorCode::kNotFound) return std::move(base).error();
+      if (!base || base->tenant_id != tenant) return base_not_found(id);
+      add(*base);
+    }
+    std::optional<std::vector<store::KnowledgeBase>> tenant_bases;
+    for (const auto& ref : turn.assistant->knowledge_bases) {
+      auto base = repo.get_base(ref);
+      if (base && base->tenant_id == tenant) {
+        add(*base);
+        continue;
+      }
+      if (!tenant_bases) {  // by name, among the tenant's bases
+        tenant_bases.emplace();
+        std::optional<std::string> cursor;
+        do {
+          auto page = repo.list_bases(tenant, 100, cursor);
+          if (!page) return std::move(page).error();
+          for (auto& b : page->items) tenant_bases->push_back(std::move(b));
+          cursor = page->next_cursor;
+        } while (cursor);
+      }
+      const auto named = std::find_if(tenant_bases->begin(), tenant_bases->end(),
+                                      [&](const store::KnowledgeBase& b) { return b.name == ref; });
+      if (named == tenant_bases->end()) {
+        log::warn(
+            "an assistant's knowledge base is missing",
+            {{"assistant", turn.assistant->name}, {"knowledge_base", ref}, {"tenant_id", tenant}});
+        continue;
+      }
+      add(*named);
+    }
+    return out;
+  }
+
+  static Task<Result<chat::Flow>> retrieve(RetrieveDeps& deps, chat::Turn& turn) {
+    const chat::Assistant& assistant = *turn.assistant;
+    auto bases =
+        co_await deps.blocking.run([&] { return resolve(deps.storage.knowledge(), turn); });
+    if (!bases) co_return std::move(bases).error();
+
+    SearchRequest request;
+    request.query = turn.stored->content;
+    request.k = static_cast<size_t>(std::max(1, assistant.retrieval_top_k));
+    std::vector<std::string> texts;
+    texts.push_back(request.query);
+    auto vectors = co_await deps.embedder.embed(std::move(texts));
+    if (vectors && vectors->size() == 1) {
+      const auto row = vectors->row(0);
+      request.query_vector.assign(row.begin(), row.end());
+    }
+    struct Found {
+      std::string kb_id;
+      SearchHit hit;
+    };
+    std::vector<Found> found;
+    for (const auto& base : *bases) {
+      auto index = deps.index.base(base.id);
+      if (!index) continue;  // nothing ingested yet
+      SearchRequest one = request;
+      if (base.embedder != deps.embedder.name()) one.query_vector.clear();  // lexical only
+      auto hits = co_await deps.blocking.run([&] { return index->search(one); });
+      for (auto& h : hits) found.push_back({base.id, std::move(h)});
+    }
+    // The best across bases (fused scores are on one scale), within the token budget.
+    std::stable_sort(found.begin(), found.end(),
+                     [](const Found& a, const Found& b) { return a.hit.score > b.hit.score; });
+    int64_t tokens = 0;
+    for (const auto& f : found) {
+      if (turn.citations.size() >= request.k) break;
+      const bool relevant = f.hit.lexical_score.has_value() ||
+                            f.hit.vector_score.value_or(-1) >= assistant.retrieval_min_similarity;
+      if (!relevant) continue;
+      const int64_t t = count_tokens(f.hit.text);
+      if (tokens + t > assistant.retrieval_max_tokens) continue;
+      tokens += t;
+      chat::Citation c;
+      c.number = static_cast<int>(turn.citations.size()) + 1;
+      c.knowledge_base_id = f.kb_id;
+      c.document_id = f.hit.document_id;
+      c.document_name = f.hit.document_name;
+      c.chunk_id = "chunk_" + std::to_string(f.hit.label);
+      c.section = f.hit.section;
+      c.page = f.hit.page;
+      c.page_end = f.hit.page_end;
+      c.start_offset = f.hit.start_offset;
+      c.end_offset = f.hit.end_offset;
+      c.score = f.hit.score;
+      c.text = f.hit.text;
+      turn.citations.push_back(std::move(c));
+    }
+    if (!turn.citations.empty() || assistant.grounding != "strict") co_return chat::Flow::kContinue;
+
+    // Strict, and nothing to answer from: say so, without a model.
+    auto& completion = turn.generation.completion;
+    completion.content = kNoAnswerInDocuments;
+    completion.finish_reason = llm::finish::kStop;
+    turn.generation.provider = "parley";
+    turn.generation.model = "knowledge-base";
+    if (turn.sink != nullptr) {
+      llm::Delta delta;
+      delta.content = completion.content;
+      const bool sent = co_await (*turn.sink)(delta);
+      (void)sent;
+    }
+    co_return chat::Flow::kAnswered;
+  }
+
+  RetrieveDeps deps_;
+};
+
+}  // namespace
+
+std::unique_ptr<chat::Stage> retrieve_stage(RetrieveDeps deps) {
+  return std::make_unique<Retrieve>(deps);
+}
+
+}  // namespace parley::knowledge

@@ -1,0 +1,39 @@
+// The retrieve stage of the chat pipeline: before the prompt is built, the user's message is
+// searched for in the knowledge bases the assistant names (`knowledge_bases:`, ids or names of
+// the caller's tenant) and those the request names (`knowledge_base_ids`), and the best
+// passages — at most the assistant's `retrieval_top_k`, within `retrieval_max_tokens` — become
+// the turn's citations. A passage counts when it shares words with the question or its
+// similarity reaches `retrieval_min_similarity`. build_prompt quotes them, numbered, in the
+// system message; the reply carries them (JSON, a `citations` event before a streamed reply's
+// text, the stored message).
+//
+// With `grounding: strict` and no passage found, the stage answers itself, saying the
+// documents do not cover the question, and no model is called. A knowledge base the request
+// names that does not exist or belongs to another tenant fails the turn (404
+// knowledge_base_not_found); one the assistant names that is missing is skipped and logged.
+#pragma once
+
+#include <memory>
+
+#include "chat/pipeline.hpp"
+#include "core/blocking_pool.hpp"
+#include "knowledge/embed/embedder.hpp"
+#include "knowledge/index/index_manager.hpp"
+#include "store/store.hpp"
+
+namespace parley::knowledge {
+
+struct RetrieveDeps {
+  store::Storage& storage;
+  BlockingPool& blocking;
+  IndexManager& index;
+  Embedder& embedder;
+};
+
+std::unique_ptr<chat::Stage> retrieve_stage(RetrieveDeps deps);
+
+// What a strict assistant answers when its documents hold nothing on the question.
+inline constexpr const char* kNoAnswerInDocuments =
+    "The documents I answer from do not cover that, so I cannot answer it.";
+
+}  // namespace parley::knowledge
