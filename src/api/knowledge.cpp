@@ -5,25 +5,24 @@
 
 #include "api/access.hpp"
 #include "api/fields.hpp"
+#include "api/knowledge_common.hpp"
 #include "api/reply.hpp"
-#include "auth/crypto.hpp"
 #include "core/clock.hpp"
 #include "http/errors.hpp"
 #include "http/json_body.hpp"
-#include "http/multipart.hpp"
 #include "knowledge/ingest.hpp"
 #include "queue/worker.hpp"
 
 namespace parley::api {
 namespace {
 
+using namespace knowledge_common;
+
 using nlohmann::json;
 using Awaitable = Task<http::Response>;
 
 constexpr size_t kMaxName = 256;
 constexpr size_t kMaxDescription = 4096;
-constexpr size_t kMaxAttributesBytes = size_t{16} * 1024;
-constexpr std::string_view kKnowledgePurpose = "knowledge";
 
 int64_t now_ms(const Context& ctx) { return to_unix_ms(ctx.clock.now()); }
 
@@ -83,49 +82,6 @@ json document_json(const store::KnowledgeDocument& d) {
           {"ingested_at", optional_time(d.ingested_at_ms)}};
 }
 
-Error base_not_found(std::string_view id) {
-  return Error::not_found("no knowledge base with id '" + std::string(id) + "'",
-                          "knowledge_base_not_found");
-}
-
-Error document_not_found(std::string_view id) {
-  return Error::not_found("no document with id '" + std::string(id) + "'", "document_not_found");
-}
-
-// Whether the caller may see what belongs to `tenant_id`.
-bool in_tenant(const http::Request& req, std::string_view tenant_id) {
-  const auth::Principal* who = req.principal;
-  return who == nullptr || who->admin() || who->tenant_id == tenant_id;
-}
-
-// Changing knowledge takes a service or admin key: a user's key reads and searches.
-Result<void> may_write(const http::Request& req) {
-  const auth::Principal* who = req.principal;
-  if (who != nullptr && who->scope == auth::Scope::kUser) {
-    return Error::permission_denied(
-        "a user's key may read knowledge bases but not change them; use a service or admin key",
-        "knowledge_write_denied");
-  }
-  return success();
-}
-
-std::string caller_tenant(const http::Request& req) {
-  return req.principal != nullptr ? req.principal->tenant_id : std::string("default");
-}
-
-Result<std::optional<std::string>> object_field(const json& body, const char* name) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return std::optional<std::string>();
-  if (!it->is_object())
-    return Error::invalid_field(name, std::string(name) + " must be a JSON object");
-  std::string text = it->dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > kMaxAttributesBytes) {
-    return Error::invalid_field(name, std::string(name) + " must be at most " +
-                                          std::to_string(kMaxAttributesBytes) + " bytes as JSON");
-  }
-  return std::optional<std::string>(std::move(text));
-}
-
 // The `chunking` object of a create or update, merged over `current`.
 Result<std::optional<std::string>> chunking_field(const json& body,
                                                   const knowledge::BaseSettings& current) {
@@ -144,69 +100,6 @@ Result<std::optional<std::string>> chunking_field(const json& body,
   if (*overlap) next.chunking.overlap_tokens = **overlap;
   if (auto r = knowledge::validate(next.chunking); !r) return std::move(r).error();
   return std::optional<std::string>(knowledge::base_settings_json(next));
-}
-
-// An upload: the file's name, bytes and attributes, from a multipart form ("file", with
-// optional "name" and "attributes") or a JSON body ({"name", "text", "attributes"}).
-struct Upload {
-  std::string name;
-  std::string content;
-  std::optional<std::string> attributes_json;
-};
-
-Result<Upload> read_upload(const http::Request& req, const knowledge::KnowledgeSettings& settings) {
-  Upload upload;
-  const auto content_type = req.header("content-type");
-  if (content_type && http::is_multipart_form(*content_type)) {
-    auto parts = http::parse_multipart(*content_type, req.body);
-    if (!parts) return std::move(parts).error();
-    const http::FormPart* file = http::find_part(*parts, "file");
-    if (file == nullptr) {
-      return Error::invalid_field("file", "the form has no part named \"file\"");
-    }
-    upload.name = file->filename.value_or("");
-    if (const auto* name = http::find_part(*parts, "name"); name != nullptr) {
-      upload.name = std::string(name->data);
-    }
-    if (const auto* attributes = http::find_part(*parts, "attributes"); attributes != nullptr) {
-      json parsed = json::parse(attributes->data, nullptr, false);
-      if (!parsed.is_object()) {
-        return Error::invalid_field("attributes", "attributes must be a JSON object");
-      }
-      upload.attributes_json = parsed.dump(-1, ' ', false, json::error_handler_t::replace);
-    }
-    upload.content = std::string(file->data);
-  } else {
-    auto body = http::parse_json_object_body(req);
-    if (!body) return std::move(body).error();
-    if (auto r = reject_unknown_fields(*body, {"name", "text", "attributes"}); !r) {
-      return std::move(r).error();
-    }
-    auto text = body->find("text");
-    if (text == body->end() || !text->is_string()) {
-      return Error::invalid_field("text", "text is required: the document's content as a string");
-    }
-    auto name = string_field(*body, "name", kMaxName, false);
-    if (!name) return std::move(name).error();
-    upload.name = name->value_or("document.txt");
-    upload.content = text->get<std::string>();
-    auto attributes = object_field(*body, "attributes");
-    if (!attributes) return std::move(attributes).error();
-    upload.attributes_json = *attributes;
-  }
-  if (upload.name.empty() || upload.name.size() > kMaxName) {
-    return Error::invalid_field("name", "the file needs a name of 1 to 256 bytes");
-  }
-  if (upload.content.empty()) return Error::invalid_field("file", "the file is empty");
-  if (upload.content.size() > settings.max_file_size) {
-    return Error{ErrorCode::kTooLarge,
-                 "the file is larger than knowledge.max_file_size (" +
-                     std::to_string(settings.max_file_size) + " bytes)",
-                 "file_too_large",
-                 "file",
-                 {}};
-  }
-  return upload;
 }
 
 json hit_json(const knowledge::SearchHit& h) {
@@ -267,25 +160,12 @@ class KnowledgeRoutes {
       if (!filter) co_return fail(filter.error(), req);
       request.filter = std::move(filter).value();
     }
-    auto base = co_await visible_base(req);
+    auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
-    if (request.mode != knowledge::SearchMode::kLexical && base->embedder == embedder_.name()) {
-      std::vector<std::string> texts;
-      texts.push_back(request.query);
-      auto vectors = co_await embedder_.embed(std::move(texts));
-      if (!vectors) co_return fail(vectors.error(), req);
-      if (vectors->size() == 1) {
-        const auto row = vectors->row(0);
-        request.query_vector.assign(row.begin(), row.end());
-      }
-    }
-    auto index = index_.base(base->id);
-    std::vector<knowledge::SearchHit> hits;
-    if (index) {
-      hits = co_await ctx_.blocking.run([&] { return index->search(request); });
-    }
+    auto hits = co_await knowledge_common::search(ctx_, index_, embedder_, *base, request);
+    if (!hits) co_return fail(hits.error(), req);
     json data = json::array();
-    for (const auto& h : hits) data.push_back(hit_json(h));
+    for (const auto& h : *hits) data.push_back(hit_json(h));
     co_return json_response(200, {{"object", "list"},
                                   {"knowledge_base_id", base->id},
                                   {"query", request.query},
@@ -355,7 +235,7 @@ class KnowledgeRoutes {
   }
 
   Awaitable get_base(http::Request& req) {
-    auto base = co_await visible_base(req);
+    auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
     co_return json_response(200, base_json(*base, settings_));
   }
@@ -368,7 +248,7 @@ class KnowledgeRoutes {
         !r) {
       co_return fail(r.error(), req);
     }
-    auto base = co_await visible_base(req);
+    auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
     store::KnowledgeBasePatch patch;
     auto name = string_field(*body, "name", kMaxName, false);
@@ -394,7 +274,7 @@ class KnowledgeRoutes {
 
   Awaitable delete_base(http::Request& req) {
     if (auto r = may_write(req); !r) co_return fail(r.error(), req);
-    auto base = co_await visible_base(req);
+    auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
     auto deleted =
         co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().delete_base(base->id); });
@@ -405,9 +285,9 @@ class KnowledgeRoutes {
 
   Awaitable add_document(http::Request& req) {
     if (auto r = may_write(req); !r) co_return fail(r.error(), req);
-    auto base = co_await visible_base(req);
+    auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
-    auto upload = read_upload(req, settings_);
+    auto upload = read_upload(req, settings_, true);
     if (!upload) co_return fail(upload.error(), req);
     const int64_t now = now_ms(ctx_);
     struct Added {
@@ -416,7 +296,7 @@ class KnowledgeRoutes {
     };
     auto added = co_await ctx_.blocking.run([&]() -> Result<Added> {
       auto& repo = ctx_.storage.knowledge();
-      auto file = repo.put_file(new_file(req, *upload), now);
+      auto file = repo.put_file(new_file(req, *upload, std::string(kKnowledgePurpose)), now);
       if (!file) return std::move(file).error();
       store::NewDocument doc;
       doc.kb_id = base->id;
@@ -444,7 +324,7 @@ class KnowledgeRoutes {
   }
 
   Awaitable list_documents(http::Request& req) {
-    auto base = co_await visible_base(req);
+    auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
     auto limit = page_limit(req.query_param("limit"), 20, 100);
     if (!limit) co_return fail(limit.error(), req);
@@ -477,13 +357,13 @@ class KnowledgeRoutes {
     if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto doc = co_await visible_document(req);
     if (!doc) co_return fail(doc.error(), req);
-    auto upload = read_upload(req, settings_);
+    auto upload = read_upload(req, settings_, true);
     if (!upload) co_return fail(upload.error(), req);
     const int64_t now = now_ms(ctx_);
     auto replaced = co_await ctx_.blocking.run([&]() -> Result<store::KnowledgeDocument> {
       auto& repo = ctx_.storage.knowledge();
       auto old_file = repo.get_file(doc->file_id);
-      auto file = repo.put_file(new_file(req, *upload), now);
+      auto file = repo.put_file(new_file(req, *upload, std::string(kKnowledgePurpose)), now);
       if (!file) return std::move(file).error();
       auto replaced = repo.replace_document(doc->id, file->id, upload->name, now);
       if (!replaced) return std::move(replaced).error();
@@ -545,25 +425,6 @@ class KnowledgeRoutes {
  private:
   std::string embedder_name() const { return embedder_.name(); }
 
-  store::NewFile new_file(const http::Request& req, const Upload& upload) const {
-    store::NewFile file;
-    file.tenant_id = caller_tenant(req);
-    if (req.principal != nullptr) file.user_id = req.principal->user_id;
-    file.filename = upload.name;
-    file.purpose = std::string(kKnowledgePurpose);
-    file.sha256 = auth::to_hex(auth::sha256(upload.content));
-    file.content = upload.content;
-    return file;
-  }
-
-  Task<Result<store::KnowledgeBase>> visible_base(const http::Request& req) {
-    const std::string id(req.param("id"));
-    auto base = co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().get_base(id); });
-    if (!base) co_return std::move(base).error();
-    if (!in_tenant(req, base->tenant_id)) co_return base_not_found(id);
-    co_return std::move(base).value();
-  }
-
   Task<Result<store::KnowledgeDocument>> visible_document(const http::Request& req) {
     const std::string kb_id(req.param("id"));
     const std::string id(req.param("document_id"));
@@ -586,10 +447,9 @@ void add_knowledge_routes(http::Router& router, Context& ctx,
                           const knowledge::KnowledgeSettings& settings,
                           knowledge::IndexManager& index, knowledge::Embedder& embedder) {
   auto routes = std::make_shared<KnowledgeRoutes>(ctx, settings, index, embedder);
-  // An upload's body may be as large as the largest file, plus the form's own bytes.
-  const uint64_t upload_limit = settings.max_file_size + (uint64_t{64} << 10);
-  const auto bind = [routes](Awaitable (KnowledgeRoutes::*handler)(http::Request&)) {
-    return [routes, handler](http::Request& req) { return ((*routes).*handler)(req); };
+  const uint64_t upload_limit = upload_body_limit(settings);
+  const auto bind = [&routes](Awaitable (KnowledgeRoutes::*handler)(http::Request&)) {
+    return bind_route(routes, handler);
   };
   using M = http::Method;
   router.add(M::kPost, "/api/v1/knowledge-bases", http::kAuthenticatedIdempotent,

@@ -30,6 +30,7 @@
 #include "api/health.hpp"
 #include "api/knowledge.hpp"
 #include "api/openai_compat.hpp"
+#include "api/openai_knowledge.hpp"
 #include "api/sessions.hpp"
 #include "app/build_info.hpp"
 #include "app/settings.hpp"
@@ -387,6 +388,8 @@ struct ServerApp::Parts {
     api::add_user_data_routes(router, *context);
     api::add_knowledge_routes(router, *context, settings.get<knowledge::KnowledgeSettings>(),
                               *knowledge_index, *query_embedder);
+    api::add_openai_knowledge_routes(router, *context, settings.get<knowledge::KnowledgeSettings>(),
+                                     *knowledge_index, *query_embedder);
   }
 
   void stop_all() {

@@ -229,6 +229,10 @@ class KnowledgeRepository {
   // Queued; or, when the base already has a document with the file's content, that one.
   virtual Result<AddedDocument> add_document(const NewDocument& document, int64_t now_ms) = 0;
   virtual Result<KnowledgeDocument> get_document(std::string_view id) = 0;
+  // The base's document made from this file, or from another file with the same content (the
+  // base stores content once); kNotFound "document_not_found" when there is none.
+  virtual Result<KnowledgeDocument> document_for_file(std::string_view kb_id,
+                                                      std::string_view file_id) = 0;
   virtual Result<DocumentPage> list_documents(const DocumentListQuery& query) = 0;
   // A new file for the document: queued again; its old chunks serve until the new ones are
   // committed.

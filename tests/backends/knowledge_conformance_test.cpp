@@ -208,6 +208,12 @@ TYPED_TEST(KnowledgeConformance, DocumentsMoveThroughTheirStatesAndDeduplicateBy
   auto again = this->add(base, this->make_file("same bytes", "t1", "other.md"));
   EXPECT_TRUE(again.duplicate);
   EXPECT_EQ(again.document.id, first.document.id);
+  // Found by either file: the one it was made from, and the duplicate's.
+  EXPECT_EQ(this->kb().document_for_file(base.id, file.id)->id, first.document.id);
+  auto duplicate_file = this->kb().list_files("t1", std::nullopt, 1, std::nullopt)->items.at(0);
+  EXPECT_EQ(this->kb().document_for_file(base.id, duplicate_file.id)->id, first.document.id);
+  EXPECT_TRUE(FailsWith(this->kb().document_for_file(base.id, "file_nope"), ErrorCode::kNotFound,
+                        "document_not_found"));
   // Another base takes it as a new document.
   auto elsewhere = this->add(this->make_base("t1", "Other"), file);
   EXPECT_FALSE(elsewhere.duplicate);

@@ -4,7 +4,8 @@
 // in front of it as child processes, each on a port the OS picks, then drives Parley with the
 // real SDK: chat completions (plain and streamed, with stream_options.include_usage), tools,
 // model listing, embeddings (the SDK's default base64 encoding, decoded by the SDK), upstream
-// errors as the SDK's typed errors, and Parley's own retry of a rate-limited upstream call.
+// errors as the SDK's typed errors, Parley's own retry of a rate-limited upstream call, and
+// files and vector stores (upload, attach, poll until ready, search).
 //
 // Binaries: PARLEY_BINARY and PARLEY_FAKE_UPSTREAM, else build/ in the repository.
 // Run with scripts/e2e.sh (installs the SDK from package-lock.json) or `node --test`.
@@ -22,7 +23,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PARLEY_BINARY = process.env.PARLEY_BINARY || path.join(REPO, 'build', 'parley');
@@ -826,6 +827,82 @@ describe('errors and retries', () => {
       assert.ok(error instanceof OpenAI.APIError, `got ${error?.constructor?.name}: ${error}`);
       assert.match(error.message, /ended the stream/);
       assert.equal(typeof error.error?.request_id, 'string');
+    }),
+  );
+});
+
+// --- Files and vector stores ------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('files and vector stores', () => {
+  test(
+    'upload a file, attach it, poll until it is ready, search it, detach and delete',
+    { timeout: TEST_TIMEOUT_MS * 2 },
+    withLogs(async () => {
+      const guide =
+        '# Warranty\n\nEvery kettle has a warranty of two years.\n\n' +
+        '# Returns\n\nReturns are accepted within 30 days of delivery.\n';
+      const file = await client.files.create({
+        file: await toFile(Buffer.from(guide), 'kettle.md'),
+        purpose: 'assistants',
+      });
+      assert.equal(file.object, 'file');
+      assert.equal(file.filename, 'kettle.md');
+      assert.equal(file.bytes, Buffer.byteLength(guide));
+      assert.equal(file.purpose, 'assistants');
+      assert.equal((await client.files.retrieve(file.id)).id, file.id);
+
+      const store = await client.vectorStores.create({ name: 'Kettles', file_ids: [file.id] });
+      assert.equal(store.object, 'vector_store');
+      assert.equal(store.name, 'Kettles');
+      assert.equal(store.file_counts.total, 1);
+
+      let attached;
+      for (let i = 0; i < 200; i += 1) {
+        attached = await client.vectorStores.files.retrieve(file.id, { vector_store_id: store.id });
+        if (attached.status !== 'in_progress') break;
+        await sleep(50);
+      }
+      assert.equal(attached.status, 'completed', JSON.stringify(attached));
+      assert.equal(attached.vector_store_id, store.id);
+      const listed = await client.vectorStores.files.list(store.id);
+      assert.deepEqual(
+        listed.data.map((f) => f.id),
+        [file.id],
+      );
+
+      // The index catches up right after the document is stored; allow it that moment.
+      let results;
+      for (let i = 0; i < 100; i += 1) {
+        results = await client.vectorStores.search(store.id, { query: 'how long is the warranty?' });
+        if (results.data.length > 0) break;
+        await sleep(20);
+      }
+      assert.ok(results.data.length > 0, 'the search found the file');
+      const [top] = results.data;
+      assert.equal(top.file_id, file.id);
+      assert.equal(top.filename, 'kettle.md');
+      assert.match(top.content[0].text, /two years/);
+      assert.equal(top.content[0].type, 'text');
+      assert.ok(top.score > 0 && top.score <= 1, `score ${top.score}`);
+
+      // The SDK's own helper: upload, attach and poll in one call.
+      const shipping = await client.vectorStores.files.uploadAndPoll(
+        store.id,
+        await toFile(Buffer.from('Shipping is free above fifty euros.'), 'shipping.txt'),
+        { pollIntervalMs: 50 },
+      );
+      assert.equal(shipping.status, 'completed');
+      const stores = await client.vectorStores.list();
+      assert.ok(stores.data.some((s) => s.id === store.id));
+      assert.equal((await client.vectorStores.retrieve(store.id)).file_counts.completed, 2);
+
+      const detached = await client.vectorStores.files.delete(file.id, { vector_store_id: store.id });
+      assert.equal(detached.deleted, true);
+      assert.equal((await client.files.delete(file.id)).deleted, true);
+      await assert.rejects(client.files.retrieve(file.id), (e) => e instanceof OpenAI.NotFoundError);
+      assert.equal((await client.vectorStores.delete(store.id)).deleted, true);
     }),
   );
 });

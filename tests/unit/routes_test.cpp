@@ -81,6 +81,22 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"DELETE", "/api/v1/knowledge-bases/{id}/documents/{document_id}"},
        {Audience::kAuthenticated, false}},
       {{"POST", "/api/v1/knowledge-bases/{id}/search"}, {Audience::kAuthenticated, false}},
+      // OpenAI's files and vector stores, on the same knowledge bases.
+      {{"POST", "/v1/files"}, {Audience::kAuthenticated, true}},
+      {{"GET", "/v1/files"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/v1/files/{id}"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/v1/files/{id}/content"}, {Audience::kAuthenticated, false}},
+      {{"DELETE", "/v1/files/{id}"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/v1/vector_stores"}, {Audience::kAuthenticated, true}},
+      {{"GET", "/v1/vector_stores"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/v1/vector_stores/{id}"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/v1/vector_stores/{id}"}, {Audience::kAuthenticated, false}},
+      {{"DELETE", "/v1/vector_stores/{id}"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/v1/vector_stores/{id}/files"}, {Audience::kAuthenticated, true}},
+      {{"GET", "/v1/vector_stores/{id}/files"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/v1/vector_stores/{id}/files/{file_id}"}, {Audience::kAuthenticated, false}},
+      {{"DELETE", "/v1/vector_stores/{id}/files/{file_id}"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/v1/vector_stores/{id}/search"}, {Audience::kAuthenticated, false}},
   };
 
   parley::testing::TempDir dir;

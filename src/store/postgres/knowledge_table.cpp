@@ -392,6 +392,21 @@ class KnowledgeTable final : public KnowledgeRepository {
     return read_document(*rows, 0);
   }
 
+  Result<KnowledgeDocument> document_for_file(std::string_view kb_id,
+                                              std::string_view file_id) override {
+    QueryTimer timer(db_.options.metrics, "document_get");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    static const std::string sql =
+        std::string("SELECT ") + kDocumentColumns +
+        " FROM kb_documents d WHERE kb_id = $1 AND (file_id = $2 OR sha256 = (SELECT sha256 FROM "
+        "files WHERE id = $2 AND tenant_id = d.tenant_id)) ORDER BY file_id = $2 DESC, seq LIMIT 1";
+    auto rows = (**lease).query(sql, Params().text(kb_id).text(file_id));
+    if (!rows) return std::move(rows).error();
+    if (rows->empty()) return document_not_found(file_id);
+    return read_document(*rows, 0);
+  }
+
   Result<DocumentPage> list_documents(const DocumentListQuery& q) override {
     QueryTimer timer(db_.options.metrics, "document_list");
     auto after = parse_cursor(q.cursor);

@@ -385,6 +385,24 @@ class KnowledgeTable final : public KnowledgeRepository {
     return read_document(*stmt);
   }
 
+  Result<KnowledgeDocument> document_for_file(std::string_view kb_id,
+                                              std::string_view file_id) override {
+    QueryTimer timer(db_.options.metrics, "document_get");
+    auto reader = db_.readers.borrow();
+    static const std::string sql =
+        std::string("SELECT ") + kDocumentColumns +
+        " FROM kb_documents WHERE kb_id = ?1 AND (file_id = ?2 OR sha256 = (SELECT sha256 FROM "
+        "files WHERE id = ?2 AND tenant_id = kb_documents.tenant_id)) ORDER BY file_id = ?2 DESC, "
+        "seq LIMIT 1";
+    auto stmt = reader->prepare(sql.c_str());
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, kb_id).bind(2, file_id);
+    const int rc = stmt->step();
+    if (rc == SQLITE_DONE) return document_not_found(file_id);
+    if (rc != SQLITE_ROW) return reader->last_error("get document");
+    return read_document(*stmt);
+  }
+
   Result<DocumentPage> list_documents(const DocumentListQuery& q) override {
     QueryTimer timer(db_.options.metrics, "document_list");
     auto after = parse_cursor(q.cursor);

@@ -1,0 +1,172 @@
+// What the knowledge routes share (see knowledge_common.hpp).
+#include "api/knowledge_common.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "api/fields.hpp"
+#include "auth/crypto.hpp"
+#include "auth/principal.hpp"
+#include "http/json_body.hpp"
+#include "http/multipart.hpp"
+
+namespace parley::api::knowledge_common {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxName = 256;
+constexpr size_t kMaxAttributesBytes = size_t{16} * 1024;
+
+}  // namespace
+
+Result<std::optional<std::string>> object_field(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_object()) {
+    return Error::invalid_field(name, std::string(name) + " must be a JSON object");
+  }
+  std::string text = it->dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > kMaxAttributesBytes) {
+    return Error::invalid_field(name, std::string(name) + " must be at most " +
+                                          std::to_string(kMaxAttributesBytes) + " bytes as JSON");
+  }
+  return std::optional<std::string>(std::move(text));
+}
+
+Error base_not_found(std::string_view id) {
+  return Error::not_found("no knowledge base with id '" + std::string(id) + "'",
+                          "knowledge_base_not_found");
+}
+
+Error document_not_found(std::string_view id) {
+  return Error::not_found("no document with id '" + std::string(id) + "'", "document_not_found");
+}
+
+Error file_not_found(std::string_view id) {
+  return Error::not_found("no file with id '" + std::string(id) + "'", "file_not_found");
+}
+
+bool in_tenant(const http::Request& req, std::string_view tenant_id) {
+  const auth::Principal* who = req.principal;
+  return who == nullptr || who->admin() || who->tenant_id == tenant_id;
+}
+
+Result<void> may_write(const http::Request& req) {
+  const auth::Principal* who = req.principal;
+  if (who != nullptr && who->scope == auth::Scope::kUser) {
+    return Error::permission_denied(
+        "a user's key may read knowledge bases but not change them; use a service or admin key",
+        "knowledge_write_denied");
+  }
+  return success();
+}
+
+std::string caller_tenant(const http::Request& req) {
+  return req.principal != nullptr ? req.principal->tenant_id : std::string("default");
+}
+
+Result<Upload> read_upload(const http::Request& req, const knowledge::KnowledgeSettings& settings,
+                           bool allow_json) {
+  Upload upload;
+  const auto content_type = req.header("content-type");
+  if (content_type && http::is_multipart_form(*content_type)) {
+    auto parts = http::parse_multipart(*content_type, req.body);
+    if (!parts) return std::move(parts).error();
+    const http::FormPart* file = http::find_part(*parts, "file");
+    if (file == nullptr) {
+      return Error::invalid_field("file", "the form has no part named \"file\"");
+    }
+    upload.name = file->filename.value_or("");
+    if (const auto* name = http::find_part(*parts, "name"); name != nullptr) {
+      upload.name = std::string(name->data);
+    }
+    if (const auto* attributes = http::find_part(*parts, "attributes"); attributes != nullptr) {
+      json parsed = json::parse(attributes->data, nullptr, false);
+      if (!parsed.is_object()) {
+        return Error::invalid_field("attributes", "attributes must be a JSON object");
+      }
+      upload.attributes_json = parsed.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    if (const auto* purpose = http::find_part(*parts, "purpose"); purpose != nullptr) {
+      upload.purpose = std::string(purpose->data);
+    }
+    upload.content = std::string(file->data);
+  } else if (!allow_json) {
+    return Error{ErrorCode::kUnsupportedMedia,
+                 "upload the file as multipart/form-data with a \"file\" part",
+                 "unsupported_media_type",
+                 {},
+                 {}};
+  } else {
+    auto body = http::parse_json_object_body(req);
+    if (!body) return std::move(body).error();
+    if (auto r = reject_unknown_fields(*body, {"name", "text", "attributes"}); !r) {
+      return std::move(r).error();
+    }
+    auto text = body->find("text");
+    if (text == body->end() || !text->is_string()) {
+      return Error::invalid_field("text", "text is required: the document's content as a string");
+    }
+    auto name = string_field(*body, "name", kMaxName, false);
+    if (!name) return std::move(name).error();
+    upload.name = name->value_or("document.txt");
+    upload.content = text->get<std::string>();
+    auto attributes = object_field(*body, "attributes");
+    if (!attributes) return std::move(attributes).error();
+    upload.attributes_json = *attributes;
+  }
+  if (upload.name.empty() || upload.name.size() > kMaxName) {
+    return Error::invalid_field("name", "the file needs a name of 1 to 256 bytes");
+  }
+  if (upload.content.empty()) return Error::invalid_field("file", "the file is empty");
+  if (upload.content.size() > settings.max_file_size) {
+    return Error{ErrorCode::kTooLarge,
+                 "the file is larger than knowledge.max_file_size (" +
+                     std::to_string(settings.max_file_size) + " bytes)",
+                 "file_too_large",
+                 "file",
+                 {}};
+  }
+  return upload;
+}
+
+store::NewFile new_file(const http::Request& req, const Upload& upload, std::string purpose) {
+  store::NewFile file;
+  file.tenant_id = caller_tenant(req);
+  if (req.principal != nullptr) file.user_id = req.principal->user_id;
+  file.filename = upload.name;
+  file.purpose = std::move(purpose);
+  file.sha256 = auth::to_hex(auth::sha256(upload.content));
+  file.content = upload.content;
+  return file;
+}
+
+Task<Result<store::KnowledgeBase>> visible_base(Context& ctx, const http::Request& req,
+                                                const std::string& id) {
+  auto base = co_await ctx.blocking.run([&] { return ctx.storage.knowledge().get_base(id); });
+  if (!base) co_return std::move(base).error();
+  if (!in_tenant(req, base->tenant_id)) co_return base_not_found(id);
+  co_return std::move(base).value();
+}
+
+Task<Result<std::vector<knowledge::SearchHit>>> search(Context& ctx, knowledge::IndexManager& index,
+                                                       knowledge::Embedder& embedder,
+                                                       const store::KnowledgeBase& base,
+                                                       knowledge::SearchRequest request) {
+  if (request.mode != knowledge::SearchMode::kLexical && base.embedder == embedder.name()) {
+    std::vector<std::string> texts;
+    texts.push_back(request.query);
+    auto vectors = co_await embedder.embed(std::move(texts));
+    if (!vectors) co_return std::move(vectors).error();
+    if (vectors->size() == 1) {
+      const auto row = vectors->row(0);
+      request.query_vector.assign(row.begin(), row.end());
+    }
+  }
+  auto found = index.base(base.id);
+  if (!found) co_return std::vector<knowledge::SearchHit>();
+  co_return co_await ctx.blocking.run([&] { return found->search(request); });
+}
+
+}  // namespace parley::api::knowledge_common

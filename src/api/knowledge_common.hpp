@@ -1,0 +1,79 @@
+// What the knowledge-base routes (knowledge.cpp) and their OpenAI-compatible counterparts
+// (openai_knowledge.cpp: files and vector stores) share: who may see and change knowledge,
+// reading an upload, and running a search.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/context.hpp"
+#include "core/result.hpp"
+#include "core/task.hpp"
+#include "http/message.hpp"
+#include "knowledge/embed/embedder.hpp"
+#include "knowledge/index/index_manager.hpp"
+#include "knowledge/settings.hpp"
+#include "store/knowledge.hpp"
+
+namespace parley::api::knowledge_common {
+
+inline constexpr std::string_view kKnowledgePurpose = "knowledge";
+
+Error base_not_found(std::string_view id);
+Error document_not_found(std::string_view id);
+Error file_not_found(std::string_view id);
+
+// Whether the caller may see what belongs to `tenant_id` (admins see every tenant).
+bool in_tenant(const http::Request& req, std::string_view tenant_id);
+// Changing knowledge takes a service or admin key: a user's key reads and searches.
+Result<void> may_write(const http::Request& req);
+std::string caller_tenant(const http::Request& req);
+
+// Absent or null: nullopt. Present: a JSON object of at most 16 KiB, as text.
+Result<std::optional<std::string>> object_field(const nlohmann::json& body, const char* name);
+
+// A file's name, bytes and attributes, from a multipart form ("file", with optional "name",
+// "attributes" and, for /v1/files, "purpose") or a JSON body ({"name", "text", "attributes"}).
+struct Upload {
+  std::string name;
+  std::string content;
+  std::optional<std::string> attributes_json;
+  std::string purpose;  // a form's "purpose" part, when it has one
+};
+Result<Upload> read_upload(const http::Request& req, const knowledge::KnowledgeSettings& settings,
+                           bool allow_json);
+store::NewFile new_file(const http::Request& req, const Upload& upload, std::string purpose);
+
+// A visible base (404 otherwise), on the blocking pool.
+Task<Result<store::KnowledgeBase>> visible_base(Context& ctx, const http::Request& req,
+                                                const std::string& id);
+
+// An upload's body may be as large as the largest file, plus the form's own bytes.
+inline uint64_t upload_body_limit(const knowledge::KnowledgeSettings& settings) {
+  return settings.max_file_size + (uint64_t{64} << 10);
+}
+
+// A route handler calling `handler` on the routes object, which lives as long as the router.
+template <typename Routes>
+std::function<Task<http::Response>(http::Request&)> bind_route(
+    std::shared_ptr<Routes> routes, Task<http::Response> (Routes::*handler)(http::Request&)) {
+  return [routes = std::move(routes), handler](http::Request& req) {
+    return ((*routes).*handler)(req);
+  };
+}
+
+// Embeds the query (when the base's vectors come from `embedder` and the mode wants them) and
+// searches the base's index; no index yet means no hits.
+Task<Result<std::vector<knowledge::SearchHit>>> search(Context& ctx, knowledge::IndexManager& index,
+                                                       knowledge::Embedder& embedder,
+                                                       const store::KnowledgeBase& base,
+                                                       knowledge::SearchRequest request);
+
+}  // namespace parley::api::knowledge_common
