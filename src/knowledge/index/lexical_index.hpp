@@ -1,5 +1,6 @@
 // The lexical side of search for one knowledge base: Xapian's BM25 over each chunk's section
-// heading and text, with English stemming. Xapian ranks the top k with bounds on each term's
+// heading and text, with English stemming (stemmed terms only, no positions: phrases in
+// quotes are searched as their words). Xapian ranks the top k with bounds on each term's
 // best possible weight, so it does not score every match: queries of common words stay fast.
 // A chunk's Xapian document id is its label (store::StoredChunk::seq); its data is the chunk
 // as search results show it, so a search needs no database read. Each chunk is also filed
