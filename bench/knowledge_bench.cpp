@@ -215,6 +215,24 @@ int run(const Options& options) {
               corpus.common(static_cast<size_t>(q % 2));
     return r;
   });
+  const auto vector_only = latencies([&](int) {
+    knowledge::SearchRequest r;
+    r.query = queries.sentence(queries.topic(), 6);
+    r.mode = knowledge::SearchMode::kVector;
+    return r;
+  });
+  const auto lexical_only = latencies([&](int) {
+    knowledge::SearchRequest r;
+    r.query = queries.sentence(queries.topic(), 6);
+    r.mode = knowledge::SearchMode::kLexical;
+    return r;
+  });
+  const auto no_highlight = latencies([&](int) {
+    knowledge::SearchRequest r;
+    r.query = queries.sentence(queries.topic(), 6);
+    r.highlight_length = 0;
+    return r;
+  });
   const auto filtered = latencies([&](int) {
     knowledge::SearchRequest r;
     r.query = queries.sentence(queries.topic(), 6);
@@ -248,6 +266,10 @@ int run(const Options& options) {
               static_cast<double>(chunks) / index_seconds);
   std::printf("| hybrid search p50 / p99, ms | %.2f / %.2f |\n", percentile(ordinary, 0.5),
               percentile(ordinary, 0.99));
+  std::printf("| vector side only / lexical side only, p50, ms | %.2f / %.2f |\n",
+              percentile(vector_only, 0.5), percentile(lexical_only, 0.5));
+  std::printf("| hybrid search without highlights, p50 / p99, ms | %.2f / %.2f |\n",
+              percentile(no_highlight, 0.5), percentile(no_highlight, 0.99));
   std::printf("| hybrid search, common words only, p50 / p99, ms | %.2f / %.2f |\n",
               percentile(common_words, 0.5), percentile(common_words, 0.99));
   std::printf("| hybrid search, filter matching 1%% of documents, p50 / p99, ms | %.2f / %.2f |\n",

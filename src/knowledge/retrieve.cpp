@@ -83,6 +83,7 @@ class Retrieve final : public chat::Stage {
     SearchRequest request;
     request.query = turn.stored->content;
     request.k = static_cast<size_t>(std::max(1, assistant.retrieval_top_k));
+    request.highlight_length = 0;  // a prompt has no use for them
     std::vector<std::string> texts;
     texts.push_back(request.query);
     auto vectors = co_await deps.embedder.embed(std::move(texts));

@@ -235,7 +235,9 @@ std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
     hit.start_offset = d.value("a", int64_t{0});
     hit.end_offset = d.value("b", int64_t{0});
     hit.text = d.value("t", "");
-    hit.highlight = lexical.highlight(hit.text, request.highlight_length);
+    if (request.highlight_length > 0) {
+      hit.highlight = lexical.highlight(hit.text, request.highlight_length);
+    }
     {
       std::shared_lock lock(documents_mutex_);
       if (const auto it = documents_.find(hit.document_id); it != documents_.end()) {

@@ -46,7 +46,7 @@ struct SearchRequest {
   size_t k = 10;
   SearchMode mode = SearchMode::kHybrid;
   std::optional<Filter> filter;
-  size_t highlight_length = 300;
+  size_t highlight_length = 300;  // 0: no highlights (the chat's retrieval shows none)
 };
 
 struct SearchHit {

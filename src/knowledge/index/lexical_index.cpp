@@ -33,8 +33,8 @@ Xapian::Query parse(std::string_view text) {
   parser.set_default_op(Xapian::Query::OP_OR);
   const std::string query(text);
   try {
-    return parser.parse_query(query, Xapian::QueryParser::FLAG_LOVEHATE |
-                                         Xapian::QueryParser::FLAG_BOOLEAN);
+    return parser.parse_query(
+        query, Xapian::QueryParser::FLAG_LOVEHATE | Xapian::QueryParser::FLAG_BOOLEAN);
   } catch (const Xapian::QueryParserError&) {
     // Unbalanced quotes or a dangling operator: the words alone.
     return parser.parse_query(query, 0);
@@ -52,10 +52,8 @@ std::string LexicalResult::highlight(const std::string& text, size_t length) con
   if (!mset_ || lock_ == nullptr) return {};
   std::lock_guard lock(*lock_);
   try {
-    return mset_->snippet(
-        text, length, english(),
-        Xapian::MSet::SNIPPET_EXHAUSTIVE | Xapian::MSet::SNIPPET_EMPTY_WITHOUT_MATCH, "\u00ab",
-        "\u00bb", "\u2026");
+    return mset_->snippet(text, length, english(), Xapian::MSet::SNIPPET_EMPTY_WITHOUT_MATCH,
+                          "\u00ab", "\u00bb", "\u2026");
   } catch (const Xapian::Error&) {
     return {};
   }
