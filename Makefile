@@ -51,7 +51,7 @@ tsan: bootstrap
 	@test -f $(TSAN_DIR)/build.ninja || $(CMAKE_CONFIGURE) -B $(TSAN_DIR) \
 	  -DCMAKE_BUILD_TYPE=Debug -DPARLEY_TSAN=ON
 	cmake --build $(TSAN_DIR) -j $(JOBS)
-	cd $(TSAN_DIR) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	cd $(TSAN_DIR) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	  ctest --output-on-failure -j $(JOBS) --timeout 600 -LE lint
 
 bench: bootstrap configure

@@ -157,6 +157,13 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::string& path, 
   auto space = std::make_unique<hnswlib::InnerProductSpace>(static_cast<size_t>(dimension));
   try {
     auto graph = std::make_unique<hnswlib::HierarchicalNSW<float>>(space.get(), path);
+    // hnswlib 0.6 counts the deleted elements of a loaded index onto a counter it never
+    // zeroed: count them again.
+    size_t deleted = 0;
+    for (hnswlib::tableint i = 0; i < graph->cur_element_count; ++i) {
+      if (graph->isMarkedDeleted(i)) ++deleted;
+    }
+    graph->num_deleted_ = deleted;
     return std::unique_ptr<VectorIndex>(
         new VectorIndex(dimension, std::move(space), std::move(graph)));
   } catch (const std::exception& e) {
