@@ -12,6 +12,7 @@
 #include "http/json_body.hpp"
 #include "knowledge/ingest.hpp"
 #include "queue/worker.hpp"
+#include "store/common.hpp"
 
 namespace parley::api {
 namespace {
@@ -431,7 +432,8 @@ class KnowledgeRoutes {
     auto doc =
         co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().get_document(id); });
     if (!doc) co_return std::move(doc).error();
-    if (doc->kb_id != kb_id || !in_tenant(req, doc->tenant_id)) co_return document_not_found(id);
+    if (doc->kb_id != kb_id || !in_tenant(req, doc->tenant_id))
+      co_return store::document_not_found(id);
     co_return std::move(doc).value();
   }
 

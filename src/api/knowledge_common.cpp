@@ -8,6 +8,7 @@
 #include "auth/principal.hpp"
 #include "http/json_body.hpp"
 #include "http/multipart.hpp"
+#include "store/common.hpp"
 
 namespace parley::api::knowledge_common {
 
@@ -32,19 +33,6 @@ Result<std::optional<std::string>> object_field(const json& body, const char* na
                                           std::to_string(kMaxAttributesBytes) + " bytes as JSON");
   }
   return std::optional<std::string>(std::move(text));
-}
-
-Error base_not_found(std::string_view id) {
-  return Error::not_found("no knowledge base with id '" + std::string(id) + "'",
-                          "knowledge_base_not_found");
-}
-
-Error document_not_found(std::string_view id) {
-  return Error::not_found("no document with id '" + std::string(id) + "'", "document_not_found");
-}
-
-Error file_not_found(std::string_view id) {
-  return Error::not_found("no file with id '" + std::string(id) + "'", "file_not_found");
 }
 
 bool in_tenant(const http::Request& req, std::string_view tenant_id) {
@@ -146,7 +134,7 @@ Task<Result<store::KnowledgeBase>> visible_base(Context& ctx, const http::Reques
                                                 const std::string& id) {
   auto base = co_await ctx.blocking.run([&] { return ctx.storage.knowledge().get_base(id); });
   if (!base) co_return std::move(base).error();
-  if (!in_tenant(req, base->tenant_id)) co_return base_not_found(id);
+  if (!in_tenant(req, base->tenant_id)) co_return store::knowledge_base_not_found(id);
   co_return std::move(base).value();
 }
 

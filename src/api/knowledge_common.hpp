@@ -26,10 +26,6 @@ namespace parley::api::knowledge_common {
 
 inline constexpr std::string_view kKnowledgePurpose = "knowledge";
 
-Error base_not_found(std::string_view id);
-Error document_not_found(std::string_view id);
-Error file_not_found(std::string_view id);
-
 // Whether the caller may see what belongs to `tenant_id` (admins see every tenant).
 bool in_tenant(const http::Request& req, std::string_view tenant_id);
 // Changing knowledge takes a service or admin key: a user's key reads and searches.

@@ -2,7 +2,6 @@
 #include "api/openai_knowledge.hpp"
 
 #include <algorithm>
-#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +13,7 @@
 #include "http/json_body.hpp"
 #include "knowledge/ingest.hpp"
 #include "queue/worker.hpp"
+#include "store/common.hpp"
 
 namespace parley::api {
 namespace {
@@ -442,20 +442,9 @@ class OpenAiKnowledge {
     if (!base) co_return fail(base.error(), req);
     auto hits = co_await knowledge_common::search(ctx_, index_, embedder_, *base, request);
     if (!hits) co_return fail(hits.error(), req);
-    // The document's file, for each hit (OpenAI answers with file ids).
-    std::map<std::string, std::string> file_of;
-    for (const auto& h : *hits) file_of.emplace(h.document_id, "");
-    auto files = co_await ctx_.blocking.run([&]() -> Result<void> {
-      for (auto& [document_id, file_id] : file_of) {
-        auto d = ctx_.storage.knowledge().get_document(document_id);
-        if (d) file_id = d->file_id;
-      }
-      return success();
-    });
-    if (!files) co_return fail(files.error(), req);
     json data = json::array();
     for (const auto& h : *hits) {
-      data.push_back({{"file_id", file_of[h.document_id]},
+      data.push_back({{"file_id", h.file_id},
                       {"filename", h.document_name},
                       {"score", std::min(1.0, h.score / kRrfTop)},
                       {"attributes", h.attributes},
@@ -518,7 +507,7 @@ class OpenAiKnowledge {
                                           const std::string& attributes_json, int64_t now) {
     auto& repo = ctx_.storage.knowledge();
     auto file = repo.get_file(file_id);
-    if (!file || file->tenant_id != base.tenant_id) return file_not_found(file_id);
+    if (!file || file->tenant_id != base.tenant_id) return store::file_not_found(file_id);
     store::NewDocument doc{base.id, base.tenant_id, file_id, file->filename, attributes_json};
     auto added = repo.add_document(doc, now);
     if (!added) return std::move(added).error();
@@ -534,7 +523,7 @@ class OpenAiKnowledge {
     const std::string id(req.param("id"));
     auto file = co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().get_file(id); });
     if (!file) co_return std::move(file).error();
-    if (!in_tenant(req, file->tenant_id)) co_return file_not_found(id);
+    if (!in_tenant(req, file->tenant_id)) co_return store::file_not_found(id);
     co_return std::move(file).value();
   }
 

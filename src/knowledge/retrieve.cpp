@@ -6,13 +6,14 @@
 
 #include "knowledge/chunk/tokens.hpp"
 #include "obs/log.hpp"
+#include "store/common.hpp"
 
 namespace parley::knowledge {
 
 namespace {
 
 Error base_not_found(const std::string& id) {
-  Error e = Error::not_found("no knowledge base with id '" + id + "'", "knowledge_base_not_found");
+  Error e = store::knowledge_base_not_found(id);
   e.param = "knowledge_base_ids";
   return e;
 }

@@ -193,6 +193,7 @@ struct ChunkChange {
 // What a derived index needs of a document: its name and attributes, for filters and results.
 struct IndexedDocument {
   std::string id;
+  std::string file_id;
   std::string name;
   std::string format;
   std::string attributes_json;

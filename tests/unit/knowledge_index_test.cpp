@@ -95,6 +95,8 @@ TEST(VectorIndex, RemovesReplacesAndSurvivesSaveAndLoad) {
   ASSERT_TRUE(index.save(path).ok());
   auto loaded = VectorIndex::load(path, 4);
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ((*loaded)->size(), 2U);
+  EXPECT_EQ((*loaded)->deleted(), 1U);
   const auto hits = (*loaded)->exact(std::vector<float>{0, 1, 0, 0}, 5);
   ASSERT_EQ(hits.size(), 2U);
   EXPECT_EQ(hits[0].label, 3U);
@@ -131,8 +133,9 @@ std::unique_ptr<BaseIndex> make_base(const HashedEmbedder& embedder) {
   base.add(chunk(3, "doc_b", "Refunds", "Refunds are paid within five business days.", embedder));
   base.add(
       chunk(4, "doc_b", "Shipping", "Shipping is free for orders above fifty euros.", embedder));
-  base.set_documents({{"doc_a", "guide.md", "markdown", R"({"product":"proxy","version":2})"},
-                      {"doc_b", "policy.pdf", "pdf", R"({"product":"shop","version":1})"}});
+  base.set_documents(
+      {{"doc_a", "file_a", "guide.md", "markdown", R"({"product":"proxy","version":2})"},
+       {"doc_b", "file_b", "policy.pdf", "pdf", R"({"product":"shop","version":1})"}});
   return index;
 }
 
@@ -154,6 +157,7 @@ TEST(BaseIndex, HybridSearchFindsTheRightChunkWithScoresHighlightsAndCitations) 
   EXPECT_EQ(hits[0].label, 3U);
   EXPECT_EQ(hits[0].document_id, "doc_b");
   EXPECT_EQ(hits[0].document_name, "policy.pdf");
+  EXPECT_EQ(hits[0].file_id, "file_b");
   EXPECT_EQ(hits[0].section, "Refunds");
   EXPECT_EQ(hits[0].start_offset, 300);
   EXPECT_EQ(hits[0].attributes["product"], "shop");

@@ -135,6 +135,7 @@ void BaseIndex::set_document(const store::IndexedDocument& d) {
   json attributes = json::parse(d.attributes_json, nullptr, false);
   std::unique_lock lock(documents_mutex_);
   auto& info = documents_[d.id];
+  info.file_id = d.file_id;
   info.name = d.name;
   info.format = d.format;
   info.attributes = attributes.is_object() ? std::move(attributes) : json::object();
@@ -242,6 +243,7 @@ std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
       std::shared_lock lock(documents_mutex_);
       if (const auto it = documents_.find(hit.document_id); it != documents_.end()) {
         hit.document_name = it->second.name;
+        hit.file_id = it->second.file_id;
         hit.attributes = it->second.attributes;
       }
     }

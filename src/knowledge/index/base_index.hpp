@@ -56,6 +56,7 @@ struct SearchHit {
   std::optional<double> lexical_score;  // BM25
   std::string document_id;
   std::string document_name;
+  std::string file_id;  // the document's file (OpenAI's search answers name it)
   std::string section;
   int64_t ordinal = 0;
   int64_t page = 0;
@@ -89,6 +90,7 @@ class BaseIndex {
 
  private:
   struct DocumentInfo {
+    std::string file_id;
     std::string name;
     std::string format;
     nlohmann::json attributes = nlohmann::json::object();

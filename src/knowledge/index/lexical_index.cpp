@@ -125,11 +125,6 @@ int64_t LexicalIndex::applied_seq() const {
   return value.empty() ? 0 : std::stoll(value);
 }
 
-size_t LexicalIndex::size() const {
-  std::lock_guard lock(mutex_);
-  return db_->get_doccount();
-}
-
 LexicalResult LexicalIndex::search(std::string_view query, size_t k,
                                    const std::vector<std::string>* documents,
                                    const std::function<bool(uint64_t)>* allowed) const {

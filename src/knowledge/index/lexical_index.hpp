@@ -66,7 +66,6 @@ class LexicalIndex {
   // Makes the changes durable, with `applied_seq` (how far the change log is applied).
   Result<void> commit(int64_t applied_seq);
   int64_t applied_seq() const;
-  size_t size() const;
 
   // `documents`: only chunks of these documents (null: any); `allowed`: a further test of a
   // label (null: none).

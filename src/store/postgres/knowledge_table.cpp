@@ -656,13 +656,15 @@ class KnowledgeTable final : public KnowledgeRepository {
     auto lease = db_.pool.borrow();
     if (!lease) return std::move(lease).error();
     auto rows = (**lease).query(
-        "SELECT id, name, format, attributes FROM kb_documents WHERE kb_id = $1 ORDER BY seq",
+        "SELECT id, file_id, name, format, attributes FROM kb_documents WHERE kb_id = $1 ORDER "
+        "BY seq",
         Params().text(kb_id));
     if (!rows) return std::move(rows).error();
     std::vector<IndexedDocument> out;
     out.reserve(static_cast<size_t>(rows->size()));
     for (int i = 0; i < rows->size(); ++i) {
-      out.push_back({rows->text(i, 0), rows->text(i, 1), rows->text(i, 2), rows->text(i, 3)});
+      out.push_back({rows->text(i, 0), rows->text(i, 1), rows->text(i, 2), rows->text(i, 3),
+                     rows->text(i, 4)});
     }
     return out;
   }

@@ -650,14 +650,15 @@ class KnowledgeTable final : public KnowledgeRepository {
   Result<std::vector<IndexedDocument>> indexed_documents(std::string_view kb_id) override {
     auto reader = db_.readers.borrow();
     auto stmt = reader->prepare(
-        "SELECT id, name, format, attributes FROM kb_documents WHERE kb_id = ? ORDER BY seq");
+        "SELECT id, file_id, name, format, attributes FROM kb_documents WHERE kb_id = ? ORDER BY "
+        "seq");
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, kb_id);
     std::vector<IndexedDocument> out;
     int rc;
     while ((rc = stmt->step()) == SQLITE_ROW) {
-      out.push_back(
-          {stmt->column_text(0), stmt->column_text(1), stmt->column_text(2), stmt->column_text(3)});
+      out.push_back({stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
+                     stmt->column_text(3), stmt->column_text(4)});
     }
     if (rc != SQLITE_DONE) return reader->last_error("read documents");
     return out;
