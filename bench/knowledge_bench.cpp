@@ -8,7 +8,12 @@
 // is docs/benchmarks.md's evaluation set).
 //
 // Usage: parley_knowledge_bench [--chunks N] [--queries N] [--dir DIR]
-// Prints a Markdown table.
+//        parley_knowledge_bench --eval bench/eval/knowledge [--dir DIR]
+// Prints a Markdown table. With --eval: the retrieval quality on the evaluation set (real-
+// looking documents and questions, bench/eval/knowledge/README.md) instead: hit@1, hit@5 and
+// MRR@5 of hybrid search and of each side alone, with the built-in embedder.
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,6 +23,11 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "knowledge/embed/hashed_embedder.hpp"
 #include "knowledge/extract/extract.hpp"
@@ -35,10 +45,21 @@ struct Options {
   int chunks = 100'000;
   int queries = 1'000;
   std::string dir;
+  std::string eval;  // the evaluation set's folder: measure quality instead of speed
 };
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// This process's resident memory, from /proc.
+int64_t resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
 }
 
 double percentile(std::vector<double> values, double p) {
@@ -112,29 +133,150 @@ class Corpus {
   std::vector<std::vector<size_t>> topics_;
 };
 
+// A fresh SQLite store in `dir` (removed first) with one knowledge base on the built-in
+// embedder, and the ingestion job's handler over it.
+struct BenchBase {
+  std::unique_ptr<store::Storage> storage;
+  knowledge::KnowledgeSettings settings;
+  knowledge::HashedEmbedder embedder{settings.embedding_dimension};
+  store::KnowledgeBase base;
+  queue::Handler ingest;
+
+  store::KnowledgeRepository& repo() { return storage->knowledge(); }
+
+  bool open(const std::string& dir) {
+    namespace fs = std::filesystem;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    store::StorageSettings storage_settings;
+    storage_settings.url = "sqlite://" + dir + "/parley.db";
+    auto opened = store::open(storage_settings, {});
+    if (!opened) {
+      std::fprintf(stderr, "cannot open the store: %s\n", opened.error().message.c_str());
+      return false;
+    }
+    storage = std::move(opened).value();
+    auto made = repo().create_base(
+        {"bench", "Bench", "", embedder.name(), embedder.dimension(),
+         knowledge::base_settings_json({{settings.chunk_tokens, settings.chunk_overlap}}), "{}"},
+        0);
+    if (!made) return false;
+    base = std::move(made).value();
+    ingest = knowledge::ingest_handler(
+        {repo(),
+         parley::Clock::system(),
+         settings,
+         [](std::string_view bytes, std::string_view name) {
+           return knowledge::extract(bytes, name);
+         },
+         [this](const std::string&, int64_t, const std::vector<std::string>& texts)
+             -> Result<knowledge::Vectors> { return embedder.embed_now(texts); },
+         {},
+         {}});
+    return true;
+  }
+};
+
+// Retrieval quality on the evaluation set: each question searched in one base holding the
+// set's documents; a hit when a chunk among the first k comes from the named document and
+// contains the answer's phrase.
+int evaluate(const Options& options) {
+  namespace fs = std::filesystem;
+  const std::string dir = options.dir.empty()
+                              ? (fs::temp_directory_path() / "parley-knowledge-eval").string()
+                              : options.dir;
+  BenchBase b;
+  if (!b.open(dir)) return 1;
+  auto& repo = b.repo();
+  auto& embedder = b.embedder;
+  const auto* base = &b.base;
+  auto& handler = b.ingest;
+  int documents = 0;
+  for (const auto& entry : fs::directory_iterator(options.eval)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "questions.json" || name == "README.md") continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream content;
+    content << in.rdbuf();
+    auto file = repo.put_file({"eval", "", name, "knowledge", "sha-" + name, content.str()}, 0);
+    auto doc = repo.add_document({base->id, "eval", file->id, name, "{}"}, 0);
+    store::Job job;
+    job.payload_json =
+        nlohmann::json{{"document_id", doc->document.id}, {"file_id", file->id}}.dump();
+    job.attempts = 1;
+    auto r = handler(job);
+    if (!r || r->value("status", "") != "ready") {
+      std::fprintf(stderr, "%s not ingested: %s\n", name.c_str(),
+                   r ? r->dump().c_str() : r.error().message.c_str());
+      return 1;
+    }
+    ++documents;
+  }
+  knowledge::IndexOptions io;
+  io.directory = dir + "/index";
+  io.sync_interval = std::chrono::hours(1);
+  knowledge::IndexManager manager(repo, io);
+  if (auto r = manager.start(); !r) return 1;
+  auto index = manager.base(base->id);
+  std::ifstream qin(options.eval + "/questions.json");
+  const auto questions = nlohmann::json::parse(qin, nullptr, false);
+  if (!questions.is_array() || questions.empty()) {
+    std::fprintf(stderr, "no questions in %s/questions.json\n", options.eval.c_str());
+    return 1;
+  }
+  struct Score {
+    int hit1 = 0;
+    int hit5 = 0;
+    double mrr = 0;
+  };
+  const auto score = [&](knowledge::SearchMode mode) {
+    Score s;
+    for (const auto& q : questions) {
+      knowledge::SearchRequest r;
+      r.query = q["question"];
+      r.k = 5;
+      r.mode = mode;
+      r.highlight_length = 0;
+      const auto v = embedder.embed_now({r.query});
+      r.query_vector.assign(v.values.begin(), v.values.end());
+      const auto hits = index->search(r);
+      for (size_t i = 0; i < hits.size() && i < 5; ++i) {
+        if (hits[i].document_name == q["document"].get<std::string>() &&
+            hits[i].text.find(q["answer_contains"].get<std::string>()) != std::string::npos) {
+          if (i == 0) ++s.hit1;
+          ++s.hit5;
+          s.mrr += 1.0 / static_cast<double>(i + 1);
+          break;
+        }
+      }
+    }
+    return s;
+  };
+  const double n = static_cast<double>(questions.size());
+  std::printf("| search | hit@1 | hit@5 | MRR@5 |\n|---|---|---|---|\n");
+  for (const auto& [label, mode] :
+       {std::pair{"hybrid (both sides, fused)", knowledge::SearchMode::kHybrid},
+        std::pair{"vector side only (built-in embedder)", knowledge::SearchMode::kVector},
+        std::pair{"lexical side only (BM25)", knowledge::SearchMode::kLexical}}) {
+    const Score s = score(mode);
+    std::printf("| %s | %.2f | %.2f | %.2f |\n", label, s.hit1 / n, s.hit5 / n, s.mrr / n);
+  }
+  std::printf("\n%d documents, %lld chunks, %zu questions\n", documents,
+              static_cast<long long>(repo.get_base(base->id)->chunks), questions.size());
+  manager.stop();
+  return 0;
+}
+
 int run(const Options& options) {
   namespace fs = std::filesystem;
   const std::string dir = options.dir.empty()
                               ? (fs::temp_directory_path() / "parley-knowledge-bench").string()
                               : options.dir;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  store::StorageSettings settings;
-  settings.url = "sqlite://" + dir + "/parley.db";
-  auto opened = store::open(settings, {});
-  if (!opened) {
-    std::fprintf(stderr, "cannot open the store: %s\n", opened.error().message.c_str());
-    return 1;
-  }
-  auto& storage = **opened;
-  auto& repo = storage.knowledge();
-  knowledge::KnowledgeSettings ks;
-  knowledge::HashedEmbedder embedder(ks.embedding_dimension);
-  auto base =
-      repo.create_base({"bench", "Bench", "", embedder.name(), embedder.dimension(),
-                        knowledge::base_settings_json({{ks.chunk_tokens, ks.chunk_overlap}}), "{}"},
-                       0);
-  if (!base) return 1;
+  BenchBase b;
+  if (!b.open(dir)) return 1;
+  auto& repo = b.repo();
+  auto& embedder = b.embedder;
+  const auto* base = &b.base;
 
   // --- Ingestion: files stored, then each document through the job's handler ---------------
   Corpus corpus(42, 1);
@@ -151,16 +293,7 @@ int run(const Options& options) {
         {base->id, "bench", file->id, file->filename, R"({"product":")" + product + R"("})"}, 0);
     queued.emplace_back(doc->document.id, file->id);
   }
-  knowledge::IngestDeps deps{
-      repo,
-      parley::Clock::system(),
-      ks,
-      [](std::string_view bytes, std::string_view name) { return knowledge::extract(bytes, name); },
-      [&](const std::vector<std::string>& texts) -> Result<knowledge::Vectors> {
-        return embedder.embed_now(texts);
-      },
-      {}};
-  auto handler = knowledge::ingest_handler(deps);
+  auto& handler = b.ingest;
   const auto ingest_start = Clock::now();
   for (const auto& [doc, file] : queued) {
     store::Job job;
@@ -248,22 +381,49 @@ int run(const Options& options) {
     const auto v = embedder.embed_now({queries.sentence(queries.topic(), 6)});
     recall_set.emplace_back(v.values.begin(), v.values.end());
   }
-  std::vector<std::pair<size_t, double>> recall;  // (ef, recall@10)
-  for (size_t ef : {size_t{64}, size_t{128}, size_t{256}}) {
+  struct Recall {
+    size_t ef;
+    double recall;
+    double p50_ms;
+    double p99_ms;
+  };
+  std::vector<std::vector<uint64_t>> truths;
+  for (const auto& query : recall_set) {
+    std::vector<uint64_t> truth;
+    for (const auto& h : index->vectors()->exact(query, 10)) truth.push_back(h.label);
+    truths.push_back(std::move(truth));
+  }
+  std::vector<Recall> recall;
+  for (size_t ef : {size_t{64}, size_t{128}, size_t{256}, size_t{512}, size_t{1024}}) {
     double found = 0;
-    for (const auto& query : recall_set) {
-      const auto exact = index->vectors().exact(query, 10);
+    std::vector<double> ms;
+    for (size_t q = 0; q < recall_set.size(); ++q) {
       knowledge::VectorSearch vs;
       vs.k = 10;
       vs.ef = ef;
-      const auto approx = index->vectors().search(query, vs);
-      std::set<uint64_t> truth;
-      for (const auto& h : exact) truth.insert(h.label);
+      const auto start = Clock::now();
+      const auto approx = index->vectors()->search(recall_set[q], vs);
+      ms.push_back(seconds_since(start) * 1000);
+      const std::set<uint64_t> truth(truths[q].begin(), truths[q].end());
       for (const auto& h : approx) found += truth.contains(h.label) ? 1 : 0;
     }
-    recall.emplace_back(ef, found / (recall_queries * 10.0));
+    recall.push_back({ef, found / (static_cast<double>(recall_set.size()) * 10.0),
+                      percentile(ms, 0.5), percentile(ms, 0.99)});
   }
   manager.stop();
+  index.reset();
+
+  // --- What a serving process holds: the indexes loaded from disk, as at a restart ----------
+  ::malloc_trim(0);
+  const int64_t resident_unloaded = resident_bytes();
+  int64_t loaded_resident = 0;
+  {
+    knowledge::IndexManager reloaded(repo, io);
+    if (auto r = reloaded.start(); !r) return 1;
+    ::malloc_trim(0);
+    loaded_resident = resident_bytes() - resident_unloaded;
+    reloaded.stop();
+  }
 
   std::printf("| measure | value |\n|---|---|\n");
   std::printf("| chunks | %lld |\n", static_cast<long long>(chunks));
@@ -281,8 +441,16 @@ int run(const Options& options) {
               percentile(common_words, 0.5), percentile(common_words, 0.99));
   std::printf("| hybrid search, filter matching 1%% of documents, p50 / p99, ms | %.2f / %.2f |\n",
               percentile(filtered, 0.5), percentile(filtered, 0.99));
-  for (const auto& [ef, r] : recall) {
-    std::printf("| recall@10 of the HNSW side against exact search, beam %zu | %.3f |\n", ef, r);
+  std::printf(
+      "| resident memory of the indexes loaded from disk, MiB (per million chunks) | %.0f (%.0f) "
+      "|\n",
+      static_cast<double>(loaded_resident) / (1 << 20),
+      static_cast<double>(loaded_resident) / (1 << 20) * 1e6 / static_cast<double>(chunks));
+  for (const auto& r : recall) {
+    std::printf(
+        "| HNSW side, beam %zu: recall@10 against exact search; search p50 / p99, ms | %.3f; "
+        "%.2f / %.2f |\n",
+        r.ef, r.recall, r.p50_ms, r.p99_ms);
   }
   return 0;
 }
@@ -296,6 +464,7 @@ int main(int argc, char** argv) {
     if (flag == "--chunks") options.chunks = std::stoi(argv[i + 1]);
     if (flag == "--queries") options.queries = std::stoi(argv[i + 1]);
     if (flag == "--dir") options.dir = argv[i + 1];
+    if (flag == "--eval") options.eval = argv[i + 1];
   }
-  return run(options);
+  return options.eval.empty() ? run(options) : evaluate(options);
 }

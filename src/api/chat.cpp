@@ -10,6 +10,7 @@
 #include "api/access.hpp"
 #include "api/fields.hpp"
 #include "api/sessions.hpp"
+#include "cache/response_cache.hpp"
 #include "chat/assistants.hpp"
 #include "chat/pipeline.hpp"
 #include "core/clock.hpp"
@@ -83,6 +84,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
   }
   turn.cancel = &cancel;
   turn.request_id = req.request_id;
+  cache::apply_request_directives(req.header("cache-control"), turn);
   if (!turn.stream) {
     auto result = co_await ctx.chat.run(turn);
     if (!result) co_return fail(result.error(), req);
@@ -101,11 +103,13 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
                  {"session_id", turn.stored->reply.session_id},
                  {"user_message", message_json(turn.stored->started.user)},
                  {"reply", message_json(turn.stored->reply)},
-                 {"citations", chat::citations_json(turn.citations)}};
+                 {"citations", chat::citations_json(turn.citations)},
+                 {"cache", cache::cache_json(turn)}};
     for (auto& [k, v] : extra.items()) body[k] = v;
     if (extra.contains("response")) body["response"] = turn.stored->reply.content;
     http::Response res;
     res.body = dump(body);
+    cache::add_response_headers(turn, res.headers);
     co_return res;
   }
 
@@ -181,7 +185,8 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
     data["reply"] = message_json(turn.stored->reply);
     (void)co_await send_event("error", data);
   } else {
-    const json data = {{"reply", message_json(turn.stored->reply)}};
+    const json data = {{"reply", message_json(turn.stored->reply)},
+                       {"cache", cache::cache_json(turn)}};
     (void)co_await send_event("turn.completed", data);
   }
   co_return http::Response::streamed(200, bytes);

@@ -11,6 +11,7 @@
 #include "http/errors.hpp"
 #include "http/json_body.hpp"
 #include "knowledge/ingest.hpp"
+#include "knowledge/reembed.hpp"
 #include "queue/worker.hpp"
 #include "store/common.hpp"
 
@@ -48,7 +49,11 @@ json base_json(const store::KnowledgeBase& b, const knowledge::KnowledgeSettings
           {"metadata", parsed_object(b.metadata_json)},
           {"chunking",
            {{"max_tokens", chunking.max_tokens}, {"overlap_tokens", chunking.overlap_tokens}}},
-          {"embedder", {{"name", b.embedder}, {"dimension", b.dimension}}},
+          {"embedder",
+           {{"name", b.embedder},
+            {"dimension", b.dimension},
+            // While its chunks are re-embedded: the embedder they move to.
+            {"next", b.next_embedder.empty() ? json(nullptr) : json(b.next_embedder)}}},
           {"documents",
            {{"total", b.documents},
             {"ready", b.documents_ready},
@@ -124,8 +129,8 @@ json hit_json(const knowledge::SearchHit& h) {
 class KnowledgeRoutes {
  public:
   KnowledgeRoutes(Context& ctx, const knowledge::KnowledgeSettings& settings,
-                  knowledge::IndexManager& index, knowledge::Embedder& embedder)
-      : ctx_(ctx), settings_(settings), index_(index), embedder_(embedder) {}
+                  knowledge::IndexManager& index, knowledge::Embedders& embedders)
+      : ctx_(ctx), settings_(settings), index_(index), embedders_(embedders) {}
 
   Awaitable search(http::Request& req) {
     auto body = http::parse_json_object_body(req);
@@ -143,6 +148,7 @@ class KnowledgeRoutes {
     auto highlight = integer_field(*body, "highlight_length", 20, 4000);
     if (!highlight) co_return fail(highlight.error(), req);
     knowledge::SearchRequest request;
+    request.beam = static_cast<size_t>(settings_.search_beam);
     request.query = **query;
     request.k = static_cast<size_t>(k->value_or(10));
     request.highlight_length = static_cast<size_t>(highlight->value_or(300));
@@ -163,7 +169,7 @@ class KnowledgeRoutes {
     }
     auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
-    auto hits = co_await knowledge_common::search(ctx_, index_, embedder_, *base, request);
+    auto hits = co_await knowledge_common::search(ctx_, index_, embedders_, *base, request);
     if (!hits) co_return fail(hits.error(), req);
     json data = json::array();
     for (const auto& h : *hits) data.push_back(hit_json(h));
@@ -179,7 +185,7 @@ class KnowledgeRoutes {
     auto body = http::parse_json_object_body(req);
     if (!body) co_return fail(body.error(), req);
     if (auto r = reject_unknown_fields(
-            *body, {"name", "description", "metadata", "chunking", "tenant_id"});
+            *body, {"name", "description", "metadata", "chunking", "tenant_id", "embedder"});
         !r) {
       co_return fail(r.error(), req);
     }
@@ -210,8 +216,11 @@ class KnowledgeRoutes {
     base.description = description->value_or("");
     base.metadata_json = metadata->value_or("{}");
     base.settings_json = chunking->value_or(knowledge::base_settings_json(defaults));
-    base.embedder = embedder_name();
-    base.dimension = settings_.embedding_dimension;
+    base.embedder = embedders_.default_name();
+    auto embedder = embedder_field(*body);
+    if (!embedder) co_return fail(embedder.error(), req);
+    if (*embedder) base.embedder = **embedder;
+    base.dimension = embedders_.dimension_for(base.embedder);
     const int64_t now = now_ms(ctx_);
     auto created =
         co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().create_base(base, now); });
@@ -245,7 +254,8 @@ class KnowledgeRoutes {
     if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto body = http::parse_json_object_body(req);
     if (!body) co_return fail(body.error(), req);
-    if (auto r = reject_unknown_fields(*body, {"name", "description", "metadata", "chunking"});
+    if (auto r = reject_unknown_fields(*body,
+                                       {"name", "description", "metadata", "chunking", "embedder"});
         !r) {
       co_return fail(r.error(), req);
     }
@@ -266,11 +276,34 @@ class KnowledgeRoutes {
     auto chunking = chunking_field(*body, *current);
     if (!chunking) co_return fail(chunking.error(), req);
     patch.settings_json = *chunking;
+    auto embedder = embedder_field(*body);
+    if (!embedder) co_return fail(embedder.error(), req);
     const int64_t now = now_ms(ctx_);
-    auto updated = co_await ctx_.blocking.run(
-        [&] { return ctx_.storage.knowledge().update_base(base->id, patch, now); });
+    struct Updated {
+      store::KnowledgeBase base;
+      bool queued = false;
+    };
+    auto updated = co_await ctx_.blocking.run([&]() -> Result<Updated> {
+      auto& repo = ctx_.storage.knowledge();
+      auto kb = repo.update_base(base->id, patch, now);
+      if (!kb) return std::move(kb).error();
+      // A new embedder: the base's chunks are re-embedded in the background; naming the
+      // current one cancels a re-embedding under way.
+      if (!*embedder || (**embedder == kb->embedder && kb->next_embedder.empty()) ||
+          **embedder == kb->next_embedder) {
+        return Updated{std::move(kb).value(), false};
+      }
+      kb = repo.begin_reembed(base->id, **embedder, now);
+      if (!kb) return std::move(kb).error();
+      if (kb->next_embedder.empty()) return Updated{std::move(kb).value(), false};
+      auto job =
+          ctx_.storage.jobs().enqueue(knowledge::reembed_job(kb->id, kb->next_embedder), now);
+      if (!job) return std::move(job).error();
+      return Updated{std::move(kb).value(), true};
+    });
     if (!updated) co_return fail(updated.error(), req);
-    co_return json_response(200, base_json(*updated, settings_));
+    if (updated->queued && ctx_.worker) ctx_.worker->wake();
+    co_return json_response(200, base_json(updated->base, settings_));
   }
 
   Awaitable delete_base(http::Request& req) {
@@ -424,7 +457,24 @@ class KnowledgeRoutes {
   }
 
  private:
-  std::string embedder_name() const { return embedder_.name(); }
+  // "embedder": a name (or {"name": ...}) that an embedder here answers to, made canonical.
+  Result<std::optional<std::string>> embedder_field(const json& body) const {
+    const auto it = body.find("embedder");
+    if (it == body.end() || it->is_null()) return std::optional<std::string>();
+    const json* name = &*it;
+    if (it->is_object()) {
+      if (auto r = reject_unknown_fields(*it, {"name"}); !r) return std::move(r).error();
+      const auto n = it->find("name");
+      if (n == it->end()) return Error::invalid_field("embedder.name", "embedder.name is required");
+      name = &*n;
+    }
+    if (!name->is_string() || name->get_ref<const std::string&>().size() > 256) {
+      return Error::invalid_field("embedder", "embedder must name an embedder (a string)");
+    }
+    auto canonical = embedders_.canonical(name->get<std::string>());
+    if (!canonical) return std::move(canonical).error();
+    return std::optional<std::string>(std::move(canonical).value());
+  }
 
   Task<Result<store::KnowledgeDocument>> visible_document(const http::Request& req) {
     const std::string kb_id(req.param("id"));
@@ -440,15 +490,15 @@ class KnowledgeRoutes {
   Context& ctx_;
   const knowledge::KnowledgeSettings& settings_;
   knowledge::IndexManager& index_;
-  knowledge::Embedder& embedder_;
+  knowledge::Embedders& embedders_;
 };
 
 }  // namespace
 
 void add_knowledge_routes(http::Router& router, Context& ctx,
                           const knowledge::KnowledgeSettings& settings,
-                          knowledge::IndexManager& index, knowledge::Embedder& embedder) {
-  auto routes = std::make_shared<KnowledgeRoutes>(ctx, settings, index, embedder);
+                          knowledge::IndexManager& index, knowledge::Embedders& embedders) {
+  auto routes = std::make_shared<KnowledgeRoutes>(ctx, settings, index, embedders);
   const uint64_t upload_limit = upload_body_limit(settings);
   const auto bind = [&routes](Awaitable (KnowledgeRoutes::*handler)(http::Request&)) {
     return bind_route(routes, handler);

@@ -13,16 +13,16 @@
 
 #include "api/context.hpp"
 #include "http/router.hpp"
-#include "knowledge/embed/embedder.hpp"
+#include "knowledge/embed/embedders.hpp"
 #include "knowledge/index/index_manager.hpp"
 #include "knowledge/settings.hpp"
 
 namespace parley::api {
 
-// `index`: this process's search indexes; `embedder`: embeds queries for bases whose vectors
-// come from it.
+// `index`: this process's search indexes; `embedders`: each base's embedder (its queries, and
+// the names a base may be given).
 void add_knowledge_routes(http::Router& router, Context& context,
                           const knowledge::KnowledgeSettings& settings,
-                          knowledge::IndexManager& index, knowledge::Embedder& embedder);
+                          knowledge::IndexManager& index, knowledge::Embedders& embedders);
 
 }  // namespace parley::api

@@ -8,6 +8,7 @@
 #include "auth/principal.hpp"
 #include "http/json_body.hpp"
 #include "http/multipart.hpp"
+#include "obs/log.hpp"
 #include "store/common.hpp"
 
 namespace parley::api::knowledge_common {
@@ -139,17 +140,21 @@ Task<Result<store::KnowledgeBase>> visible_base(Context& ctx, const http::Reques
 }
 
 Task<Result<std::vector<knowledge::SearchHit>>> search(Context& ctx, knowledge::IndexManager& index,
-                                                       knowledge::Embedder& embedder,
+                                                       knowledge::Embedders& embedders,
                                                        const store::KnowledgeBase& base,
                                                        knowledge::SearchRequest request) {
-  if (request.mode != knowledge::SearchMode::kLexical && base.embedder == embedder.name()) {
-    std::vector<std::string> texts;
-    texts.push_back(request.query);
-    auto vectors = co_await embedder.embed(std::move(texts));
-    if (!vectors) co_return std::move(vectors).error();
-    if (vectors->size() == 1) {
-      const auto row = vectors->row(0);
-      request.query_vector.assign(row.begin(), row.end());
+  if (request.mode != knowledge::SearchMode::kLexical) {
+    auto vector = co_await embedders.embed_query(base.embedder, base.dimension, request.query);
+    if (vector) {
+      request.query_vector = std::move(vector).value();
+      request.query_embedder = base.embedder;
+    } else if (request.mode == knowledge::SearchMode::kVector) {
+      co_return std::move(vector).error();
+    } else {
+      // Hybrid search degrades to its lexical side rather than failing.
+      log::warn(
+          "query not embedded; searching lexically",
+          {{"kb_id", base.id}, {"embedder", base.embedder}, {"error", vector.error().message}});
     }
   }
   auto found = index.base(base.id);

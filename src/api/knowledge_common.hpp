@@ -17,7 +17,7 @@
 #include "core/result.hpp"
 #include "core/task.hpp"
 #include "http/message.hpp"
-#include "knowledge/embed/embedder.hpp"
+#include "knowledge/embed/embedders.hpp"
 #include "knowledge/index/index_manager.hpp"
 #include "knowledge/settings.hpp"
 #include "store/knowledge.hpp"
@@ -65,10 +65,11 @@ std::function<Task<http::Response>(http::Request&)> bind_route(
   };
 }
 
-// Embeds the query (when the base's vectors come from `embedder` and the mode wants them) and
-// searches the base's index; no index yet means no hits.
+// Embeds the query with the base's embedder (when the mode wants vectors; a hybrid search
+// whose query cannot be embedded goes on lexically) and searches the base's index; no index
+// yet means no hits.
 Task<Result<std::vector<knowledge::SearchHit>>> search(Context& ctx, knowledge::IndexManager& index,
-                                                       knowledge::Embedder& embedder,
+                                                       knowledge::Embedders& embedders,
                                                        const store::KnowledgeBase& base,
                                                        knowledge::SearchRequest request);
 

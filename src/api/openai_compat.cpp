@@ -10,6 +10,7 @@
 #include "api/access.hpp"
 #include "api/fields.hpp"
 #include "api/sessions.hpp"
+#include "cache/response_cache.hpp"
 #include "chat/pipeline.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
@@ -295,6 +296,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   llm::Cancellation cancel;
   if (req.channel) req.channel->watch([&cancel] { cancel.request(llm::finish::kCancelled); });
   turn.cancel = &cancel;
+  cache::apply_request_directives(req.header("cache-control"), turn);
   const llm::GatewayResult& out = turn.generation;
 
   if (!turn.stream) {
@@ -306,6 +308,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
       // An OpenAI-compatible upstream answered in this very format: pass it on as received.
       http::Response res;
       res.body = std::move(turn.generation.completion.raw_openai);
+      cache::add_response_headers(turn, res.headers);
       co_return res;
     }
     const auto& c = out.completion;
@@ -326,6 +329,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
                      {"system_fingerprint", nullptr}};
     http::Response res;
     res.body = dump(response);
+    cache::add_response_headers(turn, res.headers);
     co_return res;
   }
 
@@ -360,7 +364,8 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
     if (started) co_return client_there;
     started = true;
     model_name = out.model;
-    const http::HeaderList headers = sse_headers();
+    http::HeaderList headers = sse_headers();
+    cache::add_response_headers(turn, headers);
     const bool ok =
         co_await req.channel->begin_stream(200, "text/event-stream; charset=utf-8", headers);
     if (!ok) co_return false;

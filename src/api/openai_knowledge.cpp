@@ -163,8 +163,8 @@ Result<std::string> query_of(const json& body) {
 class OpenAiKnowledge {
  public:
   OpenAiKnowledge(Context& ctx, const knowledge::KnowledgeSettings& settings,
-                  knowledge::IndexManager& index, knowledge::Embedder& embedder)
-      : ctx_(ctx), settings_(settings), index_(index), embedder_(embedder) {}
+                  knowledge::IndexManager& index, knowledge::Embedders& embedders)
+      : ctx_(ctx), settings_(settings), index_(index), embedders_(embedders) {}
 
   // --- Files ------------------------------------------------------------------------------
 
@@ -265,8 +265,8 @@ class OpenAiKnowledge {
     base.description = description->value_or("");
     base.metadata_json = metadata->value_or("{}");
     base.settings_json = knowledge::base_settings_json(*chunking);
-    base.embedder = embedder_.name();
-    base.dimension = settings_.embedding_dimension;
+    base.embedder = embedders_.default_name();
+    base.dimension = embedders_.default_dimension();
     const int64_t now = now_ms();
     auto created = co_await ctx_.blocking.run([&]() -> Result<store::KnowledgeBase> {
       auto kb = ctx_.storage.knowledge().create_base(base, now);
@@ -420,6 +420,7 @@ class OpenAiKnowledge {
       co_return fail(r.error(), req);
     }
     knowledge::SearchRequest request;
+    request.beam = static_cast<size_t>(settings_.search_beam);
     auto query = query_of(*body);
     if (!query) co_return fail(query.error(), req);
     request.query = std::move(query).value();
@@ -440,7 +441,7 @@ class OpenAiKnowledge {
     }
     auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
-    auto hits = co_await knowledge_common::search(ctx_, index_, embedder_, *base, request);
+    auto hits = co_await knowledge_common::search(ctx_, index_, embedders_, *base, request);
     if (!hits) co_return fail(hits.error(), req);
     json data = json::array();
     for (const auto& h : *hits) {
@@ -543,15 +544,15 @@ class OpenAiKnowledge {
   Context& ctx_;
   const knowledge::KnowledgeSettings& settings_;
   knowledge::IndexManager& index_;
-  knowledge::Embedder& embedder_;
+  knowledge::Embedders& embedders_;
 };
 
 }  // namespace
 
 void add_openai_knowledge_routes(http::Router& router, Context& ctx,
                                  const knowledge::KnowledgeSettings& settings,
-                                 knowledge::IndexManager& index, knowledge::Embedder& embedder) {
-  auto routes = std::make_shared<OpenAiKnowledge>(ctx, settings, index, embedder);
+                                 knowledge::IndexManager& index, knowledge::Embedders& embedders) {
+  auto routes = std::make_shared<OpenAiKnowledge>(ctx, settings, index, embedders);
   const uint64_t upload_limit = upload_body_limit(settings);
   const auto bind = [&routes](Awaitable (OpenAiKnowledge::*handler)(http::Request&)) {
     return bind_route(routes, handler);

@@ -12,7 +12,7 @@
 
 #include "api/context.hpp"
 #include "http/router.hpp"
-#include "knowledge/embed/embedder.hpp"
+#include "knowledge/embed/embedders.hpp"
 #include "knowledge/index/index_manager.hpp"
 #include "knowledge/settings.hpp"
 
@@ -20,6 +20,6 @@ namespace parley::api {
 
 void add_openai_knowledge_routes(http::Router& router, Context& context,
                                  const knowledge::KnowledgeSettings& settings,
-                                 knowledge::IndexManager& index, knowledge::Embedder& embedder);
+                                 knowledge::IndexManager& index, knowledge::Embedders& embedders);
 
 }  // namespace parley::api

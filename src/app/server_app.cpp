@@ -35,6 +35,9 @@
 #include "app/build_info.hpp"
 #include "app/settings.hpp"
 #include "auth/authenticator.hpp"
+#include "cache/response_cache.hpp"
+#include "cache/settings.hpp"
+#include "cache/store.hpp"
 #include "chat/assistants.hpp"
 #include "chat/pipeline.hpp"
 #include "chat/stages.hpp"
@@ -47,7 +50,7 @@
 #include "idempotency/idempotency.hpp"
 #include "idempotency/shared_idempotency.hpp"
 #include "jobs/job_pool.hpp"
-#include "knowledge/embed/hashed_embedder.hpp"
+#include "knowledge/embed/embedders.hpp"
 #include "knowledge/index/index_manager.hpp"
 #include "knowledge/ingest.hpp"
 #include "knowledge/retrieve.hpp"
@@ -131,9 +134,11 @@ struct ServerApp::Parts {
   std::unique_ptr<jobs::JobPool> jobs;
   // durable jobs from the database's queue, when this process runs them (worker.in_serve)
   std::unique_ptr<queue::Worker> worker;
-  // knowledge bases: the search indexes derived from the database, and the query embedder
+  // knowledge bases: the search indexes derived from the database, and the embedders
   std::unique_ptr<knowledge::IndexManager> knowledge_index;
-  std::unique_ptr<knowledge::HashedEmbedder> query_embedder;
+  std::unique_ptr<knowledge::Embedders> embedders;
+  // response caches (in Redis when configured)
+  std::unique_ptr<cache::CacheStore> cache_store;
   // pipeline
   std::unique_ptr<chat::ChatDeps> chat_deps;
   std::unique_ptr<chat::Pipeline> pipeline;
@@ -203,6 +208,13 @@ struct ServerApp::Parts {
     if (!made) return made.error().message;
     moderator = std::move(*made);
     on_stop("moderation log", [this] { moderator->stop(); });
+    const auto& knowledge_settings = settings.get<knowledge::KnowledgeSettings>();
+    embedders =
+        std::make_unique<knowledge::Embedders>(knowledge_settings, gateway.get(), &io, clock);
+    if (auto known = embedders->canonical(knowledge_settings.embedder, "knowledge.embedder");
+        !known) {
+      return "knowledge.embedder: " + known.error().message;
+    }
 
     std::string list;
     for (const auto& p : gateway->providers()) {
@@ -324,13 +336,11 @@ struct ServerApp::Parts {
   // The search indexes: loaded from <data_dir>/knowledge-index (or rebuilt from the
   // database) and caught up before serving.
   std::optional<std::string> open_knowledge() {
-    const auto& k = settings.get<knowledge::KnowledgeSettings>();
     knowledge::IndexOptions options;
     options.directory = settings.get<store::StorageSettings>().data_dir + "/knowledge-index";
     knowledge_index = std::make_unique<knowledge::IndexManager>(storage->knowledge(), options);
     if (auto r = knowledge_index->start(); !r) return r.error().message;
     on_stop("knowledge indexes", [this] { knowledge_index->stop(); });
-    query_embedder = std::make_unique<knowledge::HashedEmbedder>(k.embedding_dimension);
     return std::nullopt;
   }
 
@@ -350,9 +360,9 @@ struct ServerApp::Parts {
       (void)authenticator->load(to_unix_ms(clock.now()));
       access->key_changed("*");
     });
-    knowledge::add_knowledge_jobs(*worker, *storage, clock,
-                                  settings.get<knowledge::KnowledgeSettings>(),
-                                  [this] { knowledge_index->nudge(); });
+    knowledge::add_knowledge_jobs(
+        *worker, *storage, clock, settings.get<knowledge::KnowledgeSettings>(), *embedders,
+        [this] { knowledge_index->nudge(); }, knowledge::book_embedding_usage(*accountant, clock));
     on_stop("workers", [this] { worker->stop(); });
   }
 
@@ -366,7 +376,30 @@ struct ServerApp::Parts {
     chat::stages::add_builtin_stages(*pipeline, *chat_deps);
     pipeline->insert_before(
         "build_prompt",
-        knowledge::retrieve_stage({*storage, blocking, *knowledge_index, *query_embedder}));
+        knowledge::retrieve_stage({*storage, blocking, *knowledge_index, *embedders,
+                                   settings.get<knowledge::KnowledgeSettings>().search_beam}));
+    add_cache_stages();
+  }
+
+  // The exact and semantic response caches around generation (cache/response_cache.hpp).
+  void add_cache_stages() {
+    const auto& cache_settings = settings.get<cache::CacheSettings>();
+    if (!cache_settings.exact.enabled && !cache_settings.semantic.enabled) return;
+    cache_store = redis ? cache::make_redis_store(*redis, clock)
+                        : cache::make_local_store(cache_settings.exact.max_entries,
+                                                  cache_settings.semantic.max_entries, clock);
+    const std::string& named = cache_settings.semantic.embedder.empty()
+                                   ? settings.get<knowledge::KnowledgeSettings>().embedder
+                                   : cache_settings.semantic.embedder;
+    auto embedder = embedders->canonical(named, "cache.semantic.embedder");
+    auto stages = cache::make_cache_stages(
+        {cache_settings, *cache_store, embedder ? embedders.get() : nullptr,
+         embedder ? *embedder : std::string(), clock, &metrics,
+         [this](const std::string& model, int64_t input_tokens, int64_t output_tokens) {
+           return accountant->models().cost(model, input_tokens, output_tokens);
+         }});
+    pipeline->insert_before("generate", std::move(stages.lookup));
+    pipeline->insert_before("account", std::move(stages.store));
   }
 
   void add_routes() {
@@ -387,9 +420,9 @@ struct ServerApp::Parts {
     api::add_admin_routes(router, *context);
     api::add_user_data_routes(router, *context);
     api::add_knowledge_routes(router, *context, settings.get<knowledge::KnowledgeSettings>(),
-                              *knowledge_index, *query_embedder);
+                              *knowledge_index, *embedders);
     api::add_openai_knowledge_routes(router, *context, settings.get<knowledge::KnowledgeSettings>(),
-                                     *knowledge_index, *query_embedder);
+                                     *knowledge_index, *embedders);
   }
 
   void stop_all() {

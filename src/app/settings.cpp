@@ -5,6 +5,7 @@
 
 #include "api/health.hpp"
 #include "auth/authenticator.hpp"
+#include "cache/settings.hpp"
 #include "chat/settings.hpp"
 #include "http/server.hpp"
 #include "idempotency/idempotency.hpp"
@@ -62,6 +63,7 @@ const config::Schema& settings_schema() {
     chat::declare_settings(schema);
     moderation::declare_settings(schema);
     knowledge::declare_settings(schema);
+    cache::declare_settings(schema);
     return schema;
   }();
   return kSchema;

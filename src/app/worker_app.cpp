@@ -25,10 +25,16 @@
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/io_pool.hpp"
+#include "http/client.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
+#include "knowledge/embed/embedders.hpp"
 #include "knowledge/ingest.hpp"
 #include "knowledge/settings.hpp"
+#include "llm/accounting.hpp"
+#include "llm/gateway.hpp"
+#include "llm/pricing.hpp"
+#include "llm/settings.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 #include "queue/builtin_jobs.hpp"
@@ -59,6 +65,12 @@ struct WorkerProcess {
   BlockingPool blocking{1};  // readiness's database ping
   IoPool io{1};
   std::unique_ptr<redis::Client> redis;
+  // Models, for jobs that call them (a remote embedder); their usage is booked here too.
+  std::unique_ptr<llm::ModelTable> model_table;
+  std::unique_ptr<llm::Accountant> accountant;
+  std::unique_ptr<http::HttpClient> http_client;
+  std::unique_ptr<llm::Gateway> gateway;
+  std::unique_ptr<knowledge::Embedders> embedders;
   http::Router router;
   std::unique_ptr<http::Server> server;
   std::unique_ptr<queue::Worker> worker;
@@ -84,6 +96,21 @@ struct WorkerProcess {
     return std::nullopt;
   }
 
+  std::optional<std::string> build_models() {
+    const auto& llm_settings = settings.get<llm::LlmSettings>();
+    model_table = std::make_unique<llm::ModelTable>(llm_settings.models);
+    accountant = std::make_unique<llm::Accountant>(*model_table, &metrics, storage.get(),
+                                                   llm_settings.usage_flush_interval);
+    http_client = std::make_unique<http::HttpClient>(io);
+    gateway = llm::make_gateway(llm_settings, *http_client, accountant->observer());
+    const auto& k = settings.get<knowledge::KnowledgeSettings>();
+    embedders = std::make_unique<knowledge::Embedders>(k, gateway.get(), &io, clock);
+    if (auto known = embedders->canonical(k.embedder, "knowledge.embedder"); !known) {
+      return "knowledge.embedder: " + known.error().message;
+    }
+    return std::nullopt;
+  }
+
   void build_worker() {
     worker = std::make_unique<queue::Worker>(storage->jobs(), options, clock, &metrics, id);
     queue::add_builtin_jobs(*worker, *storage, clock, options, [this] {
@@ -92,7 +119,8 @@ struct WorkerProcess {
     });
     // No search index here: the serving replicas catch up from the change log.
     knowledge::add_knowledge_jobs(*worker, *storage, clock,
-                                  settings.get<knowledge::KnowledgeSettings>(), {});
+                                  settings.get<knowledge::KnowledgeSettings>(), *embedders, {},
+                                  knowledge::book_embedding_usage(*accountant, clock));
   }
 
   void add_routes() {
@@ -156,6 +184,7 @@ int run_worker(const config::Settings& settings,
   auto failed = run_phases({
       {"storage", [&] { return p.open_storage(); }},
       {"redis", [&] { return p.connect_redis(); }},
+      {"models", [&] { return p.build_models(); }},
       {"workers",
        [&] {
          p.build_worker();
@@ -202,6 +231,7 @@ int run_worker(const config::Settings& settings,
 
   if (stopper.joinable()) stopper.join();
   p.worker->stop();
+  p.accountant->stop();
   p.blocking.join();
   if (p.redis) p.redis->stop();
   p.storage->close();

@@ -101,6 +101,22 @@ struct Citation {
 // "score", "text"}].
 nlohmann::json citations_json(const std::vector<Citation>& citations);
 
+// What the response caches (cache/response_cache.hpp) made of a turn.
+struct CacheState {
+  // From the request's Cache-Control: no-cache looks nothing up (the answer is still kept),
+  // no-store keeps nothing.
+  bool no_cache = false;
+  bool no_store = false;
+  std::string status;     // "" (no cache ran), "hit", "miss" or "bypass"
+  std::string match;      // on a hit: "exact" or "semantic"
+  double similarity = 0;  // a semantic hit's
+  double saved_usd = 0;   // on a hit: what the answer cost when it was made
+  // Kept between the lookup and the store stage.
+  std::string exact_key;
+  std::string partition;
+  std::vector<float> question;
+};
+
 // One request's journey through the pipeline. The way in fills the first block; stages
 // fill the rest.
 struct Turn {
@@ -147,6 +163,7 @@ struct Turn {
   std::optional<Error> output_blocked;  // the reply was blocked (400 content_blocked)
   bool usage_settled = false;           // the usage estimate is taken (it is taken once)
   bool answered = false;                // a stage answered; only finishing stages run
+  CacheState cache;
 };
 
 enum class Flow { kContinue, kAnswered };

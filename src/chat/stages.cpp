@@ -479,7 +479,15 @@ class Account final : public DepsStage {
     r.request_id = turn.request_id;
     // A stateless call that reached no provider (every circuit open) used nothing.
     if (!turn.stored && r.provider.empty()) return next();
-    deps_.admission.book(turn.actor, r.input_tokens + r.output_tokens, r.cost_usd);
+    if (turn.cache.status == "hit") {
+      // Served from the response cache: the tokens it stands for, at no cost, and nothing
+      // taken from the caller's token buckets or budgets.
+      r.provider = "cache";
+      r.cost_usd = 0;
+      r.status = "cache_hit";
+    } else {
+      deps_.admission.book(turn.actor, r.input_tokens + r.output_tokens, r.cost_usd);
+    }
     if (turn.stored) {
       turn.stored->usage = std::move(r);  // persisted with the reply
     } else {

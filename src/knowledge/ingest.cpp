@@ -3,8 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "knowledge/embed/hashed_embedder.hpp"
+#include "knowledge/embed/embedders.hpp"
 #include "knowledge/extract/extract.hpp"
+#include "knowledge/reembed.hpp"
+#include "llm/accounting.hpp"
 #include "obs/log.hpp"
 
 namespace parley::knowledge {
@@ -87,6 +89,8 @@ class Ingestion {
     store::ChunkCommit commit;
     commit.document_id = document_.id;
     commit.file_id = document_.file_id;
+    commit.embedder = base->embedder;
+    int64_t embedding_tokens = 0;
     commit.format = std::string(format_name(extracted->format));
     commit.pages = extracted->pages;
     commit.chunks.reserve(chunks.size());
@@ -100,8 +104,9 @@ class Ingestion {
         texts.push_back(embedding_text(
             c.section, std::string_view(extracted->text).substr(c.start, c.end - c.start)));
       }
-      auto vectors = deps_.embed(texts);
+      auto vectors = deps_.embed(base->embedder, base->dimension, texts);
       if (!vectors) return std::move(vectors).error();
+      embedding_tokens += vectors->input_tokens;
       if (vectors->size() != texts.size()) {
         return Error::bad_gateway("the embedder returned " + std::to_string(vectors->size()) +
                                   " vectors for " + std::to_string(texts.size()) + " texts");
@@ -129,6 +134,10 @@ class Ingestion {
     }
     if (auto r = progress({{"stage", "storing"}, {"chunks", chunks.size()}}, true); !r) {
       return std::move(r).error();
+    }
+    // Paid for once embedded, whether or not the commit below succeeds.
+    if (deps_.book_usage && embedding_tokens > 0) {
+      deps_.book_usage(base->tenant_id, base->embedder, embedding_tokens);
     }
     if (auto r = deps_.repository.commit_chunks(commit, now()); !r) return std::move(r).error();
     if (deps_.committed) deps_.committed();
@@ -206,22 +215,40 @@ queue::Handler ingest_handler(IngestDeps deps) {
   };
 }
 
+EmbedUsageFn book_embedding_usage(llm::Accountant& accountant, const Clock& clock) {
+  return [&accountant, &clock](const std::string& tenant_id, const std::string& embedder,
+                               int64_t input_tokens) {
+    store::UsageRecord r;
+    r.at_ms = to_unix_ms(clock.now());
+    r.tenant_id = tenant_id;
+    r.source = "knowledge";
+    r.model = embedder;
+    r.input_tokens = input_tokens;
+    r.cost_usd = accountant.models().cost(embedder, input_tokens, 0);
+    r.status = "ok";
+    accountant.enqueue(std::move(r));
+  };
+}
+
 void add_knowledge_jobs(queue::Worker& worker, store::Storage& storage, const Clock& clock,
-                        const KnowledgeSettings& settings, std::function<void()> committed) {
+                        const KnowledgeSettings& settings, Embedders& embedders,
+                        std::function<void()> committed, EmbedUsageFn book_usage) {
   ExtractLimits limits;
   limits.max_text_bytes = settings.max_text_size;
   limits.max_pages = settings.max_pages;
-  auto embedder = std::make_shared<HashedEmbedder>(settings.embedding_dimension);
   IngestDeps deps{storage.knowledge(),
                   clock,
                   settings,
                   [limits](std::string_view bytes, std::string_view name) {
                     return extract(bytes, name, limits);
                   },
-                  [embedder](const std::vector<std::string>& texts) -> Result<Vectors> {
-                    return embedder->embed_now(texts);
+                  [&embedders](const std::string& embedder, int64_t dimension,
+                               const std::vector<std::string>& texts) -> Result<Vectors> {
+                    return embedders.embed_blocking(embedder, dimension, texts);
                   },
-                  std::move(committed)};
+                  std::move(committed),
+                  std::move(book_usage)};
+  worker.handle(std::string(kReembedJob), reembed_handler(deps));
   worker.handle(std::string(kIngestJob), ingest_handler(std::move(deps)));
 }
 

@@ -27,6 +27,10 @@
 #include "queue/worker.hpp"
 #include "store/store.hpp"
 
+namespace parley::llm {
+class Accountant;
+}
+
 namespace parley::knowledge {
 
 inline constexpr std::string_view kIngestJob = "knowledge.ingest";
@@ -42,8 +46,13 @@ Result<BaseSettings> parse_base_settings(std::string_view json, const KnowledgeS
 std::string base_settings_json(const BaseSettings& settings);
 
 using ExtractFn = std::function<Result<Extracted>(std::string_view bytes, std::string_view name)>;
-// Blocking; called from the job's worker thread.
-using EmbedFn = std::function<Result<Vectors>(const std::vector<std::string>& texts)>;
+// Vectors from the embedder a knowledge base records, at its dimension (0: the embedder's
+// own). Blocking; called from the job's worker thread.
+using EmbedFn = std::function<Result<Vectors>(const std::string& embedder, int64_t dimension,
+                                              const std::vector<std::string>& texts)>;
+// What a remote embedder's calls cost, booked to the base's tenant.
+using EmbedUsageFn = std::function<void(const std::string& tenant_id, const std::string& embedder,
+                                        int64_t input_tokens)>;
 
 struct IngestDeps {
   store::KnowledgeRepository& repository;
@@ -53,6 +62,7 @@ struct IngestDeps {
   EmbedFn embed;
   // After a commit: the local search index catches up at once rather than at its next poll.
   std::function<void()> committed;
+  EmbedUsageFn book_usage;  // may be empty
 };
 
 queue::Handler ingest_handler(IngestDeps deps);
@@ -65,10 +75,18 @@ std::string embedding_text(const std::string& section, std::string_view text);
 
 namespace parley::knowledge {
 
-// Registers "knowledge.ingest" with a worker: extraction in this process with the configured
-// limits, and the knowledge bases' embedder (the built-in one for now). `committed` runs after
-// each document's chunks are stored (this process's search index catches up at once).
+class Embedders;
+
+// Books a remote embedder's tokens as usage (source "knowledge", the embedder as the model,
+// priced by llm.models) through the accountant's batched writer.
+EmbedUsageFn book_embedding_usage(llm::Accountant& accountant, const Clock& clock);
+
+// Registers "knowledge.ingest" and "knowledge.reembed" with a worker: extraction in this
+// process with the configured limits, and each base's embedder from `embedders`. `committed`
+// runs after each document's chunks (or a base's new vectors) are stored: this process's
+// search index catches up at once. `book_usage` may be empty.
 void add_knowledge_jobs(queue::Worker& worker, store::Storage& storage, const Clock& clock,
-                        const KnowledgeSettings& settings, std::function<void()> committed);
+                        const KnowledgeSettings& settings, Embedders& embedders,
+                        std::function<void()> committed, EmbedUsageFn book_usage);
 
 }  // namespace parley::knowledge

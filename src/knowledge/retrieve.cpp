@@ -2,6 +2,7 @@
 #include "knowledge/retrieve.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "knowledge/chunk/tokens.hpp"
@@ -82,15 +83,23 @@ class Retrieve final : public chat::Stage {
     if (!bases) co_return std::move(bases).error();
 
     SearchRequest request;
+    request.beam = static_cast<size_t>(deps.beam);
     request.query = turn.stored->content;
     request.k = static_cast<size_t>(std::max(1, assistant.retrieval_top_k));
     request.highlight_length = 0;  // a prompt has no use for them
-    std::vector<std::string> texts;
-    texts.push_back(request.query);
-    auto vectors = co_await deps.embedder.embed(std::move(texts));
-    if (vectors && vectors->size() == 1) {
-      const auto row = vectors->row(0);
-      request.query_vector.assign(row.begin(), row.end());
+    // The question embedded once per embedder among the bases; one that fails (a remote
+    // embedder down) leaves those bases to their lexical side.
+    std::map<std::string, std::vector<float>> vectors;
+    for (const auto& base : *bases) {
+      if (vectors.contains(base.embedder)) continue;
+      auto vector =
+          co_await deps.embedders.embed_query(base.embedder, base.dimension, request.query);
+      if (!vector) {
+        log::warn(
+            "question not embedded; searching lexically",
+            {{"kb_id", base.id}, {"embedder", base.embedder}, {"error", vector.error().message}});
+      }
+      vectors[base.embedder] = vector ? std::move(vector).value() : std::vector<float>();
     }
     struct Found {
       std::string kb_id;
@@ -101,7 +110,8 @@ class Retrieve final : public chat::Stage {
       auto index = deps.index.base(base.id);
       if (!index) continue;  // nothing ingested yet
       SearchRequest one = request;
-      if (base.embedder != deps.embedder.name()) one.query_vector.clear();  // lexical only
+      one.query_vector = vectors[base.embedder];
+      one.query_embedder = base.embedder;
       auto hits = co_await deps.blocking.run([&] { return index->search(one); });
       for (auto& h : hits) found.push_back({base.id, std::move(h)});
     }

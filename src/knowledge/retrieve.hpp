@@ -17,7 +17,7 @@
 
 #include "chat/pipeline.hpp"
 #include "core/blocking_pool.hpp"
-#include "knowledge/embed/embedder.hpp"
+#include "knowledge/embed/embedders.hpp"
 #include "knowledge/index/index_manager.hpp"
 #include "store/store.hpp"
 
@@ -27,7 +27,8 @@ struct RetrieveDeps {
   store::Storage& storage;
   BlockingPool& blocking;
   IndexManager& index;
-  Embedder& embedder;
+  Embedders& embedders;
+  int beam = 128;  // knowledge.search_beam
 };
 
 std::unique_ptr<chat::Stage> retrieve_stage(RetrieveDeps deps);

@@ -24,15 +24,28 @@ void declare_settings(config::Schema& schema) {
                0, 4096)
       .text("embedder", &KnowledgeSettings::embedder,
             "The embedder of new knowledge bases: `builtin` (hashed word and character n-grams: "
-            "offline, lexical similarity, not meaning).",
+            "offline, lexical similarity, not meaning), or a model or route of `llm.*` served by "
+            "an OpenAI-compatible /embeddings endpoint (e.g. `openai/text-embedding-3-small`, "
+            "`ollama/nomic-embed-text`). Each base records its own; changing it there "
+            "re-embeds that base in the background.",
             [](const std::string& v) -> std::optional<std::string> {
-              if (v == "builtin") return std::nullopt;
-              return "must be builtin";
+              if (!v.empty()) return std::nullopt;
+              return "must name an embedder";
             })
       .integer("embedding_dimension", &KnowledgeSettings::embedding_dimension,
                "Dimension of the built-in embedder's vectors.", 64, 4096)
       .integer("embed_batch", &KnowledgeSettings::embed_batch,
-               "Texts sent to the embedder at once while ingesting.", 1, 2048);
+               "Texts sent to a remote embedder in one call.", 1, 2048)
+      .integer("search_beam", &KnowledgeSettings::search_beam,
+               "Beam of the nearest-neighbour walk in searches: wider finds more of the true "
+               "nearest chunks and takes longer (docs/benchmarks.md has the trade-off).",
+               16, 10'000)
+      .integer("embedding_cache_size", &KnowledgeSettings::embedding_cache_size,
+               "Vectors from a remote embedder kept in memory per process, by text (0: none).", 0,
+               10'000'000)
+      .duration("embedding_cache_ttl", &KnowledgeSettings::embedding_cache_ttl,
+                "How long a cached vector may be used.", std::chrono::seconds(1),
+                std::chrono::hours(24 * 30));
   schema.check([](const config::Settings& settings, config::Problems& problems) {
     const auto& k = settings.get<KnowledgeSettings>();
     if (k.chunk_overlap > k.chunk_tokens / 2) {

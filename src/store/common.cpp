@@ -121,6 +121,34 @@ Error document_changed(std::string_view id) {
                          "document_changed");
 }
 
+Error embedder_changed(std::string_view kb_id, std::string_view embedder) {
+  return Error::conflict("knowledge base '" + std::string(kb_id) +
+                             "' no longer takes vectors from '" + std::string(embedder) + "'",
+                         "embedder_changed");
+}
+
+Error reembed_incomplete(std::string_view kb_id, int64_t missing) {
+  return Error::conflict(std::to_string(missing) + " chunks of knowledge base '" +
+                             std::string(kb_id) + "' have no vector from its next embedder yet",
+                         "reembed_incomplete");
+}
+
+Result<bool> check_dimension(std::string_view kb_id, int64_t dimension,
+                             const std::vector<NewChunk>& chunks) {
+  if (chunks.empty()) return false;
+  const size_t size = chunks.front().vector.size();
+  for (const auto& c : chunks) {
+    if (c.vector.size() != size || (dimension > 0 && size != static_cast<size_t>(dimension))) {
+      return Error::invalid(
+          "the embedder answered vectors of " + std::to_string(c.vector.size()) +
+              " dimensions; knowledge base '" + std::string(kb_id) + "' holds " +
+              std::to_string(dimension > 0 ? static_cast<size_t>(dimension) : size),
+          "dimension_mismatch");
+    }
+  }
+  return dimension == 0 && size > 0;
+}
+
 StoredFile stored_file_of(const NewFile& in, int64_t now_ms) {
   StoredFile f;
   f.id = new_resource_id("file");
@@ -150,14 +178,16 @@ std::vector<float> decode_vector(std::string_view bytes) {
 }
 
 const char* change_op_name(int op) {
-  static constexpr std::array<const char*, 4> kNames = {"add", "remove", "drop", "document"};
-  return op >= 0 && op < 4 ? kNames[static_cast<size_t>(op)] : "add";
+  static constexpr std::array<const char*, 5> kNames = {"add", "remove", "drop", "document",
+                                                        "vectors"};
+  return op >= 0 && op < 5 ? kNames[static_cast<size_t>(op)] : "add";
 }
 
 int change_op_from(std::string_view name) {
   if (name == "remove") return 1;
   if (name == "drop") return 2;
   if (name == "document") return 3;
+  if (name == "vectors") return 4;
   return 0;
 }
 

@@ -89,6 +89,15 @@ Error knowledge_base_not_found(std::string_view id);
 Error file_not_found(std::string_view id);
 Error document_not_found(std::string_view id);
 Error document_changed(std::string_view id);
+// kConflict "embedder_changed": the base's embedder (or next embedder) is no longer `embedder`.
+Error embedder_changed(std::string_view kb_id, std::string_view embedder);
+
+// kConflict "reembed_incomplete": `missing` chunks have no vector from the next embedder yet.
+Error reembed_incomplete(std::string_view kb_id, int64_t missing);
+// Whether a commit's vectors fit a base of `dimension`: true when the base has none yet and
+// takes theirs; kInvalidArgument "dimension_mismatch" when they differ from it or each other.
+Result<bool> check_dimension(std::string_view kb_id, int64_t dimension,
+                             const std::vector<NewChunk>& chunks);
 
 // The file a put_file stores: a new id, its size, the caller's hash and names.
 StoredFile stored_file_of(const NewFile& in, int64_t now_ms);

@@ -27,8 +27,11 @@ struct KnowledgeBase {
   std::string tenant_id = "default";
   std::string name;
   std::string description;
-  std::string embedder;  // the embedder its vectors come from (knowledge/embed/embedder.hpp)
-  int64_t dimension = 0;
+  std::string embedder;   // the embedder its vectors come from (knowledge/embed/embedder.hpp)
+  int64_t dimension = 0;  // 0 until the first vectors when the embedder's is not known before
+  // While its chunks are re-embedded: the embedder they move to ("" otherwise). Searches use
+  // `embedder`'s vectors until every chunk has one from the next (finish_reembed).
+  std::string next_embedder;
   std::string settings_json = "{}";  // chunking and search settings (knowledge/settings.hpp)
   std::string metadata_json = "{}";  // the owner's own key-value pairs
   int64_t created_at_ms = 0;
@@ -163,6 +166,10 @@ struct ChunkCommit {
   std::string format;
   int64_t pages = 0;
   std::vector<NewChunk> chunks;
+  // The embedder the vectors came from: kConflict "embedder_changed" unless it is still the
+  // base's (a re-embedding finished meanwhile); empty: not checked. A base of dimension 0
+  // takes the vectors'.
+  std::string embedder;
 };
 
 struct StoredChunk {
@@ -182,7 +189,9 @@ struct StoredChunk {
 
 // One entry of the change log.
 struct ChunkChange {
-  enum class Op { kAdd, kRemove, kDropBase, kDocument };
+  // kVectors: every vector of the base was replaced (a re-embedding finished, maybe with
+  // another dimension): its vector index is rebuilt from the chunks.
+  enum class Op { kAdd, kRemove, kDropBase, kDocument, kVectors };
   int64_t seq = 0;
   std::string kb_id;
   Op op = Op::kAdd;
@@ -255,6 +264,28 @@ class KnowledgeRepository {
   // kAdd for the new. kNotFound when the document is gone, kConflict "document_changed" when
   // it now names another file (a replace came in while this ingestion ran).
   virtual Result<void> commit_chunks(const ChunkCommit& commit, int64_t now_ms) = 0;
+
+  // --- Changing a base's embedder (the knowledge.reembed job) ---
+  // Makes `embedder` the base's next one, forgetting vectors made for any previous next one;
+  // naming the current embedder cancels a re-embedding instead. Searches keep the current
+  // vectors meanwhile.
+  virtual Result<KnowledgeBase> begin_reembed(std::string_view kb_id, std::string_view embedder,
+                                              int64_t now_ms) = 0;
+  // The base's chunks without a vector from the next embedder, after `after_seq` in seq order,
+  // at most `limit` (their `vector` left empty).
+  virtual Result<std::vector<StoredChunk>> chunks_to_reembed(std::string_view kb_id,
+                                                             int64_t after_seq, int limit) = 0;
+  // Stores vectors from the next embedder by chunk seq (chunks deleted since are skipped).
+  // kConflict "embedder_changed" when `embedder` is no longer the base's next one.
+  virtual Result<void> store_next_vectors(
+      std::string_view kb_id, std::string_view embedder,
+      const std::vector<std::pair<int64_t, std::vector<float>>>& vectors) = 0;
+  // In one transaction: the next vectors become the current ones, the base's embedder and
+  // dimension change, and kVectors is logged. kConflict "embedder_changed" when `embedder` is
+  // no longer the next one; kConflict "reembed_incomplete" when a chunk has no next vector (it
+  // was added meanwhile: embed it and try again).
+  virtual Result<KnowledgeBase> finish_reembed(std::string_view kb_id, std::string_view embedder,
+                                               int64_t dimension, int64_t now_ms) = 0;
 
   // --- What the derived indexes read ---
   virtual Result<std::string> database_identity() = 0;

@@ -14,8 +14,9 @@ inline constexpr const char* kBaseColumns =
     "'processing')), "
     "(SELECT count(*) FROM kb_documents d WHERE d.kb_id = kb.id AND d.status = 'failed'), "
     "(SELECT COALESCE(sum(d.chunks), 0) FROM kb_documents d WHERE d.kb_id = kb.id), "
-    "(SELECT COALESCE(sum(d.bytes), 0) FROM kb_documents d WHERE d.kb_id = kb.id), kb.seq";
-inline constexpr int kBaseSeqColumn = 16;
+    "(SELECT COALESCE(sum(d.bytes), 0) FROM kb_documents d WHERE d.kb_id = kb.id), "
+    "kb.next_embedder, kb.seq";
+inline constexpr int kBaseSeqColumn = 17;
 
 inline constexpr const char* kFileColumns =
     "id, tenant_id, user_id, filename, purpose, bytes, sha256, created_at, seq";

@@ -162,7 +162,8 @@ const std::vector<Table>& tables() {
         {"settings", kText},
         {"metadata", kText},
         {"created_at", kInteger},
-        {"updated_at", kInteger}}},
+        {"updated_at", kInteger},
+        {"next_embedder", kText}}},
       {"kb_documents",
        "seq",
        "0",
@@ -200,7 +201,8 @@ const std::vector<Table>& tables() {
         {"start_offset", kInteger},
         {"end_offset", kInteger},
         {"tokens", kInteger},
-        {"vector", kBytes}}},
+        {"vector", kBytes},
+        {"next_vector", kBytes}}},
   };
   return kTables;
 }

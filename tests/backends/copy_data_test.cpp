@@ -130,7 +130,7 @@ void populate(store::Storage& s, parley::ManualClock& clock) {
   ASSERT_TRUE(file.ok());
   auto doc = kb.add_document({base->id, "acme", file->id, "a.pdf", R"({"lang":"en"})"}, now);
   ASSERT_TRUE(doc.ok());
-  store::ChunkCommit commit{doc->document.id, file->id, "pdf", 1, {}};
+  store::ChunkCommit commit{doc->document.id, file->id, "pdf", 1, {}, ""};
   for (int i = 0; i < 2; ++i) {
     commit.chunks.push_back({i,
                              "chunk " + std::to_string(i),

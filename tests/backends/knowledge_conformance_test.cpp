@@ -390,4 +390,119 @@ TYPED_TEST(KnowledgeConformance, ConcurrentCommitsLeaveALogInCommitOrder) {
   EXPECT_EQ(identity->size(), 32U);
 }
 
+TYPED_TEST(KnowledgeConformance, AChunkCommitChecksTheEmbedderAndSetsAnUnknownDimension) {
+  NewKnowledgeBase n;
+  n.tenant_id = "t1";
+  n.name = "Remote";
+  n.embedder = "openai/text-embedding-3-small";
+  n.dimension = 0;  // learnt from the first vectors
+  auto base = this->kb().create_base(n, this->now());
+  ASSERT_TRUE(base.ok());
+  auto doc = this->add(*base, this->make_file("remote doc")).document;
+  auto commit = this->chunks_for(doc, 2, "alpha");
+  commit.embedder = "parley-hashed-v1";
+  EXPECT_TRUE(FailsWith(this->kb().commit_chunks(commit, this->now()), ErrorCode::kConflict,
+                        "embedder_changed"));
+  commit.embedder = n.embedder;
+  commit.chunks[1].vector.push_back(1.0F);  // vectors of two sizes
+  EXPECT_TRUE(FailsWith(this->kb().commit_chunks(commit, this->now()), ErrorCode::kInvalidArgument,
+                        "dimension_mismatch"));
+  commit.chunks[1].vector.pop_back();
+  ASSERT_TRUE(this->kb().commit_chunks(commit, this->now()).ok());
+  EXPECT_EQ(this->kb().get_base(base->id)->dimension, 4);
+  // From now on vectors of another size are refused.
+  auto other = this->add(*base, this->make_file("remote doc 2")).document;
+  auto wide = this->chunks_for(other, 1, "beta");
+  wide.chunks[0].vector.push_back(0.0F);
+  EXPECT_TRUE(FailsWith(this->kb().commit_chunks(wide, this->now()), ErrorCode::kInvalidArgument,
+                        "dimension_mismatch"));
+}
+
+TYPED_TEST(KnowledgeConformance, ReembeddingSwapsEveryVectorAtOnceAndLogsIt) {
+  auto base = this->make_base();
+  auto doc = this->add(base, this->make_file("to re-embed")).document;
+  ASSERT_TRUE(this->kb().commit_chunks(this->chunks_for(doc, 3, "gamma"), this->now()).ok());
+  const int64_t mark = this->kb().last_change().value();
+
+  auto begun = this->kb().begin_reembed(base.id, "remote-embed", this->now());
+  ASSERT_TRUE(begun.ok());
+  EXPECT_EQ(begun->embedder, "parley-hashed-v1");
+  EXPECT_EQ(begun->next_embedder, "remote-embed");
+  auto pending = this->kb().chunks_to_reembed(base.id, 0, 100);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 3U);
+  EXPECT_TRUE(pending->front().vector.empty());
+  EXPECT_EQ(pending->front().text, "gamma 0");
+
+  // Vectors for a next embedder that is no longer the base's are refused.
+  std::vector<std::pair<int64_t, std::vector<float>>> next;
+  for (const auto& c : *pending) next.emplace_back(c.seq, std::vector<float>{1.0F, 0.0F});
+  EXPECT_TRUE(FailsWith(this->kb().store_next_vectors(base.id, "other", next), ErrorCode::kConflict,
+                        "embedder_changed"));
+  // Two of three stored: the swap is refused, and the current vectors still serve.
+  const std::vector<std::pair<int64_t, std::vector<float>>> first_two(next.begin(),
+                                                                      next.begin() + 2);
+  ASSERT_TRUE(this->kb().store_next_vectors(base.id, "remote-embed", first_two).ok());
+  EXPECT_EQ(this->kb().chunks_to_reembed(base.id, 0, 100)->size(), 1U);
+  EXPECT_TRUE(FailsWith(this->kb().finish_reembed(base.id, "remote-embed", 2, this->now()),
+                        ErrorCode::kConflict, "reembed_incomplete"));
+  EXPECT_EQ(this->kb().base_chunks(base.id, 0, 10)->front().vector.size(), 4U);
+
+  // A document ingested meanwhile (with the current embedder) needs its vectors too.
+  auto late = this->add(base, this->make_file("late doc")).document;
+  auto late_commit = this->chunks_for(late, 1, "late");
+  late_commit.embedder = "parley-hashed-v1";
+  ASSERT_TRUE(this->kb().commit_chunks(late_commit, this->now()).ok());
+  auto missing = this->kb().chunks_to_reembed(base.id, 0, 100);
+  ASSERT_TRUE(missing.ok());
+  ASSERT_EQ(missing->size(), 2U);
+  std::vector<std::pair<int64_t, std::vector<float>>> rest;
+  for (const auto& c : *missing) rest.emplace_back(c.seq, std::vector<float>{0.0F, 1.0F});
+  ASSERT_TRUE(this->kb().store_next_vectors(base.id, "remote-embed", rest).ok());
+
+  auto finished = this->kb().finish_reembed(base.id, "remote-embed", 2, this->now());
+  ASSERT_TRUE(finished.ok()) << finished.error().message;
+  EXPECT_EQ(finished->embedder, "remote-embed");
+  EXPECT_EQ(finished->dimension, 2);
+  EXPECT_EQ(finished->next_embedder, "");
+  auto swapped = this->kb().base_chunks(base.id, 0, 10);
+  ASSERT_TRUE(swapped.ok());
+  ASSERT_EQ(swapped->size(), 4U);
+  for (const auto& c : *swapped) EXPECT_EQ(c.vector.size(), 2U) << c.text;
+  auto changes = this->all_changes(mark);
+  ASSERT_FALSE(changes.empty());
+  EXPECT_EQ(changes.back().op, ChunkChange::Op::kVectors);
+  EXPECT_EQ(changes.back().kb_id, base.id);
+  // Ingestion that embedded with the old embedder is refused now.
+  auto stale = this->add(base, this->make_file("stale doc")).document;
+  auto stale_commit = this->chunks_for(stale, 1, "stale");
+  stale_commit.embedder = "parley-hashed-v1";
+  EXPECT_TRUE(FailsWith(this->kb().commit_chunks(stale_commit, this->now()), ErrorCode::kConflict,
+                        "embedder_changed"));
+  EXPECT_TRUE(FailsWith(this->kb().finish_reembed(base.id, "remote-embed", 2, this->now()),
+                        ErrorCode::kConflict, "embedder_changed"));
+}
+
+TYPED_TEST(KnowledgeConformance, NamingTheCurrentEmbedderCancelsAReembedding) {
+  auto base = this->make_base();
+  auto doc = this->add(base, this->make_file("cancel me")).document;
+  ASSERT_TRUE(this->kb().commit_chunks(this->chunks_for(doc, 1, "delta"), this->now()).ok());
+  ASSERT_TRUE(this->kb().begin_reembed(base.id, "remote-embed", this->now()).ok());
+  auto pending = this->kb().chunks_to_reembed(base.id, 0, 10);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 1U);
+  const int64_t seq = pending->front().seq;
+  ASSERT_TRUE(this->kb()
+                  .store_next_vectors(base.id, "remote-embed", {{seq, std::vector<float>{1.0F}}})
+                  .ok());
+  auto cancelled = this->kb().begin_reembed(base.id, "parley-hashed-v1", this->now());
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->next_embedder, "");
+  // The half-made vectors are forgotten: a new re-embedding starts from nothing.
+  ASSERT_TRUE(this->kb().begin_reembed(base.id, "remote-embed", this->now()).ok());
+  EXPECT_EQ(this->kb().chunks_to_reembed(base.id, 0, 10)->size(), 1U);
+  EXPECT_TRUE(FailsWith(this->kb().begin_reembed("kb_missing", "x", this->now()),
+                        ErrorCode::kNotFound, "knowledge_base_not_found"));
+}
+
 }  // namespace

@@ -462,6 +462,109 @@ TEST(Knowledge, AFreshServerAnswersQuestionsAboutAnUploadWithCitations) {
   EXPECT_TRUE(strict.json()["citations"].empty());
 }
 
+// A base whose embedder is a model behind an OpenAI-compatible /embeddings endpoint (the
+// fake): its dimension is learnt from the first answer, chunks are sent in batches, the cost
+// is booked as usage; changing the embedder re-embeds the base in the background while search
+// keeps answering, and an embedder nothing here serves is refused with a reason.
+TEST(Knowledge, ARemoteEmbedderIndexesAndChangingItReembedsInTheBackground) {
+  FakeProvider fake;
+  TempDir config("parley-kb-remote");
+  const std::string file = config.write_file(
+      "parley.yaml",
+      fake.base_config() + "knowledge:\n  embedder: fake/fake-embed\n  embed_batch: 2\n");
+  ParleyProcess p(knowledge_server({"--config", file}));
+
+  // A model whose provider makes no embeddings (the built-in chat provider).
+  auto unknown = http("POST", p.port(), "/api/v1/knowledge-bases",
+                      json{{"name", "X"}, {"embedder", "builtin/echo"}}.dump(), admin());
+  EXPECT_TRUE(is_error(unknown, 400, "unknown_embedder")) << unknown.describe();
+
+  const std::string kb = create_base(p.port(), {{"name", "Remote"}});
+  auto created = http("GET", p.port(), "/api/v1/knowledge-bases/" + kb, "", admin()).json();
+  EXPECT_EQ(created["embedder"]["name"], "fake/fake-embed");
+  EXPECT_EQ(created["embedder"]["dimension"], 0);  // not known before the first vectors
+  auto doc = http("POST", p.port(), "/api/v1/knowledge-bases/" + kb + "/documents",
+                  json{{"name", "policy.md"},
+                       {"text",
+                        "# Refunds\n\nRefunds are paid within 14 days.\n\n# Shipping\n\nParcels "
+                        "ship from Lyon.\n\n# Returns\n\nReturn labels are free.\n"}}
+                      .dump(),
+                  admin());
+  ASSERT_EQ(doc.status, 202) << doc.describe();
+  const std::string doc_id = doc.json()["id"];
+  const json ready = wait_document(p.port(), kb, doc_id);
+  ASSERT_EQ(ready["status"], "ready") << ready.dump();
+  const int chunks = ready["chunks"].get<int>();
+  ASSERT_GE(chunks, 1);
+  int embedding_calls = 0;
+  size_t embedded = 0;
+  for (const auto& r : fake.requests()) {
+    if (r["path"].get<std::string>().find("/embeddings") == std::string::npos) continue;
+    ++embedding_calls;
+    EXPECT_EQ(r["body"]["model"], "fake-embed");
+    EXPECT_LE(r["body"]["input"].size(), 2U);  // knowledge.embed_batch
+    embedded += r["body"]["input"].size();
+  }
+  EXPECT_EQ(embedded, static_cast<size_t>(chunks));
+  EXPECT_EQ(embedding_calls, (chunks + 1) / 2);
+  auto base = http("GET", p.port(), "/api/v1/knowledge-bases/" + kb, "", admin()).json();
+  EXPECT_EQ(base["embedder"]["dimension"], 4);  // the fake's vectors
+
+  json found = search_until(p.port(), kb, {{"query", "refunds"}}, doc_id);
+  ASSERT_FALSE(found["data"].empty()) << found.dump();
+  EXPECT_TRUE(found["data"][0]["scores"]["vector"].is_number()) << found.dump();
+  auto usage = http("GET", p.port(), "/api/v1/usage?group_by=source", "", admin()).json();
+  bool booked = false;
+  for (const auto& row : usage["data"]) {
+    if (row["source"] == "knowledge") booked = row["input_tokens"].get<int>() >= 3 * chunks;
+  }
+  EXPECT_TRUE(booked) << usage.dump();
+
+  // The built-in embedder from now on: re-embedded by a job, searchable all along.
+  auto patched = http("PATCH", p.port(), "/api/v1/knowledge-bases/" + kb,
+                      json{{"embedder", {{"name", "builtin"}}}}.dump(), admin());
+  ASSERT_EQ(patched.status, 200) << patched.describe();
+  json now;
+  for (int i = 0; i < 200; ++i) {
+    now = http("GET", p.port(), "/api/v1/knowledge-bases/" + kb, "", admin()).json();
+    if (now["embedder"]["next"].is_null() && now["embedder"]["name"] == "parley-hashed-v1") break;
+    EXPECT_EQ(search(p.port(), kb, {{"query", "refunds"}})["data"][0]["document"]["id"], doc_id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(now["embedder"]["name"], "parley-hashed-v1") << now.dump();
+  EXPECT_EQ(now["embedder"]["dimension"], 384);
+  EXPECT_TRUE(now["embedder"]["next"].is_null());
+  // Vector search with the new embedder once this replica's index caught up.
+  json vector_hits;
+  for (int i = 0; i < 100; ++i) {
+    vector_hits = search(p.port(), kb, {{"query", "refunds paid"}, {"mode", "vector"}});
+    if (!vector_hits["data"].empty() &&
+        vector_hits["data"][0]["scores"]["vector"].get<double>() > 0.3) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_FALSE(vector_hits["data"].empty()) << vector_hits.dump();
+  EXPECT_NE(vector_hits["data"][0]["text"].get<std::string>().find("Refunds"), std::string::npos)
+      << vector_hits.dump();
+
+  auto builtin = http("POST", p.port(), "/api/v1/knowledge-bases",
+                      json{{"name", "Local"}, {"embedder", "builtin"}}.dump(), admin());
+  ASSERT_EQ(builtin.status, 201) << builtin.describe();
+  EXPECT_EQ(builtin.json()["embedder"]["dimension"], 384);
+}
+
+TEST(Knowledge, AnEmbedderNothingServesStopsStartupWithItsName) {
+  TempDir data;
+  auto r = run_parley({"serve", "--listen", "127.0.0.1:0", "--data-dir", data.path(), "--set",
+                       "knowledge.embedder=nobody/nothing"},
+                      {.timeout = Millis{10000}});
+  ASSERT_FALSE(r.timed_out) << r.describe();
+  EXPECT_NE(r.exit_code(), 0) << r.describe();
+  EXPECT_NE(r.err.find("knowledge.embedder"), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("nobody/nothing"), std::string::npos) << r.describe();
+}
+
 // Many replicas on PostgreSQL: an upload to one replica is ingested by a `parley worker`, and
 // the other replica's index catches up from the change log and finds it, and loses it when it
 // is deleted through the first.

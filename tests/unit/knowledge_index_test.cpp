@@ -238,7 +238,7 @@ class IndexManagerTest : public ::testing::Test {
     const std::string content = name + std::to_string(texts.size());
     auto file = repo.put_file({"t", "", name, "knowledge", "sha-" + content, content}, now());
     auto doc = repo.add_document({kb, "t", file->id, name, "{}"}, now());
-    store::ChunkCommit commit{doc->document.id, file->id, "text", 0, {}};
+    store::ChunkCommit commit{doc->document.id, file->id, "text", 0, {}, ""};
     for (size_t i = 0; i < texts.size(); ++i) {
       const Vectors v = embedder_.embed_now({texts[i]});
       commit.chunks.push_back({static_cast<int64_t>(i), texts[i], "", 0, 0, 0,
@@ -321,6 +321,58 @@ TEST_F(IndexManagerTest, AnIndexOfAnotherDatabaseIsRebuiltAndDroppedBasesGo) {
   EXPECT_EQ(manager.base(other), nullptr);
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/index/" + other));
   manager.stop();
+}
+
+TEST_F(IndexManagerTest, ReembeddedVectorsReplaceTheOldOnesAtOnceAndSurviveARestart) {
+  const std::string kb = make_base();
+  add_document(kb, "a.txt", {"alpha proxy timeout", "beta refund policy"});
+  IndexManager manager(store_->knowledge(), options());
+  ASSERT_TRUE(manager.start().ok());
+  EXPECT_EQ(manager.base(kb)->embedder(), embedder_.name());
+  auto& repo = store_->knowledge();
+  ASSERT_TRUE(repo.begin_reembed(kb, "other-embed", now()).ok());
+  std::vector<std::pair<int64_t, std::vector<float>>> next;
+  auto pending = repo.chunks_to_reembed(kb, 0, 10);
+  ASSERT_TRUE(pending.ok());
+  for (const auto& c : *pending) {
+    std::vector<float> v(8, 0.0F);
+    v[c.text.starts_with("beta") ? 1 : 0] = 1.0F;  // the refund chunk lies along axis 1
+    next.emplace_back(c.seq, v);
+  }
+  ASSERT_TRUE(repo.store_next_vectors(kb, "other-embed", next).ok());
+  ASSERT_TRUE(repo.finish_reembed(kb, "other-embed", 8, now()).ok());
+
+  SearchRequest query;
+  query.query = "zzz";  // no lexical match: only the vector side can find anything
+  query.query_vector = {0, 1, 0, 0, 0, 0, 0, 0};
+  query.query_embedder = "other-embed";
+  query.mode = SearchMode::kVector;
+  // Not caught up yet: the index holds the old embedder's vectors, which this query must not
+  // be compared with.
+  EXPECT_TRUE(manager.base(kb)->search(query).empty());
+  ASSERT_TRUE(manager.catch_up().ok());
+  auto index = manager.base(kb);
+  EXPECT_EQ(index->embedder(), "other-embed");
+  EXPECT_EQ(index->dimension(), 8);
+  EXPECT_EQ(index->chunks(), 2U);
+  auto hits = index->search(query);
+  ASSERT_FALSE(hits.empty());
+  EXPECT_NE(hits.front().text.find("refund"), std::string::npos);
+  // A query from the old embedder finds nothing on the vector side now.
+  SearchRequest old = request("zzz", embedder_, 3);
+  old.query_embedder = embedder_.name();
+  old.mode = SearchMode::kVector;
+  EXPECT_TRUE(index->search(old).empty());
+  manager.stop();
+
+  IndexManager again(store_->knowledge(), options());
+  ASSERT_TRUE(again.start().ok());
+  EXPECT_EQ(again.base(kb)->embedder(), "other-embed");
+  EXPECT_EQ(again.base(kb)->dimension(), 8);
+  hits = again.base(kb)->search(query);
+  ASSERT_FALSE(hits.empty());
+  EXPECT_NE(hits.front().text.find("refund"), std::string::npos);
+  again.stop();
 }
 
 }  // namespace

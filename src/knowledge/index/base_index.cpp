@@ -97,10 +97,10 @@ std::string chunk_data(const store::StoredChunk& c) {
 }
 
 BaseIndex::BaseIndex(std::string kb_id, int dimension, std::unique_ptr<VectorIndex> vectors,
-                     std::unique_ptr<LexicalIndex> lexical)
+                     std::unique_ptr<LexicalIndex> lexical, std::string embedder)
     : kb_id_(std::move(kb_id)),
-      dimension_(dimension),
-      vectors_(std::move(vectors)),
+      vectors_(vectors ? std::move(vectors) : std::make_unique<VectorIndex>(dimension)),
+      embedder_(std::move(embedder)),
       lexical_(std::move(lexical)) {
   // The document-to-chunks table, from what the lexical index holds.
   for (auto& [document, labels] : lexical_->document_labels()) {
@@ -108,9 +108,41 @@ BaseIndex::BaseIndex(std::string kb_id, int dimension, std::unique_ptr<VectorInd
   }
 }
 
+int BaseIndex::dimension() const { return vectors()->dimension(); }
+
+std::string BaseIndex::embedder() const {
+  std::lock_guard lock(vectors_mutex_);
+  return embedder_;
+}
+
+std::shared_ptr<VectorIndex> BaseIndex::vectors() const {
+  std::lock_guard lock(vectors_mutex_);
+  return vectors_;
+}
+
+void BaseIndex::replace_vectors(std::unique_ptr<VectorIndex> vectors, std::string embedder) {
+  std::lock_guard lock(vectors_mutex_);
+  vectors_ = std::move(vectors);
+  embedder_ = std::move(embedder);
+}
+
 void BaseIndex::add(const store::StoredChunk& chunk) {
   const auto label = static_cast<uint64_t>(chunk.seq);
-  if (chunk.vector.size() == static_cast<size_t>(dimension_)) vectors_->upsert(label, chunk.vector);
+  // A vector of another dimension comes from an embedder this index does not hold yet (a
+  // re-embedding finished after this change was logged): the replacement that follows in the
+  // log brings it.
+  auto vectors = this->vectors();
+  if (vectors->dimension() == 0 && !chunk.vector.empty()) {
+    // The base's first vectors, from an embedder whose dimension was not known before.
+    std::lock_guard lock(vectors_mutex_);
+    if (vectors_->dimension() == 0) {
+      vectors_ = std::make_shared<VectorIndex>(static_cast<int>(chunk.vector.size()));
+    }
+    vectors = vectors_;
+  }
+  if (!chunk.vector.empty() && chunk.vector.size() == static_cast<size_t>(vectors->dimension())) {
+    vectors->upsert(label, chunk.vector);
+  }
   lexical_->upsert(label, chunk.document_id, chunk.section, chunk.text, chunk_data(chunk));
   std::unique_lock lock(documents_mutex_);
   auto& labels = documents_[chunk.document_id].labels;
@@ -118,7 +150,7 @@ void BaseIndex::add(const store::StoredChunk& chunk) {
 }
 
 void BaseIndex::remove(uint64_t label, const std::string& document_id) {
-  vectors_->remove(label);
+  vectors()->remove(label);
   lexical_->remove(label);
   std::unique_lock lock(documents_mutex_);
   const auto it = documents_.find(document_id);
@@ -169,13 +201,22 @@ std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
   const auto* filter_fn = request.filter ? &allowed : nullptr;
 
   std::vector<VectorHit> vector_hits;
-  if (request.mode != SearchMode::kLexical && !request.query_vector.empty()) {
+  std::shared_ptr<VectorIndex> vectors;
+  {
+    std::lock_guard lock(vectors_mutex_);
+    if (request.query_embedder.empty() || embedder_.empty() ||
+        request.query_embedder == embedder_) {
+      vectors = vectors_;
+    }
+  }
+  if (vectors && request.mode != SearchMode::kLexical &&
+      request.query_vector.size() == static_cast<size_t>(vectors->dimension())) {
     VectorSearch options;
     options.k = request.mode == SearchMode::kVector ? k : candidates;
-    options.ef = std::max<size_t>(64, options.k);
+    options.ef = std::max(request.beam, options.k);
     options.allowed = filter_fn;
     options.allowed_labels = request.filter ? &allowed_labels : nullptr;
-    vector_hits = vectors_->search(request.query_vector, options);
+    vector_hits = vectors->search(request.query_vector, options);
   }
   LexicalResult lexical;
   if (request.mode != SearchMode::kVector) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -43,10 +44,16 @@ enum class SearchMode { kHybrid, kVector, kLexical };
 struct SearchRequest {
   std::string query;
   std::vector<float> query_vector;  // from the base's embedder; empty: lexical only
+  // The embedder query_vector came from: when it is not the one the index's vectors came from
+  // (a re-embedding finished and this replica has not caught up yet), the search is lexical.
+  std::string query_embedder;
   size_t k = 10;
   SearchMode mode = SearchMode::kHybrid;
   std::optional<Filter> filter;
   size_t highlight_length = 300;  // 0: no highlights (the chat's retrieval shows none)
+  // The graph walk's beam on the vector side (knowledge.search_beam): wider finds more of the
+  // true nearest neighbours, slower.
+  size_t beam = 128;
 };
 
 struct SearchHit {
@@ -70,11 +77,14 @@ struct SearchHit {
 
 class BaseIndex {
  public:
+  // `embedder`: the one the vectors come from ("" when not known: any query vector of the
+  // right dimension is used).
   BaseIndex(std::string kb_id, int dimension, std::unique_ptr<VectorIndex> vectors,
-            std::unique_ptr<LexicalIndex> lexical);
+            std::unique_ptr<LexicalIndex> lexical, std::string embedder = "");
 
   const std::string& kb_id() const { return kb_id_; }
-  int dimension() const { return dimension_; }
+  int dimension() const;
+  std::string embedder() const;
 
   // Changes from the log (idempotent: applying one twice is harmless).
   void add(const store::StoredChunk& chunk);
@@ -82,10 +92,14 @@ class BaseIndex {
   void set_documents(const std::vector<store::IndexedDocument>& documents);
   void set_document(const store::IndexedDocument& document);
 
+  // Every vector replaced at once (a re-embedding finished): searches use the old ones until
+  // this returns.
+  void replace_vectors(std::unique_ptr<VectorIndex> vectors, std::string embedder);
+
   std::vector<SearchHit> search(const SearchRequest& request) const;
 
-  size_t chunks() const { return vectors_->size(); }
-  VectorIndex& vectors() { return *vectors_; }
+  size_t chunks() const { return vectors()->size(); }
+  std::shared_ptr<VectorIndex> vectors() const;
   LexicalIndex& lexical() { return *lexical_; }
 
  private:
@@ -98,8 +112,9 @@ class BaseIndex {
   };
 
   std::string kb_id_;
-  int dimension_;
-  std::unique_ptr<VectorIndex> vectors_;
+  mutable std::mutex vectors_mutex_;  // guards vectors_ and embedder_ (the pointer, not the index)
+  std::shared_ptr<VectorIndex> vectors_;
+  std::string embedder_;
   std::unique_ptr<LexicalIndex> lexical_;
   mutable std::shared_mutex documents_mutex_;
   std::unordered_map<std::string, DocumentInfo> documents_;

@@ -98,6 +98,7 @@ void IndexManager::run() {
 }
 
 Result<std::shared_ptr<BaseIndex>> IndexManager::open_base(const std::string& kb_id, int dimension,
+                                                           const std::string& embedder,
                                                            bool fresh) {
   const std::string dir = base_directory(kb_id);
   std::unique_ptr<VectorIndex> vectors;
@@ -116,7 +117,7 @@ Result<std::shared_ptr<BaseIndex>> IndexManager::open_base(const std::string& kb
   auto lexical = LexicalIndex::open(dir.empty() ? std::string() : dir + "/" + kLexicalDir);
   if (!lexical) return std::move(lexical).error();
   return std::make_shared<BaseIndex>(kb_id, dimension, std::move(vectors),
-                                     std::move(lexical).value());
+                                     std::move(lexical).value(), embedder);
 }
 
 Result<void> IndexManager::load_or_rebuild() {
@@ -134,7 +135,7 @@ Result<void> IndexManager::load_or_rebuild() {
   }
   for (const auto& b : state.value("bases", json::array())) {
     const std::string id = b.value("id", "");
-    auto base = open_base(id, b.value("dimension", 0), false);
+    auto base = open_base(id, b.value("dimension", 0), b.value("embedder", ""), false);
     if (!base) {
       log::warn("knowledge index unreadable; rebuilding",
                 {{"kb_id", id}, {"error", base.error().message}});
@@ -172,7 +173,7 @@ Result<void> IndexManager::rebuild() {
     auto page = repository_.list_bases(std::nullopt, 100, cursor);
     if (!page) return std::move(page).error();
     for (const auto& kb : page->items) {
-      auto base = open_base(kb.id, static_cast<int>(kb.dimension), true);
+      auto base = open_base(kb.id, static_cast<int>(kb.dimension), kb.embedder, true);
       if (!base) return std::move(base).error();
       int64_t after = 0;
       for (;;) {
@@ -207,13 +208,10 @@ std::shared_ptr<BaseIndex> IndexManager::base(const std::string& kb_id) const {
 std::shared_ptr<BaseIndex> IndexManager::base_for_change(const std::string& kb_id,
                                                          int dimension_hint) {
   if (auto existing = base(kb_id)) return existing;
-  int dimension = dimension_hint;
-  if (dimension <= 0) {
-    auto kb = repository_.get_base(kb_id);
-    if (!kb) return nullptr;  // dropped since: its drop is further on in the log
-    dimension = static_cast<int>(kb->dimension);
-  }
-  auto opened = open_base(kb_id, dimension, true);
+  auto kb = repository_.get_base(kb_id);
+  if (!kb) return nullptr;  // dropped since: its drop is further on in the log
+  const int dimension = dimension_hint > 0 ? dimension_hint : static_cast<int>(kb->dimension);
+  auto opened = open_base(kb_id, dimension, kb->embedder, true);
   if (!opened) {
     log::warn("knowledge index not created", {{"kb_id", kb_id}, {"error", opened.error().message}});
     return nullptr;
@@ -272,6 +270,9 @@ Result<void> IndexManager::catch_up() {
         case store::ChunkChange::Op::kDocument:
           documents_changed.insert(c.kb_id);
           break;
+        case store::ChunkChange::Op::kVectors:
+          if (auto r = replace_vectors(c.kb_id); !r) return r;
+          break;
       }
     }
     for (const auto& kb_id : documents_changed) {
@@ -286,6 +287,35 @@ Result<void> IndexManager::catch_up() {
   }
 }
 
+Result<void> IndexManager::replace_vectors(const std::string& kb_id) {
+  auto kb = repository_.get_base(kb_id);
+  if (!kb && kb.error().code == ErrorCode::kNotFound) return success();  // its drop follows
+  if (!kb) return std::move(kb).error();
+  auto index = base_for_change(kb_id, static_cast<int>(kb->dimension));
+  if (!index) return success();
+  // Built aside while searches use the old vectors, then swapped in at once.
+  auto vectors = std::make_unique<VectorIndex>(static_cast<int>(kb->dimension));
+  int64_t after = 0;
+  // (A base of dimension 0 has no vectors: its first chunk sets the dimension.)
+  for (;;) {
+    auto batch = repository_.base_chunks(kb_id, after, kRebuildPage);
+    if (!batch) return std::move(batch).error();
+    if (batch->empty()) break;
+    for (const auto& c : *batch) {
+      if (c.vector.size() == static_cast<size_t>(kb->dimension)) {
+        vectors->upsert(static_cast<uint64_t>(c.seq), c.vector);
+      }
+    }
+    after = batch->back().seq;
+  }
+  log::info("knowledge base vectors replaced",
+            {{"kb_id", kb_id},
+             {"embedder", kb->embedder},
+             {"vectors", static_cast<int64_t>(vectors->size())}});
+  index->replace_vectors(std::move(vectors), kb->embedder);
+  return success();
+}
+
 Result<void> IndexManager::checkpoint() {
   if (options_.directory.empty() || !dirty_.exchange(false)) return success();
   std::lock_guard applying(apply_mutex_);
@@ -298,12 +328,14 @@ Result<void> IndexManager::checkpoint() {
   }
   for (const auto& index : all) {
     const std::string dir = base_directory(index->kb_id());
-    if (auto r = index->vectors().save(dir + "/" + kVectorsFile + ".tmp"); !r) return r;
+    if (auto r = index->vectors()->save(dir + "/" + kVectorsFile + ".tmp"); !r) return r;
     std::error_code ec;
     fs::rename(dir + "/" + kVectorsFile + ".tmp", dir + "/" + kVectorsFile, ec);
     if (ec) return Error::internal("cannot save the vector index: " + ec.message());
     if (auto r = index->lexical().commit(applied); !r) return r;
-    bases.push_back({{"id", index->kb_id()}, {"dimension", index->dimension()}});
+    bases.push_back({{"id", index->kb_id()},
+                     {"dimension", index->dimension()},
+                     {"embedder", index->embedder()}});
   }
   return write_atomically(
       options_.directory + "/" + kStateFile,

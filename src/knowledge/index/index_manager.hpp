@@ -63,7 +63,10 @@ class IndexManager {
  private:
   Result<void> load_or_rebuild();
   Result<void> rebuild();
-  Result<std::shared_ptr<BaseIndex>> open_base(const std::string& kb_id, int dimension, bool fresh);
+  Result<std::shared_ptr<BaseIndex>> open_base(const std::string& kb_id, int dimension,
+                                               const std::string& embedder, bool fresh);
+  // A kVectors change: the base's vector index rebuilt from its chunks and swapped in.
+  Result<void> replace_vectors(const std::string& kb_id);
   std::shared_ptr<BaseIndex> base_for_change(const std::string& kb_id, int dimension_hint);
   void drop_base(const std::string& kb_id);
   void run();

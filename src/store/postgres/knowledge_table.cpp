@@ -36,6 +36,7 @@ KnowledgeBase read_base(const Rows& rows, int r) {
   b.documents_failed = rows.integer(r, 13);
   b.chunks = rows.integer(r, 14);
   b.bytes = rows.integer(r, 15);
+  b.next_embedder = rows.text(r, 16);
   return b;
 }
 
@@ -521,13 +522,34 @@ class KnowledgeTable final : public KnowledgeRepository {
     Connection& db = **lease;
     Transaction tx(db);
     if (!tx.begun()) return tx.begun().error();
-    // The document's row lock: two ingestions of one document commit one after the other.
-    auto doc = db.query("SELECT kb_id, file_id FROM kb_documents WHERE id = $1 FOR UPDATE",
+    // Row locks, the base's first (as delete_base takes them): a re-embedding cannot finish
+    // between the embedder check and the commit, and two ingestions of one document commit
+    // one after the other.
+    auto owner =
+        db.query("SELECT kb_id FROM kb_documents WHERE id = $1", Params().text(in.document_id));
+    if (!owner) return std::move(owner).error();
+    if (owner->empty()) return document_not_found(in.document_id);
+    const std::string kb_id = owner->text(0, 0);
+    auto base = db.query("SELECT embedder, dimension FROM knowledge_bases WHERE id = $1 FOR UPDATE",
+                         Params().text(kb_id));
+    if (!base) return std::move(base).error();
+    if (base->empty()) return document_not_found(in.document_id);
+    auto doc = db.query("SELECT file_id FROM kb_documents WHERE id = $1 FOR UPDATE",
                         Params().text(in.document_id));
     if (!doc) return std::move(doc).error();
     if (doc->empty()) return document_not_found(in.document_id);
-    const std::string kb_id = doc->text(0, 0);
-    if (doc->text(0, 1) != in.file_id) return document_changed(in.document_id);
+    if (doc->text(0, 0) != in.file_id) return document_changed(in.document_id);
+    if (!in.embedder.empty() && base->text(0, 0) != in.embedder) {
+      return embedder_changed(kb_id, in.embedder);
+    }
+    auto checked = check_dimension(kb_id, base->integer(0, 1), in.chunks);
+    if (!checked) return std::move(checked).error();
+    if (*checked) {
+      auto set = db.query(
+          "UPDATE knowledge_bases SET dimension = $2 WHERE id = $1",
+          Params().text(kb_id).integer(static_cast<int64_t>(in.chunks.front().vector.size())));
+      if (!set) return std::move(set).error();
+    }
     std::vector<int64_t> added;
     added.reserve(in.chunks.size());
     int64_t tokens = 0;
@@ -578,6 +600,102 @@ class KnowledgeTable final : public KnowledgeRepository {
             .integer(now_ms));
     if (!ready) return std::move(ready).error();
     return tx.commit();
+  }
+
+  // --- Re-embedding ---------------------------------------------------------------------
+
+  Result<KnowledgeBase> begin_reembed(std::string_view kb_id, std::string_view embedder,
+                                      int64_t now_ms) override {
+    QueryTimer timer(db_.options.metrics, "kb_reembed");
+    {
+      auto lease = db_.pool.borrow();
+      if (!lease) return std::move(lease).error();
+      Connection& db = **lease;
+      Transaction tx(db);
+      if (!tx.begun()) return tx.begun().error();
+      auto base = db.query(
+          "UPDATE knowledge_bases SET next_embedder = CASE WHEN embedder = $2 THEN '' ELSE $2 "
+          "END, updated_at = $3 WHERE id = $1 RETURNING id",
+          Params().text(kb_id).text(embedder).integer(now_ms));
+      if (!base) return std::move(base).error();
+      if (base->empty()) return knowledge_base_not_found(kb_id);
+      auto chunks = db.query(
+          "UPDATE kb_chunks SET next_vector = NULL WHERE kb_id = $1 AND next_vector IS NOT NULL",
+          Params().text(kb_id));
+      if (!chunks) return std::move(chunks).error();
+      if (auto r = tx.commit(); !r) return std::move(r).error();
+    }
+    return get_base(kb_id);
+  }
+
+  Result<std::vector<StoredChunk>> chunks_to_reembed(std::string_view kb_id, int64_t after_seq,
+                                                     int limit) override {
+    QueryTimer timer(db_.options.metrics, "chunks_read");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    auto rows = (**lease).query(
+        "SELECT seq, kb_id, document_id, ordinal, text, section, page, page_end, start_offset, "
+        "end_offset, tokens, ''::bytea FROM kb_chunks WHERE kb_id = $1 AND seq > $2 AND "
+        "next_vector IS NULL ORDER BY seq LIMIT $3",
+        Params().text(kb_id).integer(after_seq).integer(limit));
+    if (!rows) return std::move(rows).error();
+    std::vector<StoredChunk> out;
+    out.reserve(static_cast<size_t>(rows->size()));
+    for (int i = 0; i < rows->size(); ++i) out.push_back(read_chunk(*rows, i));
+    return out;
+  }
+
+  Result<void> store_next_vectors(
+      std::string_view kb_id, std::string_view embedder,
+      const std::vector<std::pair<int64_t, std::vector<float>>>& vectors) override {
+    QueryTimer timer(db_.options.metrics, "kb_reembed");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    Connection& db = **lease;
+    Transaction tx(db);
+    if (!tx.begun()) return tx.begun().error();
+    if (auto r = check_next_embedder(db, kb_id, embedder, "FOR SHARE"); !r) return r;
+    for (const auto& [seq, vector] : vectors) {
+      auto updated = db.query("UPDATE kb_chunks SET next_vector = $1 WHERE seq = $2 AND kb_id = $3",
+                              Params().bytes(encode_vector(vector)).integer(seq).text(kb_id));
+      if (!updated) return std::move(updated).error();
+    }
+    return tx.commit();
+  }
+
+  Result<KnowledgeBase> finish_reembed(std::string_view kb_id, std::string_view embedder,
+                                       int64_t dimension, int64_t now_ms) override {
+    QueryTimer timer(db_.options.metrics, "kb_reembed");
+    {
+      auto lease = db_.pool.borrow();
+      if (!lease) return std::move(lease).error();
+      Connection& db = **lease;
+      Transaction tx(db);
+      if (!tx.begun()) return tx.begun().error();
+      if (auto r = check_next_embedder(db, kb_id, embedder, "FOR UPDATE"); !r) {
+        return std::move(r).error();
+      }
+      auto missing =
+          db.query("SELECT count(*) FROM kb_chunks WHERE kb_id = $1 AND next_vector IS NULL",
+                   Params().text(kb_id));
+      if (!missing) return std::move(missing).error();
+      if (missing->integer(0, 0) > 0) return reembed_incomplete(kb_id, missing->integer(0, 0));
+      auto moved =
+          db.query("UPDATE kb_chunks SET vector = next_vector, next_vector = NULL WHERE kb_id = $1",
+                   Params().text(kb_id));
+      if (!moved) return std::move(moved).error();
+      auto base = db.query(
+          "UPDATE knowledge_bases SET embedder = next_embedder, next_embedder = '', dimension = "
+          "$2, updated_at = $3 WHERE id = $1",
+          Params().text(kb_id).integer(dimension).integer(now_ms));
+      if (!base) return std::move(base).error();
+      if (auto r = lock_change_log(db); !r) return std::move(r).error();
+      auto logged = db.query("INSERT INTO kb_changes (kb_id, op) VALUES ($1, 'vectors')",
+                             Params().text(kb_id));
+      if (!logged) return std::move(logged).error();
+      if (auto r = tx.commit(); !r) return std::move(r).error();
+    }
+    return get_base(kb_id);
   }
 
   // --- Derived indexes ------------------------------------------------------------------
@@ -670,6 +788,18 @@ class KnowledgeTable final : public KnowledgeRepository {
   }
 
  private:
+  // Inside a transaction: the base's next embedder is still `embedder` (its row locked so).
+  static Result<void> check_next_embedder(Connection& db, std::string_view kb_id,
+                                          std::string_view embedder, std::string_view lock) {
+    auto base = db.query(
+        std::string("SELECT next_embedder FROM knowledge_bases WHERE id = $1 ").append(lock),
+        Params().text(kb_id));
+    if (!base) return std::move(base).error();
+    if (base->empty()) return knowledge_base_not_found(kb_id);
+    if (base->text(0, 0) != embedder) return embedder_changed(kb_id, embedder);
+    return success();
+  }
+
   static Result<void> lock_change_log(Connection& db) {
     auto locked = db.query(kChangeLogLock);
     if (!locked) return std::move(locked).error();

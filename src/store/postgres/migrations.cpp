@@ -268,6 +268,12 @@ const std::vector<Migration>& migrations() {
         -- The knowledge-base passages a reply cited: a JSON array, NULL when none.
         ALTER TABLE messages ADD COLUMN citations TEXT;
       )sql"},
+      {9, "knowledge_reembedding", R"sql(
+        -- A base's embedder while its chunks are re-embedded ('' when none), and each chunk's
+        -- vector from it; the current vectors serve searches until all are made.
+        ALTER TABLE knowledge_bases ADD COLUMN next_embedder TEXT NOT NULL DEFAULT '';
+        ALTER TABLE kb_chunks ADD COLUMN next_vector BYTEA;
+      )sql"},
   };
   return kMigrations;
 }

@@ -29,6 +29,7 @@ KnowledgeBase read_base(const Statement& row) {
   b.documents_failed = row.column_int(13);
   b.chunks = row.column_int(14);
   b.bytes = row.column_int(15);
+  b.next_embedder = row.column_text(16);
   return b;
 }
 
@@ -536,6 +537,25 @@ class KnowledgeTable final : public KnowledgeRepository {
       kb_id = doc->column_text(0);
       if (doc->column_text(1) != in.file_id) return document_changed(in.document_id);
     }
+    {
+      auto base =
+          db_.writer->prepare("SELECT embedder, dimension FROM knowledge_bases WHERE id = ?");
+      if (!base) return std::move(base).error();
+      base->bind(1, kb_id);
+      if (base->step() != SQLITE_ROW) return knowledge_base_not_found(kb_id);
+      if (!in.embedder.empty() && base->column_text(0) != in.embedder) {
+        return embedder_changed(kb_id, in.embedder);
+      }
+      const int64_t dimension = base->column_int(1);
+      auto checked = check_dimension(kb_id, dimension, in.chunks);
+      if (!checked) return std::move(checked).error();
+      if (*checked) {
+        auto set = db_.writer->prepare("UPDATE knowledge_bases SET dimension = ? WHERE id = ?");
+        if (!set) return std::move(set).error();
+        set->bind(1, static_cast<int64_t>(in.chunks.front().vector.size())).bind(2, kb_id);
+        if (set->step() != SQLITE_DONE) return db_.writer->last_error("store chunks");
+      }
+    }
     if (auto r = remove_chunks_locked(in.document_id); !r) return r;
     int64_t tokens = 0;
     for (const auto& c : in.chunks) {
@@ -565,6 +585,104 @@ class KnowledgeTable final : public KnowledgeRepository {
     ready->bind(4, static_cast<int64_t>(in.chunks.size())).bind(5, tokens).bind(6, now_ms);
     if (ready->step() != SQLITE_DONE) return db_.writer->last_error("store chunks");
     return tx.commit();
+  }
+
+  // --- Re-embedding ---------------------------------------------------------------------
+
+  Result<KnowledgeBase> begin_reembed(std::string_view kb_id, std::string_view embedder,
+                                      int64_t now_ms) override {
+    QueryTimer timer(db_.options.metrics, "kb_reembed");
+    {
+      std::lock_guard lock(db_.write_mutex);
+      if (!db_.writer) return storage_closed();
+      WriteTransaction tx(*db_.writer);
+      if (!tx.begun()) return tx.begun().error();
+      auto base = db_.writer->prepare(
+          "UPDATE knowledge_bases SET next_embedder = CASE WHEN embedder = ?2 THEN '' ELSE ?2 "
+          "END, updated_at = ?3 WHERE id = ?1");
+      if (!base) return std::move(base).error();
+      base->bind(1, kb_id).bind(2, embedder).bind(3, now_ms);
+      if (base->step() != SQLITE_DONE) return db_.writer->last_error("re-embed");
+      if (db_.writer->changes() == 0) return knowledge_base_not_found(kb_id);
+      auto chunks = db_.writer->prepare(
+          "UPDATE kb_chunks SET next_vector = NULL WHERE kb_id = ? AND next_vector IS NOT NULL");
+      if (!chunks) return std::move(chunks).error();
+      chunks->bind(1, kb_id);
+      if (chunks->step() != SQLITE_DONE) return db_.writer->last_error("re-embed");
+      if (auto r = tx.commit(); !r) return std::move(r).error();
+    }
+    return get_base(kb_id);
+  }
+
+  Result<std::vector<StoredChunk>> chunks_to_reembed(std::string_view kb_id, int64_t after_seq,
+                                                     int limit) override {
+    QueryTimer timer(db_.options.metrics, "chunks_read");
+    auto reader = db_.readers.borrow();
+    auto stmt = reader->prepare(
+        "SELECT seq, kb_id, document_id, ordinal, text, section, page, page_end, start_offset, "
+        "end_offset, tokens, x'' FROM kb_chunks WHERE kb_id = ? AND seq > ? AND next_vector IS "
+        "NULL ORDER BY seq LIMIT ?");
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, kb_id).bind(2, after_seq).bind(3, static_cast<int64_t>(limit));
+    std::vector<StoredChunk> out;
+    int rc;
+    while ((rc = stmt->step()) == SQLITE_ROW) out.push_back(read_chunk(*stmt));
+    if (rc != SQLITE_DONE) return reader->last_error("read chunks");
+    return out;
+  }
+
+  Result<void> store_next_vectors(
+      std::string_view kb_id, std::string_view embedder,
+      const std::vector<std::pair<int64_t, std::vector<float>>>& vectors) override {
+    QueryTimer timer(db_.options.metrics, "kb_reembed");
+    std::lock_guard lock(db_.write_mutex);
+    if (!db_.writer) return storage_closed();
+    WriteTransaction tx(*db_.writer);
+    if (!tx.begun()) return tx.begun().error();
+    if (auto r = check_next_embedder_locked(kb_id, embedder); !r) return r;
+    for (const auto& [seq, vector] : vectors) {
+      auto update =
+          db_.writer->prepare("UPDATE kb_chunks SET next_vector = ? WHERE seq = ? AND kb_id = ?");
+      if (!update) return std::move(update).error();
+      update->bind_blob(1, encode_vector(vector)).bind(2, seq).bind(3, kb_id);
+      if (update->step() != SQLITE_DONE) return db_.writer->last_error("store vectors");
+    }
+    return tx.commit();
+  }
+
+  Result<KnowledgeBase> finish_reembed(std::string_view kb_id, std::string_view embedder,
+                                       int64_t dimension, int64_t now_ms) override {
+    QueryTimer timer(db_.options.metrics, "kb_reembed");
+    {
+      std::lock_guard lock(db_.write_mutex);
+      if (!db_.writer) return storage_closed();
+      WriteTransaction tx(*db_.writer);
+      if (!tx.begun()) return tx.begun().error();
+      if (auto r = check_next_embedder_locked(kb_id, embedder); !r) return std::move(r).error();
+      {
+        auto missing = db_.writer->prepare(
+            "SELECT count(*) FROM kb_chunks WHERE kb_id = ? AND next_vector IS NULL");
+        if (!missing) return std::move(missing).error();
+        missing->bind(1, kb_id);
+        if (missing->step() != SQLITE_ROW) return db_.writer->last_error("re-embed");
+        if (missing->column_int(0) > 0) return reembed_incomplete(kb_id, missing->column_int(0));
+      }
+      for (const char* sql :
+           {"UPDATE kb_chunks SET vector = next_vector, next_vector = NULL WHERE kb_id = ?1",
+            "UPDATE knowledge_bases SET embedder = next_embedder, next_embedder = '', dimension = "
+            "?2, updated_at = ?3 WHERE id = ?1",
+            "INSERT INTO kb_changes (kb_id, op) VALUES (?1, 'vectors')"}) {
+        auto stmt = db_.writer->prepare(sql);
+        if (!stmt) return std::move(stmt).error();
+        stmt->bind(1, kb_id);
+        if (std::string_view(sql).find("?2") != std::string_view::npos) {
+          stmt->bind(2, dimension).bind(3, now_ms);
+        }
+        if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("re-embed");
+      }
+      if (auto r = tx.commit(); !r) return std::move(r).error();
+    }
+    return get_base(kb_id);
   }
 
   // --- Derived indexes ------------------------------------------------------------------
@@ -682,6 +800,16 @@ class KnowledgeTable final : public KnowledgeRepository {
     for (const auto& [seq, kb_id] : gone) {
       if (auto r = log_change(kb_id, "remove", seq, document_id); !r) return r;
     }
+    return success();
+  }
+
+  // With the write lock held, inside a transaction.
+  Result<void> check_next_embedder_locked(std::string_view kb_id, std::string_view embedder) {
+    auto base = db_.writer->prepare("SELECT next_embedder FROM knowledge_bases WHERE id = ?");
+    if (!base) return std::move(base).error();
+    base->bind(1, kb_id);
+    if (base->step() != SQLITE_ROW) return knowledge_base_not_found(kb_id);
+    if (base->column_text(0) != embedder) return embedder_changed(kb_id, embedder);
     return success();
   }
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Knowledge-base and response-cache benchmarks, printed as Markdown for docs/benchmarks.md
+# (`make bench` runs it):
+#
+# 1. parley_knowledge_bench on a generated corpus of 100,000 chunks (and 1,000,000 with
+#    BENCH_KNOWLEDGE_MILLION=1: about an hour on 2 cores): ingestion, index build, hybrid
+#    search latency on one thread, recall@10 of the ANN side, resident memory.
+# 2. The same binary's --eval on bench/eval/knowledge: hit@1, hit@5 and MRR@5.
+# 3. A cache hit through the gateway: wrk at 1 connection on a deterministic
+#    /v1/chat/completions answered by the exact cache (the fake provider behind it is called
+#    once), beside GET /v1/models on the same server (the request path without a cache).
+#
+# Usage: scripts/bench_knowledge.sh BUILD_DIR. Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+DURATION=${BENCH_DURATION:-10s}
+work=$(mktemp -d /tmp/parley-kb-bench.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+sizes=(100000)
+[[ "${BENCH_KNOWLEDGE_MILLION:-0}" == 1 ]] && sizes+=(1000000)
+for n in "${sizes[@]}"; do
+  echo
+  echo "### Generated corpus, $n chunks"
+  echo
+  echo "\`/usr/bin/time -v $BUILD/bench/parley_knowledge_bench --chunks $n --queries 1000\`"
+  echo
+  /usr/bin/time -v "$BUILD/bench/parley_knowledge_bench" --chunks "$n" --queries 1000 \
+    --dir "$work/kb-$n" 2>"$work/time-$n" | grep '^|'
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time-$n")
+  echo "| peak resident memory of the whole run (store, indexes, queries), MiB | $((rss / 1024)) |"
+done
+
+echo
+echo "### Retrieval quality on the evaluation set"
+echo
+echo "\`$BUILD/bench/parley_knowledge_bench --eval bench/eval/knowledge\`"
+echo
+"$BUILD/bench/parley_knowledge_bench" --eval bench/eval/knowledge --dir "$work/eval" 2>/dev/null
+
+echo
+echo "### A response-cache hit through the gateway"
+echo
+fake_port=$(free_port)
+"$BUILD/tests/unit/parley_fake_upstream" --port "$fake_port" >"$work/fake.log" 2>&1 &
+pids+=($!)
+wait_port "$fake_port"
+port=$(free_port)
+cat >"$work/parley.yaml" <<YAML
+llm:
+  default_model: fake/fake-model
+providers:
+  fake:
+    type: openai
+    base_url: http://127.0.0.1:$fake_port/v1
+    api_key: sk-bench
+    models: [fake-model]
+YAML
+"$BUILD/parley" serve --config "$work/parley.yaml" --data-dir "$work/data" \
+  --listen "127.0.0.1:$port" --set server.threads=1 --set server.blocking_threads=1 \
+  --set log.level=warn >"$work/parley.log" 2>&1 &
+pids+=($!)
+wait_port "$port"
+echo "| request | requests/s | p50 | p99 | command |"
+echo "|---|---|---|---|---|"
+for mode in models hit; do
+  out=$(wrk -t1 -c1 -d"$DURATION" --latency -s bench/cached_chat.lua "http://127.0.0.1:$port/" -- "$mode")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  label=$([[ $mode == hit ]] && echo "POST /v1/chat/completions, answered by the exact cache" || echo "GET /v1/models (no cache, same path)")
+  echo "| $label | $rps | $p50 | $p99 | \`wrk -t1 -c1 -d$DURATION --latency -s bench/cached_chat.lua URL -- $mode\` |"
+done
+hits=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^response_cache_requests_total\{cache="exact",outcome="hit"\}/ {print $2}')
+calls=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^llm_requests_total/ {s += $2} END {print s + 0}')
+echo
+echo "Exact-cache hits: $hits; calls to the provider in all: $calls."
