@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Knowledge-base and response-cache benchmarks, printed as Markdown for docs/benchmarks.md
-# (`make bench` runs it):
+# Knowledge-base and response-cache benchmarks, appended to docs/benchmarks.md by `make bench`:
 #
 # 1. parley_knowledge_bench on a generated corpus of 100,000 chunks (and 1,000,000 with
 #    BENCH_KNOWLEDGE_MILLION=1: about an hour on 2 cores): ingestion, index build, hybrid
@@ -10,11 +9,12 @@
 #    /v1/chat/completions answered by the exact cache (the fake provider behind it is called
 #    once), beside GET /v1/models on the same server (the request path without a cache).
 #
-# Usage: scripts/bench_knowledge.sh BUILD_DIR. Traffic stays on 127.0.0.1.
+# Usage: scripts/bench_knowledge.sh BUILD_DIR [OUT]. Traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 DURATION=${BENCH_DURATION:-10s}
+OUT=${2:-${BENCH_OUT:-docs/benchmarks.md}}
 work=$(mktemp -d /tmp/parley-kb-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -32,6 +32,12 @@ wait_port() {
   return 1
 }
 
+{
+echo
+echo "## Knowledge bases and the response cache"
+echo
+echo "Reproduce: \`make bench\`, or \`scripts/bench_knowledge.sh build\` (BENCH_KNOWLEDGE_MILLION=1"
+echo "adds the 1,000,000-chunk run). One thread for every search measure."
 sizes=(100000)
 [[ "${BENCH_KNOWLEDGE_MILLION:-0}" == 1 ]] && sizes+=(1000000)
 for n in "${sizes[@]}"; do
@@ -90,3 +96,5 @@ hits=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^response_cache_requests
 calls=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^llm_requests_total/ {s += $2} END {print s + 0}')
 echo
 echo "Exact-cache hits: $hits; calls to the provider in all: $calls."
+} >>"$OUT"
+echo "appended to $OUT"
