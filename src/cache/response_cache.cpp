@@ -44,6 +44,16 @@ std::string hex_sha256(std::string_view text) { return auth::to_hex(auth::sha256
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+// What the route's name stands for now: the same name ("default") answered by another provider
+// or model after a configuration change must not find the old answers.
+json route_json(const llm::Route& route) {
+  json targets = json::array();
+  for (const auto& t : route.targets) {
+    targets.push_back((t.provider != nullptr ? t.provider->name() : std::string()) + "/" + t.model);
+  }
+  return {{"name", route.name}, {"targets", std::move(targets)}};
+}
+
 bool deterministic(const chat::Turn& turn) {
   return turn.prompt.temperature.has_value() && *turn.prompt.temperature == 0.0;
 }
@@ -279,7 +289,7 @@ class ResponseCache {
       if (&m == &question) break;
       before.push_back(message_json(m));
     }
-    json key = {{"model", turn.route.name}, {"before", std::move(before)}};
+    json key = {{"model", route_json(turn.route)}, {"before", std::move(before)}};
     if (!turn.prompt.tools.is_null()) key["tools"] = turn.prompt.tools;
     return "s:" + turn.actor.tenant_id + ":" + hex_sha256(dump(key));
   }
@@ -348,7 +358,7 @@ std::string exact_key(const chat::Turn& turn) {
   const auto& p = turn.prompt;
   json messages = json::array();
   for (const auto& m : p.messages) messages.push_back(message_json(m));
-  json key = {{"model", turn.route.name}, {"messages", std::move(messages)}};
+  json key = {{"model", route_json(turn.route)}, {"messages", std::move(messages)}};
   if (p.temperature) key["temperature"] = *p.temperature;
   if (p.top_p) key["top_p"] = *p.top_p;
   if (p.max_tokens) key["max_tokens"] = *p.max_tokens;

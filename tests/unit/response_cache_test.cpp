@@ -12,6 +12,7 @@
 
 #include "cache/response_cache.hpp"
 #include "knowledge/embed/embedders.hpp"
+#include "llm/builtin/builtin_provider.hpp"
 #include "run_on.hpp"
 #include "support/manual_clock.hpp"
 
@@ -101,6 +102,11 @@ TEST_F(ResponseCacheTest, AnIdenticalDeterministicRequestIsAnsweredFromTheCache)
   auto other_model = turn("What is the refund window?");
   other_model.route.name = "gpt-other";
   EXPECT_EQ(ask(std::move(other_model)).cache.status, "miss");
+  // The same route name served by another provider or model (the configuration changed).
+  auto provider = llm::make_builtin_provider("builtin");
+  auto retargeted = turn("What is the refund window?");
+  retargeted.route.targets.push_back({provider.get(), "other-model"});
+  EXPECT_EQ(ask(std::move(retargeted)).cache.status, "miss");
   auto seeded = turn("What is the refund window?");
   seeded.prompt.extra["seed"] = 7;
   EXPECT_EQ(ask(std::move(seeded)).cache.status, "miss");
