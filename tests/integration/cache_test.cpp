@@ -158,13 +158,16 @@ TEST(ResponseCache, WithRedisOneReplicaAnswersFromWhatAnotherCached) {
   auto first = http("POST", a.port(), "/v1/chat/completions", deterministic_request("Shared?"));
   ASSERT_EQ(first.status, 200) << first.describe();
   EXPECT_EQ(first.header("X-Parley-Cache"), "miss");
-  // The write is sent after the answer: give it a moment to land.
-  Response second;
-  for (int i = 0; i < 50; ++i) {
-    second = http("POST", b.port(), "/v1/chat/completions", deterministic_request("Shared?"));
-    if (second.header("X-Parley-Cache") == "hit") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // The write to Redis is sent after the answer: wait until the entry is there, then ask the
+  // other replica once (a miss there would call the provider, which has nothing queued).
+  bool stored = false;
+  for (int i = 0; i < 500 && !stored; ++i) {
+    stored = parley::testing::redis_key_count(redis, prefix + "cache:*") > 0;
+    if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  ASSERT_TRUE(stored) << "replica a never wrote its answer to Redis";
+  const auto second =
+      http("POST", b.port(), "/v1/chat/completions", deterministic_request("Shared?"));
   EXPECT_EQ(second.header("X-Parley-Cache"), "hit") << second.describe();
   EXPECT_EQ(second.json()["choices"][0]["message"]["content"], "Shared answer.");
 }

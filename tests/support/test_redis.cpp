@@ -58,6 +58,21 @@ std::string unique_redis_prefix() {
   return prefix;
 }
 
+long long redis_key_count(const std::string& url, const std::string& pattern) {
+  const auto colon = url.rfind(':');
+  if (colon == std::string::npos) return -1;
+  timeval tv{1, 0};
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", std::stoi(url.substr(colon + 1)), tv);
+  long long count = -1;
+  if (c && !c->err) {
+    auto* r = static_cast<redisReply*>(redisCommand(c, "KEYS %s", pattern.c_str()));
+    if (r && r->type == REDIS_REPLY_ARRAY) count = static_cast<long long>(r->elements);
+    if (r) freeReplyObject(r);
+  }
+  if (c) redisFree(c);
+  return count;
+}
+
 RedisProcess::RedisProcess() {
   std::random_device random;
   for (int attempt = 0; attempt < 8 && url_.empty(); ++attempt) {

@@ -15,6 +15,10 @@ namespace parley::testing {
 std::string redis_server_url();
 std::string unique_redis_prefix();
 
+// How many keys match a glob pattern on the server at url ("redis://127.0.0.1:PORT"); -1
+// when it cannot be asked. For tests that wait for a write sent after an answer.
+long long redis_key_count(const std::string& url, const std::string& pattern);
+
 // A redis-server of this test's own on a free loopback port; stop() and start() keep the
 // port, so clients reconnect to the same address.
 class RedisProcess {
