@@ -2,16 +2,18 @@
 // hybrid search latency (ordinary and common-word queries, and with a filter matching 1% of
 // the documents), and the recall@10 of the nearest-neighbour side against exact search.
 //
-// The corpus is generated: Markdown documents on 64 topics, whose words come from their
-// topic's words and from the whole vocabulary by a Zipf law (so some words are in most chunks,
-// as "the" and "configure" are in real documentation). It measures speed, not answer quality (that
-// is docs/benchmarks.md's evaluation set).
+// The corpus is generated (Corpus below): Markdown documents organised as documentation is, by
+// topic, document and section, with common words in most chunks; questions ask about one
+// section. It measures speed and the nearest-neighbour side's recall, not answer quality
+// (that is docs/benchmarks.md's evaluation set).
 //
-// Usage: parley_knowledge_bench [--chunks N] [--queries N] [--dir DIR]
+// Usage: parley_knowledge_bench [--chunks N] [--queries N] [--dir DIR] [--reuse 1]
 //        parley_knowledge_bench --eval bench/eval/knowledge [--dir DIR]
-// Prints a Markdown table. With --eval: the retrieval quality on the evaluation set (real-
-// looking documents and questions, bench/eval/knowledge/README.md) instead: hit@1, hit@5 and
-// MRR@5 of hybrid search and of each side alone, with the built-in embedder.
+// --reuse 1 searches what an earlier run left in DIR (no ingestion, no index build): for
+// trying search settings quickly. Prints a Markdown table. With --eval: the retrieval quality on
+// the evaluation set (real- looking documents and questions, bench/eval/knowledge/README.md)
+// instead: hit@1, hit@5 and MRR@5 of hybrid search and of each side alone, with the built-in
+// embedder.
 #include <malloc.h>
 
 #include <algorithm>
@@ -45,7 +47,8 @@ struct Options {
   int chunks = 100'000;
   int queries = 1'000;
   std::string dir;
-  std::string eval;  // the evaluation set's folder: measure quality instead of speed
+  std::string eval;    // the evaluation set's folder: measure quality instead of speed
+  bool reuse = false;  // search the store and indexes a previous run left in --dir
 };
 
 double seconds_since(Clock::time_point start) {
@@ -69,12 +72,16 @@ double percentile(std::vector<double> values, double p) {
   return values[i];
 }
 
-// Documents about topics: each document has one of 64 topics, and its words come half from
-// the topic's own 300 words and half from the whole vocabulary by a Zipf law (so some words are
-// in nearly every chunk). Queries are drawn the same way, so they have true neighbours.
+// Documentation as it is organised: 64 topics (products), each document about one topic and
+// one subject of its own, each section about one thing of its own. A section's words come from
+// the section's own 15 words (20%), the document's 60 (20%), the topic's 300 (25%), and the
+// whole 20,000-word vocabulary by a Zipf law (35%: so some words are in nearly every chunk, as
+// "the" and "configure" are in real documentation). A question asks about one section: two of
+// its words, one of its document's, one of its topic's and two common ones, as a person
+// asking about a specific setting names it among ordinary words.
 class Corpus {
  public:
-  Corpus(uint32_t vocabulary_seed, uint32_t sample_seed) : rng_(vocabulary_seed) {
+  explicit Corpus(uint32_t seed) : rng_(seed) {
     std::uniform_int_distribution<int> length(3, 10);
     std::uniform_int_distribution<int> letter('a', 'z');
     for (int i = 0; i < 20'000; ++i) {
@@ -85,52 +92,83 @@ class Corpus {
     }
     std::vector<double> weights;
     for (size_t i = 0; i < words_.size(); ++i) weights.push_back(1.0 / static_cast<double>(i + 1));
-    zipf_ = std::discrete_distribution<size_t>(weights.begin(), weights.end());
-    std::uniform_int_distribution<size_t> any(100, words_.size() - 1);
+    zipf_ = std::discrete_distribution<uint32_t>(weights.begin(), weights.end());
     topics_.resize(64);
-    for (auto& topic : topics_) {
-      for (int i = 0; i < 300; ++i) topic.push_back(any(rng_));
-    }
-    rng_.seed(sample_seed);
+    for (auto& topic : topics_) topic = draw(300);
   }
 
-  std::string word(size_t topic) {
-    if (rng_() % 2 == 0) return words_[topics_[topic][rng_() % topics_[topic].size()]];
-    return words_[zipf_(rng_)];
-  }
-  size_t topic() { return rng_() % topics_.size(); }
   const std::string& common(size_t i) const { return words_[i]; }
 
-  std::string sentence(size_t topic, int words) {
+  // A Markdown document of `sections` sections of about 300 words each (one chunk each at
+  // the default chunk size).
+  std::string document(int sections) {
+    Document d;
+    d.topic = rng_() % topics_.size();
+    d.words = draw(60);
+    std::string doc;
+    for (int s = 0; s < sections; ++s) {
+      d.sections.push_back(draw(15));
+      const auto& own = d.sections.back();
+      doc += "# " + words_[own[0]] + " " + words_[own[1]] + "\n\n";
+      for (int p = 0; p < 3; ++p) {
+        for (int k = 0; k < 6; ++k) {
+          std::vector<uint32_t> sentence;
+          for (int w = 0; w < 16; ++w) {
+            const uint32_t roll = rng_() % 100;
+            sentence.push_back(roll < 20   ? any_of(own, rng_)
+                               : roll < 40 ? any_of(d.words, rng_)
+                               : roll < 65 ? any_of(topics_[d.topic], rng_)
+                                           : zipf_(rng_));
+          }
+          doc += text(sentence) + " ";
+        }
+        doc += "\n\n";
+      }
+    }
+    documents_.push_back(std::move(d));
+    return doc;
+  }
+
+  // A question about one section of the documents made so far.
+  std::string question(std::mt19937& rng) {
+    const auto& d = documents_[rng() % documents_.size()];
+    const auto& section = d.sections[rng() % d.sections.size()];
+    return text({any_of(section, rng), zipf_(rng), any_of(section, rng), any_of(d.words, rng),
+                 zipf_(rng), any_of(topics_[d.topic], rng)});
+  }
+
+ private:
+  struct Document {
+    size_t topic = 0;
+    std::vector<uint32_t> words;
+    std::vector<std::vector<uint32_t>> sections;
+  };
+
+  static uint32_t any_of(const std::vector<uint32_t>& words, std::mt19937& rng) {
+    return words[rng() % words.size()];
+  }
+  // n words past the 100 most common.
+  std::vector<uint32_t> draw(int n) {
+    std::uniform_int_distribution<uint32_t> any(100, static_cast<uint32_t>(words_.size() - 1));
+    std::vector<uint32_t> out;
+    for (int i = 0; i < n; ++i) out.push_back(any(rng_));
+    return out;
+  }
+  std::string text(const std::vector<uint32_t>& sentence) const {
     std::string s;
-    for (int i = 0; i < words; ++i) {
-      if (i > 0) s += ' ';
-      s += word(topic);
+    for (uint32_t w : sentence) {
+      if (!s.empty()) s += ' ';
+      s += words_[w];
     }
     s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
     return s + ".";
   }
 
-  // A Markdown document of `sections` sections of about 300 words each (one chunk each at
-  // the default chunk size), on one topic.
-  std::string document(int sections) {
-    const size_t t = topic();
-    std::string doc;
-    for (int s = 0; s < sections; ++s) {
-      doc += "# " + word(t) + " " + word(t) + "\n\n";
-      for (int p = 0; p < 3; ++p) {
-        for (int k = 0; k < 6; ++k) doc += sentence(t, 16) + " ";
-        doc += "\n\n";
-      }
-    }
-    return doc;
-  }
-
- private:
   std::mt19937 rng_;
   std::vector<std::string> words_;
-  std::discrete_distribution<size_t> zipf_;
-  std::vector<std::vector<size_t>> topics_;
+  std::discrete_distribution<uint32_t> zipf_;
+  std::vector<std::vector<uint32_t>> topics_;
+  std::vector<Document> documents_;
 };
 
 // A fresh SQLite store in `dir` (removed first) with one knowledge base on the built-in
@@ -141,13 +179,17 @@ struct BenchBase {
   knowledge::HashedEmbedder embedder{settings.embedding_dimension};
   store::KnowledgeBase base;
   queue::Handler ingest;
+  bool reused = false;
 
   store::KnowledgeRepository& repo() { return storage->knowledge(); }
 
-  bool open(const std::string& dir) {
+  bool open(const std::string& dir, bool reuse = false) {
     namespace fs = std::filesystem;
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    reuse = reuse && fs::exists(dir + "/parley.db");
+    if (!reuse) {
+      fs::remove_all(dir);
+      fs::create_directories(dir);
+    }
     store::StorageSettings storage_settings;
     storage_settings.url = "sqlite://" + dir + "/parley.db";
     auto opened = store::open(storage_settings, {});
@@ -156,6 +198,16 @@ struct BenchBase {
       return false;
     }
     storage = std::move(opened).value();
+    if (reuse) {
+      auto bases = repo().list_bases(std::string("bench"), 1, std::nullopt);
+      if (!bases || bases->items.empty()) {
+        std::fprintf(stderr, "no knowledge base to reuse in %s\n", dir.c_str());
+        return false;
+      }
+      base = bases->items.front();
+      reused = true;
+      return true;
+    }
     auto made = repo().create_base(
         {"bench", "Bench", "", embedder.name(), embedder.dimension(),
          knowledge::base_settings_json({{settings.chunk_tokens, settings.chunk_overlap}}), "{}"},
@@ -273,18 +325,19 @@ int run(const Options& options) {
                               ? (fs::temp_directory_path() / "parley-knowledge-bench").string()
                               : options.dir;
   BenchBase b;
-  if (!b.open(dir)) return 1;
+  if (!b.open(dir, options.reuse)) return 1;
   auto& repo = b.repo();
   auto& embedder = b.embedder;
   const auto* base = &b.base;
 
   // --- Ingestion: files stored, then each document through the job's handler ---------------
-  Corpus corpus(42, 1);
+  Corpus corpus(42);
   constexpr int kSectionsPerDocument = 50;
   const int documents = std::max(1, options.chunks / kSectionsPerDocument);
   std::vector<std::pair<std::string, std::string>> queued;  // document, file
   for (int d = 0; d < documents; ++d) {
     const std::string content = corpus.document(kSectionsPerDocument);
+    if (b.reused) continue;  // made only for the questions about it
     const std::string product = d % 100 == 0 ? "rare" : "common";  // 1% of documents
     auto file = repo.put_file({"bench", "", "doc" + std::to_string(d) + ".md", "knowledge",
                                "sha" + std::to_string(d), content},
@@ -313,14 +366,16 @@ int run(const Options& options) {
   knowledge::IndexOptions io;
   io.directory = dir + "/index";
   io.sync_interval = std::chrono::hours(1);
-  knowledge::IndexManager manager(repo, io);
+  // Held by pointer: it must be gone (its lexical index's write lock released) before the
+  // indexes are loaded again below.
+  auto manager = std::make_unique<knowledge::IndexManager>(repo, io);
   const auto index_start = Clock::now();
-  if (auto r = manager.start(); !r) {
+  if (auto r = manager->start(); !r) {
     std::fprintf(stderr, "index: %s\n", r.error().message.c_str());
     return 1;
   }
   const double index_seconds = seconds_since(index_start);
-  auto index = manager.base(base->id);
+  auto index = manager->base(base->id);
 
   // --- Search latency -----------------------------------------------------------------------
   const auto latencies = [&](auto make_request) {
@@ -336,10 +391,10 @@ int run(const Options& options) {
     }
     return ms;
   };
-  Corpus queries(42, 7);
+  std::mt19937 questions(7);
   const auto ordinary = latencies([&](int) {
     knowledge::SearchRequest r;
-    r.query = queries.sentence(queries.topic(), 6);
+    r.query = corpus.question(questions);
     return r;
   });
   const auto common_words = latencies([&](int q) {
@@ -350,25 +405,25 @@ int run(const Options& options) {
   });
   const auto vector_only = latencies([&](int) {
     knowledge::SearchRequest r;
-    r.query = queries.sentence(queries.topic(), 6);
+    r.query = corpus.question(questions);
     r.mode = knowledge::SearchMode::kVector;
     return r;
   });
   const auto lexical_only = latencies([&](int) {
     knowledge::SearchRequest r;
-    r.query = queries.sentence(queries.topic(), 6);
+    r.query = corpus.question(questions);
     r.mode = knowledge::SearchMode::kLexical;
     return r;
   });
   const auto no_highlight = latencies([&](int) {
     knowledge::SearchRequest r;
-    r.query = queries.sentence(queries.topic(), 6);
+    r.query = corpus.question(questions);
     r.highlight_length = 0;
     return r;
   });
   const auto filtered = latencies([&](int) {
     knowledge::SearchRequest r;
-    r.query = queries.sentence(queries.topic(), 6);
+    r.query = corpus.question(questions);
     r.filter =
         knowledge::Filter::parse({{"type", "eq"}, {"key", "product"}, {"value", "rare"}}).value();
     return r;
@@ -378,24 +433,35 @@ int run(const Options& options) {
   const int recall_queries = std::min(options.queries, 200);
   std::vector<std::vector<float>> recall_set;
   for (int q = 0; q < recall_queries; ++q) {
-    const auto v = embedder.embed_now({queries.sentence(queries.topic(), 6)});
+    const auto v = embedder.embed_now({corpus.question(questions)});
     recall_set.emplace_back(v.values.begin(), v.values.end());
   }
   struct Recall {
     size_t ef;
     double recall;
+    double near;
     double p50_ms;
     double p99_ms;
   };
   std::vector<std::vector<uint64_t>> truths;
+  std::vector<float> tenth_scores;  // each query's 10th best similarity
+  // How close the neighbours are: the mean similarity at ranks 1, 10, 11, 50 and 200.
+  const std::vector<size_t> ranks{1, 10, 11, 50, 200};
+  std::vector<double> rank_means(ranks.size(), 0);
   for (const auto& query : recall_set) {
+    const auto best = index->vectors()->exact(query, ranks.back());
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      if (best.size() >= ranks[r]) rank_means[r] += best[ranks[r] - 1].score / recall_set.size();
+    }
     std::vector<uint64_t> truth;
-    for (const auto& h : index->vectors()->exact(query, 10)) truth.push_back(h.label);
+    for (size_t i = 0; i < best.size() && i < 10; ++i) truth.push_back(best[i].label);
     truths.push_back(std::move(truth));
+    tenth_scores.push_back(best.size() >= 10 ? best[9].score : -1);
   }
   std::vector<Recall> recall;
   for (size_t ef : {size_t{64}, size_t{128}, size_t{256}, size_t{512}, size_t{1024}}) {
     double found = 0;
+    double near = 0;  // as ann-benchmarks counts: within 0.001 of the 10th best similarity
     std::vector<double> ms;
     for (size_t q = 0; q < recall_set.size(); ++q) {
       knowledge::VectorSearch vs;
@@ -405,13 +471,17 @@ int run(const Options& options) {
       const auto approx = index->vectors()->search(recall_set[q], vs);
       ms.push_back(seconds_since(start) * 1000);
       const std::set<uint64_t> truth(truths[q].begin(), truths[q].end());
-      for (const auto& h : approx) found += truth.contains(h.label) ? 1 : 0;
+      for (const auto& h : approx) {
+        found += truth.contains(h.label) ? 1 : 0;
+        near += h.score >= tenth_scores[q] - 0.001F ? 1 : 0;
+      }
     }
-    recall.push_back({ef, found / (static_cast<double>(recall_set.size()) * 10.0),
-                      percentile(ms, 0.5), percentile(ms, 0.99)});
+    const double total = static_cast<double>(recall_set.size()) * 10.0;
+    recall.push_back({ef, found / total, near / total, percentile(ms, 0.5), percentile(ms, 0.99)});
   }
-  manager.stop();
+  manager->stop();
   index.reset();
+  manager.reset();
 
   // --- What a serving process holds: the indexes loaded from disk, as at a restart ----------
   ::malloc_trim(0);
@@ -420,6 +490,7 @@ int run(const Options& options) {
   {
     knowledge::IndexManager reloaded(repo, io);
     if (auto r = reloaded.start(); !r) return 1;
+    if (reloaded.base(base->id) == nullptr) return 1;
     ::malloc_trim(0);
     loaded_resident = resident_bytes() - resident_unloaded;
     reloaded.stop();
@@ -427,10 +498,12 @@ int run(const Options& options) {
 
   std::printf("| measure | value |\n|---|---|\n");
   std::printf("| chunks | %lld |\n", static_cast<long long>(chunks));
-  std::printf("| ingestion (extract, chunk, embed, store), chunks/s | %.0f |\n",
-              static_cast<double>(chunks) / ingest_seconds);
-  std::printf("| index build from the database, chunks/s | %.0f |\n",
-              static_cast<double>(chunks) / index_seconds);
+  if (!b.reused) {
+    std::printf("| ingestion (extract, chunk, embed, store), chunks/s | %.0f |\n",
+                static_cast<double>(chunks) / ingest_seconds);
+    std::printf("| index build from the database, chunks/s | %.0f |\n",
+                static_cast<double>(chunks) / index_seconds);
+  }
   std::printf("| hybrid search p50 / p99, ms | %.2f / %.2f |\n", percentile(ordinary, 0.5),
               percentile(ordinary, 0.99));
   std::printf("| vector side only / lexical side only, p50, ms | %.2f / %.2f |\n",
@@ -446,11 +519,16 @@ int run(const Options& options) {
       "|\n",
       static_cast<double>(loaded_resident) / (1 << 20),
       static_cast<double>(loaded_resident) / (1 << 20) * 1e6 / static_cast<double>(chunks));
+  std::printf("| exact search: mean similarity of the neighbours at ranks");
+  for (size_t r : ranks) std::printf(" %zu", r);
+  std::printf(" |");
+  for (size_t r = 0; r < ranks.size(); ++r) std::printf("%s%.3f", r ? " / " : " ", rank_means[r]);
+  std::printf(" |\n");
   for (const auto& r : recall) {
     std::printf(
-        "| HNSW side, beam %zu: recall@10 against exact search; search p50 / p99, ms | %.3f; "
-        "%.2f / %.2f |\n",
-        r.ef, r.recall, r.p50_ms, r.p99_ms);
+        "| HNSW side, beam %zu: recall@10 against exact search (within 0.001 of the 10th); "
+        "search p50 / p99, ms | %.3f (%.3f); %.2f / %.2f |\n",
+        r.ef, r.recall, r.near, r.p50_ms, r.p99_ms);
   }
   return 0;
 }
@@ -465,6 +543,7 @@ int main(int argc, char** argv) {
     if (flag == "--queries") options.queries = std::stoi(argv[i + 1]);
     if (flag == "--dir") options.dir = argv[i + 1];
     if (flag == "--eval") options.eval = argv[i + 1];
+    if (flag == "--reuse") options.reuse = std::string(argv[i + 1]) == "1";
   }
   return options.eval.empty() ? run(options) : evaluate(options);
 }

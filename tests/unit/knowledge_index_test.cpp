@@ -4,6 +4,7 @@
 // real SQLite store, persists them, and rebuilds them for another database.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -117,6 +118,81 @@ store::StoredChunk chunk(int64_t seq, const std::string& doc, const std::string&
   const Vectors v = embedder.embed_now({section + "\n" + text});
   c.vector.assign(v.values.begin(), v.values.end());
   return c;
+}
+
+// 3,000 chunks: "server" in all, "timeout" in the even ones (common words), "proxy" in the
+// first 20 (a rare word).
+std::unique_ptr<LexicalIndex> common_words_index() {
+  auto opened = LexicalIndex::open("");
+  EXPECT_TRUE(opened.ok());
+  auto index = std::move(opened).value();
+  for (uint64_t label = 1; label <= 3000; ++label) {
+    std::string text = "server notes " + std::to_string(label);
+    text += label % 2 == 0 ? " timeout" : " latency";
+    text += label <= 20 ? " proxy" : " cache";
+    index->upsert(label, "doc_" + std::to_string(label % 7), "", text, "{}");
+  }
+  EXPECT_TRUE(index->commit(1).ok());
+  return index;
+}
+
+std::vector<uint64_t> labels_of(const LexicalResult& r) {
+  std::vector<uint64_t> labels;
+  for (const auto& h : r.hits) labels.push_back(h.label);
+  return labels;
+}
+
+TEST(LexicalIndex, CommonWordsAddToTheScoresOfChunksThatRarerWordsChose) {
+  const auto index = common_words_index();
+  LexicalSearch options;
+  options.k = 10;
+  const auto r = index->search("proxy timeout server", options);
+  ASSERT_EQ(r.hits.size(), 10U);
+  for (size_t i = 0; i < r.hits.size(); ++i) {
+    EXPECT_LE(r.hits[i].label, 20U) << "only chunks with the rare word";
+    // The ten chunks with "proxy" and "timeout" come first, in the order of their scores.
+    EXPECT_EQ(r.hits[i].label % 2, 0U);
+    if (i > 0) {
+      EXPECT_GE(r.hits[i - 1].score, r.hits[i].score);
+    }
+  }
+  // Fewer than k chunks have the rare word: the common words choose the rest.
+  options.k = 30;
+  const auto wider = index->search("proxy server", options);
+  ASSERT_EQ(wider.hits.size(), 30U);
+  const auto labels = labels_of(wider);
+  EXPECT_EQ(std::count_if(labels.begin(), labels.begin() + 20, [](uint64_t l) { return l <= 20; }),
+            20);
+}
+
+TEST(LexicalIndex, AQueryOfCommonWordsScoresTheCandidatesItIsGiven) {
+  const auto index = common_words_index();
+  LexicalSearch options;
+  options.k = 10;
+  // Without candidates (lexical search alone), every chunk with the words is scored.
+  const auto all = index->search("timeout server", options);
+  ASSERT_EQ(all.hits.size(), 10U);
+  for (const auto& h : all.hits) EXPECT_EQ(h.label % 2, 0U) << h.label;
+  // With candidates, those are what is scored (a removed one, 5000, is left out).
+  const std::vector<uint64_t> candidates{7, 8, 2999, 5000};
+  options.candidates = &candidates;
+  const auto scored = index->search("timeout server", options);
+  EXPECT_EQ(labels_of(scored).front(), 8U);  // the only candidate with both words
+  std::set<uint64_t> found;
+  for (const auto& h : scored.hits) found.insert(h.label);
+  EXPECT_EQ(found, (std::set<uint64_t>{7, 8, 2999}));
+  EXPECT_GT(scored.hits.front().score, scored.hits.back().score);
+  // Highlights still mark the query's words.
+  EXPECT_NE(scored.highlight("server notes 8 timeout cache").find("\u00abtimeout\u00bb"),
+            std::string::npos);
+  // A query with operators is BM25 as written.
+  options.candidates = nullptr;
+  const auto required = index->search("+proxy -timeout", options);
+  ASSERT_EQ(required.hits.size(), 10U);
+  for (const auto& h : required.hits) {
+    EXPECT_LE(h.label, 20U);
+    EXPECT_EQ(h.label % 2, 1U);
+  }
 }
 
 std::unique_ptr<BaseIndex> make_base(const HashedEmbedder& embedder) {
@@ -295,6 +371,24 @@ TEST_F(IndexManagerTest, CatchesUpPersistsAndAppliesOnlyWhatChangedAfterARestart
   EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/index/state.json"));
 }
 
+TEST_F(IndexManagerTest, OneDirectoryServesOneManagerAtATime) {
+  const std::string kb = make_base();
+  add_document(kb, "a.txt", {"the proxy timeout is thirty seconds"});
+  auto first = std::make_unique<IndexManager>(store_->knowledge(), options());
+  ASSERT_TRUE(first->start().ok());
+  // A second one (another process, as far as the lock knows) is refused, and does not touch
+  // the first one's files.
+  IndexManager second(store_->knowledge(), options());
+  const auto refused = second.start();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("in use by another process"), std::string::npos);
+  EXPECT_EQ(labels(*first, kb, "proxy timeout").size(), 1U);
+  first.reset();
+  IndexManager third(store_->knowledge(), options());
+  ASSERT_TRUE(third.start().ok());
+  EXPECT_EQ(labels(third, kb, "proxy timeout").size(), 1U);
+}
+
 TEST_F(IndexManagerTest, AnIndexOfAnotherDatabaseIsRebuiltAndDroppedBasesGo) {
   const std::string kb = make_base();
   add_document(kb, "a.txt", {"alpha", "beta"});
@@ -326,9 +420,9 @@ TEST_F(IndexManagerTest, AnIndexOfAnotherDatabaseIsRebuiltAndDroppedBasesGo) {
 TEST_F(IndexManagerTest, ReembeddedVectorsReplaceTheOldOnesAtOnceAndSurviveARestart) {
   const std::string kb = make_base();
   add_document(kb, "a.txt", {"alpha proxy timeout", "beta refund policy"});
-  IndexManager manager(store_->knowledge(), options());
-  ASSERT_TRUE(manager.start().ok());
-  EXPECT_EQ(manager.base(kb)->embedder(), embedder_.name());
+  auto manager = std::make_unique<IndexManager>(store_->knowledge(), options());
+  ASSERT_TRUE(manager->start().ok());
+  EXPECT_EQ(manager->base(kb)->embedder(), embedder_.name());
   auto& repo = store_->knowledge();
   ASSERT_TRUE(repo.begin_reembed(kb, "other-embed", now()).ok());
   std::vector<std::pair<int64_t, std::vector<float>>> next;
@@ -349,9 +443,9 @@ TEST_F(IndexManagerTest, ReembeddedVectorsReplaceTheOldOnesAtOnceAndSurviveARest
   query.mode = SearchMode::kVector;
   // Not caught up yet: the index holds the old embedder's vectors, which this query must not
   // be compared with.
-  EXPECT_TRUE(manager.base(kb)->search(query).empty());
-  ASSERT_TRUE(manager.catch_up().ok());
-  auto index = manager.base(kb);
+  EXPECT_TRUE(manager->base(kb)->search(query).empty());
+  ASSERT_TRUE(manager->catch_up().ok());
+  auto index = manager->base(kb);
   EXPECT_EQ(index->embedder(), "other-embed");
   EXPECT_EQ(index->dimension(), 8);
   EXPECT_EQ(index->chunks(), 2U);
@@ -363,7 +457,8 @@ TEST_F(IndexManagerTest, ReembeddedVectorsReplaceTheOldOnesAtOnceAndSurviveARest
   old.query_embedder = embedder_.name();
   old.mode = SearchMode::kVector;
   EXPECT_TRUE(index->search(old).empty());
-  manager.stop();
+  index.reset();
+  manager.reset();  // as a process ends: its directory lock goes with it
 
   IndexManager again(store_->knowledge(), options());
   ASSERT_TRUE(again.start().ok());

@@ -222,9 +222,17 @@ std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
   if (request.mode != SearchMode::kVector) {
     // A few thousand documents are a cheap term filter; beyond that each match is tested.
     const bool by_documents = request.filter && allowed_documents.size() <= 1000;
-    lexical = lexical_->search(request.query, request.mode == SearchMode::kLexical ? k : candidates,
-                               by_documents ? &allowed_documents : nullptr,
-                               request.filter && !by_documents ? filter_fn : nullptr);
+    LexicalSearch options;
+    options.k = request.mode == SearchMode::kLexical ? k : candidates;
+    options.documents = by_documents ? &allowed_documents : nullptr;
+    options.allowed = request.filter && !by_documents ? filter_fn : nullptr;
+    std::vector<uint64_t> vector_labels;
+    if (request.mode == SearchMode::kHybrid) {
+      vector_labels.reserve(vector_hits.size());
+      for (const auto& h : vector_hits) vector_labels.push_back(h.label);
+      options.candidates = &vector_labels;
+    }
+    lexical = lexical_->search(request.query, options);
   }
 
   // Fuse.

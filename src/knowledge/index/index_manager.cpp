@@ -1,6 +1,12 @@
 // Keeping the derived indexes caught up with the database (see index_manager.hpp).
 #include "knowledge/index/index_manager.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -18,6 +24,7 @@ using nlohmann::json;
 
 constexpr int kRebuildPage = 1'000;
 constexpr const char* kStateFile = "state.json";
+constexpr const char* kLockFile = "lock";
 constexpr const char* kVectorsFile = "vectors.hnsw";
 constexpr const char* kLexicalDir = "lexical";
 
@@ -40,13 +47,31 @@ Result<void> write_atomically(const std::string& path, const std::string& conten
 IndexManager::IndexManager(store::KnowledgeRepository& repository, IndexOptions options)
     : repository_(repository), options_(std::move(options)) {}
 
-IndexManager::~IndexManager() { stop(); }
+IndexManager::~IndexManager() {
+  stop();
+  if (directory_lock_ >= 0) ::close(directory_lock_);
+}
 
 std::string IndexManager::base_directory(const std::string& kb_id) const {
   return options_.directory.empty() ? std::string() : options_.directory + "/" + kb_id;
 }
 
 Result<void> IndexManager::start() {
+  if (!options_.directory.empty() && directory_lock_ < 0) {
+    // Two processes over one directory would each rebuild it under the other.
+    std::error_code ec;
+    fs::create_directories(options_.directory, ec);
+    const std::string path = options_.directory + "/" + kLockFile;
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Error::internal("cannot open " + path + ": " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return Error::internal("the knowledge index directory " + options_.directory +
+                             " is in use by another process: give each Parley process its own "
+                             "data_dir");
+    }
+    directory_lock_ = fd;
+  }
   auto identity = repository_.database_identity();
   if (!identity) return std::move(identity).error();
   identity_ = *identity;
@@ -164,6 +189,7 @@ Result<void> IndexManager::rebuild() {
   if (!options_.directory.empty()) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(options_.directory, ec)) {
+      if (entry.path().filename() == kLockFile) continue;
       fs::remove_all(entry.path(), ec);
     }
   }
@@ -317,7 +343,9 @@ Result<void> IndexManager::replace_vectors(const std::string& kb_id) {
 }
 
 Result<void> IndexManager::checkpoint() {
-  if (options_.directory.empty() || !dirty_.exchange(false)) return success();
+  // Not started, or refused the directory: nothing here is this manager's to write.
+  if (options_.directory.empty() || directory_lock_ < 0) return success();
+  if (!dirty_.exchange(false)) return success();
   std::lock_guard applying(apply_mutex_);
   const int64_t applied = applied_;
   json bases = json::array();

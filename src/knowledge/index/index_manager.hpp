@@ -44,7 +44,8 @@ class IndexManager {
   IndexManager(const IndexManager&) = delete;
   IndexManager& operator=(const IndexManager&) = delete;
 
-  // Loads or rebuilds the indexes and catches up; then a thread keeps them caught up.
+  // Loads or rebuilds the indexes and catches up; then a thread keeps them caught up. Fails
+  // when another process (or manager) holds the directory: each keeps its indexes apart.
   Result<void> start();
   // Stops the thread and saves the indexes. Idempotent.
   void stop();
@@ -77,6 +78,7 @@ class IndexManager {
   std::string identity_;
   std::atomic<int64_t> applied_{0};
   std::atomic<bool> dirty_{false};
+  int directory_lock_ = -1;  // an flock on <directory>/lock, held from start to destruction
 
   mutable std::shared_mutex bases_mutex_;
   std::map<std::string, std::shared_ptr<BaseIndex>> bases_;

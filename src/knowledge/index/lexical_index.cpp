@@ -3,6 +3,8 @@
 
 #include <xapian.h>
 
+#include <algorithm>
+
 #include "obs/log.hpp"
 
 namespace parley::knowledge {
@@ -12,6 +14,11 @@ namespace {
 constexpr const char* kAppliedKey = "parley_applied_seq";
 constexpr const char* kDocumentPrefix = "D";
 constexpr Xapian::termcount kSectionWeight = 2;  // heading words count twice
+// A word is common when more than this share of the base's chunks, and more than kCommonFloor
+// of them, have it: such a word's postings are most of a search's reading, for a weight that
+// BM25's inverse document frequency makes small. Below the floor every posting list is short.
+constexpr double kCommonShare = 0.05;
+constexpr Xapian::doccount kCommonFloor = 1000;
 
 Xapian::Stem english() { return Xapian::Stem("english"); }
 
@@ -25,6 +32,99 @@ class LabelDecider final : public Xapian::MatchDecider {
  private:
   const std::function<bool(uint64_t)>& allowed_;
 };
+
+// The chunks of a sorted list of labels as a Xapian posting list of weight 0: the vector
+// side's candidates, which a query of common words scores. Labels the index does not hold
+// (removed since the vector side answered) are left out when the match starts.
+class LabelSource final : public Xapian::PostingSource {
+ public:
+  explicit LabelSource(std::vector<Xapian::docid> ids) : ids_(std::move(ids)) {}
+
+  Xapian::doccount get_termfreq_min() const override { return 0; }
+  Xapian::doccount get_termfreq_est() const override {
+    return static_cast<Xapian::doccount>(ids_.size());
+  }
+  Xapian::doccount get_termfreq_max() const override {
+    return static_cast<Xapian::doccount>(ids_.size());
+  }
+  void init(const Xapian::Database& db) override {
+    std::erase_if(ids_, [&](Xapian::docid id) {
+      try {
+        db.get_doclength(id);
+        return false;
+      } catch (const Xapian::DocNotFoundError&) {
+        return true;
+      }
+    });
+    position_ = 0;
+    started_ = false;
+  }
+  void next(double /*min_wt*/) override {
+    if (started_) ++position_;
+    started_ = true;
+  }
+  void skip_to(Xapian::docid did, double /*min_wt*/) override {
+    started_ = true;
+    position_ = static_cast<size_t>(
+        std::lower_bound(ids_.begin() + static_cast<std::ptrdiff_t>(position_), ids_.end(), did) -
+        ids_.begin());
+  }
+  bool at_end() const override { return started_ && position_ >= ids_.size(); }
+  Xapian::docid get_docid() const override { return ids_[position_]; }
+  Xapian::PostingSource* clone() const override { return new LabelSource(ids_); }
+
+ private:
+  std::vector<Xapian::docid> ids_;
+  size_t position_ = 0;
+  bool started_ = false;
+};
+
+// A query of words (the parser's OR of terms) with the common ones moved to the optional side
+// of an AND_MAYBE: the chunks with a rarer word, or among the candidates, are matched, and the
+// common words add their BM25 weight to those. The weights are the same as the plain query's;
+// only chunks chosen by common words alone are not read. A query with operators (+, -, AND…),
+// or whose words are all rare, is returned as it is, as is a query of common words alone when
+// there are no candidates.
+Xapian::Query focus(const Xapian::Database& db, const Xapian::Query& parsed,
+                    const std::vector<uint64_t>* candidates, bool& focused) {
+  focused = false;
+  std::vector<Xapian::Query> words;
+  if (parsed.get_type() == Xapian::Query::LEAF_TERM) {
+    words.push_back(parsed);
+  } else if (parsed.get_type() == Xapian::Query::OP_OR) {
+    for (size_t i = 0; i < parsed.get_num_subqueries(); ++i) {
+      words.push_back(parsed.get_subquery(i));
+      if (words.back().get_type() != Xapian::Query::LEAF_TERM) return parsed;
+    }
+  } else {
+    return parsed;
+  }
+  const auto common_from =
+      std::max(kCommonFloor, static_cast<Xapian::doccount>(kCommonShare * db.get_doccount()));
+  std::vector<Xapian::Query> rare;
+  std::vector<Xapian::Query> common;
+  for (auto& word : words) {
+    const std::string term = *word.get_terms_begin();
+    (db.get_termfreq(term) > common_from ? common : rare).push_back(std::move(word));
+  }
+  const bool any_candidates = candidates != nullptr && !candidates->empty();
+  if (common.empty() || (rare.empty() && !any_candidates)) return parsed;
+  std::vector<Xapian::Query> chosen = std::move(rare);
+  if (any_candidates) {
+    std::vector<Xapian::docid> ids;
+    ids.reserve(candidates->size());
+    for (uint64_t label : *candidates) {
+      if (label > 0 && label <= UINT32_MAX) ids.push_back(static_cast<Xapian::docid>(label));
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    chosen.emplace_back((new LabelSource(std::move(ids)))->release());
+  }
+  focused = true;
+  return {Xapian::Query::OP_AND_MAYBE,
+          Xapian::Query(Xapian::Query::OP_OR, chosen.begin(), chosen.end()),
+          Xapian::Query(Xapian::Query::OP_OR, common.begin(), common.end())};
+}
 
 Xapian::Query parse(std::string_view text) {
   Xapian::QueryParser parser;
@@ -125,27 +225,34 @@ int64_t LexicalIndex::applied_seq() const {
   return value.empty() ? 0 : std::stoll(value);
 }
 
-LexicalResult LexicalIndex::search(std::string_view query, size_t k,
-                                   const std::vector<std::string>* documents,
-                                   const std::function<bool(uint64_t)>* allowed) const {
+LexicalResult LexicalIndex::search(std::string_view query, const LexicalSearch& options) const {
   LexicalResult result;
   result.lock_ = &mutex_;
   std::lock_guard lock(mutex_);
   try {
-    Xapian::Query q = parse(query);
-    if (documents != nullptr) {
+    const Xapian::Query parsed = parse(query);
+    Xapian::Query documents;
+    if (options.documents != nullptr) {
       std::vector<Xapian::Query> terms;
-      terms.reserve(documents->size());
-      for (const auto& d : *documents) terms.emplace_back(std::string(kDocumentPrefix) + d);
-      q = Xapian::Query(Xapian::Query::OP_FILTER, q,
-                        Xapian::Query(Xapian::Query::OP_OR, terms.begin(), terms.end()));
+      terms.reserve(options.documents->size());
+      for (const auto& d : *options.documents) terms.emplace_back(std::string(kDocumentPrefix) + d);
+      documents = Xapian::Query(Xapian::Query::OP_OR, terms.begin(), terms.end());
     }
-    Xapian::Enquire enquire(*db_);
-    enquire.set_query(q);
     std::unique_ptr<LabelDecider> decider;
-    if (allowed != nullptr) decider = std::make_unique<LabelDecider>(*allowed);
-    auto mset = std::make_unique<Xapian::MSet>(
-        enquire.get_mset(0, static_cast<Xapian::doccount>(k), nullptr, decider.get()));
+    if (options.allowed != nullptr) decider = std::make_unique<LabelDecider>(*options.allowed);
+    const auto k = static_cast<Xapian::doccount>(options.k);
+    const auto match = [&](const Xapian::Query& q) {
+      Xapian::Enquire enquire(*db_);
+      enquire.set_query(
+          options.documents != nullptr ? Xapian::Query(Xapian::Query::OP_FILTER, q, documents) : q);
+      return std::make_unique<Xapian::MSet>(enquire.get_mset(0, k, nullptr, decider.get()));
+    };
+    bool focused = false;
+    auto mset = match(focus(*db_, parsed, options.candidates, focused));
+    // Fewer than k chunks have the rarer words, and no candidates fill the list: the common
+    // words choose the rest, as in the plain query.
+    const bool no_candidates = options.candidates == nullptr || options.candidates->empty();
+    if (focused && no_candidates && mset->size() < k) mset = match(parsed);
     for (auto it = mset->begin(); it != mset->end(); ++it) {
       result.hits.push_back({static_cast<uint64_t>(*it), it.get_weight()});
     }

@@ -2,6 +2,12 @@
 // heading and text, with English stemming (stemmed terms only, no positions: phrases in
 // quotes are searched as their words). Xapian ranks the top k with bounds on each term's
 // best possible weight, so it does not score every match: queries of common words stay fast.
+//
+// Words in a large share of a big base's chunks (knowledge/index/lexical_index.cpp's
+// kCommonShare, at least kCommonFloor chunks) do not choose chunks, they only add to the scores
+// of chunks that something else chose: a rarer word of the query, or the vector side's
+// candidates. A query of such words alone therefore reads a few postings instead of every
+// chunk's, and ranks exactly as BM25 would among the chunks it reads.
 // A chunk's Xapian document id is its label (store::StoredChunk::seq); its data is the chunk
 // as search results show it, so a search needs no database read. Each chunk is also filed
 // under its document ("D" + document id), which document filters use and from which the
@@ -54,6 +60,15 @@ class LexicalResult {
   std::mutex* lock_ = nullptr;
 };
 
+struct LexicalSearch {
+  size_t k = 10;
+  const std::vector<std::string>* documents = nullptr;     // only chunks of these documents
+  const std::function<bool(uint64_t)>* allowed = nullptr;  // a further test of a label
+  // Chunks a query of common words scores (the vector side's candidates), sorted; null: such a
+  // query scores every chunk that has its words, as plain BM25 does.
+  const std::vector<uint64_t>* candidates = nullptr;
+};
+
 class LexicalIndex {
  public:
   // `directory` empty: in memory (nothing persists).
@@ -67,10 +82,7 @@ class LexicalIndex {
   Result<void> commit(int64_t applied_seq);
   int64_t applied_seq() const;
 
-  // `documents`: only chunks of these documents (null: any); `allowed`: a further test of a
-  // label (null: none).
-  LexicalResult search(std::string_view query, size_t k, const std::vector<std::string>* documents,
-                       const std::function<bool(uint64_t)>* allowed) const;
+  LexicalResult search(std::string_view query, const LexicalSearch& options) const;
   // The data stored with a chunk.
   std::optional<std::string> data(uint64_t label) const;
   // Every document and the labels of its chunks (the table filters use).
