@@ -162,7 +162,7 @@ TEST(ResponseCache, WithRedisOneReplicaAnswersFromWhatAnotherCached) {
   // other replica once (a miss there would call the provider, which has nothing queued).
   bool stored = false;
   for (int i = 0; i < 500 && !stored; ++i) {
-    stored = parley::testing::redis_key_count(redis, prefix + "cache:*") > 0;
+    stored = !parley::testing::redis_keys(redis, prefix + "cache:*").empty();
     if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(stored) << "replica a never wrote its answer to Redis";

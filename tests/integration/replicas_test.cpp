@@ -262,7 +262,17 @@ TEST(Replicas, ABudgetSpentOnOneIsSeenByTheOtherAtOnce) {
       http("POST", a.port(), "/v1/chat/completions", openai_chat_request("two"), bearer(alice))
           .status,
       200);
-  // $0.00014 spent of $0.0001: refused on B at once, though B booked only half of it.
+  // Each spend is added to the shared total in Redis after its answer: wait until both are.
+  double total = 0;
+  for (int i = 0; i < 500 && total < 0.00013; ++i) {
+    const auto keys = parley::testing::redis_keys(redis, prefix + "spend:u:*alice:d:*");
+    const std::string value =
+        keys.empty() ? std::string() : parley::testing::redis_get(redis, keys.front());
+    total = value.empty() ? 0 : std::stod(value);
+    if (total < 0.00013) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(total, 0.00013);
+  // $0.00014 spent of $0.0001: refused on B, though B booked only half of it.
   auto refused =
       http("POST", b.port(), "/v1/chat/completions", openai_chat_request("three"), bearer(alice));
   EXPECT_TRUE(is_error(refused, 429, "budget_exceeded"));

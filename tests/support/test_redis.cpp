@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -58,19 +59,49 @@ std::string unique_redis_prefix() {
   return prefix;
 }
 
-long long redis_key_count(const std::string& url, const std::string& pattern) {
+namespace {
+
+// One command on a fresh connection; the reply goes to `read` (null when none came).
+void redis_ask(const std::string& url, const std::vector<std::string>& command,
+               const std::function<void(const redisReply*)>& read) {
   const auto colon = url.rfind(':');
-  if (colon == std::string::npos) return -1;
+  if (colon == std::string::npos) return read(nullptr);
   timeval tv{1, 0};
   redisContext* c = redisConnectWithTimeout("127.0.0.1", std::stoi(url.substr(colon + 1)), tv);
-  long long count = -1;
+  redisReply* r = nullptr;
   if (c && !c->err) {
-    auto* r = static_cast<redisReply*>(redisCommand(c, "KEYS %s", pattern.c_str()));
-    if (r && r->type == REDIS_REPLY_ARRAY) count = static_cast<long long>(r->elements);
-    if (r) freeReplyObject(r);
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    for (const auto& part : command) {
+      argv.push_back(part.data());
+      lengths.push_back(part.size());
+    }
+    r = static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data()));
   }
+  read(r);
+  if (r) freeReplyObject(r);
   if (c) redisFree(c);
-  return count;
+}
+
+}  // namespace
+
+std::vector<std::string> redis_keys(const std::string& url, const std::string& pattern) {
+  std::vector<std::string> keys;
+  redis_ask(url, {"KEYS", pattern}, [&](const redisReply* r) {
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i < r->elements; ++i)
+      keys.emplace_back(r->element[i]->str, r->element[i]->len);
+  });
+  return keys;
+}
+
+std::string redis_get(const std::string& url, const std::string& key) {
+  std::string value;
+  redis_ask(url, {"GET", key}, [&](const redisReply* r) {
+    if (r != nullptr && r->type == REDIS_REPLY_STRING) value.assign(r->str, r->len);
+  });
+  return value;
 }
 
 RedisProcess::RedisProcess() {

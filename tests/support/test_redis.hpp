@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 namespace parley::testing {
 
@@ -15,9 +16,11 @@ namespace parley::testing {
 std::string redis_server_url();
 std::string unique_redis_prefix();
 
-// How many keys match a glob pattern on the server at url ("redis://127.0.0.1:PORT"); -1
-// when it cannot be asked. For tests that wait for a write sent after an answer.
-long long redis_key_count(const std::string& url, const std::string& pattern);
+// For tests that wait for a write sent after an answer, on the server at url
+// ("redis://127.0.0.1:PORT"): the keys matching a glob pattern, and a string key's value
+// ("" when it is missing or the server cannot be asked).
+std::vector<std::string> redis_keys(const std::string& url, const std::string& pattern);
+std::string redis_get(const std::string& url, const std::string& key);
 
 // A redis-server of this test's own on a free loopback port; stop() and start() keep the
 // port, so clients reconnect to the same address.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <thread>
 #include <unordered_set>
 
 namespace parley::knowledge {
@@ -147,6 +148,35 @@ void BaseIndex::add(const store::StoredChunk& chunk) {
   std::unique_lock lock(documents_mutex_);
   auto& labels = documents_[chunk.document_id].labels;
   if (std::find(labels.begin(), labels.end(), label) == labels.end()) labels.push_back(label);
+}
+
+void BaseIndex::add_many(const std::vector<store::StoredChunk>& chunks, size_t threads) {
+  auto vectors = this->vectors();
+  if (vectors->dimension() == 0) {
+    // The first vectors of a base whose embedder's dimension was not known: add() sets it.
+    const auto first = std::find_if(chunks.begin(), chunks.end(),
+                                    [](const store::StoredChunk& c) { return !c.vector.empty(); });
+    if (first != chunks.end()) {
+      add(*first);
+      vectors = this->vectors();
+    }
+  }
+  std::vector<std::pair<uint64_t, std::span<const float>>> items;
+  items.reserve(chunks.size());
+  for (const auto& c : chunks) {
+    if (c.vector.size() == static_cast<size_t>(vectors->dimension())) {
+      items.emplace_back(static_cast<uint64_t>(c.seq), c.vector);
+    }
+  }
+  std::thread vector_side([&] { vectors->upsert_many(items, threads); });
+  for (const auto& c : chunks) {
+    const auto label = static_cast<uint64_t>(c.seq);
+    lexical_->upsert(label, c.document_id, c.section, c.text, chunk_data(c));
+    std::unique_lock lock(documents_mutex_);
+    auto& labels = documents_[c.document_id].labels;
+    if (std::find(labels.begin(), labels.end(), label) == labels.end()) labels.push_back(label);
+  }
+  vector_side.join();
 }
 
 void BaseIndex::remove(uint64_t label, const std::string& document_id) {

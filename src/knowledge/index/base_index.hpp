@@ -88,6 +88,9 @@ class BaseIndex {
 
   // Changes from the log (idempotent: applying one twice is harmless).
   void add(const store::StoredChunk& chunk);
+  // Many chunks (a rebuild): the vectors inserted on `threads` threads while the lexical index
+  // takes the texts.
+  void add_many(const std::vector<store::StoredChunk>& chunks, size_t threads);
   void remove(uint64_t label, const std::string& document_id);
   void set_documents(const std::vector<store::IndexedDocument>& documents);
   void set_document(const store::IndexedDocument& document);

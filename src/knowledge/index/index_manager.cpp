@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -50,6 +51,11 @@ IndexManager::IndexManager(store::KnowledgeRepository& repository, IndexOptions 
 IndexManager::~IndexManager() {
   stop();
   if (directory_lock_ >= 0) ::close(directory_lock_);
+}
+
+size_t IndexManager::build_threads() const {
+  if (options_.build_threads > 0) return options_.build_threads;
+  return std::max(1U, std::thread::hardware_concurrency());
 }
 
 std::string IndexManager::base_directory(const std::string& kb_id) const {
@@ -206,7 +212,7 @@ Result<void> IndexManager::rebuild() {
         auto batch = repository_.base_chunks(kb.id, after, kRebuildPage);
         if (!batch) return std::move(batch).error();
         if (batch->empty()) break;
-        for (const auto& c : *batch) (*base)->add(c);
+        (*base)->add_many(*batch, build_threads());
         chunks += static_cast<int64_t>(batch->size());
         after = batch->back().seq;
       }
@@ -327,11 +333,10 @@ Result<void> IndexManager::replace_vectors(const std::string& kb_id) {
     auto batch = repository_.base_chunks(kb_id, after, kRebuildPage);
     if (!batch) return std::move(batch).error();
     if (batch->empty()) break;
-    for (const auto& c : *batch) {
-      if (c.vector.size() == static_cast<size_t>(kb->dimension)) {
-        vectors->upsert(static_cast<uint64_t>(c.seq), c.vector);
-      }
-    }
+    std::vector<std::pair<uint64_t, std::span<const float>>> items;
+    items.reserve(batch->size());
+    for (const auto& c : *batch) items.emplace_back(static_cast<uint64_t>(c.seq), c.vector);
+    vectors->upsert_many(items, build_threads());
     after = batch->back().seq;
   }
   log::info("knowledge base vectors replaced",

@@ -35,6 +35,8 @@ struct IndexOptions {
   std::chrono::milliseconds sync_interval{1'000};
   std::chrono::milliseconds checkpoint_interval{30'000};
   int batch = 2'000;  // changes applied per read of the log
+  // Threads that insert vectors when an index is built from the database (0: one per core).
+  size_t build_threads = 0;
 };
 
 class IndexManager {
@@ -72,6 +74,7 @@ class IndexManager {
   void drop_base(const std::string& kb_id);
   void run();
   std::string base_directory(const std::string& kb_id) const;
+  size_t build_threads() const;
 
   store::KnowledgeRepository& repository_;
   IndexOptions options_;

@@ -25,10 +25,11 @@
 namespace hnswlib {
 template <typename T>
 class HierarchicalNSW;
-class InnerProductSpace;
 }  // namespace hnswlib
 
 namespace parley::knowledge {
+
+class DotSpace;  // the graph's distance (vector_index.cpp)
 
 struct VectorHit {
   uint64_t label = 0;
@@ -56,6 +57,10 @@ class VectorIndex {
   int dimension() const { return dimension_; }
   // Adds or replaces the vector of `label` (its dimension must match).
   void upsert(uint64_t label, std::span<const float> vector);
+  // Many at once on `threads` threads (hnswlib inserts concurrently): a rebuild's pace.
+  // Searches wait until it returns.
+  void upsert_many(const std::vector<std::pair<uint64_t, std::span<const float>>>& items,
+                   size_t threads);
   void remove(uint64_t label);
   size_t size() const;     // live vectors
   size_t deleted() const;  // removed but still in the graph (a rebuild drops them)
@@ -71,13 +76,13 @@ class VectorIndex {
   static Result<std::unique_ptr<VectorIndex>> load(const std::string& path, int dimension);
 
  private:
-  VectorIndex(int dimension, std::unique_ptr<hnswlib::InnerProductSpace> space,
+  VectorIndex(int dimension, std::unique_ptr<DotSpace> space,
               std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph);
   std::vector<VectorHit> walk(std::span<const float> query, size_t k, size_t ef,
                               const std::function<bool(uint64_t)>* allowed) const;
 
   int dimension_;
-  std::unique_ptr<hnswlib::InnerProductSpace> space_;
+  std::unique_ptr<DotSpace> space_;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph_;
   mutable std::shared_mutex mutex_;
 };
