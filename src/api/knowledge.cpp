@@ -245,7 +245,8 @@ class KnowledgeRoutes {
   }
 
   Awaitable get_base(http::Request& req) {
-    auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
+    auto base =
+        co_await visible_base(ctx_, req, std::string(req.param("id")), BaseView::kWithCounts);
     if (!base) co_return fail(base.error(), req);
     co_return json_response(200, base_json(*base, settings_));
   }

@@ -132,8 +132,11 @@ store::NewFile new_file(const http::Request& req, const Upload& upload, std::str
 }
 
 Task<Result<store::KnowledgeBase>> visible_base(Context& ctx, const http::Request& req,
-                                                const std::string& id) {
-  auto base = co_await ctx.blocking.run([&] { return ctx.storage.knowledge().get_base(id); });
+                                                const std::string& id, BaseView view) {
+  auto base = co_await ctx.blocking.run([&] {
+    auto& repo = ctx.storage.knowledge();
+    return view == BaseView::kWithCounts ? repo.get_base(id) : repo.get_base_brief(id);
+  });
   if (!base) co_return std::move(base).error();
   if (!in_tenant(req, base->tenant_id)) co_return store::knowledge_base_not_found(id);
   co_return std::move(base).value();

@@ -47,9 +47,14 @@ Result<Upload> read_upload(const http::Request& req, const knowledge::KnowledgeS
                            bool allow_json);
 store::NewFile new_file(const http::Request& req, const Upload& upload, std::string purpose);
 
+// Whether a base is read with its document counts and sizes (for showing it), which cost a
+// read of every document's row, or without (to check it and use its settings).
+enum class BaseView { kBrief, kWithCounts };
+
 // A visible base (404 otherwise), on the blocking pool.
 Task<Result<store::KnowledgeBase>> visible_base(Context& ctx, const http::Request& req,
-                                                const std::string& id);
+                                                const std::string& id,
+                                                BaseView view = BaseView::kBrief);
 
 // An upload's body may be as large as the largest file, plus the form's own bytes.
 inline uint64_t upload_body_limit(const knowledge::KnowledgeSettings& settings) {

@@ -301,7 +301,8 @@ class OpenAiKnowledge {
   }
 
   Awaitable get_store(http::Request& req) {
-    auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
+    auto base =
+        co_await visible_base(ctx_, req, std::string(req.param("id")), BaseView::kWithCounts);
     if (!base) co_return fail(base.error(), req);
     co_return json_response(200, vector_store_json(*base));
   }

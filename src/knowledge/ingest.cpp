@@ -64,7 +64,7 @@ class Ingestion {
 
  private:
   Result<json> ingest() {
-    auto base = deps_.repository.get_base(document_.kb_id);
+    auto base = deps_.repository.get_base_brief(document_.kb_id);
     if (!base) return std::move(base).error();
     auto settings = parse_base_settings(base->settings_json, deps_.settings);
     if (!settings) return std::move(settings).error();

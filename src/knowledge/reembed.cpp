@@ -22,7 +22,7 @@ class Reembedding {
       : deps_(deps), kb_id_(std::move(kb_id)), embedder_(std::move(embedder)) {}
 
   Result<json> run() {
-    auto base = deps_.repository.get_base(kb_id_);
+    auto base = deps_.repository.get_base_brief(kb_id_);
     if (!base && base.error().code == ErrorCode::kNotFound)
       return skipped("knowledge base deleted");
     if (!base) return std::move(base).error();

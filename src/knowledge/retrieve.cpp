@@ -41,14 +41,14 @@ class Retrieve final : public chat::Stage {
       if (seen.insert(base.id).second) out.push_back(base);
     };
     for (const auto& id : turn.knowledge_base_ids) {
-      auto base = repo.get_base(id);
+      auto base = repo.get_base_brief(id);
       if (!base && base.error().code != ErrorCode::kNotFound) return std::move(base).error();
       if (!base || base->tenant_id != tenant) return base_not_found(id);
       add(*base);
     }
     std::optional<std::vector<store::KnowledgeBase>> tenant_bases;
     for (const auto& ref : turn.assistant->knowledge_bases) {
-      auto base = repo.get_base(ref);
+      auto base = repo.get_base_brief(ref);
       if (base && base->tenant_id == tenant) {
         add(*base);
         continue;

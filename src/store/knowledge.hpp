@@ -215,6 +215,10 @@ class KnowledgeRepository {
   // --- Knowledge bases (kNotFound "knowledge_base_not_found") ---
   virtual Result<KnowledgeBase> create_base(const NewKnowledgeBase& base, int64_t now_ms) = 0;
   virtual Result<KnowledgeBase> get_base(std::string_view id) = 0;
+  // The base without its document counts and sizes (left 0), which read every document's row:
+  // for the paths that need only its owner, embedder and settings (ingestion, search,
+  // retrieval, the indexes), whose cost must not grow with the base.
+  virtual Result<KnowledgeBase> get_base_brief(std::string_view id) = 0;
   // Every tenant's when tenant_id is nullopt.
   virtual Result<KnowledgeBasePage> list_bases(const std::optional<std::string>& tenant_id,
                                                int limit,

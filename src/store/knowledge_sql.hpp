@@ -17,6 +17,10 @@ inline constexpr const char* kBaseColumns =
     "(SELECT COALESCE(sum(d.bytes), 0) FROM kb_documents d WHERE d.kb_id = kb.id), "
     "kb.next_embedder, kb.seq";
 inline constexpr int kBaseSeqColumn = 17;
+// The same columns without the counts and sizes (zeros), which read every document's row.
+inline constexpr const char* kBaseBriefColumns =
+    "kb.id, kb.tenant_id, kb.name, kb.description, kb.embedder, kb.dimension, kb.settings, "
+    "kb.metadata, kb.created_at, kb.updated_at, 0, 0, 0, 0, 0, 0, kb.next_embedder, kb.seq";
 
 inline constexpr const char* kFileColumns =
     "id, tenant_id, user_id, filename, purpose, bytes, sha256, created_at, seq";

@@ -192,6 +192,18 @@ TYPED_TEST(KnowledgeConformance, BasesAreCreatedListedUpdatedAndCounted) {
   EXPECT_EQ(counted->documents_processing, 1);
   EXPECT_EQ(counted->chunks, 3);
   EXPECT_EQ(counted->bytes, 7 + 3 + 7);
+  // The brief read: the same base, without the counts that read every document.
+  auto brief = this->kb().get_base_brief(a.id);
+  ASSERT_TRUE(brief.ok());
+  EXPECT_EQ(brief->tenant_id, "t1");
+  EXPECT_EQ(brief->name, "A2");
+  EXPECT_EQ(brief->embedder, counted->embedder);
+  EXPECT_EQ(brief->dimension, counted->dimension);
+  EXPECT_EQ(brief->settings_json, counted->settings_json);
+  EXPECT_EQ(brief->documents, 0);
+  EXPECT_EQ(brief->chunks, 0);
+  EXPECT_TRUE(FailsWith(this->kb().get_base_brief("kb_nope"), ErrorCode::kNotFound,
+                        "knowledge_base_not_found"));
   (void)c;
 }
 

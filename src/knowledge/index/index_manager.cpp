@@ -240,7 +240,7 @@ std::shared_ptr<BaseIndex> IndexManager::base(const std::string& kb_id) const {
 std::shared_ptr<BaseIndex> IndexManager::base_for_change(const std::string& kb_id,
                                                          int dimension_hint) {
   if (auto existing = base(kb_id)) return existing;
-  auto kb = repository_.get_base(kb_id);
+  auto kb = repository_.get_base_brief(kb_id);
   if (!kb) return nullptr;  // dropped since: its drop is further on in the log
   const int dimension = dimension_hint > 0 ? dimension_hint : static_cast<int>(kb->dimension);
   auto opened = open_base(kb_id, dimension, kb->embedder, true);
@@ -320,7 +320,7 @@ Result<void> IndexManager::catch_up() {
 }
 
 Result<void> IndexManager::replace_vectors(const std::string& kb_id) {
-  auto kb = repository_.get_base(kb_id);
+  auto kb = repository_.get_base_brief(kb_id);
   if (!kb && kb.error().code == ErrorCode::kNotFound) return success();  // its drop follows
   if (!kb) return std::move(kb).error();
   auto index = base_for_change(kb_id, static_cast<int>(kb->dimension));

@@ -146,11 +146,21 @@ class KnowledgeTable final : public KnowledgeRepository {
   }
 
   Result<KnowledgeBase> get_base(std::string_view id) override {
+    static const std::string sql =
+        std::string("SELECT ") + kBaseColumns + " FROM knowledge_bases kb WHERE kb.id = $1";
+    return base_by_id(id, sql);
+  }
+
+  Result<KnowledgeBase> get_base_brief(std::string_view id) override {
+    static const std::string sql =
+        std::string("SELECT ") + kBaseBriefColumns + " FROM knowledge_bases kb WHERE kb.id = $1";
+    return base_by_id(id, sql);
+  }
+
+  Result<KnowledgeBase> base_by_id(std::string_view id, const std::string& sql) {
     QueryTimer timer(db_.options.metrics, "kb_get");
     auto lease = db_.pool.borrow();
     if (!lease) return std::move(lease).error();
-    static const std::string sql =
-        std::string("SELECT ") + kBaseColumns + " FROM knowledge_bases kb WHERE kb.id = $1";
     auto rows = (**lease).query(sql, Params().text(id));
     if (!rows) return std::move(rows).error();
     if (rows->empty()) return knowledge_base_not_found(id);

@@ -112,10 +112,20 @@ class KnowledgeTable final : public KnowledgeRepository {
   }
 
   Result<KnowledgeBase> get_base(std::string_view id) override {
-    QueryTimer timer(db_.options.metrics, "kb_get");
-    auto reader = db_.readers.borrow();
     static const std::string sql =
         std::string("SELECT ") + kBaseColumns + " FROM knowledge_bases kb WHERE kb.id = ?";
+    return base_by_id(id, sql);
+  }
+
+  Result<KnowledgeBase> get_base_brief(std::string_view id) override {
+    static const std::string sql =
+        std::string("SELECT ") + kBaseBriefColumns + " FROM knowledge_bases kb WHERE kb.id = ?";
+    return base_by_id(id, sql);
+  }
+
+  Result<KnowledgeBase> base_by_id(std::string_view id, const std::string& sql) {
+    QueryTimer timer(db_.options.metrics, "kb_get");
+    auto reader = db_.readers.borrow();
     auto stmt = reader->prepare(sql.c_str());
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, id);
