@@ -2,7 +2,7 @@
 # Knowledge-base and response-cache benchmarks, appended to docs/benchmarks.md by `make bench`:
 #
 # 1. parley_knowledge_bench on a generated corpus of 100,000 chunks (and 1,000,000 with
-#    BENCH_KNOWLEDGE_MILLION=1: about an hour on 2 cores): ingestion, index build, hybrid
+#    BENCH_KNOWLEDGE_MILLION=1: about 40 minutes on 2 cores): ingestion, index build, hybrid
 #    search latency on one thread, recall@10 of the ANN side, resident memory.
 # 2. The same binary's --eval on bench/eval/knowledge: hit@1, hit@5 and MRR@5.
 # 3. A cache hit through the gateway: wrk at 1 connection on a deterministic
@@ -37,7 +37,11 @@ echo
 echo "## Knowledge bases and the response cache"
 echo
 echo "Reproduce: \`make bench\`, or \`scripts/bench_knowledge.sh build\` (BENCH_KNOWLEDGE_MILLION=1"
-echo "adds the 1,000,000-chunk run). One thread for every search measure."
+echo "adds the 1,000,000-chunk run). One thread for every search measure; index builds use every"
+echo "core. The corpus is generated (bench/knowledge_bench.cpp): documentation organised by topic,"
+echo "document and section, common words in most chunks, a vocabulary that grows with the corpus"
+echo "by Heaps' law; questions ask about one section. Embedded by the built-in embedder (384"
+echo "dimensions)."
 sizes=(100000)
 [[ "${BENCH_KNOWLEDGE_MILLION:-0}" == 1 ]] && sizes+=(1000000)
 for n in "${sizes[@]}"; do

@@ -65,19 +65,19 @@ bool compare(const std::string& type, const json& field, const json& value) {
   return less || equal;  // lte
 }
 
-bool evaluate(const json& spec, const json& fields) {
-  const std::string type = spec["type"];
+bool evaluate(const json& spec, const Filter::FieldLookup& field) {
+  const std::string& type = spec["type"].get_ref<const std::string&>();
   if (type == "and" || type == "or") {
     for (const auto& f : spec["filters"]) {
-      const bool m = evaluate(f, fields);
+      const bool m = evaluate(f, field);
       if (type == "and" && !m) return false;
       if (type == "or" && m) return true;
     }
     return type == "and";
   }
-  const auto it = fields.find(spec["key"].get<std::string>());
-  if (it == fields.end()) return type == "ne" || type == "nin";
-  return compare(type, *it, spec["value"]);
+  const json* value = field(spec["key"].get_ref<const std::string&>());
+  if (value == nullptr) return type == "ne" || type == "nin";
+  return compare(type, *value, spec["value"]);
 }
 
 }  // namespace
@@ -89,7 +89,7 @@ Result<Filter> Filter::parse(const json& spec) {
   return f;
 }
 
-bool Filter::matches(const json& fields) const { return evaluate(spec_, fields); }
+bool Filter::matches(const FieldLookup& field) const { return evaluate(spec_, field); }
 
 std::string chunk_data(const store::StoredChunk& c) {
   return json{{"d", c.document_id}, {"s", c.section},      {"o", c.ordinal},    {"p", c.page},
@@ -216,12 +216,19 @@ std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
   };
   if (request.filter) {
     std::shared_lock lock(documents_mutex_);
-    for (const auto& [id, info] : documents_) {
-      json fields = info.attributes;
-      fields["document_id"] = id;
-      fields["document_name"] = info.name;
-      fields["format"] = info.format;
-      if (!request.filter->matches(fields)) continue;
+    json special;  // the value of a document field the filter asks for
+    for (const auto& document : documents_) {
+      // Named references, not a structured binding: the lambda below captures them.
+      const std::string& id = document.first;
+      const DocumentInfo& info = document.second;
+      const auto field = [&](const std::string& key) -> const json* {
+        if (key == "document_id") return &(special = id);
+        if (key == "document_name") return &(special = info.name);
+        if (key == "format") return &(special = info.format);
+        const auto it = info.attributes.find(key);
+        return it == info.attributes.end() ? nullptr : &*it;
+      };
+      if (!request.filter->matches(field)) continue;
       allowed_documents.push_back(id);
       allowed_labels.insert(allowed_labels.end(), info.labels.begin(), info.labels.end());
     }

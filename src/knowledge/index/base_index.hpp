@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,7 +34,10 @@ class Filter {
  public:
   // kInvalidArgument (param "filters") for anything else.
   static Result<Filter> parse(const nlohmann::json& spec);
-  bool matches(const nlohmann::json& fields) const;
+  // Whether a document passes, reading each field the filter names through `field` (null: no
+  // such field), so testing thousands of documents copies none of their attributes.
+  using FieldLookup = std::function<const nlohmann::json*(const std::string& key)>;
+  bool matches(const FieldLookup& field) const;
 
  private:
   nlohmann::json spec_;
