@@ -216,21 +216,24 @@ std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
   };
   if (request.filter) {
     std::shared_lock lock(documents_mutex_);
+    // One lookup for every document (a std::function made per document would allocate):
+    // it reads the document the loop is at.
+    const std::string* id = nullptr;
+    const DocumentInfo* info = nullptr;
     json special;  // the value of a document field the filter asks for
+    const Filter::FieldLookup field = [&](const std::string& key) -> const json* {
+      if (key == "document_id") return &(special = *id);
+      if (key == "document_name") return &(special = info->name);
+      if (key == "format") return &(special = info->format);
+      const auto it = info->attributes.find(key);
+      return it == info->attributes.end() ? nullptr : &*it;
+    };
     for (const auto& document : documents_) {
-      // Named references, not a structured binding: the lambda below captures them.
-      const std::string& id = document.first;
-      const DocumentInfo& info = document.second;
-      const auto field = [&](const std::string& key) -> const json* {
-        if (key == "document_id") return &(special = id);
-        if (key == "document_name") return &(special = info.name);
-        if (key == "format") return &(special = info.format);
-        const auto it = info.attributes.find(key);
-        return it == info.attributes.end() ? nullptr : &*it;
-      };
+      id = &document.first;
+      info = &document.second;
       if (!request.filter->matches(field)) continue;
-      allowed_documents.push_back(id);
-      allowed_labels.insert(allowed_labels.end(), info.labels.begin(), info.labels.end());
+      allowed_documents.push_back(*id);
+      allowed_labels.insert(allowed_labels.end(), info->labels.begin(), info->labels.end());
     }
     allowed_set.insert(allowed_labels.begin(), allowed_labels.end());
     if (allowed_labels.empty()) return {};
