@@ -2,7 +2,7 @@
 # Knowledge-base and response-cache benchmarks, appended to docs/benchmarks.md by `make bench`:
 #
 # 1. parley_knowledge_bench on a generated corpus of 100,000 chunks (and 1,000,000 with
-#    BENCH_KNOWLEDGE_MILLION=1: about 40 minutes on 2 cores): ingestion, index build, hybrid
+#    BENCH_KNOWLEDGE_MILLION=1: about 35 minutes on 2 cores): ingestion, index build, hybrid
 #    search latency on one thread, recall@10 of the ANN side, resident memory.
 # 2. The same binary's --eval on bench/eval/knowledge: hit@1, hit@5 and MRR@5.
 # 3. A cache hit through the gateway: wrk at 1 connection on a deterministic

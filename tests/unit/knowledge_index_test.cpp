@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 
 #include "knowledge/embed/hashed_embedder.hpp"
 #include "knowledge/index/base_index.hpp"
+#include "knowledge/index/code_dot.hpp"
 #include "knowledge/index/index_manager.hpp"
 #include "store/settings.hpp"
 #include "store/store.hpp"
@@ -53,6 +55,61 @@ TEST(VectorIndex, ApproximateSearchRecallsWhatExactSearchFinds) {
     EXPECT_GE(approx.front().score, approx.back().score);
   }
   EXPECT_GE(found / (queries * 10), 0.9);
+}
+
+TEST(VectorIndex, ScoresAreTheCosineWithinWhatEightBitsLose) {
+  std::mt19937 rng(5);
+  const int dim = 384;
+  VectorIndex index(dim);
+  std::vector<std::vector<float>> vectors;
+  for (uint64_t label = 1; label <= 200; ++label) {
+    vectors.push_back(random_unit(rng, dim));
+    index.upsert(label, vectors.back());
+  }
+  // One component far larger than the rest: the scale follows it and the others lose most of
+  // their precision, so scores involving such a vector are a little further off.
+  std::vector<float> spiky(dim, 0.01F);
+  spiky[7] = 0.9F;
+  normalize(spiky);
+  vectors.push_back(spiky);
+  index.upsert(201, spiky);
+  for (int q = 0; q < 20; ++q) {
+    const auto query = q == 0 ? spiky : random_unit(rng, dim);
+    for (const auto& hit : index.exact(query, 201)) {
+      const auto& v = vectors[hit.label - 1];
+      float cosine = 0;
+      for (int i = 0; i < dim; ++i) cosine += query[i] * v[i];
+      const bool ordinary = q > 0 && hit.label != 201;
+      EXPECT_NEAR(hit.score, cosine, ordinary ? 0.004 : 0.03) << hit.label;
+    }
+  }
+  EXPECT_EQ(index.exact(spiky, 1).front().label, 201U);
+}
+
+TEST(CodeDot, EveryImplementationThisCpuHasAgreesWithThePlainOne) {
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> value(-127, 127);
+  const CodeDot plain = code_dot_portable();
+  std::vector<CodeDot> others{code_dot()};
+  if (code_dot_avx2() != nullptr) others.push_back(code_dot_avx2());
+  if (code_dot_avx512() != nullptr) others.push_back(code_dot_avx512());
+  for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{31}, size_t{32},
+                   size_t{33}, size_t{100}, size_t{384}, size_t{1536}}) {
+    std::vector<int8_t> x(n);
+    std::vector<int8_t> y(n);
+    for (size_t i = 0; i < n; ++i) {
+      x[i] = static_cast<int8_t>(value(rng));
+      y[i] = static_cast<int8_t>(value(rng));
+    }
+    for (const CodeDot dot : others)
+      EXPECT_EQ(dot(x.data(), y.data(), n), plain(x.data(), y.data(), n)) << n;
+    // The extremes: every product 127 * -127, nothing overflows.
+    std::fill(x.begin(), x.end(), 127);
+    std::fill(y.begin(), y.end(), -127);
+    for (const CodeDot dot : others) {
+      EXPECT_EQ(dot(x.data(), y.data(), n), -16129 * static_cast<int32_t>(n)) << n;
+    }
+  }
 }
 
 TEST(VectorIndex, FiltersReturnKResultsWhenOnePercentPasses) {
@@ -415,6 +472,37 @@ TEST_F(IndexManagerTest, AnIndexOfAnotherDatabaseIsRebuiltAndDroppedBasesGo) {
   EXPECT_EQ(manager.base(other), nullptr);
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/index/" + other));
   manager.stop();
+}
+
+TEST_F(IndexManagerTest, IndexesSavedByAnEarlierVersionAreRebuilt) {
+  const std::string kb = make_base();
+  add_document(kb, "a.txt", {"alpha proxy timeout", "beta refund policy"});
+  {
+    IndexManager manager(store_->knowledge(), options());
+    ASSERT_TRUE(manager.start().ok());
+    manager.stop();
+  }
+  // The state as an earlier version wrote it: no format, and a vector file this version
+  // cannot read (float vectors then, 8-bit codes now).
+  const std::string state_path = dir_.path() + "/index/state.json";
+  json state = json::parse(std::ifstream(state_path));
+  ASSERT_EQ(state.value("format", 0), 2);
+  state.erase("format");
+  std::ofstream(state_path) << state.dump();
+  std::ofstream(dir_.path() + "/index/" + kb + "/vectors.hnsw", std::ios::trunc) << "old";
+  IndexManager manager(store_->knowledge(), options());
+  ASSERT_TRUE(manager.start().ok());
+  ASSERT_NE(manager.base(kb), nullptr);
+  EXPECT_EQ(manager.base(kb)->chunks(), 2U);
+  SearchRequest query;
+  query.query = "refund";
+  query.query_vector = embedder_.embed_now({"beta refund policy"}).values;
+  const auto hits = manager.base(kb)->search(query);
+  ASSERT_FALSE(hits.empty());
+  EXPECT_NE(hits.front().text.find("refund"), std::string::npos);
+  EXPECT_TRUE(hits.front().vector_score.has_value());
+  manager.stop();
+  EXPECT_EQ(json::parse(std::ifstream(state_path)).value("format", 0), 2);
 }
 
 TEST_F(IndexManagerTest, ReembeddedVectorsReplaceTheOldOnesAtOnceAndSurviveARestart) {

@@ -13,7 +13,7 @@ namespace {
 using nlohmann::json;
 
 constexpr double kRrfK = 60;           // the usual constant of reciprocal rank fusion
-constexpr size_t kMinCandidates = 50;  // each side's list before fusion, at least
+constexpr size_t kMinCandidates = 30;  // each side's list before fusion, at least
 
 Error bad_filter(const std::string& message) {
   return Error::invalid_field("filters", "filters: " + message);
@@ -92,9 +92,16 @@ Result<Filter> Filter::parse(const json& spec) {
 bool Filter::matches(const FieldLookup& field) const { return evaluate(spec_, field); }
 
 std::string chunk_data(const store::StoredChunk& c) {
-  return json{{"d", c.document_id}, {"s", c.section},      {"o", c.ordinal},    {"p", c.page},
-              {"pe", c.page_end},   {"a", c.start_offset}, {"b", c.end_offset}, {"t", c.text}}
-      .dump(-1, ' ', false, json::error_handler_t::replace);
+  ChunkRecord r;
+  r.document_id = c.document_id;
+  r.section = c.section;
+  r.ordinal = c.ordinal;
+  r.page = c.page;
+  r.page_end = c.page_end;
+  r.start_offset = c.start_offset;
+  r.end_offset = c.end_offset;
+  r.text = c.text;
+  return encode_chunk_record(r);
 }
 
 BaseIndex::BaseIndex(std::string kb_id, int dimension, std::unique_ptr<VectorIndex> vectors,
@@ -308,23 +315,16 @@ std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
   std::vector<SearchHit> hits;
   hits.reserve(ranked.size());
   for (const auto& [label, f] : ranked) {
-    auto data = lexical_->data(label);
+    const auto data = lexical_->data(label);
     if (!data) continue;
-    const json d = json::parse(*data, nullptr, false);
-    if (!d.is_object()) continue;
+    auto record = decode_chunk_record(*data);
+    if (!record) continue;
     SearchHit hit;
+    static_cast<ChunkRecord&>(hit) = std::move(*record);
     hit.label = label;
     hit.score = score_of(f);
     hit.vector_score = f.vector_score;
     hit.lexical_score = f.lexical_score;
-    hit.document_id = d.value("d", "");
-    hit.section = d.value("s", "");
-    hit.ordinal = d.value("o", int64_t{0});
-    hit.page = d.value("p", int64_t{0});
-    hit.page_end = d.value("pe", int64_t{0});
-    hit.start_offset = d.value("a", int64_t{0});
-    hit.end_offset = d.value("b", int64_t{0});
-    hit.text = d.value("t", "");
     if (request.highlight_length > 0) {
       hit.highlight = lexical.highlight(hit.text, request.highlight_length);
     }

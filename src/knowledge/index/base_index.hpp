@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/result.hpp"
+#include "knowledge/index/chunk_record.hpp"
 #include "knowledge/index/lexical_index.hpp"
 #include "knowledge/index/vector_index.hpp"
 #include "store/knowledge.hpp"
@@ -60,21 +61,15 @@ struct SearchRequest {
   size_t beam = 128;
 };
 
-struct SearchHit {
+// A chunk found: its citation and text (what the index keeps with it), and what the search and
+// the chunk's document add.
+struct SearchHit : ChunkRecord {
   uint64_t label = 0;
   double score = 0;                     // the fused score (hybrid), or the one side's score
   std::optional<double> vector_score;   // cosine similarity
   std::optional<double> lexical_score;  // BM25
-  std::string document_id;
   std::string document_name;
   std::string file_id;  // the document's file (OpenAI's search answers name it)
-  std::string section;
-  int64_t ordinal = 0;
-  int64_t page = 0;
-  int64_t page_end = 0;
-  int64_t start_offset = 0;
-  int64_t end_offset = 0;
-  std::string text;
   std::string highlight;
   nlohmann::json attributes;
 };

@@ -28,6 +28,9 @@ constexpr const char* kStateFile = "state.json";
 constexpr const char* kLockFile = "lock";
 constexpr const char* kVectorsFile = "vectors.hnsw";
 constexpr const char* kLexicalDir = "lexical";
+// What the saved files hold; indexes saved in another format are rebuilt. 2: vectors as 8-bit
+// codes, chunk records in binary (1, unmarked: float vectors, JSON records).
+constexpr int kFormat = 2;
 
 Result<void> write_atomically(const std::string& path, const std::string& content) {
   const std::string tmp = path + ".tmp";
@@ -162,6 +165,11 @@ Result<void> IndexManager::load_or_rebuild() {
     if (state.is_object()) {
       log::info("knowledge indexes come from another database; rebuilding", {});
     }
+    return rebuild();
+  }
+  if (state.value("format", 1) != kFormat) {
+    log::info("knowledge indexes were saved by an earlier version; rebuilding",
+              {{"format", state.value("format", 1)}});
     return rebuild();
   }
   for (const auto& b : state.value("bases", json::array())) {
@@ -372,7 +380,8 @@ Result<void> IndexManager::checkpoint() {
   }
   return write_atomically(
       options_.directory + "/" + kStateFile,
-      json{{"identity", identity_}, {"applied_seq", applied}, {"bases", bases}}.dump(2));
+      json{{"identity", identity_}, {"format", kFormat}, {"applied_seq", applied}, {"bases", bases}}
+          .dump(2));
 }
 
 }  // namespace parley::knowledge

@@ -29,9 +29,10 @@
 
 #include "core/result.hpp"
 
+#include "knowledge/index/highlight.hpp"
+
 namespace Xapian {
 class WritableDatabase;
-class MSet;
 }  // namespace Xapian
 
 namespace parley::knowledge {
@@ -56,8 +57,7 @@ class LexicalResult {
 
  private:
   friend class LexicalIndex;
-  std::unique_ptr<Xapian::MSet> mset_;
-  std::mutex* lock_ = nullptr;
+  Highlighter highlighter_;
 };
 
 struct LexicalSearch {

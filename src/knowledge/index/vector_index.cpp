@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
 #include <hnswlib/hnswlib.h>
 
+#include "knowledge/index/code_dot.hpp"
 #include "obs/log.hpp"
 
 namespace parley::knowledge {
@@ -20,24 +23,31 @@ constexpr size_t kGraphM = 32;
 constexpr size_t kEfConstruction = 200;
 constexpr double kExactShare = 0.02;  // allowed share below which a scan is exact
 
-// The dot product of two vectors (of unit length: their cosine). hnswlib's own distance
-// picks its SIMD width when compiled, and a build for any x86-64 gets SSE alone; this one is
-// compiled for each width and the CPU's is chosen when the program loads.
-#if defined(__x86_64__)
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-float
-dot(const float* x, const float* y, size_t n) {
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (size_t i = 0; i < n; ++i) sum += x[i] * y[i];
-  return sum;
+// Vectors are held as 8-bit integers, each with its own scale (its largest component maps to
+// 127): a quarter of the memory, and of what each distance reads, which is most of a graph
+// walk's time once the index outgrows the CPU's caches. The error this adds to a cosine is
+// about 0.0005 for 384 dimensions, below the gaps that separate most neighbours; scores are
+// the quantised vectors' cosines.
+constexpr size_t kScaleBytes = sizeof(float);
+
+float scale_of(const uint8_t* code) {
+  float scale = 0;
+  std::memcpy(&scale, code, sizeof scale);  // codes follow hnswlib's links: not aligned
+  return scale;
+}
+
+const CodeDot dot = code_dot();
+
+float code_cosine(const uint8_t* a, const uint8_t* b, size_t dimension) {
+  const auto* x = reinterpret_cast<const int8_t*>(a + kScaleBytes);
+  const auto* y = reinterpret_cast<const int8_t*>(b + kScaleBytes);
+  return scale_of(a) * scale_of(b) * static_cast<float>(dot(x, y, dimension));
 }
 
 // The graph's distance: 1 - the cosine.
-float dot_distance(const void* a, const void* b, const void* dimension) {
-  return 1.0F - dot(static_cast<const float*>(a), static_cast<const float*>(b),
-                    *static_cast<const size_t*>(dimension));
+float code_distance(const void* a, const void* b, const void* dimension) {
+  return 1.0F - code_cosine(static_cast<const uint8_t*>(a), static_cast<const uint8_t*>(b),
+                            *static_cast<const size_t*>(dimension));
 }
 
 }  // namespace
@@ -45,9 +55,23 @@ float dot_distance(const void* a, const void* b, const void* dimension) {
 class DotSpace final : public hnswlib::SpaceInterface<float> {
  public:
   explicit DotSpace(size_t dimension) : dimension_(dimension) {}
-  size_t get_data_size() override { return dimension_ * sizeof(float); }
-  hnswlib::DISTFUNC<float> get_dist_func() override { return &dot_distance; }
+  size_t get_data_size() override { return kScaleBytes + dimension_; }
+  hnswlib::DISTFUNC<float> get_dist_func() override { return &code_distance; }
   void* get_dist_func_param() override { return &dimension_; }
+
+  // A unit vector's code: its scale, then each component over the scale, rounded.
+  std::vector<uint8_t> encode(std::span<const float> vector) const {
+    std::vector<uint8_t> code(kScaleBytes + dimension_);
+    float largest = 0;
+    for (const float v : vector) largest = std::max(largest, std::abs(v));
+    const float scale = largest > 0 ? largest / 127.0F : 1.0F;
+    std::memcpy(code.data(), &scale, sizeof scale);
+    for (size_t i = 0; i < dimension_ && i < vector.size(); ++i) {
+      const float q = std::clamp(std::nearbyint(vector[i] / scale), -127.0F, 127.0F);
+      code[kScaleBytes + i] = static_cast<uint8_t>(static_cast<int8_t>(q));
+    }
+    return code;
+  }
 
  private:
   size_t dimension_;
@@ -88,7 +112,7 @@ void VectorIndex::upsert(uint64_t label, std::span<const float> vector) {
   if (graph_->cur_element_count >= graph_->max_elements_) {
     graph_->resizeIndex(std::max<size_t>(16, graph_->max_elements_ * 2));
   }
-  graph_->addPoint(vector.data(), static_cast<hnswlib::labeltype>(label));
+  graph_->addPoint(space_->encode(vector).data(), static_cast<hnswlib::labeltype>(label));
 }
 
 void VectorIndex::upsert_many(const std::vector<std::pair<uint64_t, std::span<const float>>>& items,
@@ -105,7 +129,7 @@ void VectorIndex::upsert_many(const std::vector<std::pair<uint64_t, std::span<co
       const auto& [label, vector] = items[i];
       if (vector.size() != static_cast<size_t>(dimension_)) continue;
       try {
-        graph_->addPoint(vector.data(), static_cast<hnswlib::labeltype>(label));
+        graph_->addPoint(space_->encode(vector).data(), static_cast<hnswlib::labeltype>(label));
       } catch (const std::exception& e) {
         // hnswlib refuses only when full, which the room made above rules out.
         log::warn("vector not indexed",
@@ -148,11 +172,12 @@ std::vector<VectorHit> VectorIndex::exact(std::span<const float> query, size_t k
                                           const std::vector<uint64_t>* labels) const {
   std::vector<VectorHit> hits;
   if (query.size() != static_cast<size_t>(dimension_) || k == 0) return hits;
+  const auto code = space_->encode(query);
   std::shared_lock lock(mutex_);
   const size_t n = static_cast<size_t>(dimension_);
   const auto score = [&](hnswlib::tableint internal) {
-    const auto* v = reinterpret_cast<const float*>(graph_->getDataByInternalId(internal));
-    return dot(query.data(), v, n);
+    const auto* v = reinterpret_cast<const uint8_t*>(graph_->getDataByInternalId(internal));
+    return code_cosine(code.data(), v, n);
   };
   if (labels != nullptr) {
     hits.reserve(labels->size());
@@ -177,7 +202,7 @@ std::vector<VectorHit> VectorIndex::walk(std::span<const float> query, size_t k,
   // hnswlib keeps its beam width in the index (setEf), which concurrent searches cannot each
   // set; asking searchKnn for `ef` results makes the beam at least that wide instead.
   const size_t want = std::max(k, ef);
-  auto queue = graph_->searchKnn(query.data(), want);
+  auto queue = graph_->searchKnn(space_->encode(query).data(), want);
   std::vector<VectorHit> hits;
   hits.reserve(queue.size());
   while (!queue.empty()) {

@@ -1,6 +1,8 @@
 // The nearest-neighbour side of search for one knowledge base: hnswlib's HNSW graph over the
 // chunks' unit vectors (inner product, so a score is the cosine similarity), keyed by chunk
-// label (store::StoredChunk::seq).
+// label (store::StoredChunk::seq). The vectors are held as 8-bit codes with a scale each
+// (vector_index.cpp): a quarter of the memory and of each distance's reading, for scores
+// within about 0.001 of the float cosine. The database keeps the float vectors.
 //
 // Filters: when a search may only return some chunks, the graph walk cannot be told so in
 // this hnswlib (0.6), and filtering its answers afterwards loses results when few chunks
