@@ -48,7 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (end > at) terms.push_back({lower(std::string(query.substr(at, end - at))), 1.0});
     at = end + 1;
   }
-  const parley::knowledge::Highlighter highlight(std::move(terms), lower);
+  const parley::knowledge::Highlighter highlight(std::move(terms), lower, [](unsigned c) {
+    return c >= 0xC0 && !(c >= 0x2000 && c <= 0x206F);
+  });
   const std::string out = highlight(text, 1 + size % 400);
   // Never longer than the text with its marks and ellipses.
   if (out.size() > text.size() * 5 + 16) __builtin_trap();

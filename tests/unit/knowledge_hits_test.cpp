@@ -21,7 +21,13 @@ std::string toy_stem(const std::string& word) {
   return s;
 }
 
-Highlighter make(std::vector<HighlightTerm> terms) { return {std::move(terms), toy_stem}; }
+// Letters from U+00C0 on, but not the general punctuation block (dashes, curly quotes) nor the
+// no-break space: what Xapian's rule does for the characters these tests use.
+bool toy_word_character(unsigned c) { return c >= 0xC0 && !(c >= 0x2000 && c <= 0x206F); }
+
+Highlighter make(std::vector<HighlightTerm> terms) {
+  return {std::move(terms), toy_stem, toy_word_character};
+}
 
 TEST(HighlightTest, MarksMatchingWordsWhateverTheirCaseOrEnding) {
   const auto h = make({{"refund", 2.0}, {"order", 1.0}});
@@ -73,6 +79,28 @@ TEST(HighlightTest, WhiteSpaceFoldsAndUtf8StaysWhole) {
   // A short window never splits a multi-byte character.
   const std::string cut = h(std::string(50, 'x') + " café " + std::string(10, 'y'), 8);
   EXPECT_NE(cut.find("\u00abcafé\u00bb"), std::string::npos) << cut;
+}
+
+TEST(HighlightTest, PunctuationBeyondAsciiSeparatesWords) {
+  const auto h = make({{"refund", 1.0}, {"order", 1.0}});
+  EXPECT_EQ(h("The \u201crefund\u201d\u2014order\u00a0policy", 300),
+            "The \u201c\u00abrefund\u00bb\u201d\u2014\u00aborder\u00bb\u00a0policy");
+  // Invalid UTF-8 is neither a word nor a crash, and stays as it was.
+  EXPECT_EQ(h("\xff refund \xe2\x80", 300), "\xff \u00abrefund\u00bb \xe2\x80");
+}
+
+TEST(HighlightTest, StemsThatChangeTheirSecondLetterStillMatch) {
+  // A stemmer that makes "dying" "die", as Snowball's English one does.
+  const Highlighter h(
+      {{"die", 1.0}}, [](const std::string& w) { return w == "dying" ? std::string("die") : w; },
+      toy_word_character);
+  EXPECT_EQ(h("a dying star", 300), "a \u00abdying\u00bb star");
+}
+
+TEST(HighlightTest, ALongRunOfPunctuationIsCutNotCopied) {
+  const auto h = make({{"refund", 1.0}});
+  const std::string out = h(std::string(500, '-') + " refund " + std::string(500, '='), 100);
+  EXPECT_EQ(out, "\u2026\u00abrefund\u00bb\u2026");
 }
 
 TEST(HighlightTest, ThroughXapianSearchStemsAsTheIndexDoes) {
@@ -133,6 +161,10 @@ TEST(ChunkRecordTest, ReadsTheJsonOfEarlierIndexes) {
   EXPECT_EQ(r->end_offset, 20);
   EXPECT_EQ(r->text, "caf\u00e9");
   EXPECT_FALSE(decode_chunk_record(R"({"d":5})").has_value());
+  // A number no int64_t holds is not a record (casting it would be undefined).
+  EXPECT_FALSE(decode_chunk_record(R"({"d":"doc","o":1e99})").has_value());
+  EXPECT_FALSE(decode_chunk_record(R"({"d":"doc","o":1.5})").has_value());
+  EXPECT_EQ(decode_chunk_record(R"({"o":18446744073709551615})")->ordinal, INT64_MAX);
   EXPECT_FALSE(decode_chunk_record("{not json").has_value());
 }
 

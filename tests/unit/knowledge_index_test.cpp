@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -84,6 +85,37 @@ TEST(VectorIndex, ScoresAreTheCosineWithinWhatEightBitsLose) {
     }
   }
   EXPECT_EQ(index.exact(spiky, 1).front().label, 201U);
+}
+
+TEST(VectorIndex, AnyDimensionAndComponentsThatAreNotNumbers) {
+  // 250 is not a multiple of 4: the codes are padded so that the graph's links stay aligned
+  // (the sanitizer build checks).
+  std::mt19937 rng(6);
+  const int dim = 250;
+  VectorIndex index(dim);
+  for (uint64_t label = 1; label <= 300; ++label) index.upsert(label, random_unit(rng, dim));
+  const auto probe = random_unit(rng, dim);
+  index.upsert(301, probe);
+  VectorSearch options;
+  options.k = 1;
+  options.ef = 64;
+  EXPECT_EQ(index.search(probe, options).front().label, 301U);
+  // NaN and infinity (an upstream's overflow) count as 0 and harm nothing.
+  std::vector<float> broken(dim, 0.0F);
+  broken[0] = std::numeric_limits<float>::quiet_NaN();
+  broken[1] = std::numeric_limits<float>::infinity();
+  broken[2] = 1.0F;
+  index.upsert(302, broken);
+  std::vector<float> axis(dim, 0.0F);
+  axis[2] = 1.0F;
+  const auto hits = index.exact(axis, 1);
+  ASSERT_EQ(hits.size(), 1U);
+  EXPECT_EQ(hits.front().label, 302U);
+  EXPECT_NEAR(hits.front().score, 1.0, 0.01);
+  EXPECT_EQ(index.search(broken, options).size(), 1U);
+  // Nothing but zeros: scored 0 against anything.
+  index.upsert(303, std::vector<float>(dim, 0.0F));
+  EXPECT_EQ(index.exact(std::vector<float>(dim, 0.0F), 1).front().score, 0.0F);
 }
 
 TEST(CodeDot, EveryImplementationThisCpuHasAgreesWithThePlainOne) {
@@ -425,7 +457,7 @@ TEST_F(IndexManagerTest, CatchesUpPersistsAndAppliesOnlyWhatChangedAfterARestart
   const auto found = labels(again, kb, "warranty");
   ASSERT_FALSE(found.empty());
   again.stop();
-  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/index/state.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/index/state-v2.json"));
 }
 
 TEST_F(IndexManagerTest, OneDirectoryServesOneManagerAtATime) {
@@ -482,27 +514,38 @@ TEST_F(IndexManagerTest, IndexesSavedByAnEarlierVersionAreRebuilt) {
     ASSERT_TRUE(manager.start().ok());
     manager.stop();
   }
-  // The state as an earlier version wrote it: no format, and a vector file this version
-  // cannot read (float vectors then, 8-bit codes now).
-  const std::string state_path = dir_.path() + "/index/state.json";
+  // The state as a version of this name but an earlier format would write it; the files stay
+  // readable, so only the format can tell this version to rebuild (a marker left in the
+  // base's directory shows whether it did).
+  const std::string state_path = dir_.path() + "/index/state-v2.json";
   json state = json::parse(std::ifstream(state_path));
   ASSERT_EQ(state.value("format", 0), 2);
-  state.erase("format");
+  state["format"] = 1;
   std::ofstream(state_path) << state.dump();
-  std::ofstream(dir_.path() + "/index/" + kb + "/vectors.hnsw", std::ios::trunc) << "old";
-  IndexManager manager(store_->knowledge(), options());
-  ASSERT_TRUE(manager.start().ok());
-  ASSERT_NE(manager.base(kb), nullptr);
-  EXPECT_EQ(manager.base(kb)->chunks(), 2U);
+  const std::string marker = dir_.path() + "/index/" + kb + "/marker";
+  std::ofstream(marker) << "left by the earlier version";
+  auto manager = std::make_unique<IndexManager>(store_->knowledge(), options());
+  ASSERT_TRUE(manager->start().ok());
+  ASSERT_NE(manager->base(kb), nullptr);
+  EXPECT_EQ(manager->base(kb)->chunks(), 2U);
   SearchRequest query;
   query.query = "refund";
   query.query_vector = embedder_.embed_now({"beta refund policy"}).values;
-  const auto hits = manager.base(kb)->search(query);
+  const auto hits = manager->base(kb)->search(query);
   ASSERT_FALSE(hits.empty());
   EXPECT_NE(hits.front().text.find("refund"), std::string::npos);
   EXPECT_TRUE(hits.front().vector_score.has_value());
-  manager.stop();
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  manager.reset();
   EXPECT_EQ(json::parse(std::ifstream(state_path)).value("format", 0), 2);
+  // The state file of the versions before formats were numbered is not read: a rebuild.
+  std::filesystem::rename(state_path, dir_.path() + "/index/state.json");
+  std::ofstream(marker) << "left by an older version";
+  IndexManager again(store_->knowledge(), options());
+  ASSERT_TRUE(again.start().ok());
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  EXPECT_EQ(again.base(kb)->chunks(), 2U);
+  again.stop();
 }
 
 TEST_F(IndexManagerTest, ReembeddedVectorsReplaceTheOldOnesAtOnceAndSurviveARestart) {

@@ -3,6 +3,9 @@
 // each a varint length and its bytes.
 #include "knowledge/index/chunk_record.hpp"
 
+#include <algorithm>
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 namespace parley::knowledge {
@@ -69,17 +72,26 @@ class Reader {
 std::optional<ChunkRecord> decode_json(std::string_view bytes) {
   const auto d = nlohmann::json::parse(bytes, nullptr, false);
   if (!d.is_object()) return std::nullopt;
+  const auto text = [&](const char* key, std::string& out) {
+    const auto it = d.find(key);
+    if (it == d.end()) return true;
+    if (!it->is_string()) return false;
+    out = it->get<std::string>();
+    return true;
+  };
+  const auto integer = [&](const char* key, int64_t& out) {
+    const auto it = d.find(key);
+    if (it == d.end()) return true;
+    if (!it->is_number_integer()) return false;  // (a float such as 1e99 has no int64_t)
+    out = it->is_number_unsigned()
+              ? static_cast<int64_t>(std::min<uint64_t>(it->get<uint64_t>(), INT64_MAX))
+              : it->get<int64_t>();
+    return true;
+  };
   ChunkRecord r;
-  try {
-    r.document_id = d.value("d", "");
-    r.section = d.value("s", "");
-    r.ordinal = d.value("o", int64_t{0});
-    r.page = d.value("p", int64_t{0});
-    r.page_end = d.value("pe", int64_t{0});
-    r.start_offset = d.value("a", int64_t{0});
-    r.end_offset = d.value("b", int64_t{0});
-    r.text = d.value("t", "");
-  } catch (const nlohmann::json::exception&) {
+  if (!text("d", r.document_id) || !text("s", r.section) || !integer("o", r.ordinal) ||
+      !integer("p", r.page) || !integer("pe", r.page_end) || !integer("a", r.start_offset) ||
+      !integer("b", r.end_offset) || !text("t", r.text)) {
     return std::nullopt;  // a field of another type
   }
   return r;

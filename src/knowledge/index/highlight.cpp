@@ -13,14 +13,45 @@ constexpr std::string_view kClose = "\u00bb";
 constexpr std::string_view kMore = "\u2026";
 constexpr size_t kMaxMatches = 512;  // beyond these, a long text's later matches are not weighed
 
-// Word characters as the indexer sees them, near enough: ASCII letters and digits, and every
-// byte of a multi-byte UTF-8 character (so a cut never falls inside one).
-bool word_byte(char c) {
-  const auto b = static_cast<uint8_t>(c);
-  return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || b >= 0x80;
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool ascii_word(uint8_t b) {
+  return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9');
 }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+// The character at `i`: its length in bytes (1 for a byte that does not start a valid UTF-8
+// sequence) and its code point.
+size_t character_at(std::string_view text, size_t i, unsigned& code_point) {
+  const auto b = static_cast<uint8_t>(text[i]);
+  const size_t n = b < 0x80           ? 1
+                   : (b >> 5) == 0x6  ? 2
+                   : (b >> 4) == 0xE  ? 3
+                   : (b >> 3) == 0x1E ? 4
+                                      : 0;
+  if (n == 0 || i + n > text.size()) {
+    code_point = b;
+    return 1;
+  }
+  code_point = n == 1 ? b : b & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    const auto c = static_cast<uint8_t>(text[i + k]);
+    if ((c >> 6) != 0x2) {
+      code_point = b;
+      return 1;
+    }
+    code_point = (code_point << 6) | (c & 0x3F);
+  }
+  return n;
+}
+
+// Whether a stem could be that of a word beginning so: stemmers change endings, except that
+// "dying", "lying" and "tying" become "die", "lie" and "tie".
+bool could_begin(char first, char second, const std::string& stem, size_t word_size) {
+  if (lower(first) != stem[0]) return false;
+  if (word_size < 2) return stem.size() == 1;
+  const char s = lower(second);
+  return stem.size() >= 2 && (s == stem[1] || (s == 'y' && stem[1] == 'i'));
+}
 
 struct Word {
   size_t begin = 0;
@@ -30,8 +61,9 @@ struct Word {
 
 }  // namespace
 
-Highlighter::Highlighter(std::vector<HighlightTerm> terms, Stemmer stem)
-    : terms_(std::move(terms)), stem_(std::move(stem)) {
+Highlighter::Highlighter(std::vector<HighlightTerm> terms, Stemmer stem,
+                         WordCharacter word_character)
+    : terms_(std::move(terms)), stem_(std::move(stem)), word_character_(word_character) {
   std::erase_if(terms_, [](const HighlightTerm& t) { return t.stem.empty(); });
 }
 
@@ -43,23 +75,33 @@ std::string Highlighter::operator()(std::string_view text, size_t length) const 
   std::vector<Word> words;
   std::vector<size_t> matches;  // indexes into words
   std::string word;
+  const auto word_at = [&](size_t i, size_t& length) {
+    const auto b = static_cast<uint8_t>(text[i]);
+    if (b < 0x80) {
+      length = 1;
+      return ascii_word(b);
+    }
+    unsigned code_point = 0;
+    length = character_at(text, i, code_point);
+    return length > 1 && word_character_ != nullptr && word_character_(code_point);
+  };
   for (size_t i = 0; i < text.size();) {
-    if (!word_byte(text[i])) {
-      ++i;
+    size_t length = 0;
+    if (!word_at(i, length)) {
+      i += length;
       continue;
     }
     Word w;
     w.begin = i;
-    while (i < text.size() && word_byte(text[i])) ++i;
+    while (i < text.size() && word_at(i, length)) i += length;
     w.end = i;
     const std::string_view found = text.substr(w.begin, w.end - w.begin);
     const bool plain = static_cast<uint8_t>(found[0]) < 0x80 &&
                        (found.size() < 2 || static_cast<uint8_t>(found[1]) < 0x80);
     bool candidate = !plain;  // a non-ASCII start: its lower case is the stemmer's to find
     for (size_t t = 0; plain && !candidate && t < terms_.size(); ++t) {
-      const std::string& s = terms_[t].stem;
-      candidate = lower(found[0]) == s[0] &&
-                  (found.size() < 2 ? s.size() == 1 : s.size() >= 2 && lower(found[1]) == s[1]);
+      candidate =
+          could_begin(found[0], found.size() > 1 ? found[1] : ' ', terms_[t].stem, found.size());
     }
     if (candidate && matches.size() < kMaxMatches) {
       word.assign(found);
@@ -100,16 +142,21 @@ std::string Highlighter::operator()(std::string_view text, size_t length) const 
     }
   }
   // A window that would start near the text's beginning starts there.
-  if (words[best_first].begin <= lead) best_first = 0;
-  const size_t begin = best_first == 0 ? 0 : words[best_first].begin;
-  const size_t limit = begin + length;
+  size_t begin = words[best_first].begin;
+  if (begin <= lead) {
+    best_first = 0;
+    begin = 0;
+  }
+  const size_t limit = words[best_first].begin + length;
   size_t last = best_first;  // the window's last word
   while (last + 1 < words.size() && words[last + 1].end <= limit) ++last;
-
   std::string out;
   out.reserve(length + 64);
   if (begin > 0) out += kMore;
-  const size_t stop = last + 1 < words.size() ? words[last].end : text.size();
+  // After the last word: the text's end when little is left (a full stop), else a cut.
+  const size_t stop = last + 1 == words.size() && text.size() - words[last].end <= 8
+                          ? text.size()
+                          : words[last].end;
   bool space = false;  // white space seen since the last thing written
   bool wrote = false;  // anything of the text written yet
   size_t next_word = best_first;

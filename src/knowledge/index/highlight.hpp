@@ -23,9 +23,12 @@ class Highlighter {
  public:
   // A word of the text, as found, to its stem (lower-cased and stemmed as the index does).
   using Stemmer = std::function<std::string(const std::string&)>;
+  // Whether a character beyond ASCII belongs to words (the indexer's rule: curly quotes, dashes
+  // and no-break spaces separate words; accented letters do not).
+  using WordCharacter = bool (*)(unsigned code_point);
 
   Highlighter() = default;
-  Highlighter(std::vector<HighlightTerm> terms, Stemmer stem);
+  Highlighter(std::vector<HighlightTerm> terms, Stemmer stem, WordCharacter word_character);
 
   // About `length` bytes of `text` around the words that carry the most weight, cut at word
   // boundaries, each matching word within «», with … where the text goes on. Runs of white
@@ -35,6 +38,7 @@ class Highlighter {
  private:
   std::vector<HighlightTerm> terms_;
   Stemmer stem_;
+  WordCharacter word_character_ = nullptr;
 };
 
 }  // namespace parley::knowledge

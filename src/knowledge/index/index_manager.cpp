@@ -24,7 +24,10 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr int kRebuildPage = 1'000;
-constexpr const char* kStateFile = "state.json";
+// Named anew with each format that earlier versions cannot read: a version that finds no state
+// file of its own rebuilds, so going back to an earlier version rebuilds too instead of reading
+// files it does not understand.
+constexpr const char* kStateFile = "state-v2.json";
 constexpr const char* kLockFile = "lock";
 constexpr const char* kVectorsFile = "vectors.hnsw";
 constexpr const char* kLexicalDir = "lexical";

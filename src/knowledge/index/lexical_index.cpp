@@ -167,7 +167,8 @@ Highlighter highlighter(const Xapian::Query& parsed, const Xapian::MSet& mset) {
     }
     terms.push_back({std::move(word), weight > 0 ? weight : 1e-6});
   }
-  return {std::move(terms), stem_word};
+  return {std::move(terms), stem_word,
+          [](unsigned code_point) { return Xapian::Unicode::is_wordchar(code_point); }};
 }
 
 }  // namespace

@@ -55,19 +55,26 @@ float code_distance(const void* a, const void* b, const void* dimension) {
 class DotSpace final : public hnswlib::SpaceInterface<float> {
  public:
   explicit DotSpace(size_t dimension) : dimension_(dimension) {}
-  size_t get_data_size() override { return kScaleBytes + dimension_; }
+  // Padded to a multiple of 4 bytes: hnswlib places each element's links after the previous
+  // element's data and reads them as 32-bit integers.
+  size_t get_data_size() override { return kScaleBytes + (dimension_ + 3) / 4 * 4; }
   hnswlib::DISTFUNC<float> get_dist_func() override { return &code_distance; }
   void* get_dist_func_param() override { return &dimension_; }
 
   // A unit vector's code: its scale, then each component over the scale, rounded.
   std::vector<uint8_t> encode(std::span<const float> vector) const {
-    std::vector<uint8_t> code(kScaleBytes + dimension_);
-    float largest = 0;
-    for (const float v : vector) largest = std::max(largest, std::abs(v));
-    const float scale = largest > 0 ? largest / 127.0F : 1.0F;
-    std::memcpy(code.data(), &scale, sizeof scale);
-    for (size_t i = 0; i < dimension_ && i < vector.size(); ++i) {
-      const float q = std::clamp(std::nearbyint(vector[i] / scale), -127.0F, 127.0F);
+    std::vector<uint8_t> code(kScaleBytes + (dimension_ + 3) / 4 * 4);
+    // A component that is not a finite number (an upstream's overflow) counts as 0.
+    const auto finite = [&](size_t i) {
+      return i < vector.size() && std::isfinite(vector[i]) ? static_cast<double>(vector[i]) : 0.0;
+    };
+    double largest = 0;
+    for (size_t i = 0; i < dimension_; ++i) largest = std::max(largest, std::abs(finite(i)));
+    const double scale = largest > 1e-30 ? largest / 127.0 : 1.0;
+    const auto stored_scale = static_cast<float>(scale);
+    std::memcpy(code.data(), &stored_scale, sizeof stored_scale);
+    for (size_t i = 0; i < dimension_; ++i) {
+      const double q = std::clamp(std::nearbyint(finite(i) / scale), -127.0, 127.0);
       code[kScaleBytes + i] = static_cast<uint8_t>(static_cast<int8_t>(q));
     }
     return code;
