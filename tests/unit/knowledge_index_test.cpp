@@ -514,38 +514,28 @@ TEST_F(IndexManagerTest, IndexesSavedByAnEarlierVersionAreRebuilt) {
     ASSERT_TRUE(manager.start().ok());
     manager.stop();
   }
-  // The state as a version of this name but an earlier format would write it; the files stay
-  // readable, so only the format can tell this version to rebuild (a marker left in the
-  // base's directory shows whether it did).
+  // The state file as an earlier version named it; the files stay readable, so only the name
+  // can tell this version to rebuild (a marker left in the base's directory shows it did).
   const std::string state_path = dir_.path() + "/index/state-v2.json";
-  json state = json::parse(std::ifstream(state_path));
-  ASSERT_EQ(state.value("format", 0), 2);
-  state["format"] = 1;
-  std::ofstream(state_path) << state.dump();
+  ASSERT_TRUE(std::filesystem::exists(state_path));
+  std::filesystem::rename(state_path, dir_.path() + "/index/state.json");
   const std::string marker = dir_.path() + "/index/" + kb + "/marker";
   std::ofstream(marker) << "left by the earlier version";
-  auto manager = std::make_unique<IndexManager>(store_->knowledge(), options());
-  ASSERT_TRUE(manager->start().ok());
-  ASSERT_NE(manager->base(kb), nullptr);
-  EXPECT_EQ(manager->base(kb)->chunks(), 2U);
+  IndexManager manager(store_->knowledge(), options());
+  ASSERT_TRUE(manager.start().ok());
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/index/state.json"));
+  ASSERT_NE(manager.base(kb), nullptr);
+  EXPECT_EQ(manager.base(kb)->chunks(), 2U);
   SearchRequest query;
   query.query = "refund";
   query.query_vector = embedder_.embed_now({"beta refund policy"}).values;
-  const auto hits = manager->base(kb)->search(query);
+  const auto hits = manager.base(kb)->search(query);
   ASSERT_FALSE(hits.empty());
   EXPECT_NE(hits.front().text.find("refund"), std::string::npos);
   EXPECT_TRUE(hits.front().vector_score.has_value());
-  EXPECT_FALSE(std::filesystem::exists(marker));
-  manager.reset();
-  EXPECT_EQ(json::parse(std::ifstream(state_path)).value("format", 0), 2);
-  // The state file of the versions before formats were numbered is not read: a rebuild.
-  std::filesystem::rename(state_path, dir_.path() + "/index/state.json");
-  std::ofstream(marker) << "left by an older version";
-  IndexManager again(store_->knowledge(), options());
-  ASSERT_TRUE(again.start().ok());
-  EXPECT_FALSE(std::filesystem::exists(marker));
-  EXPECT_EQ(again.base(kb)->chunks(), 2U);
-  again.stop();
+  manager.stop();
+  EXPECT_TRUE(std::filesystem::exists(state_path));
 }
 
 TEST_F(IndexManagerTest, ReembeddedVectorsReplaceTheOldOnesAtOnceAndSurviveARestart) {

@@ -75,25 +75,26 @@ std::string Highlighter::operator()(std::string_view text, size_t length) const 
   std::vector<Word> words;
   std::vector<size_t> matches;  // indexes into words
   std::string word;
-  const auto word_at = [&](size_t i, size_t& length) {
+  // Whether the character at `i` belongs to a word; `bytes`: its length.
+  const auto word_at = [&](size_t i, size_t& bytes) {
     const auto b = static_cast<uint8_t>(text[i]);
     if (b < 0x80) {
-      length = 1;
+      bytes = 1;
       return ascii_word(b);
     }
     unsigned code_point = 0;
-    length = character_at(text, i, code_point);
-    return length > 1 && word_character_ != nullptr && word_character_(code_point);
+    bytes = character_at(text, i, code_point);
+    return bytes > 1 && word_character_ != nullptr && word_character_(code_point);
   };
   for (size_t i = 0; i < text.size();) {
-    size_t length = 0;
-    if (!word_at(i, length)) {
-      i += length;
+    size_t bytes = 0;
+    if (!word_at(i, bytes)) {
+      i += bytes;
       continue;
     }
     Word w;
     w.begin = i;
-    while (i < text.size() && word_at(i, length)) i += length;
+    while (i < text.size() && word_at(i, bytes)) i += bytes;
     w.end = i;
     const std::string_view found = text.substr(w.begin, w.end - w.begin);
     const bool plain = static_cast<uint8_t>(found[0]) < 0x80 &&

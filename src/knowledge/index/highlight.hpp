@@ -3,8 +3,9 @@
 //
 // Xapian's MSet::snippet does this too, but it reads every character through its Unicode
 // tables and stems every word of the text: about 50 µs a chunk, half a millisecond of a ten-hit
-// search. This one stems only the words whose first two bytes could begin one of the query's
-// stems (a stemmer changes endings, never beginnings), so a chunk costs a few microseconds.
+// search. This one stems only the words whose first two letters could begin one of the query's
+// stems (a stemmer changes endings; "dying" to "die" is the one change to a second letter), so
+// a chunk costs a few microseconds.
 #pragma once
 
 #include <functional>

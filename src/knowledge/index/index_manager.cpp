@@ -24,16 +24,13 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr int kRebuildPage = 1'000;
-// Named anew with each format that earlier versions cannot read: a version that finds no state
-// file of its own rebuilds, so going back to an earlier version rebuilds too instead of reading
-// files it does not understand.
+// What the saved files hold, in the state file's name: a version that finds no state file of
+// its own format rebuilds, whether the files are older or newer than it (earlier versions read
+// "state.json"). 2: vectors as 8-bit codes, chunk records in binary, 64 KiB Xapian blocks.
 constexpr const char* kStateFile = "state-v2.json";
 constexpr const char* kLockFile = "lock";
 constexpr const char* kVectorsFile = "vectors.hnsw";
 constexpr const char* kLexicalDir = "lexical";
-// What the saved files hold; indexes saved in another format are rebuilt. 2: vectors as 8-bit
-// codes, chunk records in binary (1, unmarked: float vectors, JSON records).
-constexpr int kFormat = 2;
 
 Result<void> write_atomically(const std::string& path, const std::string& content) {
   const std::string tmp = path + ".tmp";
@@ -167,12 +164,9 @@ Result<void> IndexManager::load_or_rebuild() {
   if (!state.is_object() || state.value("identity", "") != identity_) {
     if (state.is_object()) {
       log::info("knowledge indexes come from another database; rebuilding", {});
+    } else if (fs::exists(options_.directory + "/state.json", ec)) {
+      log::info("knowledge indexes were saved by an earlier version; rebuilding", {});
     }
-    return rebuild();
-  }
-  if (state.value("format", 1) != kFormat) {
-    log::info("knowledge indexes were saved by an earlier version; rebuilding",
-              {{"format", state.value("format", 1)}});
     return rebuild();
   }
   for (const auto& b : state.value("bases", json::array())) {
@@ -383,8 +377,7 @@ Result<void> IndexManager::checkpoint() {
   }
   return write_atomically(
       options_.directory + "/" + kStateFile,
-      json{{"identity", identity_}, {"format", kFormat}, {"applied_seq", applied}, {"bases", bases}}
-          .dump(2));
+      json{{"identity", identity_}, {"applied_seq", applied}, {"bases", bases}}.dump(2));
 }
 
 }  // namespace parley::knowledge

@@ -57,13 +57,14 @@ class DotSpace final : public hnswlib::SpaceInterface<float> {
   explicit DotSpace(size_t dimension) : dimension_(dimension) {}
   // Padded to a multiple of 4 bytes: hnswlib places each element's links after the previous
   // element's data and reads them as 32-bit integers.
-  size_t get_data_size() override { return kScaleBytes + (dimension_ + 3) / 4 * 4; }
+  size_t get_data_size() override { return data_size(); }
+  size_t data_size() const { return kScaleBytes + (dimension_ + 3) / 4 * 4; }
   hnswlib::DISTFUNC<float> get_dist_func() override { return &code_distance; }
   void* get_dist_func_param() override { return &dimension_; }
 
   // A unit vector's code: its scale, then each component over the scale, rounded.
   std::vector<uint8_t> encode(std::span<const float> vector) const {
-    std::vector<uint8_t> code(kScaleBytes + (dimension_ + 3) / 4 * 4);
+    std::vector<uint8_t> code(data_size());
     // A component that is not a finite number (an upstream's overflow) counts as 0.
     const auto finite = [&](size_t i) {
       return i < vector.size() && std::isfinite(vector[i]) ? static_cast<double>(vector[i]) : 0.0;
