@@ -55,7 +55,7 @@ tsan: bootstrap
 	  ctest --output-on-failure -j $(JOBS) --timeout 600 -LE lint
 
 bench: bootstrap configure
-	cmake --build $(BUILD_DIR) --target parley parley_micro_bench parley_floor_server parley_fake_upstream parley_knowledge_bench -j $(JOBS)
+	cmake --build $(BUILD_DIR) --target parley parley_micro_bench parley_floor_server parley_fake_upstream parley_knowledge_bench parley_real_recall_bench -j $(JOBS)
 	scripts/bench.sh $(BUILD_DIR)/parley
 	scripts/bench_gateway.sh $(BUILD_DIR)/parley $(BUILD_DIR)/tests/unit/parley_fake_upstream
 	scripts/bench_knowledge.sh $(BUILD_DIR)

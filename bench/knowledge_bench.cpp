@@ -7,7 +7,7 @@
 // section. It measures speed and the nearest-neighbour side's recall, not answer quality
 // (that is docs/benchmarks.md's evaluation set).
 //
-// Usage: parley_knowledge_bench [--chunks N] [--queries N] [--dir DIR] [--reuse 1]
+// Usage: parley_knowledge_bench [--chunks N] [--queries N] [--dir DIR] [--reuse 1] [--beam N]
 //        parley_knowledge_bench --eval bench/eval/knowledge [--dir DIR]
 // --reuse 1 searches what an earlier run left in DIR (no ingestion, no index build): for
 // trying search settings quickly. Prints a Markdown table. With --eval: the retrieval quality on
@@ -58,6 +58,7 @@ struct Options {
   std::string dir;
   std::string eval;    // the evaluation set's folder: measure quality instead of speed
   bool reuse = false;  // search the store and indexes a previous run left in --dir
+  size_t beam = 0;     // the searches' beam; 0: knowledge.search_beam's default
 };
 
 double seconds_since(Clock::time_point start) {
@@ -395,6 +396,7 @@ int run(const Options& options) {
     std::vector<double> ms;
     for (int q = 0; q < options.queries; ++q) {
       knowledge::SearchRequest request = make_request(q);
+      if (options.beam > 0) request.beam = options.beam;
       const auto start = Clock::now();
       const auto v = embedder.embed_now({request.query});
       request.query_vector.assign(v.values.begin(), v.values.end());
@@ -504,7 +506,7 @@ int run(const Options& options) {
     }
   }
   std::vector<Recall> recall;
-  for (size_t ef : {size_t{64}, size_t{128}, size_t{256}, size_t{512}, size_t{1024}}) {
+  for (size_t ef : {size_t{64}, size_t{128}, size_t{160}, size_t{256}, size_t{512}, size_t{1024}}) {
     double found = 0;
     double near = 0;  // as ann-benchmarks counts: within 0.001 of the 10th best similarity
     std::vector<double> ms;
@@ -591,6 +593,7 @@ int main(int argc, char** argv) {
     if (flag == "--dir") options.dir = argv[i + 1];
     if (flag == "--eval") options.eval = argv[i + 1];
     if (flag == "--reuse") options.reuse = std::string(argv[i + 1]) == "1";
+    if (flag == "--beam") options.beam = std::stoul(argv[i + 1]);
   }
   return options.eval.empty() ? run(options) : evaluate(options);
 }

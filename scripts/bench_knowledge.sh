@@ -5,6 +5,9 @@
 #    BENCH_KNOWLEDGE_MILLION=1: about 35 minutes on 2 cores): ingestion, index build, hybrid
 #    search latency on one thread, recall@10 of the ANN side, resident memory.
 # 2. The same binary's --eval on bench/eval/knowledge: hit@1, hit@5 and MRR@5.
+#    Then the ANN side's recall on a real embedding model's vectors of the machine's manual
+#    pages (scripts/bench_real_embeddings.sh: about 25 minutes on 2 cores the first time, a few
+#    minutes once its vectors are kept in BENCH_REAL_DIR; skipped with BENCH_REAL_EMBEDDINGS=0).
 # 3. A cache hit through the gateway: wrk at 1 connection on a deterministic
 #    /v1/chat/completions answered by the exact cache (the fake provider behind it is called
 #    once), beside GET /v1/models on the same server (the request path without a cache).
@@ -62,6 +65,21 @@ echo
 echo "\`$BUILD/bench/parley_knowledge_bench --eval bench/eval/knowledge\`"
 echo
 "$BUILD/bench/parley_knowledge_bench" --eval bench/eval/knowledge --dir "$work/eval" 2>/dev/null
+
+if [[ "${BENCH_REAL_EMBEDDINGS:-1}" == 1 ]]; then
+  echo
+  echo "### The ANN side on a real embedding model's vectors"
+  echo
+  echo "\`scripts/bench_real_embeddings.sh DIR 20000\`: the machine's English manual pages as text,"
+  echo "chunked as ingestion chunks (default sizes), embedded by the Universal Sentence Encoder"
+  echo "(512 dimensions); queries are the pages' one-line descriptions. Searches on one thread."
+  echo
+  # Kept between runs (BENCH_REAL_DIR): the pages and their vectors are reused.
+  BUILD_DIR=$BUILD scripts/bench_real_embeddings.sh "${BENCH_REAL_DIR:-/tmp/parley-real-embeddings}" \
+    20000 >"$work/real.out" 2>"$work/real.err" ||
+    { echo "Not measured: scripts/bench_real_embeddings.sh failed:"; echo; tail -5 "$work/real.err" | sed 's/^/    /'; }
+  grep '^|' "$work/real.out" || true
+fi
 
 echo
 echo "### A response-cache hit through the gateway"

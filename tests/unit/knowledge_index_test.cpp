@@ -141,6 +141,14 @@ TEST(CodeDot, EveryImplementationThisCpuHasAgreesWithThePlainOne) {
     for (const CodeDot dot : others) {
       EXPECT_EQ(dot(x.data(), y.data(), n), -16129 * static_cast<int32_t>(n)) << n;
     }
+    // Both negative (the AVX2 path moves x's sign onto y), and zeros, which carry no sign.
+    std::fill(x.begin(), x.end(), -127);
+    for (const CodeDot dot : others) {
+      EXPECT_EQ(dot(x.data(), x.data(), n), 16129 * static_cast<int32_t>(n)) << n;
+    }
+    std::fill(y.begin(), y.end(), 0);
+    for (const CodeDot dot : others) EXPECT_EQ(dot(x.data(), y.data(), n), 0) << n;
+    for (const CodeDot dot : others) EXPECT_EQ(dot(y.data(), x.data(), n), 0) << n;
   }
 }
 

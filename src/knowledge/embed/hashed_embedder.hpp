@@ -8,7 +8,11 @@
 // configuration", and a misspelt "authentification" still finds "authentication". It does
 // not know meaning: "car" does not find "automobile", and no language but the words' letters
 // is understood. For semantic search configure a real embedding model
-// (knowledge.embedder); the hybrid search's BM25 side is lexical either way.
+// (knowledge.embedder); the hybrid search's BM25 side is lexical either way. Hashing a long
+// chunk's thousands of features into 384 numbers also adds noise of about 1/sqrt(384) to every
+// similarity, so a short question's neighbours past the first few are close to chance, and
+// the nearest-neighbour index's recall is measured on a real model's vectors instead
+// (docs/benchmarks.md).
 #pragma once
 
 #include <string>

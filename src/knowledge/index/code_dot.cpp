@@ -37,15 +37,18 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) int32_t dot_avx512(const 
   return total + dot_portable(x + i, y + i, n - i);
 }
 
+// 32 values a step: |x| (unsigned) times y with x's sign, multiplied and added in pairs into
+// 16 bits (at most 2 * 127 * 127, so never saturating), then into 32 bits. Twice the values of
+// widening to 16 bits first, which matters on CPUs without AVX-512.
 __attribute__((target("avx2"))) int32_t dot_avx2(const int8_t* x, const int8_t* y, size_t n) {
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256i sum = _mm256_setzero_si256();
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m256i a =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
-    const __m256i b =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + i)));
-    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(a, b));
+  for (; i + 32 <= n; i += 32) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + i));
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
   }
   const __m128i half = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
   const __m128i quarter = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0x4E));

@@ -11,6 +11,7 @@
 
 namespace parley::knowledge {
 
+// Components are -127..127, as the index's codes are (-128 never occurs in them).
 using CodeDot = int32_t (*)(const int8_t* x, const int8_t* y, size_t n);
 
 // The fastest this CPU runs.
