@@ -6,6 +6,11 @@
 
 #include <chrono>
 #include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "config/settings.hpp"
 #include "core/blocking_pool.hpp"
@@ -75,6 +80,9 @@ struct Context {
   const redis::Client* redis = nullptr;
   // The job runner of this process; null when only `parley worker` processes run jobs.
   queue::Worker* worker = nullptr;
+  // What modules add to the readiness probe, by name. Each answers {"status": "ok",
+  // "degraded" or "fail", ...}; "fail" takes the replica out of its load balancer.
+  std::vector<std::pair<std::string, std::function<nlohmann::json()>>> readiness_checks{};
 };
 
 }  // namespace parley::api

@@ -148,6 +148,7 @@ void add_health_routes(http::Router& router, Context& ctx) {
                bool draining = ctx.draining();
                checks["draining"] = {{"status", draining ? "draining" : "ok"}};
                checks["providers"] = providers_check(ctx);
+               for (const auto& [name, check] : ctx.readiness_checks) checks[name] = check();
                bool ready = !draining;
                for (const auto& [name, check] : checks.items()) {
                  if (check["status"] == "fail") ready = false;

@@ -146,6 +146,10 @@ Task<Result<std::vector<knowledge::SearchHit>>> search(Context& ctx, knowledge::
                                                        knowledge::Embedders& embedders,
                                                        const store::KnowledgeBase& base,
                                                        knowledge::SearchRequest request) {
+  // Before the query is embedded (a remote embedder bills it).
+  auto found = index.serving(base.id);
+  if (!found) co_return std::move(found).error();
+  if (!*found) co_return std::vector<knowledge::SearchHit>();
   if (request.mode != knowledge::SearchMode::kLexical) {
     auto vector = co_await embedders.embed_query(base.embedder, base.dimension, request.query);
     if (vector) {
@@ -160,9 +164,7 @@ Task<Result<std::vector<knowledge::SearchHit>>> search(Context& ctx, knowledge::
           {{"kb_id", base.id}, {"embedder", base.embedder}, {"error", vector.error().message}});
     }
   }
-  auto found = index.base(base.id);
-  if (!found) co_return std::vector<knowledge::SearchHit>();
-  co_return co_await ctx.blocking.run([&] { return found->search(request); });
+  co_return co_await ctx.blocking.run([&] { return (*found)->search(request); });
 }
 
 }  // namespace parley::api::knowledge_common

@@ -333,11 +333,12 @@ struct ServerApp::Parts {
   // On SQLite one process is the whole installation, so it runs the jobs; on PostgreSQL
   // `parley worker` processes do, unless worker.in_serve says otherwise. Built here, started
   // at listen(), once Redis runs (a job's key news goes through it).
-  // The search indexes: loaded from <data_dir>/knowledge-index (or rebuilt from the
-  // database) and caught up before serving.
+  // The search indexes: loaded from <data_dir>/knowledge-index and caught up before serving;
+  // or, when they must be rebuilt from the database, rebuilt while the server serves.
   std::optional<std::string> open_knowledge() {
     knowledge::IndexOptions options;
     options.directory = settings.get<store::StorageSettings>().data_dir + "/knowledge-index";
+    options.rebuild_in_background = true;
     knowledge_index = std::make_unique<knowledge::IndexManager>(storage->knowledge(), options);
     if (auto r = knowledge_index->start(); !r) return r.error().message;
     on_stop("knowledge indexes", [this] { knowledge_index->stop(); });

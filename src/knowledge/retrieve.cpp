@@ -87,10 +87,24 @@ class Retrieve final : public chat::Stage {
     request.query = turn.stored->content;
     request.k = static_cast<size_t>(std::max(1, assistant.retrieval_top_k));
     request.highlight_length = 0;  // a prompt has no use for them
+    // A base not rebuilt yet after a restart fails the turn (503, with when to retry):
+    // answered without it, a reply would miss what the documents say, unasked.
+    struct Searched {
+      const store::KnowledgeBase& base;
+      std::shared_ptr<BaseIndex> index;
+    };
+    std::vector<Searched> searched;
+    for (const auto& base : *bases) {
+      auto serving = deps.index.serving(base.id);
+      if (!serving) co_return std::move(serving).error();
+      if (*serving) searched.push_back({base, std::move(serving).value()});
+      // (null: nothing ingested yet)
+    }
     // The question embedded once per embedder among the bases; one that fails (a remote
     // embedder down) leaves those bases to their lexical side.
     std::map<std::string, std::vector<float>> vectors;
-    for (const auto& base : *bases) {
+    for (const auto& one_base : searched) {
+      const auto& base = one_base.base;
       if (vectors.contains(base.embedder)) continue;
       auto vector =
           co_await deps.embedders.embed_query(base.embedder, base.dimension, request.query);
@@ -106,14 +120,12 @@ class Retrieve final : public chat::Stage {
       SearchHit hit;
     };
     std::vector<Found> found;
-    for (const auto& base : *bases) {
-      auto index = deps.index.base(base.id);
-      if (!index) continue;  // nothing ingested yet
+    for (const auto& one_base : searched) {
       SearchRequest one = request;
-      one.query_vector = vectors[base.embedder];
-      one.query_embedder = base.embedder;
-      auto hits = co_await deps.blocking.run([&] { return index->search(one); });
-      for (auto& h : hits) found.push_back({base.id, std::move(h)});
+      one.query_vector = vectors[one_base.base.embedder];
+      one.query_embedder = one_base.base.embedder;
+      auto hits = co_await deps.blocking.run([&] { return one_base.index->search(one); });
+      for (auto& h : hits) found.push_back({one_base.base.id, std::move(h)});
     }
     // The best across bases (fused scores are on one scale), within the token budget.
     std::stable_sort(found.begin(), found.end(),

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "harness.hpp"
@@ -368,6 +369,36 @@ TEST(Knowledge, HybridSearchAnswersWithCitationsFiltersAndHighlightsAndSurvivesA
     if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(gone);
+
+  // The indexes lost (a new pod's empty volume): rebuilt from the database while the server
+  // serves. A search is answered, or refused with when to retry while its base is rebuilt
+  // (this base is small: most runs never see that), never answered as if the base were
+  // empty. The refusal itself is tested in the index manager's tests.
+  restarted->send_signal(SIGTERM);
+  ASSERT_TRUE(restarted->wait_exit(std::chrono::seconds(10)).has_value());
+  std::filesystem::remove_all(restarted->data_dir() + "/knowledge-index");
+  auto rebuilt = restarted->restart(knowledge_server());
+  json found;
+  for (int i = 0; i < 500 && found.is_null(); ++i) {
+    const auto r = http("POST", rebuilt->port(), "/api/v1/knowledge-bases/" + kb + "/search",
+                        json{{"query", "proxy timeout"}, {"k", 1}}.dump(), admin());
+    if (r.status == 200) {
+      found = r.json();
+      break;
+    }
+    ASSERT_TRUE(is_error(r, 503, "knowledge_index_rebuilding")) << r.describe();
+    EXPECT_TRUE(r.header("Retry-After").has_value()) << r.describe();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(found["data"].size(), 1U) << found.dump();
+  EXPECT_EQ(found["data"][0]["section"], "Proxy > Timeouts");
+  EXPECT_TRUE(rebuilt->wait_for_log(
+      [](const json& line) {
+        return line.value("message", "") == "knowledge indexes rebuilt from the database";
+      },
+      std::chrono::seconds(5)));
+  const json readiness = http("GET", rebuilt->port(), "/api/v1/health/readiness").json();
+  EXPECT_EQ(readiness["checks"]["knowledge_index"]["status"], "ok") << readiness.dump();
 }
 
 // No model configured: the built-in provider answers from the documents, quoting the passages

@@ -5,11 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "knowledge/embed/hashed_embedder.hpp"
 #include "knowledge/index/base_index.hpp"
@@ -56,6 +60,49 @@ TEST(VectorIndex, ApproximateSearchRecallsWhatExactSearchFinds) {
     EXPECT_GE(approx.front().score, approx.back().score);
   }
   EXPECT_GE(found / (queries * 10), 0.9);
+}
+
+// How a serving index catches up: many vectors on several threads, a few per hold of the
+// lock, and the searches that wait go in between the holds.
+TEST(VectorIndex, ManyVectorsInSlicesWhileSearchesRun) {
+  std::mt19937 rng(2);
+  const int dim = 32;
+  VectorIndex index(dim, 16);  // grown between slices
+  std::vector<std::vector<float>> vectors;
+  for (int i = 0; i < 3000; ++i) vectors.push_back(random_unit(rng, dim));
+  std::vector<std::pair<uint64_t, std::span<const float>>> items;
+  for (size_t i = 0; i < vectors.size(); ++i) items.emplace_back(i + 1, vectors[i]);
+  std::atomic<bool> done{false};
+  std::atomic<int> searches{0};
+  std::thread searcher([&] {
+    const auto query = vectors.front();
+    VectorSearch options;
+    options.k = 5;
+    while (!done) {
+      const auto hits = index.search(query, options);
+      for (const auto& h : hits) EXPECT_TRUE(h.label >= 1 && h.label <= 3000);
+      ++searches;
+    }
+  });
+  while (searches == 0) std::this_thread::yield();  // searching before the first slice
+  const int before = searches.load();
+  index.upsert_many(items, 2, 4);
+  const int during = searches.load() - before;
+  done = true;
+  searcher.join();
+  EXPECT_GT(during, 0) << "no search went in between the slices";
+  EXPECT_EQ(index.size(), 3000U);
+  for (uint64_t label = 1; label <= 3000; ++label) ASSERT_TRUE(index.contains(label)) << label;
+  double found = 0;
+  for (int q = 0; q < 50; ++q) {
+    const auto query = random_unit(rng, dim);
+    std::set<uint64_t> truth;
+    for (const auto& h : index.exact(query, 10)) truth.insert(h.label);
+    VectorSearch options;
+    options.k = 10;
+    for (const auto& h : index.search(query, options)) found += truth.contains(h.label) ? 1 : 0;
+  }
+  EXPECT_GE(found / 500, 0.9);
 }
 
 TEST(VectorIndex, ScoresAreTheCosineWithinWhatEightBitsLose) {
@@ -597,6 +644,215 @@ TEST_F(IndexManagerTest, ReembeddedVectorsReplaceTheOldOnesAtOnceAndSurviveARest
   ASSERT_FALSE(hits.empty());
   EXPECT_NE(hits.front().text.find("refund"), std::string::npos);
   again.stop();
+}
+
+// Holds the rebuilding thread at one point, once, until the test lets it go.
+class Gate {
+ public:
+  void arrive_and_wait() {
+    std::unique_lock lock(mutex_);
+    if (arrived_) return;
+    arrived_ = true;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return released_; });
+  }
+  bool wait_arrived() {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(30), [&] { return arrived_; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      released_ = true;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool arrived_ = false;
+  bool released_ = false;
+};
+
+// Declared after the manager: lets the rebuild go before the manager's destructor waits for
+// it, whatever the test's outcome.
+struct ReleaseOnExit {
+  Gate& gate;
+  ~ReleaseOnExit() { gate.release(); }
+};
+
+// What the server does: start() returns at once, each base serves as soon as it is whole
+// (smallest first), the others are refused with when to try again, and nothing is saved
+// until every base is rebuilt.
+TEST_F(IndexManagerTest, ARebuildInTheBackgroundServesEachBaseOnceItIsWhole) {
+  // Created first: bases are listed newest first, so only the rebuild's order puts it first.
+  const std::string small = make_base();
+  add_document(small, "c.txt", {"alpha proxy timeout"});
+  const std::string large = make_base();
+  add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
+  add_document(large, "b.txt", {"delta warranty terms"});
+  Gate gate;
+  IndexOptions background = options();
+  background.rebuild_in_background = true;
+  background.on_rebuild_progress = [&](const RebuildProgress& p) {
+    if (p.bases_done == 1) gate.arrive_and_wait();
+  };
+  const std::string state_path = dir_.path() + "/index/state-v2.json";
+  {
+    IndexManager manager(store_->knowledge(), background);
+    ReleaseOnExit release{gate};
+    ASSERT_TRUE(manager.start().ok());
+    ASSERT_TRUE(gate.wait_arrived());
+
+    const auto progress = manager.rebuilding();
+    ASSERT_TRUE(progress.has_value());
+    EXPECT_EQ(progress->bases_done, 1);
+    EXPECT_EQ(progress->bases_total, 2);
+    EXPECT_EQ(progress->chunks_done, 1);
+    EXPECT_EQ(progress->chunks_total, 4);
+    const auto ready = manager.serving(small);
+    ASSERT_TRUE(ready.ok());
+    ASSERT_NE(*ready, nullptr);
+    EXPECT_EQ((*ready)->chunks(), 1U);
+    const auto refused = manager.serving(large);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
+    EXPECT_EQ(refused.error().reason, "knowledge_index_rebuilding");
+    EXPECT_NE(refused.error().message.find("1 of 4 chunks"), std::string::npos)
+        << refused.error().message;
+    ASSERT_TRUE(refused.error().retry_after_ms.has_value());
+    EXPECT_GE(*refused.error().retry_after_ms, 1'000);
+    EXPECT_LE(*refused.error().retry_after_ms, 60'000);
+    ASSERT_TRUE(manager.checkpoint().ok());
+    EXPECT_FALSE(std::filesystem::exists(state_path)) << "half a rebuild was saved";
+
+    gate.release();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (manager.rebuilding() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_FALSE(manager.rebuilding().has_value());
+    const auto whole = manager.serving(large);
+    ASSERT_TRUE(whole.ok());
+    ASSERT_NE(*whole, nullptr);
+    EXPECT_EQ((*whole)->chunks(), 3U);
+    EXPECT_FALSE(labels(manager, large, "warranty").empty());
+    manager.stop();
+  }
+  EXPECT_TRUE(std::filesystem::exists(state_path));
+  // Saved whole: the next start loads it, with nothing to rebuild.
+  int reports = 0;
+  background.on_rebuild_progress = [&](const RebuildProgress&) { ++reports; };
+  IndexManager again(store_->knowledge(), background);
+  ASSERT_TRUE(again.start().ok());
+  EXPECT_FALSE(again.rebuilding().has_value());
+  ASSERT_NE(again.base(large), nullptr);
+  EXPECT_EQ(again.base(large)->chunks(), 3U);
+  EXPECT_EQ(reports, 0);
+  again.stop();
+}
+
+TEST_F(IndexManagerTest, ARebuildCutShortByStoppingSavesNothingAndIsDoneAgain) {
+  const std::string small = make_base();
+  add_document(small, "c.txt", {"alpha proxy timeout"});
+  const std::string large = make_base();
+  add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
+  Gate gate;
+  IndexOptions background = options();
+  background.rebuild_in_background = true;
+  background.on_rebuild_progress = [&](const RebuildProgress& p) {
+    if (p.bases_done == 1) gate.arrive_and_wait();
+  };
+  {
+    IndexManager manager(store_->knowledge(), background);
+    ReleaseOnExit release{gate};
+    ASSERT_TRUE(manager.start().ok());
+    ASSERT_TRUE(gate.wait_arrived());
+    std::thread stopper([&] { manager.stop(); });
+    while (!manager.stopping()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    gate.release();
+    stopper.join();
+    EXPECT_TRUE(manager.rebuilding().has_value()) << "the rebuild ran to its end";
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/index/state-v2.json"));
+  // Done again at the next start (here a blocking one), whole.
+  int reports = 0;
+  IndexOptions blocking = options();
+  blocking.on_rebuild_progress = [&](const RebuildProgress&) { ++reports; };
+  IndexManager again(store_->knowledge(), blocking);
+  ASSERT_TRUE(again.start().ok());
+  EXPECT_GT(reports, 0);
+  EXPECT_FALSE(again.rebuilding().has_value());
+  ASSERT_NE(again.base(large), nullptr);
+  EXPECT_EQ(again.base(large)->chunks(), 2U);
+  ASSERT_NE(again.base(small), nullptr);
+  EXPECT_EQ(again.base(small)->chunks(), 1U);
+  again.stop();
+}
+
+// While a long rebuild reads the other bases, the bases that serve already follow the log: a
+// document deleted meanwhile is not found there.
+TEST_F(IndexManagerTest, BasesThatServeDuringARebuildFollowTheLog) {
+  const std::string first = make_base();
+  const std::string gone = add_document(first, "a.txt", {"alpha proxy timeout"});
+  const std::string second = make_base();
+  add_document(second, "b.txt", {"beta refund policy", "gamma shipping costs"});
+  const std::string third = make_base();
+  add_document(third, "c.txt", {"delta warranty terms", "epsilon returns", "zeta invoices"});
+  Gate after_first;
+  Gate after_second;
+  IndexOptions background = options();
+  background.rebuild_in_background = true;
+  background.on_rebuild_progress = [&](const RebuildProgress& p) {
+    if (p.bases_done == 1) after_first.arrive_and_wait();
+    if (p.bases_done == 2) after_second.arrive_and_wait();
+  };
+  IndexManager manager(store_->knowledge(), background);
+  ReleaseOnExit release_first{after_first};
+  ReleaseOnExit release_second{after_second};
+  ASSERT_TRUE(manager.start().ok());
+  ASSERT_TRUE(after_first.wait_arrived());
+  EXPECT_EQ(labels(manager, first, "proxy").size(), 1U);
+  ASSERT_TRUE(store_->knowledge().delete_document(gone).ok());
+  after_first.release();
+  ASSERT_TRUE(after_second.wait_arrived());
+  ASSERT_TRUE(manager.rebuilding().has_value());
+  EXPECT_EQ(manager.base(first)->chunks(), 0U);
+  EXPECT_TRUE(labels(manager, first, "proxy").empty());
+  EXPECT_FALSE(manager.serving(third).ok());
+  after_second.release();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (manager.rebuilding() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_FALSE(manager.rebuilding().has_value());
+  EXPECT_EQ(manager.base(third)->chunks(), 3U);
+  EXPECT_EQ(manager.applied_seq(), *store_->knowledge().last_change());
+  manager.stop();
+}
+
+// One catch-up over a log that mixes additions and removals across two bases applies them in
+// order: runs of additions are batched, never moved past a removal.
+TEST_F(IndexManagerTest, ACatchUpOfMixedChangesAppliesThemInOrder) {
+  const std::string a = make_base();
+  const std::string b = make_base();
+  add_document(a, "a1.txt", {"alpha proxy timeout"});
+  IndexManager manager(store_->knowledge(), options());
+  ASSERT_TRUE(manager.start().ok());
+  const std::string a2 = add_document(a, "a2.txt", {"beta refund policy", "gamma shipping"});
+  add_document(b, "b1.txt", {"delta warranty terms"});
+  ASSERT_TRUE(store_->knowledge().delete_document(a2).ok());
+  add_document(a, "a3.txt", {"epsilon returns"});
+  add_document(b, "b2.txt", {"zeta invoices", "eta receipts"});
+  ASSERT_TRUE(manager.catch_up().ok());
+  EXPECT_EQ(manager.base(a)->chunks(), 2U);
+  EXPECT_EQ(manager.base(b)->chunks(), 3U);
+  const auto hits = manager.base(a)->search(request("beta refund policy", embedder_, 10));
+  ASSERT_FALSE(hits.empty());
+  for (const auto& hit : hits) EXPECT_NE(hit.document_id, a2);
+  EXPECT_EQ(manager.applied_seq(), *store_->knowledge().last_change());
+  manager.stop();
 }
 
 }  // namespace

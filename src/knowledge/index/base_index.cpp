@@ -157,30 +157,37 @@ void BaseIndex::add(const store::StoredChunk& chunk) {
   if (std::find(labels.begin(), labels.end(), label) == labels.end()) labels.push_back(label);
 }
 
-void BaseIndex::add_many(const std::vector<store::StoredChunk>& chunks, size_t threads) {
+void BaseIndex::add_many(const std::vector<store::StoredChunk>& all, size_t threads,
+                         size_t per_thread) {
+  std::vector<const store::StoredChunk*> chunks;
+  chunks.reserve(all.size());
   auto vectors = this->vectors();
+  for (const auto& c : all) {
+    if (!vectors->contains(static_cast<uint64_t>(c.seq))) chunks.push_back(&c);
+  }
   if (vectors->dimension() == 0) {
     // The first vectors of a base whose embedder's dimension was not known: add() sets it.
     const auto first = std::find_if(chunks.begin(), chunks.end(),
-                                    [](const store::StoredChunk& c) { return !c.vector.empty(); });
+                                    [](const store::StoredChunk* c) { return !c->vector.empty(); });
     if (first != chunks.end()) {
-      add(*first);
+      add(**first);
       vectors = this->vectors();
     }
   }
   std::vector<std::pair<uint64_t, std::span<const float>>> items;
   items.reserve(chunks.size());
-  for (const auto& c : chunks) {
-    if (c.vector.size() == static_cast<size_t>(vectors->dimension())) {
-      items.emplace_back(static_cast<uint64_t>(c.seq), c.vector);
+  for (const auto* c : chunks) {
+    if (c->vector.size() == static_cast<size_t>(vectors->dimension()) &&
+        !vectors->contains(static_cast<uint64_t>(c->seq))) {
+      items.emplace_back(static_cast<uint64_t>(c->seq), c->vector);
     }
   }
-  std::thread vector_side([&] { vectors->upsert_many(items, threads); });
-  for (const auto& c : chunks) {
-    const auto label = static_cast<uint64_t>(c.seq);
-    lexical_->upsert(label, c.document_id, c.section, c.text, chunk_data(c));
+  std::thread vector_side([&] { vectors->upsert_many(items, threads, per_thread); });
+  for (const auto* c : chunks) {
+    const auto label = static_cast<uint64_t>(c->seq);
+    lexical_->upsert(label, c->document_id, c->section, c->text, chunk_data(*c));
     std::unique_lock lock(documents_mutex_);
-    auto& labels = documents_[c.document_id].labels;
+    auto& labels = documents_[c->document_id].labels;
     if (std::find(labels.begin(), labels.end(), label) == labels.end()) labels.push_back(label);
   }
   vector_side.join();

@@ -58,7 +58,7 @@ struct SearchRequest {
   size_t highlight_length = 300;  // 0: no highlights (the chat's retrieval shows none)
   // The graph walk's beam on the vector side (knowledge.search_beam): wider finds more of the
   // true nearest neighbours, slower.
-  size_t beam = 160;
+  size_t beam = 192;
 };
 
 // A chunk found: its citation and text (what the index keeps with it), and what the search and
@@ -87,9 +87,13 @@ class BaseIndex {
 
   // Changes from the log (idempotent: applying one twice is harmless).
   void add(const store::StoredChunk& chunk);
-  // Many chunks (a rebuild): the vectors inserted on `threads` threads while the lexical index
-  // takes the texts.
-  void add_many(const std::vector<store::StoredChunk>& chunks, size_t threads);
+  // Many chunks: the vectors inserted on `threads` threads while the lexical index takes the
+  // texts, each thread inserting at most `per_thread` per hold of the lock searches share
+  // (VectorIndex::upsert_many). Chunks the index holds already are skipped: a chunk's vector
+  // never changes (a new embedder replaces the whole vector index), and hnswlib's update of
+  // a vector is costly and not safe on several threads.
+  void add_many(const std::vector<store::StoredChunk>& chunks, size_t threads,
+                size_t per_thread = SIZE_MAX);
   void remove(uint64_t label, const std::string& document_id);
   void set_documents(const std::vector<store::IndexedDocument>& documents);
   void set_document(const store::IndexedDocument& document);

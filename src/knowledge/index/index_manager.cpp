@@ -24,6 +24,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr int kRebuildPage = 1'000;
+// Vectors each thread inserts per hold of a serving index's lock while catching up.
+constexpr size_t kInsertsPerThreadPerHold = 4;
 // What the saved files hold, in the state file's name: a version that finds no state file of
 // its own format rebuilds, whether the files are older or newer than it (earlier versions read
 // "state.json"). 2: vectors as 8-bit codes, chunk records in binary, 64 KiB Xapian blocks.
@@ -47,6 +49,15 @@ Result<void> write_atomically(const std::string& path, const std::string& conten
 }
 
 }  // namespace
+
+std::optional<std::chrono::milliseconds> RebuildProgress::remaining(
+    std::chrono::steady_clock::time_point now) const {
+  if (chunks_done <= 0 || now <= started) return std::nullopt;
+  const auto elapsed = std::chrono::duration<double, std::milli>(now - started).count();
+  const double left = static_cast<double>(std::max<int64_t>(0, chunks_total - chunks_done));
+  return std::chrono::milliseconds(
+      static_cast<int64_t>(elapsed * left / static_cast<double>(chunks_done)));
+}
 
 IndexManager::IndexManager(store::KnowledgeRepository& repository, IndexOptions options)
     : repository_(repository), options_(std::move(options)) {}
@@ -84,9 +95,20 @@ Result<void> IndexManager::start() {
   auto identity = repository_.database_identity();
   if (!identity) return std::move(identity).error();
   identity_ = *identity;
-  if (auto r = load_or_rebuild(); !r) return r;
-  if (auto r = catch_up(); !r) return r;
-  thread_ = std::thread([this] { run(); });
+  auto loaded = load();
+  if (!loaded) return std::move(loaded).error();
+  const bool rebuild_first = !*loaded && options_.rebuild_in_background;
+  if (rebuild_first) {
+    // Set before start() returns: until the thread reaches a base, searches of it are refused
+    // rather than answered as if it had no chunks.
+    std::lock_guard lock(progress_mutex_);
+    rebuilding_ = RebuildProgress{.started = std::chrono::steady_clock::now()};
+  } else if (!*loaded) {
+    if (auto r = rebuild(); !r) return r;
+  } else if (auto r = catch_up(); !r) {
+    return r;
+  }
+  thread_ = std::thread([this, rebuild_first] { run(rebuild_first); });
   return success();
 }
 
@@ -110,7 +132,21 @@ void IndexManager::nudge() {
   wake_.notify_one();
 }
 
-void IndexManager::run() {
+bool IndexManager::stopping() const {
+  std::lock_guard lock(wake_mutex_);
+  return stopping_;
+}
+
+void IndexManager::run(bool rebuild_first) {
+  // A rebuild that fails (the database away) is tried again, as a catch-up would be.
+  while (rebuild_first) {
+    const auto r = rebuild();
+    if (r.ok()) break;
+    if (stopping()) return;
+    log::warn("knowledge index rebuild failed; retrying", {{"error", r.error().message}});
+    std::unique_lock lock(wake_mutex_);
+    if (wake_.wait_for(lock, options_.sync_interval * 5, [&] { return stopping_; })) return;
+  }
   auto last_checkpoint = std::chrono::steady_clock::now();
   for (;;) {
     {
@@ -154,8 +190,8 @@ Result<std::shared_ptr<BaseIndex>> IndexManager::open_base(const std::string& kb
                                      std::move(lexical).value(), embedder);
 }
 
-Result<void> IndexManager::load_or_rebuild() {
-  if (options_.directory.empty()) return rebuild();
+Result<bool> IndexManager::load() {
+  if (options_.directory.empty()) return false;
   std::error_code ec;
   fs::create_directories(options_.directory, ec);
   if (ec) return Error::internal("cannot create " + options_.directory + ": " + ec.message());
@@ -167,7 +203,7 @@ Result<void> IndexManager::load_or_rebuild() {
     } else if (fs::exists(options_.directory + "/state.json", ec)) {
       log::info("knowledge indexes were saved by an earlier version; rebuilding", {});
     }
-    return rebuild();
+    return false;
   }
   for (const auto& b : state.value("bases", json::array())) {
     const std::string id = b.value("id", "");
@@ -175,7 +211,9 @@ Result<void> IndexManager::load_or_rebuild() {
     if (!base) {
       log::warn("knowledge index unreadable; rebuilding",
                 {{"kb_id", id}, {"error", base.error().message}});
-      return rebuild();
+      std::unique_lock lock(bases_mutex_);
+      bases_.clear();
+      return false;
     }
     auto documents = repository_.indexed_documents(id);
     if (!documents) return std::move(documents).error();
@@ -186,11 +224,45 @@ Result<void> IndexManager::load_or_rebuild() {
   applied_ = state.value("applied_seq", int64_t{0});
   log::info("knowledge indexes loaded",
             {{"bases", static_cast<int64_t>(bases_.size())}, {"applied_seq", applied_.load()}});
-  return success();
+  return true;
+}
+
+void IndexManager::report(const std::function<void(RebuildProgress&)>& change) {
+  RebuildProgress now;
+  {
+    std::lock_guard lock(progress_mutex_);
+    if (!rebuilding_) rebuilding_ = RebuildProgress{.started = std::chrono::steady_clock::now()};
+    change(*rebuilding_);
+    now = *rebuilding_;
+  }
+  if (options_.on_rebuild_progress) options_.on_rebuild_progress(now);
 }
 
 Result<void> IndexManager::rebuild() {
-  // Changes logged after this mark are applied again by catch_up (harmless: idempotent).
+  std::lock_guard applying(apply_mutex_);
+  if (auto r = rebuild_locked(); !r) return r;
+  // What was logged while the bases were read, applied before they all serve: a base created
+  // meanwhile must not be answered as empty.
+  auto applied = apply_log(applied_, false);
+  if (!applied) return std::move(applied).error();
+  {
+    std::lock_guard lock(progress_mutex_);
+    rebuilding_.reset();
+  }
+  log::info("knowledge indexes rebuilt from the database",
+            {{"bases", static_cast<int64_t>(bases_count())}, {"applied_seq", applied_.load()}});
+  // A save that fails (a full disk) leaves the indexes serving; the periodic save tries again.
+  if (auto r = checkpoint_locked(); !r) {
+    log::warn("knowledge index not saved", {{"error", r.error().message}});
+  }
+  return success();
+}
+
+Result<void> IndexManager::rebuild_locked() {
+  report(
+      [](RebuildProgress& p) { p = RebuildProgress{.started = std::chrono::steady_clock::now()}; });
+  // Changes logged after this mark are applied again by rebuild() once every base is read
+  // (harmless: applying one twice changes nothing).
   auto mark = repository_.last_change();
   if (!mark) return std::move(mark).error();
   {
@@ -204,42 +276,103 @@ Result<void> IndexManager::rebuild() {
       fs::remove_all(entry.path(), ec);
     }
   }
-  int64_t chunks = 0;
+  std::vector<store::KnowledgeBase> all;
   std::optional<std::string> cursor;
   do {
     auto page = repository_.list_bases(std::nullopt, 100, cursor);
     if (!page) return std::move(page).error();
-    for (const auto& kb : page->items) {
-      auto base = open_base(kb.id, static_cast<int>(kb.dimension), kb.embedder, true);
-      if (!base) return std::move(base).error();
-      int64_t after = 0;
-      for (;;) {
-        auto batch = repository_.base_chunks(kb.id, after, kRebuildPage);
-        if (!batch) return std::move(batch).error();
-        if (batch->empty()) break;
-        (*base)->add_many(*batch, build_threads());
-        chunks += static_cast<int64_t>(batch->size());
-        after = batch->back().seq;
-      }
-      auto documents = repository_.indexed_documents(kb.id);
-      if (!documents) return std::move(documents).error();
-      (*base)->set_documents(*documents);
+    for (auto& kb : page->items) all.push_back(std::move(kb));
+    cursor = page->next_cursor;
+  } while (cursor);
+  // Smallest first: most bases serve again soon, whatever the largest one costs.
+  std::stable_sort(all.begin(), all.end(),
+                   [](const auto& a, const auto& b) { return a.chunks < b.chunks; });
+  report([&](RebuildProgress& p) {
+    p.bases_total = static_cast<int64_t>(all.size());
+    for (const auto& kb : all) p.chunks_total += kb.chunks;
+  });
+  int64_t chunks = 0;
+  int64_t applied_while_rebuilding = *mark;
+  auto last_log = std::chrono::steady_clock::now();
+  for (const auto& kb : all) {
+    auto base = open_base(kb.id, static_cast<int>(kb.dimension), kb.embedder, true);
+    if (!base) return std::move(base).error();
+    int64_t after = 0;
+    for (;;) {
+      if (stopping()) return Error::cancelled("stopping: the knowledge index rebuild is left");
+      auto batch = repository_.base_chunks(kb.id, after, kRebuildPage);
+      if (!batch) return std::move(batch).error();
+      if (batch->empty()) break;
+      (*base)->add_many(*batch, build_threads());
+      const auto added = static_cast<int64_t>(batch->size());
+      chunks += added;
+      after = batch->back().seq;
+      report([&](RebuildProgress& p) {
+        p.chunks_done += added;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_log < std::chrono::seconds(30)) return;
+        last_log = now;
+        const auto left = p.remaining(now);
+        log::info("rebuilding knowledge indexes",
+                  {{"bases_done", p.bases_done},
+                   {"bases", p.bases_total},
+                   {"chunks_done", p.chunks_done},
+                   {"chunks", p.chunks_total},
+                   {"remaining_seconds", left ? left->count() / 1000 : int64_t{-1}}});
+      });
+    }
+    auto documents = repository_.indexed_documents(kb.id);
+    if (!documents) return std::move(documents).error();
+    (*base)->set_documents(*documents);
+    {
       std::unique_lock lock(bases_mutex_);
       bases_[kb.id] = std::move(base).value();
     }
-    cursor = page->next_cursor;
-  } while (cursor);
+    // The bases that serve already follow the log (a deleted document must not stay found
+    // for the rest of a long rebuild); all of it is applied again once every base is read.
+    auto seen = apply_log(applied_while_rebuilding, true);
+    if (!seen) return std::move(seen).error();
+    applied_while_rebuilding = *seen;
+    report([](RebuildProgress& p) { ++p.bases_done; });
+  }
   applied_ = *mark;
   dirty_ = true;
-  log::info("knowledge indexes rebuilt from the database",
-            {{"bases", static_cast<int64_t>(bases_.size())}, {"chunks", chunks}});
-  return checkpoint();
+  log::info("knowledge indexes read from the database",
+            {{"bases", static_cast<int64_t>(all.size())}, {"chunks", chunks}});
+  return success();
+}
+
+size_t IndexManager::bases_count() const {
+  std::shared_lock lock(bases_mutex_);
+  return bases_.size();
 }
 
 std::shared_ptr<BaseIndex> IndexManager::base(const std::string& kb_id) const {
   std::shared_lock lock(bases_mutex_);
   const auto it = bases_.find(kb_id);
   return it == bases_.end() ? nullptr : it->second;
+}
+
+std::optional<RebuildProgress> IndexManager::rebuilding() const {
+  std::lock_guard lock(progress_mutex_);
+  return rebuilding_;
+}
+
+Result<std::shared_ptr<BaseIndex>> IndexManager::serving(const std::string& kb_id) const {
+  // In this order: a rebuild that ends in between leaves the base found.
+  const auto progress = rebuilding();
+  if (auto found = base(kb_id)) return found;
+  if (!progress) return std::shared_ptr<BaseIndex>();
+  const auto left = progress->remaining(std::chrono::steady_clock::now());
+  std::string message = "the search indexes are being rebuilt from the database after a restart (" +
+                        std::to_string(progress->chunks_done) + " of " +
+                        std::to_string(progress->chunks_total) + " chunks";
+  if (left) message += ", about " + std::to_string(left->count() / 1000 + 1) + " s left";
+  message += "); this knowledge base is not searchable until its turn comes: try again shortly";
+  auto error = Error::unavailable(std::move(message), "knowledge_index_rebuilding");
+  // Retried no sooner than a second, no later than a minute: bases finish one by one.
+  error.retry_after_ms = std::clamp<int64_t>(left ? left->count() : 5'000, 1'000, 60'000);
+  return error;
 }
 
 std::shared_ptr<BaseIndex> IndexManager::base_for_change(const std::string& kb_id,
@@ -269,14 +402,29 @@ void IndexManager::drop_base(const std::string& kb_id) {
 }
 
 Result<void> IndexManager::catch_up() {
+  // A rebuild catches up itself when it ends; before that, bases it has not reached would
+  // be created here from the log alone.
+  if (rebuilding()) return success();
   std::lock_guard applying(apply_mutex_);
+  auto applied = apply_log(applied_, false);
+  if (!applied) return std::move(applied).error();
+  return success();
+}
+
+Result<int64_t> IndexManager::apply_log(int64_t after, bool published_only) {
+  // With published_only, a change to a base not serving yet is left to the rebuild, which
+  // reads its chunks as they are then (and to the catch-up that follows it).
+  const auto serving_base = [&](const std::string& kb_id) {
+    return !published_only || base(kb_id) != nullptr;
+  };
   for (;;) {
-    auto changes = repository_.changes_since(applied_, options_.batch);
+    auto changes = repository_.changes_since(after, options_.batch);
     if (!changes) return std::move(changes).error();
-    if (changes->empty()) return success();
+    if (changes->empty()) return after;
     std::vector<int64_t> added;
     for (const auto& c : *changes) {
-      if (c.op == store::ChunkChange::Op::kAdd) added.push_back(c.chunk_seq);
+      if (c.op == store::ChunkChange::Op::kAdd && serving_base(c.kb_id))
+        added.push_back(c.chunk_seq);
     }
     std::map<int64_t, store::StoredChunk> chunks;
     if (!added.empty()) {
@@ -285,15 +433,28 @@ Result<void> IndexManager::catch_up() {
       for (auto& c : *read) chunks.emplace(c.seq, std::move(c));
     }
     std::set<std::string> documents_changed;  // bases whose document table to refresh
+    // A run of additions to one base is inserted on every core, a few vectors per hold of the
+    // lock searches share (a search waits for one slice: a few inserts' time).
+    std::string adding_to;
+    std::vector<store::StoredChunk> adding;
+    const auto add_run = [&] {
+      if (adding.empty()) return;
+      if (auto index = base_for_change(adding_to, static_cast<int>(adding.front().vector.size()))) {
+        index->add_many(adding, build_threads(), kInsertsPerThreadPerHold);
+        documents_changed.insert(adding_to);
+      }
+      adding.clear();
+    };
     for (const auto& c : *changes) {
+      if (c.op != store::ChunkChange::Op::kAdd || c.kb_id != adding_to) add_run();
+      if (!serving_base(c.kb_id)) continue;
       switch (c.op) {
         case store::ChunkChange::Op::kAdd: {
           const auto it = chunks.find(c.chunk_seq);
           if (it == chunks.end()) break;  // deleted since: its removal follows
-          auto index = base_for_change(c.kb_id, static_cast<int>(it->second.vector.size()));
-          if (!index) break;
-          index->add(it->second);
-          documents_changed.insert(c.kb_id);
+          adding_to = c.kb_id;
+          adding.push_back(std::move(it->second));
+          chunks.erase(it);  // (a second entry for it, if any, finds nothing to add)
           break;
         }
         case store::ChunkChange::Op::kRemove:
@@ -308,10 +469,11 @@ Result<void> IndexManager::catch_up() {
           documents_changed.insert(c.kb_id);
           break;
         case store::ChunkChange::Op::kVectors:
-          if (auto r = replace_vectors(c.kb_id); !r) return r;
+          if (auto r = replace_vectors(c.kb_id); !r) return std::move(r).error();
           break;
       }
     }
+    add_run();
     for (const auto& kb_id : documents_changed) {
       auto index = base(kb_id);
       if (!index) continue;
@@ -319,8 +481,11 @@ Result<void> IndexManager::catch_up() {
       if (!documents) return std::move(documents).error();
       index->set_documents(*documents);
     }
-    applied_ = changes->back().seq;
-    dirty_ = true;
+    after = changes->back().seq;
+    if (!published_only) {
+      applied_ = after;
+      dirty_ = true;
+    }
   }
 }
 
@@ -353,10 +518,23 @@ Result<void> IndexManager::replace_vectors(const std::string& kb_id) {
 }
 
 Result<void> IndexManager::checkpoint() {
-  // Not started, or refused the directory: nothing here is this manager's to write.
-  if (options_.directory.empty() || directory_lock_ < 0) return success();
-  if (!dirty_.exchange(false)) return success();
+  // Nothing whole to save yet (and the rebuild holds the applier's lock).
+  if (rebuilding()) return success();
   std::lock_guard applying(apply_mutex_);
+  return checkpoint_locked();
+}
+
+Result<void> IndexManager::checkpoint_locked() {
+  // Not started, or refused the directory: nothing here is this manager's to write. Nor is a
+  // rebuild's half: the next start does it again.
+  if (options_.directory.empty() || directory_lock_ < 0 || rebuilding()) return success();
+  if (!dirty_.exchange(false)) return success();
+  auto result = save_locked();
+  if (!result) dirty_ = true;  // tried again at the next checkpoint
+  return result;
+}
+
+Result<void> IndexManager::save_locked() {
   const int64_t applied = applied_;
   json bases = json::array();
   std::vector<std::shared_ptr<BaseIndex>> all;

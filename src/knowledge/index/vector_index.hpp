@@ -14,6 +14,7 @@
 // Thread-safe: searches run concurrently with each other; changes take turns with searches.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -59,10 +60,11 @@ class VectorIndex {
   int dimension() const { return dimension_; }
   // Adds or replaces the vector of `label` (its dimension must match).
   void upsert(uint64_t label, std::span<const float> vector);
-  // Many at once on `threads` threads (hnswlib inserts concurrently): a rebuild's pace.
-  // Searches wait until it returns.
+  // Many at once on `threads` threads (hnswlib inserts concurrently), each inserting at most
+  // `per_thread` per hold of the lock that searches share; searches that wait go in between
+  // two holds. The default, everything in one hold, is for an index no search sees yet.
   void upsert_many(const std::vector<std::pair<uint64_t, std::span<const float>>>& items,
-                   size_t threads);
+                   size_t threads, size_t per_thread = SIZE_MAX);
   void remove(uint64_t label);
   size_t size() const;     // live vectors
   size_t deleted() const;  // removed but still in the graph (a rebuild drops them)
@@ -82,11 +84,16 @@ class VectorIndex {
               std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph);
   std::vector<VectorHit> walk(std::span<const float> query, size_t k, size_t ef,
                               const std::function<bool(uint64_t)>* allowed) const;
+  // A search's hold of mutex_, counted in waiting_searches_ while it waits.
+  std::shared_lock<std::shared_mutex> search_lock() const;
 
   int dimension_;
   std::unique_ptr<DotSpace> space_;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph_;
   mutable std::shared_mutex mutex_;
+  // Searches waiting for mutex_: upsert_many lets them in between its holds (glibc's lock
+  // would let it take the lock straight back).
+  mutable std::atomic<int> waiting_searches_{0};
 };
 
 }  // namespace parley::knowledge
