@@ -193,6 +193,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     ++generation_;
+    handshake_refused_ = false;
     ac_ = ac;
     ac->data = this;
     ac->ev.data = this;
@@ -429,12 +430,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!reply) return;
     auto* r = static_cast<redisReply*>(reply);
     if (r->type == REDIS_REPLY_ERROR) {
+      // The PING pipelined behind a refused AUTH is still answered (as Redis's default user):
+      // this connection must never count as up.
+      self->handshake_refused_ = true;
       const std::string why = data->what + " failed: " + std::string(r->str, r->len);
       // Not from inside hiredis's callback: close on the next turn of the loop.
       asio::post(self->context_, [s = self->shared_from_this(), why] { s->close(why); });
       return;
     }
-    if (data->what == "PING") self->became_up();
+    if (data->what == "PING" && !self->handshake_refused_) self->became_up();
     (void)ac;
   }
 
@@ -448,10 +452,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto& subscription = *static_cast<Client::Subscription*>(privdata);
     if (kind == "subscribe") {
       if (!self->sent_.empty()) self->sent_.pop_front();
+      if (self->handshake_refused_) return;  // closing (see on_internal): never up, never heard
       self->became_up();
       // Anything published while this connection was away is lost: the owner re-reads.
       if (subscription.on_resync) subscription.on_resync();
-    } else if (kind == "message" && r->element[2]->type == REDIS_REPLY_STRING) {
+    } else if (kind == "message" && r->element[2]->type == REDIS_REPLY_STRING &&
+               !self->handshake_refused_) {
       subscription.on_message(std::string_view(r->element[2]->str, r->element[2]->len));
     }
   }
@@ -471,6 +477,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool write_armed_ = false;
   bool write_posted_ = false;  // a write_soon() is queued
   bool stopped_ = false;
+  bool handshake_refused_ = false;      // AUTH or SELECT failed on this connection
   std::deque<Clock::time_point> sent_;  // when each command in flight was sent, oldest first
   Clock::time_point connecting_since_;
   std::chrono::milliseconds backoff_{50};
