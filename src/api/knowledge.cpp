@@ -503,17 +503,7 @@ void add_knowledge_routes(http::Router& router, Context& ctx,
   // A rebuild after a restart leaves the replica ready: chat without knowledge bases, and the
   // bases already rebuilt, serve meanwhile; the others answer 503 with when to retry.
   ctx.readiness_checks.emplace_back("knowledge_index", [&index] {
-    const auto progress = index.rebuilding();
-    if (!progress) return nlohmann::json{{"status", "ok"}};
-    const auto left = progress->remaining(std::chrono::steady_clock::now());
-    return nlohmann::json{{"status", "degraded"},
-                          {"rebuilding",
-                           {{"bases_done", progress->bases_done},
-                            {"bases", progress->bases_total},
-                            {"chunks_done", progress->chunks_done},
-                            {"chunks", progress->chunks_total},
-                            {"remaining_seconds", left ? nlohmann::json(left->count() / 1000)
-                                                       : nlohmann::json(nullptr)}}}};
+    return knowledge::readiness(index, std::chrono::steady_clock::now());
   });
   const uint64_t upload_limit = upload_body_limit(settings);
   const auto bind = [&routes](Awaitable (KnowledgeRoutes::*handler)(http::Request&)) {

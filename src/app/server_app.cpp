@@ -375,10 +375,11 @@ struct ServerApp::Parts {
     pipeline = std::make_unique<chat::Pipeline>(*chat_deps);
     // The stages, in order: the built-in ones, then each feature's at its place.
     chat::stages::add_builtin_stages(*pipeline, *chat_deps);
-    pipeline->insert_before(
-        "build_prompt",
-        knowledge::retrieve_stage({*storage, blocking, *knowledge_index, *embedders,
-                                   settings.get<knowledge::KnowledgeSettings>().search_beam}));
+    const knowledge::RetrieveDeps retrieve{
+        *storage, blocking, *knowledge_index, *embedders,
+        settings.get<knowledge::KnowledgeSettings>().search_beam};
+    pipeline->insert_before("open_session", knowledge::check_knowledge_stage(retrieve));
+    pipeline->insert_before("build_prompt", knowledge::retrieve_stage(retrieve));
     add_cache_stages();
   }
 

@@ -19,87 +19,121 @@ Error base_not_found(const std::string& id) {
   return e;
 }
 
+// The ids of the bases to search: the request's (each must be the tenant's) and the
+// assistant's (ids or names; a missing one is skipped, and logged when `warn`).
+Result<std::vector<store::KnowledgeBase>> resolve(store::KnowledgeRepository& repo,
+                                                  const chat::Turn& turn, bool warn) {
+  std::vector<store::KnowledgeBase> out;
+  std::set<std::string> seen;
+  const std::string& tenant = turn.actor.tenant_id;
+  const auto add = [&](const store::KnowledgeBase& base) {
+    if (seen.insert(base.id).second) out.push_back(base);
+  };
+  for (const auto& id : turn.knowledge_base_ids) {
+    auto base = repo.get_base_brief(id);
+    if (!base && base.error().code != ErrorCode::kNotFound) return std::move(base).error();
+    if (!base || base->tenant_id != tenant) return base_not_found(id);
+    add(*base);
+  }
+  std::optional<std::vector<store::KnowledgeBase>> tenant_bases;
+  for (const auto& ref : turn.assistant->knowledge_bases) {
+    auto base = repo.get_base_brief(ref);
+    if (base && base->tenant_id == tenant) {
+      add(*base);
+      continue;
+    }
+    if (!tenant_bases) {  // by name, among the tenant's bases
+      tenant_bases.emplace();
+      std::optional<std::string> cursor;
+      do {
+        auto page = repo.list_bases(tenant, 100, cursor);
+        if (!page) return std::move(page).error();
+        for (auto& b : page->items) tenant_bases->push_back(std::move(b));
+        cursor = page->next_cursor;
+      } while (cursor);
+    }
+    const auto named = std::find_if(tenant_bases->begin(), tenant_bases->end(),
+                                    [&](const store::KnowledgeBase& b) { return b.name == ref; });
+    if (named == tenant_bases->end()) {
+      if (!warn) continue;
+      log::warn(
+          "an assistant's knowledge base is missing",
+          {{"assistant", turn.assistant->name}, {"knowledge_base", ref}, {"tenant_id", tenant}});
+      continue;
+    }
+    add(*named);
+  }
+  return out;
+}
+
+bool names_bases(const chat::Turn& turn) {
+  return turn.stored != nullptr && turn.assistant != nullptr &&
+         (!turn.assistant->knowledge_bases.empty() || !turn.knowledge_base_ids.empty());
+}
+
+// A base the turn searches, with its index (a base nothing was ingested into has none).
+struct Searched {
+  store::KnowledgeBase base;
+  std::shared_ptr<BaseIndex> index;
+};
+
+// The turn's bases that can be searched now. A base not rebuilt yet after a restart fails the
+// turn (503, with when to retry): answered without it, a reply would miss what the documents
+// say, unasked.
+Task<Result<std::vector<Searched>>> ready_bases(RetrieveDeps& deps, const chat::Turn& turn,
+                                                bool warn) {
+  auto bases =
+      co_await deps.blocking.run([&] { return resolve(deps.storage.knowledge(), turn, warn); });
+  if (!bases) co_return std::move(bases).error();
+  std::vector<Searched> searched;
+  for (auto& base : *bases) {
+    auto serving = deps.index.serving(base.id);
+    if (!serving) co_return std::move(serving).error();
+    if (*serving) searched.push_back({std::move(base), std::move(serving).value()});
+  }
+  co_return searched;
+}
+
+// Before the session is opened and the input recorded: a turn that names a base that does not
+// exist, or one still being rebuilt, is refused with nothing stored, so that the client's
+// retry is the first copy of the message, not a second.
+class CheckKnowledge final : public chat::Stage {
+ public:
+  explicit CheckKnowledge(RetrieveDeps deps) : deps_(deps) {}
+  const char* name() const override { return "check_knowledge"; }
+  bool applies(const chat::Turn& turn) const override { return names_bases(turn); }
+  Task<Result<chat::Flow>> run(chat::Turn& turn) override { return check(deps_, turn); }
+
+ private:
+  static Task<Result<chat::Flow>> check(RetrieveDeps& deps, chat::Turn& turn) {
+    auto ready = co_await ready_bases(deps, turn, true);
+    if (!ready) co_return std::move(ready).error();
+    co_return chat::Flow::kContinue;
+  }
+
+  RetrieveDeps deps_;
+};
+
 class Retrieve final : public chat::Stage {
  public:
   explicit Retrieve(RetrieveDeps deps) : deps_(deps) {}
   const char* name() const override { return "retrieve"; }
-  bool applies(const chat::Turn& turn) const override {
-    return turn.stored != nullptr && turn.assistant != nullptr &&
-           (!turn.assistant->knowledge_bases.empty() || !turn.knowledge_base_ids.empty());
-  }
+  bool applies(const chat::Turn& turn) const override { return names_bases(turn); }
   Task<Result<chat::Flow>> run(chat::Turn& turn) override { return retrieve(deps_, turn); }
 
  private:
-  // The ids of the bases to search: the request's (each must be the tenant's) and the
-  // assistant's (ids or names; a missing one is skipped).
-  static Result<std::vector<store::KnowledgeBase>> resolve(store::KnowledgeRepository& repo,
-                                                           const chat::Turn& turn) {
-    std::vector<store::KnowledgeBase> out;
-    std::set<std::string> seen;
-    const std::string& tenant = turn.actor.tenant_id;
-    const auto add = [&](const store::KnowledgeBase& base) {
-      if (seen.insert(base.id).second) out.push_back(base);
-    };
-    for (const auto& id : turn.knowledge_base_ids) {
-      auto base = repo.get_base_brief(id);
-      if (!base && base.error().code != ErrorCode::kNotFound) return std::move(base).error();
-      if (!base || base->tenant_id != tenant) return base_not_found(id);
-      add(*base);
-    }
-    std::optional<std::vector<store::KnowledgeBase>> tenant_bases;
-    for (const auto& ref : turn.assistant->knowledge_bases) {
-      auto base = repo.get_base_brief(ref);
-      if (base && base->tenant_id == tenant) {
-        add(*base);
-        continue;
-      }
-      if (!tenant_bases) {  // by name, among the tenant's bases
-        tenant_bases.emplace();
-        std::optional<std::string> cursor;
-        do {
-          auto page = repo.list_bases(tenant, 100, cursor);
-          if (!page) return std::move(page).error();
-          for (auto& b : page->items) tenant_bases->push_back(std::move(b));
-          cursor = page->next_cursor;
-        } while (cursor);
-      }
-      const auto named = std::find_if(tenant_bases->begin(), tenant_bases->end(),
-                                      [&](const store::KnowledgeBase& b) { return b.name == ref; });
-      if (named == tenant_bases->end()) {
-        log::warn(
-            "an assistant's knowledge base is missing",
-            {{"assistant", turn.assistant->name}, {"knowledge_base", ref}, {"tenant_id", tenant}});
-        continue;
-      }
-      add(*named);
-    }
-    return out;
-  }
-
   static Task<Result<chat::Flow>> retrieve(RetrieveDeps& deps, chat::Turn& turn) {
     const chat::Assistant& assistant = *turn.assistant;
-    auto bases =
-        co_await deps.blocking.run([&] { return resolve(deps.storage.knowledge(), turn); });
-    if (!bases) co_return std::move(bases).error();
-
     SearchRequest request;
     request.beam = static_cast<size_t>(deps.beam);
     request.query = turn.stored->content;
     request.k = static_cast<size_t>(std::max(1, assistant.retrieval_top_k));
     request.highlight_length = 0;  // a prompt has no use for them
-    // A base not rebuilt yet after a restart fails the turn (503, with when to retry):
-    // answered without it, a reply would miss what the documents say, unasked.
-    struct Searched {
-      const store::KnowledgeBase& base;
-      std::shared_ptr<BaseIndex> index;
-    };
-    std::vector<Searched> searched;
-    for (const auto& base : *bases) {
-      auto serving = deps.index.serving(base.id);
-      if (!serving) co_return std::move(serving).error();
-      if (*serving) searched.push_back({base, std::move(serving).value()});
-      // (null: nothing ingested yet)
-    }
+    // Checked before the input was recorded (check_knowledge), and again: a base may have
+    // been deleted since.
+    auto ready = co_await ready_bases(deps, turn, false);
+    if (!ready) co_return std::move(ready).error();
+    const std::vector<Searched>& searched = *ready;
     // The question embedded once per embedder among the bases; one that fails (a remote
     // embedder down) leaves those bases to their lexical side.
     std::map<std::string, std::vector<float>> vectors;
@@ -178,6 +212,10 @@ class Retrieve final : public chat::Stage {
 
 std::unique_ptr<chat::Stage> retrieve_stage(RetrieveDeps deps) {
   return std::make_unique<Retrieve>(deps);
+}
+
+std::unique_ptr<chat::Stage> check_knowledge_stage(RetrieveDeps deps) {
+  return std::make_unique<CheckKnowledge>(deps);
 }
 
 }  // namespace parley::knowledge

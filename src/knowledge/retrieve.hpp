@@ -33,6 +33,12 @@ struct RetrieveDeps {
 
 std::unique_ptr<chat::Stage> retrieve_stage(RetrieveDeps deps);
 
+// The check made before the session is opened and the input recorded (before open_session):
+// the bases the turn names exist and serve (404 knowledge_base_not_found, 503
+// knowledge_index_rebuilding), so a refused turn stores nothing and its retry is not a
+// duplicate.
+std::unique_ptr<chat::Stage> check_knowledge_stage(RetrieveDeps deps);
+
 // What a strict assistant answers when its documents hold nothing on the question.
 inline constexpr const char* kNoAnswerInDocuments =
     "The documents I answer from do not cover that, so I cannot answer it.";

@@ -478,10 +478,23 @@ TEST(Knowledge, AFreshServerAnswersQuestionsAboutAnUploadWithCitations) {
            json{{"message", "holiday days"}, {"knowledge_base_ids", {kb}}}.dump(), admin());
   ASSERT_EQ(named.status, 201) << named.describe();
   EXPECT_FALSE(named.json()["citations"].empty());
+  // A base that does not exist is refused before anything is stored: no session is opened and
+  // a session's history is left as it was, so the client's retry is not a duplicate.
+  const auto count = [&](const std::string& path) {
+    return http("GET", p.port(), path + "?limit=100", "", admin()).json()["data"].size();
+  };
+  const size_t sessions_before = count("/api/v1/sessions");
+  const size_t history_before = count("/api/v1/sessions/" + session + "/messages");
   EXPECT_TRUE(
       is_error(http("POST", p.port(), "/api/v1/chat",
                     json{{"message", "x"}, {"knowledge_base_ids", {"kb_nope"}}}.dump(), admin()),
                404, "knowledge_base_not_found"));
+  EXPECT_TRUE(
+      is_error(http("POST", p.port(), "/api/v1/sessions/" + session + "/messages",
+                    json{{"content", "x"}, {"knowledge_base_ids", {"kb_nope"}}}.dump(), admin()),
+               404, "knowledge_base_not_found"));
+  EXPECT_EQ(count("/api/v1/sessions"), sessions_before);
+  EXPECT_EQ(count("/api/v1/sessions/" + session + "/messages"), history_before);
 
   // Strict, and nothing relevant: it says so, with no citations.
   auto strict = http(

@@ -3,6 +3,7 @@
 // filters), hybrid fusion, filter parsing, and the manager that catches the indexes up from a
 // real SQLite store, persists them, and rebuilds them for another database.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -711,6 +712,15 @@ TEST_F(IndexManagerTest, ARebuildInTheBackgroundServesEachBaseOnceItIsWhole) {
     EXPECT_EQ(progress->bases_total, 2);
     EXPECT_EQ(progress->chunks_done, 1);
     EXPECT_EQ(progress->chunks_total, 4);
+    // Readiness says so, with the progress; a second later at this pace, 3 chunks are left.
+    const json degraded = readiness(manager, progress->started + std::chrono::seconds(1));
+    EXPECT_EQ(degraded["status"], "degraded") << degraded.dump();
+    EXPECT_EQ(degraded["rebuilding"]["bases_done"], 1);
+    EXPECT_EQ(degraded["rebuilding"]["bases"], 2);
+    EXPECT_EQ(degraded["rebuilding"]["chunks_done"], 1);
+    EXPECT_EQ(degraded["rebuilding"]["chunks"], 4);
+    EXPECT_EQ(degraded["rebuilding"]["remaining_seconds"], 3);
+    EXPECT_TRUE(readiness(manager, progress->started)["rebuilding"]["remaining_seconds"].is_null());
     const auto ready = manager.serving(small);
     ASSERT_TRUE(ready.ok());
     ASSERT_NE(*ready, nullptr);
@@ -733,6 +743,7 @@ TEST_F(IndexManagerTest, ARebuildInTheBackgroundServesEachBaseOnceItIsWhole) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     ASSERT_FALSE(manager.rebuilding().has_value());
+    EXPECT_EQ(readiness(manager, std::chrono::steady_clock::now()), json({{"status", "ok"}}));
     const auto whole = manager.serving(large);
     ASSERT_TRUE(whole.ok());
     ASSERT_NE(*whole, nullptr);
@@ -751,6 +762,83 @@ TEST_F(IndexManagerTest, ARebuildInTheBackgroundServesEachBaseOnceItIsWhole) {
   EXPECT_EQ(again.base(large)->chunks(), 3U);
   EXPECT_EQ(reports, 0);
   again.stop();
+}
+
+// The database goes away in the middle of a rebuild (here: the chunks' table is renamed away
+// behind the store's back): the rebuild is tried again, and resumes where it stopped. The
+// base that already served keeps serving throughout, as the same index, not rebuilt again.
+TEST_F(IndexManagerTest, AFailedRebuildResumesAndTheBasesThatServedKeepServing) {
+  const std::string small = make_base();
+  add_document(small, "c.txt", {"alpha proxy timeout"});
+  const std::string large = make_base();
+  add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
+  add_document(large, "b.txt", {"delta warranty terms"});
+  const auto rename_chunks = [&](const char* from, const char* to) {
+    sqlite3* db = nullptr;
+    const std::string path = dir_.path() + "/parley.db";
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string sql = std::string("ALTER TABLE ") + from + " RENAME TO " + to;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  Gate first;   // the small base is whole, in the first try
+  Gate second;  // a later try has counted what is done
+  std::atomic<int> reports_after_one{0};
+  IndexOptions background = options();
+  background.rebuild_in_background = true;
+  background.sync_interval = std::chrono::milliseconds(10);  // tried again after 50 ms
+  background.on_rebuild_progress = [&](const RebuildProgress& p) {
+    if (p.bases_done != 1) return;
+    const int n = ++reports_after_one;
+    if (n == 1) first.arrive_and_wait();
+    if (n == 2) second.arrive_and_wait();
+  };
+  IndexManager manager(store_->knowledge(), background);
+  ReleaseOnExit release_first{first};
+  ReleaseOnExit release_second{second};
+  ASSERT_TRUE(manager.start().ok());
+  ASSERT_TRUE(first.wait_arrived());
+  const auto served = manager.base(small);
+  ASSERT_NE(served, nullptr);
+
+  rename_chunks("kb_chunks", "kb_chunks_away");
+  first.release();
+  // Tries fail, one after another, for a while: the small base serves all along.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  while (std::chrono::steady_clock::now() < until) {
+    const auto ready = manager.serving(small);
+    ASSERT_TRUE(ready.ok()) << ready.error().message;
+    ASSERT_EQ(ready->get(), served.get());
+    const auto refused = manager.serving(large);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().reason, "knowledge_index_rebuilding");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  rename_chunks("kb_chunks_away", "kb_chunks");
+
+  ASSERT_TRUE(second.wait_arrived());
+  const auto progress = manager.rebuilding();
+  ASSERT_TRUE(progress.has_value());
+  EXPECT_EQ(progress->bases_done, 1);
+  EXPECT_EQ(progress->chunks_done, 1) << "a try that had not failed would be further on";
+  EXPECT_EQ(progress->chunks_total, 4);
+  EXPECT_EQ(manager.base(small).get(), served.get());
+  second.release();
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (manager.rebuilding() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_FALSE(manager.rebuilding().has_value());
+  EXPECT_EQ(manager.base(small).get(), served.get());
+  const auto whole = manager.serving(large);
+  ASSERT_TRUE(whole.ok());
+  ASSERT_NE(*whole, nullptr);
+  EXPECT_EQ((*whole)->chunks(), 3U);
+  EXPECT_FALSE(labels(manager, large, "warranty").empty());
+  EXPECT_FALSE(labels(manager, small, "proxy").empty());
+  manager.stop();
 }
 
 TEST_F(IndexManagerTest, ARebuildCutShortByStoppingSavesNothingAndIsDoneAgain) {

@@ -59,6 +59,20 @@ std::optional<std::chrono::milliseconds> RebuildProgress::remaining(
       static_cast<int64_t>(elapsed * left / static_cast<double>(chunks_done)));
 }
 
+nlohmann::json readiness(const IndexManager& index, std::chrono::steady_clock::time_point now) {
+  const auto progress = index.rebuilding();
+  if (!progress) return {{"status", "ok"}};
+  const auto left = progress->remaining(now);
+  return {{"status", "degraded"},
+          {"rebuilding",
+           {{"bases_done", progress->bases_done},
+            {"bases", progress->bases_total},
+            {"chunks_done", progress->chunks_done},
+            {"chunks", progress->chunks_total},
+            {"remaining_seconds",
+             left ? nlohmann::json(left->count() / 1000) : nlohmann::json(nullptr)}}}};
+}
+
 IndexManager::IndexManager(store::KnowledgeRepository& repository, IndexOptions options)
     : repository_(repository), options_(std::move(options)) {}
 
@@ -259,22 +273,27 @@ Result<void> IndexManager::rebuild() {
 }
 
 Result<void> IndexManager::rebuild_locked() {
-  report(
-      [](RebuildProgress& p) { p = RebuildProgress{.started = std::chrono::steady_clock::now()}; });
-  // Changes logged after this mark are applied again by rebuild() once every base is read
-  // (harmless: applying one twice changes nothing).
-  auto mark = repository_.last_change();
-  if (!mark) return std::move(mark).error();
-  {
-    std::unique_lock lock(bases_mutex_);
-    bases_.clear();
-  }
-  if (!options_.directory.empty()) {
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(options_.directory, ec)) {
-      if (entry.path().filename() == kLockFile) continue;
-      fs::remove_all(entry.path(), ec);
+  if (!rebuild_mark_) {
+    report([](RebuildProgress& p) {
+      p = RebuildProgress{.started = std::chrono::steady_clock::now()};
+    });
+    // Changes logged after this mark are applied again by rebuild() once every base is read
+    // (harmless: applying one twice changes nothing).
+    auto mark = repository_.last_change();
+    if (!mark) return std::move(mark).error();
+    {
+      std::unique_lock lock(bases_mutex_);
+      bases_.clear();
     }
+    if (!options_.directory.empty()) {
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(options_.directory, ec)) {
+        if (entry.path().filename() == kLockFile) continue;
+        fs::remove_all(entry.path(), ec);
+      }
+    }
+    rebuild_mark_ = *mark;
+    rebuild_followed_ = *mark;
   }
   std::vector<store::KnowledgeBase> all;
   std::optional<std::string> cursor;
@@ -287,14 +306,24 @@ Result<void> IndexManager::rebuild_locked() {
   // Smallest first: most bases serve again soon, whatever the largest one costs.
   std::stable_sort(all.begin(), all.end(),
                    [](const auto& a, const auto& b) { return a.chunks < b.chunks; });
+  // Counted afresh at every try; the bases an earlier try finished count as done.
+  RebuildProgress counted;
+  for (const auto& kb : all) {
+    counted.chunks_total += kb.chunks;
+    if (base(kb.id) == nullptr) continue;
+    ++counted.bases_done;
+    counted.chunks_done += kb.chunks;
+  }
   report([&](RebuildProgress& p) {
     p.bases_total = static_cast<int64_t>(all.size());
-    for (const auto& kb : all) p.chunks_total += kb.chunks;
+    p.bases_done = counted.bases_done;
+    p.chunks_total = counted.chunks_total;
+    p.chunks_done = counted.chunks_done;
   });
   int64_t chunks = 0;
-  int64_t applied_while_rebuilding = *mark;
   auto last_log = std::chrono::steady_clock::now();
   for (const auto& kb : all) {
+    if (this->base(kb.id) != nullptr) continue;  // served since an earlier try
     auto base = open_base(kb.id, static_cast<int>(kb.dimension), kb.embedder, true);
     if (!base) return std::move(base).error();
     int64_t after = 0;
@@ -330,12 +359,13 @@ Result<void> IndexManager::rebuild_locked() {
     }
     // The bases that serve already follow the log (a deleted document must not stay found
     // for the rest of a long rebuild); all of it is applied again once every base is read.
-    auto seen = apply_log(applied_while_rebuilding, true);
+    auto seen = apply_log(rebuild_followed_, true);
     if (!seen) return std::move(seen).error();
-    applied_while_rebuilding = *seen;
+    rebuild_followed_ = *seen;
     report([](RebuildProgress& p) { ++p.bases_done; });
   }
-  applied_ = *mark;
+  applied_ = *rebuild_mark_;
+  rebuild_mark_.reset();
   dirty_ = true;
   log::info("knowledge indexes read from the database",
             {{"bases", static_cast<int64_t>(all.size())}, {"chunks", chunks}});

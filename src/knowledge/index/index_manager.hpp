@@ -136,11 +136,20 @@ class IndexManager {
   std::optional<RebuildProgress> rebuilding_;
 
   std::mutex apply_mutex_;  // one applier (or rebuilder) at a time
+  // A rebuild that failed (the database away) resumes where it stopped when tried again: the
+  // bases that serve keep serving. The log's newest seq when the first try began, and how far
+  // the bases that serve have followed it since (both with apply_mutex_ held).
+  std::optional<int64_t> rebuild_mark_;
+  int64_t rebuild_followed_ = 0;
   mutable std::mutex wake_mutex_;
   std::condition_variable wake_;
   bool nudged_ = false;
   bool stopping_ = false;
   std::thread thread_;
 };
+
+// The readiness check of the indexes: {"status":"ok"}, or "degraded" with the progress of
+// the rebuild under way (bases and chunks done, and the seconds left at the pace so far).
+nlohmann::json readiness(const IndexManager& index, std::chrono::steady_clock::time_point now);
 
 }  // namespace parley::knowledge
