@@ -267,8 +267,9 @@ store::StoredChunk chunk(int64_t seq, const std::string& doc, const std::string&
 
 // 3,000 chunks: "server" in all, "timeout" in the even ones (common words), "proxy" in the
 // first 20 (a rare word).
-std::unique_ptr<LexicalIndex> common_words_index() {
-  auto opened = LexicalIndex::open("");
+// `directory` empty: in memory.
+std::unique_ptr<LexicalIndex> common_words_index(const std::string& directory = "") {
+  auto opened = LexicalIndex::open(directory);
   EXPECT_TRUE(opened.ok());
   auto index = std::move(opened).value();
   for (uint64_t label = 1; label <= 3000; ++label) {
@@ -310,33 +311,44 @@ TEST(LexicalIndex, CommonWordsAddToTheScoresOfChunksThatRarerWordsChose) {
             20);
 }
 
-TEST(LexicalIndex, AQueryOfCommonWordsScoresTheCandidatesItIsGiven) {
-  const auto index = common_words_index();
+void search_common_words_with_candidates(const LexicalIndex& index) {
   LexicalSearch options;
   options.k = 10;
   // Without candidates (lexical search alone), every chunk with the words is scored.
-  const auto all = index->search("timeout server", options);
+  const auto all = index.search("timeout server", options);
   ASSERT_EQ(all.hits.size(), 10U);
   for (const auto& h : all.hits) EXPECT_EQ(h.label % 2, 0U) << h.label;
   // With candidates, those are what is scored (a removed one, 5000, is left out).
   const std::vector<uint64_t> candidates{7, 8, 2999, 5000};
   options.candidates = &candidates;
-  const auto scored = index->search("timeout server", options);
+  const auto scored = index.search("timeout server", options);
   EXPECT_EQ(labels_of(scored).front(), 8U);  // the only candidate with both words
   std::set<uint64_t> found;
   for (const auto& h : scored.hits) found.insert(h.label);
   EXPECT_EQ(found, (std::set<uint64_t>{7, 8, 2999}));
+  EXPECT_TRUE(index.data(8).has_value());
+  EXPECT_FALSE(index.data(5000).has_value());
   EXPECT_GT(scored.hits.front().score, scored.hits.back().score);
   // Highlights still mark the query's words.
   EXPECT_NE(scored.highlight("server notes 8 timeout cache").find("\u00abtimeout\u00bb"),
             std::string::npos);
   // A query with operators is BM25 as written.
   options.candidates = nullptr;
-  const auto required = index->search("+proxy -timeout", options);
+  const auto required = index.search("+proxy -timeout", options);
   ASSERT_EQ(required.hits.size(), 10U);
   for (const auto& h : required.hits) {
     EXPECT_LE(h.label, 20U);
     EXPECT_EQ(h.label % 2, 1U);
+  }
+}
+
+TEST(LexicalIndex, AQueryOfCommonWordsScoresTheCandidatesItIsGiven) {
+  TempDir dir("parley-lexical");
+  // On disk as the server keeps it, and in memory.
+  for (const std::string& directory : {dir.path() + "/lexical", std::string()}) {
+    SCOPED_TRACE(directory.empty() ? "in memory" : "on disk");
+    const auto index = common_words_index(directory);
+    search_common_words_with_candidates(*index);
   }
 }
 

@@ -24,6 +24,10 @@ constexpr Xapian::doccount kCommonFloor = 1000;
 // blocks read them in fewer calls (Xapian's default is 8 KiB; a block size is fixed when the
 // index is created).
 constexpr int kBlockSize = 65536;
+// Words whose chunk counts searches remember (until the next commit) to tell common words from
+// rare: Xapian reads a word's count from the index every time it is asked (a block each), and
+// reads it again to match.
+constexpr size_t kTermFrequenciesKept = 100'000;
 
 Xapian::Stem english() { return Xapian::Stem("english"); }
 
@@ -38,9 +42,19 @@ class LabelDecider final : public Xapian::MatchDecider {
   const std::function<bool(uint64_t)>& allowed_;
 };
 
+bool exists(const Xapian::Database& db, Xapian::docid id) {
+  try {
+    db.get_doclength(id);
+    return true;
+  } catch (const Xapian::DocNotFoundError&) {
+    return false;
+  }
+}
+
 // The chunks of a sorted list of labels as a Xapian posting list of weight 0: the vector
-// side's candidates, which a query of common words scores. Labels the index does not hold
-// (removed since the vector side answered) are left out when the match starts.
+// side's candidates, which a query of common words scores. A label the index does not hold
+// (removed since the vector side answered) is matched with no weight; the search leaves it out
+// of its results.
 class LabelSource final : public Xapian::PostingSource {
  public:
   explicit LabelSource(std::vector<Xapian::docid> ids) : ids_(std::move(ids)) {}
@@ -52,15 +66,7 @@ class LabelSource final : public Xapian::PostingSource {
   Xapian::doccount get_termfreq_max() const override {
     return static_cast<Xapian::doccount>(ids_.size());
   }
-  void init(const Xapian::Database& db) override {
-    std::erase_if(ids_, [&](Xapian::docid id) {
-      try {
-        db.get_doclength(id);
-        return false;
-      } catch (const Xapian::DocNotFoundError&) {
-        return true;
-      }
-    });
+  void init(const Xapian::Database& /*db*/) override {
     position_ = 0;
     started_ = false;
   }
@@ -91,6 +97,7 @@ class LabelSource final : public Xapian::PostingSource {
 // or whose words are all rare, is returned as it is, as is a query of common words alone when
 // there are no candidates.
 Xapian::Query focus(const Xapian::Database& db, const Xapian::Query& parsed,
+                    const std::function<Xapian::doccount(const std::string&)>& term_frequency,
                     const std::vector<uint64_t>* candidates, bool& focused) {
   focused = false;
   std::vector<Xapian::Query> words;
@@ -110,7 +117,7 @@ Xapian::Query focus(const Xapian::Database& db, const Xapian::Query& parsed,
   std::vector<Xapian::Query> common;
   for (auto& word : words) {
     const std::string term = *word.get_terms_begin();
-    (db.get_termfreq(term) > common_from ? common : rare).push_back(std::move(word));
+    (term_frequency(term) > common_from ? common : rare).push_back(std::move(word));
   }
   const bool any_candidates = candidates != nullptr && !candidates->empty();
   if (common.empty() || (rare.empty() && !any_candidates)) return parsed;
@@ -236,6 +243,7 @@ Result<void> LexicalIndex::commit(int64_t applied_seq) {
   try {
     db_->set_metadata(kAppliedKey, std::to_string(applied_seq));
     db_->commit();
+    term_frequencies_.clear();
   } catch (const Xapian::Error& e) {
     return Error::internal("cannot commit the lexical index: " + e.get_description());
   }
@@ -269,13 +277,23 @@ LexicalResult LexicalIndex::search(std::string_view query, const LexicalSearch& 
           options.documents != nullptr ? Xapian::Query(Xapian::Query::OP_FILTER, q, documents) : q);
       return std::make_unique<Xapian::MSet>(enquire.get_mset(0, k, nullptr, decider.get()));
     };
+    const auto term_frequency = [this](const std::string& term) {
+      const auto known = term_frequencies_.find(term);
+      if (known != term_frequencies_.end()) return known->second;
+      if (term_frequencies_.size() >= kTermFrequenciesKept) term_frequencies_.clear();
+      return term_frequencies_[term] = db_->get_termfreq(term);
+    };
     bool focused = false;
-    auto mset = match(focus(*db_, parsed, options.candidates, focused));
+    auto mset = match(focus(*db_, parsed, term_frequency, options.candidates, focused));
     // Fewer than k chunks have the rarer words, and no candidates fill the list: the common
     // words choose the rest, as in the plain query.
     const bool no_candidates = options.candidates == nullptr || options.candidates->empty();
     if (focused && no_candidates && mset->size() < k) mset = match(parsed);
     for (auto it = mset->begin(); it != mset->end(); ++it) {
+      // Only a candidate can be matched with no weight, and a removed one only so: those are
+      // checked after the match (a read of the index each), rather than every candidate
+      // before it.
+      if (it.get_weight() <= 0 && !exists(*db_, *it)) continue;
       result.hits.push_back({static_cast<uint64_t>(*it), it.get_weight()});
     }
     result.highlighter_ = highlighter(parsed, *mset);
@@ -289,7 +307,12 @@ std::optional<std::string> LexicalIndex::data(uint64_t label) const {
   if (label == 0 || label > UINT32_MAX) return std::nullopt;
   std::lock_guard lock(mutex_);
   try {
-    return db_->get_document(static_cast<Xapian::docid>(label)).get_data();
+    // Without the check that the document exists (a read of another table): a missing one
+    // has no data, and every chunk has some.
+    std::string data =
+        db_->get_document(static_cast<Xapian::docid>(label), Xapian::DOC_ASSUME_VALID).get_data();
+    if (data.empty()) return std::nullopt;
+    return data;
   } catch (const Xapian::DocNotFoundError&) {
     return std::nullopt;
   }

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.hpp"
@@ -92,6 +93,9 @@ class LexicalIndex {
   explicit LexicalIndex(std::unique_ptr<Xapian::WritableDatabase> db);
   std::unique_ptr<Xapian::WritableDatabase> db_;
   mutable std::mutex mutex_;
+  // Words' chunk counts as of the last commit, roughly (changes since are not counted): enough
+  // to tell common words from rare. With mutex_ held.
+  mutable std::unordered_map<std::string, unsigned> term_frequencies_;
 };
 
 }  // namespace parley::knowledge
