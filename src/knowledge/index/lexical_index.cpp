@@ -307,8 +307,8 @@ std::optional<std::string> LexicalIndex::data(uint64_t label) const {
   if (label == 0 || label > UINT32_MAX) return std::nullopt;
   std::lock_guard lock(mutex_);
   try {
-    // Without the check that the document exists (a read of another table): a missing one
-    // has no data, and every chunk has some.
+    // Without the check that the document exists (a look-up of its length): a missing one has
+    // no data, and every chunk has some.
     std::string data =
         db_->get_document(static_cast<Xapian::docid>(label), Xapian::DOC_ASSUME_VALID).get_data();
     if (data.empty()) return std::nullopt;
