@@ -127,10 +127,18 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
     const bool sent = co_await req.channel->write(frame);
     co_return sent;
   };
-  turn.stored->on_started = [&](const store::StartedTurn& t) -> Task<void> {
-    const http::HeaderList headers = sse_headers();
+  // The stream begins when generation is about to start (the pipeline's on_started), or at
+  // the first text of a turn answered without it (a cache hit, a strict assistant with nothing
+  // to quote): either way after the cache was asked, so the headers say what it answered.
+  bool began = false;
+  auto begin = [&]() -> Task<bool> {
+    if (began) co_return started;
+    began = true;
+    http::HeaderList headers = sse_headers();
+    cache::add_response_headers(turn, headers);
     started = co_await req.channel->begin_stream(200, "text/event-stream; charset=utf-8", headers);
-    if (!started) co_return;
+    if (!started) co_return false;
+    const store::StartedTurn& t = turn.stored->started;
     json data = {{"session_id", t.session.id},
                  {"user_message", message_json(t.user)},
                  {"reply_id", t.assistant.id},
@@ -138,11 +146,17 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
     for (auto& [k, v] : extra.items()) {
       if (k != "response") data[k] = v;
     }
-    (void)co_await send_event("turn.started", data);
+    const bool sent = co_await send_event("turn.started", data);
+    co_return sent;
+  };
+  turn.stored->on_started = [&](const store::StartedTurn&) -> Task<void> {
+    (void)co_await begin();
   };
   bool citations_sent = false;
   const llm::DeltaSink sink = [&](const llm::Delta& delta) -> Task<bool> {
-    if (delta.content.empty() && delta.tool_calls.empty()) co_return started;  // the start only
+    const bool open = co_await begin();
+    if (!open) co_return false;
+    if (delta.content.empty() && delta.tool_calls.empty()) co_return true;  // the start only
     if (!citations_sent && !turn.citations.empty()) {
       // Where the reply's [n] come from, before its text.
       citations_sent = true;

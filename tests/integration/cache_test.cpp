@@ -137,6 +137,27 @@ TEST(ResponseCache, SessionTurnsAndTheSemanticCacheAnswerRewordedQuestions) {
   auto history = http("GET", p.port(), "/api/v1/sessions/" + session + "/messages").json();
   ASSERT_EQ(history["data"].size(), 2U) << history.dump();
   EXPECT_EQ(history["data"][1]["content"], "Use the reset link.");
+  // Asked for as a stream: replayed as one, the header saying so, the turn stored.
+  auto streamed = http(
+      "POST", p.port(), "/api/v1/chat",
+      json{{"message", "How do I reset my password?"}, {"assistant", "support"}, {"stream", true}}
+          .dump());
+  ASSERT_EQ(streamed.status, 200) << streamed.describe();
+  EXPECT_EQ(streamed.header("X-Parley-Cache"), "hit");
+  std::string replayed;
+  json completed;
+  std::vector<std::string> names;
+  for (const auto& [name, data] : sse_events(streamed.body)) {
+    names.push_back(name);
+    if (name == "delta") replayed += data.value("content", "");
+    if (name == "turn.completed") completed = data;
+  }
+  ASSERT_FALSE(names.empty()) << streamed.body;
+  EXPECT_EQ(names.front(), "turn.started") << streamed.body;
+  EXPECT_EQ(replayed, "Use the reset link.");
+  EXPECT_EQ(completed["cache"]["status"], "hit") << streamed.body;
+  EXPECT_EQ(completed["reply"]["content"], "Use the reset link.");
+  EXPECT_EQ(completions_calls(fake), 1);
   // A different question goes to the model.
   auto other = http("POST", p.port(), "/api/v1/chat",
                     json{{"message", "Where is my parcel?"}, {"assistant", "support"}}.dump());

@@ -504,6 +504,21 @@ TEST(Knowledge, AFreshServerAnswersQuestionsAboutAnUploadWithCitations) {
   EXPECT_NE(strict.json()["response"].get<std::string>().find("do not cover"), std::string::npos)
       << strict.body;
   EXPECT_TRUE(strict.json()["citations"].empty());
+  // The same as a stream: the answer comes without a model, as events like any other.
+  auto strict_stream = http(
+      "POST", p.port(), "/api/v1/chat",
+      json{{"message", "zebra quantum astrophysics"}, {"assistant", "strict"}, {"stream", true}}
+          .dump(),
+      admin());
+  ASSERT_EQ(strict_stream.status, 200) << strict_stream.describe();
+  std::string said;
+  bool completed = false;
+  for (const auto& [name, data] : sse_events(strict_stream.body)) {
+    if (name == "delta") said += data.value("content", "");
+    completed = completed || name == "turn.completed";
+  }
+  EXPECT_NE(said.find("do not cover"), std::string::npos) << strict_stream.body;
+  EXPECT_TRUE(completed) << strict_stream.body;
 }
 
 // A base whose embedder is a model behind an OpenAI-compatible /embeddings endpoint (the
