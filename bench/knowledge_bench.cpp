@@ -412,7 +412,18 @@ int run(const Options& options) {
   };
   std::mt19937 questions(7);
   // Untimed first: the pages of the indexes that searches read come into memory, as in a
-  // process that has served for a while.
+  // process that has served for a while. The index files are read through once (the lexical
+  // index is read through the page cache, 3.6 GB at 1M chunks; a fresh rebuild leaves it
+  // there, a store reused the next day does not), then a round of searches.
+  {
+    std::vector<char> buffer(1 << 20);
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir + "/index")) {
+      if (!entry.is_regular_file()) continue;
+      std::ifstream file(entry.path(), std::ios::binary);
+      while (file.read(buffer.data(), static_cast<std::streamsize>(buffer.size()))) {
+      }
+    }
+  }
   latencies([&](int) {
     knowledge::SearchRequest r;
     r.query = corpus.question(questions);

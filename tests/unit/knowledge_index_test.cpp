@@ -381,6 +381,33 @@ SearchRequest request(const std::string& query, const HashedEmbedder& embedder, 
   return r;
 }
 
+// A filter's chunks, listed (in any order) or tested one match at a time, give the same k
+// results when 1% of the chunks pass, on disk as in memory.
+TEST(LexicalIndex, AFilterListedOrTestedReturnsKResultsWhenOnePercentPasses) {
+  TempDir dir("parley-lexical-filter");
+  for (const std::string& directory : {dir.path() + "/lexical", std::string()}) {
+    SCOPED_TRACE(directory.empty() ? "in memory" : "on disk");
+    const auto index = common_words_index(directory);
+    std::vector<uint64_t> only;
+    for (uint64_t label = 3000; label >= 100; label -= 100) only.push_back(label);  // 1%
+    const std::set<uint64_t> passing(only.begin(), only.end());
+    const std::function<bool(uint64_t)> allowed = [&](uint64_t l) { return passing.contains(l); };
+    LexicalSearch listed;
+    listed.k = 10;
+    listed.only = &only;
+    LexicalSearch tested;
+    tested.k = 10;
+    tested.allowed = &allowed;
+    for (const char* query : {"server timeout", "notes latency cache"}) {
+      SCOPED_TRACE(query);
+      const auto by_list = index->search(query, listed);
+      ASSERT_EQ(by_list.hits.size(), 10U);
+      for (const auto& h : by_list.hits) EXPECT_TRUE(passing.contains(h.label)) << h.label;
+      EXPECT_EQ(labels_of(by_list), labels_of(index->search(query, tested)));
+    }
+  }
+}
+
 TEST(BaseIndex, HybridSearchFindsTheRightChunkWithScoresHighlightsAndCitations) {
   const HashedEmbedder embedder;
   const auto owned = make_base(embedder);
@@ -433,6 +460,33 @@ TEST(BaseIndex, FiltersOnAttributesAndDocumentFields) {
   EXPECT_FALSE(Filter::parse({{"type", "in"}, {"key", "a"}, {"value", 1}}).ok());
   EXPECT_FALSE(Filter::parse({{"type", "and"}}).ok());
   EXPECT_EQ(Filter::parse(json::array()).error().param, "filters");
+}
+
+// A filter's chunks are remembered between searches, and forgotten as soon as a document's
+// attributes or chunks change.
+TEST(BaseIndex, ARememberedFilterFollowsChangesToDocumentsAndChunks) {
+  const HashedEmbedder embedder;
+  const auto owned = make_base(embedder);
+  BaseIndex& base = *owned;
+  auto r = request("free shipping installer refunds proxy", embedder, 10);
+  r.filter = Filter::parse({{"type", "eq"}, {"key", "product"}, {"value", "proxy"}}).value();
+  const auto documents_found = [&] {
+    std::set<std::string> found;
+    for (const auto& h : base.search(r)) found.insert(h.document_id);
+    return found;
+  };
+  EXPECT_EQ(documents_found(), (std::set<std::string>{"doc_a"}));
+  EXPECT_EQ(documents_found(), (std::set<std::string>{"doc_a"}));  // remembered
+  // doc_b's attributes change: it passes now.
+  base.set_document({"doc_b", "file_b", "policy.pdf", "pdf", R"({"product":"proxy"})"});
+  EXPECT_EQ(documents_found(), (std::set<std::string>{"doc_a", "doc_b"}));
+  // doc_a's chunks go: only doc_b is left.
+  base.remove(1, "doc_a");
+  base.remove(2, "doc_a");
+  EXPECT_EQ(documents_found(), (std::set<std::string>{"doc_b"}));
+  // A chunk added to doc_a: found again.
+  base.add(chunk(5, "doc_a", "Proxy", "Proxy refunds need the installer.", embedder));
+  EXPECT_EQ(documents_found(), (std::set<std::string>{"doc_a", "doc_b"}));
 }
 
 TEST(BaseIndex, RemovedChunksAreNeverReturned) {

@@ -14,6 +14,11 @@ using nlohmann::json;
 
 constexpr double kRrfK = 60;           // the usual constant of reciprocal rank fusion
 constexpr size_t kMinCandidates = 30;  // each side's list before fusion, at least
+// A filter's chunks, up to this many, are given to the lexical side as a list (sorted there:
+// a few milliseconds at this size); beyond it, the lexical side tests each match. Also the most
+// a remembered filter lists.
+constexpr size_t kListedFilterLabels = 100'000;
+constexpr size_t kRememberedFilters = 8;  // per base
 
 Error bad_filter(const std::string& message) {
   return Error::invalid_field("filters", "filters: " + message);
@@ -86,6 +91,7 @@ Result<Filter> Filter::parse(const json& spec) {
   if (auto r = check_filter(spec, 0); !r) return std::move(r).error();
   Filter f;
   f.spec_ = spec;
+  f.key_ = spec.dump();
   return f;
 }
 
@@ -153,6 +159,7 @@ void BaseIndex::add(const store::StoredChunk& chunk) {
   }
   lexical_->upsert(label, chunk.document_id, chunk.section, chunk.text, chunk_data(chunk));
   std::unique_lock lock(documents_mutex_);
+  ++documents_generation_;
   auto& labels = documents_[chunk.document_id].labels;
   if (std::find(labels.begin(), labels.end(), label) == labels.end()) labels.push_back(label);
 }
@@ -187,6 +194,7 @@ void BaseIndex::add_many(const std::vector<store::StoredChunk>& all, size_t thre
     const auto label = static_cast<uint64_t>(c->seq);
     lexical_->upsert(label, c->document_id, c->section, c->text, chunk_data(*c));
     std::unique_lock lock(documents_mutex_);
+    ++documents_generation_;
     auto& labels = documents_[c->document_id].labels;
     if (std::find(labels.begin(), labels.end(), label) == labels.end()) labels.push_back(label);
   }
@@ -197,6 +205,7 @@ void BaseIndex::remove(uint64_t label, const std::string& document_id) {
   vectors()->remove(label);
   lexical_->remove(label);
   std::unique_lock lock(documents_mutex_);
+  ++documents_generation_;
   const auto it = documents_.find(document_id);
   if (it == documents_.end()) return;
   auto& labels = it->second.labels;
@@ -210,6 +219,7 @@ void BaseIndex::set_documents(const std::vector<store::IndexedDocument>& documen
 void BaseIndex::set_document(const store::IndexedDocument& d) {
   json attributes = json::parse(d.attributes_json, nullptr, false);
   std::unique_lock lock(documents_mutex_);
+  ++documents_generation_;
   auto& info = documents_[d.id];
   info.file_id = d.file_id;
   info.name = d.name;
@@ -217,41 +227,74 @@ void BaseIndex::set_document(const store::IndexedDocument& d) {
   info.attributes = attributes.is_object() ? std::move(attributes) : json::object();
 }
 
+// Every document tested, under the documents' lock; the result remembered for the filters
+// searched most recently (kRememberedFilters), unless it lists too many chunks to keep.
+std::shared_ptr<const std::vector<uint64_t>> BaseIndex::allowed_labels(const Filter& filter) const {
+  std::shared_lock lock(documents_mutex_);
+  {
+    std::lock_guard remembered(allowed_mutex_);
+    for (auto& a : allowed_) {
+      if (a.filter == filter.key() && a.generation == documents_generation_) {
+        a.used = ++allowed_uses_;
+        return a.labels;
+      }
+    }
+  }
+  auto labels = std::make_shared<std::vector<uint64_t>>();
+  // One lookup for every document (a std::function made per document would allocate): it
+  // reads the document the loop is at.
+  const std::string* id = nullptr;
+  const DocumentInfo* info = nullptr;
+  json special;  // the value of a document field the filter asks for
+  const Filter::FieldLookup field = [&](const std::string& key) -> const json* {
+    if (key == "document_id") return &(special = *id);
+    if (key == "document_name") return &(special = info->name);
+    if (key == "format") return &(special = info->format);
+    const auto it = info->attributes.find(key);
+    return it == info->attributes.end() ? nullptr : &*it;
+  };
+  for (const auto& document : documents_) {
+    id = &document.first;
+    info = &document.second;
+    if (!filter.matches(field)) continue;
+    labels->insert(labels->end(), info->labels.begin(), info->labels.end());
+  }
+  if (labels->size() > kListedFilterLabels) return labels;
+  std::lock_guard remembered(allowed_mutex_);
+  auto slot = std::find_if(allowed_.begin(), allowed_.end(),
+                           [&](const Allowed& a) { return a.filter == filter.key(); });
+  if (slot == allowed_.end() && allowed_.size() < kRememberedFilters) {
+    slot = allowed_.emplace(allowed_.end());
+  } else if (slot == allowed_.end()) {
+    slot = std::min_element(allowed_.begin(), allowed_.end(),
+                            [](const Allowed& a, const Allowed& b) { return a.used < b.used; });
+  }
+  *slot = {filter.key(), documents_generation_, ++allowed_uses_, labels};
+  return labels;
+}
+
 std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
   const size_t k = std::max<size_t>(1, request.k);
   const size_t candidates = std::max(kMinCandidates, k * 4);
 
-  // Filters become the labels (and documents) a search may return.
-  std::vector<uint64_t> allowed_labels;
-  std::vector<std::string> allowed_documents;
+  // Filters become the labels a search may return: listed, and as a test of one label (its
+  // set made on first use: a filter the exact scan and the lexical list serve never needs it).
+  std::shared_ptr<const std::vector<uint64_t>> filtered;
+  if (request.filter) {
+    filtered = allowed_labels(*request.filter);
+    if (filtered->empty()) return {};
+  }
+  static const std::vector<uint64_t> kNone;
+  const std::vector<uint64_t>& allowed_list = filtered ? *filtered : kNone;
   std::unordered_set<uint64_t> allowed_set;
+  bool allowed_set_made = false;
   std::function<bool(uint64_t)> allowed = [&](uint64_t label) {
+    if (!allowed_set_made) {
+      allowed_set.insert(allowed_list.begin(), allowed_list.end());
+      allowed_set_made = true;
+    }
     return allowed_set.contains(label);
   };
-  if (request.filter) {
-    std::shared_lock lock(documents_mutex_);
-    // One lookup for every document (a std::function made per document would allocate):
-    // it reads the document the loop is at.
-    const std::string* id = nullptr;
-    const DocumentInfo* info = nullptr;
-    json special;  // the value of a document field the filter asks for
-    const Filter::FieldLookup field = [&](const std::string& key) -> const json* {
-      if (key == "document_id") return &(special = *id);
-      if (key == "document_name") return &(special = info->name);
-      if (key == "format") return &(special = info->format);
-      const auto it = info->attributes.find(key);
-      return it == info->attributes.end() ? nullptr : &*it;
-    };
-    for (const auto& document : documents_) {
-      id = &document.first;
-      info = &document.second;
-      if (!request.filter->matches(field)) continue;
-      allowed_documents.push_back(*id);
-      allowed_labels.insert(allowed_labels.end(), info->labels.begin(), info->labels.end());
-    }
-    allowed_set.insert(allowed_labels.begin(), allowed_labels.end());
-    if (allowed_labels.empty()) return {};
-  }
   const auto* filter_fn = request.filter ? &allowed : nullptr;
 
   std::vector<VectorHit> vector_hits;
@@ -269,17 +312,17 @@ std::vector<SearchHit> BaseIndex::search(const SearchRequest& request) const {
     options.k = request.mode == SearchMode::kVector ? k : candidates;
     options.ef = std::max(request.beam, options.k);
     options.allowed = filter_fn;
-    options.allowed_labels = request.filter ? &allowed_labels : nullptr;
+    options.allowed_labels = request.filter ? &allowed_list : nullptr;
     vector_hits = vectors->search(request.query_vector, options);
   }
   LexicalResult lexical;
   if (request.mode != SearchMode::kVector) {
-    // A few thousand documents are a cheap term filter; beyond that each match is tested.
-    const bool by_documents = request.filter && allowed_documents.size() <= 1000;
+    // The allowed chunks as a list while sorting it is cheap; beyond that each match is tested.
+    const bool by_labels = request.filter && allowed_list.size() <= kListedFilterLabels;
     LexicalSearch options;
     options.k = request.mode == SearchMode::kLexical ? k : candidates;
-    options.documents = by_documents ? &allowed_documents : nullptr;
-    options.allowed = request.filter && !by_documents ? filter_fn : nullptr;
+    options.only = by_labels ? &allowed_list : nullptr;
+    options.allowed = request.filter && !by_labels ? filter_fn : nullptr;
     std::vector<uint64_t> vector_labels;
     if (request.mode == SearchMode::kHybrid) {
       vector_labels.reserve(vector_hits.size());

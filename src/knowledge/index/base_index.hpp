@@ -39,9 +39,12 @@ class Filter {
   // such field), so testing thousands of documents copies none of their attributes.
   using FieldLookup = std::function<const nlohmann::json*(const std::string& key)>;
   bool matches(const FieldLookup& field) const;
+  // The filter as text: equal for equal filters.
+  const std::string& key() const { return key_; }
 
  private:
   nlohmann::json spec_;
+  std::string key_;
 };
 
 enum class SearchMode { kHybrid, kVector, kLexical };
@@ -117,6 +120,9 @@ class BaseIndex {
     std::vector<uint64_t> labels;
   };
 
+  // The labels of the chunks a filter allows (every document tested: 20,000 at 1M chunks).
+  std::shared_ptr<const std::vector<uint64_t>> allowed_labels(const Filter& filter) const;
+
   std::string kb_id_;
   mutable std::mutex vectors_mutex_;  // guards vectors_ and embedder_ (the pointer, not the index)
   std::shared_ptr<VectorIndex> vectors_;
@@ -124,6 +130,19 @@ class BaseIndex {
   std::unique_ptr<LexicalIndex> lexical_;
   mutable std::shared_mutex documents_mutex_;
   std::unordered_map<std::string, DocumentInfo> documents_;
+  uint64_t documents_generation_ = 0;  // changed with documents_ (and its mutex)
+
+  // What the filters searched most recently allowed, until a document or chunk changes: a
+  // base searched with the same filter (a product's documents) tests its documents once.
+  struct Allowed {
+    std::string filter;
+    uint64_t generation = 0;
+    uint64_t used = 0;
+    std::shared_ptr<const std::vector<uint64_t>> labels;
+  };
+  mutable std::mutex allowed_mutex_;
+  mutable std::vector<Allowed> allowed_;
+  mutable uint64_t allowed_uses_ = 0;
 };
 
 // What the lexical index stores with a chunk (and search results show).

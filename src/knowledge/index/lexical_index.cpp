@@ -90,6 +90,18 @@ class LabelSource final : public Xapian::PostingSource {
   bool started_ = false;
 };
 
+// Labels as Xapian's document ids: sorted, without repeats, within its range.
+std::vector<Xapian::docid> docids(const std::vector<uint64_t>& labels) {
+  std::vector<Xapian::docid> ids;
+  ids.reserve(labels.size());
+  for (uint64_t label : labels) {
+    if (label > 0 && label <= UINT32_MAX) ids.push_back(static_cast<Xapian::docid>(label));
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
 // A query of words (the parser's OR of terms) with the common ones moved to the optional side
 // of an AND_MAYBE: the chunks with a rarer word, or among the candidates, are matched, and the
 // common words add their BM25 weight to those. The weights are the same as the plain query's;
@@ -122,16 +134,7 @@ Xapian::Query focus(const Xapian::Database& db, const Xapian::Query& parsed,
   const bool any_candidates = candidates != nullptr && !candidates->empty();
   if (common.empty() || (rare.empty() && !any_candidates)) return parsed;
   std::vector<Xapian::Query> chosen = std::move(rare);
-  if (any_candidates) {
-    std::vector<Xapian::docid> ids;
-    ids.reserve(candidates->size());
-    for (uint64_t label : *candidates) {
-      if (label > 0 && label <= UINT32_MAX) ids.push_back(static_cast<Xapian::docid>(label));
-    }
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    chosen.emplace_back((new LabelSource(std::move(ids)))->release());
-  }
+  if (any_candidates) chosen.emplace_back((new LabelSource(docids(*candidates)))->release());
   focused = true;
   return {Xapian::Query::OP_AND_MAYBE,
           Xapian::Query(Xapian::Query::OP_OR, chosen.begin(), chosen.end()),
@@ -261,20 +264,19 @@ LexicalResult LexicalIndex::search(std::string_view query, const LexicalSearch& 
   std::lock_guard lock(mutex_);
   try {
     const Xapian::Query parsed = parse(query);
-    Xapian::Query documents;
-    if (options.documents != nullptr) {
-      std::vector<Xapian::Query> terms;
-      terms.reserve(options.documents->size());
-      for (const auto& d : *options.documents) terms.emplace_back(std::string(kDocumentPrefix) + d);
-      documents = Xapian::Query(Xapian::Query::OP_OR, terms.begin(), terms.end());
-    }
+    // A filter's chunks as a posting list read from memory: an OR of the documents' terms
+    // read three blocks of the index for each document (a 1% filter at 1M chunks, 200
+    // documents, took 30 ms).
+    Xapian::Query only;
+    if (options.only != nullptr)
+      only = Xapian::Query((new LabelSource(docids(*options.only)))->release());
     std::unique_ptr<LabelDecider> decider;
     if (options.allowed != nullptr) decider = std::make_unique<LabelDecider>(*options.allowed);
     const auto k = static_cast<Xapian::doccount>(options.k);
     const auto match = [&](const Xapian::Query& q) {
       Xapian::Enquire enquire(*db_);
-      enquire.set_query(
-          options.documents != nullptr ? Xapian::Query(Xapian::Query::OP_FILTER, q, documents) : q);
+      enquire.set_query(options.only != nullptr ? Xapian::Query(Xapian::Query::OP_FILTER, q, only)
+                                                : q);
       return std::make_unique<Xapian::MSet>(enquire.get_mset(0, k, nullptr, decider.get()));
     };
     const auto term_frequency = [this](const std::string& term) {

@@ -63,8 +63,10 @@ class LexicalResult {
 
 struct LexicalSearch {
   size_t k = 10;
-  const std::vector<std::string>* documents = nullptr;     // only chunks of these documents
-  const std::function<bool(uint64_t)>* allowed = nullptr;  // a further test of a label
+  // Only these chunks (a filter's; any order); null: any.
+  const std::vector<uint64_t>* only = nullptr;
+  // Or a test of each match (for a filter that allows too many chunks to list).
+  const std::function<bool(uint64_t)>* allowed = nullptr;
   // Chunks a query of common words scores (the vector side's candidates), sorted; null: such a
   // query scores every chunk that has its words, as plain BM25 does.
   const std::vector<uint64_t>* candidates = nullptr;
