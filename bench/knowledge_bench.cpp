@@ -9,6 +9,7 @@
 // (that is docs/benchmarks.md's evaluation set).
 //
 // Usage: parley_knowledge_bench [--chunks N] [--queries N] [--dir DIR] [--reuse 1] [--beam N]
+//        [--catch-up 0|1]
 //        parley_knowledge_bench --eval bench/eval/knowledge [--dir DIR]
 // --reuse 1 searches what an earlier run left in DIR (no ingestion; no index build unless
 // DIR/index was removed, when the build from the database is measured): for trying search
@@ -23,6 +24,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -61,6 +63,10 @@ struct Options {
   std::string eval;    // the evaluation set's folder: measure quality instead of speed
   bool reuse = false;  // search the store and indexes a previous run left in --dir
   size_t beam = 0;     // the searches' beam; 0: knowledge.search_beam's default
+  // Measure the catch-up from the change log: by default only in a fresh run, since each
+  // measure leaves its removed chunks in the graph as deleted nodes (hnswlib never reuses
+  // them), which a store reused again would carry into its searches.
+  std::optional<bool> catch_up;
 };
 
 double seconds_since(Clock::time_point start) {
@@ -544,7 +550,8 @@ int run(const Options& options) {
   }
   // --- Catch-up: documents ingested elsewhere (another replica, a worker), then their files
   // deleted, applied to the indexes from the change log -------------------------------------
-  const int added_documents = std::max(40, documents / 50);
+  const bool catch_up = options.catch_up.value_or(!b.reused);
+  const int added_documents = catch_up ? std::max(40, documents / 50) : 0;
   std::vector<std::string> added_files;
   for (int d = 0; d < added_documents; ++d) {
     const std::string content = corpus.document(kSectionsPerDocument);
@@ -567,15 +574,19 @@ int run(const Options& options) {
     }
   }
   const int64_t added_chunks = repo.get_base(base->id)->chunks - chunks;
-  auto catch_up_start = Clock::now();
-  if (auto r = manager->catch_up(); !r) return 1;
-  const double add_seconds = seconds_since(catch_up_start);
-  for (const auto& file : added_files) {
-    if (auto r = repo.delete_file(file); !r) return 1;
+  double add_seconds = 0;
+  double remove_seconds = 0;
+  if (catch_up) {
+    auto catch_up_start = Clock::now();
+    if (auto r = manager->catch_up(); !r) return 1;
+    add_seconds = seconds_since(catch_up_start);
+    for (const auto& file : added_files) {
+      if (auto r = repo.delete_file(file); !r) return 1;
+    }
+    catch_up_start = Clock::now();
+    if (auto r = manager->catch_up(); !r) return 1;
+    remove_seconds = seconds_since(catch_up_start);
   }
-  catch_up_start = Clock::now();
-  if (auto r = manager->catch_up(); !r) return 1;
-  const double remove_seconds = seconds_since(catch_up_start);
 
   manager->stop();
   index.reset();
@@ -614,11 +625,13 @@ int run(const Options& options) {
               percentile(common_words, 0.5), percentile(common_words, 0.99));
   std::printf("| hybrid search, filter matching 1%% of documents, p50 / p99, ms | %.2f / %.2f |\n",
               percentile(filtered, 0.5), percentile(filtered, 0.99));
-  std::printf(
-      "| catch-up from the change log: %lld chunks added, then removed; chunks/s | %.0f / %.0f "
-      "|\n",
-      static_cast<long long>(added_chunks), static_cast<double>(added_chunks) / add_seconds,
-      static_cast<double>(added_chunks) / remove_seconds);
+  if (catch_up) {
+    std::printf(
+        "| catch-up from the change log: %lld chunks added, then removed; chunks/s | %.0f / "
+        "%.0f |\n",
+        static_cast<long long>(added_chunks), static_cast<double>(added_chunks) / add_seconds,
+        static_cast<double>(added_chunks) / remove_seconds);
+  }
   std::printf(
       "| resident memory of the indexes loaded from disk, MiB (per million chunks) | %.0f (%.0f) "
       "|\n",
@@ -652,6 +665,7 @@ int main(int argc, char** argv) {
     if (flag == "--eval") options.eval = argv[i + 1];
     if (flag == "--reuse") options.reuse = std::string(argv[i + 1]) == "1";
     if (flag == "--beam") options.beam = std::stoul(argv[i + 1]);
+    if (flag == "--catch-up") options.catch_up = std::string(argv[i + 1]) == "1";
   }
   return options.eval.empty() ? run(options) : evaluate(options);
 }

@@ -187,6 +187,11 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
     error = turn.generation_error;
     if (!error) error = turn.output_blocked;
   }
+  if (result && !error && !began) {
+    // Answered without a word (nothing reached the sink): the stream still says so.
+    const bool opened = co_await begin();
+    (void)opened;
+  }
   if (!started) {
     // Failed before the stream began: a plain error answer.
     if (!result) co_return fail(result.error(), req);

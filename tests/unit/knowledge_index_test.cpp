@@ -349,6 +349,10 @@ TEST(LexicalIndex, AQueryOfCommonWordsScoresTheCandidatesItIsGiven) {
     SCOPED_TRACE(directory.empty() ? "in memory" : "on disk");
     const auto index = common_words_index(directory);
     search_common_words_with_candidates(*index);
+    // A removed chunk has no data.
+    index->remove(8);
+    EXPECT_FALSE(index->data(8).has_value());
+    EXPECT_TRUE(index->data(10).has_value());
   }
 }
 
@@ -749,6 +753,15 @@ struct ReleaseOnExit {
   ~ReleaseOnExit() { gate.release(); }
 };
 
+// Waits (30 s at most) for a background rebuild to end.
+bool rebuilt(const IndexManager& manager) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (manager.rebuilding() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return !manager.rebuilding().has_value();
+}
+
 // What the server does: start() returns at once, each base serves as soon as it is whole
 // (smallest first), the others are refused with when to try again, and nothing is saved
 // until every base is rebuilt.
@@ -804,11 +817,7 @@ TEST_F(IndexManagerTest, ARebuildInTheBackgroundServesEachBaseOnceItIsWhole) {
     EXPECT_FALSE(std::filesystem::exists(state_path)) << "half a rebuild was saved";
 
     gate.release();
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (manager.rebuilding() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    ASSERT_FALSE(manager.rebuilding().has_value());
+    ASSERT_TRUE(rebuilt(manager));
     EXPECT_EQ(readiness(manager, std::chrono::steady_clock::now()), json({{"status", "ok"}}));
     const auto whole = manager.serving(large);
     ASSERT_TRUE(whole.ok());
@@ -833,70 +842,66 @@ TEST_F(IndexManagerTest, ARebuildInTheBackgroundServesEachBaseOnceItIsWhole) {
 // The database goes away in the middle of a rebuild (here: the chunks' table is renamed away
 // behind the store's back): the rebuild is tried again, and resumes where it stopped. The
 // base that already served keeps serving throughout, as the same index, not rebuilt again.
+// Renames a table of the store's database behind its back: the database "goes away" for what
+// reads that table.
+void rename_table(const std::string& database, const std::string& from, const std::string& to) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(database.c_str(), &db), SQLITE_OK);
+  const std::string sql = "ALTER TABLE " + from + " RENAME TO " + to;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+}
+
+// The chunks' table goes away in the middle of a rebuild: the rebuild is tried again and again,
+// and resumes where it stopped once the table is back. The base that already served keeps
+// serving throughout, as the same index, not rebuilt again.
 TEST_F(IndexManagerTest, AFailedRebuildResumesAndTheBasesThatServedKeepServing) {
   const std::string small = make_base();
   add_document(small, "c.txt", {"alpha proxy timeout"});
   const std::string large = make_base();
   add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
   add_document(large, "b.txt", {"delta warranty terms"});
-  const auto rename_chunks = [&](const char* from, const char* to) {
-    sqlite3* db = nullptr;
-    const std::string path = dir_.path() + "/parley.db";
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    const std::string sql = std::string("ALTER TABLE ") + from + " RENAME TO " + to;
-    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
-        << sqlite3_errmsg(db);
-    sqlite3_close(db);
-  };
-  Gate first;   // the small base is whole, in the first try
-  Gate second;  // a later try has counted what is done
-  std::atomic<int> reports_after_one{0};
+  const std::string database = dir_.path() + "/parley.db";
+  Gate first;  // the small base is whole, in the first try
+  // Reports of the small base alone done: the first try's, then one at the start of each try
+  // after it (which counts what is done afresh).
+  std::atomic<int> small_done_reports{0};
   IndexOptions background = options();
   background.rebuild_in_background = true;
   background.sync_interval = std::chrono::milliseconds(10);  // tried again after 50 ms
   background.on_rebuild_progress = [&](const RebuildProgress& p) {
-    if (p.bases_done != 1) return;
-    const int n = ++reports_after_one;
-    if (n == 1) first.arrive_and_wait();
-    if (n == 2) second.arrive_and_wait();
+    if (p.bases_done != 1 || p.chunks_done != 1) return;
+    if (++small_done_reports == 1) first.arrive_and_wait();
   };
   IndexManager manager(store_->knowledge(), background);
   ReleaseOnExit release_first{first};
-  ReleaseOnExit release_second{second};
   ASSERT_TRUE(manager.start().ok());
   ASSERT_TRUE(first.wait_arrived());
   const auto served = manager.base(small);
   ASSERT_NE(served, nullptr);
 
-  rename_chunks("kb_chunks", "kb_chunks_away");
+  rename_table(database, "kb_chunks", "kb_chunks_away");
   first.release();
-  // Tries fail, one after another, for a while: the small base serves all along.
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
-  while (std::chrono::steady_clock::now() < until) {
+  // Two more tries begin (the first of them failed), while the small base serves all along.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (small_done_reports.load() < 3 && std::chrono::steady_clock::now() < until) {
     const auto ready = manager.serving(small);
     ASSERT_TRUE(ready.ok()) << ready.error().message;
     ASSERT_EQ(ready->get(), served.get());
     const auto refused = manager.serving(large);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().reason, "knowledge_index_rebuilding");
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  rename_chunks("kb_chunks_away", "kb_chunks");
-
-  ASSERT_TRUE(second.wait_arrived());
+  ASSERT_GE(small_done_reports.load(), 3);
   const auto progress = manager.rebuilding();
   ASSERT_TRUE(progress.has_value());
   EXPECT_EQ(progress->bases_done, 1);
-  EXPECT_EQ(progress->chunks_done, 1) << "a try that had not failed would be further on";
   EXPECT_EQ(progress->chunks_total, 4);
-  EXPECT_EQ(manager.base(small).get(), served.get());
-  second.release();
+  rename_table(database, "kb_chunks_away", "kb_chunks");
 
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (manager.rebuilding() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_FALSE(manager.rebuilding().has_value());
+  ASSERT_TRUE(rebuilt(manager));
   EXPECT_EQ(manager.base(small).get(), served.get());
   const auto whole = manager.serving(large);
   ASSERT_TRUE(whole.ok());
@@ -904,6 +909,52 @@ TEST_F(IndexManagerTest, AFailedRebuildResumesAndTheBasesThatServedKeepServing) 
   EXPECT_EQ((*whole)->chunks(), 3U);
   EXPECT_FALSE(labels(manager, large, "warranty").empty());
   EXPECT_FALSE(labels(manager, small, "proxy").empty());
+  manager.stop();
+}
+
+// The change log goes away after every base was read, as the rebuild applies what was logged
+// meanwhile: every base keeps serving, as the same index, until a later try finishes.
+TEST_F(IndexManagerTest, ARebuildThatFailsAtItsLastStepKeepsEveryBaseServing) {
+  const std::string small = make_base();
+  add_document(small, "c.txt", {"alpha proxy timeout"});
+  const std::string large = make_base();
+  add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
+  const std::string database = dir_.path() + "/parley.db";
+  Gate read;  // both bases are whole
+  IndexOptions background = options();
+  background.rebuild_in_background = true;
+  background.sync_interval = std::chrono::milliseconds(10);
+  background.on_rebuild_progress = [&](const RebuildProgress& p) {
+    if (p.bases_done == 2) read.arrive_and_wait();  // (a gate opens once)
+  };
+  IndexManager manager(store_->knowledge(), background);
+  ReleaseOnExit release{read};
+  ASSERT_TRUE(manager.start().ok());
+  ASSERT_TRUE(read.wait_arrived());
+  const auto small_served = manager.base(small);
+  const auto large_served = manager.base(large);
+  ASSERT_NE(small_served, nullptr);
+  ASSERT_NE(large_served, nullptr);
+
+  rename_table(database, "kb_changes", "kb_changes_away");
+  read.release();
+  // Several tries fail (one every 50 ms): both bases serve all along, not rebuilt again.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_TRUE(manager.rebuilding().has_value());
+    const auto a = manager.serving(small);
+    ASSERT_TRUE(a.ok()) << a.error().message;
+    ASSERT_EQ(a->get(), small_served.get());
+    const auto b = manager.serving(large);
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    ASSERT_EQ(b->get(), large_served.get());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  rename_table(database, "kb_changes_away", "kb_changes");
+  ASSERT_TRUE(rebuilt(manager));
+  EXPECT_EQ(manager.base(small).get(), small_served.get());
+  EXPECT_EQ(manager.base(large).get(), large_served.get());
+  EXPECT_FALSE(labels(manager, large, "refund").empty());
   manager.stop();
 }
 
@@ -976,11 +1027,7 @@ TEST_F(IndexManagerTest, BasesThatServeDuringARebuildFollowTheLog) {
   EXPECT_TRUE(labels(manager, first, "proxy").empty());
   EXPECT_FALSE(manager.serving(third).ok());
   after_second.release();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (manager.rebuilding() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_FALSE(manager.rebuilding().has_value());
+  ASSERT_TRUE(rebuilt(manager));
   EXPECT_EQ(manager.base(third)->chunks(), 3U);
   EXPECT_EQ(manager.applied_seq(), *store_->knowledge().last_change());
   manager.stop();

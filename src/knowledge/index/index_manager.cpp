@@ -258,7 +258,8 @@ Result<void> IndexManager::rebuild() {
   // What was logged while the bases were read, applied before they all serve: a base created
   // meanwhile must not be answered as empty.
   auto applied = apply_log(applied_, false);
-  if (!applied) return std::move(applied).error();
+  if (!applied) return std::move(applied).error();  // tried again with every base kept
+  rebuild_mark_.reset();
   {
     std::lock_guard lock(progress_mutex_);
     rebuilding_.reset();
@@ -294,6 +295,12 @@ Result<void> IndexManager::rebuild_locked() {
     }
     rebuild_mark_ = *mark;
     rebuild_followed_ = *mark;
+  } else {
+    // Tried again: the bases that serve catch up on what was logged since the last try first
+    // (a document deleted meanwhile must not stay found while the rest is read).
+    auto seen = apply_log(rebuild_followed_, true);
+    if (!seen) return std::move(seen).error();
+    rebuild_followed_ = *seen;
   }
   std::vector<store::KnowledgeBase> all;
   std::optional<std::string> cursor;
@@ -364,8 +371,7 @@ Result<void> IndexManager::rebuild_locked() {
     rebuild_followed_ = *seen;
     report([](RebuildProgress& p) { ++p.bases_done; });
   }
-  applied_ = *rebuild_mark_;
-  rebuild_mark_.reset();
+  applied_ = *rebuild_mark_;  // the mark stays until rebuild() has applied the log since it
   dirty_ = true;
   log::info("knowledge indexes read from the database",
             {{"bases", static_cast<int64_t>(all.size())}, {"chunks", chunks}});

@@ -24,9 +24,9 @@ constexpr Xapian::doccount kCommonFloor = 1000;
 // blocks read them in fewer calls (Xapian's default is 8 KiB; a block size is fixed when the
 // index is created).
 constexpr int kBlockSize = 65536;
-// Words whose chunk counts searches remember (until the next commit) to tell common words from
-// rare: Xapian reads a word's count from the index every time it is asked (a block each), and
-// reads it again to match.
+// Words whose chunk counts searches remember (until the index changes) to tell common words
+// from rare: Xapian reads a word's count from the index every time it is asked (a block each),
+// and reads it again to match.
 constexpr size_t kTermFrequenciesKept = 100'000;
 
 Xapian::Stem english() { return Xapian::Stem("english"); }
@@ -229,11 +229,13 @@ void LexicalIndex::upsert(uint64_t label, std::string_view document_id, std::str
   doc.set_data(data);
   std::lock_guard lock(mutex_);
   db_->replace_document(static_cast<Xapian::docid>(label), doc);
+  term_frequencies_.clear();
 }
 
 void LexicalIndex::remove(uint64_t label) {
   if (label == 0 || label > UINT32_MAX) return;
   std::lock_guard lock(mutex_);
+  term_frequencies_.clear();
   try {
     db_->delete_document(static_cast<Xapian::docid>(label));
   } catch (const Xapian::DocNotFoundError&) {
@@ -246,7 +248,6 @@ Result<void> LexicalIndex::commit(int64_t applied_seq) {
   try {
     db_->set_metadata(kAppliedKey, std::to_string(applied_seq));
     db_->commit();
-    term_frequencies_.clear();
   } catch (const Xapian::Error& e) {
     return Error::internal("cannot commit the lexical index: " + e.get_description());
   }

@@ -95,8 +95,7 @@ class LexicalIndex {
   explicit LexicalIndex(std::unique_ptr<Xapian::WritableDatabase> db);
   std::unique_ptr<Xapian::WritableDatabase> db_;
   mutable std::mutex mutex_;
-  // Words' chunk counts as of the last commit, roughly (changes since are not counted): enough
-  // to tell common words from rare. With mutex_ held.
+  // Words' chunk counts, remembered until the index changes. With mutex_ held.
   mutable std::unordered_map<std::string, unsigned> term_frequencies_;
 };
 
