@@ -18,6 +18,7 @@
 // instead: hit@1, hit@5 and MRR@5 of hybrid search and of each side alone, with the built-in
 // embedder.
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -422,6 +423,8 @@ int run(const Options& options) {
   // index is read through the page cache, 3.6 GB at 1M chunks; a fresh rebuild leaves it
   // there, a store reused the next day does not), then a round of searches.
   {
+    // What the build wrote reaches the disk first, not during the timed searches.
+    ::sync();
     std::vector<char> buffer(1 << 20);
     for (const auto& entry : std::filesystem::recursive_directory_iterator(dir + "/index")) {
       if (!entry.is_regular_file()) continue;
