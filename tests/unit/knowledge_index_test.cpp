@@ -539,6 +539,17 @@ class IndexManagerTest : public ::testing::Test {
     EXPECT_TRUE(repo.commit_chunks(commit, now()).ok());
     return doc->document.id;
   }
+  // A base of one chunk and a larger one (3 chunks with `warranty`, else 2). The small one is
+  // created first: bases are listed newest first, so only a rebuild's smallest-first order
+  // reads it first.
+  std::pair<std::string, std::string> small_and_large(bool warranty = true) {
+    const std::string small = make_base();
+    add_document(small, "c.txt", {"alpha proxy timeout"});
+    const std::string large = make_base();
+    add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
+    if (warranty) add_document(large, "b.txt", {"delta warranty terms"});
+    return {small, large};
+  }
   std::string make_base() {
     auto base = store_->knowledge().create_base(
         {"t", "Docs", "", embedder_.name(), embedder_.dimension(), "{}", "{}"}, now());
@@ -766,12 +777,9 @@ bool rebuilt(const IndexManager& manager) {
 // (smallest first), the others are refused with when to try again, and nothing is saved
 // until every base is rebuilt.
 TEST_F(IndexManagerTest, ARebuildInTheBackgroundServesEachBaseOnceItIsWhole) {
-  // Created first: bases are listed newest first, so only the rebuild's order puts it first.
-  const std::string small = make_base();
-  add_document(small, "c.txt", {"alpha proxy timeout"});
-  const std::string large = make_base();
-  add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
-  add_document(large, "b.txt", {"delta warranty terms"});
+  const auto bases = small_and_large();
+  const std::string& small = bases.first;
+  const std::string& large = bases.second;
   Gate gate;
   IndexOptions background = options();
   background.rebuild_in_background = true;
@@ -857,11 +865,9 @@ void rename_table(const std::string& database, const std::string& from, const st
 // and resumes where it stopped once the table is back. The base that already served keeps
 // serving throughout, as the same index, not rebuilt again.
 TEST_F(IndexManagerTest, AFailedRebuildResumesAndTheBasesThatServedKeepServing) {
-  const std::string small = make_base();
-  add_document(small, "c.txt", {"alpha proxy timeout"});
-  const std::string large = make_base();
-  add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
-  add_document(large, "b.txt", {"delta warranty terms"});
+  const auto bases = small_and_large();
+  const std::string& small = bases.first;
+  const std::string& large = bases.second;
   const std::string database = dir_.path() + "/parley.db";
   Gate first;  // the small base is whole, in the first try
   // Reports of the small base alone done: the first try's, then one at the start of each try
@@ -915,10 +921,9 @@ TEST_F(IndexManagerTest, AFailedRebuildResumesAndTheBasesThatServedKeepServing) 
 // The change log goes away after every base was read, as the rebuild applies what was logged
 // meanwhile: every base keeps serving, as the same index, until a later try finishes.
 TEST_F(IndexManagerTest, ARebuildThatFailsAtItsLastStepKeepsEveryBaseServing) {
-  const std::string small = make_base();
-  add_document(small, "c.txt", {"alpha proxy timeout"});
-  const std::string large = make_base();
-  add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
+  const auto bases = small_and_large(false);
+  const std::string& small = bases.first;
+  const std::string& large = bases.second;
   const std::string database = dir_.path() + "/parley.db";
   Gate read;  // both bases are whole
   IndexOptions background = options();
@@ -959,10 +964,9 @@ TEST_F(IndexManagerTest, ARebuildThatFailsAtItsLastStepKeepsEveryBaseServing) {
 }
 
 TEST_F(IndexManagerTest, ARebuildCutShortByStoppingSavesNothingAndIsDoneAgain) {
-  const std::string small = make_base();
-  add_document(small, "c.txt", {"alpha proxy timeout"});
-  const std::string large = make_base();
-  add_document(large, "a.txt", {"beta refund policy", "gamma shipping costs"});
+  const auto bases = small_and_large(false);
+  const std::string& small = bases.first;
+  const std::string& large = bases.second;
   Gate gate;
   IndexOptions background = options();
   background.rebuild_in_background = true;
