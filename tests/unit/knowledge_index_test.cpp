@@ -311,6 +311,32 @@ TEST(LexicalIndex, CommonWordsAddToTheScoresOfChunksThatRarerWordsChose) {
             20);
 }
 
+// "server", in every chunk, has no weight under BM25's idf: a query with other words leaves it
+// out (the scores are those of the other words alone); by itself it is still searched.
+TEST(LexicalIndex, AWordInMostChunksIsLeftOutWhenOtherWordsRemain) {
+  const auto index = common_words_index();
+  LexicalSearch options;
+  options.k = 10;
+  const auto with = index->search("proxy timeout server", options);
+  const auto without = index->search("proxy timeout", options);
+  ASSERT_EQ(with.hits.size(), 10U);
+  ASSERT_EQ(labels_of(with), labels_of(without));
+  for (size_t i = 0; i < with.hits.size(); ++i) {
+    EXPECT_DOUBLE_EQ(with.hits[i].score, without.hits[i].score);
+  }
+  // Across the two sides of an AND_MAYBE too: "timeout" (half the chunks) still adds.
+  const std::vector<uint64_t> candidates{7, 8};
+  options.candidates = &candidates;
+  const auto scored = index->search("timeout server", options);
+  ASSERT_EQ(labels_of(scored), (std::vector<uint64_t>{8, 7}));
+  EXPECT_GT(scored.hits[0].score, 0);
+  EXPECT_EQ(scored.hits[1].score, 0);
+  options.candidates = nullptr;
+  const auto alone = index->search("server", options);
+  ASSERT_EQ(alone.hits.size(), 10U);
+  EXPECT_GT(alone.hits[0].score, 0);
+}
+
 void search_common_words_with_candidates(const LexicalIndex& index) {
   LexicalSearch options;
   options.k = 10;
@@ -354,6 +380,38 @@ TEST(LexicalIndex, AQueryOfCommonWordsScoresTheCandidatesItIsGiven) {
     EXPECT_FALSE(index->data(8).has_value());
     EXPECT_TRUE(index->data(10).has_value());
   }
+}
+
+// Scores are BM25's (k1 1, b 0.5, against a reference length of 200 words, lengths under
+// half of it counted as half: lexical_index.cpp), its length normalisation applied when a
+// chunk is indexed: a word said once in a short chunk outweighs the same word said once in a
+// long one, and the scores keep BM25's ratios.
+TEST(LexicalIndex, ScoresAreBm25WithTheChunksLengthsNormalised) {
+  auto opened = LexicalIndex::open("");
+  ASSERT_TRUE(opened.ok());
+  auto index = std::move(opened).value();
+  const auto filler = [](int words) {
+    std::string text;
+    for (int i = 0; i < words; ++i) text += " filler";
+    return text;
+  };
+  index->upsert(1, "doc_a", "", "proxy" + filler(9), "{}");                // 10 words, once
+  index->upsert(2, "doc_a", "", "proxy" + filler(399), "{}");              // 400 words, once
+  index->upsert(3, "doc_a", "", "proxy proxy proxy" + filler(397), "{}");  // 400, three times
+  for (uint64_t label = 10; label < 30; ++label)
+    index->upsert(label, "doc_b", "", "other words", "{}");
+  LexicalSearch options;
+  options.k = 5;
+  const auto r = index->search("proxy", options);
+  ASSERT_EQ(labels_of(r), (std::vector<uint64_t>{3, 1, 2}));
+  // BM25's term frequency part, tf × (k1 + 1) / (k1 × norm + tf) with norm = 0.5 + 0.5 × L:
+  // L 0.5 for 10 words (the floor), 2 for 400.
+  const auto part = [](double tf, double norm) { return tf * 2 / (norm + tf); };
+  const double once_short = part(1, 0.75);
+  const double once_long = part(1, 1.5);
+  const double thrice_long = part(3, 1.5);
+  EXPECT_NEAR(r.hits[1].score / r.hits[2].score, once_short / once_long, 0.02);
+  EXPECT_NEAR(r.hits[0].score / r.hits[2].score, thrice_long / once_long, 0.02);
 }
 
 std::unique_ptr<BaseIndex> make_base(const HashedEmbedder& embedder) {
@@ -594,7 +652,7 @@ TEST_F(IndexManagerTest, CatchesUpPersistsAndAppliesOnlyWhatChangedAfterARestart
   const auto found = labels(again, kb, "warranty");
   ASSERT_FALSE(found.empty());
   again.stop();
-  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/index/state-v2.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/index/state-v3.json"));
 }
 
 TEST_F(IndexManagerTest, OneDirectoryServesOneManagerAtATime) {
@@ -653,7 +711,7 @@ TEST_F(IndexManagerTest, IndexesSavedByAnEarlierVersionAreRebuilt) {
   }
   // The state file as an earlier version named it; the files stay readable, so only the name
   // can tell this version to rebuild (a marker left in the base's directory shows it did).
-  const std::string state_path = dir_.path() + "/index/state-v2.json";
+  const std::string state_path = dir_.path() + "/index/state-v3.json";
   ASSERT_TRUE(std::filesystem::exists(state_path));
   std::filesystem::rename(state_path, dir_.path() + "/index/state.json");
   const std::string marker = dir_.path() + "/index/" + kb + "/marker";
@@ -786,7 +844,7 @@ TEST_F(IndexManagerTest, ARebuildInTheBackgroundServesEachBaseOnceItIsWhole) {
   background.on_rebuild_progress = [&](const RebuildProgress& p) {
     if (p.bases_done == 1) gate.arrive_and_wait();
   };
-  const std::string state_path = dir_.path() + "/index/state-v2.json";
+  const std::string state_path = dir_.path() + "/index/state-v3.json";
   {
     IndexManager manager(store_->knowledge(), background);
     ReleaseOnExit release{gate};
@@ -984,7 +1042,7 @@ TEST_F(IndexManagerTest, ARebuildCutShortByStoppingSavesNothingAndIsDoneAgain) {
     stopper.join();
     EXPECT_TRUE(manager.rebuilding().has_value()) << "the rebuild ran to its end";
   }
-  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/index/state-v2.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/index/state-v3.json"));
   // Done again at the next start (here a blocking one), whole.
   int reports = 0;
   IndexOptions blocking = options();

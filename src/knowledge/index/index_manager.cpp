@@ -29,7 +29,8 @@ constexpr size_t kInsertsPerThreadPerHold = 4;
 // What the saved files hold, in the state file's name: a version that finds no state file of
 // its own format rebuilds, whether the files are older or newer than it (earlier versions read
 // "state.json"). 2: vectors as 8-bit codes, chunk records in binary, 64 KiB Xapian blocks.
-constexpr const char* kStateFile = "state-v2.json";
+// 3: word counts scaled by the chunk's length (lexical_index.cpp's kWdfScale).
+constexpr const char* kStateFile = "state-v3.json";
 constexpr const char* kLockFile = "lock";
 constexpr const char* kVectorsFile = "vectors.hnsw";
 constexpr const char* kLexicalDir = "lexical";

@@ -4,6 +4,7 @@
 #include <xapian.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "obs/log.hpp"
 
@@ -19,6 +20,12 @@ constexpr Xapian::termcount kSectionWeight = 2;  // heading words count twice
 // BM25's inverse document frequency makes small. Below the floor every posting list is short.
 constexpr double kCommonShare = 0.05;
 constexpr Xapian::doccount kCommonFloor = 1000;
+// A common word in more than this share of the chunks is left out of a query that has other
+// words: BM25's inverse document frequency, log((N - n + 0.5) / (n + 0.5)), gives it no
+// positive weight (Xapian keeps it above zero, at most log 1.5 = 0.41, against 2.9 for a word
+// in 5% of the chunks), and probing its postings for every chunk the other words chose was
+// most of what remained of a search's time at 1M chunks.
+constexpr double kWeightlessShare = 0.5;
 // Xapian reads its B-trees a block at a time through pread, one system call each: a search's
 // posting lists at 1M chunks took about a thousand, half of the lexical side's time. Larger
 // blocks read them in fewer calls (Xapian's default is 8 KiB; a block size is fixed when the
@@ -28,6 +35,23 @@ constexpr int kBlockSize = 65536;
 // from rare: Xapian reads a word's count from the index every time it is asked (a block each),
 // and reads it again to match.
 constexpr size_t kTermFrequenciesKept = 100'000;
+// BM25 as Xapian's defaults have it (k1 1, b 0.5, lengths under half the reference counted as
+// half), with the length normalisation applied when a chunk is indexed rather than at each
+// search: a chunk's word counts are scaled by kWdfScale / ((1 - b) + b * L), L its length
+// against kReferenceLength (at least kMinNormalisedLength), and searches weigh them with
+// k1 × kWdfScale and b = 0. That ranks as BM25 does, every score multiplied by one constant
+// ((k1 × kWdfScale + 1) / (k1 + 1)), but a search reads no chunk's length: at 1M chunks the
+// length look-ups (a block of the index each) were most of the lexical side's time, and the
+// bounds on each word's weight, no longer loosened by the shortest chunk's length, let Xapian
+// skip more of the postings.
+// The reference is a fixed length, not the base's average, so that an indexed chunk never
+// has to be indexed again as the base grows; it is the words of a typical chunk at the
+// default chunk size. Counts are rounded to 1/kWdfScale of a word.
+constexpr double kK1 = 1.0;
+constexpr double kB = 0.5;
+constexpr double kMinNormalisedLength = 0.5;
+constexpr double kReferenceLength = 200;
+constexpr double kWdfScale = 32;
 
 Xapian::Stem english() { return Xapian::Stem("english"); }
 
@@ -105,8 +129,9 @@ std::vector<Xapian::docid> docids(const std::vector<uint64_t>& labels) {
 // A query of words (the parser's OR of terms) with the common ones moved to the optional side
 // of an AND_MAYBE: the chunks with a rarer word, or among the candidates, are matched, and the
 // common words add their BM25 weight to those. The weights are the same as the plain query's;
-// only chunks chosen by common words alone are not read. A query with operators (+, -, AND…),
-// or whose words are all rare, is returned as it is, as is a query of common words alone when
+// only chunks chosen by common words alone are not read. Words in more than kWeightlessShare
+// of the chunks are left out when other words remain. A query with operators (+, -, AND…), or
+// whose words are all rare, is returned as it is, as is a query of common words alone when
 // there are no candidates.
 Xapian::Query focus(const Xapian::Database& db, const Xapian::Query& parsed,
                     const std::function<Xapian::doccount(const std::string&)>& term_frequency,
@@ -125,20 +150,59 @@ Xapian::Query focus(const Xapian::Database& db, const Xapian::Query& parsed,
   }
   const auto common_from =
       std::max(kCommonFloor, static_cast<Xapian::doccount>(kCommonShare * db.get_doccount()));
+  const auto weightless_from =
+      std::max(common_from, static_cast<Xapian::doccount>(kWeightlessShare * db.get_doccount()));
   std::vector<Xapian::Query> rare;
   std::vector<Xapian::Query> common;
+  std::vector<Xapian::Query> weightless;
   for (auto& word : words) {
-    const std::string term = *word.get_terms_begin();
-    (term_frequency(term) > common_from ? common : rare).push_back(std::move(word));
+    const Xapian::doccount frequency = term_frequency(*word.get_terms_begin());
+    (frequency > weightless_from ? weightless
+     : frequency > common_from   ? common
+                                 : rare)
+        .push_back(std::move(word));
   }
   const bool any_candidates = candidates != nullptr && !candidates->empty();
-  if (common.empty() || (rare.empty() && !any_candidates)) return parsed;
+  if (rare.empty() && common.empty()) {
+    common = std::move(weightless);  // nothing else to rank by
+  } else if (!weightless.empty()) {
+    focused = true;
+  }
+  if (common.empty()) {
+    return focused ? Xapian::Query(Xapian::Query::OP_OR, rare.begin(), rare.end()) : parsed;
+  }
+  if (rare.empty() && !any_candidates) {
+    return focused ? Xapian::Query(Xapian::Query::OP_OR, common.begin(), common.end()) : parsed;
+  }
   std::vector<Xapian::Query> chosen = std::move(rare);
   if (any_candidates) chosen.emplace_back((new LabelSource(docids(*candidates)))->release());
   focused = true;
   return {Xapian::Query::OP_AND_MAYBE,
           Xapian::Query(Xapian::Query::OP_OR, chosen.begin(), chosen.end()),
           Xapian::Query(Xapian::Query::OP_OR, common.begin(), common.end())};
+}
+
+// A chunk's words with their counts scaled by its length, as kWdfScale describes.
+std::vector<std::pair<std::string, Xapian::termcount>> normalised_counts(
+    const Xapian::Document& counted) {
+  double length = 0;
+  for (auto term = counted.termlist_begin(); term != counted.termlist_end(); ++term) {
+    length += term.get_wdf();
+  }
+  const double normalised = std::max(kMinNormalisedLength, length / kReferenceLength);
+  const double scale = kWdfScale / ((1 - kB) + kB * normalised);
+  std::vector<std::pair<std::string, Xapian::termcount>> out;
+  out.reserve(counted.termlist_count());
+  for (auto term = counted.termlist_begin(); term != counted.termlist_end(); ++term) {
+    const double scaled = std::round(scale * term.get_wdf());
+    out.emplace_back(*term, static_cast<Xapian::termcount>(std::max(1.0, scaled)));
+  }
+  return out;
+}
+
+// The weighting that, over the scaled counts, is BM25 (see kWdfScale).
+Xapian::BM25Weight bm25() {
+  return Xapian::BM25Weight(kK1 * kWdfScale, 0, 1, 0, kMinNormalisedLength);
 }
 
 Xapian::Query parse(std::string_view text) {
@@ -214,15 +278,17 @@ void LexicalIndex::upsert(uint64_t label, std::string_view document_id, std::str
               {{"label", static_cast<int64_t>(label)}});
     return;
   }
-  Xapian::Document doc;
+  Xapian::Document counted;
   Xapian::TermGenerator terms;
   terms.set_stemmer(english());
   terms.set_stemming_strategy(Xapian::TermGenerator::STEM_ALL_Z);
-  terms.set_document(doc);
+  terms.set_document(counted);
   // Stemmed terms only, without positions: four times faster to index than every form with
   // positions, and BM25 needs neither (phrase queries are not offered).
   if (!section.empty()) terms.index_text_without_positions(std::string(section), kSectionWeight);
   terms.index_text_without_positions(std::string(text));
+  Xapian::Document doc;
+  for (const auto& [term, wdf] : normalised_counts(counted)) doc.add_term(term, wdf);
   std::string document_term = kDocumentPrefix;
   document_term.append(document_id.data(), document_id.size());
   doc.add_boolean_term(document_term);
@@ -276,6 +342,7 @@ LexicalResult LexicalIndex::search(std::string_view query, const LexicalSearch& 
     const auto k = static_cast<Xapian::doccount>(options.k);
     const auto match = [&](const Xapian::Query& q) {
       Xapian::Enquire enquire(*db_);
+      enquire.set_weighting_scheme(bm25());
       enquire.set_query(options.only != nullptr ? Xapian::Query(Xapian::Query::OP_FILTER, q, only)
                                                 : q);
       return std::make_unique<Xapian::MSet>(enquire.get_mset(0, k, nullptr, decider.get()));

@@ -2,12 +2,16 @@
 // heading and text, with English stemming (stemmed terms only, no positions: phrases in
 // quotes are searched as their words). Xapian ranks the top k with bounds on each term's
 // best possible weight, so it does not score every match: queries of common words stay fast.
+// BM25's length normalisation is applied when a chunk is indexed (its word counts scaled by its
+// length), so a search reads no chunk's length (lexical_index.cpp's kWdfScale).
 //
 // Words in a large share of a big base's chunks (knowledge/index/lexical_index.cpp's
 // kCommonShare, at least kCommonFloor chunks) do not choose chunks, they only add to the scores
 // of chunks that something else chose: a rarer word of the query, or the vector side's
 // candidates. A query of such words alone therefore reads a few postings instead of every
-// chunk's, and ranks exactly as BM25 would among the chunks it reads.
+// chunk's, and ranks exactly as BM25 would among the chunks it reads. Words in more than half
+// of a big base's chunks, to which BM25's inverse document frequency gives no positive weight,
+// are left out of a query that has other words.
 // A chunk's Xapian document id is its label (store::StoredChunk::seq); its data is the chunk
 // as search results show it, so a search needs no database read. Each chunk is also filed
 // under its document ("D" + document id), which document filters use and from which the
