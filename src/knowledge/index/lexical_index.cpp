@@ -40,7 +40,7 @@ constexpr size_t kTermFrequenciesKept = 100'000;
 // search: a chunk's word counts are scaled by kWdfScale / ((1 - b) + b * L), L its length
 // against kReferenceLength (at least kMinNormalisedLength), and searches weigh them with
 // k1 × kWdfScale and b = 0. That ranks as BM25 does, every score multiplied by one constant
-// ((k1 × kWdfScale + 1) / (k1 + 1)), but a search reads no chunk's length: at 1M chunks the
+// (kScaledScore, divided out of the results), but a search reads no chunk's length: at 1M the
 // length look-ups (a block of the index each) were most of the lexical side's time, and the
 // bounds on each word's weight, no longer loosened by the shortest chunk's length, let Xapian
 // skip more of the postings.
@@ -52,6 +52,9 @@ constexpr double kB = 0.5;
 constexpr double kMinNormalisedLength = 0.5;
 constexpr double kReferenceLength = 200;
 constexpr double kWdfScale = 32;
+// What the scaled counts multiply every score by; results divide it out, so that a score is
+// BM25's own.
+constexpr double kScaledScore = (kK1 * kWdfScale + 1) / (kK1 + 1);
 
 Xapian::Stem english() { return Xapian::Stem("english"); }
 
@@ -364,7 +367,7 @@ LexicalResult LexicalIndex::search(std::string_view query, const LexicalSearch& 
       // checked after the match (a read of the index each), rather than every candidate
       // before it.
       if (it.get_weight() <= 0 && !exists(*db_, *it)) continue;
-      result.hits.push_back({static_cast<uint64_t>(*it), it.get_weight()});
+      result.hits.push_back({static_cast<uint64_t>(*it), it.get_weight() / kScaledScore});
     }
     result.highlighter_ = highlighter(parsed, *mset);
   } catch (const Xapian::Error& e) {
