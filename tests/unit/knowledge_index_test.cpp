@@ -332,6 +332,14 @@ TEST(LexicalIndex, AWordInMostChunksIsLeftOutWhenOtherWordsRemain) {
   ASSERT_EQ(labels_of(scored), (std::vector<uint64_t>{8, 7}));
   EXPECT_GT(scored.hits[0].score, 0);
   EXPECT_EQ(scored.hits[1].score, 0);
+  // Left out, it scores no candidate either: one without the rarer word gets no lexical score.
+  const std::vector<uint64_t> with_and_without{7, 25};
+  options.candidates = &with_and_without;
+  options.k = 30;
+  const auto rare_only = index->search("proxy server", options);
+  EXPECT_EQ(rare_only.hits.size(), 20U);  // the chunks with "proxy", 7 among them
+  for (const auto& h : rare_only.hits) EXPECT_LE(h.label, 20U);
+  options.k = 10;
   options.candidates = nullptr;
   const auto alone = index->search("server", options);
   ASSERT_EQ(alone.hits.size(), 10U);
@@ -386,7 +394,7 @@ TEST(LexicalIndex, AQueryOfCommonWordsScoresTheCandidatesItIsGiven) {
 // Scores are BM25's (k1 1, b 0.5, against a reference length of 200 words, lengths under
 // half of it counted as half: lexical_index.cpp), its length normalisation applied when a
 // chunk is indexed: a word said once in a short chunk outweighs the same word said once in a
-// long one, and the scores keep BM25's ratios.
+// long one, and the scores are BM25's.
 TEST(LexicalIndex, ScoresAreBm25WithTheChunksLengthsNormalised) {
   auto opened = LexicalIndex::open("");
   ASSERT_TRUE(opened.ok());
@@ -396,27 +404,31 @@ TEST(LexicalIndex, ScoresAreBm25WithTheChunksLengthsNormalised) {
     for (int i = 0; i < words; ++i) text += " filler";
     return text;
   };
-  index->upsert(1, "doc_a", "", "proxy" + filler(9), "{}");                // 10 words, once
-  index->upsert(2, "doc_a", "", "proxy" + filler(399), "{}");              // 400 words, once
-  index->upsert(3, "doc_a", "", "proxy proxy proxy" + filler(397), "{}");  // 400, three times
-  for (uint64_t label = 10; label < 30; ++label)
+  index->upsert(1, "doc_a", "", "proxy" + filler(119), "{}");              // 120 words, once
+  index->upsert(2, "doc_a", "", "proxy" + filler(599), "{}");              // 600 words, once
+  index->upsert(3, "doc_a", "", "proxy proxy proxy" + filler(597), "{}");  // 600, three times
+  index->upsert(4, "doc_a", "", "proxy" + filler(9), "{}");                // 10 words, once
+  for (uint64_t label = 10; label < 30; ++label) {
     index->upsert(label, "doc_b", "", "other words", "{}");
+  }
   LexicalSearch options;
   options.k = 5;
   const auto r = index->search("proxy", options);
-  ASSERT_EQ(labels_of(r), (std::vector<uint64_t>{3, 1, 2}));
-  // BM25's term frequency part, tf × (k1 + 1) / (k1 × norm + tf) with norm = 0.5 + 0.5 × L:
-  // L 0.5 for 10 words (the floor), 2 for 400.
-  const auto part = [](double tf, double norm) { return tf * 2 / (norm + tf); };
-  const double once_short = part(1, 0.75);
-  const double once_long = part(1, 1.5);
-  const double thrice_long = part(3, 1.5);
-  EXPECT_NEAR(r.hits[1].score / r.hits[2].score, once_short / once_long, 0.02);
-  EXPECT_NEAR(r.hits[0].score / r.hits[2].score, thrice_long / once_long, 0.02);
-  // On BM25's own scale: the idf (Xapian's, log((N - n + 0.5) / (n + 0.5)) for 3 chunks of 23)
-  // times the term frequency part.
-  const double idf = std::log((23 - 3 + 0.5) / (3 + 0.5));
-  EXPECT_NEAR(r.hits[2].score, idf * once_long, 0.02 * idf * once_long);
+  ASSERT_EQ(labels_of(r), (std::vector<uint64_t>{3, 4, 1, 2}));
+  // Xapian's idf, log((N - n + 0.5) / (n + 0.5)), times BM25's term frequency part,
+  // tf × (k1 + 1) / (k1 × norm + tf) with norm = 0.5 + 0.5 × L: L 0.6 for 120 words, 3 for
+  // 600, and 0.5 (the floor) for 10.
+  const double idf = std::log((24 - 4 + 0.5) / (4 + 0.5));
+  const auto bm25 = [&](double tf, double length) {
+    const double norm = 0.5 + 0.5 * std::max(0.5, length / 200);
+    return idf * tf * 2 / (norm + tf);
+  };
+  // At 120 and 600 words the scaled counts are whole numbers (40 and 16 a word): exact.
+  EXPECT_NEAR(r.hits[0].score, bm25(3, 600), 1e-9);
+  EXPECT_NEAR(r.hits[2].score, bm25(1, 120), 1e-9);
+  EXPECT_NEAR(r.hits[3].score, bm25(1, 600), 1e-9);
+  // At 10 words 42.67 is counted as 43.
+  EXPECT_NEAR(r.hits[1].score, bm25(1, 10), 0.005 * bm25(1, 10));
 }
 
 std::unique_ptr<BaseIndex> make_base(const HashedEmbedder& embedder) {
@@ -714,28 +726,31 @@ TEST_F(IndexManagerTest, IndexesSavedByAnEarlierVersionAreRebuilt) {
     ASSERT_TRUE(manager.start().ok());
     manager.stop();
   }
-  // The state file as an earlier version named it; the files stay readable, so only the name
+  // The state file as earlier versions named it; the files stay readable, so only the name
   // can tell this version to rebuild (a marker left in the base's directory shows it did).
   const std::string state_path = dir_.path() + "/index/state-v3.json";
-  ASSERT_TRUE(std::filesystem::exists(state_path));
-  std::filesystem::rename(state_path, dir_.path() + "/index/state.json");
-  const std::string marker = dir_.path() + "/index/" + kb + "/marker";
-  std::ofstream(marker) << "left by the earlier version";
-  IndexManager manager(store_->knowledge(), options());
-  ASSERT_TRUE(manager.start().ok());
-  EXPECT_FALSE(std::filesystem::exists(marker));
-  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/index/state.json"));
-  ASSERT_NE(manager.base(kb), nullptr);
-  EXPECT_EQ(manager.base(kb)->chunks(), 2U);
-  SearchRequest query;
-  query.query = "refund";
-  query.query_vector = embedder_.embed_now({"beta refund policy"}).values;
-  const auto hits = manager.base(kb)->search(query);
-  ASSERT_FALSE(hits.empty());
-  EXPECT_NE(hits.front().text.find("refund"), std::string::npos);
-  EXPECT_TRUE(hits.front().vector_score.has_value());
-  manager.stop();
-  EXPECT_TRUE(std::filesystem::exists(state_path));
+  for (const std::string earlier : {"state.json", "state-v2.json"}) {
+    SCOPED_TRACE(earlier);
+    ASSERT_TRUE(std::filesystem::exists(state_path));
+    std::filesystem::rename(state_path, dir_.path() + "/index/" + earlier);
+    const std::string marker = dir_.path() + "/index/" + kb + "/marker";
+    std::ofstream(marker) << "left by the earlier version";
+    IndexManager manager(store_->knowledge(), options());
+    ASSERT_TRUE(manager.start().ok());
+    EXPECT_FALSE(std::filesystem::exists(marker));
+    EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/index/" + earlier));
+    ASSERT_NE(manager.base(kb), nullptr);
+    EXPECT_EQ(manager.base(kb)->chunks(), 2U);
+    SearchRequest query;
+    query.query = "refund";
+    query.query_vector = embedder_.embed_now({"beta refund policy"}).values;
+    const auto hits = manager.base(kb)->search(query);
+    ASSERT_FALSE(hits.empty());
+    EXPECT_NE(hits.front().text.find("refund"), std::string::npos);
+    EXPECT_TRUE(hits.front().vector_score.has_value());
+    manager.stop();
+    EXPECT_TRUE(std::filesystem::exists(state_path));
+  }
 }
 
 TEST_F(IndexManagerTest, ReembeddedVectorsReplaceTheOldOnesAtOnceAndSurviveARestart) {

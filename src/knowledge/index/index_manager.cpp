@@ -49,6 +49,16 @@ Result<void> write_atomically(const std::string& path, const std::string& conten
   return success();
 }
 
+// Whether `directory` holds the state file of another format ("state.json", "state-v2.json"…).
+bool saved_in_another_format(const std::string& directory) {
+  std::error_code ec;
+  for (fs::directory_iterator it(directory, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name != kStateFile && name.starts_with("state") && name.ends_with(".json")) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::optional<std::chrono::milliseconds> RebuildProgress::remaining(
@@ -215,8 +225,8 @@ Result<bool> IndexManager::load() {
   if (!state.is_object() || state.value("identity", "") != identity_) {
     if (state.is_object()) {
       log::info("knowledge indexes come from another database; rebuilding", {});
-    } else if (fs::exists(options_.directory + "/state.json", ec)) {
-      log::info("knowledge indexes were saved by an earlier version; rebuilding", {});
+    } else if (saved_in_another_format(options_.directory)) {
+      log::info("knowledge indexes were saved in another format; rebuilding", {});
     }
     return false;
   }

@@ -5,14 +5,14 @@
 // where it last applied it — every second, and at once when a job in this process commits —
 // and applies adds, removals, document changes and dropped bases to its indexes; another
 // replica's ingestion reaches this one's searches within a sync interval. The indexes are
-// persisted under `directory` (the HNSW graphs and Xapian databases, and state.json: which
-// database they come from and how far the log is applied), so a restart loads them and
-// applies only what changed since. An index from another database (a restore elsewhere, a
-// copy-data target) or none at all is rebuilt from the chunks themselves: smallest base first,
-// and in the server in the background, so that it listens and answers its probes while a large
-// base is rebuilt (27 to 47 minutes a million chunks on 2 cores, docs/benchmarks.md). A base
-// not rebuilt yet is refused as unavailable, with an estimate of when it will be (serving());
-// never searched half-built.
+// persisted under `directory` (the HNSW graphs and Xapian databases, and a state file named
+// for their format: which database they come from and how far the log is applied), so a
+// restart loads them and applies only what changed since. An index from another database (a
+// restore elsewhere, a copy-data target), saved in another format, or none at all is rebuilt
+// from the chunks themselves: smallest base first, and in the server in the background, so
+// that it listens and answers its probes while a large base is rebuilt (27 to 47 minutes a
+// million chunks on 2 cores, docs/benchmarks.md). A base not rebuilt yet is refused as
+// unavailable, with an estimate of when it will be (serving()); never searched half-built.
 //
 // Thread-safe. Searches take a base's index (a shared pointer); while it catches up they wait
 // at most for a few vectors' inserts (VectorIndex::upsert_many).

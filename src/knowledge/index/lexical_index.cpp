@@ -39,14 +39,18 @@ constexpr size_t kTermFrequenciesKept = 100'000;
 // half), with the length normalisation applied when a chunk is indexed rather than at each
 // search: a chunk's word counts are scaled by kWdfScale / ((1 - b) + b * L), L its length
 // against kReferenceLength (at least kMinNormalisedLength), and searches weigh them with
-// k1 × kWdfScale and b = 0. That ranks as BM25 does, every score multiplied by one constant
-// (kScaledScore, divided out of the results), but a search reads no chunk's length: at 1M the
+// k1 × kWdfScale and b = 0. That ranks as BM25 does with an average length of
+// kReferenceLength, up to the rounding, every score multiplied by one constant (kScaledScore,
+// divided out of the results), but a search reads no chunk's length: at 1M the
 // length look-ups (a block of the index each) were most of the lexical side's time, and the
 // bounds on each word's weight, no longer loosened by the shortest chunk's length, let Xapian
 // skip more of the postings.
 // The reference is a fixed length, not the base's average, so that an indexed chunk never
 // has to be indexed again as the base grows; it is the words of a typical chunk at the
-// default chunk size. Counts are rounded to 1/kWdfScale of a word.
+// default chunk size. Scaled counts are whole numbers: the weight of a word said once is
+// within about 1% in chunks up to the default size (400 tokens), within 4% up to 1,000
+// words, and up to 19% off in chunks of 5,000 words (chunk_tokens near its limit), where a
+// larger kWdfScale would cost most postings a second byte.
 constexpr double kK1 = 1.0;
 constexpr double kB = 0.5;
 constexpr double kMinNormalisedLength = 0.5;
@@ -131,11 +135,14 @@ std::vector<Xapian::docid> docids(const std::vector<uint64_t>& labels) {
 
 // A query of words (the parser's OR of terms) with the common ones moved to the optional side
 // of an AND_MAYBE: the chunks with a rarer word, or among the candidates, are matched, and the
-// common words add their BM25 weight to those. The weights are the same as the plain query's;
-// only chunks chosen by common words alone are not read. Words in more than kWeightlessShare
-// of the chunks are left out when other words remain. A query with operators (+, -, AND…), or
-// whose words are all rare, is returned as it is, as is a query of common words alone when
-// there are no candidates.
+// common words add their BM25 weight to those. Each word weighs what it weighs in the plain
+// query; only chunks chosen by common words alone are not read. Words in more than
+// kWeightlessShare of the chunks are left out when other words remain: they score no chunk,
+// candidates included (a candidate with none of the other words gets no lexical score, as a
+// chunk that shares only "the" with the query should not). What is left is the OR of the rare
+// words when no common word remains, and of the common words when no rare word and no
+// candidates do. A query with operators (+, -, AND…), or whose words are all rare, is returned
+// as it is, as is a query of common words alone when there are no candidates.
 Xapian::Query focus(const Xapian::Database& db, const Xapian::Query& parsed,
                     const std::function<Xapian::doccount(const std::string&)>& term_frequency,
                     const std::vector<uint64_t>* candidates, bool& focused) {
@@ -358,8 +365,9 @@ LexicalResult LexicalIndex::search(std::string_view query, const LexicalSearch& 
     };
     bool focused = false;
     auto mset = match(focus(*db_, parsed, term_frequency, options.candidates, focused));
-    // Fewer than k chunks have the rarer words, and no candidates fill the list: the common
-    // words choose the rest, as in the plain query.
+    // Fewer than k chunks were chosen (by the rarer words, or by the common ones once the
+    // words in most chunks were left out), and no candidates fill the list: the plain query
+    // chooses the rest.
     const bool no_candidates = options.candidates == nullptr || options.candidates->empty();
     if (focused && no_candidates && mset->size() < k) mset = match(parsed);
     for (auto it = mset->begin(); it != mset->end(); ++it) {

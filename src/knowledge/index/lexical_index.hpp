@@ -9,9 +9,9 @@
 // kCommonShare, at least kCommonFloor chunks) do not choose chunks, they only add to the scores
 // of chunks that something else chose: a rarer word of the query, or the vector side's
 // candidates. A query of such words alone therefore reads a few postings instead of every
-// chunk's, and ranks exactly as BM25 would among the chunks it reads. Words in more than half
-// of a big base's chunks, to which BM25's inverse document frequency gives no positive weight,
-// are left out of a query that has other words.
+// chunk's, and ranks as BM25 would among the chunks it reads. Words in more than half of a big
+// base's chunks, to which BM25's inverse document frequency gives no positive weight, are left
+// out of a query that has other words.
 // A chunk's Xapian document id is its label (store::StoredChunk::seq); its data is the chunk
 // as search results show it, so a search needs no database read. Each chunk is also filed
 // under its document ("D" + document id), which document filters use and from which the
@@ -72,7 +72,8 @@ struct LexicalSearch {
   // Or a test of each match (for a filter that allows too many chunks to list).
   const std::function<bool(uint64_t)>* allowed = nullptr;
   // Chunks a query of common words scores (the vector side's candidates), sorted; null: such a
-  // query scores every chunk that has its words, as plain BM25 does.
+  // query scores every chunk that has its words, as plain BM25 does (but for the words in most
+  // chunks, left out when other words remain).
   const std::vector<uint64_t>* candidates = nullptr;
 };
 
