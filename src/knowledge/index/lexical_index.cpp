@@ -192,22 +192,18 @@ Xapian::Query focus(const Xapian::Database& db, const Xapian::Query& parsed,
           Xapian::Query(Xapian::Query::OP_OR, common.begin(), common.end())};
 }
 
-// A chunk's words with their counts scaled by its length, as kWdfScale describes.
-std::vector<std::pair<std::string, Xapian::termcount>> normalised_counts(
-    const Xapian::Document& counted) {
+// Adds a chunk's words to `doc` with their counts scaled by its length, as kWdfScale describes.
+void add_normalised_counts(const Xapian::Document& counted, Xapian::Document& doc) {
   double length = 0;
   for (auto term = counted.termlist_begin(); term != counted.termlist_end(); ++term) {
     length += term.get_wdf();
   }
   const double normalised = std::max(kMinNormalisedLength, length / kReferenceLength);
   const double scale = kWdfScale / ((1 - kB) + kB * normalised);
-  std::vector<std::pair<std::string, Xapian::termcount>> out;
-  out.reserve(counted.termlist_count());
   for (auto term = counted.termlist_begin(); term != counted.termlist_end(); ++term) {
-    const double scaled = std::round(scale * term.get_wdf());
-    out.emplace_back(*term, static_cast<Xapian::termcount>(std::max(1.0, scaled)));
+    const double scaled = std::max(1.0, std::round(scale * term.get_wdf()));
+    doc.add_term(*term, static_cast<Xapian::termcount>(scaled));
   }
-  return out;
 }
 
 // The weighting that, over the scaled counts, is BM25 (see kWdfScale).
@@ -298,7 +294,7 @@ void LexicalIndex::upsert(uint64_t label, std::string_view document_id, std::str
   if (!section.empty()) terms.index_text_without_positions(std::string(section), kSectionWeight);
   terms.index_text_without_positions(std::string(text));
   Xapian::Document doc;
-  for (const auto& [term, wdf] : normalised_counts(counted)) doc.add_term(term, wdf);
+  add_normalised_counts(counted, doc);
   std::string document_term = kDocumentPrefix;
   document_term.append(document_id.data(), document_id.size());
   doc.add_boolean_term(document_term);
