@@ -220,11 +220,51 @@ TEST(VectorIndex, FiltersReturnKResultsWhenOnePercentPasses) {
   const auto hits = index.search(query, options);
   ASSERT_EQ(hits.size(), 10U);
   for (const auto& h : hits) EXPECT_TRUE(allowed_set.contains(h.label));
-  // The same through the graph walk alone (no list): it widens until k pass.
+  // The same through the graph walk alone (no list): it passes through the chunks it may
+  // not return, keeping the others, until k are kept.
   options.allowed_labels = nullptr;
   const auto walked = index.search(query, options);
   ASSERT_EQ(walked.size(), 10U);
   for (const auto& h : walked) EXPECT_TRUE(allowed_set.contains(h.label));
+}
+
+// The walk keeps only the chunks a search may return, and still finds the nearest of them: a
+// broad filter (a third of the chunks) and removed chunks, against exact search over the same.
+TEST(VectorIndex, TheWalkFindsTheNearestAllowedAndLiveChunks) {
+  std::mt19937 rng(3);
+  const int dim = 32;
+  VectorIndex index(dim);
+  for (uint64_t label = 1; label <= 4000; ++label) index.upsert(label, random_unit(rng, dim));
+  for (uint64_t label = 5; label <= 4000; label += 5) index.remove(label);  // a fifth removed
+  const std::function<bool(uint64_t)> allowed = [](uint64_t l) { return l % 3 == 0; };
+  std::vector<uint64_t> allowed_live;
+  for (uint64_t label = 3; label <= 4000; label += 3) {
+    if (label % 5 != 0) allowed_live.push_back(label);
+  }
+  double found = 0;
+  const int queries = 50;
+  for (int q = 0; q < queries; ++q) {
+    const auto query = random_unit(rng, dim);
+    VectorSearch options;
+    options.k = 10;
+    options.ef = 64;
+    options.allowed = &allowed;  // no list: the walk, not a scan
+    const auto walked = index.search(query, options);
+    ASSERT_EQ(walked.size(), 10U);
+    std::set<uint64_t> truth;
+    for (const auto& h : index.exact(query, 10, &allowed_live)) truth.insert(h.label);
+    for (size_t i = 0; i < walked.size(); ++i) {
+      EXPECT_TRUE(walked[i].label % 3 == 0 && walked[i].label % 5 != 0) << walked[i].label;
+      if (i > 0) {
+        EXPECT_GE(walked[i - 1].score, walked[i].score);
+      }
+      found += truth.contains(walked[i].label) ? 1 : 0;
+    }
+    // Without the filter, removed chunks are still never returned.
+    options.allowed = nullptr;
+    for (const auto& h : index.search(query, options)) EXPECT_NE(h.label % 5, 0U) << h.label;
+  }
+  EXPECT_GE(found / (queries * 10), 0.9);
 }
 
 TEST(VectorIndex, RemovesReplacesAndSurvivesSaveAndLoad) {

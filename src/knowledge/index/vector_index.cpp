@@ -5,7 +5,10 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <mutex>
+#include <queue>
 #include <thread>
 
 #include <hnswlib/hnswlib.h>
@@ -27,6 +30,8 @@ namespace {
 constexpr size_t kGraphM = 24;
 constexpr size_t kEfConstruction = 300;
 constexpr double kExactShare = 0.02;  // allowed share below which a scan is exact
+// How many codes ahead of its distance a walk asks for (2 to 16 measured the same at 100k).
+constexpr size_t kReadAhead = 4;
 
 // Vectors are held as 8-bit integers, each with its own scale (its largest component maps to
 // 127): a quarter of the memory, and of what each distance reads, which is most of a graph
@@ -226,17 +231,106 @@ std::vector<VectorHit> VectorIndex::exact(std::span<const float> query, size_t k
 
 std::vector<VectorHit> VectorIndex::walk(std::span<const float> query, size_t k, size_t ef,
                                          const std::function<bool(uint64_t)>* allowed) const {
-  // hnswlib keeps its beam width in the index (setEf), which concurrent searches cannot each
-  // set; asking searchKnn for `ef` results makes the beam at least that wide instead.
+  const auto& graph = *graph_;
+  if (graph.cur_element_count == 0) return {};
+  using Id = hnswlib::tableint;
+  const auto code = space_->encode(query);
+  const auto n = static_cast<size_t>(dimension_);
+  const size_t code_bytes = space_->data_size();
+  const auto distance = [&](Id id) {
+    return 1.0F - code_cosine(code.data(),
+                              reinterpret_cast<const uint8_t*>(graph.getDataByInternalId(id)), n);
+  };
+  // Every cache line of a code, asked for ahead of its distance: hnswlib's own walk asks for
+  // the first line only, and the distance then waits for the others as it reads them.
+  const auto read_ahead = [&](Id id) {
+    // Every 64 bytes from the start, and the last byte: each line the code spans.
+    const char* code_at = graph.getDataByInternalId(id);
+    for (size_t offset = 0; offset < code_bytes; offset += 64) {
+      __builtin_prefetch(code_at + offset, 0, 3);
+    }
+    __builtin_prefetch(code_at + code_bytes - 1, 0, 3);
+  };
+
+  // The upper layers: greedy steps to the node nearest the query, as hnswlib takes them.
+  Id entry = graph.enterpoint_node_;
+  float entry_distance = distance(entry);
+  for (int level = graph.maxlevel_; level > 0; --level) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      auto* list = graph.get_linklist(entry, level);
+      const auto* neighbours = reinterpret_cast<const Id*>(list + 1);
+      const size_t count = graph.getListCount(list);
+      for (size_t i = 0; i < count; ++i) {
+        const float d = distance(neighbours[i]);
+        if (d < entry_distance) {
+          entry_distance = d;
+          entry = neighbours[i];
+          moved = true;
+        }
+      }
+    }
+  }
+
+  // The base layer: a beam of the `want` nearest found so far. Removed and filtered-out nodes
+  // are walked through but never kept, so a filter still yields `want` results when they exist.
   const size_t want = std::max(k, ef);
-  auto queue = graph_->searchKnn(space_->encode(query).data(), want);
+  const auto keep = [&](Id id) {
+    return !graph.isMarkedDeleted(id) &&
+           (allowed == nullptr || (*allowed)(static_cast<uint64_t>(graph.getExternalLabel(id))));
+  };
+  auto* visited = graph.visited_list_pool_->getFreeVisitedList();
+  const std::unique_ptr<hnswlib::VisitedList, std::function<void(hnswlib::VisitedList*)>>
+      visited_back(visited, [&](hnswlib::VisitedList* list) {
+        graph.visited_list_pool_->releaseVisitedList(list);
+      });
+  const auto tag = visited->curV;
+  auto* marks = visited->mass;
+  using Entry = std::pair<float, Id>;
+  std::priority_queue<Entry> beam;                                          // farthest on top
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> frontier;  // nearest on top
+  float bound = std::numeric_limits<float>::max();
+  marks[entry] = tag;
+  frontier.emplace(entry_distance, entry);
+  if (keep(entry)) {
+    beam.emplace(entry_distance, entry);
+    bound = entry_distance;
+  }
+  std::vector<Id> fresh;
+  fresh.reserve(graph.maxM0_);
+  while (!frontier.empty()) {
+    const auto [nearest, id] = frontier.top();
+    if (nearest > bound && beam.size() >= want) break;
+    frontier.pop();
+    auto* list = graph.get_linklist0(id);
+    const auto* neighbours = reinterpret_cast<const Id*>(list + 1);
+    const size_t count = graph.getListCount(list);
+    fresh.clear();
+    for (size_t i = 0; i < count; ++i) {
+      if (marks[neighbours[i]] == tag) continue;
+      marks[neighbours[i]] = tag;
+      fresh.push_back(neighbours[i]);
+    }
+    for (size_t i = 0; i < std::min(kReadAhead, fresh.size()); ++i) read_ahead(fresh[i]);
+    for (size_t i = 0; i < fresh.size(); ++i) {
+      if (i + kReadAhead < fresh.size()) read_ahead(fresh[i + kReadAhead]);
+      const float d = distance(fresh[i]);
+      if (beam.size() >= want && d >= bound) continue;
+      frontier.emplace(d, fresh[i]);
+      if (keep(fresh[i])) {
+        beam.emplace(d, fresh[i]);
+        if (beam.size() > want) beam.pop();
+        bound = beam.top().first;
+      }
+    }
+    if (!frontier.empty()) __builtin_prefetch(graph.get_linklist0(frontier.top().second), 0, 3);
+  }
+
   std::vector<VectorHit> hits;
-  hits.reserve(queue.size());
-  while (!queue.empty()) {
-    const auto [distance, label] = queue.top();
-    queue.pop();
-    if (allowed != nullptr && !(*allowed)(static_cast<uint64_t>(label))) continue;
-    hits.push_back({static_cast<uint64_t>(label), 1.0F - distance});
+  hits.reserve(beam.size());
+  for (; !beam.empty(); beam.pop()) {
+    hits.push_back({static_cast<uint64_t>(graph.getExternalLabel(beam.top().second)),
+                    1.0F - beam.top().first});
   }
   keep_best(hits, k);
   return hits;
@@ -252,12 +346,7 @@ std::vector<VectorHit> VectorIndex::search(std::span<const float> query,
     return exact(query, options.k, options.allowed_labels);
   }
   const auto lock = search_lock();
-  size_t ef = std::max(options.ef, options.k);
-  for (;;) {
-    auto hits = walk(query, options.k, ef, options.allowed);
-    if (hits.size() >= options.k || options.allowed == nullptr || ef >= live) return hits;
-    ef = std::min(live, ef * 4);  // a broad filter rejected too many: widen the beam
-  }
+  return walk(query, options.k, options.ef, options.allowed);
 }
 
 std::shared_lock<std::shared_mutex> VectorIndex::search_lock() const {

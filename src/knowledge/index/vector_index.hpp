@@ -4,12 +4,15 @@
 // (vector_index.cpp): a quarter of the memory and of each distance's reading, for scores
 // within about 0.001 of the float cosine. The database keeps the float vectors.
 //
-// Filters: when a search may only return some chunks, the graph walk cannot be told so in
-// this hnswlib (0.6), and filtering its answers afterwards loses results when few chunks
-// match. So a selective filter (at most kExactLimit allowed chunks, or a small share of the
-// index) is answered exactly, by scanning the allowed vectors; a broad one walks the graph
-// with a wider beam and keeps what passes, widening until k results pass. Either way a search
-// returns k results whenever k allowed chunks exist.
+// The graph is hnswlib's (built and saved by it); searches walk it with the walk below
+// (vector_index.cpp), which reads each code's memory ahead of its distance and keeps only
+// allowed chunks in its beam.
+//
+// Filters: a selective filter (at most kExactLimit allowed chunks, or a small share of the
+// index) is answered exactly, by scanning the allowed vectors, since a walk would pass through
+// most of the graph to find k of them; a broad one walks the graph, passing through the chunks
+// it may not return without keeping them. Either way a search returns k results whenever k
+// allowed chunks exist.
 //
 // Thread-safe: searches run concurrently with each other; changes take turns with searches.
 #pragma once
