@@ -9,9 +9,10 @@
 // ANN target is about, place related text together; this measures the index there.
 //
 // Two steps, with the model run between them by bench/real_embeddings/embed.mjs:
-//   parley_real_recall_bench prepare PAGES_DIR OUT_DIR MAX_CHUNKS
+//   parley_real_recall_bench prepare PAGES_DIR OUT_DIR MAX_CHUNKS [CHUNK_TOKENS]
 //     Reads the text files of PAGES_DIR (manual pages rendered as text) in a fixed shuffled
-//     order, extracts and chunks them as ingestion does (default chunk sizes), and writes
+//     order, extracts and chunks them as ingestion does (its default chunk sizes, or chunks of
+//     at most CHUNK_TOKENS with ingestion's share of overlap), and writes
 //     OUT_DIR/chunks.jsonl (one JSON string a chunk) until MAX_CHUNKS, and
 //     OUT_DIR/queries.jsonl: each chosen page's one-line description from its NAME section
 //     ("list directory contents"), a short question-like phrase, as a person searches.
@@ -77,7 +78,7 @@ std::string description(const std::string& page) {
   return {};
 }
 
-int prepare(const fs::path& pages, const fs::path& out, size_t max_chunks) {
+int prepare(const fs::path& pages, const fs::path& out, size_t max_chunks, int64_t chunk_tokens) {
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(pages)) {
     if (entry.is_regular_file() && entry.path().extension() == ".txt") files.push_back(entry);
@@ -89,7 +90,15 @@ int prepare(const fs::path& pages, const fs::path& out, size_t max_chunks) {
   size_t written = 0;
   size_t asked = 0;
   size_t used_pages = 0;
-  const knowledge::ChunkOptions options;  // ingestion's defaults
+  knowledge::ChunkOptions options;  // ingestion's defaults
+  if (chunk_tokens > 0) {
+    options.overlap_tokens = options.overlap_tokens * chunk_tokens / options.max_tokens;
+    options.max_tokens = chunk_tokens;
+  }
+  if (const auto valid = knowledge::validate(options); !valid) {
+    std::fprintf(stderr, "chunk size %lld: out of range\n", static_cast<long long>(chunk_tokens));
+    return 2;
+  }
   for (const auto& file : files) {
     if (written >= max_chunks) break;
     const std::string text = read_file(file);
@@ -228,12 +237,14 @@ int measure(const fs::path& dir, size_t dimension) {
 
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.size() == 4 && args[0] == "prepare") {
-    return prepare(args[1], args[2], std::stoul(args[3]));
+  if ((args.size() == 4 || args.size() == 5) && args[0] == "prepare") {
+    return prepare(args[1], args[2], std::stoul(args[3]),
+                   args.size() == 5 ? std::stol(args[4]) : 0);
   }
   if (args.size() == 3 && args[0] == "measure") return measure(args[1], std::stoul(args[2]));
-  std::fprintf(stderr,
-               "usage: parley_real_recall_bench prepare PAGES_DIR OUT_DIR MAX_CHUNKS\n"
-               "       parley_real_recall_bench measure OUT_DIR DIMENSION\n");
+  std::fprintf(
+      stderr,
+      "usage: parley_real_recall_bench prepare PAGES_DIR OUT_DIR MAX_CHUNKS [CHUNK_TOKENS]\n"
+      "       parley_real_recall_bench measure OUT_DIR DIMENSION\n");
   return 2;
 }
