@@ -267,6 +267,42 @@ TEST(VectorIndex, TheWalkFindsTheNearestAllowedAndLiveChunks) {
   EXPECT_GE(found / (queries * 10), 0.9);
 }
 
+// An index of more than 2 MiB moves its nodes into memory the kernel may back with large
+// pages: each time it grows, and when it is loaded. Every vector must come through each move:
+// each one is its own nearest neighbour, by the walk and by exact search.
+TEST(VectorIndex, VectorsComeThroughTheMovesOfALargeIndex) {
+  TempDir dir("parley-large-vectors");
+  std::mt19937 rng(4);
+  const int dim = 64;
+  const uint64_t count = 8000;  // 272 bytes a node: moved at 8,192 and when loaded
+  std::vector<std::vector<float>> vectors;
+  for (uint64_t i = 0; i < count; ++i) vectors.push_back(random_unit(rng, dim));
+  std::vector<std::pair<uint64_t, std::span<const float>>> items;
+  for (uint64_t i = 0; i < count; ++i) items.emplace_back(i + 1, vectors[i]);
+  VectorIndex grown(dim, 16);
+  grown.upsert_many(items, 2, 1000);
+  const std::string path = dir.path() + "/v.hnsw";
+  ASSERT_TRUE(grown.save(path).ok());
+  auto loaded = VectorIndex::load(path, dim);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  for (const VectorIndex* index : {&grown, loaded->get()}) {
+    ASSERT_EQ(index->size(), count);
+    size_t found = 0;
+    for (uint64_t i = 0; i < count; i += 7) {
+      VectorSearch options;
+      options.k = 1;
+      const auto hits = index->search(vectors[i], options);
+      ASSERT_EQ(hits.size(), 1U);
+      found += hits[0].label == i + 1 ? 1 : 0;
+      const auto exact = index->exact(vectors[i], 1);
+      ASSERT_EQ(exact.size(), 1U);
+      EXPECT_EQ(exact[0].label, i + 1);
+      EXPECT_NEAR(exact[0].score, 1.0, 0.01);
+    }
+    EXPECT_GE(found, (count / 7) * 99 / 100);
+  }
+}
+
 TEST(VectorIndex, RemovesReplacesAndSurvivesSaveAndLoad) {
   TempDir dir("parley-vectors");
   VectorIndex index(4);

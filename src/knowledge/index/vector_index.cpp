@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include <hnswlib/hnswlib.h>
+#include <sys/mman.h>
 
 #include "knowledge/index/code_dot.hpp"
 #include "obs/log.hpp"
@@ -58,6 +60,24 @@ float code_cosine(const uint8_t* a, const uint8_t* b, size_t dimension) {
 float code_distance(const void* a, const void* b, const void* dimension) {
   return 1.0F - code_cosine(static_cast<const uint8_t*>(a), static_cast<const uint8_t*>(b),
                             *static_cast<const size_t*>(dimension));
+}
+
+// hnswlib's base layer (every node's links, code and label), moved into memory the kernel may
+// back with 2 MiB pages. A walk reads a few thousand nodes scattered over the whole block; with
+// 4 KiB pages nearly each of them also costs a walk of the page tables. Where the kernel gives
+// no such pages (transparent huge pages off), nothing changes but the copy.
+void use_large_pages(hnswlib::HierarchicalNSW<float>& graph) {
+  constexpr size_t kLargePage = size_t{2} << 20;
+  const size_t bytes = graph.max_elements_ * graph.size_data_per_element_;
+  if (bytes < kLargePage) return;
+  const size_t rounded = (bytes + kLargePage - 1) / kLargePage * kLargePage;
+  void* moved = std::aligned_alloc(kLargePage, rounded);
+  if (moved == nullptr) return;
+  madvise(moved, rounded, MADV_HUGEPAGE);  // a hint: refused where huge pages are off
+  std::memcpy(moved, graph.data_level0_memory_,
+              graph.cur_element_count * graph.size_data_per_element_);
+  std::free(graph.data_level0_memory_);
+  graph.data_level0_memory_ = static_cast<char*>(moved);
 }
 
 }  // namespace
@@ -116,7 +136,9 @@ VectorIndex::VectorIndex(int dimension, size_t capacity)
     : dimension_(dimension),
       space_(std::make_unique<DotSpace>(static_cast<size_t>(dimension))),
       graph_(std::make_unique<hnswlib::HierarchicalNSW<float>>(
-          space_.get(), std::max<size_t>(capacity, 16), kGraphM, kEfConstruction)) {}
+          space_.get(), std::max<size_t>(capacity, 16), kGraphM, kEfConstruction)) {
+  use_large_pages(*graph_);
+}
 
 VectorIndex::VectorIndex(int dimension, std::unique_ptr<DotSpace> space,
                          std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph)
@@ -129,6 +151,7 @@ void VectorIndex::upsert(uint64_t label, std::span<const float> vector) {
   std::unique_lock lock(mutex_);
   if (graph_->cur_element_count >= graph_->max_elements_) {
     graph_->resizeIndex(std::max<size_t>(16, graph_->max_elements_ * 2));
+    use_large_pages(*graph_);
   }
   graph_->addPoint(space_->encode(vector).data(), static_cast<hnswlib::labeltype>(label));
 }
@@ -153,6 +176,7 @@ void VectorIndex::upsert_many(const std::vector<std::pair<uint64_t, std::span<co
     const size_t needed = graph_->cur_element_count + (end - begin);
     if (needed > graph_->max_elements_) {
       graph_->resizeIndex(std::max(needed, graph_->max_elements_ * 2));
+      use_large_pages(*graph_);
     }
     std::atomic<size_t> next{begin};
     const auto insert = [&] {
@@ -381,6 +405,7 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::string& path, 
     // little more than it holds, and grows again by doubling.
     const size_t room = graph->cur_element_count + graph->cur_element_count / 8 + 16;
     if (graph->max_elements_ > room) graph->resizeIndex(room);
+    use_large_pages(*graph);
     return std::unique_ptr<VectorIndex>(
         new VectorIndex(dimension, std::move(space), std::move(graph)));
   } catch (const std::exception& e) {
