@@ -229,17 +229,19 @@ TEST(VectorIndex, FiltersReturnKResultsWhenOnePercentPasses) {
 }
 
 // The walk keeps only the chunks a search may return, and still finds the nearest of them: a
-// broad filter (a third of the chunks) and removed chunks, against exact search over the same.
+// filter that passes one chunk in twenty (a walk that filtered its beam afterwards would keep
+// about 3 of 64), and removed chunks, against exact search over the same. Then the edges: a
+// filter that passes nothing, and an index with all but three chunks removed.
 TEST(VectorIndex, TheWalkFindsTheNearestAllowedAndLiveChunks) {
   std::mt19937 rng(3);
   const int dim = 32;
   VectorIndex index(dim);
   for (uint64_t label = 1; label <= 4000; ++label) index.upsert(label, random_unit(rng, dim));
-  for (uint64_t label = 5; label <= 4000; label += 5) index.remove(label);  // a fifth removed
-  const std::function<bool(uint64_t)> allowed = [](uint64_t l) { return l % 3 == 0; };
+  for (uint64_t label = 7; label <= 4000; label += 7) index.remove(label);  // a seventh removed
+  const std::function<bool(uint64_t)> allowed = [](uint64_t l) { return l % 20 == 1; };
   std::vector<uint64_t> allowed_live;
-  for (uint64_t label = 3; label <= 4000; label += 3) {
-    if (label % 5 != 0) allowed_live.push_back(label);
+  for (uint64_t label = 1; label <= 4000; label += 20) {
+    if (label % 7 != 0) allowed_live.push_back(label);
   }
   double found = 0;
   const int queries = 50;
@@ -254,7 +256,7 @@ TEST(VectorIndex, TheWalkFindsTheNearestAllowedAndLiveChunks) {
     std::set<uint64_t> truth;
     for (const auto& h : index.exact(query, 10, &allowed_live)) truth.insert(h.label);
     for (size_t i = 0; i < walked.size(); ++i) {
-      EXPECT_TRUE(walked[i].label % 3 == 0 && walked[i].label % 5 != 0) << walked[i].label;
+      EXPECT_TRUE(walked[i].label % 20 == 1 && walked[i].label % 7 != 0) << walked[i].label;
       if (i > 0) {
         EXPECT_GE(walked[i - 1].score, walked[i].score);
       }
@@ -262,9 +264,26 @@ TEST(VectorIndex, TheWalkFindsTheNearestAllowedAndLiveChunks) {
     }
     // Without the filter, removed chunks are still never returned.
     options.allowed = nullptr;
-    for (const auto& h : index.search(query, options)) EXPECT_NE(h.label % 5, 0U) << h.label;
+    for (const auto& h : index.search(query, options)) EXPECT_NE(h.label % 7, 0U) << h.label;
   }
   EXPECT_GE(found / (queries * 10), 0.9);
+
+  const std::function<bool(uint64_t)> none = [](uint64_t) { return false; };
+  VectorSearch nothing;
+  nothing.allowed = &none;
+  EXPECT_TRUE(index.search(random_unit(rng, dim), nothing).empty());
+
+  VectorIndex few(dim);
+  for (uint64_t label = 1; label <= 500; ++label) few.upsert(label, random_unit(rng, dim));
+  for (uint64_t label = 1; label <= 500; ++label) {
+    if (label != 17 && label != 250 && label != 499) few.remove(label);
+  }
+  VectorSearch options;
+  options.k = 10;
+  std::vector<uint64_t> labels;
+  for (const auto& h : few.search(random_unit(rng, dim), options)) labels.push_back(h.label);
+  std::sort(labels.begin(), labels.end());
+  EXPECT_EQ(labels, (std::vector<uint64_t>{17, 250, 499}));
 }
 
 // An index of more than 2 MiB moves its nodes into memory the kernel may back with large
@@ -274,7 +293,8 @@ TEST(VectorIndex, VectorsComeThroughTheMovesOfALargeIndex) {
   TempDir dir("parley-large-vectors");
   std::mt19937 rng(4);
   const int dim = 64;
-  const uint64_t count = 8000;  // 272 bytes a node: moved at 8,192 and when loaded
+  // 272 bytes a node: moved when grown to room for 8,000 (4,000 in it) and when loaded.
+  const uint64_t count = 8000;
   std::vector<std::vector<float>> vectors;
   for (uint64_t i = 0; i < count; ++i) vectors.push_back(random_unit(rng, dim));
   std::vector<std::pair<uint64_t, std::span<const float>>> items;

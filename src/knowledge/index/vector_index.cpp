@@ -62,13 +62,15 @@ float code_distance(const void* a, const void* b, const void* dimension) {
                             *static_cast<const size_t*>(dimension));
 }
 
-// hnswlib's base layer (every node's links, code and label), moved into memory the kernel may
-// back with 2 MiB pages. A walk reads a few thousand nodes scattered over the whole block; with
-// 4 KiB pages nearly each of them also costs a walk of the page tables. Where the kernel gives
-// no such pages (transparent huge pages off), nothing changes but the copy.
-void use_large_pages(hnswlib::HierarchicalNSW<float>& graph) {
+// hnswlib's base layer (every node's links, code and label), moved into a block with room for
+// `capacity` nodes in memory the kernel may back with 2 MiB pages. A walk reads a few thousand
+// nodes scattered over the whole block; with 4 KiB pages nearly each of them also costs a walk
+// of the page tables. Where the kernel gives no such pages (transparent huge pages off), nothing
+// changes but the copy. (A block under 32 MiB may come from the C library's heap rather than a
+// mapping of its own; the advice then stays on that part of the heap after the block is freed.)
+void move_to_large_pages(hnswlib::HierarchicalNSW<float>& graph, size_t capacity) {
   constexpr size_t kLargePage = size_t{2} << 20;
-  const size_t bytes = graph.max_elements_ * graph.size_data_per_element_;
+  const size_t bytes = capacity * graph.size_data_per_element_;
   if (bytes < kLargePage) return;
   const size_t rounded = (bytes + kLargePage - 1) / kLargePage * kLargePage;
   void* moved = std::aligned_alloc(kLargePage, rounded);
@@ -78,6 +80,13 @@ void use_large_pages(hnswlib::HierarchicalNSW<float>& graph) {
               graph.cur_element_count * graph.size_data_per_element_);
   std::free(graph.data_level0_memory_);
   graph.data_level0_memory_ = static_cast<char*>(moved);
+}
+
+// hnswlib's resizeIndex with the nodes moved first: its realloc then finds the block large
+// enough and keeps it in place, so growing copies the nodes once, not twice.
+void grow(hnswlib::HierarchicalNSW<float>& graph, size_t capacity) {
+  move_to_large_pages(graph, capacity);
+  graph.resizeIndex(capacity);
 }
 
 }  // namespace
@@ -137,7 +146,7 @@ VectorIndex::VectorIndex(int dimension, size_t capacity)
       space_(std::make_unique<DotSpace>(static_cast<size_t>(dimension))),
       graph_(std::make_unique<hnswlib::HierarchicalNSW<float>>(
           space_.get(), std::max<size_t>(capacity, 16), kGraphM, kEfConstruction)) {
-  use_large_pages(*graph_);
+  move_to_large_pages(*graph_, graph_->max_elements_);
 }
 
 VectorIndex::VectorIndex(int dimension, std::unique_ptr<DotSpace> space,
@@ -150,8 +159,7 @@ void VectorIndex::upsert(uint64_t label, std::span<const float> vector) {
   if (vector.size() != static_cast<size_t>(dimension_)) return;
   std::unique_lock lock(mutex_);
   if (graph_->cur_element_count >= graph_->max_elements_) {
-    graph_->resizeIndex(std::max<size_t>(16, graph_->max_elements_ * 2));
-    use_large_pages(*graph_);
+    grow(*graph_, std::max<size_t>(16, graph_->max_elements_ * 2));
   }
   graph_->addPoint(space_->encode(vector).data(), static_cast<hnswlib::labeltype>(label));
 }
@@ -175,8 +183,7 @@ void VectorIndex::upsert_many(const std::vector<std::pair<uint64_t, std::span<co
     // Room first: hnswlib grows only while no insert runs.
     const size_t needed = graph_->cur_element_count + (end - begin);
     if (needed > graph_->max_elements_) {
-      graph_->resizeIndex(std::max(needed, graph_->max_elements_ * 2));
-      use_large_pages(*graph_);
+      grow(*graph_, std::max(needed, graph_->max_elements_ * 2));
     }
     std::atomic<size_t> next{begin};
     const auto insert = [&] {
@@ -297,10 +304,12 @@ std::vector<VectorHit> VectorIndex::walk(std::span<const float> query, size_t k,
   }
 
   // The base layer: a beam of the `want` nearest found so far. Removed and filtered-out nodes
-  // are walked through but never kept, so a filter still yields `want` results when they exist.
+  // are walked through but never kept, so a filter still yields `want` results when the graph
+  // reaches that many (HNSW does not promise every node is reachable; in practice they are).
   const size_t want = std::max(k, ef);
+  const bool any_removed = graph.num_deleted_ > 0;  // else no node's flag needs reading
   const auto keep = [&](Id id) {
-    return !graph.isMarkedDeleted(id) &&
+    return !(any_removed && graph.isMarkedDeleted(id)) &&
            (allowed == nullptr || (*allowed)(static_cast<uint64_t>(graph.getExternalLabel(id))));
   };
   auto* visited = graph.visited_list_pool_->getFreeVisitedList();
@@ -405,7 +414,7 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::string& path, 
     // little more than it holds, and grows again by doubling.
     const size_t room = graph->cur_element_count + graph->cur_element_count / 8 + 16;
     if (graph->max_elements_ > room) graph->resizeIndex(room);
-    use_large_pages(*graph);
+    move_to_large_pages(*graph, graph->max_elements_);
     return std::unique_ptr<VectorIndex>(
         new VectorIndex(dimension, std::move(space), std::move(graph)));
   } catch (const std::exception& e) {

@@ -10,9 +10,10 @@
 //
 // Filters: a selective filter (at most kExactLimit allowed chunks, or a small share of the
 // index) is answered exactly, by scanning the allowed vectors, since a walk would pass through
-// most of the graph to find k of them; a broad one walks the graph, passing through the chunks
-// it may not return without keeping them. Either way a search returns k results whenever k
-// allowed chunks exist.
+// most of the graph to fill its beam with them; a broad one walks the graph, passing through
+// the chunks it may not return without keeping them. Either way a search returns k results
+// whenever k allowed chunks exist (and, for the walk, the graph reaches them, as in practice
+// it does).
 //
 // Thread-safe: searches run concurrently with each other; changes take turns with searches.
 #pragma once
