@@ -28,7 +28,7 @@ struct RetrieveDeps {
   BlockingPool& blocking;
   IndexManager& index;
   Embedders& embedders;
-  int beam = 192;  // knowledge.search_beam
+  int beam = 256;  // knowledge.search_beam
 };
 
 std::unique_ptr<chat::Stage> retrieve_stage(RetrieveDeps deps);

@@ -23,7 +23,7 @@ struct KnowledgeSettings {
   std::string embedder = "builtin";
   int embedding_dimension = 384;  // the built-in embedder's
   int embed_batch = 64;           // texts per call to a remote embedder
-  int search_beam = 192;          // the vector side's graph walk (index/base_index.hpp)
+  int search_beam = 256;          // the vector side's graph walk (index/base_index.hpp)
   // The seed's EMBEDDING_CACHE_SIZE and EMBEDDING_CACHE_TTL (embed/embedding_cache.hpp).
   int64_t embedding_cache_size = 5000;
   std::chrono::milliseconds embedding_cache_ttl{3'600'000};

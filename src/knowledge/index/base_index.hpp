@@ -61,7 +61,7 @@ struct SearchRequest {
   size_t highlight_length = 300;  // 0: no highlights (the chat's retrieval shows none)
   // The graph walk's beam on the vector side (knowledge.search_beam): wider finds more of the
   // true nearest neighbours, slower.
-  size_t beam = 192;
+  size_t beam = 256;
 };
 
 // A chunk found: its citation and text (what the index keeps with it), and what the search and
