@@ -9,7 +9,7 @@
 #    pages (scripts/bench_real_embeddings.sh: about 25 minutes on 2 cores the first time, a few
 #    minutes once its vectors are kept in BENCH_REAL_DIR; skipped with BENCH_REAL_EMBEDDINGS=0),
 #    and with BENCH_REAL_100K=1 the same at 100,000 chunks of at most 64 tokens (about an hour
-#    of embedding the first time).
+#    and a half of embedding on 2 cores the first time).
 # 3. A cache hit through the gateway: wrk at 1 connection on a deterministic
 #    /v1/chat/completions answered by the exact cache (the fake provider behind it is called
 #    once), beside GET /v1/models on the same server (the request path without a cache).
@@ -84,7 +84,7 @@ if [[ "${BENCH_REAL_EMBEDDINGS:-1}" == 1 ]]; then
   if [[ "${BENCH_REAL_100K:-0}" == 1 ]]; then
     echo
     echo "\`scripts/bench_real_embeddings.sh DIR 100000 64\`: the same pages in chunks of at most 64"
-    echo "tokens, 100,000 of them (about an hour of embedding on 2 cores the first time)."
+    echo "tokens, 100,000 of them (about an hour and a half of embedding on 2 cores the first time)."
     echo
     BUILD_DIR=$BUILD scripts/bench_real_embeddings.sh \
       "${BENCH_REAL_DIR:-/tmp/parley-real-embeddings}-100k" 100000 64 >"$work/real100k.out" \
