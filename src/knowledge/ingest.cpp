@@ -173,7 +173,7 @@ class Ingestion {
 
 store::NewJob ingest_job(std::string_view document_id, std::string_view file_id) {
   json payload = {{"document_id", document_id}, {"file_id", file_id}};
-  return store::NewJob{std::string(kIngestJob), payload.dump(), 0, 5};
+  return store::NewJob{std::string(kIngestJob), payload.dump(), 0, 5, ""};
 }
 
 Result<BaseSettings> parse_base_settings(std::string_view text, const KnowledgeSettings& defaults) {

@@ -119,7 +119,7 @@ class Reembedding {
 
 store::NewJob reembed_job(std::string_view kb_id, std::string_view embedder) {
   json payload = {{"kb_id", kb_id}, {"embedder", embedder}};
-  return store::NewJob{std::string(kReembedJob), payload.dump(), 0, 10};
+  return store::NewJob{std::string(kReembedJob), payload.dump(), 0, 10, ""};
 }
 
 queue::Handler reembed_handler(IngestDeps deps) {

@@ -12,7 +12,7 @@ store::NewJob user_erasure_job(const std::optional<std::string>& tenant_id,
                                std::string_view user_id, int64_t run_at_ms, int64_t max_attempts) {
   json payload = {{"tenant_id", tenant_id ? json(*tenant_id) : json(nullptr)},
                   {"user_id", user_id}};
-  return store::NewJob{std::string(kUserErasure), payload.dump(), run_at_ms, max_attempts};
+  return store::NewJob{std::string(kUserErasure), payload.dump(), run_at_ms, max_attempts, ""};
 }
 
 Handler user_erasure(store::Storage& storage, const Clock& clock,

@@ -271,7 +271,7 @@ void Worker::enqueue_periodic(int64_t now) {
     }
   }
   for (const auto& kind : due) {
-    auto r = jobs_.enqueue({kind, "{}", 0, settings_.max_attempts}, now);
+    auto r = jobs_.enqueue({kind, "{}", 0, settings_.max_attempts, ""}, now);
     if (!r) {
       log::warn("a periodic job could not be queued",
                 {{"kind", kind}, {"error", r.error().message}});

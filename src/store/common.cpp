@@ -101,6 +101,12 @@ Error job_not_dead(std::string_view id, std::string_view state) {
       "job_not_dead");
 }
 
+Error job_key_taken(std::string_view id, std::string_view unique_key) {
+  return Error::conflict("job '" + std::string(id) + "' cannot be retried while another job for '" +
+                             std::string(unique_key) + "' is queued or running",
+                         "job_key_taken");
+}
+
 Error storage_closed() { return Error::unavailable("storage is closed", "storage_closed"); }
 
 Error knowledge_base_not_found(std::string_view id) {

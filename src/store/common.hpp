@@ -82,6 +82,7 @@ Error session_not_found(std::string_view id);
 Error job_not_held(std::string_view id);
 Error job_not_found(std::string_view id);
 Error job_not_dead(std::string_view id, std::string_view state);
+Error job_key_taken(std::string_view id, std::string_view unique_key);
 Error storage_closed();
 
 // The knowledge repository's answers (store/knowledge.hpp).

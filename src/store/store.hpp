@@ -133,6 +133,38 @@ struct UsageRecord {
   int64_t requests = 1;    // how many calls this record stands for (the API path merges)
 };
 
+// A durable background job (`parley worker`, jobs/ and the features that enqueue work): the
+// database is the queue, so a job survives any process. At least once: a job taken by a worker
+// that dies is taken again once its lock lapses, so handlers must be idempotent.
+struct Job {
+  std::string id;  // "job_..."
+  std::string kind;
+  std::string payload_json = "{}";
+  std::string state;  // "queued", "running", "done" or "dead"
+  int64_t attempts = 0;
+  int64_t max_attempts = 5;
+  int64_t run_at_ms = 0;  // not before
+  std::optional<std::string> locked_by;
+  std::optional<int64_t> locked_until_ms;
+  std::string last_error;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  std::optional<int64_t> finished_at_ms;
+  std::string result_json = "{}";  // what a finished job reports (e.g. rows erased)
+  std::optional<std::string> unique_key;
+};
+
+struct NewJob {
+  std::string kind;
+  std::string payload_json = "{}";
+  int64_t run_at_ms = 0;
+  int64_t max_attempts = 5;
+  // When set, at most one job with this key is queued or running at a time: enqueueing while
+  // one is live adds nothing (the live job stands for both). Once it is done or dead the key is
+  // free again.
+  std::string unique_key;
+};
+
 // The end of a turn: the assistant row's final state and its usage.
 struct FinishedTurn {
   std::string assistant_message_id;
@@ -149,6 +181,9 @@ struct FinishedTurn {
   std::string finish_reason;
   std::string citations_json;        // a JSON array, or empty
   std::optional<UsageRecord> usage;  // written in the same transaction
+  // Work the stored reply leads to (remembering, summarising), queued in the same transaction:
+  // it exists exactly when the reply does, and no crash in between can lose it.
+  std::vector<NewJob> follow_up_jobs;
 };
 
 struct MessageListQuery {
@@ -374,36 +409,10 @@ struct StorageStats {
   int read_connections = 0;
 };
 
-// A durable background job (`parley worker`, jobs/ and the features that enqueue work): the
-// database is the queue, so a job survives any process. At least once: a job taken by a worker
-// that dies is taken again once its lock lapses, so handlers must be idempotent.
-struct Job {
-  std::string id;  // "job_..."
-  std::string kind;
-  std::string payload_json = "{}";
-  std::string state;  // "queued", "running", "done" or "dead"
-  int64_t attempts = 0;
-  int64_t max_attempts = 5;
-  int64_t run_at_ms = 0;  // not before
-  std::optional<std::string> locked_by;
-  std::optional<int64_t> locked_until_ms;
-  std::string last_error;
-  int64_t created_at_ms = 0;
-  int64_t updated_at_ms = 0;
-  std::optional<int64_t> finished_at_ms;
-  std::string result_json = "{}";  // what a finished job reports (e.g. rows erased)
-};
-
-struct NewJob {
-  std::string kind;
-  std::string payload_json = "{}";
-  int64_t run_at_ms = 0;
-  int64_t max_attempts = 5;
-};
-
 class JobRepository {
  public:
   virtual ~JobRepository() = default;
+  // The new job, or the live job holding `job.unique_key` (then nothing is added).
   virtual Result<Job> enqueue(const NewJob& job, int64_t now_ms) = 0;
   // Up to `limit` jobs that are due (queued with run_at <= now, or running with a lapsed lock),
   // each locked for `worker` until now + visibility_ms, its attempts counted. Replicas taking at
@@ -424,7 +433,8 @@ class JobRepository {
   virtual Result<Job> get(std::string_view id) = 0;  // kNotFound "job_not_found"
   // Newest first; every state when nullopt.
   virtual Result<std::vector<Job>> list(const std::optional<std::string>& state, int limit) = 0;
-  // A dead job queued again with its attempts reset; kNotFound, or kConflict "job_not_dead".
+  // A dead job queued again with its attempts reset; kNotFound, or kConflict "job_not_dead", or
+  // kConflict "job_key_taken" when another job with its unique key is live.
   virtual Result<Job> retry(std::string_view id, int64_t now_ms) = 0;
   // Deletes done jobs finished before `finished_before_ms` (dead ones stay until retried);
   // how many.

@@ -117,7 +117,7 @@ void populate(store::Storage& s, parley::ManualClock& clock) {
   e.source = "rules";
   ASSERT_TRUE(s.moderation_log().append({e, e}).ok());
   ASSERT_TRUE(s.replicas().heartbeat({"rep_copy", "host", 42, 1, 2}).ok());
-  ASSERT_TRUE(s.jobs().enqueue({"usage_rollup", R"({"day":"2026-11-21"})", 0, 5}, 3).ok());
+  ASSERT_TRUE(s.jobs().enqueue({"usage_rollup", R"({"day":"2026-11-21"})", 0, 5, ""}, 3).ok());
   // Daily totals of every day so far (and the mark of how far they go).
   ASSERT_TRUE(s.usage().roll_up(parley::to_unix_ms(clock.now()) + 86'400'000).ok());
   // A knowledge base with a binary file and a document of two chunks (vectors as bytes).

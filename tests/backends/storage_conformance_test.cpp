@@ -731,6 +731,53 @@ TYPED_TEST(StorageConformance, FinishTurnOfDeletedSessionIsNotFound) {
   EXPECT_TRUE(FailsWith(this->store->messages().list(q), ErrorCode::kNotFound));
 }
 
+TYPED_TEST(StorageConformance, FinishTurnQueuesItsFollowUpJobsWithTheReply) {
+  auto session = this->make_session("acme", "alice");
+  auto& jobs = this->store->jobs();
+  const int64_t now = this->now_ms();
+  // A summary already planned for this session and not yet run.
+  auto planned = jobs.enqueue({"session.summarize", R"({"n":1})", 0, 5, "sum:" + session.id}, now);
+  ASSERT_TRUE(planned.ok()) << planned.error().message;
+
+  auto started = this->begin(session.id, "my name is Ana");
+  FinishedTurn f;
+  f.assistant_message_id = started.assistant.id;
+  f.content = "hello Ana";
+  f.status = "complete";
+  f.finish_reason = "stop";
+  f.follow_up_jobs.push_back(
+      {"memory.extract", R"({"reply":"x"})", 0, 5, "memx:" + f.assistant_message_id});
+  f.follow_up_jobs.push_back({"session.summarize", R"({"n":2})", 0, 5, "sum:" + session.id});
+  auto done = this->store->messages().finish_turn(f);
+  ASSERT_TRUE(done.ok()) << done.error().message;
+
+  auto queued = jobs.list(std::string("queued"), 10);
+  ASSERT_TRUE(queued.ok()) << queued.error().message;
+  std::map<std::string, std::vector<Job>> by_kind;
+  for (const auto& j : *queued) by_kind[j.kind].push_back(j);
+  ASSERT_EQ(by_kind["memory.extract"].size(), 1u);
+  EXPECT_EQ(by_kind["memory.extract"][0].payload_json, R"({"reply":"x"})");
+  EXPECT_EQ(by_kind["memory.extract"][0].unique_key, "memx:" + started.assistant.id);
+  // The summary already planned stands for the new plan too.
+  ASSERT_EQ(by_kind["session.summarize"].size(), 1u);
+  EXPECT_EQ(by_kind["session.summarize"][0].id, planned->id);
+  EXPECT_EQ(by_kind["session.summarize"][0].payload_json, R"({"n":1})");
+
+  // A reply that cannot be stored queues nothing: its session was deleted meanwhile.
+  auto other = this->make_session("acme", "alice");
+  auto started2 = this->begin(other.id, "hi");
+  ASSERT_TRUE(this->store->sessions().remove(other.id).ok());
+  FinishedTurn lost = f;
+  lost.assistant_message_id = started2.assistant.id;
+  lost.follow_up_jobs = {{"memory.extract", "{}", 0, 5, "memx:" + started2.assistant.id}};
+  EXPECT_TRUE(FailsWith(this->store->messages().finish_turn(lost), ErrorCode::kNotFound,
+                        "message_not_found"));
+  auto after = jobs.list(std::nullopt, 10);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->size(), 2u);
+  for (const auto& j : *after) EXPECT_NE(j.unique_key, "memx:" + started2.assistant.id);
+}
+
 TYPED_TEST(StorageConformance, MessageListIsOldestFirstByDefaultAndNewestFirstOnRequest) {
   auto session = this->make_session("default", "alice");
   this->turn(session.id, "q1", "a1");
@@ -939,13 +986,13 @@ TYPED_TEST(StorageConformance, OnlyTheRepliesOfDeadReplicasAreInterrupted) {
 TYPED_TEST(StorageConformance, DueJobsAreTakenOnceAndFinishedByTheirHolder) {
   const int64_t now = this->now_ms();
   auto& jobs = this->store->jobs();
-  auto a = jobs.enqueue({"usage_rollup", R"({"day":"2026-11-21"})", 0, 5}, now);
+  auto a = jobs.enqueue({"usage_rollup", R"({"day":"2026-11-21"})", 0, 5, ""}, now);
   ASSERT_TRUE(a.ok()) << a.error().message;
   EXPECT_EQ(a->id.rfind("job_", 0), 0u);
   EXPECT_EQ(a->state, "queued");
   EXPECT_EQ(a->run_at_ms, now);
-  ASSERT_TRUE(jobs.enqueue({"user_erasure", "{}", 0, 5}, now).ok());
-  ASSERT_TRUE(jobs.enqueue({"later", "{}", now + 60'000, 5}, now).ok());
+  ASSERT_TRUE(jobs.enqueue({"user_erasure", "{}", 0, 5, ""}, now).ok());
+  ASSERT_TRUE(jobs.enqueue({"later", "{}", now + 60'000, 5, ""}, now).ok());
 
   auto taken = jobs.take("worker-1", 10, now, 30'000);
   ASSERT_TRUE(taken.ok()) << taken.error().message;
@@ -980,7 +1027,7 @@ TYPED_TEST(StorageConformance, DueJobsAreTakenOnceAndFinishedByTheirHolder) {
 
 TYPED_TEST(StorageConformance, AJobIsReadByItsId) {
   const int64_t now = this->now_ms();
-  auto made = this->store->jobs().enqueue({"user.erase", R"({"user_id":"alice"})", 0, 3}, now);
+  auto made = this->store->jobs().enqueue({"user.erase", R"({"user_id":"alice"})", 0, 3, ""}, now);
   ASSERT_TRUE(made.ok()) << made.error().message;
   auto got = this->store->jobs().get(made->id);
   ASSERT_TRUE(got.ok()) << got.error().message;
@@ -995,8 +1042,8 @@ TYPED_TEST(StorageConformance, AJobIsReadByItsId) {
 TYPED_TEST(StorageConformance, DoneJobsArePurgedOnceOldAndDeadOnesStay) {
   const int64_t now = this->now_ms();
   auto& jobs = this->store->jobs();
-  ASSERT_TRUE(jobs.enqueue({"old", "{}", 0, 1}, now).ok());
-  ASSERT_TRUE(jobs.enqueue({"dies", "{}", 0, 1}, now).ok());
+  ASSERT_TRUE(jobs.enqueue({"old", "{}", 0, 1, ""}, now).ok());
+  ASSERT_TRUE(jobs.enqueue({"dies", "{}", 0, 1, ""}, now).ok());
   auto taken = jobs.take("w", 2, now, 60'000);
   ASSERT_TRUE(taken.ok() && taken->size() == 2u);
   for (const auto& j : *taken) {
@@ -1006,7 +1053,7 @@ TYPED_TEST(StorageConformance, DoneJobsArePurgedOnceOldAndDeadOnesStay) {
       ASSERT_TRUE(jobs.fail(j.id, "w", "boom", now, now + 10).ok());
     }
   }
-  ASSERT_TRUE(jobs.enqueue({"recent", "{}", 0, 1}, now + 1000).ok());
+  ASSERT_TRUE(jobs.enqueue({"recent", "{}", 0, 1, ""}, now + 1000).ok());
   auto recent = jobs.take("w", 1, now + 1000, 60'000);
   ASSERT_TRUE(recent.ok() && recent->size() == 1u);
   ASSERT_TRUE(jobs.succeed(recent->front().id, "w", "{}", now + 1000).ok());
@@ -1024,7 +1071,7 @@ TYPED_TEST(StorageConformance, DoneJobsArePurgedOnceOldAndDeadOnesStay) {
 TYPED_TEST(StorageConformance, AJobWhoseWorkerDiedIsTakenAgainOnceItsLockLapses) {
   const int64_t now = this->now_ms();
   auto& jobs = this->store->jobs();
-  ASSERT_TRUE(jobs.enqueue({"k", "{}", 0, 5}, now).ok());
+  ASSERT_TRUE(jobs.enqueue({"k", "{}", 0, 5, ""}, now).ok());
   auto first = jobs.take("dead-worker", 1, now, 1000);
   ASSERT_TRUE(first.ok() && first->size() == 1u);
   auto early = jobs.take("worker-2", 1, now + 1000, 1000);
@@ -1042,7 +1089,7 @@ TYPED_TEST(StorageConformance, AJobWhoseWorkerDiedIsTakenAgainOnceItsLockLapses)
 TYPED_TEST(StorageConformance, AHolderExtendsItsLockAndNoOtherWorkerTakesTheJobMeanwhile) {
   const int64_t now = this->now_ms();
   auto& jobs = this->store->jobs();
-  ASSERT_TRUE(jobs.enqueue({"k", "{}", 0, 5}, now).ok());
+  ASSERT_TRUE(jobs.enqueue({"k", "{}", 0, 5, ""}, now).ok());
   auto taken = jobs.take("worker-1", 1, now, 1000);
   ASSERT_TRUE(taken.ok() && taken->size() == 1u);
   const std::string id = (*taken)[0].id;
@@ -1066,7 +1113,7 @@ TYPED_TEST(StorageConformance, AHolderExtendsItsLockAndNoOtherWorkerTakesTheJobM
 TYPED_TEST(StorageConformance, FailedJobsRetryWithBackOffThenDieAndCanBeRetried) {
   const int64_t now = this->now_ms();
   auto& jobs = this->store->jobs();
-  auto job = jobs.enqueue({"k", "{}", 0, 2}, now);
+  auto job = jobs.enqueue({"k", "{}", 0, 2, ""}, now);
   ASSERT_TRUE(job.ok());
   ASSERT_EQ(jobs.take("w", 1, now, 1000)->size(), 1u);
   auto failed = jobs.fail(job->id, "w", "upstream said 503", now + 500, now);
@@ -1097,11 +1144,64 @@ TYPED_TEST(StorageConformance, FailedJobsRetryWithBackOffThenDieAndCanBeRetried)
   ASSERT_EQ(jobs.take("w", 1, now + 700, 1000)->size(), 1u);
 }
 
+TYPED_TEST(StorageConformance, AUniqueKeyHoldsOneLiveJobAndIsFreeAgainOnceItEnds) {
+  const int64_t now = this->now_ms();
+  auto& jobs = this->store->jobs();
+  auto first = jobs.enqueue({"session.summarize", R"({"v":1})", 0, 1, "sum:s1"}, now);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->unique_key, std::optional<std::string>("sum:s1"));
+  // Queued: the same key gives the same job back, and adds nothing.
+  auto again = jobs.enqueue({"session.summarize", R"({"v":2})", 0, 1, "sum:s1"}, now + 1);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->id, first->id);
+  EXPECT_EQ(again->payload_json, R"({"v":1})");
+  // Another key, and no key at all, are separate jobs.
+  auto other = jobs.enqueue({"session.summarize", "{}", 0, 1, "sum:s2"}, now);
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->id, first->id);
+  auto plain1 = jobs.enqueue({"k", "{}", 0, 1, ""}, now);
+  auto plain2 = jobs.enqueue({"k", "{}", 0, 1, ""}, now);
+  ASSERT_TRUE(plain1.ok() && plain2.ok());
+  EXPECT_NE(plain1->id, plain2->id);
+  EXPECT_FALSE(plain1->unique_key.has_value());
+
+  // Running: still the live job.
+  auto taken = jobs.take("w", 10, now + 2, 60'000);
+  ASSERT_TRUE(taken.ok());
+  ASSERT_EQ(taken->size(), 4u);
+  auto while_running = jobs.enqueue({"session.summarize", "{}", 0, 1, "sum:s1"}, now + 3);
+  ASSERT_TRUE(while_running.ok());
+  EXPECT_EQ(while_running->id, first->id);
+  EXPECT_EQ(while_running->state, "running");
+
+  // Done: the key is free, and a new job is made.
+  ASSERT_TRUE(jobs.succeed(first->id, "w", "{}", now + 4).ok());
+  auto after_done = jobs.enqueue({"session.summarize", "{}", 0, 1, "sum:s1"}, now + 5);
+  ASSERT_TRUE(after_done.ok());
+  EXPECT_NE(after_done->id, first->id);
+  EXPECT_EQ(after_done->state, "queued");
+
+  // Dead: the key is free; the dead job cannot be retried while a job with its key is live.
+  auto died = jobs.fail(other->id, "w", "boom", now + 6, now + 6);
+  ASSERT_TRUE(died.ok());
+  ASSERT_EQ(died->state, "dead");
+  auto replacement = jobs.enqueue({"session.summarize", "{}", 0, 1, "sum:s2"}, now + 7);
+  ASSERT_TRUE(replacement.ok());
+  EXPECT_NE(replacement->id, other->id);
+  EXPECT_TRUE(FailsWith(jobs.retry(other->id, now + 8), ErrorCode::kConflict, "job_key_taken"));
+  auto replacement_taken = jobs.take("w", 10, now + 8, 60'000);
+  ASSERT_TRUE(replacement_taken.ok());
+  ASSERT_TRUE(jobs.succeed(replacement->id, "w", "{}", now + 9).ok());
+  auto retried = jobs.retry(other->id, now + 10);
+  ASSERT_TRUE(retried.ok()) << retried.error().message;
+  EXPECT_EQ(retried->state, "queued");
+}
+
 TYPED_TEST(StorageConformance, ConcurrentWorkersNeverTakeTheSameJob) {
   const int64_t now = this->now_ms();
   auto& jobs = this->store->jobs();
   constexpr int kJobs = 60;
-  for (int i = 0; i < kJobs; ++i) ASSERT_TRUE(jobs.enqueue({"k", "{}", 0, 5}, now).ok());
+  for (int i = 0; i < kJobs; ++i) ASSERT_TRUE(jobs.enqueue({"k", "{}", 0, 5, ""}, now).ok());
   std::mutex mutex;
   std::vector<std::string> seen;
   std::vector<std::thread> workers;

@@ -43,7 +43,7 @@ class WorkerTest : public ::testing::Test {
   }
 
   Job enqueue(const std::string& kind, int64_t max_attempts = 5) {
-    auto job = storage_->jobs().enqueue({kind, R"({"n":1})", 0, max_attempts}, now());
+    auto job = storage_->jobs().enqueue({kind, R"({"n":1})", 0, max_attempts, ""}, now());
     EXPECT_TRUE(job.ok()) << job.error().message;
     return job.ok() ? *job : Job{};
   }

@@ -55,6 +55,10 @@ ApiKey read_key(const Rows& rows, int row, int first = 0);
 ModerationLogEntry read_moderation(const Rows& rows, int row, int first = 0);
 UsageRecord read_usage(const Rows& rows, int row, int first = 0);
 
+// Inserts a job on `db` (inside the caller's transaction, if any); nullopt when a live job
+// already holds `job.unique_key`, so nothing was added (job_table.cpp).
+Result<std::optional<Job>> insert_job(Connection& db, const NewJob& job, int64_t now_ms);
+
 std::unique_ptr<ApiKeyRepository> make_api_key_table(Database& db);
 std::unique_ptr<IdempotencyRepository> make_idempotency_table(Database& db);
 std::unique_ptr<ModerationLogRepository> make_moderation_log_table(Database& db);

@@ -10,7 +10,7 @@ namespace {
 
 constexpr const char* kJobColumns =
     "id, kind, payload, state, attempts, max_attempts, run_at, locked_by, locked_until, "
-    "last_error, created_at, updated_at, finished_at, result";
+    "last_error, created_at, updated_at, finished_at, result, unique_key";
 
 Job read_job(const Rows& rows, int r) {
   Job j;
@@ -28,8 +28,34 @@ Job read_job(const Rows& rows, int r) {
   j.updated_at_ms = rows.integer(r, 11);
   j.finished_at_ms = rows.optional_integer(r, 12);
   j.result_json = rows.text(r, 13);
+  j.unique_key = rows.optional_text(r, 14);
   return j;
 }
+
+}  // namespace
+
+Result<std::optional<Job>> insert_job(Connection& db, const NewJob& in, int64_t now_ms) {
+  // The conflict target repeats the partial index's condition, which is how PostgreSQL picks it.
+  static const std::string sql = std::string("INSERT INTO jobs (") + kJobColumns +
+                                 ") VALUES ($1, $2, $3, 'queued', 0, $4, $5, NULL, NULL, '', "
+                                 "$6, $6, NULL, '{}', $7) ON CONFLICT (unique_key) WHERE "
+                                 "unique_key IS NOT NULL AND state IN ('queued', 'running') DO "
+                                 "NOTHING RETURNING " +
+                                 kJobColumns;
+  auto rows = db.query(sql, Params()
+                                .text(new_resource_id("job"))
+                                .text(in.kind)
+                                .text(in.payload_json)
+                                .integer(in.max_attempts)
+                                .integer(in.run_at_ms > 0 ? in.run_at_ms : now_ms)
+                                .integer(now_ms)
+                                .text_or_null(in.unique_key));
+  if (!rows) return std::move(rows).error();
+  if (rows->empty()) return std::optional<Job>();  // the key's job is live
+  return std::optional<Job>(read_job(*rows, 0));
+}
+
+namespace {
 
 class JobTable final : public JobRepository {
  public:
@@ -39,19 +65,20 @@ class JobTable final : public JobRepository {
     QueryTimer timer(db_.options.metrics, "job_enqueue");
     auto lease = db_.pool.borrow();
     if (!lease) return std::move(lease).error();
-    static const std::string sql = std::string("INSERT INTO jobs (") + kJobColumns +
-                                   ") VALUES ($1, $2, $3, 'queued', 0, $4, $5, NULL, NULL, '', "
-                                   "$6, $6, NULL, '{}') RETURNING " +
-                                   kJobColumns;
-    auto rows = (**lease).query(sql, Params()
-                                         .text(new_resource_id("job"))
-                                         .text(in.kind)
-                                         .text(in.payload_json)
-                                         .integer(in.max_attempts)
-                                         .integer(in.run_at_ms > 0 ? in.run_at_ms : now_ms)
-                                         .integer(now_ms));
-    if (!rows) return std::move(rows).error();
-    return read_job(*rows, 0);
+    static const std::string live = std::string("SELECT ") + kJobColumns +
+                                    " FROM jobs WHERE unique_key = $1 AND state IN ('queued', "
+                                    "'running')";
+    // The live job may finish between the insert that met it and the read: then try again.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto inserted = insert_job(**lease, in, now_ms);
+      if (!inserted) return std::move(inserted).error();
+      if (*inserted) return std::move(**inserted);
+      auto rows = (**lease).query(live, Params().text(in.unique_key));
+      if (!rows) return std::move(rows).error();
+      if (!rows->empty()) return read_job(*rows, 0);
+    }
+    return Error::unavailable("job key '" + in.unique_key + "' kept changing hands; try again",
+                              "storage_busy");
   }
 
   Result<std::vector<Job>> take(std::string_view worker, int limit, int64_t now_ms,
@@ -156,14 +183,20 @@ class JobTable final : public JobRepository {
     static const std::string sql =
         std::string(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, updated_at = $2, "
-            "finished_at = NULL WHERE id = $1 AND state = 'dead' RETURNING ") +
+            "finished_at = NULL WHERE id = $1 AND state = 'dead' AND (unique_key IS NULL OR "
+            "NOT EXISTS (SELECT 1 FROM jobs AS twin WHERE twin.unique_key = jobs.unique_key AND "
+            "twin.state IN ('queued', 'running'))) RETURNING ") +
         kJobColumns;
     auto rows = (**lease).query(sql, Params().text(id).integer(now_ms));
-    if (!rows) return std::move(rows).error();
-    if (!rows->empty()) return read_job(*rows, 0);
-    auto state = (**lease).query("SELECT state FROM jobs WHERE id = $1", Params().text(id));
+    if (!rows && rows.error().code != ErrorCode::kConflict) return std::move(rows).error();
+    if (rows && !rows->empty()) return read_job(*rows, 0);
+    // No row: not dead, not there, or a live twin holds its key (seen, or inserted meanwhile,
+    // which the unique index answers with a conflict).
+    auto state =
+        (**lease).query("SELECT state, unique_key FROM jobs WHERE id = $1", Params().text(id));
     if (!state) return std::move(state).error();
     if (state->empty()) return job_not_found(id);
+    if (state->text(0, 0) == "dead") return job_key_taken(id, state->text(0, 1));
     return job_not_dead(id, state->text(0, 0));
   }
 

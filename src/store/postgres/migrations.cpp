@@ -274,6 +274,13 @@ const std::vector<Migration>& migrations() {
         ALTER TABLE knowledge_bases ADD COLUMN next_embedder TEXT NOT NULL DEFAULT '';
         ALTER TABLE kb_chunks ADD COLUMN next_vector BYTEA;
       )sql"},
+      {10, "job_unique_keys", R"sql(
+        -- At most one live (queued or running) job per key: work planned again before the
+        -- last plan ran (a session's summary, a reply's memories) is not queued twice.
+        ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+        CREATE UNIQUE INDEX jobs_unique_live ON jobs (unique_key)
+          WHERE unique_key IS NOT NULL AND state IN ('queued', 'running');
+      )sql"},
   };
   return kMigrations;
 }

@@ -366,6 +366,9 @@ class PostgresStorage final : public Storage,
     if (in.usage) {
       if (auto r = insert_usage(db, *in.usage); !r) return std::move(r).error();
     }
+    for (const NewJob& job : in.follow_up_jobs) {
+      if (auto r = insert_job(db, job, db_.now_ms()); !r) return std::move(r).error();
+    }
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return m;
   }

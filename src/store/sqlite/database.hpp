@@ -116,6 +116,10 @@ inline constexpr const char* kMessageReadColumns =
 Session read_session(const Statement& row, int first = 0);
 Message read_message(const Statement& row, int first = 0);
 
+// Inserts a job with the write connection (inside the caller's transaction, if any); nullopt
+// when a live job already holds `job.unique_key`, so nothing was added (job_table.cpp).
+Result<std::optional<Job>> insert_job(Connection& db, const NewJob& job, int64_t now_ms);
+
 // The repositories kept in access_tables.cpp, each over the shared connections.
 std::unique_ptr<ApiKeyRepository> make_api_key_table(Database& db);
 std::unique_ptr<IdempotencyRepository> make_idempotency_table(Database& db);

@@ -9,7 +9,7 @@ namespace {
 
 constexpr const char* kJobColumns =
     "id, kind, payload, state, attempts, max_attempts, run_at, locked_by, locked_until, "
-    "last_error, created_at, updated_at, finished_at, result";
+    "last_error, created_at, updated_at, finished_at, result, unique_key";
 
 Job read_job(const Statement& row) {
   Job j;
@@ -27,8 +27,53 @@ Job read_job(const Statement& row) {
   j.updated_at_ms = row.column_int(11);
   j.finished_at_ms = row.column_optional_int(12);
   j.result_json = row.column_text(13);
+  j.unique_key = row.column_optional_text(14);
   return j;
 }
+
+// The live job holding `key`, if any.
+Result<std::optional<Job>> live_job(Connection& db, std::string_view key) {
+  static const std::string sql = std::string("SELECT ") + kJobColumns +
+                                 " FROM jobs WHERE unique_key = ? AND state IN ('queued', "
+                                 "'running')";
+  auto stmt = db.prepare(sql.c_str());
+  if (!stmt) return std::move(stmt).error();
+  stmt->bind(1, key);
+  const int rc = stmt->step();
+  if (rc == SQLITE_DONE) return std::optional<Job>();
+  if (rc != SQLITE_ROW) return db.last_error("find live job");
+  return std::optional<Job>(read_job(*stmt));
+}
+
+}  // namespace
+
+Result<std::optional<Job>> insert_job(Connection& db, const NewJob& in, int64_t now_ms) {
+  // The conflict target repeats the partial index's condition, which is how SQLite picks it.
+  static const std::string sql = std::string("INSERT INTO jobs (") + kJobColumns +
+                                 ") VALUES (?, ?, ?, 'queued', 0, ?, ?, NULL, NULL, '', ?, ?, "
+                                 "NULL, '{}', ?) ON CONFLICT (unique_key) WHERE unique_key IS "
+                                 "NOT NULL AND state IN ('queued', 'running') DO NOTHING "
+                                 "RETURNING " +
+                                 kJobColumns;
+  auto stmt = db.prepare(sql.c_str());
+  if (!stmt) return std::move(stmt).error();
+  stmt->bind(1, new_resource_id("job")).bind(2, in.kind).bind(3, in.payload_json);
+  stmt->bind(4, in.max_attempts).bind(5, in.run_at_ms > 0 ? in.run_at_ms : now_ms);
+  stmt->bind(6, now_ms).bind(7, now_ms);
+  if (in.unique_key.empty()) {
+    stmt->bind_null(8);
+  } else {
+    stmt->bind(8, in.unique_key);
+  }
+  const int rc = stmt->step();
+  if (rc == SQLITE_DONE) return std::optional<Job>();  // the key's job is live
+  if (rc != SQLITE_ROW) return db.last_error("enqueue job");
+  Job j = read_job(*stmt);
+  if (stmt->step() != SQLITE_DONE) return db.last_error("enqueue job");
+  return std::optional<Job>(std::move(j));
+}
+
+namespace {
 
 class JobTable final : public JobRepository {
  public:
@@ -38,19 +83,14 @@ class JobTable final : public JobRepository {
     QueryTimer timer(db_.options.metrics, "job_enqueue");
     std::lock_guard lock(db_.write_mutex);
     if (!db_.writer) return storage_closed();
-    static const std::string sql = std::string("INSERT INTO jobs (") + kJobColumns +
-                                   ") VALUES (?, ?, ?, 'queued', 0, ?, ?, NULL, NULL, '', ?, ?, "
-                                   "NULL, '{}') RETURNING " +
-                                   kJobColumns;
-    auto stmt = db_.writer->prepare(sql.c_str());
-    if (!stmt) return std::move(stmt).error();
-    stmt->bind(1, new_resource_id("job")).bind(2, in.kind).bind(3, in.payload_json);
-    stmt->bind(4, in.max_attempts).bind(5, in.run_at_ms > 0 ? in.run_at_ms : now_ms);
-    stmt->bind(6, now_ms).bind(7, now_ms);
-    if (stmt->step() != SQLITE_ROW) return db_.writer->last_error("enqueue job");
-    Job j = read_job(*stmt);
-    if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("enqueue job");
-    return j;
+    auto inserted = insert_job(*db_.writer, in, now_ms);
+    if (!inserted) return std::move(inserted).error();
+    if (*inserted) return std::move(**inserted);
+    // Under the write lock nothing can finish the live job in between.
+    auto live = live_job(*db_.writer, in.unique_key);
+    if (!live) return std::move(live).error();
+    if (!*live) return Error::internal("job key '" + in.unique_key + "' taken by no live job");
+    return std::move(**live);
   }
 
   Result<std::vector<Job>> take(std::string_view worker, int limit, int64_t now_ms,
@@ -168,7 +208,9 @@ class JobTable final : public JobRepository {
     static const std::string sql =
         std::string(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = ?2, updated_at = ?2, "
-            "finished_at = NULL WHERE id = ?1 AND state = 'dead' RETURNING ") +
+            "finished_at = NULL WHERE id = ?1 AND state = 'dead' AND (unique_key IS NULL OR NOT "
+            "EXISTS (SELECT 1 FROM jobs AS twin WHERE twin.unique_key = jobs.unique_key AND "
+            "twin.state IN ('queued', 'running'))) RETURNING ") +
         kJobColumns;
     auto stmt = db_.writer->prepare(sql.c_str());
     if (!stmt) return std::move(stmt).error();
@@ -180,13 +222,15 @@ class JobTable final : public JobRepository {
       return j;
     }
     if (rc != SQLITE_DONE) return db_.writer->last_error("retry job");
-    auto exists = db_.writer->prepare("SELECT state FROM jobs WHERE id = ?");
+    auto exists = db_.writer->prepare("SELECT state, unique_key FROM jobs WHERE id = ?");
     if (!exists) return std::move(exists).error();
     exists->bind(1, id);
     if (exists->step() != SQLITE_ROW) {
       return job_not_found(id);
     }
-    return job_not_dead(id, exists->column_text(0));
+    std::string state = exists->column_text(0);
+    if (state == "dead") return job_key_taken(id, exists->column_text(1));
+    return job_not_dead(id, state);
   }
 
   Result<int64_t> purge_done(int64_t finished_before_ms) override {

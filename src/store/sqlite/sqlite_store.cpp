@@ -381,6 +381,9 @@ class SqliteStorage final : public Storage,
     if (in.usage) {
       if (auto r = insert_usage(*in.usage); !r) return std::move(r).error();
     }
+    for (const NewJob& job : in.follow_up_jobs) {
+      if (auto r = insert_job(*db_.writer, job, now); !r) return std::move(r).error();
+    }
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return m;
   }
