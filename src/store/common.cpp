@@ -7,6 +7,8 @@
 #include <cstring>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 #include "core/ids.hpp"
 
 namespace parley::store {
@@ -105,6 +107,41 @@ Error job_key_taken(std::string_view id, std::string_view unique_key) {
   return Error::conflict("job '" + std::string(id) + "' cannot be retried while another job for '" +
                              std::string(unique_key) + "' is queued or running",
                          "job_key_taken");
+}
+
+Error memory_not_found(std::string_view id) {
+  return Error::not_found("no memory with id '" + std::string(id) + "'", "memory_not_found");
+}
+
+Error memory_not_active(std::string_view id) {
+  return Error::conflict(
+      "memory '" + std::string(id) + "' was retired; only active memories change",
+      "memory_not_active");
+}
+
+Error memory_exists(std::string_view id) {
+  return Error::conflict("the same text is already remembered as memory '" + std::string(id) + "'",
+                         "memory_exists");
+}
+
+std::optional<int64_t> parse_seq_cursor(const std::string& cursor) {
+  if (cursor.empty() || cursor.size() > 18) return std::nullopt;
+  int64_t value = 0;
+  for (char c : cursor) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+MemoryChange::Op memory_change_op_from(std::string_view name) {
+  if (name == "remove") return MemoryChange::Op::kRemove;
+  if (name == "erase_user") return MemoryChange::Op::kEraseUser;
+  return MemoryChange::Op::kPut;
+}
+
+std::string json_strings(const std::vector<std::string>& values) {
+  return nlohmann::json(values).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 Error storage_closed() { return Error::unavailable("storage is closed", "storage_closed"); }

@@ -15,6 +15,7 @@
 #include "core/result.hpp"
 #include "obs/metrics.hpp"
 #include "store/knowledge.hpp"
+#include "store/memory.hpp"
 
 namespace parley::store {
 
@@ -102,6 +103,16 @@ Result<bool> check_dimension(std::string_view kb_id, int64_t dimension,
 
 // The file a put_file stores: a new id, its size, the caller's hash and names.
 StoredFile stored_file_of(const NewFile& in, int64_t now_ms);
+
+// The memory repository's answers (store/memory.hpp).
+Error memory_not_found(std::string_view id);
+Error memory_not_active(std::string_view id);
+Error memory_exists(std::string_view id);
+// The seq a memory page cursor carries; nullopt for anything this server did not issue.
+std::optional<int64_t> parse_seq_cursor(const std::string& cursor);
+MemoryChange::Op memory_change_op_from(std::string_view name);
+// ["a","b"]: a JSON array of strings, as the memory tables' kind filters take it.
+std::string json_strings(const std::vector<std::string>& values);
 
 // A chunk's vector as stored: float32, little-endian, packed.
 std::string encode_vector(const std::vector<float>& vector);

@@ -23,6 +23,7 @@
 
 #include "core/result.hpp"
 #include "store/knowledge.hpp"
+#include "store/memory.hpp"
 #include "store/tables.hpp"
 
 namespace parley::store {
@@ -457,6 +458,7 @@ class Storage {
   virtual ReplicaRepository& replicas() = 0;
   virtual JobRepository& jobs() = 0;
   virtual KnowledgeRepository& knowledge() = 0;
+  virtual MemoryRepository& memories() = 0;
   // Whole tables as rows, for `parley copy-data`.
   virtual TableAccess& table_access() = 0;
 

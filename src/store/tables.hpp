@@ -2,8 +2,9 @@
 // (`parley copy-data`, store/copy.hpp). Both backends have the same tables and columns (their
 // migrations keep the same versions), so a row read from one can be written to the other.
 //
-// Two tables are deliberately absent: database_identity (each database has its own) and
-// kb_changes (the search indexes' change log; a copy rebuilds its indexes instead).
+// Three tables are deliberately absent: database_identity (each database has its own),
+// kb_changes and memory_changes (the change logs of the search and recall indexes; a copy
+// rebuilds its indexes instead).
 //
 // Adding a table in a migration means adding it here too, in an order where a table comes
 // after the tables it references; a test compares this list with the tables the migrations

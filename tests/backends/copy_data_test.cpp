@@ -143,6 +143,19 @@ void populate(store::Storage& s, parley::ManualClock& clock) {
                              {0.25F, -1.5F, static_cast<float>(i)}});
   }
   ASSERT_TRUE(kb.commit_chunks(commit, now).ok());
+  // Memories: one kept with a vector and an expiry, one retired by it (two history rows each).
+  store::NewMemory memory;
+  memory.tenant_id = "acme";
+  memory.user_id = "u1";
+  memory.text = "Lives in Paris";
+  memory.slot = "location";
+  memory.hash = "h1";
+  memory.vector = {0.5F, -0.25F};
+  ASSERT_TRUE(s.memories().create(memory, {.actor = "user"}, now).ok());
+  memory.text = "Lives in Lisbon";
+  memory.hash = "h2";
+  memory.expires_at_ms = now + 1000;
+  ASSERT_TRUE(s.memories().create(memory, {.actor = "user"}, now).ok());
 }
 
 std::vector<store::Row> all_rows(store::Storage& s, const store::Table& table) {
@@ -198,11 +211,13 @@ TEST(CopyData, EveryRowOfEveryTableArrivesInPostgres) {
   EXPECT_EQ(counts["files"], 1);
   EXPECT_EQ(counts["file_contents"], 1);
   EXPECT_EQ(counts["knowledge_bases"], 1);
+  EXPECT_EQ(counts["memories"], 2);
+  EXPECT_EQ(counts["memory_history"], 3);
   EXPECT_EQ(counts["kb_documents"], 1);
   EXPECT_EQ(counts["kb_chunks"], 2);
   EXPECT_EQ(counts["usage_daily"], 6);  // one per tenant and user: one day, one model
   EXPECT_EQ(counts["usage_rollup"], 1);
-  EXPECT_EQ(report->total_rows(), 89);
+  EXPECT_EQ(report->total_rows(), 94);
 
   // Through the repositories too: same pages, same order, same bytes.
   store::SessionListQuery q;
@@ -259,11 +274,11 @@ TEST(CopyData, TheTableListIsEveryTableOfBothSchemas) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir.path() + "/parley.db").c_str(), &db), SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(
-                db,
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
-                "IN ('schema_migrations', 'sqlite_sequence', 'database_identity', 'kb_changes')",
-                -1, &stmt, nullptr),
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
+                               "IN ('schema_migrations', 'sqlite_sequence', 'database_identity', "
+                               "'kb_changes', 'memory_changes')",
+                               -1, &stmt, nullptr),
             SQLITE_OK);
   while (sqlite3_step(stmt) == SQLITE_ROW) {
     in_sqlite.insert(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
@@ -275,7 +290,7 @@ TEST(CopyData, TheTableListIsEveryTableOfBothSchemas) {
   const std::string names = pg.query(
       "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables "
       "WHERE table_schema = 'public' AND table_name NOT IN ('schema_migrations', "
-      "'database_identity', 'kb_changes')");
+      "'database_identity', 'kb_changes', 'memory_changes')");
   std::set<std::string> in_postgres;
   size_t start = 0;
   while (start <= names.size()) {
@@ -319,7 +334,7 @@ TEST(CopyData, TheCommandReportsRowCountsAndHidesThePassword) {
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("sessions           7"), std::string::npos) << out;
   EXPECT_NE(out.find("messages           42"), std::string::npos) << out;
-  EXPECT_NE(out.find("total              89"), std::string::npos) << out;
+  EXPECT_NE(out.find("total              94"), std::string::npos) << out;
   EXPECT_EQ(out.find("canary-secret"), std::string::npos) << out;
   EXPECT_EQ(pg.query("SELECT count(*) FROM messages"), "42");
 

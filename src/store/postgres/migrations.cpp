@@ -281,6 +281,71 @@ const std::vector<Migration>& migrations() {
         CREATE UNIQUE INDEX jobs_unique_live ON jobs (unique_key)
           WHERE unique_key IS NOT NULL AND state IN ('queued', 'running');
       )sql"},
+      {11, "memories", R"sql(
+        -- What the assistant remembers about each user (store/memory.hpp). `seq` is the
+        -- memory's label in the recall index and is never reused.
+        CREATE TABLE memories (
+          seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          id             TEXT    NOT NULL UNIQUE,                -- "mem_..."
+          tenant_id      TEXT    NOT NULL,
+          user_id        TEXT    NOT NULL,
+          assistant      TEXT    NOT NULL DEFAULT '',            -- '' = every assistant
+          session_id     TEXT    NOT NULL DEFAULT '',            -- '' = every session
+          text           TEXT    NOT NULL,
+          kind           TEXT    NOT NULL,
+          slot           TEXT    NOT NULL DEFAULT '',
+          importance     DOUBLE PRECISION NOT NULL DEFAULT 0.5,
+          retention      TEXT    NOT NULL,
+          status         TEXT    NOT NULL DEFAULT 'active',      -- active | retired
+          superseded_by  TEXT,
+          hash           TEXT    NOT NULL,                       -- of the normalised text
+          source         TEXT    NOT NULL DEFAULT '[]',          -- message ids
+          metadata       TEXT    NOT NULL DEFAULT '{}',
+          embedder       TEXT    NOT NULL DEFAULT '',
+          vector         BYTEA,                                  -- float32, little-endian
+          created_at     BIGINT  NOT NULL,
+          updated_at     BIGINT  NOT NULL,
+          last_used_at   BIGINT,
+          invalid_at     BIGINT,
+          expires_at     BIGINT                                  -- NULL = never
+        );
+        CREATE INDEX memories_by_user ON memories (tenant_id, user_id, seq);
+        -- One active memory per text and scope: the same fact said ten times is one memory.
+        CREATE UNIQUE INDEX memories_one_active_text
+          ON memories (tenant_id, user_id, assistant, session_id, hash) WHERE status = 'active';
+        CREATE INDEX memories_by_slot ON memories (tenant_id, user_id, slot)
+          WHERE slot <> '' AND status = 'active';
+        CREATE INDEX memories_expiring ON memories (expires_at) WHERE expires_at IS NOT NULL;
+        -- Every change to a memory; a deleted memory's entries keep their events, not texts.
+        CREATE TABLE memory_history (
+          seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          id             TEXT    NOT NULL UNIQUE,                -- "mh_..."
+          memory_id      TEXT    NOT NULL,
+          tenant_id      TEXT    NOT NULL,
+          user_id        TEXT    NOT NULL,
+          event          TEXT    NOT NULL,                       -- ADD | UPDATE | RETIRE | ...
+          old_text       TEXT,
+          new_text       TEXT,
+          actor          TEXT    NOT NULL,
+          reason         TEXT    NOT NULL DEFAULT '',
+          source         TEXT    NOT NULL DEFAULT '[]',
+          job_id         TEXT    NOT NULL DEFAULT '',
+          created_at     BIGINT  NOT NULL
+        );
+        CREATE INDEX memory_history_by_memory ON memory_history (memory_id, seq);
+        CREATE INDEX memory_history_by_user ON memory_history (tenant_id, user_id, seq);
+        CREATE INDEX memory_history_by_job ON memory_history (job_id) WHERE job_id <> '';
+        -- What the recall index catches up from (not moved by copy-data).
+        CREATE TABLE memory_changes (
+          seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          tenant_id      TEXT    NOT NULL,
+          op             TEXT    NOT NULL,                       -- put | remove | erase_user
+          memory_seq     BIGINT  NOT NULL DEFAULT 0,
+          user_id        TEXT    NOT NULL DEFAULT ''
+        );
+        -- The memories a reply's prompt used: a JSON array, NULL when none.
+        ALTER TABLE messages ADD COLUMN memories TEXT;
+      )sql"},
   };
   return kMigrations;
 }

@@ -131,6 +131,7 @@ class PostgresStorage final : public Storage,
   ReplicaRepository& replicas() override { return *replicas_; }
   JobRepository& jobs() override { return *jobs_; }
   KnowledgeRepository& knowledge() override { return *knowledge_; }
+  MemoryRepository& memories() override { return *memories_; }
   TableAccess& table_access() override { return *table_access_; }
 
   Result<void> ping() override {
@@ -581,6 +582,7 @@ class PostgresStorage final : public Storage,
   std::unique_ptr<ReplicaRepository> replicas_ = make_replica_table(db_);
   std::unique_ptr<JobRepository> jobs_ = make_job_table(db_);
   std::unique_ptr<KnowledgeRepository> knowledge_ = make_knowledge_table(db_);
+  std::unique_ptr<MemoryRepository> memories_ = make_memory_table(db_);
   std::unique_ptr<TableAccess> table_access_ = make_table_access(db_);
 };
 

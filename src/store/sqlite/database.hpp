@@ -129,5 +129,6 @@ std::unique_ptr<TableAccess> make_table_access(Database& db);
 std::unique_ptr<ReplicaRepository> make_replica_table(Database& db);
 std::unique_ptr<JobRepository> make_job_table(Database& db);
 std::unique_ptr<KnowledgeRepository> make_knowledge_table(Database& db);
+std::unique_ptr<MemoryRepository> make_memory_table(Database& db);
 
 }  // namespace parley::store::sqlite
