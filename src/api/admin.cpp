@@ -2,11 +2,14 @@
 // (see admin.hpp).
 #include "api/admin.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "api/access.hpp"
 #include "api/chat.hpp"
 #include "api/fields.hpp"
+#include "api/memory_json.hpp"
 #include "api/reply.hpp"
 #include "api/sessions.hpp"
 #include "auth/key_admin.hpp"
@@ -232,6 +235,23 @@ Awaitable export_user(Context& ctx, http::Request& req) {
   json keys = json::array();
   const int64_t now = now_ms(ctx);
   for (const auto& k : data->keys) keys.push_back(auth::key_json(k, now));
+  json memories = json::array();
+  for (const auto& m : data->memories) {
+    json entry = memory_json(m);
+    json history = json::array();
+    for (const auto& h : data->memory_history) {
+      if (h.memory_id == m.id) history.push_back(memory_history_json(h));
+    }
+    entry["history"] = std::move(history);
+    memories.push_back(std::move(entry));
+  }
+  // What remains of memories deleted earlier: their events, without texts.
+  json forgotten = json::array();
+  for (const auto& h : data->memory_history) {
+    const bool kept = std::any_of(data->memories.begin(), data->memories.end(),
+                                  [&](const store::Memory& m) { return m.id == h.memory_id; });
+    if (!kept) forgotten.push_back(memory_history_json(h));
+  }
   co_return json_response(200, {{"object", "user_export"},
                                 {"user_id", user_id},
                                 {"tenant_id", *tenant ? json(**tenant) : json(nullptr)},
@@ -239,7 +259,9 @@ Awaitable export_user(Context& ctx, http::Request& req) {
                                 {"sessions", std::move(sessions)},
                                 {"usage", std::move(usage)},
                                 {"moderation", std::move(moderation)},
-                                {"api_keys", std::move(keys)}});
+                                {"api_keys", std::move(keys)},
+                                {"memories", std::move(memories)},
+                                {"deleted_memory_history", std::move(forgotten)}});
 }
 
 // Erasure runs as a job (queue/builtin_jobs.hpp): it may be large, and it must follow what

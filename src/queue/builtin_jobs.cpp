@@ -35,6 +35,7 @@ Handler user_erasure(store::Storage& storage, const Clock& clock,
                                    {"sessions", counts->sessions},
                                    {"messages", counts->messages},
                                    {"usage_records", counts->usage_records},
+                                   {"memories", counts->memories},
                                    {"revoked_api_keys", counts->api_keys}});
     return json{{"user_id", user_id},
                 {"tenant_id", tenant_id ? json(*tenant_id) : json(nullptr)},
@@ -43,7 +44,9 @@ Handler user_erasure(store::Storage& storage, const Clock& clock,
                   {"messages", counts->messages},
                   {"usage_records", counts->usage_records},
                   {"moderation_logs", counts->moderation_logs},
-                  {"idempotent_responses", counts->idempotent_responses}}},
+                  {"idempotent_responses", counts->idempotent_responses},
+                  {"memories", counts->memories},
+                  {"memory_history", counts->memory_history}}},
                 {"revoked_api_keys", counts->api_keys}};
   };
 }

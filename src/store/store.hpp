@@ -375,7 +375,9 @@ struct UserExport {
   std::vector<Message> messages;  // of those sessions, oldest first per session
   std::vector<UsageRecord> usage;
   std::vector<ModerationLogEntry> moderation;
-  std::vector<ApiKey> keys;  // user-scoped keys bound to the user (hashes omitted on export)
+  std::vector<ApiKey> keys;      // user-scoped keys bound to the user (hashes omitted on export)
+  std::vector<Memory> memories;  // every status, oldest first, without vectors
+  std::vector<MemoryHistoryEntry> memory_history;  // of those memories, oldest first
 };
 
 struct ErasureCounts {
@@ -385,6 +387,8 @@ struct ErasureCounts {
   int64_t moderation_logs = 0;
   int64_t idempotent_responses = 0;
   int64_t api_keys = 0;  // revoked, not deleted: a key's record stays for audit, its user goes
+  int64_t memories = 0;
+  int64_t memory_history = 0;
 };
 
 class UserDataRepository {

@@ -516,4 +516,78 @@ TYPED_TEST(MemoryConformance, ConcurrentWritersLeaveOneMemoryPerTextAndALogInCom
   EXPECT_EQ(rebuilt->size(), stored.size());
 }
 
+TYPED_TEST(MemoryConformance, AUsersExportHasEveryMemoryAndItsHistory) {
+  NewMemory paris = this->memory("Lives in Paris");
+  paris.slot = "location";
+  this->add(paris);
+  NewMemory lisbon = this->memory("Lives in Lisbon");
+  lisbon.slot = "location";
+  this->add(lisbon);
+  const Memory gone = this->add(this->memory("Has a cat"));
+  ASSERT_TRUE(this->memories().remove(gone.id, MemoryEdit{.actor = "user"}, this->now()).ok());
+  this->add(this->memory("Lives in Oslo", "alice", "t2"));
+  this->add(this->memory("Likes jazz", "bob"));
+
+  auto one = this->store->user_data().export_user(std::string("t1"), "alice");
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  ASSERT_EQ(one->memories.size(), 2u);
+  EXPECT_EQ(one->memories[0].text, "Lives in Paris");
+  EXPECT_EQ(one->memories[0].status, "retired");
+  EXPECT_EQ(one->memories[1].text, "Lives in Lisbon");
+  // ADD and RETIRE of Paris, ADD of Lisbon, ADD and DELETE of the cat (without its text).
+  ASSERT_EQ(one->memory_history.size(), 5u);
+  for (const auto& h : one->memory_history) {
+    EXPECT_EQ(h.user_id, "alice");
+    if (h.memory_id == gone.id) {
+      EXPECT_FALSE(h.new_text.has_value());
+    }
+  }
+  auto every = this->store->user_data().export_user(std::nullopt, "alice");
+  ASSERT_TRUE(every.ok());
+  EXPECT_EQ(every->memories.size(), 3u);
+}
+
+TYPED_TEST(MemoryConformance, ErasureTakesEveryMemoryAndItsHistoryAndTellsTheIndex) {
+  NewMemory paris = this->memory("Lives in Paris");
+  paris.slot = "location";
+  this->add(paris);
+  NewMemory lisbon = this->memory("Lives in Lisbon");
+  lisbon.slot = "location";
+  this->add(lisbon);
+  this->add(this->memory("Lives in Oslo", "alice", "t2"));
+  const Memory bobs = this->add(this->memory("Likes jazz", "bob"));
+  const int64_t before = this->memories().last_change().value();
+
+  auto erased = this->store->user_data().erase_user(std::string("t1"), "alice", this->now());
+  ASSERT_TRUE(erased.ok()) << erased.error().message;
+  EXPECT_EQ(erased->memories, 2);
+  EXPECT_EQ(erased->memory_history, 3);
+  EXPECT_TRUE(this->active().empty());
+  auto left = this->store->user_data().export_user(std::string("t1"), "alice");
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->memories.empty());
+  EXPECT_TRUE(left->memory_history.empty());
+  EXPECT_EQ(this->active("alice", "t2").size(), 1u);
+  EXPECT_EQ(this->active("bob").size(), 1u);
+  EXPECT_EQ(this->history(bobs.id).size(), 1u);
+  auto log = this->changes(before);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].op, MemoryChange::Op::kEraseUser);
+  EXPECT_EQ(log[0].tenant_id, "t1");
+  EXPECT_EQ(log[0].user_id, "alice");
+
+  // Across tenants: one entry per tenant the user had memories in.
+  this->add(this->memory("Is back", "alice", "t1"));
+  const int64_t mid = this->memories().last_change().value();
+  auto everywhere = this->store->user_data().erase_user(std::nullopt, "alice", this->now());
+  ASSERT_TRUE(everywhere.ok());
+  EXPECT_EQ(everywhere->memories, 2);
+  std::set<std::string> tenants;
+  for (const auto& c : this->changes(mid)) {
+    EXPECT_EQ(c.op, MemoryChange::Op::kEraseUser);
+    tenants.insert(c.tenant_id);
+  }
+  EXPECT_EQ(tenants, (std::set<std::string>{"t1", "t2"}));
+}
+
 }  // namespace

@@ -3,6 +3,7 @@
 // store/store.hpp; the SQLite twin is store/sqlite/access_tables.cpp).
 #include "core/ids.hpp"
 #include "store/common.hpp"
+#include "store/memory_sql.hpp"
 #include "store/postgres/database.hpp"
 
 namespace parley::store::postgres {
@@ -351,6 +352,22 @@ class UserDataTable final : public UserDataRepository {
       k.secret_hash.clear();
       out.keys.push_back(std::move(k));
     }
+    static const std::string memories[2] = {
+        std::string("SELECT ") + memory_sql::kMemoryColumns + " FROM memories" +
+            where_user("", false) + " ORDER BY seq",
+        std::string("SELECT ") + memory_sql::kMemoryColumns + " FROM memories" +
+            where_user("", true) + " ORDER BY seq"};
+    rows = db.query(memories[one], params);
+    if (!rows) return std::move(rows).error();
+    for (int i = 0; i < rows->size(); ++i) out.memories.push_back(read_memory(*rows, i, false));
+    static const std::string history[2] = {
+        std::string("SELECT ") + memory_sql::kHistoryColumns + " FROM memory_history" +
+            where_user("", false) + " ORDER BY seq",
+        std::string("SELECT ") + memory_sql::kHistoryColumns + " FROM memory_history" +
+            where_user("", true) + " ORDER BY seq"};
+    rows = db.query(history[one], params);
+    if (!rows) return std::move(rows).error();
+    for (int i = 0; i < rows->size(); ++i) out.memory_history.push_back(read_history(*rows, i));
     (void)tx.commit();
     return out;
   }
@@ -409,6 +426,30 @@ class UserDataTable final : public UserDataRepository {
     rows = db.query(keys[one], key_params);
     if (!rows) return std::move(rows).error();
     counts.api_keys = rows->affected();
+    // Memories and their history go, and the recall indexes are told to drop the user (one
+    // entry per tenant the user had memories in; under the memory change log's lock, so that
+    // log order stays commit order).
+    if (auto locked = db.query(kMemoryChangeLogLock); !locked) return std::move(locked).error();
+    static const std::string forget[2] = {
+        "INSERT INTO memory_changes (tenant_id, op, user_id) SELECT DISTINCT tenant_id, "
+        "'erase_user', user_id FROM memories" +
+            where_user("", false),
+        "INSERT INTO memory_changes (tenant_id, op, user_id) SELECT DISTINCT tenant_id, "
+        "'erase_user', user_id FROM memories" +
+            where_user("", true)};
+    rows = db.query(forget[one], params);
+    if (!rows) return std::move(rows).error();
+    static const std::string forget_rows[2][2] = {
+        {"DELETE FROM memories" + where_user("", false),
+         "DELETE FROM memories" + where_user("", true)},
+        {"DELETE FROM memory_history" + where_user("", false),
+         "DELETE FROM memory_history" + where_user("", true)}};
+    int64_t* forgotten[2] = {&counts.memories, &counts.memory_history};
+    for (int i = 0; i < 2; ++i) {
+      rows = db.query(forget_rows[i][one], params);
+      if (!rows) return std::move(rows).error();
+      *forgotten[i] = rows->affected();
+    }
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return counts;
   }

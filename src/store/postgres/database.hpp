@@ -46,6 +46,10 @@ inline constexpr const char* kUsageColumns =
 // turns.
 inline constexpr const char* kUsageDailyLock = "SELECT pg_advisory_xact_lock(7261001120002)";
 
+// The memory change log's transaction-level lock (memory_table.cpp): every writer of
+// memory_changes takes it just before writing there, so that log order is commit order.
+inline constexpr const char* kMemoryChangeLogLock = "SELECT pg_advisory_xact_lock(7261001120004)";
+
 // "a, b" with prefix "m." -> "m.a, m.b" (for joins).
 std::string prefixed(const char* columns, const char* prefix);
 
@@ -68,5 +72,9 @@ std::unique_ptr<ReplicaRepository> make_replica_table(Database& db);
 std::unique_ptr<JobRepository> make_job_table(Database& db);
 std::unique_ptr<KnowledgeRepository> make_knowledge_table(Database& db);
 std::unique_ptr<MemoryRepository> make_memory_table(Database& db);
+// A memory read with memory_sql::kMemoryColumns (and its vector after them when asked), and a
+// history entry read with kHistoryColumns (memory_table.cpp).
+Memory read_memory(const Rows& rows, int r, bool with_vector);
+MemoryHistoryEntry read_history(const Rows& rows, int r);
 
 }  // namespace parley::store::postgres

@@ -19,12 +19,6 @@
 #include "store/postgres/database.hpp"
 
 namespace parley::store::postgres {
-namespace {
-
-using namespace memory_sql;
-
-constexpr const char* kChangeLogLock = "SELECT pg_advisory_xact_lock(7261001120004)";
-
 Memory read_memory(const Rows& rows, int r, bool with_vector) {
   Memory m;
   m.seq = rows.integer(r, 0);
@@ -49,7 +43,7 @@ Memory read_memory(const Rows& rows, int r, bool with_vector) {
   m.last_used_at_ms = rows.optional_integer(r, 19);
   m.invalid_at_ms = rows.optional_integer(r, 20);
   m.expires_at_ms = rows.optional_integer(r, 21);
-  if (with_vector) m.vector = decode_vector(rows.bytes(r, kVectorColumn));
+  if (with_vector) m.vector = decode_vector(rows.bytes(r, memory_sql::kVectorColumn));
   return m;
 }
 
@@ -76,6 +70,10 @@ MemoryHistoryEntry read_history(const Rows& rows, int r) {
   h.created_at_ms = rows.integer(r, 11);
   return h;
 }
+
+namespace {
+
+using namespace memory_sql;
 
 // "{1,2,3}": a bigint[] parameter.
 std::string integer_array(const std::vector<int64_t>& values) {
@@ -157,7 +155,7 @@ class Writer {
 
   Result<void> log(const Memory& m, std::string_view op) {
     if (!log_locked_) {
-      if (auto r = db_.exec(kChangeLogLock); !r) return r;
+      if (auto r = db_.exec(kMemoryChangeLogLock); !r) return r;
       log_locked_ = true;
     }
     auto r = db_.query(

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/ids.hpp"
+#include "store/memory_sql.hpp"
 #include "store/sqlite/database.hpp"
 
 namespace parley::store::sqlite {
@@ -405,6 +406,34 @@ class UserDataTable final : public UserDataRepository {
       }
       if (rc != SQLITE_DONE) return db->last_error("export api keys");
     }
+    static const std::string memories_all = std::string("SELECT ") + memory_sql::kMemoryColumns +
+                                            " FROM memories WHERE user_id = ?1 ORDER BY seq";
+    static const std::string memories_one =
+        std::string("SELECT ") + memory_sql::kMemoryColumns +
+        " FROM memories WHERE user_id = ?1 AND tenant_id = ?2 ORDER BY seq";
+    {
+      auto stmt = db->prepare(pick(tenant_id.has_value(), memories_all, memories_one));
+      if (!stmt) return std::move(stmt).error();
+      stmt->bind(1, user_id);
+      if (tenant_id) stmt->bind(2, *tenant_id);
+      int rc;
+      while ((rc = stmt->step()) == SQLITE_ROW) out.memories.push_back(read_memory(*stmt, false));
+      if (rc != SQLITE_DONE) return db->last_error("export memories");
+    }
+    static const std::string history_all = std::string("SELECT ") + memory_sql::kHistoryColumns +
+                                           " FROM memory_history WHERE user_id = ?1 ORDER BY seq";
+    static const std::string history_one =
+        std::string("SELECT ") + memory_sql::kHistoryColumns +
+        " FROM memory_history WHERE user_id = ?1 AND tenant_id = ?2 ORDER BY seq";
+    {
+      auto stmt = db->prepare(pick(tenant_id.has_value(), history_all, history_one));
+      if (!stmt) return std::move(stmt).error();
+      stmt->bind(1, user_id);
+      if (tenant_id) stmt->bind(2, *tenant_id);
+      int rc;
+      while ((rc = stmt->step()) == SQLITE_ROW) out.memory_history.push_back(read_history(*stmt));
+      if (rc != SQLITE_DONE) return db->last_error("export memory history");
+    }
     return out;
   }
 
@@ -447,6 +476,21 @@ class UserDataTable final : public UserDataRepository {
     static const std::string keys_one =
         "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3), user_id = '', "
         "name = '[erased]' WHERE scope = 'user' AND user_id = ?1 AND tenant_id = ?2";
+    // Memories and their history go, and the recall indexes are told to drop the user (one
+    // entry per tenant the user had memories in).
+    static const std::string forget_all =
+        "INSERT INTO memory_changes (tenant_id, op, user_id) SELECT DISTINCT tenant_id, "
+        "'erase_user', user_id FROM memories WHERE user_id = ?1";
+    static const std::string forget_one =
+        "INSERT INTO memory_changes (tenant_id, op, user_id) SELECT DISTINCT tenant_id, "
+        "'erase_user', user_id FROM memories WHERE user_id = ?1 AND tenant_id = ?2";
+    int64_t forgotten = 0;
+    static const std::string memories_all = "DELETE FROM memories WHERE user_id = ?1";
+    static const std::string memories_one =
+        "DELETE FROM memories WHERE user_id = ?1 AND tenant_id = ?2";
+    static const std::string history_all = "DELETE FROM memory_history WHERE user_id = ?1";
+    static const std::string history_one =
+        "DELETE FROM memory_history WHERE user_id = ?1 AND tenant_id = ?2";
     {
       auto stmt = db_.writer->prepare(pick(tenant_id.has_value(), messages_all, messages_one));
       if (!stmt) return std::move(stmt).error();
@@ -460,12 +504,15 @@ class UserDataTable final : public UserDataRepository {
       const std::string& one;
       int64_t* count;
     };
-    for (const Step& step : {Step{sessions_all, sessions_one, &counts.sessions},
-                             Step{usage_all, usage_one, &counts.usage_records},
-                             Step{daily_all, daily_one, &daily_rows},
-                             Step{moderation_all, moderation_one, &counts.moderation_logs},
-                             Step{idempotency_all, idempotency_one, &counts.idempotent_responses},
-                             Step{keys_all, keys_one, &counts.api_keys}}) {
+    for (const Step& step :
+         {Step{sessions_all, sessions_one, &counts.sessions},
+          Step{usage_all, usage_one, &counts.usage_records},
+          Step{daily_all, daily_one, &daily_rows},
+          Step{moderation_all, moderation_one, &counts.moderation_logs},
+          Step{idempotency_all, idempotency_one, &counts.idempotent_responses},
+          Step{keys_all, keys_one, &counts.api_keys}, Step{forget_all, forget_one, &forgotten},
+          Step{memories_all, memories_one, &counts.memories},
+          Step{history_all, history_one, &counts.memory_history}}) {
       auto stmt = db_.writer->prepare(pick(tenant_id.has_value(), step.all, step.one));
       if (!stmt) return std::move(stmt).error();
       stmt->bind(1, user_id);

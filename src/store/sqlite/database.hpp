@@ -130,5 +130,9 @@ std::unique_ptr<ReplicaRepository> make_replica_table(Database& db);
 std::unique_ptr<JobRepository> make_job_table(Database& db);
 std::unique_ptr<KnowledgeRepository> make_knowledge_table(Database& db);
 std::unique_ptr<MemoryRepository> make_memory_table(Database& db);
+// A memory read with memory_sql::kMemoryColumns (and its vector after them when asked), and a
+// history entry read with kHistoryColumns (memory_table.cpp).
+Memory read_memory(const Statement& row, bool with_vector);
+MemoryHistoryEntry read_history(const Statement& row);
 
 }  // namespace parley::store::sqlite

@@ -10,10 +10,6 @@
 #include "store/sqlite/database.hpp"
 
 namespace parley::store::sqlite {
-namespace {
-
-using namespace memory_sql;
-
 Memory read_memory(const Statement& row, bool with_vector) {
   Memory m;
   m.seq = row.column_int(0);
@@ -38,7 +34,7 @@ Memory read_memory(const Statement& row, bool with_vector) {
   m.last_used_at_ms = row.column_optional_int(19);
   m.invalid_at_ms = row.column_optional_int(20);
   m.expires_at_ms = row.column_optional_int(21);
-  if (with_vector) m.vector = decode_vector(row.column_text(kVectorColumn));
+  if (with_vector) m.vector = decode_vector(row.column_text(memory_sql::kVectorColumn));
   return m;
 }
 
@@ -58,6 +54,10 @@ MemoryHistoryEntry read_history(const Statement& row) {
   h.created_at_ms = row.column_int(11);
   return h;
 }
+
+namespace {
+
+using namespace memory_sql;
 
 std::string json_integers(const std::vector<int64_t>& values) {
   std::string out = "[";
