@@ -104,6 +104,7 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
                  {"user_message", message_json(turn.stored->started.user)},
                  {"reply", message_json(turn.stored->reply)},
                  {"citations", chat::citations_json(turn.citations)},
+                 {"memories", chat::memories_json(turn.stored->memories)},
                  {"cache", cache::cache_json(turn)}};
     for (auto& [k, v] : extra.items()) body[k] = v;
     if (extra.contains("response")) body["response"] = turn.stored->reply.content;
@@ -257,6 +258,9 @@ json message_json(const store::Message& m) {
     json citations =
         m.citations_json.empty() ? json::array() : json::parse(m.citations_json, nullptr, false);
     out["citations"] = citations.is_array() ? std::move(citations) : json::array();
+    json memories =
+        m.memories_json.empty() ? json::array() : json::parse(m.memories_json, nullptr, false);
+    out["memories"] = memories.is_array() ? std::move(memories) : json::array();
   }
   out["completed_at"] = m.completed_at_ms ? json(format_utc_ms(*m.completed_at_ms)) : json(nullptr);
   return out;

@@ -62,6 +62,10 @@
 #include "limits/settings.hpp"
 #include "llm/accounting.hpp"
 #include "llm/settings.hpp"
+#include "memory/follow_ups.hpp"
+#include "memory/jobs.hpp"
+#include "memory/recall.hpp"
+#include "memory/settings.hpp"
 #include "moderation/settings.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
@@ -215,6 +219,11 @@ struct ServerApp::Parts {
         !known) {
       return "knowledge.embedder: " + known.error().message;
     }
+    if (const auto& m = settings.get<memory::MemorySettings>(); !m.embedder.empty()) {
+      if (auto known = embedders->canonical(m.embedder, "memory.embedder"); !known) {
+        return "memory.embedder: " + known.error().message;
+      }
+    }
 
     std::string list;
     for (const auto& p : gateway->providers()) {
@@ -364,6 +373,10 @@ struct ServerApp::Parts {
     knowledge::add_knowledge_jobs(
         *worker, *storage, clock, settings.get<knowledge::KnowledgeSettings>(), *embedders,
         [this] { knowledge_index->nudge(); }, knowledge::book_embedding_usage(*accountant, clock));
+    // The embedders were checked when they were built.
+    (void)memory::add_memory_jobs(*worker, *storage, clock, settings.get<memory::MemorySettings>(),
+                                  *embedders, settings.get<knowledge::KnowledgeSettings>().embedder,
+                                  knowledge::book_embedding_usage(*accountant, clock));
     on_stop("workers", [this] { worker->stop(); });
   }
 
@@ -380,6 +393,14 @@ struct ServerApp::Parts {
         settings.get<knowledge::KnowledgeSettings>().search_beam};
     pipeline->insert_before("open_session", knowledge::check_knowledge_stage(retrieve));
     pipeline->insert_before("build_prompt", knowledge::retrieve_stage(retrieve));
+    const auto& memory_settings = settings.get<memory::MemorySettings>();
+    auto memory_embedder = embedders->canonical(
+        memory_settings.embedder.empty() ? settings.get<knowledge::KnowledgeSettings>().embedder
+                                         : memory_settings.embedder);
+    pipeline->insert_before("build_prompt",
+                            memory::recall_stage({*storage, blocking, embedders.get(),
+                                                  memory_embedder ? *memory_embedder : "", clock}));
+    pipeline->insert_before("persist", memory::plan_follow_ups_stage(memory_settings));
     add_cache_stages();
   }
 

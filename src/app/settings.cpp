@@ -13,6 +13,7 @@
 #include "knowledge/settings.hpp"
 #include "limits/settings.hpp"
 #include "llm/settings.hpp"
+#include "memory/settings.hpp"
 #include "moderation/settings.hpp"
 #include "obs/log.hpp"
 #include "queue/settings.hpp"
@@ -64,6 +65,7 @@ const config::Schema& settings_schema() {
     moderation::declare_settings(schema);
     knowledge::declare_settings(schema);
     cache::declare_settings(schema);
+    memory::declare_settings(schema);
     return schema;
   }();
   return kSchema;

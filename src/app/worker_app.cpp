@@ -35,6 +35,9 @@
 #include "llm/gateway.hpp"
 #include "llm/pricing.hpp"
 #include "llm/settings.hpp"
+#include "memory/follow_ups.hpp"
+#include "memory/jobs.hpp"
+#include "memory/settings.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 #include "queue/builtin_jobs.hpp"
@@ -108,6 +111,11 @@ struct WorkerProcess {
     if (auto known = embedders->canonical(k.embedder, "knowledge.embedder"); !known) {
       return "knowledge.embedder: " + known.error().message;
     }
+    if (const auto& m = settings.get<memory::MemorySettings>(); !m.embedder.empty()) {
+      if (auto known = embedders->canonical(m.embedder, "memory.embedder"); !known) {
+        return "memory.embedder: " + known.error().message;
+      }
+    }
     return std::nullopt;
   }
 
@@ -120,6 +128,10 @@ struct WorkerProcess {
     // No search index here: the serving replicas catch up from the change log.
     knowledge::add_knowledge_jobs(*worker, *storage, clock,
                                   settings.get<knowledge::KnowledgeSettings>(), *embedders, {},
+                                  knowledge::book_embedding_usage(*accountant, clock));
+    // The embedders were checked when they were built.
+    (void)memory::add_memory_jobs(*worker, *storage, clock, settings.get<memory::MemorySettings>(),
+                                  *embedders, settings.get<knowledge::KnowledgeSettings>().embedder,
                                   knowledge::book_embedding_usage(*accountant, clock));
   }
 

@@ -32,6 +32,13 @@ struct Assistant {
   // this (every one that shares words with the question counts): the nearest neighbours of a
   // question the documents know nothing of are still returned, just not close.
   double retrieval_min_similarity = 0.25;
+  // Long-term memory (memory/recall.hpp): whether its prompts include what is remembered
+  // about the user, at most how many memories within how many tokens, and how close to the
+  // message a memory must be (a profile fact or a standing instruction always counts).
+  bool memory_recall = true;
+  int memory_top_k = 8;
+  int64_t memory_max_tokens = 500;
+  double memory_min_similarity = 0.25;
   std::string source;  // where it was defined, for messages
 };
 

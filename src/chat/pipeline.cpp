@@ -77,4 +77,12 @@ nlohmann::json citations_json(const std::vector<Citation>& citations) {
   return out;
 }
 
+nlohmann::json memories_json(const std::vector<RecalledMemory>& memories) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : memories) {
+    out.push_back({{"id", m.id}, {"text", m.text}, {"kind", m.kind}, {"score", m.score}});
+  }
+  return out;
+}
+
 }  // namespace parley::chat

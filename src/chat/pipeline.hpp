@@ -62,6 +62,18 @@
 
 namespace parley::chat {
 
+// A memory of the user that a reply's prompt included (the recall stage), with how well it
+// matched the message.
+struct RecalledMemory {
+  std::string id;
+  std::string text;
+  std::string kind;
+  double score = 0;
+};
+
+// Memories as replies show and store them: [{"id", "text", "kind", "score"}].
+nlohmann::json memories_json(const std::vector<RecalledMemory>& memories);
+
 // The part of a turn that belongs to a session.
 struct StoredTurn {
   // Filled by the way in: the session (given, or loaded by id), or one to open; the message.
@@ -74,9 +86,14 @@ struct StoredTurn {
 
   // Filled by the stages.
   store::StartedTurn started;  // record input: the user's message and the pending reply
-  int dropped_history = 0;     // build prompt
-  store::UsageRecord usage;    // account: what persist stores with the reply
-  store::Message reply;        // persist: the reply as stored
+  // recall: what the assistant remembers about the user that the prompt includes (memory/).
+  std::vector<RecalledMemory> memories;
+  int dropped_history = 0;   // build prompt
+  store::UsageRecord usage;  // account: what persist stores with the reply
+  // Work the reply leads to (memory extraction, summaries): persist queues it in the reply's
+  // own transaction, so it exists exactly when the reply does.
+  std::vector<store::NewJob> follow_up_jobs;
+  store::Message reply;  // persist: the reply as stored
 };
 
 // A passage of a knowledge base that a reply's prompt included (the retrieve stage), numbered

@@ -31,6 +31,11 @@ void parse_assistant(ChatSettings& s, const std::string& name, const YAML::Node&
   a.retrieval_max_tokens =
       static_cast<int64_t>(e.number("retrieval_max_tokens", 100, 100'000).value_or(2'000));
   a.retrieval_min_similarity = e.number("retrieval_min_similarity", -1, 1).value_or(0.25);
+  a.memory_recall = e.boolean("memory_recall").value_or(true);
+  a.memory_top_k = static_cast<int>(e.number("memory_top_k", 1, 100).value_or(8));
+  a.memory_max_tokens =
+      static_cast<int64_t>(e.number("memory_max_tokens", 50, 100'000).value_or(500));
+  a.memory_min_similarity = e.number("memory_min_similarity", -1, 1).value_or(0.25);
   e.reject_unknown();
   std::erase_if(s.assistants, [&](const auto& x) { return x.name == name; });
   s.assistants.push_back(std::move(a));
@@ -52,7 +57,8 @@ void declare_settings(config::Schema& schema) {
   schema.block<ChatSettings>(
       "assistants",
       "Assistants by name: system_prompt, model, temperature, max_tokens, knowledge_bases, "
-      "grounding, retrieval_top_k, retrieval_max_tokens, retrieval_min_similarity.",
+      "grounding, retrieval_top_k, retrieval_max_tokens, retrieval_min_similarity, "
+      "memory_recall, memory_top_k, memory_max_tokens, memory_min_similarity.",
       [](ChatSettings& s, const YAML::Node& node, const std::string& source, Problems& problems) {
         config::for_each_entry(
             node, "assistants", source, problems,
@@ -76,7 +82,11 @@ void declare_settings(config::Schema& schema) {
                         {"grounding", a.grounding},
                         {"retrieval_top_k", a.retrieval_top_k},
                         {"retrieval_max_tokens", a.retrieval_max_tokens},
-                        {"retrieval_min_similarity", a.retrieval_min_similarity}};
+                        {"retrieval_min_similarity", a.retrieval_min_similarity},
+                        {"memory_recall", a.memory_recall},
+                        {"memory_top_k", a.memory_top_k},
+                        {"memory_max_tokens", a.memory_max_tokens},
+                        {"memory_min_similarity", a.memory_min_similarity}};
           if (a.temperature) entry["temperature"] = *a.temperature;
           if (a.max_tokens) entry["max_tokens"] = *a.max_tokens;
           assistants[a.name] = std::move(entry);

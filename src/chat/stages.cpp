@@ -250,6 +250,14 @@ std::string sources_prompt(const std::vector<Citation>& citations, bool strict) 
   return out;
 }
 
+std::string memories_prompt(const std::vector<RecalledMemory>& memories) {
+  std::string out =
+      "What you remember about this user from earlier conversations (use it where it helps, "
+      "follow their standing instructions, and do not recite it unasked):";
+  for (const auto& m : memories) out += "\n- " + m.text;
+  return out;
+}
+
 class BuildPrompt final : public DepsStage {
  public:
   using DepsStage::DepsStage;
@@ -278,6 +286,11 @@ class BuildPrompt final : public DepsStage {
       }
     }
     turn.prompt.grounded_strictly = strict;
+    if (!turn.stored->memories.empty()) {
+      if (!fit.system.content.empty()) fit.system.content += "\n\n";
+      fit.system.content += memories_prompt(turn.stored->memories);
+      for (const auto& m : turn.stored->memories) turn.prompt.memories.push_back(m.text);
+    }
     for (const auto& m : *history) {
       if (m.id == turn.stored->started.user.id || m.id == turn.stored->started.assistant.id)
         continue;
@@ -544,7 +557,11 @@ class Persist final : public DepsStage {
     }
     done.finish_reason = finish_reason(deps, turn);
     if (!turn.citations.empty()) done.citations_json = citations_json(turn.citations).dump();
+    if (!turn.stored->memories.empty()) {
+      done.memories_json = memories_json(turn.stored->memories).dump();
+    }
     done.usage = turn.stored->usage;
+    done.follow_up_jobs = std::move(turn.stored->follow_up_jobs);
     auto stored =
         co_await deps.blocking.run([&] { return deps.storage.messages().finish_turn(done); });
     if (!stored) {

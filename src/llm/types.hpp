@@ -52,6 +52,9 @@ struct ChatRequest {
   // best of them.
   std::vector<Source> sources;
   bool grounded_strictly = false;  // answer from the sources only
+  // What the system message says the assistant remembers about the user (memory/recall.hpp);
+  // like `sources`, for the built-in provider, which has no model to read it.
+  std::vector<std::string> memories;
   std::optional<double> temperature;
   std::optional<double> top_p;
   std::optional<int64_t> max_tokens;

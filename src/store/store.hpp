@@ -99,6 +99,7 @@ struct Message {
   int64_t created_at_ms = 0;
   std::optional<int64_t> completed_at_ms;
   std::string citations_json;  // the knowledge-base passages a reply cited (JSON array), or empty
+  std::string memories_json;   // the memories a reply's prompt used (JSON array), or empty
 };
 
 struct NewTurn {
@@ -181,6 +182,7 @@ struct FinishedTurn {
   std::optional<int64_t> ttft_ms;
   std::string finish_reason;
   std::string citations_json;        // a JSON array, or empty
+  std::string memories_json;         // a JSON array, or empty
   std::optional<UsageRecord> usage;  // written in the same transaction
   // Work the stored reply leads to (remembering, summarising), queued in the same transaction:
   // it exists exactly when the reply does, and no crash in between can lose it.
@@ -210,6 +212,8 @@ class MessageRepository {
   // The last `limit` messages of a session that a prompt may include (not pending, not
   // empty), oldest first.
   virtual Result<std::vector<Message>> history(std::string_view session_id, int limit) = 0;
+  // The messages with these ids that exist, in no particular order.
+  virtual Result<std::vector<Message>> by_ids(const std::vector<std::string>& ids) = 0;
 };
 
 // The processes serving from this database, so that what one leaves pending when it dies is

@@ -43,6 +43,7 @@
 #include "llm/gateway.hpp"
 #include "llm/openai/openai_provider.hpp"
 #include "llm/pricing.hpp"
+#include "memory/follow_ups.hpp"
 #include "moderation/moderator.hpp"
 #include "moderation/rules.hpp"
 #include "run_on.hpp"
@@ -58,6 +59,7 @@ namespace asio = boost::asio;
 namespace chat = parley::chat;
 namespace limits = parley::limits;
 namespace llm = parley::llm;
+namespace memory = parley::memory;
 namespace moderation = parley::moderation;
 namespace store = parley::store;
 using namespace std::chrono_literals;
@@ -497,6 +499,56 @@ TEST_F(PipelineTest, AFeatureStageGoesInBeforeTheStageItNames) {
       "resolve",      "admit",      "moderate", "open_session",    "record_input", "retrieve",
       "build_prompt", "plan_route", "generate", "moderate_output", "account",      "persist"};
   EXPECT_EQ(names, expected);
+}
+
+TEST_F(PipelineTest, ACompleteReplyQueuesItsMemoryExtractionInTheSameTransaction) {
+  compose(provider_settings(upstream_), memory::plan_follow_ups_stage({}), "persist");
+  FakeReply reply;
+  reply.body = FakeUpstream::openai_completion("Nice to meet you, Ana.");
+  upstream_.enqueue(reply);
+  const store::Session session = new_session();
+  chat::Turn turn = stored_turn(session, "My name is Ana.");
+  ASSERT_TRUE(run(turn).ok());
+  ASSERT_EQ(ran_.back(), "persist");
+  EXPECT_EQ(ran_[ran_.size() - 2], "plan_follow_ups");
+  EXPECT_TRUE(turn.stored->follow_up_jobs.empty()) << "handed to persist";
+  auto jobs = storage_->jobs().list(std::string("queued"), 10);
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ(jobs->at(0).kind, "memory.extract");
+  EXPECT_EQ(jobs->at(0).unique_key, "memx:" + turn.stored->reply.id);
+  const auto payload = nlohmann::json::parse(jobs->at(0).payload_json);
+  EXPECT_EQ(payload["user_id"], "alice");
+  EXPECT_EQ(payload["user_message_id"], turn.stored->started.user.id);
+  EXPECT_EQ(payload.dump().find("Ana"), std::string::npos) << "the job carries ids, not words";
+}
+
+TEST_F(PipelineTest, AFailedReplyQueuesNoMemoryExtraction) {
+  llm::ProviderSettings settings = provider_settings(upstream_);
+  settings.headers.emplace_back("X-Corp-Token", "abc\r\nX-Injected: 1");  // refused: no transfer
+  compose(std::move(settings), memory::plan_follow_ups_stage({}), "persist");
+  const store::Session session = new_session();
+  chat::Turn turn = stored_turn(session, "My name is Ana.");
+  ASSERT_TRUE(run(turn).ok());
+  ASSERT_TRUE(turn.generation_error.has_value());
+  EXPECT_EQ(turn.stored->reply.status, "partial");
+  auto jobs = storage_->jobs().list(std::nullopt, 10);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_TRUE(jobs->empty());
+}
+
+TEST_F(PipelineTest, SmallTalkQueuesNoMemoryExtraction) {
+  compose(provider_settings(upstream_), memory::plan_follow_ups_stage({}), "persist");
+  FakeReply reply;
+  reply.body = FakeUpstream::openai_completion("Hello!");
+  upstream_.enqueue(reply);
+  const store::Session session = new_session();
+  chat::Turn turn = stored_turn(session, "Hello, how are you?");
+  ASSERT_TRUE(run(turn).ok());
+  EXPECT_EQ(turn.stored->reply.status, "complete");
+  auto jobs = storage_->jobs().list(std::nullopt, 10);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_TRUE(jobs->empty());
 }
 
 }  // namespace

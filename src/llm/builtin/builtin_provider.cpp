@@ -31,7 +31,11 @@ class BuiltinProvider final : public Provider {
                                 Cancellation& cancel, const DeltaSink* sink, Completion& out) {
     out.id = "builtin-" + random_hex128().substr(0, 16);
     out.model = self.model_;
-    const std::string reply = request.sources.empty() ? builtin_reply() : quoted_reply(request);
+    std::string reply = request.sources.empty() ? builtin_reply() : quoted_reply(request);
+    if (!request.memories.empty()) {
+      reply += "\n\nWhat I remember about you:";
+      for (const auto& m : request.memories) reply += "\n- " + m;
+    }
     out.usage.input_tokens = estimate_tokens(request.messages);
     out.usage.output_tokens = estimate_tokens(reply);
     out.usage.reported = true;  // exact for this provider: it is its own tokenizer

@@ -53,6 +53,7 @@ Message read_message(const Rows& rows, int row, int first) {
   m.created_at_ms = rows.integer(row, first + 15);
   m.completed_at_ms = rows.optional_integer(row, first + 16);
   m.citations_json = rows.text(row, first + 17);
+  m.memories_json = rows.text(row, first + 18);
   return m;
 }
 
@@ -340,7 +341,7 @@ class PostgresStorage final : public Storage,
             "UPDATE messages SET content = $2, tool_calls = $3, status = $4, model = $5, "
             "provider = $6, input_tokens = $7, output_tokens = $8, cost_usd = $9, "
             "latency_ms = $10, ttft_ms = $11, finish_reason = $12, completed_at = $13, "
-            "citations = $14 WHERE id = $1 RETURNING ") +
+            "citations = $14, memories = $15 WHERE id = $1 RETURNING ") +
         kMessageReadColumns;
     auto rows = db.query(update, Params()
                                      .text(in.assistant_message_id)
@@ -356,7 +357,8 @@ class PostgresStorage final : public Storage,
                                      .optional_integer(in.ttft_ms)
                                      .text(in.finish_reason)
                                      .integer(db_.now_ms())
-                                     .text_or_null(in.citations_json));
+                                     .text_or_null(in.citations_json)
+                                     .text_or_null(in.memories_json));
     if (!rows) return std::move(rows).error();
     if (rows->empty()) {
       // The session was deleted while its reply was being generated.
@@ -420,6 +422,20 @@ class PostgresStorage final : public Storage,
     if (!rows) return std::move(rows).error();
     std::vector<Message> out;
     for (int i = rows->size() - 1; i >= 0; --i) out.push_back(read_message(*rows, i));
+    return out;
+  }
+  Result<std::vector<Message>> by_ids(const std::vector<std::string>& ids) override {
+    QueryTimer timer(db_.options.metrics, "message_read");
+    auto lease = db_.pool.borrow();
+    if (!lease) return std::move(lease).error();
+    static const std::string sql =
+        std::string("SELECT ") + kMessageReadColumns +
+        " FROM messages WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+    auto rows = (**lease).query(sql, Params().text(json_strings(ids)));
+    if (!rows) return std::move(rows).error();
+    std::vector<Message> out;
+    out.reserve(static_cast<size_t>(rows->size()));
+    for (int i = 0; i < rows->size(); ++i) out.push_back(read_message(*rows, i));
     return out;
   }
 

@@ -107,11 +107,12 @@ inline constexpr const char* kMessageColumns =
     "id, session_id, role, content, tool_calls, status, model, provider, input_tokens, "
     "output_tokens, cost_usd, latency_ms, ttft_ms, finish_reason, request_id, created_at, "
     "completed_at";
-// What a message is read with: its columns, then its citations (the insert leaves them out).
+// What a message is read with: its columns, then its citations and memories (the insert leaves
+// them out).
 inline constexpr const char* kMessageReadColumns =
     "id, session_id, role, content, tool_calls, status, model, provider, input_tokens, "
     "output_tokens, cost_usd, latency_ms, ttft_ms, finish_reason, request_id, created_at, "
-    "completed_at, citations";
+    "completed_at, citations, memories";
 // Read those columns starting at column `first`.
 Session read_session(const Statement& row, int first = 0);
 Message read_message(const Statement& row, int first = 0);

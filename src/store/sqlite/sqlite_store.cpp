@@ -54,6 +54,7 @@ Message read_message(const Statement& row, int first) {
   m.created_at_ms = row.column_int(first + 15);
   m.completed_at_ms = row.column_optional_int(first + 16);
   m.citations_json = row.column_text(first + 17);
+  m.memories_json = row.column_text(first + 18);
   return m;
 }
 
@@ -349,8 +350,8 @@ class SqliteStorage final : public Storage,
             "UPDATE messages SET content = ?2, tool_calls = ?3, status = ?4, model = ?5, "
             "provider = ?6, input_tokens = ?7, output_tokens = ?8, cost_usd = ?9, latency_ms = "
             "?10, "
-            "ttft_ms = ?11, finish_reason = ?12, completed_at = ?13, citations = ?14 WHERE id = ?1 "
-            "RETURNING ") +
+            "ttft_ms = ?11, finish_reason = ?12, completed_at = ?13, citations = ?14, memories = "
+            "?15 WHERE id = ?1 RETURNING ") +
         kMessageReadColumns;
     auto stmt = db_.writer->prepare(update.c_str());
     if (!stmt) return std::move(stmt).error();
@@ -369,6 +370,11 @@ class SqliteStorage final : public Storage,
       stmt->bind_null(14);
     } else {
       stmt->bind(14, in.citations_json);
+    }
+    if (in.memories_json.empty()) {
+      stmt->bind_null(15);
+    } else {
+      stmt->bind(15, in.memories_json);
     }
     int rc = stmt->step();
     if (rc == SQLITE_DONE) {
@@ -445,6 +451,21 @@ class SqliteStorage final : public Storage,
     while ((rc = stmt->step()) == SQLITE_ROW) out.push_back(read_message(*stmt));
     if (rc != SQLITE_DONE) return db->last_error("message history");
     std::reverse(out.begin(), out.end());
+    return out;
+  }
+
+  Result<std::vector<Message>> by_ids(const std::vector<std::string>& ids) override {
+    QueryTimer timer(db_.options.metrics, "message_read");
+    auto db = db_.readers.borrow();
+    static const std::string sql = std::string("SELECT ") + kMessageReadColumns +
+                                   " FROM messages WHERE id IN (SELECT value FROM json_each(?))";
+    auto stmt = db->prepare(sql.c_str());
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, json_strings(ids));
+    std::vector<Message> out;
+    int rc;
+    while ((rc = stmt->step()) == SQLITE_ROW) out.push_back(read_message(*stmt));
+    if (rc != SQLITE_DONE) return db->last_error("read messages");
     return out;
   }
 

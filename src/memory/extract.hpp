@@ -1,0 +1,63 @@
+// The `memory.extract` job: after a complete reply, what the user's message says about them
+// worth keeping becomes memories (store/memory.hpp), without the reply ever waiting for it.
+//
+// The job reads the turn's messages from the database (its payload holds ids, never text, so
+// an erased user's words do not outlive them in the queue), proposes memories (the built-in
+// rules of rules.hpp), decides against the user's current memories what each proposal means
+// (new, a new value of a slot, something to forget), embeds the new texts, and applies it all
+// in one transaction tagged with the job's id: a retry after a crash changes nothing twice.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/result.hpp"
+#include "memory/rules.hpp"
+#include "memory/settings.hpp"
+#include "queue/worker.hpp"
+#include "store/store.hpp"
+
+namespace parley::memory {
+
+inline constexpr std::string_view kExtractJob = "memory.extract";
+
+// Whose turn, and which messages.
+struct ExtractRequest {
+  std::string tenant_id;
+  std::string user_id;
+  std::string assistant;
+  std::string session_id;
+  std::string user_message_id;
+  std::string reply_message_id;
+};
+
+// One job per reply (unique key "memx:<reply id>").
+store::NewJob extract_job(const ExtractRequest& request, int64_t max_attempts);
+
+// Vectors of a tenant's memory texts, in order, from the embedder named in ExtractDeps
+// (blocking; the job's worker thread; a remote embedder's tokens are booked to the tenant).
+using EmbedFn = std::function<Result<std::vector<std::vector<float>>>(
+    const std::string& tenant_id, const std::vector<std::string>& texts)>;
+
+struct ExtractDeps {
+  store::Storage& storage;
+  const Clock& clock;
+  MemorySettings settings;
+  std::string embedder;  // recorded with the vectors
+  EmbedFn embed;         // empty: memories are kept without vectors
+};
+
+queue::Handler extract_handler(ExtractDeps deps);
+
+// What the proposals mean against `existing` (the user's active memories): additions with
+// their hash, retention, expiry and scope, and deletions of the memories a "forget" names (by
+// slot, or by text). Vectors are left to the caller. Pure.
+std::vector<store::MemoryDecision> decide(const std::vector<Proposal>& proposals,
+                                          const std::vector<store::Memory>& existing,
+                                          const ExtractRequest& turn,
+                                          const MemorySettings& settings, int64_t now_ms);
+
+}  // namespace parley::memory

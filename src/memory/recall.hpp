@@ -1,0 +1,48 @@
+// The `recall` stage: before the prompt is built, the memories of the user that bear on the
+// message (chat::StoredTurn::memories), which build_prompt puts in the system message and
+// persist records on the reply.
+//
+// Which memories: the user's active, unexpired ones for this assistant and session (or for
+// all of them), read from the database on every turn, so a deletion or an expiry counts at
+// once. Each is scored by how close it is to the message (the cosine of their embeddings when
+// both come from the same embedder, and the share of the message's words it holds), by its
+// importance and by how recently it was made or changed. A profile fact or a standing
+// instruction always qualifies; anything else must reach the assistant's
+// `memory_min_similarity`. The best are kept, at most `memory_top_k`, within
+// `memory_max_tokens`.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "chat/pipeline.hpp"
+#include "core/blocking_pool.hpp"
+#include "store/store.hpp"
+
+namespace parley::knowledge {
+class Embedders;
+}
+
+namespace parley::memory {
+
+struct RecallDeps {
+  store::Storage& storage;
+  BlockingPool& blocking;
+  knowledge::Embedders* embedders = nullptr;  // null: words alone
+  std::string embedder;                       // canonical name the memories' vectors come from
+  const Clock& clock;
+};
+
+std::unique_ptr<chat::Stage> recall_stage(RecallDeps deps);
+
+// How a memory qualifies and ranks, apart from I/O (recall.cpp; tested on its own).
+struct Candidate {
+  const store::Memory* memory = nullptr;
+  double similarity = -1;  // cosine with the message; -1 when unknown
+};
+std::vector<chat::RecalledMemory> choose(const std::vector<Candidate>& candidates,
+                                         const std::string& message,
+                                         const chat::Assistant& assistant, int64_t now_ms);
+
+}  // namespace parley::memory

@@ -1,0 +1,186 @@
+// The `memory.extract` job (memory/extract.hpp) over a real SQLite store: a stored turn's
+// explicit statements become memories with their retention and expiry, a new value of a slot
+// replaces the old one, "forget" deletes what it names, a retry after the job applied changes
+// nothing, a turn whose messages are gone is skipped, and the vectors come from the embedder.
+#include "memory/extract.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "memory/text.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "support/manual_clock.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+
+using namespace parley;
+using nlohmann::json;
+
+class MemoryExtractTest : public ::testing::Test {
+ protected:
+  MemoryExtractTest() {
+    store::sqlite::Options options;
+    options.path = dir_.path() + "/parley.db";
+    options.clock = &clock_;
+    auto opened = store::sqlite::open(options);
+    if (!opened.ok()) throw std::runtime_error("open failed: " + opened.error().message);
+    storage_ = std::move(opened).value();
+    auto session = storage_->sessions().create({"acme", "ana", "support", std::nullopt, "{}"});
+    if (!session.ok()) throw std::runtime_error(session.error().message);
+    session_id_ = session->id;
+  }
+  ~MemoryExtractTest() override { storage_->close(); }
+
+  // A complete turn in which the user said `text`; the job that extracts from it.
+  store::Job turn(const std::string& text) {
+    auto started = storage_->messages().begin_turn({session_id_, text, "req", "m", ""});
+    EXPECT_TRUE(started.ok()) << started.error().message;
+    store::FinishedTurn done;
+    done.assistant_message_id = started->assistant.id;
+    done.content = "Noted.";
+    done.status = "complete";
+    done.finish_reason = "stop";
+    EXPECT_TRUE(storage_->messages().finish_turn(done).ok());
+    memory::ExtractRequest request{
+        "acme", "ana", "support", session_id_, started->user.id, started->assistant.id};
+    auto job = storage_->jobs().enqueue(memory::extract_job(request, 5), clock_.unix_ms());
+    EXPECT_TRUE(job.ok()) << job.error().message;
+    return *job;
+  }
+
+  json run(const store::Job& job) {
+    auto handler = memory::extract_handler({*storage_, clock_, settings_, "test-embedder", embed_});
+    auto answer = handler(job);
+    EXPECT_TRUE(answer.ok()) << answer.error().message;
+    return answer.ok() ? *answer : json();
+  }
+
+  std::vector<store::Memory> active() {
+    store::MemoryQuery q;
+    q.tenant_id = "acme";
+    q.user_id = "ana";
+    auto page = storage_->memories().list(q);
+    EXPECT_TRUE(page.ok());
+    return page.ok() ? page->items : std::vector<store::Memory>{};
+  }
+
+  parley::testing::TempDir dir_{"parley-memory-extract"};
+  ManualClock clock_;
+  std::unique_ptr<store::Storage> storage_;
+  std::string session_id_;
+  memory::MemorySettings settings_;
+  int embedded_ = 0;
+  memory::EmbedFn embed_ =
+      [this](const std::string& tenant,
+             const std::vector<std::string>& texts) -> Result<std::vector<std::vector<float>>> {
+    EXPECT_EQ(tenant, "acme");
+    std::vector<std::vector<float>> out;
+    for (const auto& t : texts) out.push_back({static_cast<float>(t.size()), 1.0F});
+    embedded_ += static_cast<int>(texts.size());
+    return out;
+  };
+};
+
+TEST_F(MemoryExtractTest, ExplicitStatementsBecomeMemoriesWithRetentionAndVectors) {
+  const store::Job job = turn("Hi! My name is Ana, and I'm allergic to peanuts.");
+  EXPECT_EQ(job.unique_key,
+            "memx:" + json::parse(job.payload_json)["reply_message_id"].get<std::string>());
+  const json answer = run(job);
+  EXPECT_EQ(answer["mode"], "rules");
+  ASSERT_EQ(answer["results"].size(), 2u) << answer.dump();
+  auto memories = active();
+  ASSERT_EQ(memories.size(), 2u);
+  std::map<std::string, store::Memory> by_text;
+  for (const auto& m : memories) by_text[m.text] = m;
+  ASSERT_TRUE(by_text.count("Name is Ana")) << memories[0].text << " / " << memories[1].text;
+  ASSERT_TRUE(by_text.count("Is allergic to peanuts"));
+  const store::Memory& name = by_text["Name is Ana"];
+  EXPECT_EQ(name.slot, "name");
+  EXPECT_EQ(name.retention, "permanent");
+  EXPECT_FALSE(name.expires_at_ms.has_value());
+  EXPECT_EQ(name.hash, memory::text_hash("name is ana"));
+  EXPECT_EQ(name.session_id, "") << "a fact about the user holds in every session";
+  EXPECT_EQ(name.embedder, "test-embedder");
+  auto with_vector = storage_->memories().by_seq({name.seq});
+  ASSERT_TRUE(with_vector.ok());
+  EXPECT_EQ(with_vector->at(0).vector, (std::vector<float>{11.0F, 1.0F}));
+  auto history = storage_->memories().history(name.id);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ(history->at(0).actor, "extractor:rules");
+  EXPECT_EQ(history->at(0).job_id, job.id);
+}
+
+TEST_F(MemoryExtractTest, TheSameFactTwiceIsOneMemoryAndANewValueReplacesTheOld) {
+  run(turn("My name is Ana."));
+  run(turn("my name is ana"));
+  ASSERT_EQ(active().size(), 1u);
+  run(turn("Actually, call me Bea."));
+  auto memories = active();
+  ASSERT_EQ(memories.size(), 1u);
+  EXPECT_EQ(memories[0].text, "Name is Bea");
+  store::MemoryQuery retired;
+  retired.tenant_id = "acme";
+  retired.user_id = "ana";
+  retired.status = "retired";
+  auto old = storage_->memories().list(retired);
+  ASSERT_TRUE(old.ok());
+  ASSERT_EQ(old->items.size(), 1u);
+  EXPECT_EQ(old->items[0].text, "Name is Ana");
+}
+
+TEST_F(MemoryExtractTest, ForgetDeletesWhatItNames) {
+  run(turn("I live in Lisbon. I love jazz."));
+  ASSERT_EQ(active().size(), 2u);
+  const json answer = run(turn("Please forget that I live in Lisbon."));
+  ASSERT_EQ(answer["results"].size(), 1u) << answer.dump();
+  EXPECT_EQ(answer["results"][0]["event"], "DELETE");
+  auto left = active();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].text, "Loves jazz");
+}
+
+TEST_F(MemoryExtractTest, ARetryAfterTheJobAppliedChangesNothing) {
+  const store::Job job = turn("I work at Acme.");
+  run(job);
+  const int64_t log_end = storage_->memories().last_change().value();
+  const json again = run(job);
+  EXPECT_EQ(again["replayed"], true);
+  EXPECT_EQ(storage_->memories().last_change().value(), log_end);
+  EXPECT_EQ(active().size(), 1u);
+}
+
+TEST_F(MemoryExtractTest, NothingToRememberAndAGoneTurnChangeNothing) {
+  const json small_talk = run(turn("What's the weather like today?"));
+  EXPECT_EQ(small_talk["proposed"], 0);
+  const store::Job job = turn("My name is Ana.");
+  ASSERT_TRUE(storage_->sessions().remove(session_id_).ok());
+  const json gone = run(job);
+  EXPECT_TRUE(gone.contains("skipped")) << gone.dump();
+  EXPECT_TRUE(active().empty());
+  EXPECT_EQ(embedded_, 0);
+}
+
+TEST_F(MemoryExtractTest, RetentionSetsExpiryAndSessionMemoriesBelongToTheirSession) {
+  settings_.default_retention = "short";
+  run(turn("I prefer window seats."));
+  auto memories = active();
+  ASSERT_EQ(memories.size(), 1u);
+  EXPECT_EQ(memories[0].retention, "short");
+  ASSERT_TRUE(memories[0].expires_at_ms.has_value());
+  EXPECT_EQ(*memories[0].expires_at_ms, clock_.unix_ms() + settings_.retention_short.count());
+
+  memory::Proposal brief;
+  brief.text = "Is at the airport";
+  brief.retention = "session";
+  const memory::ExtractRequest request{"acme", "ana", "support", "ses_1", "msg_1", "msg_2"};
+  auto decisions = memory::decide({brief}, {}, request, settings_, 1000);
+  ASSERT_EQ(decisions.size(), 1u);
+  EXPECT_EQ(decisions[0].memory.session_id, "ses_1");
+  EXPECT_EQ(decisions[0].memory.expires_at_ms, 1000 + settings_.retention_session.count());
+  EXPECT_EQ(decisions[0].memory.source_json, R"(["msg_1"])");
+}
+
+}  // namespace
