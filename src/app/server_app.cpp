@@ -29,6 +29,7 @@
 #include "api/context.hpp"
 #include "api/health.hpp"
 #include "api/knowledge.hpp"
+#include "api/memories.hpp"
 #include "api/openai_compat.hpp"
 #include "api/openai_knowledge.hpp"
 #include "api/sessions.hpp"
@@ -380,6 +381,15 @@ struct ServerApp::Parts {
     on_stop("workers", [this] { worker->stop(); });
   }
 
+  // The canonical name of what embeds memories (memory.embedder, else knowledge.embedder;
+  // both checked when the embedders were built).
+  std::string memory_embedder() const {
+    const auto& named = settings.get<memory::MemorySettings>().embedder;
+    auto canonical = embedders->canonical(
+        named.empty() ? settings.get<knowledge::KnowledgeSettings>().embedder : named);
+    return canonical ? *canonical : std::string();
+  }
+
   void build_pipeline() {
     chat_deps.reset(new chat::ChatDeps{*storage, blocking, *gateway, *accountant, *assistants,
                                        *admission, *moderator, clock, &metrics,
@@ -394,12 +404,9 @@ struct ServerApp::Parts {
     pipeline->insert_before("open_session", knowledge::check_knowledge_stage(retrieve));
     pipeline->insert_before("build_prompt", knowledge::retrieve_stage(retrieve));
     const auto& memory_settings = settings.get<memory::MemorySettings>();
-    auto memory_embedder = embedders->canonical(
-        memory_settings.embedder.empty() ? settings.get<knowledge::KnowledgeSettings>().embedder
-                                         : memory_settings.embedder);
-    pipeline->insert_before("build_prompt",
-                            memory::recall_stage({*storage, blocking, embedders.get(),
-                                                  memory_embedder ? *memory_embedder : "", clock}));
+    pipeline->insert_before(
+        "build_prompt",
+        memory::recall_stage({*storage, blocking, embedders.get(), memory_embedder(), clock}));
     pipeline->insert_before("persist", memory::plan_follow_ups_stage(memory_settings));
     add_cache_stages();
   }
@@ -446,6 +453,8 @@ struct ServerApp::Parts {
                               *knowledge_index, *embedders);
     api::add_openai_knowledge_routes(router, *context, settings.get<knowledge::KnowledgeSettings>(),
                                      *knowledge_index, *embedders);
+    api::add_memory_routes(router, *context, settings.get<memory::MemorySettings>(), *embedders,
+                           memory_embedder());
   }
 
   void stop_all() {

@@ -38,18 +38,6 @@ std::set<std::string> words_of(const std::string& text) {
   return out;
 }
 
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size() || a.empty()) return -1;
-  double dot = 0, na = 0, nb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    dot += static_cast<double>(a[i]) * b[i];
-    na += static_cast<double>(a[i]) * a[i];
-    nb += static_cast<double>(b[i]) * b[i];
-  }
-  if (na == 0 || nb == 0) return -1;
-  return dot / std::sqrt(na * nb);
-}
-
 bool in_scope(const store::Memory& m, const std::string& assistant, const std::string& session) {
   return (m.assistant.empty() || m.assistant == assistant) &&
          (m.session_id.empty() || m.session_id == session);
@@ -100,7 +88,8 @@ class Recall final : public chat::Stage {
                   {{"request_id", turn.request_id}, {"error", query.error().message}});
       }
     }
-    turn.stored->memories = choose(candidates, turn.stored->content, *turn.assistant, now);
+    turn.stored->memories =
+        choose(candidates, turn.stored->content, recall_options(*turn.assistant), now);
     co_return chat::Flow::kContinue;
   }
 
@@ -109,9 +98,26 @@ class Recall final : public chat::Stage {
 
 }  // namespace
 
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size() || a.empty()) return -1;
+  double dot = 0, na = 0, nb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    dot += static_cast<double>(a[i]) * b[i];
+    na += static_cast<double>(a[i]) * a[i];
+    nb += static_cast<double>(b[i]) * b[i];
+  }
+  if (na == 0 || nb == 0) return -1;
+  return dot / std::sqrt(na * nb);
+}
+
+ChooseOptions recall_options(const chat::Assistant& assistant) {
+  return {assistant.memory_top_k, assistant.memory_max_tokens, assistant.memory_min_similarity,
+          true};
+}
+
 std::vector<chat::RecalledMemory> choose(const std::vector<Candidate>& candidates,
-                                         const std::string& message,
-                                         const chat::Assistant& assistant, int64_t now_ms) {
+                                         const std::string& message, const ChooseOptions& options,
+                                         int64_t now_ms) {
   const std::set<std::string> asked = words_of(message);
   struct Scored {
     const store::Memory* memory;
@@ -128,8 +134,8 @@ std::vector<chat::RecalledMemory> choose(const std::vector<Candidate>& candidate
       lexical = static_cast<double>(shared) / static_cast<double>(asked.size());
     }
     const double relevance = std::max(c.similarity, lexical);
-    const bool always = m.kind == "profile" || m.kind == "instruction";
-    if (!always && relevance < assistant.memory_min_similarity) continue;
+    const bool always = options.always_standing && (m.kind == "profile" || m.kind == "instruction");
+    if (!always && relevance < options.min_similarity) continue;
     const double age_days =
         static_cast<double>(std::max<int64_t>(0, now_ms - m.updated_at_ms)) / 86'400'000.0;
     const double recency = std::exp2(-age_days / kRecencyHalfLifeDays);
@@ -142,9 +148,9 @@ std::vector<chat::RecalledMemory> choose(const std::vector<Candidate>& candidate
   std::vector<chat::RecalledMemory> out;
   int64_t tokens = 0;
   for (const auto& s : scored) {
-    if (static_cast<int>(out.size()) >= assistant.memory_top_k) break;
+    if (static_cast<int>(out.size()) >= options.top_k) break;
     const int64_t cost = knowledge::count_tokens(s.memory->text) + 2;
-    if (tokens + cost > assistant.memory_max_tokens) continue;
+    if (tokens + cost > options.max_tokens) continue;
     tokens += cost;
     out.push_back({s.memory->id, s.memory->text, s.memory->kind, s.rank});
   }

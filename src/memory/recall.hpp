@@ -41,8 +41,20 @@ struct Candidate {
   const store::Memory* memory = nullptr;
   double similarity = -1;  // cosine with the message; -1 when unknown
 };
+struct ChooseOptions {
+  int top_k = 8;
+  int64_t max_tokens = 500;
+  double min_similarity = 0.25;
+  // Profile facts and standing instructions qualify whatever the message (recall); a search
+  // asks for relevance alone.
+  bool always_standing = true;
+};
+ChooseOptions recall_options(const chat::Assistant& assistant);
 std::vector<chat::RecalledMemory> choose(const std::vector<Candidate>& candidates,
-                                         const std::string& message,
-                                         const chat::Assistant& assistant, int64_t now_ms);
+                                         const std::string& message, const ChooseOptions& options,
+                                         int64_t now_ms);
+
+// The cosine of two vectors; -1 when their sizes differ or either is empty or zero.
+double cosine(const std::vector<float>& a, const std::vector<float>& b);
 
 }  // namespace parley::memory

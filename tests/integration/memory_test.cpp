@@ -15,6 +15,16 @@ namespace {
 
 using nlohmann::json;
 
+const std::string kAdminKey = "itest-bootstrap-admin-key-0b7d3e19c4a6f258";
+
+HeaderList bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
+
+std::string create_key(int port, const json& spec) {
+  auto r = http("POST", port, "/api/v1/admin/keys", spec.dump(), bearer(kAdminKey));
+  EXPECT_EQ(r.status, 201) << r.describe();
+  return r.json_or_discarded().value("key", "");
+}
+
 // Active memories of `user`, read from the database file past the server.
 int64_t memories_of(const std::string& db_path, const std::string& user) {
   sqlite3* db = nullptr;
@@ -84,6 +94,90 @@ TEST(Memory, WhatAUserSaysInOneSessionIsRecalledInTheNextAndNotForOthers) {
   const json bob = say(p.port(), theirs, "Which snacks without peanuts do you suggest?");
   EXPECT_TRUE(bob["reply"]["memories"].empty()) << bob.dump();
   EXPECT_EQ(bob["reply"]["content"].get<std::string>().find("Ana"), std::string::npos);
+}
+
+TEST(Memory, PeopleListAddEditSearchAndDeleteTheirOwnMemoriesOnly) {
+  ParleyProcess p({.env = {{"PARLEY_ADMIN_KEY", kAdminKey}}});
+  const int port = p.port();
+  const auto ana = bearer(create_key(port, {{"scope", "user"}, {"user_id", "ana"}}));
+  const auto bob = bearer(create_key(port, {{"scope", "user"}, {"user_id", "bob"}}));
+  const auto other_tenant =
+      bearer(create_key(port, {{"scope", "service"}, {"tenant_id", "other"}}));
+  const std::string mine = "/api/v1/users/ana/memories";
+
+  auto added = http("POST", port, mine,
+                    R"({"text":"Prefers green tea","kind":"preference","importance":0.7})", ana);
+  ASSERT_EQ(added.status, 201) << added.describe();
+  const json memory = added.json();
+  const std::string id = memory["id"];
+  EXPECT_EQ(memory["text"], "Prefers green tea");
+  EXPECT_EQ(memory["kind"], "preference");
+  EXPECT_EQ(memory["retention"], "long");
+  EXPECT_TRUE(memory["expires_at"].is_string());
+  EXPECT_EQ(memory["created"], true);
+  auto again = http("POST", port, mine, R"({"text":"prefers green tea."})", ana);
+  ASSERT_EQ(again.status, 200) << again.describe();
+  EXPECT_EQ(again.json()["id"], id);
+  EXPECT_EQ(again.json()["created"], false);
+  ASSERT_EQ(http("POST", port, mine, R"({"text":"Lives in Porto","slot":"location"})", ana).status,
+            201);
+  EXPECT_TRUE(is_error(http("POST", port, mine, R"({"text":"  "})", ana), 400, "invalid_field"));
+  EXPECT_TRUE(is_error(http("POST", port, mine, R"({"text":"x","kind":"secret"})", ana), 400,
+                       "invalid_field"));
+  EXPECT_TRUE(is_error(http("POST", port, mine, R"({"text":"x","owner":"bob"})", ana), 400));
+
+  auto listed = http("GET", port, mine, "", ana);
+  ASSERT_EQ(listed.status, 200) << listed.describe();
+  EXPECT_EQ(listed.json()["data"].size(), 2u);
+  EXPECT_EQ(http("GET", port, mine + "?kind=preference", "", ana).json()["data"].size(), 1u);
+
+  // Nobody else reaches them: another user, or another tenant's key, sees a user with none.
+  EXPECT_TRUE(is_error(http("GET", port, mine, "", bob), 404, "user_not_found"));
+  EXPECT_TRUE(is_error(http("GET", port, mine + "/" + id, "", bob), 404));
+  EXPECT_TRUE(is_error(http("GET", port, "/api/v1/users/bob/memories/" + id, "", bob), 404,
+                       "memory_not_found"));
+  EXPECT_TRUE(is_error(http("DELETE", port, "/api/v1/users/bob/memories/" + id, "", bob), 404,
+                       "memory_not_found"));
+  EXPECT_TRUE(http("GET", port, mine, "", other_tenant).json()["data"].empty());
+  EXPECT_TRUE(is_error(http("GET", port, "/api/v1/users/ana/memories/" + id, "", other_tenant), 404,
+                       "memory_not_found"));
+  // An admin sees them (in the tenant asked for).
+  EXPECT_EQ(
+      http("GET", port, mine + "?tenant_id=default", "", bearer(kAdminKey)).json()["data"].size(),
+      2u);
+
+  auto edited = http("PATCH", port, mine + "/" + id,
+                     R"({"text":"Prefers jasmine tea","retention":"permanent"})", ana);
+  ASSERT_EQ(edited.status, 200) << edited.describe();
+  EXPECT_EQ(edited.json()["text"], "Prefers jasmine tea");
+  EXPECT_TRUE(edited.json()["expires_at"].is_null());
+  auto history = http("GET", port, mine + "/" + id + "/history", "", ana).json()["data"];
+  ASSERT_EQ(history.size(), 2u) << history.dump();
+  EXPECT_EQ(history[0]["event"], "ADD");
+  EXPECT_EQ(history[1]["event"], "UPDATE");
+  EXPECT_EQ(history[1]["old_text"], "Prefers green tea");
+  EXPECT_EQ(history[1]["new_text"], "Prefers jasmine tea");
+  EXPECT_EQ(history[1]["actor"], "user");
+
+  auto found = http("POST", port, mine + "/search", R"({"query":"which tea do I like?"})", ana);
+  ASSERT_EQ(found.status, 200) << found.describe();
+  ASSERT_GE(found.json()["data"].size(), 1u);
+  EXPECT_EQ(found.json()["data"][0]["id"], id);
+  EXPECT_TRUE(found.json()["data"][0]["score"].is_number());
+
+  ASSERT_EQ(http("DELETE", port, mine + "/" + id, "", ana).status, 200);
+  EXPECT_TRUE(is_error(http("GET", port, mine + "/" + id, "", ana), 404, "memory_not_found"));
+  auto exported = http("GET", port, "/api/v1/users/ana/export", "", ana).json();
+  ASSERT_EQ(exported["memories"].size(), 1u) << exported.dump();
+  EXPECT_EQ(exported["memories"][0]["text"], "Lives in Porto");
+  for (const auto& h : exported["deleted_memory_history"]) {
+    EXPECT_TRUE(h["old_text"].is_null() && h["new_text"].is_null()) << h.dump();
+  }
+  EXPECT_EQ(exported.dump().find("jasmine"), std::string::npos) << "a deleted memory is forgotten";
+  auto cleared = http("DELETE", port, mine, "", ana);
+  ASSERT_EQ(cleared.status, 200) << cleared.describe();
+  EXPECT_EQ(cleared.json()["deleted"], 1);
+  EXPECT_TRUE(http("GET", port, mine, "", ana).json()["data"].empty());
 }
 
 }  // namespace

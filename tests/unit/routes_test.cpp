@@ -97,6 +97,16 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"GET", "/v1/vector_stores/{id}/files/{file_id}"}, {Audience::kAuthenticated, false}},
       {{"DELETE", "/v1/vector_stores/{id}/files/{file_id}"}, {Audience::kAuthenticated, false}},
       {{"POST", "/v1/vector_stores/{id}/search"}, {Audience::kAuthenticated, false}},
+      // Memories: the handlers confine each key to its own users (404 for anyone else's).
+      {{"GET", "/api/v1/users/{id}/memories"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/api/v1/users/{id}/memories"}, {Audience::kAuthenticated, true}},
+      {{"DELETE", "/api/v1/users/{id}/memories"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/api/v1/users/{id}/memories/search"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/api/v1/users/{id}/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
+      {{"PATCH", "/api/v1/users/{id}/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
+      {{"DELETE", "/api/v1/users/{id}/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/api/v1/users/{id}/memories/{memory_id}/history"},
+       {Audience::kAuthenticated, false}},
   };
 
   parley::testing::TempDir dir;
