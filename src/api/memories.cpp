@@ -387,7 +387,7 @@ struct Routes {
         [&] { return ctx.storage.memories().user_memories(tenant, user, kSearchPool, at); });
     if (!memories) co_return fail(memories.error(), req);
     std::vector<float> asked = co_await vector_of(**query);
-    std::vector<memory::Candidate> candidates;
+    std::vector<memory::RecallCandidate> candidates;
     for (const auto& m : *memories) {
       if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), m.kind) == kinds.end()) continue;
       if (*assistant && m.assistant != **assistant) continue;

@@ -142,6 +142,8 @@ struct ServerApp::Parts {
   // knowledge bases: the search indexes derived from the database, and the embedders
   std::unique_ptr<knowledge::IndexManager> knowledge_index;
   std::unique_ptr<knowledge::Embedders> embedders;
+  // The model that extracts memories; empty: the built-in rules (memory/jobs.hpp).
+  memory::CompleteFn memory_model;
   // response caches (in Redis when configured)
   std::unique_ptr<cache::CacheStore> cache_store;
   // pipeline
@@ -225,6 +227,10 @@ struct ServerApp::Parts {
         return "memory.embedder: " + known.error().message;
       }
     }
+    auto extraction_model = memory::extraction_model(settings.get<memory::MemorySettings>(),
+                                                     *gateway, io, accountant.get(), clock);
+    if (!extraction_model) return "memory.model: " + extraction_model.error().message;
+    memory_model = std::move(*extraction_model);
 
     std::string list;
     for (const auto& p : gateway->providers()) {
@@ -377,7 +383,8 @@ struct ServerApp::Parts {
     // The embedders were checked when they were built.
     (void)memory::add_memory_jobs(*worker, *storage, clock, settings.get<memory::MemorySettings>(),
                                   *embedders, settings.get<knowledge::KnowledgeSettings>().embedder,
-                                  knowledge::book_embedding_usage(*accountant, clock));
+                                  knowledge::book_embedding_usage(*accountant, clock),
+                                  memory_model);
     on_stop("workers", [this] { worker->stop(); });
   }
 
@@ -407,7 +414,8 @@ struct ServerApp::Parts {
     pipeline->insert_before(
         "build_prompt",
         memory::recall_stage({*storage, blocking, embedders.get(), memory_embedder(), clock}));
-    pipeline->insert_before("persist", memory::plan_follow_ups_stage(memory_settings));
+    pipeline->insert_before(
+        "persist", memory::plan_follow_ups_stage(memory_settings, static_cast<bool>(memory_model)));
     add_cache_stages();
   }
 

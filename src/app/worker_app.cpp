@@ -74,6 +74,8 @@ struct WorkerProcess {
   std::unique_ptr<http::HttpClient> http_client;
   std::unique_ptr<llm::Gateway> gateway;
   std::unique_ptr<knowledge::Embedders> embedders;
+  // The model that extracts memories; empty: the built-in rules (memory/jobs.hpp).
+  memory::CompleteFn memory_model;
   http::Router router;
   std::unique_ptr<http::Server> server;
   std::unique_ptr<queue::Worker> worker;
@@ -116,6 +118,10 @@ struct WorkerProcess {
         return "memory.embedder: " + known.error().message;
       }
     }
+    auto extraction_model = memory::extraction_model(settings.get<memory::MemorySettings>(),
+                                                     *gateway, io, accountant.get(), clock);
+    if (!extraction_model) return "memory.model: " + extraction_model.error().message;
+    memory_model = std::move(*extraction_model);
     return std::nullopt;
   }
 
@@ -132,7 +138,8 @@ struct WorkerProcess {
     // The embedders were checked when they were built.
     (void)memory::add_memory_jobs(*worker, *storage, clock, settings.get<memory::MemorySettings>(),
                                   *embedders, settings.get<knowledge::KnowledgeSettings>().embedder,
-                                  knowledge::book_embedding_usage(*accountant, clock));
+                                  knowledge::book_embedding_usage(*accountant, clock),
+                                  memory_model);
   }
 
   void add_routes() {

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "memory/extract_wire.hpp"
+#include "memory/recall.hpp"
 #include "memory/text.hpp"
 #include "obs/log.hpp"
 
@@ -91,6 +93,130 @@ std::vector<store::MemoryDecision> decide(const std::vector<Proposal>& proposals
   return out;
 }
 
+std::vector<store::MemoryDecision> decide_model(const std::vector<Proposal>& proposals,
+                                                const std::vector<const store::Memory*>& shown,
+                                                const ExtractRequest& turn,
+                                                const MemorySettings& settings, int64_t now_ms) {
+  std::vector<Proposal> additions;
+  std::vector<store::MemoryDecision> out;
+  for (const Proposal& p : proposals) {
+    if (p.event == Event::kAdd) {
+      additions.push_back(p);
+      continue;
+    }
+    if (p.ref < 0 || static_cast<size_t>(p.ref) >= shown.size()) continue;
+    const store::Memory& target = *shown[static_cast<size_t>(p.ref)];
+    store::MemoryDecision d;
+    d.target_id = target.id;
+    switch (p.event) {
+      case Event::kUpdate:
+        if (p.text.empty()) continue;
+        d.action = store::MemoryDecision::Action::kUpdate;
+        d.memory.text = p.text;
+        d.memory.hash = text_hash(p.text);
+        // "fact" is also what an answer without a kind reads as: the memory keeps its own.
+        d.memory.kind = p.kind == "fact" ? std::string() : p.kind;
+        d.memory.slot = p.slot;
+        d.memory.importance = p.importance;
+        d.reason = "refined by a later statement";
+        break;
+      case Event::kRetire:
+        d.action = store::MemoryDecision::Action::kRetire;
+        d.reason = "contradicted by a later statement";
+        break;
+      case Event::kDelete:
+        d.action = store::MemoryDecision::Action::kDelete;
+        d.reason = "the user asked to forget it";
+        break;
+      default:
+        continue;
+    }
+    out.push_back(std::move(d));
+  }
+  // Retirements and deletions first: an addition may take the slot or the text they free.
+  auto added = decide(additions, {}, turn, settings, now_ms);
+  for (auto& d : added) out.push_back(std::move(d));
+  return out;
+}
+
+namespace {
+
+// How many of the user's memories a model is shown: the closest to the message.
+constexpr int kShownToModel = 10;
+
+struct Proposed {
+  std::vector<Proposal> proposals;
+  std::vector<const store::Memory*> shown;  // what the model's refs number
+  std::string mode;                         // "model" or "rules"
+  bool fell_back = false;                   // the model's answer was unreadable twice
+};
+
+// The memories of `existing` closest to `message` (by embedding and words), for the model.
+std::vector<const store::Memory*> closest(const ExtractDeps& deps, const ExtractRequest& turn,
+                                          const std::string& message,
+                                          const std::vector<store::Memory>& existing, int64_t now) {
+  std::vector<float> asked;
+  if (deps.embed && !existing.empty()) {
+    auto v = deps.embed(turn.tenant_id, {message});
+    if (v && !v->empty()) asked = std::move(v->front());
+  }
+  std::vector<RecallCandidate> candidates;
+  candidates.reserve(existing.size());
+  for (const auto& m : existing) {
+    candidates.push_back({&m, m.embedder == deps.embedder ? cosine(asked, m.vector) : -1});
+  }
+  ChooseOptions options;
+  options.top_k = kShownToModel;
+  options.max_tokens = INT64_MAX;
+  options.min_similarity = -2;  // every memory competes; the best ten are shown
+  options.always_standing = false;
+  std::vector<const store::Memory*> out;
+  for (const auto& chosen : choose(candidates, message, options, now)) {
+    for (const auto& m : existing) {
+      if (m.id == chosen.id) out.push_back(&m);
+    }
+  }
+  return out;
+}
+
+Result<Proposed> propose(const ExtractDeps& deps, const store::Job& job, const ExtractRequest& turn,
+                         const std::string& said, const std::string& replied,
+                         const std::vector<store::Memory>& existing, int64_t now) {
+  Proposed out;
+  if (!deps.complete) {
+    out.mode = "rules";
+    out.proposals = extract_by_rules(said);
+    return out;
+  }
+  out.mode = "model";
+  out.shown = closest(deps, turn, said, existing, now);
+  std::vector<Candidate> shown;
+  for (const store::Memory* m : out.shown) shown.push_back({m->text, m->kind, m->slot});
+  const nlohmann::json messages = extraction_messages(said, replied, shown);
+  std::vector<llm::Message> request;
+  for (const auto& m : messages) {
+    request.push_back({m.value("role", ""), m.value("content", ""), nullptr, {}, "", ""});
+  }
+  auto reply = deps.complete(turn.tenant_id, std::move(request));
+  if (!reply) return std::move(reply).error();  // retried: the provider may be back soon
+  auto proposals = parse_model_proposals(reply->content, out.shown.size());
+  if (proposals) {
+    out.proposals = std::move(*proposals);
+    return out;
+  }
+  // Unreadable: once more (models vary), then the rules, so the turn is not lost.
+  if (job.attempts < 2) return std::move(proposals).error();
+  log::warn("memory extraction: the model's answer was unreadable twice; the rules extract",
+            {{"job_id", job.id}, {"model", reply->model}});
+  out.mode = "rules";
+  out.fell_back = true;
+  out.shown.clear();
+  out.proposals = extract_by_rules(said);
+  return out;
+}
+
+}  // namespace
+
 queue::Handler extract_handler(ExtractDeps deps) {
   return [deps = std::move(deps)](const store::Job& job) -> Result<json> {
     const json payload = json::parse(job.payload_json, nullptr, false);
@@ -107,40 +233,59 @@ queue::Handler extract_handler(ExtractDeps deps) {
     if (turn.user_id.empty() || turn.user_message_id.empty()) {
       return Error::invalid("memory.extract payload names no user or message");
     }
-    auto messages = deps.storage.messages().by_ids({turn.user_message_id});
+    auto messages = deps.storage.messages().by_ids({turn.user_message_id, turn.reply_message_id});
     if (!messages) return std::move(messages).error();
+    std::string said;
+    std::string replied;
+    bool found = false;
+    for (const auto& m : *messages) {
+      if (m.id == turn.user_message_id) {
+        said = m.content;
+        found = true;
+      } else {
+        replied = m.content;
+      }
+    }
     // The session was deleted, or the user erased, since the reply: nothing to remember.
-    if (messages->empty()) return json{{"skipped", "the message no longer exists"}};
-    const std::string& said = messages->front().content;
+    if (!found) return json{{"skipped", "the message no longer exists"}};
 
     const int64_t now = to_unix_ms(deps.clock.now());
-    const std::vector<Proposal> proposals = extract_by_rules(said);
-    if (proposals.empty())
-      return json{{"mode", "rules"}, {"proposed", 0}, {"results", json::array()}};
     auto existing =
         deps.storage.memories().user_memories(turn.tenant_id, turn.user_id, kCompareLimit, now);
     if (!existing) return std::move(existing).error();
+    auto proposed = propose(deps, job, turn, said, replied, *existing, now);
+    if (!proposed) return std::move(proposed).error();
+    const bool by_model = proposed->mode == "model";
+    if (proposed->proposals.empty()) {
+      return json{{"mode", proposed->mode}, {"proposed", 0}, {"results", json::array()}};
+    }
     std::vector<store::MemoryDecision> decisions =
-        decide(proposals, *existing, turn, deps.settings, now);
+        by_model ? decide_model(proposed->proposals, proposed->shown, turn, deps.settings, now)
+                 : decide(proposed->proposals, *existing, turn, deps.settings, now);
 
     if (deps.embed) {
       std::vector<std::string> texts;
       for (const auto& d : decisions) {
-        if (d.action == store::MemoryDecision::Action::kAdd) texts.push_back(d.memory.text);
+        if (d.action == store::MemoryDecision::Action::kAdd ||
+            d.action == store::MemoryDecision::Action::kUpdate) {
+          texts.push_back(d.memory.text);
+        }
       }
       if (!texts.empty()) {
         auto vectors = deps.embed(turn.tenant_id, texts);
         if (!vectors) return std::move(vectors).error();
         size_t next = 0;
         for (auto& d : decisions) {
-          if (d.action != store::MemoryDecision::Action::kAdd || next >= vectors->size()) continue;
+          const bool has_text = d.action == store::MemoryDecision::Action::kAdd ||
+                                d.action == store::MemoryDecision::Action::kUpdate;
+          if (!has_text || next >= vectors->size()) continue;
           d.memory.embedder = deps.embedder;
           d.memory.vector = std::move((*vectors)[next++]);
         }
       }
     }
     store::MemoryEdit edit;
-    edit.actor = "extractor:rules";
+    edit.actor = by_model ? "extractor:model" : "extractor:rules";
     edit.source_json = json::array({turn.user_message_id}).dump();
     edit.job_id = job.id;
     auto applied =
@@ -154,12 +299,15 @@ queue::Handler extract_handler(ExtractDeps deps) {
       log::info("memories extracted", {{"tenant_id", turn.tenant_id},
                                        {"session_id", turn.session_id},
                                        {"job_id", job.id},
+                                       {"mode", proposed->mode},
                                        {"changes", static_cast<int64_t>(applied->results.size())}});
     }
-    return json{{"mode", "rules"},
-                {"proposed", static_cast<int64_t>(proposals.size())},
-                {"replayed", applied->replayed},
-                {"results", std::move(results)}};
+    json answer = {{"mode", proposed->mode},
+                   {"proposed", static_cast<int64_t>(proposed->proposals.size())},
+                   {"replayed", applied->replayed},
+                   {"results", std::move(results)}};
+    if (proposed->fell_back) answer["fallback"] = "rules";
+    return answer;
   };
 }
 

@@ -2,10 +2,12 @@
 // worth keeping becomes memories (store/memory.hpp), without the reply ever waiting for it.
 //
 // The job reads the turn's messages from the database (its payload holds ids, never text, so
-// an erased user's words do not outlive them in the queue), proposes memories (the built-in
-// rules of rules.hpp), decides against the user's current memories what each proposal means
-// (new, a new value of a slot, something to forget), embeds the new texts, and applies it all
-// in one transaction tagged with the job's id: a retry after a crash changes nothing twice.
+// an erased user's words do not outlive them in the queue), proposes memories — a model
+// shown the turn and the user's ten most similar memories (extract_wire.hpp), or the built-in
+// rules (rules.hpp) — decides against the user's current memories what each proposal means
+// (new, a refinement of one, one no longer true, a new value of a slot, something to forget),
+// embeds the new texts, and applies it all in one transaction tagged with the job's id: a retry
+// after a crash changes nothing twice.
 #pragma once
 
 #include <functional>
@@ -15,6 +17,7 @@
 
 #include "core/clock.hpp"
 #include "core/result.hpp"
+#include "memory/model_call.hpp"
 #include "memory/rules.hpp"
 #include "memory/settings.hpp"
 #include "queue/worker.hpp"
@@ -48,6 +51,9 @@ struct ExtractDeps {
   MemorySettings settings;
   std::string embedder;  // recorded with the vectors
   EmbedFn embed;         // empty: memories are kept without vectors
+  // The model that proposes memories (memory.model); empty: the built-in rules do. A model's
+  // answer that cannot be read is retried once, then the rules extract instead.
+  CompleteFn complete = {};
 };
 
 queue::Handler extract_handler(ExtractDeps deps);
@@ -59,5 +65,13 @@ std::vector<store::MemoryDecision> decide(const std::vector<Proposal>& proposals
                                           const std::vector<store::Memory>& existing,
                                           const ExtractRequest& turn,
                                           const MemorySettings& settings, int64_t now_ms);
+
+// What a model's proposals mean: `shown` are the memories it was shown, in the order its
+// "ref"s number them. Additions as decide() makes them; an UPDATE, RETIRE or DELETE of the
+// memory its ref names. Pure.
+std::vector<store::MemoryDecision> decide_model(const std::vector<Proposal>& proposals,
+                                                const std::vector<const store::Memory*>& shown,
+                                                const ExtractRequest& turn,
+                                                const MemorySettings& settings, int64_t now_ms);
 
 }  // namespace parley::memory

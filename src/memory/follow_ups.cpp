@@ -8,7 +8,8 @@ namespace {
 
 class PlanFollowUps final : public chat::Stage {
  public:
-  explicit PlanFollowUps(const MemorySettings& settings) : settings_(settings) {}
+  PlanFollowUps(const MemorySettings& settings, bool by_model)
+      : settings_(settings), by_model_(by_model) {}
   const char* name() const override { return "plan_follow_ups"; }
   bool applies(const chat::Turn& turn) const override { return turn.stored != nullptr; }
   bool finishing() const override { return true; }
@@ -26,9 +27,9 @@ class PlanFollowUps final : public chat::Stage {
     if (!settings_.enabled || turn.generation_error || turn.output_blocked) return;
     if (stored.started.user.id.empty() || stored.started.assistant.id.empty()) return;
     if (stored.started.session.user_id.empty()) return;
-    // Extraction is by the built-in rules: a message they find nothing in (most small talk)
+    // Extraction by the built-in rules: a message they find nothing in (most small talk)
     // needs no job. Checking costs microseconds, against a queued job's writes and reads.
-    if (extract_by_rules(stored.content).empty()) return;
+    if (!by_model_ && extract_by_rules(stored.content).empty()) return;
     ExtractRequest request;
     request.tenant_id = stored.started.session.tenant_id;
     request.user_id = stored.started.session.user_id;
@@ -40,12 +41,13 @@ class PlanFollowUps final : public chat::Stage {
   }
 
   MemorySettings settings_;
+  bool by_model_;
 };
 
 }  // namespace
 
-std::unique_ptr<chat::Stage> plan_follow_ups_stage(const MemorySettings& settings) {
-  return std::make_unique<PlanFollowUps>(settings);
+std::unique_ptr<chat::Stage> plan_follow_ups_stage(const MemorySettings& settings, bool by_model) {
+  return std::make_unique<PlanFollowUps>(settings, by_model);
 }
 
 }  // namespace parley::memory

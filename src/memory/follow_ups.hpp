@@ -11,7 +11,10 @@
 namespace parley::memory {
 
 // Runs after every other stage but persist (it is a finishing stage, so it also sees turns a
-// stage answered early, and plans nothing for those without a complete reply).
-std::unique_ptr<chat::Stage> plan_follow_ups_stage(const MemorySettings& settings);
+// stage answered early, and plans nothing for those without a complete reply). With
+// `by_model` every complete turn is worth a look; without, only those the rules find
+// something in.
+std::unique_ptr<chat::Stage> plan_follow_ups_stage(const MemorySettings& settings,
+                                                   bool by_model = false);
 
 }  // namespace parley::memory

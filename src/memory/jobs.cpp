@@ -22,10 +22,19 @@ queue::Handler expire_handler(store::MemoryRepository& memories, const Clock& cl
   };
 }
 
+Result<CompleteFn> extraction_model(const MemorySettings& settings, llm::Gateway& gateway,
+                                    IoPool& io, llm::Accountant* accountant, const Clock& clock) {
+  auto route = gateway.resolve(settings.model.empty() ? std::string_view(gateway.default_route())
+                                                      : std::string_view(settings.model));
+  if (!route) return std::move(route).error();
+  if (!has_model(*route)) return CompleteFn();
+  return blocking_completion(gateway, io, std::move(*route), accountant, clock);
+}
+
 Result<void> add_memory_jobs(queue::Worker& worker, store::Storage& storage, const Clock& clock,
                              const MemorySettings& settings, knowledge::Embedders& embedders,
                              std::string_view default_embedder,
-                             const knowledge::EmbedUsageFn& book_usage) {
+                             const knowledge::EmbedUsageFn& book_usage, CompleteFn complete) {
   auto embedder = embedders.canonical(
       settings.embedder.empty() ? default_embedder : std::string_view(settings.embedder),
       "memory.embedder");
@@ -46,8 +55,8 @@ Result<void> add_memory_jobs(queue::Worker& worker, store::Storage& storage, con
     }
     return out;
   };
-  worker.handle(std::string(kExtractJob),
-                extract_handler({storage, clock, settings, *embedder, std::move(embed)}));
+  worker.handle(std::string(kExtractJob), extract_handler({storage, clock, settings, *embedder,
+                                                           std::move(embed), std::move(complete)}));
   worker.handle(std::string(kExpireJob), expire_handler(storage.memories(), clock));
   worker.every({std::string(kExpireJob), settings.purge_interval});
   return success();

@@ -67,7 +67,7 @@ class Recall final : public chat::Stage {
                 {{"request_id", turn.request_id}, {"error", memories.error().message}});
       co_return chat::Flow::kContinue;
     }
-    std::vector<Candidate> candidates;
+    std::vector<RecallCandidate> candidates;
     bool any_vector = false;
     for (const auto& m : *memories) {
       if (!in_scope(m, turn.assistant->name, session.id)) continue;
@@ -115,7 +115,7 @@ ChooseOptions recall_options(const chat::Assistant& assistant) {
           true};
 }
 
-std::vector<chat::RecalledMemory> choose(const std::vector<Candidate>& candidates,
+std::vector<chat::RecalledMemory> choose(const std::vector<RecallCandidate>& candidates,
                                          const std::string& message, const ChooseOptions& options,
                                          int64_t now_ms) {
   const std::set<std::string> asked = words_of(message);

@@ -37,7 +37,7 @@ struct RecallDeps {
 std::unique_ptr<chat::Stage> recall_stage(RecallDeps deps);
 
 // How a memory qualifies and ranks, apart from I/O (recall.cpp; tested on its own).
-struct Candidate {
+struct RecallCandidate {
   const store::Memory* memory = nullptr;
   double similarity = -1;  // cosine with the message; -1 when unknown
 };
@@ -50,7 +50,7 @@ struct ChooseOptions {
   bool always_standing = true;
 };
 ChooseOptions recall_options(const chat::Assistant& assistant);
-std::vector<chat::RecalledMemory> choose(const std::vector<Candidate>& candidates,
+std::vector<chat::RecalledMemory> choose(const std::vector<RecallCandidate>& candidates,
                                          const std::string& message, const ChooseOptions& options,
                                          int64_t now_ms);
 

@@ -59,7 +59,11 @@ void declare_settings(config::Schema& schema) {
                 seconds(1), hours(24 * 7))
       .text("embedder", &MemorySettings::embedder,
             "What embeds memories (`builtin` or a model of `llm.*`); empty: "
-            "`knowledge.embedder`.");
+            "`knowledge.embedder`.")
+      .text("model", &MemorySettings::model,
+            "What extracts memories after a reply (a route, provider/model or model); empty: the "
+            "default route. With no model configured the built-in rules take explicit "
+            "statements.");
 }
 
 }  // namespace parley::memory

@@ -28,6 +28,9 @@ struct MemorySettings {
   std::chrono::milliseconds purge_interval{std::chrono::hours(1)};
   // What embeds memories: "" means knowledge.embedder.
   std::string embedder;
+  // What proposes memories: a route, provider/model or model; "" means the default route. A
+  // route answered by the built-in provider (no model configured) leaves it to the rules.
+  std::string model;
 };
 
 void declare_settings(config::Schema& schema);

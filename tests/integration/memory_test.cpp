@@ -180,5 +180,46 @@ TEST(Memory, PeopleListAddEditSearchAndDeleteTheirOwnMemoriesOnly) {
   EXPECT_TRUE(http("GET", port, mine, "", ana).json()["data"].empty());
 }
 
+TEST(Memory, WithAModelItExtractsAfterTheReplyAndTheNextPromptCarriesWhatItRemembers) {
+  FakeProvider fake;
+  TempDir config_dir{"parley-config"};
+  const std::string file = config_dir.write_file("parley.yaml", fake.base_config());
+  ParleyProcess p({.args = {"--config", file, "--set", "worker.poll_interval=50ms"}});
+  const std::string db = p.data_dir() + "/parley.db";
+  // The reply, then the extraction job's call (JSON in a code fence, as models answer).
+  fake.enqueue({{"body", openai_completion_body("Nice to meet you, Ana!")}});
+  const json proposals = {
+      {"memories",
+       {{{"event", "ADD"}, {"text", "Name is Ana"}, {"kind", "profile"}, {"slot", "name"}},
+        {{"event", "ADD"}, {"text", "Is training for a marathon"}, {"kind", "event"}}}}};
+  fake.enqueue({{"body", openai_completion_body("```json\n" + proposals.dump() + "\n```")}});
+  const std::string first = new_session(p.port(), "ana");
+  const json opening = say(p.port(), first, "Hi, I'm Ana and I'm training for a marathon.");
+  EXPECT_EQ(opening["reply"]["content"], "Nice to meet you, Ana!");
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (memories_of(db, "ana") < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(memories_of(db, "ana"), 2);
+  const json calls = fake.requests();
+  ASSERT_EQ(calls.size(), 2u) << calls.dump();
+  const json& extraction = calls[1]["body"];
+  EXPECT_EQ(extraction["response_format"]["type"], "json_object") << extraction.dump();
+  EXPECT_NE(extraction["messages"][1]["content"].get<std::string>().find("training for a marathon"),
+            std::string::npos);
+
+  fake.enqueue({{"body", openai_completion_body("Good luck with the race.")}});
+  fake.enqueue({{"body", openai_completion_body(R"({"memories":[]})")}});
+  const std::string second = new_session(p.port(), "ana");
+  const json turn = say(p.port(), second, "How should I pace my marathon training?");
+  EXPECT_EQ(turn["reply"]["memories"].size(), 2u) << turn.dump();
+  const json sent = fake.requests()[2]["body"];
+  const std::string system = sent["messages"][0]["content"];
+  EXPECT_NE(system.find("What you remember about this user"), std::string::npos) << system;
+  EXPECT_NE(system.find("- Name is Ana"), std::string::npos) << system;
+  EXPECT_NE(system.find("- Is training for a marathon"), std::string::npos) << system;
+}
+
 }  // namespace
 }  // namespace parley_it

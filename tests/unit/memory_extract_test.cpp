@@ -6,9 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "memory/text.hpp"
+#include "queue/worker.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "support/manual_clock.hpp"
 #include "temp_dir.hpp"
@@ -51,16 +55,32 @@ class MemoryExtractTest : public ::testing::Test {
   }
 
   json run(const store::Job& job) {
-    auto handler = memory::extract_handler({*storage_, clock_, settings_, "test-embedder", embed_});
-    auto answer = handler(job);
+    auto answer = handler()(job);
     EXPECT_TRUE(answer.ok()) << answer.error().message;
     return answer.ok() ? *answer : json();
   }
 
-  std::vector<store::Memory> active() {
+  queue::Handler handler() {
+    return memory::extract_handler(
+        {*storage_, clock_, settings_, "test-embedder", embed_, complete_});
+  }
+
+  // A model that answers `reply` (or fails with `error`) and keeps what it was asked.
+  void model_answers(std::string reply) {
+    complete_ = [this, reply](const std::string& tenant,
+                              std::vector<llm::Message> messages) -> Result<memory::ModelReply> {
+      EXPECT_EQ(tenant, "acme");
+      asked_.push_back(std::move(messages));
+      if (model_error_) return *model_error_;
+      return memory::ModelReply{reply, "fake", "fake-model"};
+    };
+  }
+
+  std::vector<store::Memory> active(const std::string& status = "active") {
     store::MemoryQuery q;
     q.tenant_id = "acme";
     q.user_id = "ana";
+    q.status = status;
     auto page = storage_->memories().list(q);
     EXPECT_TRUE(page.ok());
     return page.ok() ? page->items : std::vector<store::Memory>{};
@@ -71,6 +91,9 @@ class MemoryExtractTest : public ::testing::Test {
   std::unique_ptr<store::Storage> storage_;
   std::string session_id_;
   memory::MemorySettings settings_;
+  memory::CompleteFn complete_;
+  std::vector<std::vector<llm::Message>> asked_;
+  std::optional<Error> model_error_;
   int embedded_ = 0;
   memory::EmbedFn embed_ =
       [this](const std::string& tenant,
@@ -121,14 +144,9 @@ TEST_F(MemoryExtractTest, TheSameFactTwiceIsOneMemoryAndANewValueReplacesTheOld)
   auto memories = active();
   ASSERT_EQ(memories.size(), 1u);
   EXPECT_EQ(memories[0].text, "Name is Bea");
-  store::MemoryQuery retired;
-  retired.tenant_id = "acme";
-  retired.user_id = "ana";
-  retired.status = "retired";
-  auto old = storage_->memories().list(retired);
-  ASSERT_TRUE(old.ok());
-  ASSERT_EQ(old->items.size(), 1u);
-  EXPECT_EQ(old->items[0].text, "Name is Ana");
+  const auto old = active("retired");
+  ASSERT_EQ(old.size(), 1u);
+  EXPECT_EQ(old[0].text, "Name is Ana");
 }
 
 TEST_F(MemoryExtractTest, ForgetDeletesWhatItNames) {
@@ -181,6 +199,83 @@ TEST_F(MemoryExtractTest, RetentionSetsExpiryAndSessionMemoriesBelongToTheirSess
   EXPECT_EQ(decisions[0].memory.session_id, "ses_1");
   EXPECT_EQ(decisions[0].memory.expires_at_ms, 1000 + settings_.retention_session.count());
   EXPECT_EQ(decisions[0].memory.source_json, R"(["msg_1"])");
+}
+
+TEST_F(MemoryExtractTest, AModelsProposalsAddRefineRetireAndDeleteWhatItWasShown) {
+  run(turn("I like tea."));
+  run(turn("I live in Paris."));
+  run(turn("My dog's name is Rex."));
+  ASSERT_EQ(active().size(), 3u);
+  // The model sees the turn and the user's memories, numbered; it answers by those numbers.
+  model_answers("ok");
+  const store::Job probe = turn("Probe.");
+  (void)handler()(probe);
+  ASSERT_EQ(asked_.size(), 1u);
+  const std::string shown = asked_[0].back().content;
+  EXPECT_NE(shown.find("Probe."), std::string::npos) << shown;
+  EXPECT_NE(shown.find("Likes tea"), std::string::npos) << shown;
+  EXPECT_EQ(asked_[0].front().role, "system");
+  // The numbers the model sees, as the prompt lists them ("N. [kind, slot] text").
+  std::map<std::string, int> number;
+  for (const char* text : {"Likes tea", "Lives in Paris", "Dog's name is Rex"}) {
+    const size_t at = shown.find(text);
+    ASSERT_NE(at, std::string::npos) << text;
+    const size_t line = shown.rfind('\n', at) + 1;  // "N. [kind] text"
+    number[text] = std::stoi(shown.substr(line));
+  }
+
+  const json proposals = {
+      {"memories",
+       {{{"event", "UPDATE"}, {"ref", number["Likes tea"]}, {"text", "Likes green tea"}},
+        {{"event", "RETIRE"}, {"ref", number["Lives in Paris"]}},
+        {{"event", "ADD"}, {"text", "Lives in Lisbon"}, {"slot", "location"}},
+        {{"event", "DELETE"}, {"ref", number["Dog's name is Rex"]}},
+        {{"event", "ADD"}, {"text", "Name is Ana"}, {"kind", "profile"}, {"slot", "name"}}}}};
+  model_answers("```json\n" + proposals.dump() + "\n```");
+  const json answer = run(turn("I moved to Lisbon, gave my dog away, and green tea is best."));
+  EXPECT_EQ(answer["mode"], "model") << answer.dump();
+  std::set<std::string> texts;
+  for (const auto& m : active()) texts.insert(m.text);
+  EXPECT_EQ(texts, (std::set<std::string>{"Likes green tea", "Lives in Lisbon", "Name is Ana"}));
+  const auto old = active("retired");
+  ASSERT_EQ(old.size(), 1u);
+  EXPECT_EQ(old[0].text, "Lives in Paris");
+  for (const auto& m : active()) {
+    if (m.text != "Likes green tea") continue;
+    auto history = storage_->memories().history(m.id);
+    ASSERT_TRUE(history.ok());
+    ASSERT_EQ(history->size(), 2u);
+    EXPECT_EQ(history->at(1).event, "UPDATE");
+    EXPECT_EQ(history->at(1).actor, "extractor:model");
+    EXPECT_EQ(history->at(1).old_text, std::optional<std::string>("Likes tea"));
+  }
+}
+
+TEST_F(MemoryExtractTest, AnUnreadableModelAnswerIsRetriedOnceThenTheRulesExtract) {
+  model_answers("I think the user is called Ana!");
+  store::Job job = turn("My name is Ana.");
+  job.attempts = 1;
+  auto first = handler()(job);
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.error().reason, "extraction_unparseable");
+  EXPECT_TRUE(active().empty());
+  job.attempts = 2;
+  const json second = run(job);
+  EXPECT_EQ(second["mode"], "rules");
+  EXPECT_EQ(second["fallback"], "rules");
+  ASSERT_EQ(active().size(), 1u);
+  EXPECT_EQ(active()[0].text, "Name is Ana");
+}
+
+TEST_F(MemoryExtractTest, AModelThatIsDownFailsTheAttemptSoItIsRetried) {
+  model_answers("{}");
+  model_error_ = Error::unavailable("upstream is down", "upstream_unavailable");
+  store::Job job = turn("My name is Ana.");
+  job.attempts = 3;
+  auto answer = handler()(job);
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.error().code, ErrorCode::kUnavailable);
+  EXPECT_TRUE(active().empty());
 }
 
 }  // namespace
