@@ -918,7 +918,12 @@ std::string new_session(int port, const std::string& user) {
 }
 
 std::string FakeProvider::base_config(const std::string& llm_extra) const {
-  return "llm:\n"
+  // Memory extraction off: with a model configured it is one more call to the fake after each
+  // reply, which would take replies a test queued for its next turn. Memory's own tests turn
+  // it on (--set memory.enabled=true).
+  return "memory:\n"
+         "  enabled: false\n"
+         "llm:\n"
          "  default_model: fake/fake-model\n"
          "  retry_backoff: 5ms\n"
          "  retry_backoff_max: 20ms\n" +

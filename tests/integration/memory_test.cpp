@@ -184,7 +184,8 @@ TEST(Memory, WithAModelItExtractsAfterTheReplyAndTheNextPromptCarriesWhatItRemem
   FakeProvider fake;
   TempDir config_dir{"parley-config"};
   const std::string file = config_dir.write_file("parley.yaml", fake.base_config());
-  ParleyProcess p({.args = {"--config", file, "--set", "worker.poll_interval=50ms"}});
+  ParleyProcess p({.args = {"--config", file, "--set", "worker.poll_interval=50ms", "--set",
+                            "memory.enabled=true"}});
   const std::string db = p.data_dir() + "/parley.db";
   // The reply, then the extraction job's call (JSON in a code fence, as models answer).
   fake.enqueue({{"body", openai_completion_body("Nice to meet you, Ana!")}});
