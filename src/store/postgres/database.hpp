@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "obs/metrics.hpp"
 #include "store/common.hpp"
@@ -50,6 +51,9 @@ inline constexpr const char* kUsageDailyLock = "SELECT pg_advisory_xact_lock(726
 // The memory change log's transaction-level lock (memory_table.cpp): every writer of
 // memory_changes takes it just before writing there, so that log order is commit order.
 inline constexpr const char* kMemoryChangeLogLock = "SELECT pg_advisory_xact_lock(7261001120004)";
+
+// "{1,2,3}": a bigint[] parameter (`= ANY($1::bigint[])`).
+std::string integer_array(const std::vector<int64_t>& values);
 
 // "a, b" with prefix "m." -> "m.a, m.b" (for joins).
 std::string prefixed(const char* columns, const char* prefix);

@@ -94,16 +94,6 @@ StoredChunk read_chunk(const Rows& rows, int r) {
   return c;
 }
 
-// "{1,2,3}": a bigint[] parameter.
-std::string integer_array(const std::vector<int64_t>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(values[i]);
-  }
-  return out + "}";
-}
-
 template <typename Page, typename Reader>
 Page read_page(const Rows& rows, int limit, int seq_column, Reader read) {
   Page page;

@@ -75,16 +75,6 @@ namespace {
 
 using namespace memory_sql;
 
-// "{1,2,3}": a bigint[] parameter.
-std::string integer_array(const std::vector<int64_t>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(values[i]);
-  }
-  return out + "}";
-}
-
 // A MemoryQuery's selection: parameters 1 to 7.
 constexpr const char* kFilter =
     "WHERE tenant_id = $1 AND user_id = $2 AND ($3::text IS NULL OR assistant = $3) AND "

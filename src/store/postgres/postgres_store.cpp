@@ -11,6 +11,15 @@
 
 namespace parley::store::postgres {
 
+std::string integer_array(const std::vector<int64_t>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(values[i]);
+  }
+  return out + "}";
+}
+
 std::string prefixed(const char* columns, const char* prefix) {
   std::string out = prefix;
   for (const char* c = columns; *c; ++c) {

@@ -113,6 +113,9 @@ inline constexpr const char* kMessageReadColumns =
     "id, session_id, role, content, tool_calls, status, model, provider, input_tokens, "
     "output_tokens, cost_usd, latency_ms, ttft_ms, finish_reason, request_id, created_at, "
     "completed_at, citations, memories";
+// "[1,2,3]": seqs for `IN (SELECT value FROM json_each(?))`.
+std::string json_integers(const std::vector<int64_t>& values);
+
 // Read those columns starting at column `first`.
 Session read_session(const Statement& row, int first = 0);
 Message read_message(const Statement& row, int first = 0);

@@ -744,13 +744,7 @@ class KnowledgeTable final : public KnowledgeRepository {
                                    "ORDER BY seq";
     auto stmt = reader->prepare(sql.c_str());
     if (!stmt) return std::move(stmt).error();
-    std::string list = "[";
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      if (i > 0) list += ',';
-      list += std::to_string(seqs[i]);
-    }
-    list += ']';
-    stmt->bind(1, list);
+    stmt->bind(1, json_integers(seqs));
     std::vector<StoredChunk> out;
     int rc;
     while ((rc = stmt->step()) == SQLITE_ROW) out.push_back(read_chunk(*stmt));

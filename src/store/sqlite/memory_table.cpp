@@ -59,15 +59,6 @@ namespace {
 
 using namespace memory_sql;
 
-std::string json_integers(const std::vector<int64_t>& values) {
-  std::string out = "[";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(values[i]);
-  }
-  return out + "]";
-}
-
 // Reads every row a statement yields.
 Result<std::vector<Memory>> read_all(Connection& db, Statement& stmt, bool with_vector,
                                      std::string_view what) {

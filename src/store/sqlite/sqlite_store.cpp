@@ -34,6 +34,15 @@ Session read_session(const Statement& row, int first) {
   return s;
 }
 
+std::string json_integers(const std::vector<int64_t>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(values[i]);
+  }
+  return out + "]";
+}
+
 Message read_message(const Statement& row, int first) {
   Message m;
   m.id = row.column_text(first);
