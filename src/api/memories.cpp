@@ -8,14 +8,12 @@
 #include "api/access.hpp"
 #include "api/fields.hpp"
 #include "api/memory_json.hpp"
+#include "api/memory_service.hpp"
 #include "api/reply.hpp"
 #include "core/clock.hpp"
 #include "http/json_body.hpp"
-#include "knowledge/embed/embedders.hpp"
-#include "memory/recall.hpp"
 #include "memory/rules.hpp"
 #include "memory/text.hpp"
-#include "obs/log.hpp"
 
 namespace parley::api {
 namespace {
@@ -23,39 +21,21 @@ namespace {
 using nlohmann::json;
 using Awaitable = Task<http::Response>;
 
-constexpr size_t kMaxTextBytes = 2000;
-constexpr size_t kMaxQueryBytes = 4000;
-constexpr int kSearchPool = 2000;  // the user's newest memories a search scores
-
 bool is_kind(std::string_view kind) {
   return kind == "fact" || kind == "preference" || kind == "event" || kind == "instruction" ||
          kind == "profile";
 }
 
 struct Routes {
+  MemoryService service;
   Context& ctx;
-  memory::MemorySettings settings;
-  knowledge::Embedders& embedders;
-  std::string embedder;
 
-  int64_t now() const { return to_unix_ms(ctx.clock.now()); }
+  Routes(Context& context, const memory::MemorySettings& settings, knowledge::Embedders& embedders,
+         std::string embedder)
+      : service(context, settings, embedders, std::move(embedder)), ctx(context) {}
 
-  // The tenant of the user the path names, when the caller may reach them: a user key only
-  // its own user, a service key its tenant's, an admin anyone (?tenant_id, else "default").
-  // Anyone else gets the answer a user with no memories would, 404.
-  static Result<std::string> owner_tenant(const http::Request& req, const std::string& user) {
-    const auth::Principal* who = req.principal;
-    std::string tenant = "default";
-    if (!who || who->admin()) {
-      tenant = req.query_param("tenant_id").value_or("default");
-    } else {
-      tenant = who->tenant_id;
-    }
-    if (!Access::owns(req, tenant, user)) {
-      return Error::not_found("no user '" + user + "'", "user_not_found");
-    }
-    return tenant;
-  }
+  int64_t now() const { return service.now(); }
+  const memory::MemorySettings& settings() const { return service.settings(); }
 
   // The user the path names and their tenant.
   struct Owner {
@@ -64,41 +44,20 @@ struct Routes {
   };
   static Result<Owner> owner_of(const http::Request& req) {
     std::string user(req.param("id"));
-    auto tenant = owner_tenant(req, user);
+    auto tenant = MemoryService::owner_tenant(req, user, req.query_param("tenant_id"));
     if (!tenant) return std::move(tenant).error();
     return Owner{std::move(user), std::move(*tenant)};
   }
 
   static store::MemoryEdit edit_by(const http::Request& req) {
     store::MemoryEdit edit;
-    const auth::Principal* who = req.principal;
-    edit.actor = !who || who->admin()                  ? "admin"
-                 : who->scope == auth::Scope::kService ? "service"
-                                                       : "user";
+    edit.actor = MemoryService::actor_of(req);
     return edit;
   }
 
-  // The memory the path names, when it is this user's in this tenant (else 404).
   Task<Result<store::Memory>> owned(const std::string& tenant, const std::string& user,
                                     const std::string& id) {
-    auto m = co_await ctx.blocking.run([&] { return ctx.storage.memories().get(id); });
-    if (!m) co_return std::move(m).error();
-    if (m->tenant_id != tenant || m->user_id != user) {
-      co_return Error::not_found("no memory with id '" + id + "'", "memory_not_found");
-    }
-    co_return std::move(*m);
-  }
-
-  // The vector of a memory's text; empty when the embedder cannot make one now (the memory is
-  // kept, found by its words).
-  Task<std::vector<float>> vector_of(const std::string& text) {
-    if (embedder.empty()) co_return std::vector<float>();
-    auto v = co_await embedders.embed_query(embedder, embedders.dimension_for(embedder), text);
-    if (!v) {
-      log::warn("memory not embedded", {{"error", v.error().message}});
-      co_return std::vector<float>();
-    }
-    co_return std::move(*v);
+    return service.owned(tenant, user, id);
   }
 
   static Result<store::MemoryQuery> query_of(const http::Request& req, const std::string& tenant,
@@ -170,10 +129,10 @@ struct Routes {
       return std::move(r).error();
     }
     Fields f;
-    auto text = string_field(body, "text", kMaxTextBytes);
+    auto text = string_field(body, "text", MemoryService::kMaxTextBytes);
     if (!text) return std::move(text).error();
     if (*text) {
-      f.text = memory::clean_memory_text(**text, kMaxTextBytes);
+      f.text = memory::clean_memory_text(**text, MemoryService::kMaxTextBytes);
       if (f.text->empty()) return Error::invalid_field("text", "must not be blank");
     } else if (creating) {
       return Error::invalid_field("text", "is required");
@@ -240,16 +199,10 @@ struct Routes {
     m.kind = f.kind.value_or("fact");
     m.slot = f.slot.value_or("");
     m.importance = f.importance.value_or(0.5);
-    m.retention = f.retention.value_or(settings.default_retention);
+    m.retention = f.retention.value_or(settings().default_retention);
     m.metadata_json = f.metadata.value_or("{}");
-    m.hash = memory::text_hash(m.text);
+    co_await service.complete(m);
     const int64_t at = now();
-    m.expires_at_ms = memory::expires_at(settings, m.retention, at);
-    std::vector<float> vector = co_await vector_of(m.text);
-    if (!vector.empty()) {
-      m.embedder = embedder;
-      m.vector = std::move(vector);
-    }
     const store::MemoryEdit edit = edit_by(req);
     auto created =
         co_await ctx.blocking.run([&] { return ctx.storage.memories().create(m, edit, at); });
@@ -284,8 +237,8 @@ struct Routes {
     if (f.text && *f.text != current->text) {
       p.text = *f.text;
       p.hash = memory::text_hash(*f.text);
-      std::vector<float> vector = co_await vector_of(*f.text);
-      p.embedder = vector.empty() ? std::string() : embedder;
+      std::vector<float> vector = co_await service.vector_of(*f.text);
+      p.embedder = vector.empty() ? std::string() : service.embedder();
       p.vector = std::move(vector);
     }
     p.kind = f.kind;
@@ -293,7 +246,7 @@ struct Routes {
     p.importance = f.importance;
     if (f.retention) {
       p.retention = *f.retention;
-      p.expires_at_ms = memory::expires_at(settings, *f.retention, at);
+      p.expires_at_ms = memory::expires_at(settings(), *f.retention, at);
     }
     p.metadata_json = f.metadata;
     const store::MemoryEdit edit = edit_by(req);
@@ -361,7 +314,7 @@ struct Routes {
         !r) {
       co_return fail(r.error(), req);
     }
-    auto query = string_field(*body, "query", kMaxQueryBytes);
+    auto query = string_field(*body, "query", MemoryService::kMaxQueryBytes);
     if (!query) co_return fail(query.error(), req);
     if (!*query) co_return fail(Error::invalid_field("query", "is required"), req);
     auto top_k = integer_field(*body, "top_k", 1, 100);
@@ -382,34 +335,22 @@ struct Routes {
     auto session = string_field(*body, "session_id", 200);
     if (!assistant) co_return fail(assistant.error(), req);
     if (!session) co_return fail(session.error(), req);
-    const int64_t at = now();
-    auto memories = co_await ctx.blocking.run(
-        [&] { return ctx.storage.memories().user_memories(tenant, user, kSearchPool, at); });
-    if (!memories) co_return fail(memories.error(), req);
-    std::vector<float> asked = co_await vector_of(**query);
-    std::vector<memory::RecallCandidate> candidates;
-    for (const auto& m : *memories) {
-      if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), m.kind) == kinds.end()) continue;
-      if (*assistant && m.assistant != **assistant) continue;
-      if (*session && m.session_id != **session) continue;
-      const double similarity = m.embedder == embedder ? memory::cosine(asked, m.vector) : -1;
-      candidates.push_back({&m, similarity});
-    }
-    memory::ChooseOptions options;
-    options.top_k = static_cast<int>(top_k->value_or(10));
-    options.max_tokens = INT64_MAX;
-    options.min_similarity = min_score->value_or(0.0);
-    options.always_standing = false;
-    const auto chosen = memory::choose(candidates, **query, options, at);
-    json data = json::array();
-    for (const auto& c : chosen) {
-      for (const auto& m : *memories) {
-        if (m.id != c.id) continue;
-        json entry = memory_json(m);
-        entry["score"] = c.score;
-        data.push_back(std::move(entry));
-        break;
+    const auto keep = [&](const store::Memory& m) {
+      if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), m.kind) == kinds.end()) {
+        return false;
       }
+      if (*assistant && m.assistant != **assistant) return false;
+      return !*session || m.session_id == **session;
+    };
+    auto found =
+        co_await service.search(tenant, user, **query, static_cast<int>(top_k->value_or(10)),
+                                min_score->value_or(0.0), keep);
+    if (!found) co_return fail(found.error(), req);
+    json data = json::array();
+    for (const auto& f : *found) {
+      json entry = memory_json(f.memory);
+      entry["score"] = f.score;
+      data.push_back(std::move(entry));
     }
     co_return json_response(200, {{"object", "list"}, {"data", std::move(data)}});
   }
@@ -420,7 +361,7 @@ struct Routes {
 void add_memory_routes(http::Router& router, Context& context,
                        const memory::MemorySettings& settings, knowledge::Embedders& embedders,
                        std::string embedder) {
-  auto routes = std::make_shared<Routes>(Routes{context, settings, embedders, std::move(embedder)});
+  auto routes = std::make_shared<Routes>(context, settings, embedders, std::move(embedder));
   const std::string base = "/api/v1/users/{id}/memories";
   router.add(http::Method::kGet, base, http::kAuthenticated,
              [routes](http::Request& req) { return routes->list(req); });

@@ -29,6 +29,7 @@
 #include "api/context.hpp"
 #include "api/health.hpp"
 #include "api/knowledge.hpp"
+#include "api/mem0.hpp"
 #include "api/memories.hpp"
 #include "api/openai_compat.hpp"
 #include "api/openai_knowledge.hpp"
@@ -463,6 +464,8 @@ struct ServerApp::Parts {
                                      *knowledge_index, *embedders);
     api::add_memory_routes(router, *context, settings.get<memory::MemorySettings>(), *embedders,
                            memory_embedder());
+    api::add_mem0_routes(router, *context, settings.get<memory::MemorySettings>(), *embedders,
+                         memory_embedder());
   }
 
   void stop_all() {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/ids.hpp"
 #include "memory/extract_wire.hpp"
 #include "memory/recall.hpp"
 #include "memory/text.hpp"
@@ -56,12 +57,28 @@ store::NewJob extract_job(const ExtractRequest& r, int64_t max_attempts) {
                        "memx:" + r.reply_message_id};
 }
 
+store::NewJob conversation_extract_job(const ExtractRequest& r, int64_t max_attempts) {
+  json messages = json::array();
+  for (const auto& m : r.conversation) {
+    messages.push_back({{"role", m.role}, {"content", m.content}});
+  }
+  json metadata = json::parse(r.metadata_json, nullptr, false);
+  if (metadata.is_discarded() || !metadata.is_object()) metadata = json::object();
+  const json payload = {{"tenant_id", r.tenant_id},        {"user_id", r.user_id},
+                        {"assistant", r.assistant},        {"session_id", r.session_id},
+                        {"messages", std::move(messages)}, {"metadata", std::move(metadata)}};
+  return store::NewJob{
+      std::string(kExtractJob), payload.dump(), 0, max_attempts,
+      store::user_job_key_prefix(r.tenant_id, r.user_id) + "memx:" + new_resource_id("add")};
+}
+
 std::vector<store::MemoryDecision> decide(const std::vector<Proposal>& proposals,
                                           const std::vector<store::Memory>& existing,
                                           const ExtractRequest& turn,
                                           const MemorySettings& settings, int64_t now_ms) {
   std::vector<store::MemoryDecision> out;
-  const std::string source = json::array({turn.user_message_id}).dump();
+  const std::string source =
+      turn.user_message_id.empty() ? "[]" : json::array({turn.user_message_id}).dump();
   for (const Proposal& p : proposals) {
     if (p.event == Event::kDelete) {
       for (const store::Memory* m : named_by(p, existing)) {
@@ -88,6 +105,12 @@ std::vector<store::MemoryDecision> decide(const std::vector<Proposal>& proposals
     m.hash = text_hash(m.text);
     m.source_json = source;
     m.expires_at_ms = expires_at(settings, m.retention, now_ms);
+    // A conversation handed over whole scopes what it teaches as it was asked to.
+    if (!turn.conversation.empty()) {
+      if (!turn.assistant.empty()) m.assistant = turn.assistant;
+      if (!turn.session_id.empty()) m.session_id = turn.session_id;
+      m.metadata_json = turn.metadata_json;
+    }
     out.push_back(std::move(d));
   }
   return out;
@@ -179,15 +202,34 @@ std::vector<const store::Memory*> closest(const ExtractDeps& deps, const Extract
   return out;
 }
 
+// The rules over each thing the user said.
+std::vector<Proposal> by_rules(const std::vector<std::string>& said) {
+  std::vector<Proposal> out;
+  for (const auto& text : said) {
+    for (auto& p : extract_by_rules(text)) out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& part : parts) {
+    if (!out.empty()) out += "\n";
+    out += part;
+  }
+  return out;
+}
+
 Result<Proposed> propose(const ExtractDeps& deps, const store::Job& job, const ExtractRequest& turn,
-                         const std::string& said, const std::string& replied,
+                         const std::vector<std::string>& said_parts, const std::string& replied,
                          const std::vector<store::Memory>& existing, int64_t now) {
   Proposed out;
   if (!deps.complete) {
     out.mode = "rules";
-    out.proposals = extract_by_rules(said);
+    out.proposals = by_rules(said_parts);
     return out;
   }
+  const std::string said = joined(said_parts);
   out.mode = "model";
   out.shown = closest(deps, turn, said, existing, now);
   std::vector<Candidate> shown;
@@ -211,7 +253,7 @@ Result<Proposed> propose(const ExtractDeps& deps, const store::Job& job, const E
   out.mode = "rules";
   out.fell_back = true;
   out.shown.clear();
-  out.proposals = extract_by_rules(said);
+  out.proposals = by_rules(said_parts);
   return out;
 }
 
@@ -230,29 +272,52 @@ queue::Handler extract_handler(ExtractDeps deps) {
     turn.session_id = field(payload, "session_id");
     turn.user_message_id = field(payload, "user_message_id");
     turn.reply_message_id = field(payload, "reply_message_id");
-    if (turn.user_id.empty() || turn.user_message_id.empty()) {
+    if (turn.user_id.empty() || (turn.user_message_id.empty() && !payload.contains("messages"))) {
       return Error::invalid("memory.extract payload names no user or message");
     }
-    auto messages = deps.storage.messages().by_ids({turn.user_message_id, turn.reply_message_id});
-    if (!messages) return std::move(messages).error();
-    std::string said;
+    std::vector<std::string> said;
     std::string replied;
-    bool found = false;
-    for (const auto& m : *messages) {
-      if (m.id == turn.user_message_id) {
-        said = m.content;
-        found = true;
-      } else {
-        replied = m.content;
+    if (auto given = payload.find("messages"); given != payload.end() && given->is_array()) {
+      // A conversation handed over whole (a Mem0 add).
+      for (const auto& m : *given) {
+        if (!m.is_object()) continue;
+        SaidMessage message{field(m, "role"), field(m, "content")};
+        if (message.content.empty()) continue;
+        if (message.role == "user") said.push_back(message.content);
+        if (message.role == "assistant") replied += (replied.empty() ? "" : "\n") + message.content;
+        turn.conversation.push_back(std::move(message));
       }
+      if (auto meta = payload.find("metadata"); meta != payload.end() && meta->is_object()) {
+        turn.metadata_json = meta->dump();
+      }
+      if (turn.conversation.empty()) return json{{"skipped", "no message to learn from"}};
+    } else {
+      auto messages = deps.storage.messages().by_ids({turn.user_message_id, turn.reply_message_id});
+      if (!messages) return std::move(messages).error();
+      bool found = false;
+      for (const auto& m : *messages) {
+        if (m.id == turn.user_message_id) {
+          said.push_back(m.content);
+          found = true;
+        } else {
+          replied = m.content;
+        }
+      }
+      // The session was deleted, or the user erased, since the reply: nothing to remember.
+      if (!found) return json{{"skipped", "the message no longer exists"}};
     }
-    // The session was deleted, or the user erased, since the reply: nothing to remember.
-    if (!found) return json{{"skipped", "the message no longer exists"}};
 
     const int64_t now = to_unix_ms(deps.clock.now());
     auto existing =
         deps.storage.memories().user_memories(turn.tenant_id, turn.user_id, kCompareLimit, now);
     if (!existing) return std::move(existing).error();
+    if (!turn.conversation.empty()) {
+      // A scoped conversation is compared with the memories of its own scope.
+      std::erase_if(*existing, [&](const store::Memory& m) {
+        return (!turn.assistant.empty() && m.assistant != turn.assistant) ||
+               (!turn.session_id.empty() && m.session_id != turn.session_id);
+      });
+    }
     auto proposed = propose(deps, job, turn, said, replied, *existing, now);
     if (!proposed) return std::move(proposed).error();
     const bool by_model = proposed->mode == "model";
@@ -286,14 +351,22 @@ queue::Handler extract_handler(ExtractDeps deps) {
     }
     store::MemoryEdit edit;
     edit.actor = by_model ? "extractor:model" : "extractor:rules";
-    edit.source_json = json::array({turn.user_message_id}).dump();
+    edit.source_json =
+        turn.user_message_id.empty() ? "[]" : json::array({turn.user_message_id}).dump();
     edit.job_id = job.id;
     auto applied =
         deps.storage.memories().apply(turn.tenant_id, turn.user_id, decisions, edit, now);
     if (!applied) return std::move(applied).error();
     json results = json::array();
     for (const auto& r : applied->results) {
-      results.push_back({{"event", r.event}, {"id", r.memory.id}, {"kind", r.memory.kind}});
+      json result = {{"event", r.event}, {"id", r.memory.id}, {"kind", r.memory.kind}};
+      // The caller of a conversation's extraction reads what was remembered (the words are in
+      // the payload already; erasure deletes both).
+      if (!turn.conversation.empty()) {
+        result["memory"] = r.memory.text;
+        if (r.previous_text) result["previous_memory"] = *r.previous_text;
+      }
+      results.push_back(std::move(result));
     }
     if (!applied->results.empty()) {
       log::info("memories extracted", {{"tenant_id", turn.tenant_id},

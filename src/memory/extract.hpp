@@ -27,7 +27,15 @@ namespace parley::memory {
 
 inline constexpr std::string_view kExtractJob = "memory.extract";
 
-// Whose turn, and which messages.
+// One message of a conversation handed over whole (a Mem0 add).
+struct SaidMessage {
+  std::string role;  // "user" or "assistant"
+  std::string content;
+};
+
+// Whose turn, and which messages: a chat turn's stored messages by id, or a conversation
+// given as it is (`conversation`, a Mem0 add: then what is remembered is scoped to the
+// request's assistant and session, when they are set, and carries its metadata).
 struct ExtractRequest {
   std::string tenant_id;
   std::string user_id;
@@ -35,10 +43,16 @@ struct ExtractRequest {
   std::string session_id;
   std::string user_message_id;
   std::string reply_message_id;
+  std::vector<SaidMessage> conversation = {};
+  std::string metadata_json = "{}";
 };
 
 // One job per reply (unique key "memx:<reply id>").
 store::NewJob extract_job(const ExtractRequest& request, int64_t max_attempts);
+
+// A job for a conversation handed over whole. Its payload holds the words, so its unique key
+// is the user's (store::user_job_key_prefix): erasing the user deletes it in any state.
+store::NewJob conversation_extract_job(const ExtractRequest& request, int64_t max_attempts);
 
 // Vectors of a tenant's memory texts, in order, from the embedder named in ExtractDeps
 // (blocking; the job's worker thread; a remote embedder's tokens are booked to the tenant).

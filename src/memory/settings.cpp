@@ -63,7 +63,11 @@ void declare_settings(config::Schema& schema) {
       .text("model", &MemorySettings::model,
             "What extracts memories after a reply (a route, provider/model or model); empty: the "
             "default route. With no model configured the built-in rules take explicit "
-            "statements.");
+            "statements.")
+      .duration("mem0_add_wait", &MemorySettings::mem0_add_wait,
+                "How long `POST /mem0/memories` waits for its extraction job before it answers "
+                "`PENDING` with the job's id (the job still runs to the end).",
+                std::chrono::milliseconds(0), minutes(5));
 }
 
 }  // namespace parley::memory

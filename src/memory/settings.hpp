@@ -31,6 +31,9 @@ struct MemorySettings {
   // What proposes memories: a route, provider/model or model; "" means the default route. A
   // route answered by the built-in provider (no model configured) leaves it to the rules.
   std::string model;
+  // How long `POST /mem0/memories` waits for its extraction job before answering PENDING with
+  // the job's id (the memories still arrive; the job runs to the end).
+  std::chrono::milliseconds mem0_add_wait{std::chrono::seconds(20)};
 };
 
 void declare_settings(config::Schema& schema);

@@ -46,7 +46,8 @@ Handler user_erasure(store::Storage& storage, const Clock& clock,
                   {"moderation_logs", counts->moderation_logs},
                   {"idempotent_responses", counts->idempotent_responses},
                   {"memories", counts->memories},
-                  {"memory_history", counts->memory_history}}},
+                  {"memory_history", counts->memory_history},
+                  {"jobs", counts->jobs}}},
                 {"revoked_api_keys", counts->api_keys}};
   };
 }

@@ -10,8 +10,18 @@
 #include <nlohmann/json.hpp>
 
 #include "core/ids.hpp"
+#include "store/store.hpp"
 
 namespace parley::store {
+
+std::string user_job_key_prefix(const std::optional<std::string>& tenant_id,
+                                std::string_view user_id) {
+  std::string out = "user:" + std::to_string(user_id.size()) + ":";
+  out += user_id;
+  out += ":";
+  if (tenant_id) out += std::to_string(tenant_id->size()) + ":" + *tenant_id + ":";
+  return out;
+}
 
 std::string utc_day(int64_t unix_ms) {
   const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);

@@ -167,6 +167,13 @@ struct NewJob {
   std::string unique_key;
 };
 
+// A job that carries an end user's own words (a Mem0 add's messages) has a unique key that
+// starts with this prefix, so erasing the user deletes the job too, whatever its state
+// (UserDataRepository::erase_user). With no tenant: the prefix of the user's jobs in every
+// tenant. Lengths are spelled out, so no user's prefix is another's.
+std::string user_job_key_prefix(const std::optional<std::string>& tenant_id,
+                                std::string_view user_id);
+
 // The end of a turn: the assistant row's final state and its usage.
 struct FinishedTurn {
   std::string assistant_message_id;
@@ -393,6 +400,7 @@ struct ErasureCounts {
   int64_t api_keys = 0;  // revoked, not deleted: a key's record stays for audit, its user goes
   int64_t memories = 0;
   int64_t memory_history = 0;
+  int64_t jobs = 0;  // jobs that carried the user's words (user_job_key_prefix)
 };
 
 class UserDataRepository {

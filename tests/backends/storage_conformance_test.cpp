@@ -2164,6 +2164,38 @@ TYPED_TEST(StorageConformance, EraseUserOfEveryTenantRemovesAllOfTheUser) {
   EXPECT_EQ(again->api_keys, 0);
 }
 
+TYPED_TEST(StorageConformance, EraseUserDeletesTheJobsThatCarryTheirWords) {
+  const int64_t now = this->now_ms();
+  auto& jobs = this->store->jobs();
+  const auto key = [](const std::optional<std::string>& tenant, const std::string& user,
+                      const std::string& rest) { return user_job_key_prefix(tenant, user) + rest; };
+  // Alice's in two tenants (one already done), Bob's, an Alice whose id merely starts the
+  // same, and a job keyed by nobody.
+  auto acme = jobs.enqueue({"memory.extract", "{}", 0, 3, key("acme", "alice", "a")}, now);
+  auto globex = jobs.enqueue({"memory.extract", "{}", 0, 3, key("globex", "alice", "b")}, now);
+  auto bob = jobs.enqueue({"memory.extract", "{}", 0, 3, key("acme", "bob", "c")}, now);
+  auto alicia = jobs.enqueue({"memory.extract", "{}", 0, 3, key("acme", "alice:x", "d")}, now);
+  auto plain = jobs.enqueue({"memory.extract", "{}", 0, 3, "memx:msg_1"}, now);
+  for (auto* made : {&acme, &globex, &bob, &alicia, &plain}) {
+    ASSERT_TRUE(made->ok()) << made->error().message;
+  }
+  auto taken = jobs.take("w", 10, now, 60'000);
+  ASSERT_TRUE(taken.ok()) << taken.error().message;
+  ASSERT_TRUE(jobs.succeed((*acme).id, "w", "{}", now).ok());
+
+  auto counts = this->store->user_data().erase_user(std::string("acme"), "alice", now);
+  ASSERT_TRUE(counts.ok()) << counts.error().message;
+  EXPECT_EQ(counts->jobs, 1);
+  EXPECT_TRUE(FailsWith(jobs.get((*acme).id), ErrorCode::kNotFound));
+  for (auto* kept : {&globex, &bob, &alicia, &plain}) EXPECT_TRUE(jobs.get((**kept).id).ok());
+
+  auto everywhere = this->store->user_data().erase_user(std::nullopt, "alice", now);
+  ASSERT_TRUE(everywhere.ok()) << everywhere.error().message;
+  EXPECT_EQ(everywhere->jobs, 1);
+  EXPECT_TRUE(FailsWith(jobs.get((*globex).id), ErrorCode::kNotFound));
+  for (auto* kept : {&bob, &alicia, &plain}) EXPECT_TRUE(jobs.get((**kept).id).ok());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The store as a whole
 

@@ -107,6 +107,14 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"DELETE", "/api/v1/users/{id}/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
       {{"GET", "/api/v1/users/{id}/memories/{memory_id}/history"},
        {Audience::kAuthenticated, false}},
+      {{"POST", "/mem0/memories"}, {Audience::kAuthenticated, true}},
+      {{"GET", "/mem0/memories"}, {Audience::kAuthenticated, false}},
+      {{"DELETE", "/mem0/memories"}, {Audience::kAuthenticated, false}},
+      {{"POST", "/mem0/search"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/mem0/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
+      {{"PUT", "/mem0/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
+      {{"DELETE", "/mem0/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
+      {{"GET", "/mem0/memories/{memory_id}/history"}, {Audience::kAuthenticated, false}},
   };
 
   parley::testing::TempDir dir;

@@ -450,6 +450,12 @@ class UserDataTable final : public UserDataRepository {
       if (!rows) return std::move(rows).error();
       *forgotten[i] = rows->affected();
     }
+    // Jobs that carry the user's words (store.hpp, user_job_key_prefix), in any state.
+    Params prefix;
+    prefix.text(user_job_key_prefix(tenant_id, user_id));
+    rows = db.query("DELETE FROM jobs WHERE starts_with(unique_key, $1)", prefix);
+    if (!rows) return std::move(rows).error();
+    counts.jobs = rows->affected();
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return counts;
   }

@@ -521,6 +521,16 @@ class UserDataTable final : public UserDataRepository {
       if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("erase user");
       *step.count = db_.writer->changes();
     }
+    {
+      // Jobs that carry the user's words (store.hpp, user_job_key_prefix), in any state.
+      auto stmt = db_.writer->prepare(
+          "DELETE FROM jobs WHERE unique_key IS NOT NULL AND "
+          "substr(unique_key, 1, length(?1)) = ?1");
+      if (!stmt) return std::move(stmt).error();
+      stmt->bind(1, user_job_key_prefix(tenant_id, user_id));
+      if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("erase user");
+      counts.jobs = db_.writer->changes();
+    }
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return counts;
   }
