@@ -106,6 +106,10 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
                  {"citations", chat::citations_json(turn.citations)},
                  {"memories", chat::memories_json(turn.stored->memories)},
                  {"cache", cache::cache_json(turn)}};
+    if (!turn.stored->intent.empty()) {
+      body["user_message"]["intent"] = {{"name", turn.stored->intent},
+                                        {"confidence", turn.stored->intent_confidence.value_or(0)}};
+    }
     for (auto& [k, v] : extra.items()) body[k] = v;
     if (extra.contains("response")) body["response"] = turn.stored->reply.content;
     http::Response res;
@@ -205,8 +209,11 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
     data["reply"] = message_json(turn.stored->reply);
     (void)co_await send_event("error", data);
   } else {
-    const json data = {{"reply", message_json(turn.stored->reply)},
-                       {"cache", cache::cache_json(turn)}};
+    json data = {{"reply", message_json(turn.stored->reply)}, {"cache", cache::cache_json(turn)}};
+    if (!turn.stored->intent.empty()) {
+      data["intent"] = {{"name", turn.stored->intent},
+                        {"confidence", turn.stored->intent_confidence.value_or(0)}};
+    }
     (void)co_await send_event("turn.completed", data);
   }
   co_return http::Response::streamed(200, bytes);
@@ -246,6 +253,11 @@ json message_json(const store::Message& m) {
   if (!m.tool_calls_json.empty()) {
     auto calls = json::parse(m.tool_calls_json, nullptr, false);
     if (calls.is_array()) out["tool_calls"] = std::move(calls);
+  }
+  if (m.role == "user" && !m.intent.empty()) {
+    out["intent"] = {
+        {"name", m.intent},
+        {"confidence", m.intent_confidence ? json(*m.intent_confidence) : json(nullptr)}};
   }
   if (m.role == "assistant") {
     out["model"] = m.model;

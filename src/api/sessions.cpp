@@ -49,6 +49,21 @@ http::Response fail(const Error& e, const http::Request& req) {
   return http::error_response(e, req.request_id);
 }
 
+// A session's summary as the sessions API shows it (summary/).
+json summary_json(const store::Summary& s) {
+  return {{"id", s.id},
+          {"object", "session.summary"},
+          {"text", s.text},
+          {"method", s.method},
+          {"model", s.model.empty() ? json(nullptr) : json(s.model)},
+          {"covers",
+           {{"messages", s.messages},
+            {"first_message_id", s.first_message_id},
+            {"last_message_id", s.last_message_id}}},
+          {"tokens", s.tokens},
+          {"created_at", format_utc_ms(s.created_at_ms)}};
+}
+
 Error session_not_found(std::string_view id) {
   return Error::not_found("no session with id '" + std::string(id) + "'", "session_not_found");
 }
@@ -171,9 +186,38 @@ void add_session_routes(http::Router& router, Context& ctx) {
 
   router.add(http::Method::kGet, "/api/v1/sessions/{id}", http::kAuthenticated,
              [&ctx](http::Request& req) -> Awaitable {
-               auto session = co_await owned_session(ctx, req, std::string(req.param("id")));
+               const std::string id(req.param("id"));
+               auto session = co_await owned_session(ctx, req, id);
                if (!session) co_return fail(session.error(), req);
-               co_return session_response(200, *session);
+               // With the summary that stands in for its older messages, if it has one.
+               auto summary =
+                   co_await ctx.blocking.run([&] { return ctx.storage.summaries().latest(id); });
+               if (!summary) co_return fail(summary.error(), req);
+               http::Response res = session_response(200, *session);
+               res.body.pop_back();  // the object's closing brace
+               res.body += ",\"summary\":";
+               res.body += *summary ? summary_json(**summary).dump(-1, ' ', false,
+                                                                   json::error_handler_t::replace)
+                                    : std::string("null");
+               res.body.push_back('}');
+               co_return res;
+             });
+
+  router.add(http::Method::kGet, "/api/v1/sessions/{id}/summaries", http::kAuthenticated,
+             [&ctx](http::Request& req) -> Awaitable {
+               const std::string id(req.param("id"));
+               auto session = co_await owned_session(ctx, req, id);
+               if (!session) co_return fail(session.error(), req);
+               auto summaries = co_await ctx.blocking.run(
+                   [&] { return ctx.storage.summaries().list(id, kMaxPageSize); });
+               if (!summaries) co_return fail(summaries.error(), req);
+               json data = json::array();
+               for (const auto& s : *summaries) data.push_back(summary_json(s));
+               http::Response res;
+               res.status = 200;
+               res.body = json{{"object", "list"}, {"data", std::move(data)}}.dump(
+                   -1, ' ', false, json::error_handler_t::replace);
+               co_return res;
              });
 
   router.add(http::Method::kPatch, "/api/v1/sessions/{id}", http::kAuthenticated,

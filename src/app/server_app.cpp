@@ -51,6 +51,8 @@
 #include "http/server.hpp"
 #include "idempotency/idempotency.hpp"
 #include "idempotency/shared_idempotency.hpp"
+#include "intent/classify_stage.hpp"
+#include "intent/settings.hpp"
 #include "jobs/job_pool.hpp"
 #include "knowledge/embed/embedders.hpp"
 #include "knowledge/index/index_manager.hpp"
@@ -76,6 +78,9 @@
 #include "queue/worker.hpp"
 #include "redis/client.hpp"
 #include "store/settings.hpp"
+#include "summary/plan.hpp"
+#include "summary/settings.hpp"
+#include "summary/summarize.hpp"
 
 namespace parley::app {
 namespace {
@@ -144,7 +149,9 @@ struct ServerApp::Parts {
   std::unique_ptr<knowledge::IndexManager> knowledge_index;
   std::unique_ptr<knowledge::Embedders> embedders;
   // The model that extracts memories; empty: the built-in rules (memory/jobs.hpp).
-  memory::CompleteFn memory_model;
+  llm::CompleteFn memory_model;
+  // The model that writes session summaries; empty: extractive (summary/summarize.hpp).
+  llm::CompleteFn summary_model;
   // response caches (in Redis when configured)
   std::unique_ptr<cache::CacheStore> cache_store;
   // pipeline
@@ -232,6 +239,10 @@ struct ServerApp::Parts {
                                                      *gateway, io, accountant.get(), clock);
     if (!extraction_model) return "memory.model: " + extraction_model.error().message;
     memory_model = std::move(*extraction_model);
+    auto summarizer = summary::summary_model(settings.get<summary::SummarySettings>(), *gateway, io,
+                                             accountant.get(), clock);
+    if (!summarizer) return "summary.model: " + summarizer.error().message;
+    summary_model = std::move(*summarizer);
 
     std::string list;
     for (const auto& p : gateway->providers()) {
@@ -386,6 +397,8 @@ struct ServerApp::Parts {
                                   *embedders, settings.get<knowledge::KnowledgeSettings>().embedder,
                                   knowledge::book_embedding_usage(*accountant, clock),
                                   memory_model);
+    summary::add_summary_jobs(*worker, *storage, clock, settings.get<summary::SummarySettings>(),
+                              summary_model);
     on_stop("workers", [this] { worker->stop(); });
   }
 
@@ -398,7 +411,7 @@ struct ServerApp::Parts {
     return canonical ? *canonical : std::string();
   }
 
-  void build_pipeline() {
+  std::optional<std::string> build_pipeline() {
     chat_deps.reset(new chat::ChatDeps{*storage, blocking, *gateway, *accountant, *assistants,
                                        *admission, *moderator, clock, &metrics,
                                        settings.get<chat::ChatSettings>().default_context_window,
@@ -417,7 +430,14 @@ struct ServerApp::Parts {
         memory::recall_stage({*storage, blocking, embedders.get(), memory_embedder(), clock}));
     pipeline->insert_before(
         "persist", memory::plan_follow_ups_stage(memory_settings, static_cast<bool>(memory_model)));
+    pipeline->insert_before("persist",
+                            summary::plan_summary_stage(settings.get<summary::SummarySettings>()));
+    // The intents name assistants and models that must exist.
+    auto classify = intent::classify_stage(settings.get<intent::IntentSettings>(), *chat_deps);
+    if (!classify) return classify.error().message;
+    pipeline->insert_before("retrieve", std::move(*classify));
     add_cache_stages();
+    return std::nullopt;
   }
 
   // The exact and semantic response caches around generation (cache/response_cache.hpp).
@@ -500,8 +520,7 @@ std::optional<StartupError> ServerApp::compose() {
        [&] {
          p.start_jobs();
          p.build_workers();
-         p.build_pipeline();
-         return std::optional<std::string>();
+         return p.build_pipeline();
        }},
       {"routes",
        [&] {

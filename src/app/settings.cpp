@@ -9,6 +9,7 @@
 #include "chat/settings.hpp"
 #include "http/server.hpp"
 #include "idempotency/idempotency.hpp"
+#include "intent/settings.hpp"
 #include "jobs/job_pool.hpp"
 #include "knowledge/settings.hpp"
 #include "limits/settings.hpp"
@@ -19,6 +20,7 @@
 #include "queue/settings.hpp"
 #include "redis/settings.hpp"
 #include "store/settings.hpp"
+#include "summary/settings.hpp"
 
 namespace parley::app {
 namespace {
@@ -66,6 +68,8 @@ const config::Schema& settings_schema() {
     knowledge::declare_settings(schema);
     cache::declare_settings(schema);
     memory::declare_settings(schema);
+    summary::declare_settings(schema);
+    intent::declare_settings(schema);
     return schema;
   }();
   return kSchema;

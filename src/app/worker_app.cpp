@@ -46,6 +46,8 @@
 #include "redis/client.hpp"
 #include "redis/settings.hpp"
 #include "store/settings.hpp"
+#include "summary/settings.hpp"
+#include "summary/summarize.hpp"
 
 namespace parley::app {
 namespace {
@@ -75,7 +77,9 @@ struct WorkerProcess {
   std::unique_ptr<llm::Gateway> gateway;
   std::unique_ptr<knowledge::Embedders> embedders;
   // The model that extracts memories; empty: the built-in rules (memory/jobs.hpp).
-  memory::CompleteFn memory_model;
+  llm::CompleteFn memory_model;
+  // The model that writes session summaries; empty: extractive (summary/summarize.hpp).
+  llm::CompleteFn summary_model;
   http::Router router;
   std::unique_ptr<http::Server> server;
   std::unique_ptr<queue::Worker> worker;
@@ -122,6 +126,10 @@ struct WorkerProcess {
                                                      *gateway, io, accountant.get(), clock);
     if (!extraction_model) return "memory.model: " + extraction_model.error().message;
     memory_model = std::move(*extraction_model);
+    auto summarizer = summary::summary_model(settings.get<summary::SummarySettings>(), *gateway, io,
+                                             accountant.get(), clock);
+    if (!summarizer) return "summary.model: " + summarizer.error().message;
+    summary_model = std::move(*summarizer);
     return std::nullopt;
   }
 
@@ -140,6 +148,8 @@ struct WorkerProcess {
                                   *embedders, settings.get<knowledge::KnowledgeSettings>().embedder,
                                   knowledge::book_embedding_usage(*accountant, clock),
                                   memory_model);
+    summary::add_summary_jobs(*worker, *storage, clock, settings.get<summary::SummarySettings>(),
+                              summary_model);
   }
 
   void add_routes() {

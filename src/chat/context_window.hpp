@@ -28,6 +28,11 @@ struct FitResult {
   std::vector<llm::Message> messages;  // ready to send
   int64_t estimated_tokens = 0;
   int dropped = 0;  // history messages left out
+  // The whole history's tokens, kept or not, and the room it had (the window, less the reply's
+  // reserve, the system prompt and the newest message): how close a session is to outgrowing
+  // its model (summary/).
+  int64_t history_tokens = 0;
+  int64_t history_budget = 0;
 };
 
 FitResult fit_context(const FitInput& input);

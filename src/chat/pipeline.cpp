@@ -1,6 +1,7 @@
 // Runs a turn through the pipeline's stages (see pipeline.hpp).
 #include "chat/pipeline.hpp"
 
+#include "chat/answer.hpp"
 #include "obs/log.hpp"
 
 namespace parley::chat {
@@ -55,6 +56,21 @@ bool Pipeline::insert_before(std::string_view anchor, std::unique_ptr<Stage> sta
 void book_api_usage(ChatDeps& deps, const limits::Actor& actor, store::UsageRecord record) {
   deps.admission.book(actor, record.input_tokens + record.output_tokens, record.cost_usd);
   deps.accountant.enqueue(std::move(record));
+}
+
+Task<void> answer_without_model(Turn& turn, std::string text, std::string provider,
+                                std::string model) {
+  auto& completion = turn.generation.completion;
+  completion.content = std::move(text);
+  completion.finish_reason = llm::finish::kStop;
+  turn.generation.provider = std::move(provider);
+  turn.generation.model = std::move(model);
+  if (turn.sink != nullptr) {
+    llm::Delta delta;
+    delta.content = completion.content;
+    const bool sent = co_await (*turn.sink)(delta);
+    (void)sent;
+  }
 }
 
 nlohmann::json citations_json(const std::vector<Citation>& citations) {

@@ -88,7 +88,19 @@ struct StoredTurn {
   store::StartedTurn started;  // record input: the user's message and the pending reply
   // recall: what the assistant remembers about the user that the prompt includes (memory/).
   std::vector<RecalledMemory> memories;
-  int dropped_history = 0;   // build prompt
+  int dropped_history = 0;  // build prompt
+  // build prompt: the session's summary the prompt used in place of the messages it covers,
+  // and how close the rest of the history is to outgrowing the model (summary/ decides from
+  // these whether the session is due a new summary).
+  std::optional<store::Summary> summary;
+  int64_t history_tokens = 0;
+  int64_t history_budget = 0;
+  bool history_truncated = false;  // messages were left out (the window, or max_history)
+  // classify intent: what the message asks for (intent/), stored on it; and what the prompt's
+  // system message is told besides (a gathered request's fields).
+  std::string intent;
+  std::optional<double> intent_confidence;
+  std::vector<std::string> prompt_notes;
   store::UsageRecord usage;  // account: what persist stores with the reply
   // Work the reply leads to (memory extraction, summaries): persist queues it in the reply's
   // own transaction, so it exists exactly when the reply does.

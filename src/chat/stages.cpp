@@ -258,6 +258,12 @@ std::string memories_prompt(const std::vector<RecalledMemory>& memories) {
   return out;
 }
 
+std::string summary_prompt(const store::Summary& summary) {
+  return "Summary of the earlier part of this conversation (its messages are not repeated "
+         "below):\n" +
+         summary.text;
+}
+
 class BuildPrompt final : public DepsStage {
  public:
   using DepsStage::DepsStage;
@@ -271,8 +277,18 @@ class BuildPrompt final : public DepsStage {
     // History before this turn's two rows (the user's message goes last, on its own).
     const int limit = assistant.max_history + 2;
     const std::string session_id = turn.stored->session_id;
-    auto history = co_await deps.blocking.run(
-        [&] { return deps.storage.messages().history(session_id, limit); });
+    // The session's summary, when it has one, stands in for the messages it covers.
+    std::optional<store::Summary> summary;
+    auto history = co_await deps.blocking.run([&]() -> Result<std::vector<store::Message>> {
+      auto latest = deps.storage.summaries().latest(session_id);
+      if (latest) {
+        summary = std::move(*latest);
+      } else {
+        log::warn("summary not read; the turn goes on with its history",
+                  {{"session_id", session_id}, {"error", latest.error().message}});
+      }
+      return deps.storage.messages().history(session_id, limit);
+    });
     if (!history) co_return std::move(history).error();
     FitInput fit;
     fit.system.role = "system";
@@ -291,7 +307,22 @@ class BuildPrompt final : public DepsStage {
       fit.system.content += memories_prompt(turn.stored->memories);
       for (const auto& m : turn.stored->memories) turn.prompt.memories.push_back(m.text);
     }
+    if (summary) {
+      if (!fit.system.content.empty()) fit.system.content += "\n\n";
+      fit.system.content += summary_prompt(*summary);
+    }
+    for (const auto& note : turn.stored->prompt_notes) {
+      if (!fit.system.content.empty()) fit.system.content += "\n\n";
+      fit.system.content += note;
+    }
+    // The history came back whole when it is shorter than asked for, or reaches back into what
+    // the summary covers; else older messages were left out by max_history.
+    bool reached_start = static_cast<int>(history->size()) < limit;
     for (const auto& m : *history) {
+      if (summary && m.seq <= summary->through_seq) {
+        reached_start = true;
+        continue;
+      }
       if (m.id == turn.stored->started.user.id || m.id == turn.stored->started.assistant.id)
         continue;
       fit.history.push_back(to_llm_message(m));
@@ -309,6 +340,10 @@ class BuildPrompt final : public DepsStage {
     fit.reply_reserve = max_tokens.value_or(std::min<int64_t>(1024, fit.context_window / 4));
     auto fitted = fit_context(fit);
     turn.stored->dropped_history = fitted.dropped;
+    turn.stored->history_tokens = fitted.history_tokens;
+    turn.stored->history_budget = fitted.history_budget;
+    turn.stored->history_truncated = fitted.dropped > 0 || !reached_start;
+    turn.stored->summary = std::move(summary);
 
     turn.prompt.messages = std::move(fitted.messages);
     turn.prompt.temperature = turn.temperature ? turn.temperature : assistant.temperature;
@@ -562,6 +597,9 @@ class Persist final : public DepsStage {
     }
     done.usage = turn.stored->usage;
     done.follow_up_jobs = std::move(turn.stored->follow_up_jobs);
+    done.user_message_id = turn.stored->started.user.id;
+    done.intent = turn.stored->intent;
+    done.intent_confidence = turn.stored->intent_confidence;
     auto stored =
         co_await deps.blocking.run([&] { return deps.storage.messages().finish_turn(done); });
     if (!stored) {

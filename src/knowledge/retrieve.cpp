@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "chat/answer.hpp"
 #include "knowledge/chunk/tokens.hpp"
 #include "obs/log.hpp"
 #include "store/common.hpp"
@@ -191,17 +192,8 @@ class Retrieve final : public chat::Stage {
     if (!turn.citations.empty() || assistant.grounding != "strict") co_return chat::Flow::kContinue;
 
     // Strict, and nothing to answer from: say so, without a model.
-    auto& completion = turn.generation.completion;
-    completion.content = kNoAnswerInDocuments;
-    completion.finish_reason = llm::finish::kStop;
-    turn.generation.provider = "parley";
-    turn.generation.model = "knowledge-base";
-    if (turn.sink != nullptr) {
-      llm::Delta delta;
-      delta.content = completion.content;
-      const bool sent = co_await (*turn.sink)(delta);
-      (void)sent;
-    }
+    co_await chat::answer_without_model(turn, std::string(kNoAnswerInDocuments), "parley",
+                                        "knowledge-base");
     co_return chat::Flow::kAnswered;
   }
 

@@ -17,7 +17,7 @@
 
 #include "core/clock.hpp"
 #include "core/result.hpp"
-#include "memory/model_call.hpp"
+#include "llm/blocking_completion.hpp"
 #include "memory/rules.hpp"
 #include "memory/settings.hpp"
 #include "queue/worker.hpp"
@@ -67,7 +67,7 @@ struct ExtractDeps {
   EmbedFn embed;         // empty: memories are kept without vectors
   // The model that proposes memories (memory.model); empty: the built-in rules do. A model's
   // answer that cannot be read is retried once, then the rules extract instead.
-  CompleteFn complete = {};
+  llm::CompleteFn complete = {};
 };
 
 queue::Handler extract_handler(ExtractDeps deps);

@@ -22,19 +22,16 @@ queue::Handler expire_handler(store::MemoryRepository& memories, const Clock& cl
   };
 }
 
-Result<CompleteFn> extraction_model(const MemorySettings& settings, llm::Gateway& gateway,
-                                    IoPool& io, llm::Accountant* accountant, const Clock& clock) {
-  auto route = gateway.resolve(settings.model.empty() ? std::string_view(gateway.default_route())
-                                                      : std::string_view(settings.model));
-  if (!route) return std::move(route).error();
-  if (!has_model(*route)) return CompleteFn();
-  return blocking_completion(gateway, io, std::move(*route), accountant, clock);
+Result<llm::CompleteFn> extraction_model(const MemorySettings& settings, llm::Gateway& gateway,
+                                         IoPool& io, llm::Accountant* accountant,
+                                         const Clock& clock) {
+  return llm::job_model(settings.model, gateway, io, accountant, clock, {"memory", true, 0});
 }
 
 Result<void> add_memory_jobs(queue::Worker& worker, store::Storage& storage, const Clock& clock,
                              const MemorySettings& settings, knowledge::Embedders& embedders,
                              std::string_view default_embedder,
-                             const knowledge::EmbedUsageFn& book_usage, CompleteFn complete) {
+                             const knowledge::EmbedUsageFn& book_usage, llm::CompleteFn complete) {
   auto embedder = embedders.canonical(
       settings.embedder.empty() ? default_embedder : std::string_view(settings.embedder),
       "memory.embedder");

@@ -7,7 +7,7 @@
 
 #include "core/clock.hpp"
 #include "knowledge/ingest.hpp"
-#include "memory/model_call.hpp"
+#include "llm/blocking_completion.hpp"
 #include "memory/settings.hpp"
 #include "queue/worker.hpp"
 #include "store/store.hpp"
@@ -26,12 +26,13 @@ inline constexpr std::string_view kExpireJob = "memory.expire";
 Result<void> add_memory_jobs(queue::Worker& worker, store::Storage& storage, const Clock& clock,
                              const MemorySettings& settings, knowledge::Embedders& embedders,
                              std::string_view default_embedder,
-                             const knowledge::EmbedUsageFn& book_usage, CompleteFn complete);
+                             const knowledge::EmbedUsageFn& book_usage, llm::CompleteFn complete);
 
 // The model memory.model names, when it is one (not the built-in provider); empty otherwise.
 // kInvalidArgument when it names nothing the gateway knows.
-Result<CompleteFn> extraction_model(const MemorySettings& settings, llm::Gateway& gateway,
-                                    IoPool& io, llm::Accountant* accountant, const Clock& clock);
+Result<llm::CompleteFn> extraction_model(const MemorySettings& settings, llm::Gateway& gateway,
+                                         IoPool& io, llm::Accountant* accountant,
+                                         const Clock& clock);
 
 // Deletes what expired, a batch at a time; answers how many.
 queue::Handler expire_handler(store::MemoryRepository& memories, const Clock& clock);

@@ -23,6 +23,13 @@ std::string user_job_key_prefix(const std::optional<std::string>& tenant_id,
   return out;
 }
 
+Result<std::optional<Summary>> SummaryRepository::latest(std::string_view session_id) {
+  auto some = list(session_id, 1);
+  if (!some) return std::move(some).error();
+  if (some->empty()) return std::optional<Summary>();
+  return std::optional<Summary>(std::move(some->front()));
+}
+
 std::string utc_day(int64_t unix_ms) {
   const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};

@@ -100,6 +100,10 @@ struct Message {
   std::optional<int64_t> completed_at_ms;
   std::string citations_json;  // the knowledge-base passages a reply cited (JSON array), or empty
   std::string memories_json;   // the memories a reply's prompt used (JSON array), or empty
+  int64_t seq = 0;             // its place in the database's order (summaries cover up to one)
+  // A user's message: what it was classified as asking for (intent/), and how surely.
+  std::string intent;
+  std::optional<double> intent_confidence;
 };
 
 struct NewTurn {
@@ -194,6 +198,10 @@ struct FinishedTurn {
   // Work the stored reply leads to (remembering, summarising), queued in the same transaction:
   // it exists exactly when the reply does, and no crash in between can lose it.
   std::vector<NewJob> follow_up_jobs;
+  // The user's message of the turn gets its intent (when it was classified).
+  std::string user_message_id;
+  std::string intent;
+  std::optional<double> intent_confidence;
 };
 
 struct MessageListQuery {
@@ -221,6 +229,40 @@ class MessageRepository {
   virtual Result<std::vector<Message>> history(std::string_view session_id, int limit) = 0;
   // The messages with these ids that exist, in no particular order.
   virtual Result<std::vector<Message>> by_ids(const std::vector<std::string>& ids) = 0;
+};
+
+// A session's rolling summary (summary/): what its older messages said, in fewer words, so
+// that a long conversation still fits the model's context. Each covers the session's messages
+// up to `through_seq` (the previous summary folded in); the newest is the one prompts use.
+struct Summary {
+  std::string id;  // "sum_..."
+  std::string session_id;
+  std::string text;
+  std::string first_message_id;  // the session's first message it covers
+  std::string last_message_id;   // and its last
+  int64_t through_seq = 0;       // messages with seq <= this are covered
+  int64_t messages = 0;          // how many messages it covers in all
+  int64_t tokens = 0;            // its own length, estimated
+  std::string method;            // "model" or "extractive"
+  std::string model;             // the model that wrote it; empty when extractive
+  int64_t created_at_ms = 0;
+};
+
+class SummaryRepository {
+ public:
+  virtual ~SummaryRepository() = default;
+  // Stores a summary (its id is made here). kNotFound "session_not_found"; kConflict
+  // "summary_stale" when one covering as much or more is already stored (a slower or retried
+  // job's).
+  virtual Result<Summary> add(const Summary& summary) = 0;
+  // The newest, if any.
+  Result<std::optional<Summary>> latest(std::string_view session_id);
+  // Newest first.
+  virtual Result<std::vector<Summary>> list(std::string_view session_id, int limit) = 0;
+  // The session's messages after `after_seq` that a prompt's history would include, oldest
+  // first, at most `limit`.
+  virtual Result<std::vector<Message>> messages_after(std::string_view session_id,
+                                                      int64_t after_seq, int limit) = 0;
 };
 
 // The processes serving from this database, so that what one leaves pending when it dies is
@@ -475,6 +517,7 @@ class Storage {
   virtual JobRepository& jobs() = 0;
   virtual KnowledgeRepository& knowledge() = 0;
   virtual MemoryRepository& memories() = 0;
+  virtual SummaryRepository& summaries() = 0;
   // Whole tables as rows, for `parley copy-data`.
   virtual TableAccess& table_access() = 0;
 

@@ -156,6 +156,24 @@ void populate(store::Storage& s, parley::ManualClock& clock) {
   memory.hash = "h2";
   memory.expires_at_ms = now + 1000;
   ASSERT_TRUE(s.memories().create(memory, {.actor = "user"}, now).ok());
+  // A summary of the first two messages of the first session.
+  store::SessionListQuery sessions;
+  sessions.limit = 1;
+  auto first = s.sessions().list(sessions);
+  ASSERT_TRUE(first.ok() && !first->items.empty());
+  auto said = s.summaries().messages_after(first->items.front().id, 0, 2);
+  ASSERT_TRUE(said.ok() && said->size() == 2u);
+  store::Summary summary;
+  summary.session_id = first->items.front().id;
+  summary.text = "- User: said 0";
+  summary.first_message_id = said->front().id;
+  summary.last_message_id = said->back().id;
+  summary.through_seq = said->back().seq;
+  summary.messages = 2;
+  summary.tokens = 4;
+  summary.method = "extractive";
+  summary.created_at_ms = now;
+  ASSERT_TRUE(s.summaries().add(summary).ok());
 }
 
 std::vector<store::Row> all_rows(store::Storage& s, const store::Table& table) {
@@ -217,12 +235,29 @@ TEST(CopyData, EveryRowOfEveryTableArrivesInPostgres) {
   EXPECT_EQ(counts["kb_chunks"], 2);
   EXPECT_EQ(counts["usage_daily"], 6);  // one per tenant and user: one day, one model
   EXPECT_EQ(counts["usage_rollup"], 1);
-  EXPECT_EQ(report->total_rows(), 94);
+  EXPECT_EQ(counts["session_summaries"], 1);
+  EXPECT_EQ(report->total_rows(), 95);
 
   // Through the repositories too: same pages, same order, same bytes.
   store::SessionListQuery q;
   q.limit = 100;
   auto a = sqlite->sessions().list(q);
+  // A summary covers the same messages in the copy, whatever their numbers there.
+  for (const auto& session : a->items) {
+    auto mine = sqlite->summaries().latest(session.id);
+    auto theirs = postgres->summaries().latest(session.id);
+    ASSERT_TRUE(mine.ok() && theirs.ok());
+    ASSERT_EQ(mine->has_value(), theirs->has_value());
+    if (!mine->has_value()) continue;
+    EXPECT_EQ((*theirs)->text, (*mine)->text);
+    auto after_mine = sqlite->summaries().messages_after(session.id, (*mine)->through_seq, 100);
+    auto after_theirs =
+        postgres->summaries().messages_after(session.id, (*theirs)->through_seq, 100);
+    ASSERT_TRUE(after_mine.ok() && after_theirs.ok());
+    ASSERT_EQ(after_mine->size(), after_theirs->size());
+    ASSERT_FALSE(after_mine->empty());
+    EXPECT_EQ(after_mine->front().id, after_theirs->front().id);
+  }
   auto b = postgres->sessions().list(q);
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_EQ(a->items.size(), b->items.size());
@@ -334,7 +369,7 @@ TEST(CopyData, TheCommandReportsRowCountsAndHidesThePassword) {
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("sessions           7"), std::string::npos) << out;
   EXPECT_NE(out.find("messages           42"), std::string::npos) << out;
-  EXPECT_NE(out.find("total              94"), std::string::npos) << out;
+  EXPECT_NE(out.find("total              95"), std::string::npos) << out;
   EXPECT_EQ(out.find("canary-secret"), std::string::npos) << out;
   EXPECT_EQ(pg.query("SELECT count(*) FROM messages"), "42");
 

@@ -898,6 +898,76 @@ TYPED_TEST(StorageConformance, HistoryIsTheLastMessagesOldestFirst) {
   EXPECT_EQ(all->front().content, "q0");
 }
 
+TYPED_TEST(StorageConformance, ASummaryCoversTheMessagesUpToItsLastAndOnlyMovesForward) {
+  auto session = this->make_session("default", "alice");
+  for (int i = 0; i < 4; ++i) this->turn(session.id, numbered("q", i), numbered("a", i));
+  auto& summaries = this->store->summaries();
+  auto none = summaries.latest(session.id);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_FALSE(none->has_value());
+  auto all = summaries.messages_after(session.id, 0, 100);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(contents_of(*all),
+            (std::vector<std::string>{"q0", "a0", "q1", "a1", "q2", "a2", "q3", "a3"}));
+  for (size_t i = 1; i < all->size(); ++i) EXPECT_GT((*all)[i].seq, (*all)[i - 1].seq);
+  // History reads the same numbers.
+  auto history = this->store->messages().history(session.id, 100);
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->back().seq, all->back().seq);
+
+  Summary s;
+  s.session_id = session.id;
+  s.text = "- User: q0";
+  s.first_message_id = (*all)[0].id;
+  s.last_message_id = (*all)[3].id;
+  s.through_seq = (*all)[3].seq;
+  s.messages = 4;
+  s.tokens = 3;
+  s.method = "extractive";
+  s.created_at_ms = this->now_ms();
+  auto first = summaries.add(s);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->id.rfind("sum_", 0), 0u);
+  auto latest = summaries.latest(session.id);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->id, first->id);
+  EXPECT_EQ((*latest)->text, "- User: q0");
+  EXPECT_EQ((*latest)->through_seq, (*all)[3].seq);
+  EXPECT_EQ((*latest)->messages, 4);
+  EXPECT_EQ((*latest)->method, "extractive");
+  auto rest = summaries.messages_after(session.id, (*latest)->through_seq, 100);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(contents_of(*rest), (std::vector<std::string>{"q2", "a2", "q3", "a3"}));
+  EXPECT_EQ(contents_of(*summaries.messages_after(session.id, 0, 3)),
+            (std::vector<std::string>{"q0", "a0", "q1"}));
+
+  // Covering no more than the newest is stale (a slower or retried job's).
+  EXPECT_TRUE(FailsWith(summaries.add(s), ErrorCode::kConflict));
+  s.last_message_id = (*all)[1].id;
+  s.through_seq = (*all)[1].seq;
+  EXPECT_TRUE(FailsWith(summaries.add(s), ErrorCode::kConflict));
+  s.last_message_id = (*all)[5].id;
+  s.through_seq = (*all)[5].seq;
+  s.text = "- User: q0\n- User: q2";
+  s.messages = 6;
+  s.method = "model";
+  s.model = "gpt-test";
+  auto second = summaries.add(s);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  auto listed = summaries.list(session.id, 10);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].id, second->id);
+  EXPECT_EQ((*listed)[0].model, "gpt-test");
+  EXPECT_EQ((*listed)[1].id, first->id);
+
+  // A session that is gone has no summaries, and gets none.
+  ASSERT_TRUE(this->store->sessions().remove(session.id).ok());
+  EXPECT_TRUE(summaries.list(session.id, 10)->empty());
+  s.through_seq += 10;
+  EXPECT_TRUE(FailsWith(summaries.add(s), ErrorCode::kNotFound));
+}
+
 TYPED_TEST(StorageConformance, HistorySkipsPendingAndEmptyRows) {
   // A prompt must not include a reply still being written, nor an empty reply (one that
   // failed before any text), but a reply made only of tool calls is part of the conversation.

@@ -918,10 +918,12 @@ std::string new_session(int port, const std::string& user) {
 }
 
 std::string FakeProvider::base_config(const std::string& llm_extra) const {
-  // Memory extraction off: with a model configured it is one more call to the fake after each
-  // reply, which would take replies a test queued for its next turn. Memory's own tests turn
-  // it on (--set memory.enabled=true).
+  // Memory extraction and summaries off: with a model configured each is one more call to the
+  // fake after a reply, which would take replies a test queued for its next turn. Their own
+  // tests turn them on (--set memory.enabled=true, --set summary.enabled=true).
   return "memory:\n"
+         "  enabled: false\n"
+         "summary:\n"
          "  enabled: false\n"
          "llm:\n"
          "  default_model: fake/fake-model\n"

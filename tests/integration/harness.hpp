@@ -305,8 +305,8 @@ class FakeProvider {
   int port() const { return port_; }
   // "http://127.0.0.1:<port>" (a provider's base_url adds "/v1" for the OpenAI format).
   std::string base_url() const;
-  // The start of a configuration in front of it: `memory:` (extraction off: it would call the
-  // fake after every reply), `llm:` (default model fake/fake-model, quick retries, then the
+  // The start of a configuration in front of it: `memory:` and `summary:` (off: they would call
+  // the fake after replies), `llm:` (default model fake/fake-model, quick retries, then the
   // lines of `llm_extra`) and `providers:` with "fake" (OpenAI format, model fake-model). More
   // providers' entries, then other sections, may follow.
   std::string base_config(const std::string& llm_extra = "") const;

@@ -119,8 +119,8 @@ class GatewayTest : public ::testing::Test {
     asio::co_spawn(
         context_,
         [&]() -> Task<void> {
-          o.result =
-              co_await gateway.chat(*route, hello(), cancel, stream ? &sink : nullptr, o.out);
+          const auto* to = stream ? &sink : nullptr;
+          o.result = co_await gateway.chat(*route, hello(), cancel, to, o.out);
           done = true;
         },
         [](std::exception_ptr e) {

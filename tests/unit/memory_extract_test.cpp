@@ -68,11 +68,11 @@ class MemoryExtractTest : public ::testing::Test {
   // A model that answers `reply` (or fails with `error`) and keeps what it was asked.
   void model_answers(std::string reply) {
     complete_ = [this, reply](const std::string& tenant,
-                              std::vector<llm::Message> messages) -> Result<memory::ModelReply> {
+                              std::vector<llm::Message> messages) -> Result<llm::ModelReply> {
       EXPECT_EQ(tenant, "acme");
       asked_.push_back(std::move(messages));
       if (model_error_) return *model_error_;
-      return memory::ModelReply{reply, "fake", "fake-model"};
+      return llm::ModelReply{reply, "fake", "fake-model"};
     };
   }
 
@@ -91,7 +91,7 @@ class MemoryExtractTest : public ::testing::Test {
   std::unique_ptr<store::Storage> storage_;
   std::string session_id_;
   memory::MemorySettings settings_;
-  memory::CompleteFn complete_;
+  llm::CompleteFn complete_;
   std::vector<std::vector<llm::Message>> asked_;
   std::optional<Error> model_error_;
   int embedded_ = 0;

@@ -107,6 +107,7 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"DELETE", "/api/v1/users/{id}/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
       {{"GET", "/api/v1/users/{id}/memories/{memory_id}/history"},
        {Audience::kAuthenticated, false}},
+      {{"GET", "/api/v1/sessions/{id}/summaries"}, {Audience::kAuthenticated, false}},
       {{"POST", "/mem0/memories"}, {Audience::kAuthenticated, true}},
       {{"GET", "/mem0/memories"}, {Audience::kAuthenticated, false}},
       {{"DELETE", "/mem0/memories"}, {Audience::kAuthenticated, false}},

@@ -63,6 +63,9 @@ Message read_message(const Rows& rows, int row, int first) {
   m.completed_at_ms = rows.optional_integer(row, first + 16);
   m.citations_json = rows.text(row, first + 17);
   m.memories_json = rows.text(row, first + 18);
+  m.seq = rows.integer(row, first + 19);
+  m.intent = rows.text(row, first + 20);
+  if (!rows.is_null(row, first + 21)) m.intent_confidence = rows.number(row, first + 21);
   return m;
 }
 
@@ -142,6 +145,7 @@ class PostgresStorage final : public Storage,
   JobRepository& jobs() override { return *jobs_; }
   KnowledgeRepository& knowledge() override { return *knowledge_; }
   MemoryRepository& memories() override { return *memories_; }
+  SummaryRepository& summaries() override { return *summaries_; }
   TableAccess& table_access() override { return *table_access_; }
 
   Result<void> ping() override {
@@ -378,6 +382,18 @@ class PostgresStorage final : public Storage,
     if (in.usage) {
       if (auto r = insert_usage(db, *in.usage); !r) return std::move(r).error();
     }
+    if (!in.intent.empty() && !in.user_message_id.empty()) {
+      Params intent;
+      intent.text(in.user_message_id).text(in.intent);
+      if (in.intent_confidence) {
+        intent.number(*in.intent_confidence);
+      } else {
+        intent.null();
+      }
+      auto set =
+          db.query("UPDATE messages SET intent = $2, intent_confidence = $3 WHERE id = $1", intent);
+      if (!set) return std::move(set).error();
+    }
     for (const NewJob& job : in.follow_up_jobs) {
       if (auto r = insert_job(db, job, db_.now_ms()); !r) return std::move(r).error();
     }
@@ -608,6 +624,7 @@ class PostgresStorage final : public Storage,
   std::unique_ptr<JobRepository> jobs_ = make_job_table(db_);
   std::unique_ptr<KnowledgeRepository> knowledge_ = make_knowledge_table(db_);
   std::unique_ptr<MemoryRepository> memories_ = make_memory_table(db_);
+  std::unique_ptr<SummaryRepository> summaries_ = make_summary_table(db_);
   std::unique_ptr<TableAccess> table_access_ = make_table_access(db_);
 };
 

@@ -112,7 +112,7 @@ inline constexpr const char* kMessageColumns =
 inline constexpr const char* kMessageReadColumns =
     "id, session_id, role, content, tool_calls, status, model, provider, input_tokens, "
     "output_tokens, cost_usd, latency_ms, ttft_ms, finish_reason, request_id, created_at, "
-    "completed_at, citations, memories";
+    "completed_at, citations, memories, seq, intent, intent_confidence";
 // "[1,2,3]": seqs for `IN (SELECT value FROM json_each(?))`.
 std::string json_integers(const std::vector<int64_t>& values);
 
@@ -134,6 +134,7 @@ std::unique_ptr<ReplicaRepository> make_replica_table(Database& db);
 std::unique_ptr<JobRepository> make_job_table(Database& db);
 std::unique_ptr<KnowledgeRepository> make_knowledge_table(Database& db);
 std::unique_ptr<MemoryRepository> make_memory_table(Database& db);
+std::unique_ptr<SummaryRepository> make_summary_table(Database& db);  // summary_table.cpp
 // A memory read with memory_sql::kMemoryColumns (and its vector after them when asked), and a
 // history entry read with kHistoryColumns (memory_table.cpp).
 Memory read_memory(const Statement& row, bool with_vector);

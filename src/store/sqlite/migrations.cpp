@@ -337,6 +337,30 @@ const std::vector<Migration>& migrations() {
         -- The memories a reply's prompt used: a JSON array, NULL when none.
         ALTER TABLE messages ADD COLUMN memories TEXT;
       )sql"},
+      {12, "session_summaries", R"sql(
+        -- Rolling summaries of long sessions (summary/): each covers the session's messages
+        -- up to through_seq; the newest is the one prompts use.
+        CREATE TABLE session_summaries (
+          seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+          id               TEXT    NOT NULL UNIQUE,             -- "sum_..."
+          session_id       TEXT    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+          text             TEXT    NOT NULL,
+          first_message_id TEXT    NOT NULL,
+          last_message_id  TEXT    NOT NULL,
+          through_seq      INTEGER NOT NULL,
+          messages         INTEGER NOT NULL,
+          tokens           INTEGER NOT NULL,
+          method           TEXT    NOT NULL,                    -- model | extractive
+          model            TEXT    NOT NULL DEFAULT '',
+          created_at       INTEGER NOT NULL
+        );
+        CREATE INDEX session_summaries_by_session ON session_summaries (session_id, seq);
+      )sql"},
+      {13, "message_intents", R"sql(
+        -- What a user's message was classified as asking for (intent/), and how surely.
+        ALTER TABLE messages ADD COLUMN intent TEXT;
+        ALTER TABLE messages ADD COLUMN intent_confidence REAL;
+      )sql"},
   };
   return kMigrations;
 }

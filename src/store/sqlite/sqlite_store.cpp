@@ -64,6 +64,9 @@ Message read_message(const Statement& row, int first) {
   m.completed_at_ms = row.column_optional_int(first + 16);
   m.citations_json = row.column_text(first + 17);
   m.memories_json = row.column_text(first + 18);
+  m.seq = row.column_int(first + 19);
+  m.intent = row.column_text(first + 20);
+  if (!row.column_is_null(first + 21)) m.intent_confidence = row.column_double(first + 21);
   return m;
 }
 
@@ -111,6 +114,7 @@ class SqliteStorage final : public Storage,
   JobRepository& jobs() override { return *jobs_; }
   KnowledgeRepository& knowledge() override { return *knowledge_; }
   MemoryRepository& memories() override { return *memories_; }
+  SummaryRepository& summaries() override { return *summaries_; }
   TableAccess& table_access() override { return *table_access_; }
 
   Result<void> ping() override {
@@ -397,6 +401,18 @@ class SqliteStorage final : public Storage,
     if (in.usage) {
       if (auto r = insert_usage(*in.usage); !r) return std::move(r).error();
     }
+    if (!in.intent.empty() && !in.user_message_id.empty()) {
+      auto intent = db_.writer->prepare(
+          "UPDATE messages SET intent = ?2, intent_confidence = ?3 WHERE id = ?1");
+      if (!intent) return std::move(intent).error();
+      intent->bind(1, in.user_message_id).bind(2, in.intent);
+      if (in.intent_confidence) {
+        intent->bind_double(3, *in.intent_confidence);
+      } else {
+        intent->bind_null(3);
+      }
+      if (intent->step() != SQLITE_DONE) return db_.writer->last_error("finish turn");
+    }
     for (const NewJob& job : in.follow_up_jobs) {
       if (auto r = insert_job(*db_.writer, job, now); !r) return std::move(r).error();
     }
@@ -664,6 +680,7 @@ class SqliteStorage final : public Storage,
   std::unique_ptr<JobRepository> jobs_ = make_job_table(db_);
   std::unique_ptr<KnowledgeRepository> knowledge_ = make_knowledge_table(db_);
   std::unique_ptr<MemoryRepository> memories_ = make_memory_table(db_);
+  std::unique_ptr<SummaryRepository> summaries_ = make_summary_table(db_);
   std::unique_ptr<TableAccess> table_access_ = make_table_access(db_);
 };
 

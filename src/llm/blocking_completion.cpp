@@ -1,4 +1,4 @@
-#include "memory/model_call.hpp"
+#include "llm/blocking_completion.hpp"
 
 #include <utility>
 
@@ -10,9 +10,9 @@
 
 #include "llm/accounting.hpp"
 
-namespace parley::memory {
+namespace parley::llm {
 
-bool has_model(const llm::Route& route) {
+bool has_model(const Route& route) {
   for (const auto& target : route.targets) {
     if (target.provider != nullptr && std::string_view(target.provider->type()) != "builtin") {
       return true;
@@ -21,22 +21,22 @@ bool has_model(const llm::Route& route) {
   return false;
 }
 
-CompleteFn blocking_completion(llm::Gateway& gateway, IoPool& io, llm::Route route,
-                               llm::Accountant* accountant, const Clock& clock) {
-  return [&gateway, &io, route = std::move(route), accountant, &clock](
-             const std::string& tenant_id,
-             std::vector<llm::Message> messages) -> Result<ModelReply> {
-    auto request = std::make_shared<llm::ChatRequest>();
+CompleteFn blocking_completion(Gateway& gateway, IoPool& io, Route route, Accountant* accountant,
+                               const Clock& clock, CompletionUse use) {
+  return [&gateway, &io, route = std::move(route), accountant, &clock, use = std::move(use)](
+             const std::string& tenant_id, std::vector<Message> messages) -> Result<ModelReply> {
+    auto request = std::make_shared<ChatRequest>();
     request->messages = std::move(messages);
     request->temperature = 0.0;
-    request->extra["response_format"] = {{"type", "json_object"}};
-    auto promise = std::make_shared<std::promise<Result<llm::GatewayResult>>>();
+    if (use.max_tokens > 0) request->max_tokens = use.max_tokens;
+    if (use.json_object) request->extra["response_format"] = {{"type", "json_object"}};
+    auto promise = std::make_shared<std::promise<Result<GatewayResult>>>();
     auto future = promise->get_future();
     boost::asio::co_spawn(
         io.main(),
         [&gateway, route, request, promise]() -> Task<void> {
-          llm::Cancellation cancel;
-          llm::GatewayResult out;
+          Cancellation cancel;
+          GatewayResult out;
           auto done = co_await gateway.chat(route, *request, cancel, nullptr, out);
           if (done) {
             promise->set_value(std::move(out));
@@ -57,7 +57,7 @@ CompleteFn blocking_completion(llm::Gateway& gateway, IoPool& io, llm::Route rou
       store::UsageRecord r;
       r.at_ms = to_unix_ms(clock.now());
       r.tenant_id = tenant_id;
-      r.source = "memory";
+      r.source = use.usage_source;
       r.provider = result->provider;
       r.model = result->model;
       r.input_tokens = result->completion.usage.input_tokens;
@@ -70,4 +70,12 @@ CompleteFn blocking_completion(llm::Gateway& gateway, IoPool& io, llm::Route rou
   };
 }
 
-}  // namespace parley::memory
+Result<CompleteFn> job_model(std::string_view name, Gateway& gateway, IoPool& io,
+                             Accountant* accountant, const Clock& clock, CompletionUse use) {
+  auto route = gateway.resolve(name.empty() ? std::string_view(gateway.default_route()) : name);
+  if (!route) return std::move(route).error();
+  if (!has_model(*route)) return CompleteFn();
+  return blocking_completion(gateway, io, std::move(*route), accountant, clock, std::move(use));
+}
+
+}  // namespace parley::llm
