@@ -27,6 +27,8 @@
 #include "http/router.hpp"
 #include "intent/classifier.hpp"
 #include "intent/settings.hpp"
+#include "knowledge/embed/hashed_embedder.hpp"
+#include "memory/extract.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -142,6 +144,87 @@ void report_percentiles(benchmark::State& state, std::vector<double>& samples_us
   state.counters["p99_us"] = at(0.99);
   state.counters["p999_us"] = at(0.999);
 }
+
+// A worker's memory extraction (memory/extract.hpp) with the built-in rules and embedder, on
+// a real SQLite file: the `memory.extract` job of each of 5,000 stored turns (what the
+// plan_follow_ups stage queues: turns the rules find something in), spread over 500 users who
+// state names, places, allergies and preferences, some of them again and some changed. Each
+// job reads the turn, the user's memories, proposes, decides, embeds and applies in one
+// transaction (SQLite commits it durably). items_per_second is jobs a second of wall time on
+// one worker thread.
+void BM_MemoryExtract(benchmark::State& state) {
+  namespace store = parley::store;
+  BenchStore storage("parley-bench-memory");
+  if (!storage.open(state)) return;
+  const std::vector<std::string> said = {"Hi, my name is {u} and I live in Lisbon.",
+                                         "I'm allergic to peanuts.",
+                                         "I prefer window seats on long flights.",
+                                         "Remember that I have two cats.",
+                                         "Actually I live in Porto now.",
+                                         "My favourite colour is green.",
+                                         "I work at a bakery.",
+                                         "Please always answer in French."};
+  constexpr int kUsers = 500;
+  constexpr int kTurns = 5000;
+  std::vector<std::string> sessions;
+  for (int u = 0; u < kUsers; ++u) {
+    auto s = storage->sessions().create(
+        {"default", "user" + std::to_string(u), "default", std::nullopt, "{}"});
+    if (!s) {
+      state.SkipWithError(s.error().message.c_str());
+      return;
+    }
+    sessions.push_back(s->id);
+  }
+  std::vector<store::Job> jobs;
+  for (int t = 0; t < kTurns; ++t) {
+    const int u = t % kUsers;
+    std::string text = said[static_cast<size_t>(t / kUsers) % said.size()];
+    if (auto at = text.find("{u}"); at != std::string::npos) {
+      text.replace(at, 3, "User" + std::to_string(u));
+    }
+    auto started =
+        storage->messages().begin_turn({sessions[static_cast<size_t>(u)], text, "r", "m", ""});
+    store::FinishedTurn done;
+    done.assistant_message_id = started->assistant.id;
+    done.content = "Noted.";
+    done.status = "complete";
+    done.finish_reason = "stop";
+    (void)storage->messages().finish_turn(done);
+    parley::memory::ExtractRequest r{"default",        "user" + std::to_string(u),
+                                     "default",        sessions[static_cast<size_t>(u)],
+                                     started->user.id, started->assistant.id};
+    auto job = storage->jobs().enqueue(parley::memory::extract_job(r, 5), 0);
+    jobs.push_back(*job);
+  }
+  const parley::knowledge::HashedEmbedder embedder;
+  parley::memory::EmbedFn embed = [&embedder](const std::string&,
+                                              const std::vector<std::string>& texts)
+      -> parley::Result<std::vector<std::vector<float>>> {
+    const auto vectors = embedder.embed_now(texts);
+    std::vector<std::vector<float>> out;
+    for (size_t i = 0; i < vectors.size(); ++i) {
+      const auto row = vectors.row(i);
+      out.emplace_back(row.begin(), row.end());
+    }
+    return out;
+  };
+  const auto handler = parley::memory::extract_handler(
+      {*storage, parley::Clock::system(), {}, embedder.name(), embed, {}});
+  size_t next = 0;
+  int64_t changes = 0;
+  for (auto _ : state) {
+    auto answer = handler(jobs[next++ % jobs.size()]);
+    if (!answer) {
+      state.SkipWithError(answer.error().message.c_str());
+      break;
+    }
+    changes += static_cast<int64_t>((*answer)["results"].size());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.counters["memory_changes"] = static_cast<double>(changes);
+}
+BENCHMARK(BM_MemoryExtract)->Iterations(5000)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // Intent classification without a model (intent/classifier.hpp): the order-taking agent of
 // docs/examples/order-agent.yaml (five intents, 28 examples) over ten customer messages, each

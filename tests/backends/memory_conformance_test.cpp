@@ -132,6 +132,28 @@ TYPED_TEST(MemoryConformance, AMemoryIsStoredWithItsOwnerAndAnAddInItsHistory) {
       FailsWith(this->memories().get("mem_missing"), ErrorCode::kNotFound, "memory_not_found"));
 }
 
+TYPED_TEST(MemoryConformance, AReplyThatUsedMemoriesMarksThemUsedWithIt) {
+  const Memory used = this->add(this->memory("Likes tea"));
+  const Memory unused = this->add(this->memory("Has a dog"));
+  auto session = this->store->sessions().create({"t1", "alice", "default", std::nullopt, "{}"});
+  ASSERT_TRUE(session.ok()) << session.error().message;
+  auto started = this->store->messages().begin_turn({session->id, "Tea?", "req", "m", ""});
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  this->clock.advance(std::chrono::seconds(5));
+  FinishedTurn done;
+  done.assistant_message_id = started->assistant.id;
+  done.content = "Green tea, then.";
+  done.status = "complete";
+  done.finish_reason = "stop";
+  done.memories_json = R"([{"id":")" + used.id + R"(","text":"Likes tea","kind":"fact"}])";
+  ASSERT_TRUE(this->store->messages().finish_turn(done).ok());
+  auto a = this->memories().get(used.id);
+  auto b = this->memories().get(unused.id);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->last_used_at_ms, std::optional<int64_t>(this->now()));
+  EXPECT_EQ(b->last_used_at_ms, std::nullopt);
+}
+
 TYPED_TEST(MemoryConformance, TheSameTextSaidTenTimesIsOneMemory) {
   const Memory first = this->add(this->memory("Likes green tea"));
   for (int i = 0; i < 9; ++i) {

@@ -83,6 +83,10 @@ TEST(Memory, WhatAUserSaysInOneSessionIsRecalledInTheNextAndNotForOthers) {
   auto listed = http("GET", p.port(), "/api/v1/sessions/" + second + "/messages").json();
   ASSERT_EQ(listed["data"].size(), 2u) << listed.dump();
   EXPECT_EQ(listed["data"][1]["memories"].size(), 2u);
+  // Each memory the reply used was marked used with it.
+  auto kept = http("GET", p.port(), "/api/v1/users/ana/memories").json();
+  ASSERT_EQ(kept["data"].size(), 2u) << kept.dump();
+  for (const auto& m : kept["data"]) EXPECT_TRUE(m["last_used_at"].is_string()) << m.dump();
 
   // A question that bears on neither fact still knows who is asking, and only that.
   const json weather = say(p.port(), second, "Will it rain tomorrow?");

@@ -11,6 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/assistants.hpp"
+#include "core/blocking_pool.hpp"
+#include "memory/jobs.hpp"
+#include "memory/recall.hpp"
 #include "memory/text.hpp"
 #include "queue/worker.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -276,6 +280,111 @@ TEST_F(MemoryExtractTest, AModelThatIsDownFailsTheAttemptSoItIsRetried) {
   ASSERT_FALSE(answer.ok());
   EXPECT_EQ(answer.error().code, ErrorCode::kUnavailable);
   EXPECT_TRUE(active().empty());
+}
+
+TEST_F(MemoryExtractTest, AnExpiredMemoryIsNeverLiveAndTheExpireJobDeletesIt) {
+  // "this week" kinds of fact: a session-retention memory lasts memory.retention_session.
+  run(turn("My name is Ana."));
+  store::NewMemory brief;
+  brief.tenant_id = "acme";
+  brief.user_id = "ana";
+  brief.text = "Is in Rome this week";
+  brief.kind = "event";
+  brief.retention = "session";
+  brief.hash = memory::text_hash(brief.text);
+  brief.expires_at_ms = memory::expires_at(settings_, "session", clock_.unix_ms());
+  ASSERT_TRUE(storage_->memories().create(brief, {.actor = "user"}, clock_.unix_ms()).ok());
+  const auto expire = memory::expire_handler(storage_->memories(), clock_);
+  auto nothing = expire(store::Job{});
+  ASSERT_TRUE(nothing.ok()) << nothing.error().message;
+  EXPECT_EQ((*nothing)["purged"], 0);
+  EXPECT_EQ(active().size(), 2u);
+
+  clock_.advance(settings_.retention_session + std::chrono::milliseconds(1));
+  // Past its expiry it is not recalled, before any purge.
+  auto live = storage_->memories().user_memories("acme", "ana", 100, clock_.unix_ms());
+  ASSERT_TRUE(live.ok());
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ(live->front().text, "Name is Ana");
+  auto purged = expire(store::Job{});
+  ASSERT_TRUE(purged.ok()) << purged.error().message;
+  EXPECT_EQ((*purged)["purged"], 1);
+  auto all = active("all");
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all.front().text, "Name is Ana");
+  auto again = expire(store::Job{});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)["purged"], 0);
+}
+
+// Recall's choice (memory/recall.hpp): within the budget, relevant ones first, standing
+// instructions whatever the message, nothing below the similarity bar.
+std::vector<store::Memory> memories_for_recall() {
+  const std::vector<std::pair<std::string, std::string>> texts = {
+      {"Name is Ana", "profile"},
+      {"Always answers in French", "instruction"},
+      {"Is allergic to peanuts", "fact"},
+      {"Likes hiking in the mountains", "preference"},
+      {"Has two cats", "fact"}};
+  std::vector<store::Memory> out;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    store::Memory m;
+    m.id = "mem_" + std::to_string(i);
+    m.text = texts[i].first;
+    m.kind = texts[i].second;
+    m.slot = m.kind == "profile" ? "name" : (m.kind == "instruction" ? "reply_language" : "");
+    m.created_at_ms = m.updated_at_ms = 1'000;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+TEST(MemoryRecall, ChoosesRelevantMemoriesWithinTheBudgetAndAlwaysTheStandingOnes) {
+  const auto memories = memories_for_recall();
+  std::vector<memory::RecallCandidate> candidates;
+  for (const auto& m : memories) candidates.push_back({&m, -1});
+  memory::ChooseOptions options;
+  options.top_k = 8;
+  options.max_tokens = 500;
+  const auto chosen = memory::choose(candidates, "Which snacks without peanuts?", options, 2'000);
+  std::set<std::string> texts;
+  for (const auto& c : chosen) texts.insert(c.text);
+  EXPECT_EQ(texts, (std::set<std::string>{"Name is Ana", "Always answers in French",
+                                          "Is allergic to peanuts"}));
+  // A budget that holds one memory keeps one; a top_k of 2 keeps two.
+  options.max_tokens = 8;
+  EXPECT_EQ(memory::choose(candidates, "Which snacks without peanuts?", options, 2'000).size(), 1u);
+  options.max_tokens = 500;
+  options.top_k = 2;
+  EXPECT_EQ(memory::choose(candidates, "Which snacks without peanuts?", options, 2'000).size(), 2u);
+  // A search asks for relevance alone: nothing shares a word with this.
+  options.top_k = 8;
+  options.always_standing = false;
+  EXPECT_TRUE(memory::choose(candidates, "quantum lattice", options, 2'000).empty());
+}
+
+TEST_F(MemoryExtractTest, AnAssistantWithRecallOffTakesNoMemories) {
+  BlockingPool blocking(1);
+  const auto stage = memory::recall_stage({*storage_, blocking, nullptr, "", clock_});
+  chat::Assistant assistant;
+  assistant.memory_top_k = 3;
+  assistant.memory_max_tokens = 120;
+  assistant.memory_min_similarity = 0.4;
+  chat::Turn turn;
+  turn.stored = std::make_unique<chat::StoredTurn>();
+  turn.assistant = &assistant;
+  EXPECT_TRUE(stage->applies(turn));
+  assistant.memory_recall = false;
+  EXPECT_FALSE(stage->applies(turn));
+  // Stateless turns (the OpenAI-compatible proxy) recall nothing.
+  turn.stored.reset();
+  assistant.memory_recall = true;
+  EXPECT_FALSE(stage->applies(turn));
+  // The assistant's budget is what recall chooses within.
+  const memory::ChooseOptions options = memory::recall_options(assistant);
+  EXPECT_EQ(options.top_k, 3);
+  EXPECT_EQ(options.max_tokens, 120);
+  EXPECT_DOUBLE_EQ(options.min_similarity, 0.4);
 }
 
 }  // namespace

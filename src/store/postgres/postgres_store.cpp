@@ -382,6 +382,15 @@ class PostgresStorage final : public Storage,
     if (in.usage) {
       if (auto r = insert_usage(db, *in.usage); !r) return std::move(r).error();
     }
+    if (!in.memories_json.empty()) {
+      // The memories the reply's prompt used were used now (their last_used_at), in the
+      // reply's own transaction.
+      auto used = db.query(
+          "UPDATE memories SET last_used_at = $1 WHERE id IN (SELECT "
+          "jsonb_array_elements($2::jsonb)->>'id')",
+          Params().integer(db_.now_ms()).text(in.memories_json));
+      if (!used) return std::move(used).error();
+    }
     if (!in.intent.empty() && !in.user_message_id.empty()) {
       Params intent;
       intent.text(in.user_message_id).text(in.intent);

@@ -401,6 +401,16 @@ class SqliteStorage final : public Storage,
     if (in.usage) {
       if (auto r = insert_usage(*in.usage); !r) return std::move(r).error();
     }
+    if (!in.memories_json.empty()) {
+      // The memories the reply's prompt used were used now (their last_used_at), in the
+      // reply's own transaction.
+      auto used = db_.writer->prepare(
+          "UPDATE memories SET last_used_at = ?1 WHERE id IN (SELECT json_extract(value, '$.id') "
+          "FROM json_each(?2))");
+      if (!used) return std::move(used).error();
+      used->bind(1, now).bind(2, in.memories_json);
+      if (used->step() != SQLITE_DONE) return db_.writer->last_error("finish turn");
+    }
     if (!in.intent.empty() && !in.user_message_id.empty()) {
       auto intent = db_.writer->prepare(
           "UPDATE messages SET intent = ?2, intent_confidence = ?3 WHERE id = ?1");
