@@ -55,10 +55,11 @@ tsan: bootstrap
 	  ctest --output-on-failure -j $(JOBS) --timeout 600 -LE lint
 
 bench: bootstrap configure
-	cmake --build $(BUILD_DIR) --target parley parley_micro_bench parley_floor_server parley_fake_upstream parley_knowledge_bench parley_real_recall_bench -j $(JOBS)
+	cmake --build $(BUILD_DIR) --target parley parley_micro_bench parley_floor_server parley_fake_upstream parley_knowledge_bench parley_real_recall_bench parley_memory_eval -j $(JOBS)
 	scripts/bench.sh $(BUILD_DIR)/parley
 	scripts/bench_gateway.sh $(BUILD_DIR)/parley $(BUILD_DIR)/tests/unit/parley_fake_upstream
 	scripts/bench_knowledge.sh $(BUILD_DIR)
+	scripts/bench_memory.sh $(BUILD_DIR)
 
 # libFuzzer targets build with clang in their own tree; FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
