@@ -249,6 +249,20 @@ void add_session_routes(http::Router& router, Context& ctx) {
                std::string id(req.param("id"));
                auto owned = co_await owned_session(ctx, req, id);
                if (!owned) co_return fail(owned.error(), req);
+               // What was remembered for this conversation only goes with it (memories of the
+               // user at large stay).
+               store::MemoryQuery scoped;
+               scoped.tenant_id = owned->tenant_id;
+               scoped.user_id = owned->user_id;
+               scoped.session_id = id;
+               scoped.status = "all";
+               store::MemoryEdit edit;
+               edit.actor = "session";
+               edit.reason = "its session was deleted";
+               const int64_t at = to_unix_ms(ctx.clock.now());
+               auto forgotten = co_await ctx.blocking.run(
+                   [&] { return ctx.storage.memories().remove_all(scoped, edit, at); });
+               if (!forgotten) co_return fail(forgotten.error(), req);
                auto removed =
                    co_await ctx.blocking.run([&] { return ctx.storage.sessions().remove(id); });
                if (!removed) co_return fail(removed.error(), req);

@@ -178,6 +178,18 @@ TEST(Memory, PeopleListAddEditSearchAndDeleteTheirOwnMemoriesOnly) {
     EXPECT_TRUE(h["old_text"].is_null() && h["new_text"].is_null()) << h.dump();
   }
   EXPECT_EQ(exported.dump().find("jasmine"), std::string::npos) << "a deleted memory is forgotten";
+  // A memory of one conversation goes with it; the user's others stay.
+  auto session = http("POST", port, "/api/v1/sessions", R"({"title":"trip"})", ana);
+  ASSERT_EQ(session.status, 201) << session.describe();
+  const std::string trip = session.json()["id"];
+  auto scoped = http("POST", port, mine,
+                     json{{"text", "Is packing for Rome"}, {"session_id", trip}}.dump(), ana);
+  ASSERT_EQ(scoped.status, 201) << scoped.describe();
+  ASSERT_EQ(http("DELETE", port, "/api/v1/sessions/" + trip, "", ana).status, 204);
+  EXPECT_TRUE(
+      is_error(http("GET", port, mine + "/" + scoped.json()["id"].get<std::string>(), "", ana), 404,
+               "memory_not_found"));
+  EXPECT_EQ(http("GET", port, mine, "", ana).json()["data"].size(), 1u);
   auto cleared = http("DELETE", port, mine, "", ana);
   ASSERT_EQ(cleared.status, 200) << cleared.describe();
   EXPECT_EQ(cleared.json()["deleted"], 1);
