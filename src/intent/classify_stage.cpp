@@ -297,9 +297,20 @@ class ClassifyIntent final : public chat::Stage {
                                    const std::map<std::string, std::unique_ptr<RE2>>& patterns,
                                    json metadata, json state) {
     chat::StoredTurn& stored = *turn.stored;
-    json fields =
-        state.contains("fields") && state["fields"].is_object() ? state["fields"] : json::object();
-    const std::string asked = state.value("asked", std::string());
+    // The state sits in the session's metadata, which its owner may also write: only the
+    // intent's own fields, as strings within the length a gathered value may have, are taken.
+    json fields = json::object();
+    if (state.contains("fields") && state["fields"].is_object()) {
+      for (const auto& f : intent.fields) {
+        auto given = state["fields"].find(f.name);
+        if (given == state["fields"].end() || !given->is_string()) continue;
+        std::string value = trimmed(given->get<std::string>());
+        if (!value.empty()) fields[f.name] = std::move(value);
+      }
+    }
+    const std::string asked = state.contains("asked") && state["asked"].is_string()
+                                  ? state["asked"].get<std::string>()
+                                  : std::string();
     for (const auto& f : intent.fields) {
       if (fields.contains(f.name)) continue;
       std::string value;

@@ -100,7 +100,10 @@ std::vector<store::MemoryDecision> decide(const std::vector<Proposal>& proposals
     m.slot = p.slot;
     m.importance = p.importance;
     m.retention = is_retention(p.retention) ? p.retention : settings.default_retention;
-    // A memory meant for this conversation only belongs to its session.
+    // A memory meant for this conversation only belongs to its session; with no session to
+    // belong to (a Mem0 add without run_id) it is kept as any other.
+    if (m.retention == "session" && turn.session_id.empty())
+      m.retention = settings.default_retention;
     if (m.retention == "session") m.session_id = turn.session_id;
     m.hash = text_hash(m.text);
     m.source_json = source;

@@ -15,9 +15,11 @@ using nlohmann::json;
 // The most messages after the summary one job reads (a session far past its model's window
 // is folded over a few runs, each planned by the next long turn).
 constexpr int kMaxRead = 2000;
-// The most of the folded conversation a model is shown (bytes); the rest is summarised
-// extractively into the "previous" part first.
+// The most of the folded conversation a model is shown (bytes): the newest messages; older
+// ones are summarised extractively into the "previous" part first. One message is shown up to
+// kMaxMessageBytes.
 constexpr size_t kMaxShownBytes = size_t{48} * 1024;
+constexpr size_t kMaxMessageBytes = size_t{8} * 1024;
 
 int64_t tokens_of(const store::Message& m) {
   // As the prompt counts them (chat/context_window): the provider's count for replies.
@@ -26,6 +28,31 @@ int64_t tokens_of(const store::Message& m) {
 }
 
 std::string who(const std::string& role) { return role == "user" ? "User" : "Assistant"; }
+
+// A message as the model is shown it: who said it, and at most kMaxMessageBytes of it.
+std::string shown_line(const store::Message& m) {
+  std::string text = m.content;
+  if (text.size() > kMaxMessageBytes) {
+    size_t end = kMaxMessageBytes;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    text = text.substr(0, end) + "\u2026";
+  }
+  return who(m.role) + ": " + text + "\n";
+}
+
+// The index of the first of `folded` a model is shown: the newest within kMaxShownBytes (and
+// always the newest one).
+size_t first_shown(const std::vector<store::Message>& folded) {
+  size_t bytes = 0;
+  size_t first = folded.size();
+  while (first > 0) {
+    const size_t line = shown_line(folded[first - 1]).size();
+    if (bytes + line > kMaxShownBytes && first < folded.size()) break;
+    bytes += line;
+    --first;
+  }
+  return first;
+}
 
 std::vector<SaidMessage> said_of(const std::vector<store::Message>& messages) {
   std::vector<SaidMessage> out;
@@ -77,14 +104,7 @@ std::vector<llm::Message> summary_request(const std::string& previous,
   std::string conversation;
   if (!previous.empty()) conversation += "Previous summary:\n" + previous + "\n\n";
   conversation += "New messages:\n";
-  // The newest messages matter most; an overlong stretch keeps its end.
-  std::string messages;
-  for (auto it = folded.rbegin(); it != folded.rend(); ++it) {
-    std::string line = who(it->role) + ": " + it->content + "\n";
-    if (messages.size() + line.size() > kMaxShownBytes) break;
-    messages.insert(0, line);
-  }
-  conversation += messages;
+  for (const auto& m : folded) conversation += shown_line(m);
   std::vector<llm::Message> out(2);
   out[0].role = "system";
   out[0].content = std::move(system);
@@ -119,8 +139,18 @@ queue::Handler summarize_handler(SummarizeDeps deps) {
     s.session_id = session_id;
     s.method = "extractive";
     if (deps.complete) {
+      // What does not fit what the model is shown joins the previous summary, extractively,
+      // so that nothing the new summary claims to cover is left out of it.
+      const size_t first = first_shown(folded);
+      const std::vector<store::Message> older(folded.begin(),
+                                              folded.begin() + static_cast<std::ptrdiff_t>(first));
+      const std::vector<store::Message> shown(folded.begin() + static_cast<std::ptrdiff_t>(first),
+                                              folded.end());
+      const std::string before =
+          older.empty() ? previous
+                        : extractive_summary(previous, said_of(older), deps.settings.max_tokens);
       auto reply =
-          deps.complete(tenant_id, summary_request(previous, folded, deps.settings.max_tokens));
+          deps.complete(tenant_id, summary_request(before, shown, deps.settings.max_tokens));
       if (!reply) return std::move(reply).error();  // retried: the provider may be back soon
       std::string text(reply->content);
       text.erase(0, text.find_first_not_of(" \t\r\n"));

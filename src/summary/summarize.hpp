@@ -38,7 +38,9 @@ store::NewJob summarize_job(const std::string& tenant_id, const std::string& ses
 size_t messages_to_fold(const std::vector<store::Message>& messages, int64_t history_budget,
                         const SummarySettings& settings);
 
-// What a model is asked to write the new summary from. Pure.
+// What a model is asked to write the new summary from: `folded` as given, each message cut to
+// 8 KiB (the job passes the newest 48 KiB, the older ones already folded into `previous`).
+// Pure.
 std::vector<llm::Message> summary_request(const std::string& previous,
                                           const std::vector<store::Message>& folded,
                                           int64_t max_tokens);

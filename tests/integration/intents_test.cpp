@@ -119,6 +119,16 @@ TEST(Intents, TheOrderAgentTakesAnOrderRoutesQuestionsAndHandsOverAComplaint) {
   EXPECT_NE(metrics.find(R"(intent_handovers_total{assistant="shop",intent="complaint"} 1)"),
             std::string::npos);
   EXPECT_NE(metrics.find("intent_classification_seconds_bucket"), std::string::npos);
+
+  // The gathering state sits in metadata its owner may write: what is not one of the intent's
+  // fields as a string is dropped, and the flow goes on.
+  auto odd = http("POST", port, "/api/v1/sessions",
+                  R"({"user_id":"bob","assistant":"shop","metadata":{"intent_state":{
+                      "intent":"order","fields":{"quantity":5,"product":{"x":1},"nope":"y"},
+                      "asked":7}}})");
+  ASSERT_EQ(odd.status, 201) << odd.describe();
+  const json going_on = say(port, odd.json()["id"], "Pepperoni");
+  EXPECT_EQ(going_on["reply"]["content"], "How many would you like?") << going_on.dump();
 }
 
 TEST(Intents, WhatTheExamplesLeaveAmbiguousIsAskedOfTheModel) {

@@ -164,6 +164,16 @@ TEST(SummaryDue, WhenTheHistoryNearsItsRoomOrNoLongerFits) {
   EXPECT_FALSE(due(turn, settings));
 }
 
+TEST(SummaryRequest, AnOverlongMessageIsCutNotLeftOut) {
+  auto folded = conversation(2, 10);
+  folded[0].content = std::string(20'000, 'a');
+  const auto request = summary_request("", folded, 400);
+  const std::string& shown = request[1].content;
+  EXPECT_LT(shown.size(), 9'000u);
+  EXPECT_NE(shown.find("User: aaaa"), std::string::npos);
+  EXPECT_NE(shown.find("\u2026\nAssistant: "), std::string::npos) << shown.substr(8'000);
+}
+
 TEST(SummaryRequest, AsksForTheNewSummaryFromThePreviousAndTheFoldedMessages) {
   auto folded = conversation(2, 10);
   folded[0].content = "My order is 4471.";
