@@ -43,6 +43,8 @@
 #include "store/settings.hpp"
 #include "store/store.hpp"
 
+#include "measure.hpp"
+
 namespace {
 
 // The float cosine of two unit vectors: the reference the index's 8-bit codes are measured by.
@@ -55,6 +57,8 @@ float float_dot(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 using namespace parley;
+using parley::bench::percentile;
+using parley::bench::resident_bytes;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
@@ -72,23 +76,6 @@ struct Options {
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// This process's resident memory, from /proc.
-int64_t resident_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const auto i = static_cast<size_t>(std::min<double>(values.size() - 1, p * values.size()));
-  return values[i];
 }
 
 // Documentation as it is organised: 64 topics (products), each document about one topic and

@@ -20,6 +20,7 @@
 #include "idempotency/idempotency.hpp"
 #include "limits/budget.hpp"
 #include "limits/limiter.hpp"
+#include "measure.hpp"
 
 #include "app/settings.hpp"
 #include "config/settings.hpp"
@@ -134,15 +135,9 @@ BENCHMARK(BM_SqliteSessionCreate)->Unit(benchmark::kMicrosecond);
 
 // The p50_us / p99_us / p999_us counters of per-iteration samples.
 void report_percentiles(benchmark::State& state, std::vector<double>& samples_us) {
-  std::sort(samples_us.begin(), samples_us.end());
-  auto at = [&samples_us](double q) {
-    if (samples_us.empty()) return 0.0;
-    return samples_us[std::min(samples_us.size() - 1,
-                               static_cast<size_t>(q * static_cast<double>(samples_us.size())))];
-  };
-  state.counters["p50_us"] = at(0.50);
-  state.counters["p99_us"] = at(0.99);
-  state.counters["p999_us"] = at(0.999);
+  state.counters["p50_us"] = parley::bench::percentile(samples_us, 0.50);
+  state.counters["p99_us"] = parley::bench::percentile(samples_us, 0.99);
+  state.counters["p999_us"] = parley::bench::percentile(samples_us, 0.999);
 }
 
 // A worker's memory extraction (memory/extract.hpp) with the built-in rules and embedder, on

@@ -41,9 +41,12 @@
 #include "knowledge/extract/extract.hpp"
 #include "knowledge/index/vector_index.hpp"
 
+#include "measure.hpp"
+
 namespace {
 
 using namespace parley;
+using parley::bench::percentile;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
@@ -147,12 +150,6 @@ float dot(const std::vector<float>& a, const std::vector<float>& b) {
   float sum = 0;
   for (size_t i = 0; i < a.size(); ++i) sum += a[i] * b[i];
   return sum;
-}
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[std::min(values.size() - 1, static_cast<size_t>(p * values.size()))];
 }
 
 int measure(const fs::path& dir, size_t dimension) {

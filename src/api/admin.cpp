@@ -3,6 +3,8 @@
 #include "api/admin.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -204,6 +206,18 @@ Awaitable export_user(Context& ctx, http::Request& req) {
   auto data = co_await ctx.blocking.run(
       [&] { return ctx.storage.user_data().export_user(*tenant, user_id); });
   if (!data) co_return fail(data.error(), req);
+  // The sessions' summaries hold the user's words too.
+  auto summaries = co_await ctx.blocking.run(
+      [&]() -> Result<std::map<std::string, std::vector<store::Summary>>> {
+        std::map<std::string, std::vector<store::Summary>> out;
+        for (const auto& s : data->sessions) {
+          auto listed = ctx.storage.summaries().list(s.id, std::numeric_limits<int>::max());
+          if (!listed) return std::move(listed).error();
+          out.emplace(s.id, std::move(*listed));
+        }
+        return out;
+      });
+  if (!summaries) co_return fail(summaries.error(), req);
   json sessions = json::array();
   for (const auto& s : data->sessions) {
     std::string text;
@@ -214,6 +228,9 @@ Awaitable export_user(Context& ctx, http::Request& req) {
       if (m.session_id == s.id) messages.push_back(message_json(m));
     }
     entry["messages"] = std::move(messages);
+    json session_summaries = json::array();
+    for (const auto& sum : (*summaries)[s.id]) session_summaries.push_back(summary_json(sum));
+    entry["summaries"] = std::move(session_summaries);
     sessions.push_back(std::move(entry));
   }
   json usage = json::array();

@@ -21,11 +21,6 @@ namespace {
 using nlohmann::json;
 using Awaitable = Task<http::Response>;
 
-bool is_kind(std::string_view kind) {
-  return kind == "fact" || kind == "preference" || kind == "event" || kind == "instruction" ||
-         kind == "profile";
-}
-
 struct Routes {
   MemoryService service;
   Context& ctx;
@@ -71,7 +66,7 @@ struct Routes {
         size_t comma = kinds->find(',', start);
         if (comma == std::string::npos) comma = kinds->size();
         std::string kind = kinds->substr(start, comma - start);
-        if (!is_kind(kind)) {
+        if (!store::is_memory_kind(kind)) {
           return Error::invalid_field("kind",
                                       "'" + kind +
                                           "' is not a kind (fact, preference, event, instruction, "
@@ -139,7 +134,7 @@ struct Routes {
     }
     auto kind = string_field(body, "kind", 32);
     if (!kind) return std::move(kind).error();
-    if (*kind && !is_kind(**kind)) {
+    if (*kind && !store::is_memory_kind(**kind)) {
       return Error::invalid_field("kind",
                                   "not one of fact, preference, event, instruction, profile");
     }
@@ -326,7 +321,7 @@ struct Routes {
       const json& k = (*body)["kinds"];
       bool ok = k.is_array();
       for (const auto& item : ok ? k : json::array()) {
-        ok = ok && item.is_string() && is_kind(item.get<std::string>());
+        ok = ok && item.is_string() && store::is_memory_kind(item.get<std::string>());
         if (ok) kinds.push_back(item.get<std::string>());
       }
       if (!ok) co_return fail(Error::invalid_field("kinds", "must be a list of kinds"), req);

@@ -49,7 +49,12 @@ http::Response fail(const Error& e, const http::Request& req) {
   return http::error_response(e, req.request_id);
 }
 
-// A session's summary as the sessions API shows it (summary/).
+Error session_not_found(std::string_view id) {
+  return Error::not_found("no session with id '" + std::string(id) + "'", "session_not_found");
+}
+
+}  // namespace
+
 json summary_json(const store::Summary& s) {
   return {{"id", s.id},
           {"object", "session.summary"},
@@ -63,12 +68,6 @@ json summary_json(const store::Summary& s) {
           {"tokens", s.tokens},
           {"created_at", format_utc_ms(s.created_at_ms)}};
 }
-
-Error session_not_found(std::string_view id) {
-  return Error::not_found("no session with id '" + std::string(id) + "'", "session_not_found");
-}
-
-}  // namespace
 
 // Session objects are written straight to text (core/json_text.hpp): the read path's hottest
 // part was building and dumping an nlohmann tree.

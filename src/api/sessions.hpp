@@ -27,6 +27,8 @@ void add_session_routes(http::Router& router, Context& context);
 
 // A session as every route shows it (also the user export, api/admin.cpp), appended as JSON.
 void append_session(std::string& out, const store::Session& session);
+// A session's summary (summary/) as the sessions API and the user export show it.
+nlohmann::json summary_json(const store::Summary& summary);
 
 // The session, when the request's principal may see it; kNotFound otherwise (other routes
 // reach sessions too: messages, chat turns).

@@ -69,6 +69,7 @@
 #include "memory/follow_ups.hpp"
 #include "memory/jobs.hpp"
 #include "memory/recall.hpp"
+#include "memory/recall_index.hpp"
 #include "memory/settings.hpp"
 #include "moderation/settings.hpp"
 #include "obs/log.hpp"
@@ -148,6 +149,8 @@ struct ServerApp::Parts {
   // knowledge bases: the search indexes derived from the database, and the embedders
   std::unique_ptr<knowledge::IndexManager> knowledge_index;
   std::unique_ptr<knowledge::Embedders> embedders;
+  // long-term memory: the recall index derived from the database
+  std::unique_ptr<memory::RecallIndex> recall_index;
   // The model that extracts memories; empty: the built-in rules (memory/jobs.hpp).
   llm::CompleteFn memory_model;
   // The model that writes session summaries; empty: extractive (summary/summarize.hpp).
@@ -425,9 +428,14 @@ struct ServerApp::Parts {
     pipeline->insert_before("open_session", knowledge::check_knowledge_stage(retrieve));
     pipeline->insert_before("build_prompt", knowledge::retrieve_stage(retrieve));
     const auto& memory_settings = settings.get<memory::MemorySettings>();
-    pipeline->insert_before(
-        "build_prompt",
-        memory::recall_stage({*storage, blocking, embedders.get(), memory_embedder(), clock}));
+    // Built from the database in the background; recall reads the database until it is.
+    recall_index = std::make_unique<memory::RecallIndex>(
+        storage->memories(), memory::RecallIndexOptions{.embedder = memory_embedder()});
+    if (auto r = recall_index->start(); !r) return r.error().message;
+    on_stop("memory recall index", [this] { recall_index->stop(); });
+    pipeline->insert_before("build_prompt",
+                            memory::recall_stage({*storage, blocking, embedders.get(),
+                                                  memory_embedder(), clock, recall_index.get()}));
     pipeline->insert_before(
         "persist", memory::plan_follow_ups_stage(memory_settings, static_cast<bool>(memory_model)));
     pipeline->insert_before("persist",

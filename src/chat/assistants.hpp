@@ -34,11 +34,13 @@ struct Assistant {
   double retrieval_min_similarity = 0.25;
   // Long-term memory (memory/recall.hpp): whether its prompts include what is remembered
   // about the user, at most how many memories within how many tokens, and how close to the
-  // message a memory must be (a profile fact or a standing instruction always counts).
+  // message a memory must be (a profile fact or a standing instruction always counts), and
+  // which kinds of memory it uses (empty: every kind).
   bool memory_recall = true;
   int memory_top_k = 8;
   int64_t memory_max_tokens = 500;
   double memory_min_similarity = 0.25;
+  std::vector<std::string> memory_kinds;
   std::string source;  // where it was defined, for messages
 };
 

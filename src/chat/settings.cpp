@@ -3,6 +3,7 @@
 
 #include "config/entry.hpp"
 #include "config/settings.hpp"
+#include "store/memory.hpp"
 
 namespace parley::chat {
 namespace {
@@ -36,6 +37,15 @@ void parse_assistant(ChatSettings& s, const std::string& name, const YAML::Node&
   a.memory_max_tokens =
       static_cast<int64_t>(e.number("memory_max_tokens", 50, 100'000).value_or(500));
   a.memory_min_similarity = e.number("memory_min_similarity", -1, 1).value_or(0.25);
+  a.memory_kinds = e.list("memory_kinds");
+  for (const auto& kind : a.memory_kinds) {
+    if (!store::is_memory_kind(kind)) {
+      e.problem("memory_kinds",
+                "'" + kind +
+                    "' is not a kind of memory (fact, preference, event, instruction, "
+                    "profile)");
+    }
+  }
   e.reject_unknown();
   std::erase_if(s.assistants, [&](const auto& x) { return x.name == name; });
   s.assistants.push_back(std::move(a));
@@ -58,7 +68,7 @@ void declare_settings(config::Schema& schema) {
       "assistants",
       "Assistants by name: system_prompt, model, temperature, max_tokens, knowledge_bases, "
       "grounding, retrieval_top_k, retrieval_max_tokens, retrieval_min_similarity, "
-      "memory_recall, memory_top_k, memory_max_tokens, memory_min_similarity.",
+      "memory_recall, memory_top_k, memory_max_tokens, memory_min_similarity, memory_kinds.",
       [](ChatSettings& s, const YAML::Node& node, const std::string& source, Problems& problems) {
         config::for_each_entry(
             node, "assistants", source, problems,
@@ -86,7 +96,8 @@ void declare_settings(config::Schema& schema) {
                         {"memory_recall", a.memory_recall},
                         {"memory_top_k", a.memory_top_k},
                         {"memory_max_tokens", a.memory_max_tokens},
-                        {"memory_min_similarity", a.memory_min_similarity}};
+                        {"memory_min_similarity", a.memory_min_similarity},
+                        {"memory_kinds", a.memory_kinds}};
           if (a.temperature) entry["temperature"] = *a.temperature;
           if (a.max_tokens) entry["max_tokens"] = *a.max_tokens;
           assistants[a.name] = std::move(entry);

@@ -28,17 +28,18 @@ constexpr const char* kStateKey = "intent_state";
 struct Decision {
   std::string intent;  // "" when none
   double confidence = 0;
-  std::string method;  // examples | model | fallback | continued | undecided
+  std::string method;  // examples | model | fallback | continued | cancelled | undecided
 };
 
 class Metrics {
  public:
   explicit Metrics(prometheus::Registry& registry)
-      : classified_(prometheus::BuildCounter()
-                        .Name("intent_classifications_total")
-                        .Help("Messages classified by assistant, intent (\"\" when none) and "
-                              "method (examples, model, fallback, continued, undecided).")
-                        .Register(registry)),
+      : classified_(
+            prometheus::BuildCounter()
+                .Name("intent_classifications_total")
+                .Help("Messages classified by assistant, intent (\"\" when none) and "
+                      "method (examples, model, fallback, continued, cancelled, undecided).")
+                .Register(registry)),
         seconds_(prometheus::BuildHistogram()
                      .Name("intent_classification_seconds")
                      .Help("Time to classify a message, by method (a model's answer included).")
@@ -172,7 +173,10 @@ class ClassifyIntent final : public chat::Stage {
       continuing = config.find(state["intent"].get<std::string>());
       if (continuing != nullptr && continuing->action != "require") continuing = nullptr;
     }
-    if (continuing != nullptr) {
+    const bool cancelled = continuing != nullptr && cancels(config, stored.content);
+    if (cancelled) {
+      d = {continuing->name, 1.0, "cancelled"};
+    } else if (continuing != nullptr) {
       d = {continuing->name, 1.0, "continued"};
     } else {
       const Classification c = p.classifier->classify(stored.content);
@@ -203,6 +207,12 @@ class ClassifyIntent final : public chat::Stage {
     stored.intent = d.intent;
     stored.intent_confidence = d.confidence;
     const Intent& intent = *config.find(d.intent);
+    if (cancelled) {
+      // The customer dropped what was being gathered: nothing of it is kept.
+      metadata.erase(kStateKey);
+      co_await save(stored, metadata);
+      co_return co_await answer(turn, intent, config.cancelled);
+    }
 
     if (intent.action == "route") co_return route(turn, intent);
     if (intent.action == "template") co_return co_await answer(turn, intent, intent.text);

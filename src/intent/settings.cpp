@@ -1,6 +1,9 @@
 // `intents:` (see settings.hpp).
 #include "intent/settings.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include <re2/re2.h>
 
 #include "config/entry.hpp"
@@ -103,6 +106,13 @@ void parse_assistant(IntentSettings& s, const std::string& name, const YAML::Nod
   a.k = static_cast<int>(e.number("k", 1, 50).value_or(a.k));
   a.model = e.text("model").value_or("");
   a.fallback = e.text("fallback").value_or("");
+  if (node["cancel"]) {
+    a.cancel = e.list("cancel");
+    for (auto& phrase : a.cancel) phrase = cancel_form(phrase);
+    std::erase(a.cancel, std::string());
+  }
+  a.cancelled = e.text("cancelled").value_or(a.cancelled);
+  if (a.cancelled.empty()) e.problem("cancelled", "must not be empty");
   e.skip("intents");
   if (node["intents"]) {
     config::for_each_entry(
@@ -147,6 +157,36 @@ json show_intent(const Intent& i) {
 
 }  // namespace
 
+std::string cancel_form(std::string_view text) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || u >= 0x80 || c == '\'') {
+      if (space && !out.empty()) out += ' ';
+      space = false;
+      out += static_cast<char>(std::tolower(u));
+    } else {
+      space = true;
+    }
+  }
+  return out;
+}
+
+bool cancels(const AssistantIntents& intents, std::string_view message) {
+  const std::string said = cancel_form(message);
+  // A few words at most: "stop" is a way out, "stop sending me the old address" an answer.
+  if (std::count(said.begin(), said.end(), ' ') >= 6) return false;
+  for (const auto& phrase : intents.cancel) {
+    if (said == phrase ||
+        (said.size() > phrase.size() && said.compare(0, phrase.size(), phrase) == 0 &&
+         said[phrase.size()] == ' ')) {
+      return true;
+    }
+  }
+  return false;
+}
+
 const Intent* AssistantIntents::find(const std::string& name) const {
   for (const auto& i : intents) {
     if (i.name == name) return &i;
@@ -165,7 +205,8 @@ void declare_settings(config::Schema& schema) {
   schema.block<IntentSettings>(
       "intents",
       "Per assistant, the intents its messages are classified into before it answers: "
-      "threshold, margin, k, model, fallback, and intents by name (description, examples, "
+      "threshold, margin, k, model, fallback, cancel, cancelled, and intents by name (description, "
+      "examples, "
       "action: route (assistant, model), template, require (fields, then), handover, none).",
       [](IntentSettings& s, const YAML::Node& node, const std::string& source, Problems& problems) {
         config::for_each_entry(
@@ -183,12 +224,10 @@ void declare_settings(config::Schema& schema) {
         for (const auto& a : s.assistants) {
           json intents = json::object();
           for (const auto& i : a.intents) intents[i.name] = show_intent(i);
-          out[a.assistant] = {{"threshold", a.threshold},
-                              {"margin", a.margin},
-                              {"k", a.k},
-                              {"model", a.model},
-                              {"fallback", a.fallback},
-                              {"intents", std::move(intents)}};
+          out[a.assistant] = {
+              {"threshold", a.threshold}, {"margin", a.margin},           {"k", a.k},
+              {"model", a.model},         {"fallback", a.fallback},       {"cancel", a.cancel},
+              {"cancelled", a.cancelled}, {"intents", std::move(intents)}};
         }
         return out;
       });

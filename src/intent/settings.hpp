@@ -10,6 +10,9 @@
 //                                    # the built-in provider answers it)
 //       fallback: small_talk         # the intent when still undecided ("" = none: the
 //                                    # assistant answers as usual)
+//       cancel: ["cancel", "never mind"]   # what drops a `require` intent's gathering (the
+//                                    # message, or its first words; [] = nothing does)
+//       cancelled: "Okay, I have dropped that."   # and the answer then
 //       intents:
 //         order:
 //           description: The customer wants to order something.
@@ -26,6 +29,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace parley::config {
@@ -60,6 +64,8 @@ struct AssistantIntents {
   int k = 3;
   std::string model;
   std::string fallback;
+  std::vector<std::string> cancel = {"cancel", "never mind", "nevermind", "forget it", "stop"};
+  std::string cancelled = "Okay, I have dropped that. What else can I do for you?";
   std::vector<Intent> intents;
   std::string source;
 
@@ -72,5 +78,12 @@ struct IntentSettings {
 };
 
 void declare_settings(config::Schema& schema);
+
+// A phrase as `cancel` compares it: lower case, words separated by one space, without
+// punctuation.
+std::string cancel_form(std::string_view text);
+// Whether `message` drops a `require` intent's gathering: it is one of the cancel phrases, or
+// starts with one, in six words at most.
+bool cancels(const AssistantIntents& intents, std::string_view message);
 
 }  // namespace parley::intent

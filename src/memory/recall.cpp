@@ -2,41 +2,23 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
+#include <unordered_map>
 
 #include "knowledge/chunk/tokens.hpp"
 #include "knowledge/embed/embedders.hpp"
+#include "memory/recall_index.hpp"
 #include "obs/log.hpp"
 
 namespace parley::memory {
 namespace {
 
-// How many of the user's memories one recall reads and scores. A user past it keeps the
-// newest; the recall index (a later addition) lifts the limit.
+// How many of the user's memories one recall reads and scores while the index is being built
+// (the newest).
 constexpr int kReadLimit = 2000;
-// Importance and recency break ties between memories about as relevant.
-constexpr double kImportanceWeight = 0.3;
-constexpr double kRecencyWeight = 0.2;
-constexpr double kRecencyHalfLifeDays = 30;
-
-std::set<std::string> words_of(const std::string& text) {
-  std::set<std::string> out;
-  std::string word;
-  auto flush = [&] {
-    if (word.size() >= 3) out.insert(word);
-    word.clear();
-  };
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || u >= 0x80) {
-      word += static_cast<char>(std::tolower(u));
-    } else {
-      flush();
-    }
-  }
-  flush();
-  return out;
-}
+// Candidates the index proposes for each memory recall may keep: choose() reads their texts,
+// and keeps the best that fit the budget.
+constexpr size_t kCandidatesPerMemory = 4;
+constexpr size_t kMinCandidates = 32;
 
 bool in_scope(const store::Memory& m, const std::string& assistant, const std::string& session) {
   return (m.assistant.empty() || m.assistant == assistant) &&
@@ -50,10 +32,114 @@ class Recall final : public chat::Stage {
   bool applies(const chat::Turn& turn) const override {
     return turn.stored != nullptr && turn.assistant != nullptr && turn.assistant->memory_recall;
   }
-  Task<Result<chat::Flow>> run(chat::Turn& turn) override { return recall(deps_, turn); }
+  Task<Result<chat::Flow>> run(chat::Turn& turn) override {
+    if (deps_.index && deps_.index->ready()) return from_index(deps_, turn);
+    return from_database(deps_, turn);
+  }
 
  private:
-  static Task<Result<chat::Flow>> recall(RecallDeps& deps, chat::Turn& turn) {
+  // The message's vector, when some memory has one to compare it with; nullopt otherwise (or
+  // when it cannot be embedded: words alone decide).
+  static Task<std::optional<std::vector<float>>> embed(RecallDeps& deps, chat::Turn& turn) {
+    if (!deps.embedders) co_return std::nullopt;
+    const int64_t dimension = deps.embedders->dimension_for(deps.embedder);
+    auto query =
+        co_await deps.embedders->embed_query(deps.embedder, dimension, turn.stored->content);
+    if (!query) {
+      log::warn("message not embedded for recall; words alone decide",
+                {{"request_id", turn.request_id}, {"error", query.error().message}});
+      co_return std::nullopt;
+    }
+    co_return std::move(*query);
+  }
+
+  static Task<Result<chat::Flow>> from_index(RecallDeps& deps, chat::Turn& turn) {
+    const store::Session& session = turn.stored->started.session;
+    if (session.user_id.empty()) co_return chat::Flow::kContinue;
+    const ChooseOptions options = recall_options(*turn.assistant);
+    const int64_t now = to_unix_ms(deps.clock.now());
+    RecallSearch search{
+        session.tenant_id,
+        session.user_id,
+        turn.assistant->name,
+        session.id,
+        nullptr,
+        turn.stored->content,
+        options.kinds,
+        options.min_similarity,
+        options.always_standing,
+        now,
+        std::max(kMinCandidates, kCandidatesPerMemory * static_cast<size_t>(options.top_k))};
+    struct Found {
+      std::vector<RecallHit> hits;
+      std::vector<store::Memory> memories;
+      bool needs_vector = false;  // the message must be embedded on the event loop first
+    };
+    // The best candidates, read back from the record.
+    auto find = [&]() -> Result<Found> {
+      Found out;
+      out.hits = deps.index->search(search);
+      if (out.hits.empty()) return out;
+      std::vector<int64_t> seqs;
+      seqs.reserve(out.hits.size());
+      for (const auto& h : out.hits) seqs.push_back(h.seq);
+      auto live = deps.storage.memories().live_by_seq(seqs, now);
+      if (!live) return live.error();
+      out.memories = std::move(*live);
+      return out;
+    };
+    // What any replica wrote before this turn counts in it. The message is embedded when the
+    // user has memories with vectors to compare it with: here with the built-in embedder, so
+    // the whole recall is one trip to the blocking pool; a remote one's answer is awaited on
+    // the event loop between two.
+    const bool embeds_here =
+        deps.embedders != nullptr && deps.embedder == knowledge::kBuiltinEmbedder;
+    std::vector<float> vector;
+    auto found = co_await deps.blocking.run([&]() -> Result<Found> {
+      if (auto synced = deps.index->sync(); !synced) {
+        log::warn("memory recall index not caught up; recalling from what it holds",
+                  {{"request_id", turn.request_id}, {"error", synced.error().message}});
+      }
+      if (deps.embedders != nullptr &&
+          deps.index->has_vectors(session.tenant_id, session.user_id)) {
+        if (!embeds_here) return Found{{}, {}, true};
+        auto embedded = deps.embedders->embed_blocking(
+            deps.embedder, deps.embedders->dimension_for(deps.embedder), {turn.stored->content});
+        if (embedded && embedded->size() == 1) {
+          const auto row = embedded->row(0);
+          vector.assign(row.begin(), row.end());
+          search.vector = &vector;
+        }
+      }
+      return find();
+    });
+    if (found && found->needs_vector) {
+      auto embedded = co_await embed(deps, turn);
+      if (embedded) {
+        vector = std::move(*embedded);
+        search.vector = &vector;
+      }
+      found = co_await deps.blocking.run(find);
+    }
+    if (!found) {
+      // Remembering is a help, not a condition: the turn goes on without it.
+      log::warn("memories not recalled",
+                {{"request_id", turn.request_id}, {"error", found.error().message}});
+      co_return chat::Flow::kContinue;
+    }
+    std::unordered_map<int64_t, double> similarity;
+    for (const auto& h : found->hits) similarity.emplace(h.seq, h.similarity);
+    std::vector<RecallCandidate> candidates;
+    for (const auto& m : found->memories) {
+      if (m.tenant_id != session.tenant_id || m.user_id != session.user_id) continue;
+      if (!in_scope(m, turn.assistant->name, session.id)) continue;
+      candidates.push_back({&m, similarity.at(m.seq)});
+    }
+    turn.stored->memories = choose(candidates, turn.stored->content, options, now);
+    co_return chat::Flow::kContinue;
+  }
+
+  static Task<Result<chat::Flow>> from_database(RecallDeps& deps, chat::Turn& turn) {
     const store::Session& session = turn.stored->started.session;
     if (session.user_id.empty()) co_return chat::Flow::kContinue;
     const int64_t now = to_unix_ms(deps.clock.now());
@@ -62,7 +148,6 @@ class Recall final : public chat::Stage {
                                                    now);
     });
     if (!memories) {
-      // Remembering is a help, not a condition: the turn goes on without it.
       log::warn("memories not recalled",
                 {{"request_id", turn.request_id}, {"error", memories.error().message}});
       co_return chat::Flow::kContinue;
@@ -75,17 +160,12 @@ class Recall final : public chat::Stage {
       any_vector = any_vector || (!m.vector.empty() && m.embedder == deps.embedder);
     }
     if (candidates.empty()) co_return chat::Flow::kContinue;
-    if (any_vector && deps.embedders) {
-      const int64_t dimension = deps.embedders->dimension_for(deps.embedder);
-      auto query =
-          co_await deps.embedders->embed_query(deps.embedder, dimension, turn.stored->content);
+    if (any_vector) {
+      auto query = co_await embed(deps, turn);
       if (query) {
         for (auto& c : candidates) {
           if (c.memory->embedder == deps.embedder) c.similarity = cosine(*query, c.memory->vector);
         }
-      } else {
-        log::warn("message not embedded for recall; words alone decide",
-                  {{"request_id", turn.request_id}, {"error", query.error().message}});
       }
     }
     turn.stored->memories =
@@ -112,13 +192,13 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
 
 ChooseOptions recall_options(const chat::Assistant& assistant) {
   return {assistant.memory_top_k, assistant.memory_max_tokens, assistant.memory_min_similarity,
-          true};
+          true, assistant.memory_kinds};
 }
 
 std::vector<chat::RecalledMemory> choose(const std::vector<RecallCandidate>& candidates,
                                          const std::string& message, const ChooseOptions& options,
                                          int64_t now_ms) {
-  const std::set<std::string> asked = words_of(message);
+  const std::vector<uint32_t> asked = word_ids(message);
   struct Scored {
     const store::Memory* memory;
     double relevance;
@@ -127,21 +207,21 @@ std::vector<chat::RecalledMemory> choose(const std::vector<RecallCandidate>& can
   std::vector<Scored> scored;
   for (const auto& c : candidates) {
     const store::Memory& m = *c.memory;
+    if (!options.kinds.empty() &&
+        std::find(options.kinds.begin(), options.kinds.end(), m.kind) == options.kinds.end()) {
+      continue;
+    }
     double lexical = 0;
     if (!asked.empty()) {
-      size_t shared = 0;
-      for (const auto& w : words_of(m.text)) shared += asked.count(w);
-      lexical = static_cast<double>(shared) / static_cast<double>(asked.size());
+      const std::vector<uint32_t> held = word_ids(m.text);
+      lexical = static_cast<double>(shared_words(asked, held.data(), held.size())) /
+                static_cast<double>(asked.size());
     }
     const double relevance = std::max(c.similarity, lexical);
-    const bool always = options.always_standing && (m.kind == "profile" || m.kind == "instruction");
+    const bool always = options.always_standing && is_standing_kind(m.kind);
     if (!always && relevance < options.min_similarity) continue;
-    const double age_days =
-        static_cast<double>(std::max<int64_t>(0, now_ms - m.updated_at_ms)) / 86'400'000.0;
-    const double recency = std::exp2(-age_days / kRecencyHalfLifeDays);
     scored.push_back(
-        {&m, relevance,
-         std::max(0.0, relevance) + kImportanceWeight * m.importance + kRecencyWeight * recency});
+        {&m, relevance, recall_rank(relevance, m.importance, m.updated_at_ms, now_ms)});
   }
   std::stable_sort(scored.begin(), scored.end(),
                    [](const Scored& a, const Scored& b) { return a.rank > b.rank; });

@@ -3,13 +3,15 @@
 // persist records on the reply.
 //
 // Which memories: the user's active, unexpired ones for this assistant and session (or for
-// all of them), read from the database on every turn, so a deletion or an expiry counts at
-// once. Each is scored by how close it is to the message (the cosine of their embeddings when
-// both come from the same embedder, and the share of the message's words it holds), by its
-// importance and by how recently it was made or changed. A profile fact or a standing
-// instruction always qualifies; anything else must reach the assistant's
-// `memory_min_similarity`. The best are kept, at most `memory_top_k`, within
-// `memory_max_tokens`.
+// all of them), of the kinds the assistant uses (`memory_kinds`). The recall index
+// (recall_index.hpp) finds the best candidates among all of the user's memories, and they are
+// read back from the database, so a deletion or an expiry counts at once; until the index is
+// built, the newest of the user's memories are read from the database instead. Each is scored by
+// how close it is to the message (the cosine of their embeddings when both come from the same
+// embedder, and the share of the message's words it holds), by its importance and by how recently
+// it was made or changed. A profile fact or a standing instruction always qualifies; anything else
+// must reach the assistant's `memory_min_similarity`. The best are kept, at most `memory_top_k`,
+// within `memory_max_tokens`.
 #pragma once
 
 #include <memory>
@@ -26,12 +28,15 @@ class Embedders;
 
 namespace parley::memory {
 
+class RecallIndex;
+
 struct RecallDeps {
   store::Storage& storage;
   BlockingPool& blocking;
   knowledge::Embedders* embedders = nullptr;  // null: words alone
   std::string embedder;                       // canonical name the memories' vectors come from
   const Clock& clock;
+  RecallIndex* index = nullptr;  // null: the database is read on every turn
 };
 
 std::unique_ptr<chat::Stage> recall_stage(RecallDeps deps);
@@ -48,6 +53,7 @@ struct ChooseOptions {
   // Profile facts and standing instructions qualify whatever the message (recall); a search
   // asks for relevance alone.
   bool always_standing = true;
+  std::vector<std::string> kinds;  // empty: every kind
 };
 ChooseOptions recall_options(const chat::Assistant& assistant);
 std::vector<chat::RecalledMemory> choose(const std::vector<RecallCandidate>& candidates,

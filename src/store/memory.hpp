@@ -26,6 +26,12 @@
 
 namespace parley::store {
 
+// The kinds a memory may be.
+inline bool is_memory_kind(std::string_view kind) {
+  return kind == "fact" || kind == "preference" || kind == "event" || kind == "instruction" ||
+         kind == "profile";
+}
+
 struct Memory {
   int64_t seq = 0;  // its label in the recall index; never reused
   std::string id;   // "mem_..."

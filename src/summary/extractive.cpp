@@ -1,12 +1,12 @@
 #include "summary/extractive.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <map>
 #include <set>
 #include <tuple>
 
+#include "core/common_words.hpp"
 #include "knowledge/extract/text_utils.hpp"
 
 namespace parley::summary {
@@ -15,19 +15,6 @@ namespace {
 constexpr size_t kMaxSentenceBytes = 240;
 constexpr size_t kLongMessageBytes = 600;  // a message this long gives two sentences
 constexpr double kPreviousWeight = 0.8;    // what an older summary said gives way first
-
-constexpr std::array<std::string_view, 64> kStopWords = {
-    "the",    "and",   "you",    "that",  "with",   "for",   "this",  "have", "are",  "was",
-    "what",   "can",   "your",   "but",   "not",    "all",   "any",   "just", "like", "from",
-    "they",   "will",  "would",  "there", "their",  "about", "which", "when", "then", "than",
-    "also",   "into",  "some",   "could", "should", "been",  "were",  "has",  "had",  "does",
-    "did",    "our",   "out",    "how",   "why",    "who",   "its",   "yes",  "okay", "sure",
-    "thanks", "thank", "please", "hello", "here",   "let",   "know",  "get",  "got",  "one",
-    "more",   "very",  "much",   "them"};
-
-bool stop_word(std::string_view w) {
-  return std::find(kStopWords.begin(), kStopWords.end(), w) != kStopWords.end();
-}
 
 bool word_byte(unsigned char c) { return std::isalnum(c) != 0 || c >= 0x80; }
 
@@ -47,7 +34,7 @@ std::vector<std::string> words_of(std::string_view text) {
   return out;
 }
 
-bool content_word(const std::string& w) { return w.size() >= 3 && !stop_word(w); }
+bool content_word(const std::string& w) { return w.size() >= 3 && !is_common_word(w); }
 
 std::string_view trimmed(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);

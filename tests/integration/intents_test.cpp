@@ -129,6 +129,16 @@ TEST(Intents, TheOrderAgentTakesAnOrderRoutesQuestionsAndHandsOverAComplaint) {
   ASSERT_EQ(odd.status, 201) << odd.describe();
   const json going_on = say(port, odd.json()["id"], "Pepperoni");
   EXPECT_EQ(going_on["reply"]["content"], "How many would you like?") << going_on.dump();
+
+  // "Never mind" drops the order being gathered, and the next message is classified afresh.
+  const json dropped = say(port, odd.json()["id"], "Never mind");
+  EXPECT_EQ(dropped["reply"]["content"], "Okay, I have dropped that. What else can I do for you?")
+      << dropped.dump();
+  EXPECT_EQ(dropped["user_message"]["intent"]["name"], "order");
+  auto bob_now = http("GET", port, "/api/v1/sessions/" + odd.json()["id"].get<std::string>());
+  EXPECT_FALSE(bob_now.json()["metadata"].contains("intent_state")) << bob_now.describe();
+  const json afresh = say(port, odd.json()["id"], "Hi there!");
+  EXPECT_EQ(afresh["user_message"]["intent"]["name"], "small_talk");
 }
 
 TEST(Intents, WhatTheExamplesLeaveAmbiguousIsAskedOfTheModel) {

@@ -75,6 +75,13 @@ TEST(Summary, OfflineALongSessionIsSummarisedExtractivelyAndShown) {
   const json later = say(port, session, "Where is my order?");
   EXPECT_EQ(later["reply"]["status"], "complete");
   EXPECT_EQ(short_one["reply"]["status"], "complete");
+
+  // The user's export carries the summaries with their sessions: they hold the user's words.
+  const json exported = http("GET", port, "/api/v1/users/ana/export").json();
+  ASSERT_EQ(exported["sessions"].size(), 1u) << exported.dump();
+  const json exported_summaries = exported["sessions"][0]["summaries"];
+  ASSERT_GE(exported_summaries.size(), 1u) << exported.dump();
+  EXPECT_EQ(exported_summaries[0]["text"], listed.json()["data"][0]["text"]);
 }
 
 TEST(Summary, WithAModelTheSummaryIsWrittenByItAndStandsInForTheMessagesItCovers) {

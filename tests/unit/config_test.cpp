@@ -657,6 +657,28 @@ TEST(SettingsSchema, EachModuleReadsItsOwnOptions) {
   EXPECT_EQ(loaded.settings.get<parley::idempotency::LocalOptions>().ttl, std::chrono::hours(2));
 }
 
+TEST(SettingsSchema, AnAssistantsMemoryKindsAreKindsOfMemory) {
+  TempDir dir;
+  cfg::Sources sources;
+  sources.config_file = dir.write("kinds.yaml",
+                                  "assistants:\n"
+                                  "  concierge:\n"
+                                  "    memory_kinds: [preference, profile]\n");
+  auto loaded = cfg::load(schema(), sources);
+  ASSERT_TRUE(loaded.ok()) << all_problems(loaded);
+  const auto& assistants = loaded.settings.get<parley::chat::ChatSettings>().assistants;
+  ASSERT_EQ(assistants.size(), 1u);
+  EXPECT_EQ(assistants[0].memory_kinds, (std::vector<std::string>{"preference", "profile"}));
+
+  sources.config_file = dir.write("bad-kinds.yaml",
+                                  "assistants:\n"
+                                  "  concierge:\n"
+                                  "    memory_kinds: [preference, gossip]\n");
+  loaded = cfg::load(schema(), sources);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(all_problems(loaded), HasSubstr("'gossip' is not a kind of memory"));
+}
+
 TEST(LoadEnvironment, ReadsOnlyParleyVariables) {
   ASSERT_EQ(::setenv("PARLEY_UNIT_TEST_MARKER", "value=with=equals", 1), 0);
   ASSERT_EQ(::setenv("NOT_PARLEY_UNIT_TEST_MARKER", "x", 1), 0);

@@ -56,6 +56,33 @@ TEST(IntentSettings, TheOrderAgentExampleReads) {
   EXPECT_FALSE(shop->find("small_talk")->text.empty());
 }
 
+TEST(IntentSettings, CancelPhrasesDropAGatheringInAFewWordsOnly) {
+  AssistantIntents shop;
+  EXPECT_TRUE(cancels(shop, "Cancel"));
+  EXPECT_TRUE(cancels(shop, "  never   mind!"));
+  EXPECT_TRUE(cancels(shop, "Forget it, thanks"));
+  EXPECT_TRUE(cancels(shop, "cancel the order please"));
+  EXPECT_FALSE(cancels(shop, "stop sending it to my old address, use the new one please"));
+  EXPECT_FALSE(cancels(shop, "cancellation policy?"));  // a word that starts with one is not it
+  EXPECT_FALSE(cancels(shop, "12 Baker Street"));
+
+  const Loaded l = load(
+      "assistants: {shop: {}}\n"
+      "intents:\n"
+      "  shop:\n"
+      "    cancel: [\"Abort!\", \"no thanks\"]\n"
+      "    cancelled: Dropped.\n"
+      "    intents:\n"
+      "      order: {examples: [\"I want a pizza\"], action: require,\n"
+      "              fields: {address: {prompt: \"Where to?\"}}}\n");
+  ASSERT_TRUE(l.ok) << l.problems;
+  const AssistantIntents& configured = *l.settings.find("shop");
+  EXPECT_EQ(configured.cancel, (std::vector<std::string>{"abort", "no thanks"}));
+  EXPECT_EQ(configured.cancelled, "Dropped.");
+  EXPECT_TRUE(cancels(configured, "No, thanks."));
+  EXPECT_FALSE(cancels(configured, "cancel"));
+}
+
 TEST(IntentSettings, WhatCannotWorkIsRefusedWithWhere) {
   const auto refused = [](const std::string& yaml, const std::string& says) {
     const Loaded l = load(yaml);

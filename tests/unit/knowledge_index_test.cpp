@@ -167,6 +167,44 @@ TEST(VectorIndex, AnyDimensionAndComponentsThatAreNotNumbers) {
   EXPECT_EQ(index.exact(std::vector<float>(dim, 0.0F), 1).front().score, 0.0F);
 }
 
+TEST(NibbleDot, EveryImplementationThisCpuHasAgreesWithThePlainOne) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> value(-127, 127);
+  std::uniform_int_distribution<int> nibble(0, 15);
+  const NibbleDot plain = nibble_dot_portable();
+  std::vector<NibbleDot> others{nibble_dot()};
+  if (nibble_dot_avx2() != nullptr) others.push_back(nibble_dot_avx2());
+  if (nibble_dot_avx512() != nullptr) others.push_back(nibble_dot_avx512());
+  for (size_t n : {size_t{0}, kNibbleBlock, 3 * kNibbleBlock, 12 * kNibbleBlock}) {
+    std::vector<int8_t> query(n);
+    std::vector<uint8_t> values(n);
+    for (size_t i = 0; i < n; ++i) {
+      query[i] = static_cast<int8_t>(value(rng));
+      values[i] = static_cast<uint8_t>(nibble(rng));
+    }
+    // Packed as documented: value j low, value j + 64 high, in each block of 128.
+    std::vector<uint8_t> packed(n / 2);
+    int32_t expected = 0;
+    for (size_t block = 0; block < n; block += kNibbleBlock) {
+      for (size_t j = 0; j < kNibbleBlock / 2; ++j) {
+        packed[block / 2 + j] =
+            static_cast<uint8_t>(values[block + j] | (values[block + kNibbleBlock / 2 + j] << 4));
+      }
+    }
+    for (size_t i = 0; i < n; ++i) expected += query[i] * values[i];
+    EXPECT_EQ(plain(query.data(), packed.data(), n), expected) << n;
+    for (const NibbleDot dot : others) {
+      EXPECT_EQ(dot(query.data(), packed.data(), n), expected) << n;
+    }
+    // The extremes: every product -127 * 15, nothing saturates or overflows.
+    std::fill(query.begin(), query.end(), -127);
+    std::fill(packed.begin(), packed.end(), 0xFF);
+    for (const NibbleDot dot : others) {
+      EXPECT_EQ(dot(query.data(), packed.data(), n), -127 * 15 * static_cast<int32_t>(n)) << n;
+    }
+  }
+}
+
 TEST(CodeDot, EveryImplementationThisCpuHasAgreesWithThePlainOne) {
   std::mt19937 rng(9);
   std::uniform_int_distribution<int> value(-127, 127);

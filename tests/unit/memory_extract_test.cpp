@@ -357,6 +357,16 @@ TEST(MemoryRecall, ChoosesRelevantMemoriesWithinTheBudgetAndAlwaysTheStandingOne
   options.max_tokens = 500;
   options.top_k = 2;
   EXPECT_EQ(memory::choose(candidates, "Which snacks without peanuts?", options, 2'000).size(), 2u);
+  // An assistant that uses some kinds only gets those.
+  options.top_k = 8;
+  options.kinds = {"fact", "instruction"};
+  texts.clear();
+  for (const auto& c :
+       memory::choose(candidates, "Which snacks without peanuts?", options, 2'000)) {
+    texts.insert(c.text);
+  }
+  EXPECT_EQ(texts, (std::set<std::string>{"Always answers in French", "Is allergic to peanuts"}));
+  options.kinds.clear();
   // A search asks for relevance alone: nothing shares a word with this.
   options.top_k = 8;
   options.always_standing = false;

@@ -1,5 +1,5 @@
-// The dot product of two vectors of 8-bit integers (the vector index's codes), for the CPU
-// at hand: AVX-512 with VNNI, AVX2, or plain C++, chosen once when the program starts.
+// The dot product of two vectors of 8-bit integers (the vector index's codes), or of 8-bit
+// with 4-bit ones, for the CPU at hand: AVX-512 with VNNI, AVX2, or plain C++.
 //
 // hnswlib's own distances pick their SIMD width when compiled, so a build for any x86-64 would
 // get SSE alone; and g++ does not vectorise an 8-bit product well by itself (it kept to
@@ -21,5 +21,16 @@ CodeDot code_dot();
 CodeDot code_dot_portable();
 CodeDot code_dot_avx2();
 CodeDot code_dot_avx512();
+
+// 4-bit codes, half the bytes to read (the memory recall index's): the dot product of n 8-bit
+// values `query` (-127..127) with n unsigned 4-bit values (0..15) packed two to a byte, n a
+// multiple of kNibbleBlock. In each block of 128 values, byte j holds value j in its low four
+// bits and value j + 64 in its high four.
+inline constexpr size_t kNibbleBlock = 128;
+using NibbleDot = int32_t (*)(const int8_t* query, const uint8_t* packed, size_t n);
+NibbleDot nibble_dot();
+NibbleDot nibble_dot_portable();
+NibbleDot nibble_dot_avx2();
+NibbleDot nibble_dot_avx512();
 
 }  // namespace parley::knowledge
