@@ -1,5 +1,6 @@
 // Many replicas on one PostgreSQL and one Redis (the harness's real servers): a session
-// created on one replica is read and continued on the other; a key's limit of N requests a
+// created on one replica is read and continued on the other; a memory written or deleted through
+// one counts in the other's next turn; a key's limit of N requests a
 // minute allows exactly N across both; three replicas starting together on an empty database
 // migrate it once; a database or a Redis that cannot be reached at start stops the process in
 // its named phase with one line; and Redis lost under traffic turns requests and readiness 503
@@ -68,6 +69,44 @@ TEST(Replicas, ASessionStartedOnOneIsContinuedOnTheOther) {
   EXPECT_EQ(messages[0]["content"], "hello from replica b");
   EXPECT_EQ(messages[1]["role"], "assistant");
   EXPECT_EQ(messages[1]["status"], "complete");
+}
+
+TEST(Replicas, AMemoryWrittenOnOneIsRecalledOnTheOtherInTheNextTurnAndGoneWhenDeleted) {
+  parley::testing::PostgresDatabase db;
+  ASSERT_FALSE(db.url().empty());
+  const std::string redis = parley::testing::redis_server_url();
+  const std::string prefix = parley::testing::unique_redis_prefix();
+  ParleyProcess a(replica(db.url(), redis, prefix));
+  ParleyProcess b(replica(db.url(), redis, prefix));
+  const std::string session = [&] {
+    auto created =
+        http("POST", b.port(), "/api/v1/sessions", R"({"user_id":"ana"})", bearer(kAdminKey));
+    EXPECT_EQ(created.status, 201) << created.describe();
+    return created.json_or_discarded().value("id", std::string());
+  }();
+  const auto recalled_on_b = [&] {
+    auto turn = http("POST", b.port(), "/api/v1/sessions/" + session + "/messages",
+                     R"({"content":"Any peanuts in this cake?"})", bearer(kAdminKey));
+    EXPECT_EQ(turn.status, 200) << turn.describe();
+    const json answer = turn.json_or_discarded();
+    std::vector<std::string> texts;
+    for (const auto& m : answer["reply"]["memories"]) texts.push_back(m["text"]);
+    return texts;
+  };
+  EXPECT_TRUE(recalled_on_b().empty());
+
+  // Written through replica a: b's recall index follows the change log before its next turn.
+  auto added = http("POST", a.port(), "/api/v1/users/ana/memories",
+                    R"({"text":"Is allergic to peanuts"})", bearer(kAdminKey));
+  ASSERT_EQ(added.status, 201) << added.describe();
+  EXPECT_EQ(recalled_on_b(), (std::vector<std::string>{"Is allergic to peanuts"}));
+
+  // Deleted through a: gone from b's next turn.
+  const std::string id = added.json()["id"];
+  ASSERT_EQ(
+      http("DELETE", a.port(), "/api/v1/users/ana/memories/" + id, "", bearer(kAdminKey)).status,
+      200);
+  EXPECT_TRUE(recalled_on_b().empty());
 }
 
 TEST(Replicas, AKeyLimitOfNAllowsExactlyNAcrossBoth) {
