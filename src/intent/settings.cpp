@@ -175,12 +175,13 @@ std::string cancel_form(std::string_view text) {
 
 bool cancels(const AssistantIntents& intents, std::string_view message) {
   const std::string said = cancel_form(message);
-  // A few words at most: "stop" is a way out, "stop sending me the old address" an answer.
-  if (std::count(said.begin(), said.end(), ' ') >= 6) return false;
+  const auto words = [](std::string_view s) { return std::count(s.begin(), s.end(), ' ') + 1; };
   for (const auto& phrase : intents.cancel) {
-    if (said == phrase ||
-        (said.size() > phrase.size() && said.compare(0, phrase.size(), phrase) == 0 &&
-         said[phrase.size()] == ' ')) {
+    if (said == phrase) return true;
+    // The phrase and two words more at most: "cancel the order" is a way out, "stop by the back
+    // door" an answer.
+    if (said.size() > phrase.size() && said.compare(0, phrase.size(), phrase) == 0 &&
+        said[phrase.size()] == ' ' && words(said) <= words(phrase) + 2) {
       return true;
     }
   }

@@ -11,7 +11,7 @@
 //       fallback: small_talk         # the intent when still undecided ("" = none: the
 //                                    # assistant answers as usual)
 //       cancel: ["cancel", "never mind"]   # what drops a `require` intent's gathering (the
-//                                    # message, or its first words; [] = nothing does)
+//                                    # message, or it and two words more; [] = nothing does)
 //       cancelled: "Okay, I have dropped that."   # and the answer then
 //       intents:
 //         order:
@@ -83,7 +83,7 @@ void declare_settings(config::Schema& schema);
 // punctuation.
 std::string cancel_form(std::string_view text);
 // Whether `message` drops a `require` intent's gathering: it is one of the cancel phrases, or
-// starts with one, in six words at most.
+// one of them followed by two words at most.
 bool cancels(const AssistantIntents& intents, std::string_view message);
 
 }  // namespace parley::intent

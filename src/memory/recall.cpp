@@ -109,6 +109,10 @@ class Recall final : public chat::Stage {
           const auto row = embedded->row(0);
           vector.assign(row.begin(), row.end());
           search.vector = &vector;
+        } else {
+          log::warn("message not embedded for recall; words alone decide",
+                    {{"request_id", turn.request_id},
+                     {"error", embedded ? "no vector" : embedded.error().message}});
         }
       }
       return find();

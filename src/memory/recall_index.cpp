@@ -518,7 +518,7 @@ std::vector<RecallHit> RecallIndex::search(const RecallSearch& search) const {
   }
   const uint8_t profile = kind_index("profile");
   const uint8_t instruction = kind_index("instruction");
-  const knowledge::NibbleDot dot = knowledge::nibble_dot();
+  static const knowledge::NibbleDot dot = knowledge::nibble_dot();
 
   auto worse = [](const RecallHit& a, const RecallHit& b) { return a.rank > b.rank; };
   std::priority_queue<RecallHit, std::vector<RecallHit>, decltype(worse)> best(worse);
