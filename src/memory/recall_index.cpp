@@ -363,12 +363,7 @@ Result<void> RecallIndex::build() {
   }
   // What changed while the memories were read is applied again from the log: re-reading a
   // memory or removing one is the same done twice.
-  for (int64_t from = *mark;;) {
-    auto to = apply_log(from);
-    if (!to) return to.error();
-    if (*to == from) break;
-    from = *to;
-  }
+  if (auto caught_up = apply_log_from(*mark); !caught_up) return caught_up;
   ready_ = true;
   log::info("memory recall index built",
             {{"memories", static_cast<int64_t>(memories())},
@@ -386,14 +381,18 @@ Result<void> RecallIndex::sync() {
   // while this one waited: it applied everything this one would.
   if (last_complete_sync_ > called) return {};
   const uint64_t ticket = ++syncs_begun_;
-  for (int64_t from = applied_.load();;) {
-    auto to = apply_log(from);
-    if (!to) return to.error();
-    if (*to == from) break;
-    from = *to;
-  }
+  if (auto caught_up = apply_log_from(applied_.load()); !caught_up) return caught_up;
   last_complete_sync_ = ticket;
   return {};
+}
+
+Result<void> RecallIndex::apply_log_from(int64_t from) {
+  for (;;) {
+    auto to = apply_log(from);
+    if (!to) return to.error();
+    if (*to == from) return {};
+    from = *to;
+  }
 }
 
 Result<int64_t> RecallIndex::apply_log(int64_t after) {

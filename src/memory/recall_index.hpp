@@ -117,7 +117,10 @@ class RecallIndex {
  private:
   struct Block;
   Result<void> build();
+  // One page of the log after `after`; how far it went.
   Result<int64_t> apply_log(int64_t after);
+  // Every page after `from`, to the end of the log.
+  Result<void> apply_log_from(int64_t from);
   // With blocks_mutex_ held alone.
   void put_locked(const store::Memory& memory, bool fresh);
   void remove_locked(const std::string& tenant_id, const std::string& user_id, int64_t seq);
