@@ -60,6 +60,7 @@ bench: bootstrap configure
 	scripts/bench_gateway.sh $(BUILD_DIR)/parley $(BUILD_DIR)/tests/unit/parley_fake_upstream
 	scripts/bench_knowledge.sh $(BUILD_DIR)
 	scripts/bench_memory.sh $(BUILD_DIR)
+	scripts/npm_install.sh tests/browser bench && PARLEY_BINARY=$(BUILD_DIR)/parley PARLEY_FAKE_UPSTREAM=$(BUILD_DIR)/tests/unit/parley_fake_upstream node tests/browser/bench_webchat.mjs 30
 
 # libFuzzer targets build with clang in their own tree; FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60

@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
       said.push_back(small_talk[static_cast<size_t>(i) % small_talk.size()]);
     std::vector<std::pair<std::string, std::string>> transcript;  // (role, text)
     for (const auto& text : said) {
-      auto turn = storage->messages().begin_turn({session->id, text, "r", "m", ""});
+      auto turn = storage->messages().begin_turn({session->id, text, "r", "m", "", ""});
       if (!turn) return 1;
       store::FinishedTurn done;
       done.assistant_message_id = turn->assistant.id;

@@ -179,7 +179,7 @@ void BM_MemoryExtract(benchmark::State& state) {
       text.replace(at, 3, "User" + std::to_string(u));
     }
     auto started =
-        storage->messages().begin_turn({sessions[static_cast<size_t>(u)], text, "r", "m", ""});
+        storage->messages().begin_turn({sessions[static_cast<size_t>(u)], text, "r", "m", "", ""});
     store::FinishedTurn done;
     done.assistant_message_id = started->assistant.id;
     done.content = "Noted.";

@@ -19,6 +19,8 @@ PACKAGES=(
   postgresql-15 redis-server
   # end-to-end tests with the official OpenAI SDK (tests/e2e, scripts/e2e.sh)
   nodejs npm
+  # the web chat's browser tests (playwright-core driving Debian's chromium)
+  chromium
 )
 
 missing=()

@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# End-to-end tests with the official OpenAI SDK for Node.js (tests/e2e).
+# The Node.js test suites against a real Parley: tests/e2e (the official OpenAI SDK; ctest's
+# e2e_openai_sdk) or, with --suite browser, tests/browser (the web chat in Debian's chromium,
+# driven by playwright-core; ctest's browser_webchat).
 #
-#   scripts/e2e.sh PARLEY_BINARY FAKE_UPSTREAM_BINARY [node --test options...]
+#   scripts/e2e.sh [--suite e2e|browser] PARLEY_BINARY FAKE_UPSTREAM_BINARY [node --test options...]
 #
-# Installs the SDK from tests/e2e/package-lock.json when tests/e2e/node_modules is missing or
-# was installed from another lock file, then runs every tests/e2e/*.test.mjs with node's own
-# test runner. ctest runs it as e2e_openai_sdk.
+# Installs the suite's npm packages from its package-lock.json when its node_modules is missing
+# or was installed from another lock file, then runs every tests/SUITE/*.test.mjs with node's
+# own test runner.
 set -euo pipefail
 
-if [[ $# -lt 2 ]]; then
-  echo "usage: $0 PARLEY_BINARY FAKE_UPSTREAM_BINARY [node --test options...]" >&2
+SUITE=e2e
+if [[ "${1:-}" == --suite ]]; then
+  SUITE=${2:-}
+  shift 2 || true
+fi
+if [[ $# -lt 2 || ( "$SUITE" != e2e && "$SUITE" != browser ) ]]; then
+  echo "usage: $0 [--suite e2e|browser] PARLEY_BINARY FAKE_UPSTREAM_BINARY [node --test options...]" >&2
   exit 2
 fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-E2E_DIR="$ROOT/tests/e2e"
+E2E_DIR="$ROOT/tests/$SUITE"
 
 absolute() { [[ "$1" == /* ]] && echo "$1" || echo "$PWD/$1"; }
 PARLEY_BINARY=$(absolute "$1")
@@ -26,28 +33,12 @@ for bin in "$PARLEY_BINARY" "$PARLEY_FAKE_UPSTREAM"; do
   fi
 done
 export PARLEY_BINARY PARLEY_FAKE_UPSTREAM
-
-for tool in node npm; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "e2e: '$tool' is not installed; run scripts/bootstrap.sh (Debian packages nodejs and npm)" >&2
-    exit 1
-  fi
-done
-
-# node_modules is current when it was installed from this very package.json and lock file.
-# The lock on the directory keeps two builds' test runs (build/, build-asan/) from installing
-# at the same time.
-stamp="$E2E_DIR/node_modules/.parley-e2e-installed"
-want=$(cat "$E2E_DIR/package.json" "$E2E_DIR/package-lock.json" | sha256sum | cut -d' ' -f1)
-exec 9<"$E2E_DIR"
-flock 9
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  echo "e2e: installing the npm packages (npm ci)"
-  (cd "$E2E_DIR" && npm ci --no-audit --no-fund)
-  echo "$want" >"$stamp"
+if [[ "$SUITE" == browser ]] && ! command -v chromium >/dev/null 2>&1; then
+  echo "e2e: Debian's chromium is not installed; run scripts/bootstrap.sh" >&2
+  exit 1
 fi
-flock -u 9
-exec 9<&-
+
+"$ROOT/scripts/npm_install.sh" "$E2E_DIR" e2e
 
 cd "$ROOT"
 # Explicit files rather than the directory: how node --test treats a directory argument

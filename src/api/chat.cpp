@@ -219,6 +219,25 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
   co_return http::Response::streamed(200, bytes);
 }
 
+// The session's newest user message: what a regenerated reply answers again.
+Task<Result<store::Message>> last_user_message(Context& ctx, const std::string& session_id) {
+  co_return co_await ctx.blocking.run([&]() -> Result<store::Message> {
+    store::MessageListQuery q;
+    q.session_id = session_id;
+    q.newest_first = true;
+    for (;;) {
+      auto page = ctx.storage.messages().list(q);
+      if (!page) return std::move(page).error();
+      for (auto& m : page->items) {
+        if (m.role == "user") return std::move(m);
+      }
+      if (!page->next_cursor) break;
+      q.cursor = page->next_cursor;
+    }
+    return Error::invalid_field("regenerate", "the session has no message to answer again");
+  });
+}
+
 // "2026-11-22", "2026-11-22T10:00:00Z" or unix milliseconds.
 std::optional<int64_t> parse_time(const std::string& text) {
   if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) {
@@ -331,14 +350,26 @@ void add_chat_routes(http::Router& router, Context& ctx) {
       [&ctx](http::Request& req) -> Awaitable {
         auto body = http::parse_json_object_body(req);
         if (!body) co_return fail(body.error(), req);
-        if (auto r = reject_unknown_fields(*body, {"content", "stream", "model", "temperature",
-                                                   "max_tokens", "knowledge_base_ids"});
+        if (auto r =
+                reject_unknown_fields(*body, {"content", "regenerate", "stream", "model",
+                                              "temperature", "max_tokens", "knowledge_base_ids"});
             !r) {
           co_return fail(r.error(), req);
         }
         auto content = string_field(*body, "content", kMaxContent);
         if (!content) co_return fail(content.error(), req);
-        if (!*content) co_return fail(Error::invalid_field("content", "content is required"), req);
+        auto regenerate = bool_field(*body, "regenerate");
+        if (!regenerate) co_return fail(regenerate.error(), req);
+        const bool again = regenerate->value_or(false);
+        if (again && *content) {
+          co_return fail(Error::invalid_field("content",
+                                              "a regenerated reply answers the session's last "
+                                              "message; leave content out"),
+                         req);
+        }
+        if (!again && !*content) {
+          co_return fail(Error::invalid_field("content", "content is required"), req);
+        }
         chat::Turn turn;
         turn.stored = std::make_unique<chat::StoredTurn>();
         if (auto r = turn_overrides(*body, turn); !r) co_return fail(r.error(), req);
@@ -347,8 +378,15 @@ void add_chat_routes(http::Router& router, Context& ctx) {
         auto actor = co_await acting_user(ctx, req, session->user_id);
         if (!actor) co_return fail(actor.error(), req);
         turn.actor = std::move(*actor);
+        if (again) {
+          auto last = co_await last_user_message(ctx, session->id);
+          if (!last) co_return fail(last.error(), req);
+          turn.stored->regenerate_of = last->id;
+          turn.stored->content = std::move(last->content);
+        } else {
+          turn.stored->content = std::move(**content);
+        }
         turn.stored->session = std::move(*session);
-        turn.stored->content = std::move(**content);
         turn.stream = wants_stream(req, *body);
         co_return co_await answer_turn(ctx, req, turn, json::object());
       });

@@ -162,6 +162,12 @@ void add_session_routes(http::Router& router, Context& ctx) {
                if (!q.tenant_id)
                  q.tenant_id = req.query_param("tenant_id");  // admins may narrow it
                q.cursor = req.query_param("cursor");
+               if (auto text = req.query_param("q"); text && !text->empty()) {
+                 if (text->size() > kMaxTitle) {
+                   co_return fail(Error::invalid_field("q", "q is at most 512 characters"), req);
+                 }
+                 q.title_contains = std::move(*text);
+               }
                auto page =
                    co_await ctx.blocking.run([&] { return ctx.storage.sessions().list(q); });
                if (!page) co_return fail(page.error(), req);

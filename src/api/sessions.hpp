@@ -1,7 +1,8 @@
 // Chat sessions over REST:
 //   POST   /api/v1/sessions           create            201 + Location
-//   GET    /api/v1/sessions           list (?user_id, ?limit, ?cursor), newest first; a user
-//                                     key sees its own, a service key its tenant's
+//   GET    /api/v1/sessions           list (?user_id, ?q: title contains, ?limit, ?cursor),
+//                                     newest first; a user key sees its own, a service key
+//                                     its tenant's
 //   GET    /api/v1/sessions/{id}      read
 //   PATCH  /api/v1/sessions/{id}      change title and/or metadata
 //   DELETE /api/v1/sessions/{id}      delete            204

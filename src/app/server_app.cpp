@@ -28,6 +28,7 @@
 #include "api/chat.hpp"
 #include "api/context.hpp"
 #include "api/health.hpp"
+#include "api/identity.hpp"
 #include "api/knowledge.hpp"
 #include "api/mem0.hpp"
 #include "api/memories.hpp"
@@ -40,6 +41,7 @@
 #include "cache/response_cache.hpp"
 #include "cache/settings.hpp"
 #include "cache/store.hpp"
+#include "channels/web/routes.hpp"
 #include "chat/assistants.hpp"
 #include "chat/pipeline.hpp"
 #include "chat/stages.hpp"
@@ -494,6 +496,8 @@ struct ServerApp::Parts {
                            memory_embedder());
     api::add_mem0_routes(router, *context, settings.get<memory::MemorySettings>(), *embedders,
                          memory_embedder());
+    api::add_identity_routes(router, *context);
+    channels::web::add_web_routes(router, settings.get<channels::web::WebSettings>());
   }
 
   void stop_all() {

@@ -81,6 +81,9 @@ struct StoredTurn {
   std::optional<store::Session> session;
   std::optional<store::NewSession> new_session;
   std::string content;
+  // Regenerate: the id of the session's last user message (its text in `content`), answered
+  // again in place of its earlier replies instead of being stored a second time.
+  std::string regenerate_of;
   // Called once the input is recorded, before generation (streaming APIs announce the ids).
   std::function<Task<void>(const store::StartedTurn&)> on_started;
 

@@ -195,7 +195,7 @@ class RecordInput final : public DepsStage {
     std::string model = turn.model.value_or(turn.assistant->model);
     if (model.empty()) model = deps.gateway.default_route();
     store::NewTurn in{turn.stored->session_id, turn.stored->content, turn.request_id,
-                      std::move(model), deps.replica_id};
+                      std::move(model),        deps.replica_id,      turn.stored->regenerate_of};
     auto started =
         co_await deps.blocking.run([&] { return deps.storage.messages().begin_turn(in); });
     if (!started) co_return std::move(started).error();

@@ -105,6 +105,19 @@ Error session_not_found(std::string_view id) {
   return Error::not_found("no session with id '" + std::string(id) + "'", "session_not_found");
 }
 
+Error regenerate_not_found(std::string_view message_id) {
+  return Error::not_found(
+      "no message of yours with id '" + std::string(message_id) + "' in this session",
+      "message_not_found");
+}
+
+Error regenerate_conflict(bool newer_question) {
+  return Error::conflict(newer_question
+                             ? "only the reply to the session's last message can be regenerated"
+                             : "a reply in this session is still being written; stop it first",
+                         newer_question ? "not_last_message" : "turn_in_progress");
+}
+
 Error job_not_held(std::string_view id) {
   return Error::conflict(
       "job '" + std::string(id) + "' is not held by this worker (its lock lapsed)", "job_not_held");

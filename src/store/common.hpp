@@ -79,6 +79,10 @@ class QueryTimer {
 };
 
 Error session_not_found(std::string_view id);
+// A regenerated turn (NewTurn::regenerate_of): no such user message in the session (404), or
+// it is not the one to answer again (409): a newer question, or a reply still being written.
+Error regenerate_not_found(std::string_view message_id);
+Error regenerate_conflict(bool newer_question);
 // The durable job queue's answers (JobRepository).
 Error job_not_held(std::string_view id);
 Error job_not_found(std::string_view id);

@@ -58,6 +58,8 @@ struct SessionPatch {
 struct SessionListQuery {
   std::optional<std::string> tenant_id;
   std::optional<std::string> user_id;
+  // Only sessions whose title holds this text, ignoring case (a conversation list's search).
+  std::optional<std::string> title_contains;
   int limit = 20;
   std::optional<std::string> cursor;  // from a previous page's next_cursor
 };
@@ -112,6 +114,10 @@ struct NewTurn {
   std::string request_id;
   std::string model;  // what the turn will ask for (route or model name)
   std::string owner;  // the replica running the turn (ReplicaRepository), for recovery
+  // A regenerated reply: the id of the session's last user message, which is answered again
+  // instead of a new one being stored (`user_content` is its text); the replies it had are
+  // marked "replaced" and leave the history models see.
+  std::string regenerate_of;
 };
 
 struct StartedTurn {

@@ -137,7 +137,7 @@ TYPED_TEST(MemoryConformance, AReplyThatUsedMemoriesMarksThemUsedWithIt) {
   const Memory unused = this->add(this->memory("Has a dog"));
   auto session = this->store->sessions().create({"t1", "alice", "default", std::nullopt, "{}"});
   ASSERT_TRUE(session.ok()) << session.error().message;
-  auto started = this->store->messages().begin_turn({session->id, "Tea?", "req", "m", ""});
+  auto started = this->store->messages().begin_turn({session->id, "Tea?", "req", "m", "", ""});
   ASSERT_TRUE(started.ok()) << started.error().message;
   this->clock.advance(std::chrono::seconds(5));
   FinishedTurn done;

@@ -415,6 +415,39 @@ TYPED_TEST(StorageConformance, SessionListFiltersByTenantAndUser) {
   EXPECT_EQ(none->next_cursor, std::nullopt);
 }
 
+TYPED_TEST(StorageConformance, SessionListSearchesTitlesIgnoringCase) {
+  auto trip = this->make_session("acme", "alice", "Trip to Lisbon").id;
+  this->make_session("acme", "alice", "Budget for March");
+  auto other = this->make_session("acme", "bob", "lisbon notes").id;
+  this->make_session("acme", "alice");  // no title: never matches
+  auto old = this->make_session("acme", "alice", "LISBON, again").id;
+
+  SessionListQuery q;
+  q.title_contains = "lisbon";
+  auto all = this->store->sessions().list(q);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(ids_of(all->items), (std::vector<std::string>{old, other, trip}));
+
+  q.tenant_id = "acme";
+  q.user_id = "alice";
+  q.limit = 1;
+  auto first = this->store->sessions().list(q);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(ids_of(first->items), (std::vector<std::string>{old}));
+  ASSERT_TRUE(first->next_cursor.has_value());
+  q.cursor = first->next_cursor;
+  auto second = this->store->sessions().list(q);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(ids_of(second->items), (std::vector<std::string>{trip}));
+
+  // Characters LIKE would treat as wildcards are plain text here.
+  SessionListQuery wild;
+  wild.title_contains = "%";
+  auto none = this->store->sessions().list(wild);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->items.empty());
+}
+
 TYPED_TEST(StorageConformance, SessionListFilteredPagesStayFiltered) {
   // The cursor continues the filtered sequence: rows of other users are neither shown nor
   // counted against the limit.
@@ -589,6 +622,67 @@ TYPED_TEST(StorageConformance, BeginTurnForMissingSessionIsNotFound) {
   t.model = "m";
   EXPECT_TRUE(
       FailsWith(this->store->messages().begin_turn(t), ErrorCode::kNotFound, "session_not_found"));
+}
+
+TYPED_TEST(StorageConformance, RegeneratingReplacesTheRepliesOfTheLastMessage) {
+  auto session = this->make_session("acme", "alice");
+  this->turn(session.id, "Hi", "Hello!");
+  auto asked = this->begin(session.id, "Pick a colour");
+  this->finish(asked.assistant.id, "Blue.");
+
+  NewTurn again;
+  again.session_id = session.id;
+  again.user_content = "Pick a colour";
+  again.request_id = "req_2";
+  again.model = "gpt-test";
+  again.regenerate_of = asked.user.id;
+  auto started = this->store->messages().begin_turn(again);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  // The question is not stored twice: the turn answers the stored one.
+  EXPECT_EQ(started->user.id, asked.user.id);
+  EXPECT_EQ(started->user.content, "Pick a colour");
+  EXPECT_EQ(started->assistant.status, "pending");
+
+  // While the new reply is written, no other regeneration may start.
+  again.request_id = "req_3";
+  auto busy = this->store->messages().begin_turn(again);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(busy.error().reason, "turn_in_progress");
+
+  this->finish(started->assistant.id, "Green.");
+  MessageListQuery q;
+  q.session_id = session.id;
+  auto list = this->store->messages().list(q);
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  std::vector<std::string> seen;
+  for (const auto& m : list->items) seen.push_back(m.content + "/" + m.status);
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"Hi/complete", "Hello!/complete", "Pick a colour/complete",
+                                      "Blue./replaced", "Green./complete"}));
+  // A prompt's history leaves the replaced reply out.
+  auto history = this->store->messages().history(session.id, 100);
+  ASSERT_TRUE(history.ok()) << history.error().message;
+  std::vector<std::string> prompt;
+  for (const auto& m : *history) prompt.push_back(m.content);
+  EXPECT_EQ(prompt, (std::vector<std::string>{"Hi", "Hello!", "Pick a colour", "Green."}));
+
+  // Only the last question can be answered again, and only one of this session.
+  auto earlier = list->items[0].id;
+  again.regenerate_of = earlier;
+  auto old = this->store->messages().begin_turn(again);
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().reason, "not_last_message");
+  again.regenerate_of = "msg_nope";
+  auto missing = this->store->messages().begin_turn(again);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  auto elsewhere = this->make_session("acme", "alice");
+  again.session_id = elsewhere.id;
+  again.regenerate_of = asked.user.id;
+  auto foreign = this->store->messages().begin_turn(again);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_EQ(foreign.error().code, ErrorCode::kNotFound);
 }
 
 TYPED_TEST(StorageConformance, FinishTurnReturnsTheFinalAssistantRow) {

@@ -16,8 +16,6 @@
 // (a plain node:http server included); 6.x and later want node 22.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,123 +23,23 @@ import { fileURLToPath } from 'node:url';
 
 import OpenAI, { toFile } from 'openai';
 
+import {
+  HTTP_TIMEOUT_MS,
+  START_TIMEOUT_MS,
+  STOP_TIMEOUT_MS,
+  TEST_TIMEOUT_MS,
+  fakeCall as harnessFakeCall,
+  startProcess,
+  stopProcess,
+  withLogs,
+} from './harness.mjs';
+
+const FAKE_REPLY = 'Hello from the fake upstream.';
+
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PARLEY_BINARY = process.env.PARLEY_BINARY || path.join(REPO, 'build', 'parley');
 const FAKE_BINARY =
   process.env.PARLEY_FAKE_UPSTREAM || path.join(REPO, 'build', 'tests', 'unit', 'parley_fake_upstream');
-
-// Every wait is bounded. Generous, so that a sanitizer build on a busy 2-core machine passes.
-const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 10_000;
-const HTTP_TIMEOUT_MS = 15_000;
-const TEST_TIMEOUT_MS = 30_000;
-
-const FAKE_REPLY = 'Hello from the fake upstream.';
-
-// --- Child processes ------------------------------------------------------------------------
-
-const running = new Set();
-
-// What both servers print, tagged, kept bounded; `logged` counts every line ever seen, so the
-// lines since a moment can be told apart.
-const serverLog = [];
-let logged = 0;
-function remember(tag) {
-  return (line) => {
-    serverLog.push(`[${tag}] ${line}`);
-    logged += 1;
-    if (serverLog.length > 500) serverLog.shift();
-  };
-}
-const logSince = (mark) => serverLog.slice(Math.max(0, serverLog.length - (logged - mark)));
-// Last resort: never leave a server behind, whatever ended this process.
-process.on('exit', () => {
-  for (const child of running) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-
-// The environment for both servers. Parley refuses unknown PARLEY_* variables (this runner's
-// own PARLEY_BINARY among them) and turns OPENAI_API_KEY / OPENAI_BASE_URL and friends into
-// extra providers, so none of those may leak into it.
-function serverEnvironment() {
-  const env = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (/^(PARLEY_|OPENAI_|ANTHROPIC_|GROQ_|OLLAMA_)/.test(name)) continue;
-    env[name] = value;
-  }
-  return env;
-}
-
-// Starts `binary` and waits until `ready(line)` returns something other than undefined for a
-// line of its stdout; resolves to { child, ready: that value, exited }. Fails if the process
-// exits first or is not ready within START_TIMEOUT_MS.
-function startProcess(name, binary, args, ready, cwd) {
-  const child = spawn(binary, args, { cwd, env: serverEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-  const mark = logged;
-  const startLog = () => logSince(mark).join('\n');
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    });
-    child.once('error', (error) => {
-      running.delete(child);
-      resolve({ code: null, signal: null, error });
-    });
-  });
-  createInterface({ input: child.stderr }).on('line', remember(`${name} stderr`));
-  const stdout = createInterface({ input: child.stdout });
-  stdout.on('line', remember(`${name} stdout`));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${name} was not ready within ${START_TIMEOUT_MS} ms\n${startLog()}`));
-    }, START_TIMEOUT_MS);
-    stdout.on('line', (line) => {
-      let value;
-      try {
-        value = ready(line);
-      } catch {
-        value = undefined;
-      }
-      if (value === undefined) return;
-      clearTimeout(timer);
-      resolve({ child, ready: value, exited });
-    });
-    exited.then(({ code, signal, error }) => {
-      clearTimeout(timer);
-      const why = error ? error.message : `exit code ${code}, signal ${signal}`;
-      reject(new Error(`${name} (${binary}) ended before it was ready: ${why}\n${startLog()}`));
-    });
-  });
-}
-
-async function within(ms, promise) {
-  let timer;
-  const timeout = new Promise((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-// SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT_MS.
-async function stopProcess(proc) {
-  if (!proc || !running.has(proc.child)) return;
-  proc.child.kill('SIGTERM');
-  if ((await within(STOP_TIMEOUT_MS, proc.exited)) !== 'timeout') return;
-  proc.child.kill('SIGKILL');
-  await within(STOP_TIMEOUT_MS, proc.exited);
-}
 
 // --- The fake upstream's scripting API --------------------------------------------------------
 
@@ -151,18 +49,7 @@ let workDir;
 let client;
 let baseURL;
 
-async function fakeCall(method, pathname, body) {
-  const res = await fetch(`http://127.0.0.1:${fake.ready}${pathname}`, {
-    method,
-    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
-  });
-  const text = await res.text();
-  assert.ok(res.ok, `fake upstream ${method} ${pathname}: HTTP ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
+const fakeCall = (method, pathname, body) => harnessFakeCall(fake.ready, method, pathname, body);
 const queueReply = (spec) => fakeCall('POST', '/_fake/replies', spec);
 const upstreamRequests = async () => (await fakeCall('GET', '/_fake/requests')).requests;
 
@@ -196,20 +83,6 @@ const WEATHER_TOOL = {
     },
   },
 };
-
-// On failure, show the servers' latest log lines: the likeliest place to see why. (Lines reach
-// this process when the servers flush them, so a few may belong to the test before.)
-function withLogs(fn) {
-  return async (t) => {
-    try {
-      await fn(t);
-    } catch (error) {
-      t.diagnostic('latest server log lines:');
-      for (const line of serverLog.slice(-40)) t.diagnostic(line);
-      throw error;
-    }
-  };
-}
 
 // --- Setup ----------------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ class MemoryExtractTest : public ::testing::Test {
 
   // A complete turn in which the user said `text`; the job that extracts from it.
   store::Job turn(const std::string& text) {
-    auto started = storage_->messages().begin_turn({session_id_, text, "req", "m", ""});
+    auto started = storage_->messages().begin_turn({session_id_, text, "req", "m", "", ""});
     EXPECT_TRUE(started.ok()) << started.error().message;
     store::FinishedTurn done;
     done.assistant_message_id = started->assistant.id;

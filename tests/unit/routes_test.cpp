@@ -116,6 +116,12 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"PUT", "/mem0/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
       {{"DELETE", "/mem0/memories/{memory_id}"}, {Audience::kAuthenticated, false}},
       {{"GET", "/mem0/memories/{memory_id}/history"}, {Audience::kAuthenticated, false}},
+      // Who the caller is, for clients such as the web chat.
+      {{"GET", "/api/v1/me"}, {Audience::kAuthenticated, false}},
+      // The web chat's files: public, they hold nothing of anyone's (the page signs in to the
+      // API like any client).
+      {{"GET", "/"}, {Audience::kPublic, false}},
+      {{"GET", "/assets/{name}"}, {Audience::kPublic, false}},
   };
 
   parley::testing::TempDir dir;
@@ -145,12 +151,13 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
     EXPECT_EQ(route.policy.idempotent, it->second.idempotent) << key.first << " " << key.second;
     EXPECT_EQ(route.policy.names_user, it->second.names_user) << key.first << " " << key.second;
     // Belt and braces over the table: nothing under /admin/ is ever less than admin, and
-    // only probes and metrics are public.
+    // only probes, metrics and the web chat's files are public.
     if (key.second.find("/admin/") != std::string::npos) {
       EXPECT_EQ(route.policy.audience, Audience::kAdmin) << key.second;
     }
     if (route.policy.audience == Audience::kPublic) {
-      EXPECT_TRUE(key.second == "/metrics" || key.second.find("health") != std::string::npos)
+      EXPECT_TRUE(key.second == "/metrics" || key.second.find("health") != std::string::npos ||
+                  key.second == "/" || key.second == "/assets/{name}")
           << key.second << " is public";
     }
   }

@@ -3,6 +3,7 @@
 #include "store/postgres/postgres_store.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include "core/ids.hpp"
 #include "store/common.hpp"
@@ -90,14 +91,25 @@ UsageRecord read_usage(const Rows& rows, int row, int first) {
 
 namespace {
 
+// `variant`: 1 a tenant, 2 a user, 4 a title search; their parameters follow $1 (the cursor)
+// and $2 (the limit) in that order.
 const std::string& session_select(int variant) {
   static const std::string base =
       std::string("SELECT seq, ") + kSessionColumns + " FROM sessions WHERE seq < $1";
   static const std::string order = " ORDER BY seq DESC LIMIT $2";
   // One text per combination of filters, so each keeps its own index-friendly plan.
-  static const std::string variants[4] = {base + order, base + " AND tenant_id = $3" + order,
-                                          base + " AND user_id = $3" + order,
-                                          base + " AND tenant_id = $3 AND user_id = $4" + order};
+  static const std::array<std::string, 8> variants = [] {
+    std::array<std::string, 8> out;
+    for (int v = 0; v < 8; ++v) {
+      std::string sql = base;
+      int next = 3;
+      if (v & 1) sql += " AND tenant_id = $" + std::to_string(next++);
+      if (v & 2) sql += " AND user_id = $" + std::to_string(next++);
+      if (v & 4) sql += " AND strpos(lower(title), lower($" + std::to_string(next++) + ")) > 0";
+      out[v] = sql + order;
+    }
+    return out;
+  }();
   return variants[variant];
 }
 
@@ -240,8 +252,10 @@ class PostgresStorage final : public Storage,
     params.integer(cursor.after.value_or(INT64_MAX)).integer(q.limit + 1);
     if (q.tenant_id) params.text(*q.tenant_id);
     if (q.user_id) params.text(*q.user_id);
-    auto rows =
-        (**lease).query(session_select((q.tenant_id ? 1 : 0) + (q.user_id ? 2 : 0)), params);
+    if (q.title_contains) params.text(*q.title_contains);
+    auto rows = (**lease).query(
+        session_select((q.tenant_id ? 1 : 0) + (q.user_id ? 2 : 0) + (q.title_contains ? 4 : 0)),
+        params);
     if (!rows) return std::move(rows).error();
     SessionPage page;
     const int n = std::min(rows->size(), q.limit);
@@ -285,6 +299,31 @@ class PostgresStorage final : public Storage,
 
   // --- MessageRepository ---------------------------------------------------------------
 
+  // A regenerated turn, inside begin_turn's transaction (which holds the session's row): the
+  // user message it answers again (the session's last, with no reply still being written),
+  // whose replies are now "replaced".
+  static Result<Message> replace_replies(Connection& db, const NewTurn& in) {
+    static const std::string read = std::string("SELECT ") + kMessageReadColumns +
+                                    " FROM messages WHERE id = $1 AND session_id = $2 AND "
+                                    "role = 'user'";
+    auto rows = db.query(read, Params().text(in.regenerate_of).text(in.session_id));
+    if (!rows) return std::move(rows).error();
+    if (rows->empty()) return regenerate_not_found(in.regenerate_of);
+    Message user = read_message(*rows, 0);
+    auto later = db.query(
+        "SELECT role = 'user' FROM messages WHERE session_id = $1 AND seq > $2 AND "
+        "(role = 'user' OR status = 'pending') LIMIT 1",
+        Params().text(in.session_id).integer(user.seq));
+    if (!later) return std::move(later).error();
+    if (!later->empty()) return regenerate_conflict(later->text(0, 0) == "t");
+    auto marked = db.query(
+        "UPDATE messages SET status = 'replaced' WHERE session_id = $1 AND seq > $2 AND "
+        "role = 'assistant'",
+        Params().text(in.session_id).integer(user.seq));
+    if (!marked) return std::move(marked).error();
+    return user;
+  }
+
   Result<StartedTurn> begin_turn(const NewTurn& in) override {
     QueryTimer timer(db_.options.metrics, "turn_begin");
     const int64_t now = db_.now_ms();
@@ -316,6 +355,27 @@ class PostgresStorage final : public Storage,
     if (!session) return std::move(session).error();
     if (session->empty()) return session_not_found(in.session_id);
     turn.session = read_session(*session, 0);
+    if (!in.regenerate_of.empty()) {
+      auto replaced = replace_replies(db, in);
+      if (!replaced) return std::move(replaced).error();
+      turn.user = std::move(*replaced);
+      static const std::string insert_reply =
+          std::string("INSERT INTO messages (") + kMessageColumns +
+          ", owner) VALUES ($1, $2, $3, '', NULL, $4, $5, NULL, 0, 0, 0, NULL, NULL, NULL, $6, $7, "
+          "NULL, $8)";
+      auto inserted = db.query(insert_reply, Params()
+                                                 .text(turn.assistant.id)
+                                                 .text(in.session_id)
+                                                 .text(turn.assistant.role)
+                                                 .text(turn.assistant.status)
+                                                 .text(turn.assistant.model)
+                                                 .text(in.request_id)
+                                                 .integer(turn.assistant.created_at_ms)
+                                                 .text_or_null(in.owner));
+      if (!inserted) return std::move(inserted).error();
+      if (auto r = tx.commit(); !r) return std::move(r).error();
+      return turn;
+    }
     static const std::string insert =
         std::string("INSERT INTO messages (") + kMessageColumns +
         ", owner) VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, 0, 0, 0, NULL, NULL, NULL, $7, $8, "
@@ -450,7 +510,7 @@ class PostgresStorage final : public Storage,
     if (!lease) return std::move(lease).error();
     static const std::string sql =
         std::string("SELECT ") + kMessageReadColumns +
-        " FROM messages WHERE session_id = $1 AND status != 'pending' "
+        " FROM messages WHERE session_id = $1 AND status NOT IN ('pending', 'replaced') "
         "AND (content != '' OR tool_calls IS NOT NULL) ORDER BY seq DESC LIMIT $2";
     auto rows = (**lease).query(sql, Params().text(session_id).integer(limit));
     if (!rows) return std::move(rows).error();

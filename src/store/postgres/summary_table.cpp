@@ -94,7 +94,8 @@ class SummaryTable final : public SummaryRepository {
     // As MessageRepository::history reads them: not pending, not empty.
     static const std::string sql =
         std::string("SELECT ") + kMessageReadColumns +
-        " FROM messages WHERE session_id = $1 AND seq > $2 AND status <> 'pending' "
+        " FROM messages WHERE session_id = $1 AND seq > $2 AND status NOT IN ('pending', "
+        "'replaced') "
         "AND (content <> '' OR tool_calls IS NOT NULL) ORDER BY seq LIMIT $3";
     auto rows = (**lease).query(sql, Params().text(session_id).integer(after_seq).integer(limit));
     if (!rows) return std::move(rows).error();

@@ -220,15 +220,24 @@ class SqliteStorage final : public Storage,
     static const std::string base =
         std::string("SELECT seq, ") + kSessionColumns + " FROM sessions WHERE seq < ?1";
     static const std::string order = " ORDER BY seq DESC LIMIT ?4";
-    static const std::string variants[4] = {base + order, base + " AND tenant_id = ?2" + order,
-                                            base + " AND user_id = ?3" + order,
-                                            base + " AND tenant_id = ?2 AND user_id = ?3" + order};
-    const int variant = (q.tenant_id ? 1 : 0) + (q.user_id ? 2 : 0);
+    // SQLite's lower() folds ASCII only; a title search is a convenience, not an index.
+    static const std::string titled = " AND instr(lower(title), lower(?5)) > 0";
+    static const std::string variants[8] = {
+        base + order,
+        base + " AND tenant_id = ?2" + order,
+        base + " AND user_id = ?3" + order,
+        base + " AND tenant_id = ?2 AND user_id = ?3" + order,
+        base + titled + order,
+        base + " AND tenant_id = ?2" + titled + order,
+        base + " AND user_id = ?3" + titled + order,
+        base + " AND tenant_id = ?2 AND user_id = ?3" + titled + order};
+    const int variant = (q.tenant_id ? 1 : 0) + (q.user_id ? 2 : 0) + (q.title_contains ? 4 : 0);
     auto stmt = db->prepare(variants[variant].c_str());
     if (!stmt) return std::move(stmt).error();
     stmt->bind(1, before);
     if (q.tenant_id) stmt->bind(2, *q.tenant_id);
     if (q.user_id) stmt->bind(3, *q.user_id);
+    if (q.title_contains) stmt->bind(5, *q.title_contains);
     stmt->bind(4, static_cast<int64_t>(q.limit) + 1);
     SessionPage page;
     int64_t last_seq = 0;
@@ -295,6 +304,38 @@ class SqliteStorage final : public Storage,
 
   // --- MessageRepository ---------------------------------------------------------------
 
+  // A regenerated turn, inside begin_turn's transaction: the user message it answers again
+  // (the session's last, with no reply still being written), whose replies are now "replaced".
+  Result<Message> replace_replies(const NewTurn& in) {
+    static const std::string read = std::string("SELECT ") + kMessageReadColumns +
+                                    " FROM messages WHERE id = ?1 AND session_id = ?2 AND "
+                                    "role = 'user'";
+    auto stmt = db_.writer->prepare(read.c_str());
+    if (!stmt) return std::move(stmt).error();
+    stmt->bind(1, in.regenerate_of).bind(2, in.session_id);
+    const int rc = stmt->step();
+    if (rc == SQLITE_DONE) return regenerate_not_found(in.regenerate_of);
+    if (rc != SQLITE_ROW) return db_.writer->last_error("regenerate");
+    Message user = read_message(*stmt);
+    auto later = db_.writer->prepare(
+        "SELECT role = 'user', status = 'pending' FROM messages WHERE session_id = ?1 AND "
+        "seq > ?2 AND (role = 'user' OR status = 'pending') LIMIT 1");
+    if (!later) return std::move(later).error();
+    later->bind(1, in.session_id).bind(2, user.seq);
+    const int found = later->step();
+    if (found == SQLITE_ROW) {
+      return regenerate_conflict(later->column_int(0) != 0);
+    }
+    if (found != SQLITE_DONE) return db_.writer->last_error("regenerate");
+    auto mark = db_.writer->prepare(
+        "UPDATE messages SET status = 'replaced' WHERE session_id = ?1 AND seq > ?2 AND "
+        "role = 'assistant'");
+    if (!mark) return std::move(mark).error();
+    mark->bind(1, in.session_id).bind(2, user.seq);
+    if (mark->step() != SQLITE_DONE) return db_.writer->last_error("regenerate");
+    return user;
+  }
+
   Result<StartedTurn> begin_turn(const NewTurn& in) override {
     QueryTimer timer(db_.options.metrics, "turn_begin");
     const int64_t now = to_unix_ms(db_.options.clock->now());
@@ -331,10 +372,16 @@ class SqliteStorage final : public Storage,
     if (rc != SQLITE_ROW) return db_.writer->last_error("begin turn");
     turn.session = read_session(*touch);
     if (touch->step() != SQLITE_DONE) return db_.writer->last_error("begin turn");
+    if (!in.regenerate_of.empty()) {
+      auto replaced = replace_replies(in);
+      if (!replaced) return std::move(replaced).error();
+      turn.user = std::move(*replaced);
+    }
     static const std::string insert = std::string("INSERT INTO messages (") + kMessageColumns +
                                       ", owner) VALUES (?, ?, ?, ?, NULL, ?, ?, NULL, 0, 0, 0, "
                                       "NULL, NULL, NULL, ?, ?, ?, ?)";
     for (const Message* m : {&turn.user, &turn.assistant}) {
+      if (m == &turn.user && !in.regenerate_of.empty()) continue;  // it is already stored
       auto stmt = db_.writer->prepare(insert.c_str());
       if (!stmt) return std::move(stmt).error();
       stmt->bind(1, m->id).bind(2, m->session_id).bind(3, m->role).bind(4, m->content);
@@ -476,7 +523,7 @@ class SqliteStorage final : public Storage,
     auto db = db_.readers.borrow();
     static const std::string sql =
         std::string("SELECT ") + kMessageReadColumns +
-        " FROM messages WHERE session_id = ? AND status != 'pending' "
+        " FROM messages WHERE session_id = ? AND status NOT IN ('pending', 'replaced') "
         "AND (content != '' OR tool_calls IS NOT NULL) ORDER BY seq DESC LIMIT ?";
     auto stmt = db->prepare(sql.c_str());
     if (!stmt) return std::move(stmt).error();

@@ -87,7 +87,7 @@ class SummaryTable final : public SummaryRepository {
     // As MessageRepository::history reads them: not pending, not empty.
     static const std::string sql =
         std::string("SELECT ") + kMessageReadColumns +
-        " FROM messages WHERE session_id = ? AND seq > ? AND status != 'pending' "
+        " FROM messages WHERE session_id = ? AND seq > ? AND status NOT IN ('pending', 'replaced') "
         "AND (content != '' OR tool_calls IS NOT NULL) ORDER BY seq LIMIT ?";
     auto stmt = db->prepare(sql.c_str());
     if (!stmt) return std::move(stmt).error();
