@@ -85,6 +85,8 @@ Task<http::Response> answer_turn(Context& ctx, http::Request& req, chat::Turn& t
   turn.cancel = &cancel;
   turn.request_id = req.request_id;
   cache::apply_request_directives(req.header("cache-control"), turn);
+  // A regenerated reply is asked for because the last one would not do: never the cached one.
+  if (turn.stored && !turn.stored->regenerate_of.empty()) turn.cache.no_cache = true;
   if (!turn.stream) {
     auto result = co_await ctx.chat.run(turn);
     if (!result) co_return fail(result.error(), req);

@@ -41,6 +41,7 @@
 #include "cache/response_cache.hpp"
 #include "cache/settings.hpp"
 #include "cache/store.hpp"
+#include "channels/telegram/channel.hpp"
 #include "channels/web/routes.hpp"
 #include "chat/assistants.hpp"
 #include "chat/pipeline.hpp"
@@ -164,6 +165,8 @@ struct ServerApp::Parts {
   std::unique_ptr<chat::Pipeline> pipeline;
   // routes
   std::unique_ptr<api::Context> context;
+  // channels for people (the web chat needs no state of its own)
+  std::unique_ptr<channels::telegram::TelegramChannel> telegram;
 
   Parts(const config::Settings& s, ServeFlags f, std::chrono::steady_clock::time_point t)
       : settings(s), flags(f), process_started(t) {}
@@ -498,6 +501,25 @@ struct ServerApp::Parts {
                          memory_embedder());
     api::add_identity_routes(router, *context);
     channels::web::add_web_routes(router, settings.get<channels::web::WebSettings>());
+    if (telegram) telegram->add_routes(router);
+  }
+
+  // The Telegram bot, when a token is set: its updates are jobs, so this process must run them.
+  std::optional<std::string> build_channels() {
+    const auto& tg = settings.get<channels::telegram::TelegramSettings>();
+    if (!tg.enabled()) return std::nullopt;
+    if (!worker) {
+      return std::string(
+          "the Telegram channel runs its updates as jobs in the serving process, and this one "
+          "runs none; set worker.in_serve: on");
+    }
+    telegram =
+        std::make_unique<channels::telegram::TelegramChannel>(channels::telegram::ChannelDeps{
+            tg, *storage, blocking, *pipeline, *assistants, io, *http_client, clock,
+            settings.get<limits::LimitSettings>().user, [this] { worker->wake(); }});
+    telegram->add_jobs(*worker);
+    on_stop("telegram", [this] { telegram->stop(); });
+    return std::nullopt;
   }
 
   void stop_all() {
@@ -534,6 +556,7 @@ std::optional<StartupError> ServerApp::compose() {
          p.build_workers();
          return p.build_pipeline();
        }},
+      {"channels", [&] { return p.build_channels(); }},
       {"routes",
        [&] {
          p.add_routes();
@@ -581,6 +604,8 @@ Result<uint16_t> ServerApp::listen() {
   p.start_heartbeat();
   if (p.worker) p.worker->start();
   p.server->start();
+  // Once updates can be received: the webhook is registered, or polling begins.
+  if (p.telegram) p.telegram->start();
   p.bound_host = address->host;
   p.bound_port = *port;
   return port;

@@ -6,6 +6,7 @@
 #include "api/health.hpp"
 #include "auth/authenticator.hpp"
 #include "cache/settings.hpp"
+#include "channels/telegram/settings.hpp"
 #include "channels/web/settings.hpp"
 #include "chat/settings.hpp"
 #include "http/server.hpp"
@@ -72,6 +73,7 @@ const config::Schema& settings_schema() {
     summary::declare_settings(schema);
     intent::declare_settings(schema);
     channels::web::declare_settings(schema);
+    channels::telegram::declare_settings(schema);
     return schema;
   }();
   return kSchema;

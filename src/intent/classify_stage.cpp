@@ -151,9 +151,11 @@ class ClassifyIntent final : public chat::Stage {
         metrics_(deps.metrics ? std::make_unique<Metrics>(deps.metrics->registry()) : nullptr) {}
 
   const char* name() const override { return "classify_intent"; }
+  // Not for a regenerated reply: its message was classified when it was sent, and the
+  // session's gathering state already moved on from it.
   bool applies(const chat::Turn& turn) const override {
     return turn.stored != nullptr && turn.assistant != nullptr &&
-           prepared_.count(turn.assistant->name) != 0;
+           turn.stored->regenerate_of.empty() && prepared_.count(turn.assistant->name) != 0;
   }
 
   Task<Result<chat::Flow>> run(chat::Turn& turn) override {

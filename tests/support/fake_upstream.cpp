@@ -9,11 +9,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
-#include "core/io_pool.hpp"
 #include "core/signal.hpp"
 #include "http/router.hpp"
-#include "http/server.hpp"
-#include "obs/metrics.hpp"
+#include "loopback_server.hpp"
 
 namespace parley::testing {
 
@@ -29,13 +27,6 @@ std::string ReceivedRequest::header(std::string_view name) const {
 }
 
 struct FakeUpstream::Impl {
-  Impl() : io(1), metrics({"fake-upstream", "none", "g++", "test"}) {}
-  IoPool io;
-  obs::Metrics metrics;
-  http::Router router;
-  std::unique_ptr<http::Server> server;
-  std::thread thread;
-
   mutable std::mutex mutex;
   std::deque<FakeReply> queue;
   // Used when nothing is queued, instead of the built-in healthy answers (benchmarks set a
@@ -72,6 +63,9 @@ struct FakeUpstream::Impl {
     // Bounded: a benchmark sends far more requests than any test reads back.
     if (received.size() < 10'000) received.push_back(std::move(r));
   }
+
+  // Last: it stops first, while the handlers still find the state above.
+  LoopbackServer host{"fake-upstream"};
 };
 
 namespace {
@@ -218,20 +212,21 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
   auto handler = [impl](http::Request& req) { return serve(*impl, req); };
   for (const char* path : {"/v1/chat/completions", "/chat/completions", "/v1/messages",
                            "/v1/embeddings", "/embeddings", "/v1/moderations", "/moderations"}) {
-    impl->router.add(http::Method::kPost, path, parley::http::kPublic, handler);
+    impl->host.router().add(http::Method::kPost, path, parley::http::kPublic, handler);
   }
   if (control) {
-    impl->router.add(http::Method::kPost, "/_fake/replies", parley::http::kPublic,
-                     [impl](http::Request& req) -> Task<http::Response> {
-                       auto spec = json::parse(req.body, nullptr, false);
-                       if (!spec.is_object())
-                         co_return http::Response::json(400, {{"error", "not a JSON object"}});
-                       auto reply = reply_from_json(spec);
-                       std::lock_guard lock(impl->mutex);
-                       impl->queue.push_back(std::move(reply));
-                       co_return http::Response::json(200, {{"queued", impl->queue.size()}});
-                     });
-    impl->router.add(
+    impl->host.router().add(
+        http::Method::kPost, "/_fake/replies", parley::http::kPublic,
+        [impl](http::Request& req) -> Task<http::Response> {
+          auto spec = json::parse(req.body, nullptr, false);
+          if (!spec.is_object())
+            co_return http::Response::json(400, {{"error", "not a JSON object"}});
+          auto reply = reply_from_json(spec);
+          std::lock_guard lock(impl->mutex);
+          impl->queue.push_back(std::move(reply));
+          co_return http::Response::json(200, {{"queued", impl->queue.size()}});
+        });
+    impl->host.router().add(
         http::Method::kGet, "/_fake/requests", parley::http::kPublic,
         [impl](http::Request&) -> Task<http::Response> {
           json out = json::array();
@@ -246,42 +241,31 @@ FakeUpstream::FakeUpstream(uint16_t port, bool control) : impl_(std::make_shared
                                                {"calls", impl->calls},
                                                {"client_disconnects", impl->disconnects}});
         });
-    impl->router.add(http::Method::kPost, "/_fake/default", parley::http::kPublic,
-                     [impl](http::Request& req) -> Task<http::Response> {
-                       auto spec = json::parse(req.body, nullptr, false);
-                       if (!spec.is_object())
-                         co_return http::Response::json(400, {{"error", "not a JSON object"}});
-                       std::lock_guard lock(impl->mutex);
-                       impl->fallback = reply_from_json(spec);
-                       co_return http::Response::empty(204);
-                     });
-    impl->router.add(http::Method::kPost, "/_fake/reset", parley::http::kPublic,
-                     [impl](http::Request&) -> Task<http::Response> {
-                       std::lock_guard lock(impl->mutex);
-                       impl->queue.clear();
-                       impl->received.clear();
-                       impl->disconnects = 0;
-                       impl->calls = 0;
-                       impl->fallback.reset();
-                       co_return http::Response::empty(204);
-                     });
+    impl->host.router().add(
+        http::Method::kPost, "/_fake/default", parley::http::kPublic,
+        [impl](http::Request& req) -> Task<http::Response> {
+          auto spec = json::parse(req.body, nullptr, false);
+          if (!spec.is_object())
+            co_return http::Response::json(400, {{"error", "not a JSON object"}});
+          std::lock_guard lock(impl->mutex);
+          impl->fallback = reply_from_json(spec);
+          co_return http::Response::empty(204);
+        });
+    impl->host.router().add(http::Method::kPost, "/_fake/reset", parley::http::kPublic,
+                            [impl](http::Request&) -> Task<http::Response> {
+                              std::lock_guard lock(impl->mutex);
+                              impl->queue.clear();
+                              impl->received.clear();
+                              impl->disconnects = 0;
+                              impl->calls = 0;
+                              impl->fallback.reset();
+                              co_return http::Response::empty(204);
+                            });
   }
-  http::ServerOptions options;
-  options.access_log = false;
-  impl->server = std::make_unique<http::Server>(impl->io, options, impl->router, impl->metrics);
-  auto bound = impl->server->listen("127.0.0.1", port);
-  port_ = bound ? *bound : 0;
-  impl->server->start();
-  impl->thread = std::thread([impl] { impl->io.run(); });
+  port_ = impl->host.start(port);
 }
 
-FakeUpstream::~FakeUpstream() {
-  Impl* impl = impl_.get();
-  impl->server->begin_drain([impl] { impl->io.stop(); });
-  // Streams left stalled end when their clients leave; cut the rest.
-  impl->server->cancel_all();
-  impl->thread.join();
-}
+FakeUpstream::~FakeUpstream() { impl_->host.stop(); }
 
 std::string FakeUpstream::base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 

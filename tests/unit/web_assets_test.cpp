@@ -103,6 +103,15 @@ TEST(WebAssets, AnswersNegotiateEncodingAndValidateWithTheEtag) {
   auto zipped = asset_response(page, request({{"accept-encoding", "gzip, br"}}));
   EXPECT_EQ(zipped.body, "GZIPPED");
   EXPECT_EQ(header(zipped, "Content-Encoding"), "gzip");
+  EXPECT_EQ(header(zipped, "ETag"), "\"v1-gz\"");  // another representation, another tag
+  auto zipped_unchanged =
+      asset_response(page, request({{"accept-encoding", "gzip"}, {"if-none-match", "\"v1-gz\""}}));
+  EXPECT_EQ(zipped_unchanged.status, 304);
+  // The plain body's tag does not validate the gzipped one.
+  EXPECT_EQ(
+      asset_response(page, request({{"accept-encoding", "gzip"}, {"if-none-match", "\"v1\""}}))
+          .status,
+      200);
 
   auto unchanged = asset_response(page, request({{"if-none-match", "\"v1\""}}));
   EXPECT_EQ(unchanged.status, 304);

@@ -13,6 +13,18 @@ const store = {
     localStorage.removeItem(`parley.${key}`);
     sessionStorage.removeItem(`parley.${key}`);
   },
+  // Everything of the signed-in person (drafts, chosen knowledge bases): kept where the token
+  // is kept, under their name, and gone when they sign out.
+  own: (key) => `u.${state.me?.tenant_id}.${state.me?.user_id}.${key}`,
+  kept: () => localStorage.getItem('parley.token') !== null,
+  getOwn: (key) => store.get(store.own(key)),
+  setOwn: (key, value) => store.set(store.own(key), value, store.kept() || !api.token),
+  removeOwn: (key) => store.remove(store.own(key)),
+  forgetPerson: () => {
+    for (const storage of [localStorage, sessionStorage]) {
+      for (const key of Object.keys(storage)) if (key.startsWith('parley.u.')) storage.removeItem(key);
+    }
+  },
 };
 
 const state = {
@@ -26,7 +38,8 @@ const state = {
   messages: [],
   streaming: null,  // { controller, bubble } while a reply streams
   bases: [],
-  chosenBases: new Set(JSON.parse(store.get('bases') || '[]')),
+  chosenBases: new Set(),
+  view: 0,  // which conversation the screen shows: bumped whenever it changes
   newAssistant: null,
   model: '',
 };
@@ -80,8 +93,8 @@ function confirmDialog(text, action = 'Delete') {
 const draftKey = () => `draft.${state.current?.id || 'new'}`;
 function saveDraft() {
   const text = ui.input.value;
-  if (text) store.set(draftKey(), text);
-  else store.remove(draftKey());
+  if (text) store.setOwn(draftKey(), text);
+  else store.removeOwn(draftKey());
 }
 
 function fitInput() {
@@ -128,7 +141,21 @@ function signInView(message) {
   input.focus();
 }
 
+// Leaves nothing of the person behind: their stream, dialogs, drafts and choices.
+function reset() {
+  state.streaming?.controller.abort();
+  state.streaming = null;
+  for (const dialog of document.querySelectorAll('dialog')) dialog.close();
+  state.current = null;
+  state.messages = [];
+  state.sessions = [];
+  state.chosenBases = new Set();
+  state.view += 1;
+}
+
 function signOut() {
+  reset();
+  store.forgetPerson();
   store.remove('token');
   api.token = null;
   state.me = null;
@@ -202,14 +229,15 @@ function layout() {
   ui.drawer = h('aside', { class: 'drawer', 'aria-label': 'Source', hidden: true });
   ui.main = h('main', { class: 'chat' },
     h('header', { class: 'chat-head' },
-      iconButton('menu', 'Show conversations', () => document.body.classList.toggle('nav-open'), { class: 'icon-button menu', 'aria-controls': 'sidebar' }),
+      ui.menu = iconButton('menu', 'Show conversations', () => setNav(!document.body.classList.contains('nav-open')), { class: 'icon-button menu', 'aria-controls': 'sidebar', 'aria-expanded': 'false' }),
       ui.title,
       h('div', { class: 'pickers' }, ui.assistant, ui.model),
       ui.usage),
     ui.messages, ui.banner, composer, ui.status);
   root.className = 'app';
   root.replaceChildren(ui.sidebar, ui.main, ui.drawer,
-    h('div', { class: 'scrim', onclick: () => document.body.classList.remove('nav-open') }));
+    h('div', { class: 'scrim', onclick: () => setNav(false) }));
+  setNav(false);
   root.removeAttribute('aria-busy');
 }
 
@@ -222,11 +250,25 @@ document.addEventListener('keydown', (e) => {
     e.preventDefault();
     ui.search?.focus();
   } else if (e.key === 'Escape') {
+    // An open dialog takes its own Escape.
+    if (document.querySelector('dialog[open]')) return;
     if (state.streaming) stop();
     else if (ui.drawer && !ui.drawer.hidden) closeDrawer();
-    document.body.classList.remove('nav-open');
+    setNav(false);
   }
 });
+
+// On a phone the conversation list slides over the chat; closed, it is out of reach of the
+// keyboard and of screen readers too.
+const phone = matchMedia('(max-width: 760px)');
+function setNav(open) {
+  document.body.classList.toggle('nav-open', open);
+  if (!ui.sidebar) return;
+  ui.sidebar.inert = phone.matches && !open;
+  ui.menu?.setAttribute('aria-expanded', String(open));
+  if (open) ui.search?.focus();
+}
+phone.addEventListener('change', () => setNav(false));
 
 // --- Conversations ------------------------------------------------------------------------------
 function userQuery() {
@@ -234,12 +276,15 @@ function userQuery() {
   return state.me.scope === 'user' ? '' : `user_id=${encodeURIComponent(state.me.user_id)}`;
 }
 
+let sessionsAsked = 0;  // the newest list request: an older answer arriving late is dropped
 async function loadSessions(more = false) {
+  const asked = ++sessionsAsked;
   const params = [userQuery(), 'limit=30'];
   if (state.search) params.push(`q=${encodeURIComponent(state.search)}`);
   if (more && state.nextCursor) params.push(`cursor=${encodeURIComponent(state.nextCursor)}`);
   try {
     const page = await api.get(`/api/v1/sessions?${params.filter(Boolean).join('&')}`);
+    if (asked !== sessionsAsked) return;
     state.sessions = more ? state.sessions.concat(page.data) : page.data;
     state.nextCursor = page.next_cursor;
     renderSessions();
@@ -320,11 +365,14 @@ async function removeSession(session) {
 
 async function openSession(id) {
   if (state.streaming) stop();
-  document.body.classList.remove('nav-open');
+  state.view += 1;
+  const view = state.view;
+  setNav(false);
   closeDrawer();
   if (!id) {
     state.current = null;
     state.messages = [];
+    state.replaced = [];
     if (location.hash) history.pushState(null, '', '#/');
     renderHeader();
     renderMessages();
@@ -339,9 +387,12 @@ async function openSession(id) {
       api.get(`/api/v1/sessions/${id}`),
       loadMessages(id),
     ]);
+    if (view !== state.view) return;  // another conversation was opened meanwhile
     state.current = session;
-    state.messages = messages;
+    state.messages = messages.visible;
+    state.replaced = messages.replaced;
   } catch (e) {
+    if (view !== state.view) return;
     if (e instanceof ApiError && e.status === 404) {
       showBanner('That conversation does not exist (it may have been deleted).');
       openSession(null);
@@ -365,11 +416,12 @@ async function loadMessages(id) {
     out.push(...page.data);
     cursor = page.next_cursor;
   } while (cursor);
-  return out.filter((m) => m.status !== 'replaced');
+  // Replaced replies (regenerated) are not shown, but what they cost still counts.
+  return { visible: out.filter((m) => m.status !== 'replaced'), replaced: out.filter((m) => m.status === 'replaced') };
 }
 
 function restoreDraft() {
-  ui.input.value = store.get(draftKey()) || '';
+  ui.input.value = store.getOwn(draftKey()) || '';
   fitInput();
 }
 
@@ -397,7 +449,7 @@ function renderUsage() {
   let input = 0;
   let output = 0;
   let cost = 0;
-  for (const m of state.messages) {
+  for (const m of [...state.messages, ...(state.replaced || [])]) {
     if (m.role !== 'assistant') continue;
     input += m.usage?.input_tokens || 0;
     output += m.usage?.output_tokens || 0;
@@ -490,6 +542,7 @@ function citationTitle(c) {
 }
 
 function openCitation(c) {
+  ui.drawerOpener = document.activeElement;
   ui.drawer.replaceChildren(
     h('header', {},
       h('h2', {}, `Source ${c.number}`),
@@ -503,9 +556,11 @@ function openCitation(c) {
 }
 
 function closeDrawer() {
-  if (!ui.drawer) return;
+  if (!ui.drawer || ui.drawer.hidden) return;
   ui.drawer.hidden = true;
   document.body.classList.remove('drawer-open');
+  if (ui.drawerOpener?.isConnected) ui.drawerOpener.focus();
+  ui.drawerOpener = null;
 }
 
 // --- Sending and streaming ----------------------------------------------------------------------
@@ -545,21 +600,40 @@ async function send() {
     if (state.newAssistant) body.assistant = state.newAssistant;
     if (state.me.scope !== 'user') body.user_id = state.me.user_id;
   }
+  const sessionId = state.current?.id;
   await streamTurn(path, body, {
     onStarted: (d) => {
-      store.remove(draft);
+      store.removeOwn(draft);
       Object.assign(userMessage, d.user_message || {});
       userView.dataset.id = userMessage.id || '';
       state.messages.push(userMessage);
     },
-    onRefused: (e) => {
-      // Nothing was stored: the text goes back where it was typed.
+    onRefused: async (e) => {
       userView.remove();
+      // The server may have stored the question before refusing (a later stage failed):
+      // then it is in the conversation, not back in the composer.
+      let stored = false;
+      if (sessionId && state.current?.id === sessionId) {
+        try {
+          const fresh = await loadMessages(sessionId);
+          stored = fresh.visible.some((m) => m.role === 'user' && m.content === text &&
+            !state.messages.some((old) => old.id === m.id));
+          if (stored) {
+            state.messages = fresh.visible;
+            state.replaced = fresh.replaced;
+            renderMessages();
+          }
+        } catch {
+          // shown as it was
+        }
+      }
       if (!state.messages.length) renderMessages();
-      ui.input.value = text;
-      fitInput();
-      saveDraft();
-      showBanner(describe(e));
+      if (!stored) {
+        ui.input.value = text;
+        fitInput();
+        saveDraft();
+      }
+      if (e) showBanner(describe(e));
     },
   });
 }
@@ -576,19 +650,27 @@ async function regenerate() {
   const bases = [...state.chosenBases];
   if (bases.length) body.knowledge_base_ids = bases;
   await streamTurn(`/api/v1/sessions/${state.current.id}/messages`, body, {
+    onStarted: () => {
+      state.replaced = [...(state.replaced || []), ...removed];
+    },
     onRefused: (e) => {
       state.messages.push(...removed);
       renderMessages();
-      showBanner(describe(e));
+      if (e) showBanner(describe(e));
     },
   });
 }
 
-// Streams one turn into a new reply bubble. True once the server accepted the turn.
+const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Streams one turn into a new reply bubble. True once the server accepted the turn. What it
+// changes in `state` it changes only while the screen still shows the conversation it began in.
 async function streamTurn(path, body, { onStarted = () => {}, onRefused }) {
+  for (const old of ui.messages.querySelectorAll('[aria-label="Regenerate reply"]')) old.remove();
   const reply = { role: 'assistant', content: '', pending: true, citations: [] };
   const view = messageView(reply, true);
   view.classList.add('streaming');
+  view.setAttribute('aria-busy', 'true');  // read once it is whole, not at every frame
   view.body.append(h('span', { class: 'typing', 'aria-hidden': 'true' }, h('i'), h('i'), h('i')));
   ui.messages.append(view);
   scrollToEnd(true);
@@ -596,16 +678,28 @@ async function streamTurn(path, body, { onStarted = () => {}, onRefused }) {
   state.streaming = { controller, view };
   setStreaming(true);
   announce('The assistant is replying');
+  const at = state.view;
+  const here = () => state.view === at;
   const key = crypto.randomUUID();
   let started = false;
+  let finished = false;
   let sessionId = state.current?.id;
   const finish = (m) => {
+    if (finished) return;
+    finished = true;
     Object.assign(reply, m, { pending: false });
     view.dataset.id = reply.id || '';
     view.classList.remove('streaming');
+    view.removeAttribute('aria-busy');
     fillAssistant(view, reply, true);
-    state.messages.push(reply);
-    renderUsage();
+    if (here()) {
+      state.messages.push(reply);
+      renderUsage();
+    }
+  };
+  const refuse = (e) => {
+    view.remove();
+    if (here()) onRefused(e);
   };
   for (let attempt = 0; ; attempt += 1) {
     try {
@@ -615,6 +709,7 @@ async function streamTurn(path, body, { onStarted = () => {}, onRefused }) {
           sessionId = d.session_id;
           reply.id = d.reply_id;
           reply.model = d.model;
+          if (!here()) return;
           onStarted(d);
           if (!state.current) {
             state.current = { id: d.session_id, title: '', assistant: body.assistant };
@@ -634,56 +729,73 @@ async function streamTurn(path, body, { onStarted = () => {}, onRefused }) {
         'turn.completed': (d) => finish(d.reply),
         error: (d) => {
           finish(d.reply || { status: 'partial' });
-          showBanner(describe(new ApiError(0, d.error?.code, d.error?.message || 'the reply failed')));
+          if (here()) showBanner(describe(new ApiError(0, d.error?.code, d.error?.message || 'the reply failed')));
         },
         json: (d) => {
           started = true;
-          if (d.session_id && !state.current) state.current = { id: d.session_id, title: '' };
-          onStarted(d);
+          if (here()) {
+            if (d.session_id && !state.current) state.current = { id: d.session_id, title: '' };
+            onStarted(d);
+          }
           finish(d.reply);
         },
       }, { signal: controller.signal, idempotencyKey: key });
+      if (started && !finished) {
+        // The stream ended without saying how: the server keeps what was written.
+        finish({ status: 'partial' });
+        if (here()) showBanner('The reply ended early; what arrived is kept.');
+      }
       break;
     } catch (e) {
       if (e.name === 'AbortError') {
-        finish({ stopped: true, status: 'partial' });
+        if (started) {
+          finish({ stopped: true, status: 'partial' });
+        } else {
+          refuse(null);  // stopped before it began: the text goes back
+        }
         announce('Stopped');
         break;
       }
-      if (e instanceof ApiError && e.status === 0 && !e.started && attempt < 20) {
-        // The server could not be reached: try again with the same idempotency key, so the
-        // turn happens once however many tries it takes.
-        showBanner('Cannot reach the server; trying again…', 'warning');
-        await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 5000)));
+      const retryable = e instanceof ApiError && !e.started && attempt < 20 && (
+        e.status === 0 ||
+        // The first try still runs on the server, or a reply is still being closed.
+        (e.status === 409 && (e.code === 'idempotency_key_in_use' || e.code === 'turn_in_progress')));
+      if (retryable) {
+        // The same idempotency key: the turn happens once however many tries it takes.
+        if (e.status === 0 && here()) showBanner('Cannot reach the server; trying again…', 'warning');
+        await wait(e.status === 0 ? Math.min(500 * 2 ** attempt, 5000) : (e.retryAfter || 0.5) * 1000);
         if (controller.signal.aborted) {
-          view.remove();
-          onRefused(e);
+          refuse(null);
           break;
         }
         continue;
       }
       if (!started) {
-        view.remove();
-        onRefused(e);
+        refuse(e);
         break;
       }
       // The connection dropped mid-reply: the server keeps what was written; show that.
-      showBanner(describe(e));
+      if (here()) showBanner(describe(e));
       finish({ status: 'partial' });
       break;
     }
   }
-  state.streaming = null;
-  setStreaming(false);
-  if (started) {
+  if (state.streaming?.controller === controller) {
+    state.streaming = null;
+    setStreaming(false);
+  }
+  if (started && here()) {
     showBannerIfRecovered();
     announce('Reply complete');
     const fresh = !state.sessions.some((s) => s.id === sessionId);
     if (fresh || !state.current?.title) {
       // A new conversation gets its title from the server (made from the first message).
       try {
-        state.current = await api.get(`/api/v1/sessions/${sessionId}`);
-        renderHeader();
+        const session = await api.get(`/api/v1/sessions/${sessionId}`);
+        if (here()) {
+          state.current = session;
+          renderHeader();
+        }
       } catch {
         // the list below still shows it
       }
@@ -719,15 +831,24 @@ function renderChips() {
 function toggleBase(id, on) {
   if (on) state.chosenBases.add(id);
   else state.chosenBases.delete(id);
-  store.set('bases', JSON.stringify([...state.chosenBases]));
+  store.setOwn('bases', JSON.stringify([...state.chosenBases]));
   renderChips();
 }
 
+// A modal panel; its failures are shown inside it (the page's banner is behind the backdrop).
 function panel(title, ...content) {
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const opener = document.activeElement;
   const dialog = h('dialog', { class: 'panel', 'aria-label': title },
     h('header', {}, h('h2', {}, title), iconButton('close', `Close ${title}`, () => dialog.close())),
-    ...content);
-  dialog.addEventListener('close', () => dialog.remove());
+    error, ...content);
+  dialog.fail = (text) => {
+    error.textContent = text || '';
+  };
+  dialog.addEventListener('close', () => {
+    dialog.remove();
+    if (opener?.isConnected) opener.focus();
+  });
   document.body.append(dialog);
   dialog.showModal();
   return dialog;
@@ -753,22 +874,36 @@ function openKnowledge() {
       ? 'Documents you upload are searched for every message of a chat that uses their knowledge base, and answers cite them.'
       : 'Answers in a chat that uses a knowledge base cite its documents. Your administrator adds the documents.'),
     canWrite ? create : null, list);
+  // One refresh at a time, the newest winning; none once the panel is closed.
   let timer = null;
-  dialog.addEventListener('close', () => clearTimeout(timer));
+  let closed = false;
+  let latest = 0;
+  dialog.addEventListener('close', () => {
+    closed = true;
+    clearTimeout(timer);
+  });
   const refresh = async () => {
     clearTimeout(timer);
+    const mine = ++latest;
+    const current = () => !closed && mine === latest;
     try {
       await loadBases();
     } catch (e) {
-      list.replaceChildren(h('p', { class: 'form-error' }, describe(e)));
+      if (current()) list.replaceChildren(h('p', { class: 'form-error' }, describe(e)));
       return;
     }
     const views = await Promise.all(state.bases.map(baseView));
+    if (!current()) return;
+    // Rebuilt in place: the control that had the focus gets it back.
+    const focused = list.contains(document.activeElement) ? document.activeElement.getAttribute('aria-label') || document.activeElement.textContent : null;
     list.replaceChildren(...views);
     if (!state.bases.length) list.append(h('p', { class: 'hint' }, 'No knowledge base yet.'));
+    if (focused) {
+      [...list.querySelectorAll('input, button, label')].find((el) => (el.getAttribute('aria-label') || el.textContent) === focused)?.focus();
+    }
     // Watch documents being ingested until they are ready or failed.
     if (state.bases.some((b) => b.documents.processing > 0 || b.documents.total > b.documents.ready + b.documents.failed)) {
-      timer = setTimeout(refresh, 1000);
+      timer = setTimeout(refresh, 1500);
     }
   };
   const baseView = async (base) => {
@@ -787,7 +922,7 @@ function openKnowledge() {
         try {
           await api.request('POST', `/api/v1/knowledge-bases/${base.id}/documents`, { form, headers: { 'Idempotency-Key': crypto.randomUUID() } });
         } catch (e) {
-          showBanner(`${f.name}: ${describe(e)}`);
+          dialog.fail(`${f.name}: ${describe(e)}`);
         }
       }
       refresh();
@@ -811,7 +946,7 @@ function openKnowledge() {
       toggleBase(base.id, true);
       refresh();
     } catch (err) {
-      showBanner(describe(err));
+      dialog.fail(describe(err));
     }
   });
   refresh();
@@ -827,10 +962,10 @@ function openMemory() {
       await api.delete(base);
       refresh();
     } catch (e) {
-      showBanner(describe(e));
+      dialog.fail(describe(e));
     }
   } }, 'Forget everything');
-  panel('Memory', h('p', { class: 'hint' }, 'What the assistant remembers about you from your conversations. Edit or delete anything.'), list, h('div', { class: 'row end' }, forgetAll));
+  const dialog = panel('Memory', h('p', { class: 'hint' }, 'What the assistant remembers about you from your conversations. Edit or delete anything.'), list, h('div', { class: 'row end' }, forgetAll));
   const item = (m) => {
     const text = h('p', { class: 'text' }, m.text);
     const li = h('li', { class: 'memory', dataset: { id: m.id } },
@@ -843,22 +978,29 @@ function openMemory() {
             li.remove();
             announce('Memory deleted');
             if (!list.children.length) list.append(h('li', { class: 'hint' }, 'Nothing is remembered.'));
+            list.querySelector('button')?.focus();
           } catch (e) {
-            showBanner(describe(e));
+            dialog.fail(describe(e));
           }
         })));
     const edit = () => {
       const input = h('textarea', { 'aria-label': 'Memory text', rows: 2, value: m.text });
+      let saving = false;
       const save = async () => {
+        if (saving) return;
+        saving = true;
+        input.disabled = true;
         const value = input.value.trim();
         if (value && value !== m.text) {
           try {
             Object.assign(m, await api.patch(`${base}/${m.id}`, { text: value }));
           } catch (e) {
-            showBanner(describe(e));
+            dialog.fail(describe(e));
           }
         }
-        li.replaceWith(item(m));
+        const fresh = item(m);
+        li.replaceWith(fresh);
+        fresh.querySelector('button')?.focus();
       };
       input.addEventListener('keydown', (e) => {
         if (e.key === 'Enter' && !e.shiftKey) {
@@ -867,7 +1009,9 @@ function openMemory() {
         } else if (e.key === 'Escape') {
           e.preventDefault();
           e.stopPropagation();
-          li.replaceWith(item(m));
+          const fresh = item(m);
+          li.replaceWith(fresh);
+          fresh.querySelector('button')?.focus();
         }
       });
       text.replaceWith(input);
@@ -889,7 +1033,12 @@ function openMemory() {
 
 // --- Start ----------------------------------------------------------------------------------------
 api.onUnauthorized = () => {
-  if (state.me && !state.me.local) signInView('Your session ended. Sign in again.');
+  if (!state.me || state.me.local) return;
+  reset();
+  state.me = null;
+  store.remove('token');
+  api.token = null;
+  signInView('Your key or token is no longer accepted. Sign in again.');
 };
 api.onConnection = (ok) => {
   if (ok) showBannerIfRecovered();
@@ -897,6 +1046,7 @@ api.onConnection = (ok) => {
 };
 
 async function start() {
+  state.chosenBases = new Set(JSON.parse(store.getOwn('bases') || '[]'));
   layout();
   const [assistants, models] = await Promise.all([
     api.get('/api/v1/assistants').catch(() => ({ data: [] })),

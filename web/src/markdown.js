@@ -44,10 +44,21 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
   }
 });
 
+// A reply may not borrow the page's own look or parts (its classes, ids, dialogs): only
+// plain formatting survives, and a code block's language class.
+DOMPurify.addHook('uponSanitizeAttribute', (node, data) => {
+  if (data.attrName === 'class') {
+    data.keepAttr = node.nodeName === 'CODE' && /^language-[\w+#-]+$/.test(data.attrValue);
+  }
+});
+
 const PURIFY = {
   USE_PROFILES: { html: true },
-  FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'img'],
-  FORBID_ATTR: ['style'],
+  FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'img', 'dialog', 'details', 'summary'],
+  FORBID_ATTR: ['style', 'id', 'name'],
+  ALLOW_DATA_ATTR: false,
+  ALLOW_ARIA_ATTR: false,
+  SANITIZE_NAMED_PROPS: true,
 };
 
 async function copy(text, button) {

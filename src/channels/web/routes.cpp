@@ -85,21 +85,25 @@ bool etag_matches(std::string_view if_none_match, std::string_view etag) {
 }
 
 http::Response asset_response(const Asset& asset, const http::Request& req) {
+  auto accept = req.header("accept-encoding");
+  const bool zipped = !asset.gzip.empty() && accept && accepts_gzip(*accept);
+  // Each encoding is its own representation, so each has its own strong validator.
+  std::string etag(asset.etag);
+  if (zipped) etag.insert(etag.size() - 1, "-gz");
   http::Response res;
-  res.header("ETag", std::string(asset.etag));
+  res.header("ETag", etag);
   res.header("Cache-Control", asset.immutable ? "public, max-age=31536000, immutable" : "no-cache");
   res.header("Vary", "Accept-Encoding");
   if (asset.content_type.starts_with("text/html")) {
     res.header("Content-Security-Policy", std::string(kPagePolicy));
   }
-  if (auto tag = req.header("if-none-match"); tag && etag_matches(*tag, asset.etag)) {
+  if (auto tag = req.header("if-none-match"); tag && etag_matches(*tag, etag)) {
     res.status = 304;
     res.content_type.clear();
     return res;
   }
   res.content_type = std::string(asset.content_type);
-  auto accept = req.header("accept-encoding");
-  if (!asset.gzip.empty() && accept && accepts_gzip(*accept)) {
+  if (zipped) {
     res.header("Content-Encoding", "gzip");
     res.body.assign(asset.gzip);
   } else {
