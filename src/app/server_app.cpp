@@ -519,6 +519,14 @@ struct ServerApp::Parts {
             settings.get<limits::LimitSettings>().user, [this] { worker->wake(); }});
     telegram->add_jobs(*worker);
     on_stop("telegram", [this] { telegram->stop(); });
+    // Each turn holds a worker while it streams into Telegram; a handful answer a handful of
+    // chats at once, and every other job waits behind them.
+    if (const int workers = settings.get<queue::WorkerSettings>().concurrency; workers < 8) {
+      log::warn(
+          "the Telegram bot answers as many chats at once as there are job workers; "
+          "raise worker.concurrency for a busy bot",
+          {{"worker.concurrency", workers}});
+    }
     return std::nullopt;
   }
 
