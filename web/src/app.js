@@ -889,7 +889,10 @@ function openKnowledge() {
     try {
       await loadBases();
     } catch (e) {
-      if (current()) list.replaceChildren(h('p', { class: 'form-error' }, describe(e)));
+      if (!current()) return;
+      list.replaceChildren(h('p', { class: 'form-error' }, describe(e)));
+      // A limit reached: look again once it allows.
+      if (e instanceof ApiError && e.status === 429) timer = setTimeout(refresh, (e.retryAfter || 5) * 1000);
       return;
     }
     const views = await Promise.all(state.bases.map(baseView));
@@ -903,15 +906,22 @@ function openKnowledge() {
     }
     // Watch documents being ingested until they are ready or failed.
     if (state.bases.some((b) => b.documents.processing > 0 || b.documents.total > b.documents.ready + b.documents.failed)) {
-      timer = setTimeout(refresh, 1500);
+      timer = setTimeout(refresh, 3000);
     }
   };
+  // A base's documents are read again only when its counts changed: watching an upload costs
+  // one request every few seconds, well inside a person's request limit.
+  const docsOf = new Map();  // base id -> { counts, docs }
   const baseView = async (base) => {
-    let docs = [];
-    try {
-      docs = (await api.get(`/api/v1/knowledge-bases/${base.id}/documents?limit=100`)).data;
-    } catch {
-      // shown without its documents
+    const counts = JSON.stringify(base.documents);
+    let docs = docsOf.get(base.id)?.counts === counts ? docsOf.get(base.id).docs : null;
+    if (!docs) {
+      try {
+        docs = (await api.get(`/api/v1/knowledge-bases/${base.id}/documents?limit=100`)).data;
+        docsOf.set(base.id, { counts, docs });
+      } catch {
+        docs = [];  // shown without its documents
+      }
     }
     const use = h('input', { type: 'checkbox', checked: state.chosenBases.has(base.id), onchange: (e) => toggleBase(base.id, e.target.checked) });
     const file = h('input', { type: 'file', multiple: true, class: 'sr-only', 'aria-label': `Upload documents to ${base.name}` });
