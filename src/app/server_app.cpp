@@ -513,6 +513,9 @@ struct ServerApp::Parts {
           "the Telegram channel runs its updates as jobs in the serving process, and this one "
           "runs none; set worker.in_serve: on");
     }
+    if (!tg.assistant.empty() && assistants->find(tg.assistant) == nullptr) {
+      return "telegram.assistant names no assistant: '" + tg.assistant + "'";
+    }
     telegram =
         std::make_unique<channels::telegram::TelegramChannel>(channels::telegram::ChannelDeps{
             tg, *storage, blocking, *pipeline, *assistants, io, *http_client, clock,

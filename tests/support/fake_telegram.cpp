@@ -13,11 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/sleep.hpp"
 #include "http/router.hpp"
 #include "loopback_server.hpp"
 
@@ -25,7 +23,6 @@ namespace parley::testing {
 
 namespace asio = boost::asio;
 using nlohmann::json;
-using Timer = asio::steady_timer::rebind_executor<IoExecutor>::other;
 
 namespace {
 
@@ -36,12 +33,6 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-Task<void> sleep_for(std::chrono::milliseconds d) {
-  Timer timer(co_await asio::this_coro::executor, d);
-  boost::system::error_code ec;
-  co_await timer.async_wait(asio::redirect_error(use_task, ec));
 }
 
 http::Response answer(int status, const json& body) { return http::Response::json(status, body); }

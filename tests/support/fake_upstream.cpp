@@ -10,6 +10,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "core/signal.hpp"
+#include "core/sleep.hpp"
 #include "http/router.hpp"
 #include "loopback_server.hpp"
 
@@ -17,7 +18,6 @@ namespace parley::testing {
 
 namespace asio = boost::asio;
 using nlohmann::json;
-using Timer = asio::steady_timer::rebind_executor<IoExecutor>::other;
 
 std::string ReceivedRequest::header(std::string_view name) const {
   for (const auto& [n, v] : headers) {
@@ -69,13 +69,6 @@ struct FakeUpstream::Impl {
 };
 
 namespace {
-
-Task<void> sleep_for(std::chrono::milliseconds d) {
-  if (d.count() <= 0) co_return;
-  Timer timer(co_await asio::this_coro::executor, d);
-  boost::system::error_code ec;
-  co_await timer.async_wait(asio::redirect_error(use_task, ec));
-}
 
 FakeReply default_reply(const std::string& path, const json& request) {
   const bool stream = request.is_object() && request.value("stream", false);

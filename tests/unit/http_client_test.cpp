@@ -27,6 +27,7 @@
 
 #include "core/io_pool.hpp"
 #include "core/signal.hpp"
+#include "core/sleep.hpp"
 #include "http/client.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
@@ -47,14 +48,7 @@ using parley::http::Method;
 using parley::http::Request;
 using parley::http::Response;
 using namespace std::chrono_literals;
-
-using Timer = asio::steady_timer::rebind_executor<parley::IoExecutor>::other;
-
-Task<void> sleep_for(std::chrono::milliseconds d) {
-  Timer timer(co_await asio::this_coro::executor, d);
-  boost::system::error_code ec;
-  co_await timer.async_wait(asio::redirect_error(parley::use_task, ec));
-}
+using parley::sleep_for;
 
 parley::http::Deadline in(std::chrono::milliseconds d) {
   return std::chrono::steady_clock::now() + d;

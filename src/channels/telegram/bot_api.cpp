@@ -3,31 +3,20 @@
 
 #include <algorithm>
 
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-
+#include "core/sleep.hpp"
 #include "http/client.hpp"
 
 namespace parley::channels::telegram {
 namespace {
 
 using nlohmann::json;
-using Timer = boost::asio::steady_timer::rebind_executor<IoExecutor>::other;
 
 constexpr size_t kMaxAnswer = size_t{8} << 20;
 
-Task<void> sleep_for(std::chrono::milliseconds wait) {
-  Timer timer(co_await boost::asio::this_coro::executor);
-  timer.expires_after(wait);
-  boost::system::error_code ec;
-  co_await timer.async_wait(boost::asio::redirect_error(use_task, ec));
-}
-
 }  // namespace
 
-BotApi::BotApi(http::HttpClient& client, Options options, Observer observer)
-    : client_(client), options_(std::move(options)), observer_(std::move(observer)) {}
+BotApi::BotApi(http::HttpClient& client, Options options)
+    : client_(client), options_(std::move(options)) {}
 
 bool BotApi::not_modified(const Error& error) {
   return error.reason == "telegram_400" &&
@@ -89,9 +78,6 @@ Task<Result<json>> BotApi::call(std::string method, json params,
   co_await pace(method, params);
   const std::string body = params.dump(-1, ' ', false, json::error_handler_t::replace);
   auto waited = std::chrono::milliseconds(0);
-  auto note = [&](std::string_view outcome) {
-    if (observer_) observer_(method, outcome);
-  };
   for (;;) {
     http::ClientRequest request;
     request.method = "POST";
@@ -102,25 +88,21 @@ Task<Result<json>> BotApi::call(std::string method, json params,
     const auto deadline = std::chrono::steady_clock::now() + options_.timeout + extra_timeout;
     auto transfer = co_await client_.start(std::move(request));
     if (!transfer) {
-      note("error");
       co_return Error::unavailable("Telegram cannot be reached: " + transfer.error().message,
                                    "telegram_unreachable");
     }
     auto status = co_await (*transfer)->head(deadline);
     if (!status) {
-      note("error");
       co_return Error::unavailable("Telegram cannot be reached: " + status.error().message,
                                    "telegram_unreachable");
     }
     auto text = co_await (*transfer)->read_all(deadline, kMaxAnswer);
     if (!text) {
-      note("error");
       co_return Error::unavailable("Telegram's answer was cut: " + text.error().message,
                                    "telegram_unreachable");
     }
     json answer = json::parse(*text, nullptr, false);
     if (answer.is_object() && answer.value("ok", false)) {
-      note("ok");
       co_return answer.contains("result") ? answer["result"] : json(true);
     }
     const int code = answer.is_object() && answer.contains("error_code") &&
@@ -139,7 +121,6 @@ Task<Result<json>> BotApi::call(std::string method, json params,
           seconds = std::clamp<int64_t>(p["retry_after"].get<int64_t>(), 1, 3600);
         }
       }
-      note("429");
       const auto wait = std::chrono::milliseconds(seconds * 1000);
       if (waited + wait > options_.max_wait) {
         Error e = Error::unavailable(
@@ -152,7 +133,6 @@ Task<Result<json>> BotApi::call(std::string method, json params,
       co_await sleep_for(wait);
       continue;
     }
-    note(code == 403 ? "403" : "error");
     Error e = code >= 500 ? Error::unavailable(description, "telegram_" + std::to_string(code))
                           : Error::invalid(description, "telegram_" + std::to_string(code));
     co_return e;

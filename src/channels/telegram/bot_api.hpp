@@ -16,7 +16,6 @@
 #include <utility>
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -44,10 +43,7 @@ class BotApi {
     std::chrono::milliseconds chat_interval{0};
     int64_t per_second = 0;
   };
-  // Told of every call and its outcome ("ok", "429", "403", "error"): metrics.
-  using Observer = std::function<void(std::string_view method, std::string_view outcome)>;
-
-  BotApi(http::HttpClient& client, Options options, Observer observer = {});
+  BotApi(http::HttpClient& client, Options options);
 
   // The method's result. `extra_timeout` lengthens this call's limit (getUpdates' long poll).
   Task<Result<nlohmann::json>> call(std::string method, nlohmann::json params,
@@ -65,7 +61,6 @@ class BotApi {
 
   http::HttpClient& client_;
   Options options_;
-  Observer observer_;
   std::mutex pacing_mutex_;
   std::chrono::steady_clock::time_point next_slot_{};
   std::map<int64_t, std::chrono::steady_clock::time_point> next_in_chat_;

@@ -6,14 +6,13 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "auth/crypto.hpp"
 #include "channels/telegram/format.hpp"
 #include "chat/assistants.hpp"
 #include "chat/pipeline.hpp"
+#include "core/sleep.hpp"
 #include "http/errors.hpp"
 #include "llm/types.hpp"
 #include "obs/log.hpp"
@@ -23,7 +22,6 @@ namespace parley::channels::telegram {
 namespace {
 
 using nlohmann::json;
-using Timer = boost::asio::steady_timer::rebind_executor<IoExecutor>::other;
 
 constexpr const char* kJobKind = "telegram.update";
 constexpr const char* kWebhookPath = "/api/v1/channels/telegram/webhook";
@@ -34,13 +32,6 @@ constexpr const char* kHelp =
     "remember about you stays)\n"
     "/forget erases what I remember about you\n"
     "/help shows this";
-
-Task<void> sleep_for(std::chrono::milliseconds wait) {
-  Timer timer(co_await boost::asio::this_coro::executor);
-  timer.expires_after(wait);
-  boost::system::error_code ec;
-  co_await timer.async_wait(boost::asio::redirect_error(use_task, ec));
-}
 
 std::string request_id_of(int64_t update_id) { return "telegram-" + std::to_string(update_id); }
 
@@ -158,16 +149,13 @@ struct Typing {
 
 // The chat an update belongs to (its message's, or its button's message's); 0 when none.
 int64_t chat_of(const json& update) {
-  for (const char* key : {"message", "callback_query"}) {
-    if (!update.contains(key) || !update[key].is_object()) continue;
-    const json& m =
-        std::string(key) == "message" ? update[key] : update[key].value("message", json());
-    if (m.is_object() && m.contains("chat") && m["chat"].is_object() && m["chat"].contains("id") &&
-        m["chat"]["id"].is_number_integer()) {
-      return m["chat"]["id"].get<int64_t>();
-    }
-  }
-  return 0;
+  auto u = parse_update(update, "", 0);
+  return u ? u->chat_id : 0;
+}
+
+// The wait after `failures` failures in a row: half a second, doubling, at most 30 s.
+std::chrono::milliseconds backoff(int failures) {
+  return std::chrono::milliseconds(std::min(30'000, 500 << std::min(std::max(failures, 0), 6)));
 }
 
 }  // namespace
@@ -251,8 +239,7 @@ void TelegramChannel::start() {
           auto known = co_await identify();
           if (known) break;
           log::warn("Telegram's getMe failed; trying again", {{"error", known.error().message}});
-          co_await sleep_for(
-              std::chrono::milliseconds(std::min(30'000, 1000 << std::min(attempt, 5))));
+          co_await sleep_for(backoff(attempt + 1));
         }
         if (stopping_) co_return;
         log::info("Telegram bot", {{"username", bot_username_}, {"mode", deps_.settings.mode}});
@@ -290,7 +277,7 @@ Task<void> TelegramChannel::poll_loop() {
       if (!updates) {
         log::warn("Telegram's getUpdates failed", {{"error", updates.error().message}});
       }
-      co_await sleep_for(std::chrono::milliseconds(std::min(30'000, 500 << std::min(failures, 6))));
+      co_await sleep_for(backoff(failures));
       continue;
     }
     const int before = failures;
@@ -309,7 +296,7 @@ Task<void> TelegramChannel::poll_loop() {
       offset = std::max(offset, update["update_id"].get<int64_t>() + 1);
     }
     if (failures > before) {
-      co_await sleep_for(std::chrono::milliseconds(std::min(30'000, 500 << std::min(failures, 6))));
+      co_await sleep_for(backoff(failures));
     } else {
       failures = 0;
     }
@@ -348,11 +335,9 @@ void TelegramChannel::add_jobs(queue::Worker& worker) {
   worker.handle(kJobKind, [this](const store::Job& job) -> Result<json> {
     json update = json::parse(job.payload_json, nullptr, false);
     if (!update.is_object()) return note("ignored", "not an update");
-    const int64_t chat_id = chat_of(update);
-    const int64_t update_id =
-        update.contains("update_id") && update["update_id"].is_number_integer()
-            ? update["update_id"].get<int64_t>()
-            : 0;
+    const auto parsed = parse_update(update, "", 0);
+    const int64_t chat_id = parsed ? parsed->chat_id : 0;
+    const int64_t update_id = parsed ? parsed->update_id : 0;
     wait_turn(chat_id, update_id);
     auto promise = std::make_shared<std::promise<Result<json>>>();
     auto future = promise->get_future();

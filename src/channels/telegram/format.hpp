@@ -2,7 +2,7 @@
 // (<b>, <i>, <s>, <code>, <pre>, <a href>, <blockquote>), every other character escaped, so a
 // reply never makes sendMessage fail with "can't parse entities", in pieces within Telegram's
 // limit, cut between paragraphs, then lines, then words, with every piece's tags balanced.
-// Pure functions, fuzzed (fuzz/fuzz_telegram_format.cpp).
+// Pure functions, fuzzed (fuzz/fuzz_telegram.cpp).
 #pragma once
 
 #include <cstddef>

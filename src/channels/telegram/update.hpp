@@ -1,6 +1,6 @@
 // A Telegram Update (https://core.telegram.org/bots/api#update) as the channel uses it: a text
 // message, or a press of one of the bot's buttons. Everything else is kOther and ignored.
-// Pure; fuzzed (fuzz/fuzz_telegram_format.cpp).
+// Pure; fuzzed (fuzz/fuzz_telegram.cpp).
 #pragma once
 
 #include <cstdint>
