@@ -209,7 +209,7 @@ struct BenchBase {
     }
     storage = std::move(opened).value();
     if (reuse) {
-      auto bases = repo().list_bases(std::string("bench"), 1, std::nullopt);
+      auto bases = repo().list_bases({std::string("bench"), std::nullopt, 1, std::nullopt});
       if (!bases || bases->items.empty()) {
         std::fprintf(stderr, "no knowledge base to reuse in %s\n", dir.c_str());
         return false;
@@ -218,7 +218,7 @@ struct BenchBase {
       reused = true;
     } else {
       auto made = repo().create_base(
-          {"bench", "Bench", "", embedder.name(), embedder.dimension(),
+          {"bench", "", "Bench", "", embedder.name(), embedder.dimension(),
            knowledge::base_settings_json({{settings.chunk_tokens, settings.chunk_overlap}}), "{}"},
           0);
       if (!made) return false;

@@ -3,10 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/access.hpp"
 #include "api/fields.hpp"
 #include "api/knowledge_common.hpp"
 #include "api/reply.hpp"
+#include "auth/principal.hpp"
 #include "core/clock.hpp"
 #include "http/errors.hpp"
 #include "http/json_body.hpp"
@@ -44,6 +44,8 @@ json base_json(const store::KnowledgeBase& b, const knowledge::KnowledgeSettings
   return {{"id", b.id},
           {"object", "knowledge_base"},
           {"tenant_id", b.tenant_id},
+          // The end user whose own base it is; null when the tenant's users share it.
+          {"owner_user_id", b.owner_user_id.empty() ? json(nullptr) : json(b.owner_user_id)},
           {"name", b.name},
           {"description", b.description},
           {"metadata", parsed_object(b.metadata_json)},
@@ -181,11 +183,10 @@ class KnowledgeRoutes {
   }
 
   Awaitable create_base(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto body = http::parse_json_object_body(req);
     if (!body) co_return fail(body.error(), req);
-    if (auto r = reject_unknown_fields(
-            *body, {"name", "description", "metadata", "chunking", "tenant_id", "embedder"});
+    if (auto r = reject_unknown_fields(*body, {"name", "description", "metadata", "chunking",
+                                               "tenant_id", "embedder", "owner_user_id"});
         !r) {
       co_return fail(r.error(), req);
     }
@@ -202,8 +203,13 @@ class KnowledgeRoutes {
     if (!chunking) co_return fail(chunking.error(), req);
     auto tenant = string_field(*body, "tenant_id", kMaxName, false);
     if (!tenant) co_return fail(tenant.error(), req);
+    auto owner_field = string_field(*body, "owner_user_id", kMaxName, true);
+    if (!owner_field) co_return fail(owner_field.error(), req);
+    auto owner = new_base_owner(req, *owner_field);
+    if (!owner) co_return fail(owner.error(), req);
     store::NewKnowledgeBase base;
     base.tenant_id = caller_tenant(req);
+    base.owner_user_id = std::move(owner).value();
     if (*tenant) {
       if (req.principal != nullptr && !req.principal->admin() && **tenant != base.tenant_id) {
         co_return fail(
@@ -232,9 +238,9 @@ class KnowledgeRoutes {
     auto limit = page_limit(req.query_param("limit"), 20, 100);
     if (!limit) co_return fail(limit.error(), req);
     const auto cursor = req.query_param("cursor");
-    const auto tenant = Access::tenant_scope(req);
-    auto page = co_await ctx_.blocking.run(
-        [&] { return ctx_.storage.knowledge().list_bases(tenant, *limit, cursor); });
+    const auto query = visible_bases(req, *limit, cursor);
+    auto page =
+        co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().list_bases(query); });
     if (!page) co_return fail(page.error(), req);
     json data = json::array();
     for (const auto& b : page->items) data.push_back(base_json(b, settings_));
@@ -252,7 +258,6 @@ class KnowledgeRoutes {
   }
 
   Awaitable update_base(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto body = http::parse_json_object_body(req);
     if (!body) co_return fail(body.error(), req);
     if (auto r = reject_unknown_fields(*body,
@@ -262,6 +267,7 @@ class KnowledgeRoutes {
     }
     auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
+    if (auto r = may_change(req, *base); !r) co_return fail(r.error(), req);
     store::KnowledgeBasePatch patch;
     auto name = string_field(*body, "name", kMaxName, false);
     if (!name) co_return fail(name.error(), req);
@@ -308,9 +314,9 @@ class KnowledgeRoutes {
   }
 
   Awaitable delete_base(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
+    if (auto r = may_change(req, *base); !r) co_return fail(r.error(), req);
     auto deleted =
         co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().delete_base(base->id); });
     if (!deleted) co_return fail(deleted.error(), req);
@@ -319,9 +325,9 @@ class KnowledgeRoutes {
   }
 
   Awaitable add_document(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
+    if (auto r = may_change(req, *base); !r) co_return fail(r.error(), req);
     auto upload = read_upload(req, settings_, true);
     if (!upload) co_return fail(upload.error(), req);
     const int64_t now = now_ms(ctx_);
@@ -383,14 +389,13 @@ class KnowledgeRoutes {
   }
 
   Awaitable get_document(http::Request& req) {
-    auto doc = co_await visible_document(req);
+    auto doc = co_await visible_document(req, false);
     if (!doc) co_return fail(doc.error(), req);
     co_return json_response(200, document_json(*doc));
   }
 
   Awaitable replace_document(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
-    auto doc = co_await visible_document(req);
+    auto doc = co_await visible_document(req, true);
     if (!doc) co_return fail(doc.error(), req);
     auto upload = read_upload(req, settings_, true);
     if (!upload) co_return fail(upload.error(), req);
@@ -420,7 +425,6 @@ class KnowledgeRoutes {
   }
 
   Awaitable update_document(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto body = http::parse_json_object_body(req);
     if (!body) co_return fail(body.error(), req);
     if (auto r = reject_unknown_fields(*body, {"name", "attributes"}); !r) {
@@ -430,7 +434,7 @@ class KnowledgeRoutes {
     if (!name) co_return fail(name.error(), req);
     auto attributes = object_field(*body, "attributes");
     if (!attributes) co_return fail(attributes.error(), req);
-    auto doc = co_await visible_document(req);
+    auto doc = co_await visible_document(req, true);
     if (!doc) co_return fail(doc.error(), req);
     const int64_t now = now_ms(ctx_);
     const std::string new_name = name->value_or("");
@@ -442,8 +446,7 @@ class KnowledgeRoutes {
   }
 
   Awaitable delete_document(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
-    auto doc = co_await visible_document(req);
+    auto doc = co_await visible_document(req, true);
     if (!doc) co_return fail(doc.error(), req);
     auto deleted = co_await ctx_.blocking.run([&]() -> Result<void> {
       auto& repo = ctx_.storage.knowledge();
@@ -477,14 +480,21 @@ class KnowledgeRoutes {
     return std::optional<std::string>(std::move(canonical).value());
   }
 
-  Task<Result<store::KnowledgeDocument>> visible_document(const http::Request& req) {
+  // A document of a base the caller sees (404 otherwise); `to_change` also requires that the
+  // caller may change the base (403).
+  Task<Result<store::KnowledgeDocument>> visible_document(const http::Request& req,
+                                                          bool to_change) {
     const std::string kb_id(req.param("id"));
     const std::string id(req.param("document_id"));
+    auto base = co_await visible_base(ctx_, req, kb_id);
+    if (!base) co_return std::move(base).error();
+    if (to_change) {
+      if (auto r = may_change(req, *base); !r) co_return std::move(r).error();
+    }
     auto doc =
         co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().get_document(id); });
     if (!doc) co_return std::move(doc).error();
-    if (doc->kb_id != kb_id || !in_tenant(req, doc->tenant_id))
-      co_return store::document_not_found(id);
+    if (doc->kb_id != base->id) co_return store::document_not_found(id);
     co_return std::move(doc).value();
   }
 

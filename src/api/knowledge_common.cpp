@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/access.hpp"
 #include "api/fields.hpp"
 #include "auth/crypto.hpp"
 #include "auth/principal.hpp"
@@ -41,14 +42,69 @@ bool in_tenant(const http::Request& req, std::string_view tenant_id) {
   return who == nullptr || who->admin() || who->tenant_id == tenant_id;
 }
 
-Result<void> may_write(const http::Request& req) {
+namespace {
+
+const auth::Principal* user_key(const http::Request& req) {
   const auth::Principal* who = req.principal;
-  if (who != nullptr && who->scope == auth::Scope::kUser) {
+  return who != nullptr && who->scope == auth::Scope::kUser ? who : nullptr;
+}
+
+}  // namespace
+
+bool may_see(const http::Request& req, const store::KnowledgeBase& base) {
+  if (!in_tenant(req, base.tenant_id)) return false;
+  const auth::Principal* user = user_key(req);
+  return user == nullptr || base.owner_user_id.empty() || base.owner_user_id == user->user_id;
+}
+
+Result<void> may_change(const http::Request& req, const store::KnowledgeBase& base) {
+  const auth::Principal* user = user_key(req);
+  if (user != nullptr && base.owner_user_id != user->user_id) {
     return Error::permission_denied(
-        "a user's key may read knowledge bases but not change them; use a service or admin key",
+        "this knowledge base is shared by the tenant: a user's key may read and search it, and "
+        "change only the knowledge bases it created",
         "knowledge_write_denied");
   }
   return success();
+}
+
+Result<void> may_write(const http::Request& req) {
+  if (user_key(req) != nullptr) {
+    return Error::permission_denied(
+        "a user's key may not upload or delete files here; upload to a knowledge base of its "
+        "own (POST /api/v1/knowledge-bases/{id}/documents) or use a service or admin key",
+        "knowledge_write_denied");
+  }
+  return success();
+}
+
+bool may_see_file(const http::Request& req, const store::StoredFile& file) {
+  if (!in_tenant(req, file.tenant_id)) return false;
+  const auth::Principal* user = user_key(req);
+  return user == nullptr || file.user_id == user->user_id;
+}
+
+Result<std::string> new_base_owner(const http::Request& req,
+                                   const std::optional<std::string>& requested) {
+  const auth::Principal* user = user_key(req);
+  if (user == nullptr) return requested.value_or("");
+  if (requested && *requested != user->user_id) {
+    return Error::permission_denied("a user's key creates knowledge bases of its own user only",
+                                    "knowledge_write_denied");
+  }
+  return user->user_id;
+}
+
+store::KnowledgeBaseListQuery visible_bases(const http::Request& req, int limit,
+                                            std::optional<std::string> cursor) {
+  store::KnowledgeBaseListQuery query;
+  query.tenant_id = Access::tenant_scope(req);
+  if (const auth::Principal* user = user_key(req); user != nullptr) {
+    query.visible_to_user = user->user_id;
+  }
+  query.limit = limit;
+  query.cursor = std::move(cursor);
+  return query;
 }
 
 std::string caller_tenant(const http::Request& req) {
@@ -138,7 +194,7 @@ Task<Result<store::KnowledgeBase>> visible_base(Context& ctx, const http::Reques
     return view == BaseView::kWithCounts ? repo.get_base(id) : repo.get_base_brief(id);
   });
   if (!base) co_return std::move(base).error();
-  if (!in_tenant(req, base->tenant_id)) co_return store::knowledge_base_not_found(id);
+  if (!may_see(req, *base)) co_return store::knowledge_base_not_found(id);
   co_return std::move(base).value();
 }
 

@@ -26,11 +26,33 @@ namespace parley::api::knowledge_common {
 
 inline constexpr std::string_view kKnowledgePurpose = "knowledge";
 
+// Who sees and changes a knowledge base:
+//   admin    every base of every tenant
+//   service  every base of its tenant, the tenant's shared ones and its users' own
+//   user     the tenant's shared bases, which it reads and searches, and the bases it created
+//            (its own: owner_user_id is its user), which it also changes and uploads to
+// A base the caller may not see is a 404, as if it did not exist.
+
 // Whether the caller may see what belongs to `tenant_id` (admins see every tenant).
 bool in_tenant(const http::Request& req, std::string_view tenant_id);
-// Changing knowledge takes a service or admin key: a user's key reads and searches.
+bool may_see(const http::Request& req, const store::KnowledgeBase& base);
+// 403 "knowledge_write_denied" for a user's key and a base that is not its own.
+Result<void> may_change(const http::Request& req, const store::KnowledgeBase& base);
+// Uploading and deleting files outside a knowledge base (/v1/files) takes a service or admin
+// key.
 Result<void> may_write(const http::Request& req);
+// A file: its tenant's for service keys (every tenant's for admins); a user's key sees only
+// the files its user uploaded (to its own bases).
+bool may_see_file(const http::Request& req, const store::StoredFile& file);
 std::string caller_tenant(const http::Request& req);
+// The owner of a base the caller creates: a user's key creates its own; service and admin
+// keys create the tenant's shared bases unless they name an owner (`requested`), which a
+// user's key may do only with its own user.
+Result<std::string> new_base_owner(const http::Request& req,
+                                   const std::optional<std::string>& requested);
+// The bases the caller may list (a user's key: the tenant's shared ones and its own).
+store::KnowledgeBaseListQuery visible_bases(const http::Request& req, int limit,
+                                            std::optional<std::string> cursor);
 
 // Absent or null: nullopt. Present: a JSON object of at most 16 KiB, as text.
 Result<std::optional<std::string>> object_field(const nlohmann::json& body, const char* name);

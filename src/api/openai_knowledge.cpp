@@ -5,7 +5,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/access.hpp"
 #include "api/fields.hpp"
 #include "api/knowledge_common.hpp"
 #include "api/reply.hpp"
@@ -193,7 +192,11 @@ class OpenAiKnowledge {
     auto listed = co_await ctx_.blocking.run([&] {
       return page_after<store::StoredFile>(
           [&](int n, const std::optional<std::string>& cursor) {
-            return ctx_.storage.knowledge().list_files(tenant, purpose, n, cursor);
+            auto page = ctx_.storage.knowledge().list_files(tenant, purpose, n, cursor);
+            // A user's key lists only its own uploads (read past the others').
+            if (page)
+              std::erase_if(page->items, [&](const auto& f) { return !may_see_file(req, f); });
+            return page;
           },
           [](const store::StoredFile& f) { return f.id; }, after, *limit);
     });
@@ -235,7 +238,9 @@ class OpenAiKnowledge {
   // --- Vector stores ----------------------------------------------------------------------
 
   Awaitable create_store(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
+    // A user's key makes a store of its own; service and admin keys, the tenant's.
+    auto owner = new_base_owner(req, std::nullopt);
+    if (!owner) co_return fail(owner.error(), req);
     auto body = http::parse_json_object_body(req);
     if (!body) co_return fail(body.error(), req);
     if (auto r = reject_unknown_fields(*body, {"name", "file_ids", "metadata", "chunking_strategy",
@@ -261,6 +266,7 @@ class OpenAiKnowledge {
     if (!file_ids) co_return fail(file_ids.error(), req);
     store::NewKnowledgeBase base;
     base.tenant_id = caller_tenant(req);
+    base.owner_user_id = std::move(owner).value();
     base.name = name->value_or("");
     base.description = description->value_or("");
     base.metadata_json = metadata->value_or("{}");
@@ -272,7 +278,7 @@ class OpenAiKnowledge {
       auto kb = ctx_.storage.knowledge().create_base(base, now);
       if (!kb) return kb;
       for (const auto& id : *file_ids) {
-        auto attached = attach(*kb, id, "{}", now);
+        auto attached = attach(req, *kb, id, "{}", now);
         if (!attached) return std::move(attached).error();
       }
       return ctx_.storage.knowledge().get_base(kb->id);
@@ -286,11 +292,10 @@ class OpenAiKnowledge {
     auto limit = page_limit(req.query_param("limit"), 20, 100);
     if (!limit) co_return fail(limit.error(), req);
     const auto after = req.query_param("after");
-    const auto tenant = Access::tenant_scope(req);
     auto listed = co_await ctx_.blocking.run([&] {
       return page_after<store::KnowledgeBase>(
           [&](int n, const std::optional<std::string>& cursor) {
-            return ctx_.storage.knowledge().list_bases(tenant, n, cursor);
+            return ctx_.storage.knowledge().list_bases(visible_bases(req, n, cursor));
           },
           [](const store::KnowledgeBase& b) { return b.id; }, after, *limit);
     });
@@ -308,7 +313,6 @@ class OpenAiKnowledge {
   }
 
   Awaitable modify_store(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto body = http::parse_json_object_body(req);
     if (!body) co_return fail(body.error(), req);
     if (auto r = reject_unknown_fields(*body, {"name", "metadata", "expires_after"}); !r) {
@@ -316,6 +320,7 @@ class OpenAiKnowledge {
     }
     auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
+    if (auto r = may_change(req, *base); !r) co_return fail(r.error(), req);
     store::KnowledgeBasePatch patch;
     auto name = string_field(*body, "name", 256, false);
     if (!name) co_return fail(name.error(), req);
@@ -331,9 +336,9 @@ class OpenAiKnowledge {
   }
 
   Awaitable delete_store(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
+    if (auto r = may_change(req, *base); !r) co_return fail(r.error(), req);
     auto deleted =
         co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().delete_base(base->id); });
     if (!deleted) co_return fail(deleted.error(), req);
@@ -344,7 +349,6 @@ class OpenAiKnowledge {
   // --- Vector store files -----------------------------------------------------------------
 
   Awaitable attach_file(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
     auto body = http::parse_json_object_body(req);
     if (!body) co_return fail(body.error(), req);
     if (auto r = reject_unknown_fields(*body, {"file_id", "attributes", "chunking_strategy"}); !r) {
@@ -357,10 +361,11 @@ class OpenAiKnowledge {
     if (!attributes) co_return fail(attributes.error(), req);
     auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return fail(base.error(), req);
+    if (auto r = may_change(req, *base); !r) co_return fail(r.error(), req);
     const int64_t now = now_ms();
     const std::string attributes_json = attributes->value_or("{}");
-    auto document =
-        co_await ctx_.blocking.run([&] { return attach(*base, **file_id, attributes_json, now); });
+    auto document = co_await ctx_.blocking.run(
+        [&] { return attach(req, *base, **file_id, attributes_json, now); });
     if (!document) co_return fail(document.error(), req);
     if (ctx_.worker) ctx_.worker->wake();
     co_return json_response(200, vector_store_file_json(*document, **file_id));
@@ -394,15 +399,14 @@ class OpenAiKnowledge {
   }
 
   Awaitable get_store_file(http::Request& req) {
-    auto document = co_await store_document(req);
+    auto document = co_await store_document(req, false);
     if (!document) co_return fail(document.error(), req);
     co_return json_response(200,
                             vector_store_file_json(*document, std::string(req.param("file_id"))));
   }
 
   Awaitable detach_file(http::Request& req) {
-    if (auto r = may_write(req); !r) co_return fail(r.error(), req);
-    auto document = co_await store_document(req);
+    auto document = co_await store_document(req, true);
     if (!document) co_return fail(document.error(), req);
     auto deleted = co_await ctx_.blocking.run(
         [&] { return ctx_.storage.knowledge().delete_document(document->id); });
@@ -503,13 +507,18 @@ class OpenAiKnowledge {
     return ids;
   }
 
-  // A file of the base's tenant added as a document and queued for ingestion (blocking).
-  Result<store::KnowledgeDocument> attach(const store::KnowledgeBase& base,
+  // A file of the base's tenant that the caller sees (a user's key: one it uploaded) added as
+  // a document and queued for ingestion (blocking). Never another's file: deleting the
+  // document would delete the file, and every document made from it.
+  Result<store::KnowledgeDocument> attach(const http::Request& req,
+                                          const store::KnowledgeBase& base,
                                           const std::string& file_id,
                                           const std::string& attributes_json, int64_t now) {
     auto& repo = ctx_.storage.knowledge();
     auto file = repo.get_file(file_id);
-    if (!file || file->tenant_id != base.tenant_id) return store::file_not_found(file_id);
+    if (!file || file->tenant_id != base.tenant_id || !may_see_file(req, *file)) {
+      return store::file_not_found(file_id);
+    }
     store::NewDocument doc{base.id, base.tenant_id, file_id, file->filename, attributes_json};
     auto added = repo.add_document(doc, now);
     if (!added) return std::move(added).error();
@@ -525,13 +534,18 @@ class OpenAiKnowledge {
     const std::string id(req.param("id"));
     auto file = co_await ctx_.blocking.run([&] { return ctx_.storage.knowledge().get_file(id); });
     if (!file) co_return std::move(file).error();
-    if (!in_tenant(req, file->tenant_id)) co_return store::file_not_found(id);
+    if (!may_see_file(req, *file)) co_return store::file_not_found(id);
     co_return std::move(file).value();
   }
 
-  Task<Result<store::KnowledgeDocument>> store_document(const http::Request& req) {
+  // The store's document made from the file; `to_change` also requires that the caller may
+  // change the store (403).
+  Task<Result<store::KnowledgeDocument>> store_document(const http::Request& req, bool to_change) {
     auto base = co_await visible_base(ctx_, req, std::string(req.param("id")));
     if (!base) co_return std::move(base).error();
+    if (to_change) {
+      if (auto r = may_change(req, *base); !r) co_return std::move(r).error();
+    }
     const std::string file_id(req.param("file_id"));
     auto document = co_await ctx_.blocking.run(
         [&] { return ctx_.storage.knowledge().document_for_file(base->id, file_id); });

@@ -325,6 +325,8 @@ class BuildPrompt final : public DepsStage {
       }
       if (m.id == turn.stored->started.user.id || m.id == turn.stored->started.assistant.id)
         continue;
+      // Regenerating: the replies being replaced are not part of the conversation asked about.
+      if (!turn.stored->regenerate_of.empty() && m.seq > turn.stored->started.user.seq) continue;
       fit.history.push_back(to_llm_message(m));
       fit.known_tokens.push_back(m.role == "assistant" ? m.output_tokens : 0);
     }
@@ -598,6 +600,9 @@ class Persist final : public DepsStage {
     done.usage = turn.stored->usage;
     done.follow_up_jobs = std::move(turn.stored->follow_up_jobs);
     done.user_message_id = turn.stored->started.user.id;
+    // A regenerated reply that failed leaves the earlier one as it was.
+    done.regenerated =
+        !turn.stored->regenerate_of.empty() && done.finish_reason != llm::finish::kError;
     done.intent = turn.stored->intent;
     done.intent_confidence = turn.stored->intent_confidence;
     auto stored =

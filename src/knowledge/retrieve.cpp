@@ -20,8 +20,15 @@ Error base_not_found(const std::string& id) {
   return e;
 }
 
-// The ids of the bases to search: the request's (each must be the tenant's) and the
-// assistant's (ids or names; a missing one is skipped, and logged when `warn`).
+// Whether the turn's user may have the base searched: one of the tenant's shared bases, or
+// one of the user's own.
+bool searchable_for(const chat::Turn& turn, const store::KnowledgeBase& base) {
+  return base.tenant_id == turn.actor.tenant_id &&
+         (base.owner_user_id.empty() || base.owner_user_id == turn.actor.user_id);
+}
+
+// The ids of the bases to search: the request's (each must be searchable for the turn's user)
+// and the assistant's (ids or names; a missing one is skipped, and logged when `warn`).
 Result<std::vector<store::KnowledgeBase>> resolve(store::KnowledgeRepository& repo,
                                                   const chat::Turn& turn, bool warn) {
   std::vector<store::KnowledgeBase> out;
@@ -33,28 +40,30 @@ Result<std::vector<store::KnowledgeBase>> resolve(store::KnowledgeRepository& re
   for (const auto& id : turn.knowledge_base_ids) {
     auto base = repo.get_base_brief(id);
     if (!base && base.error().code != ErrorCode::kNotFound) return std::move(base).error();
-    if (!base || base->tenant_id != tenant) return base_not_found(id);
+    if (!base || !searchable_for(turn, *base)) return base_not_found(id);
     add(*base);
   }
   std::optional<std::vector<store::KnowledgeBase>> tenant_bases;
   for (const auto& ref : turn.assistant->knowledge_bases) {
     auto base = repo.get_base_brief(ref);
-    if (base && base->tenant_id == tenant) {
+    if (base && searchable_for(turn, *base)) {
       add(*base);
       continue;
     }
-    if (!tenant_bases) {  // by name, among the tenant's bases
+    if (!tenant_bases) {  // by name, among the tenant's shared bases
       tenant_bases.emplace();
       std::optional<std::string> cursor;
       do {
-        auto page = repo.list_bases(tenant, 100, cursor);
+        auto page = repo.list_bases({tenant, std::nullopt, 100, cursor});
         if (!page) return std::move(page).error();
         for (auto& b : page->items) tenant_bases->push_back(std::move(b));
         cursor = page->next_cursor;
       } while (cursor);
     }
-    const auto named = std::find_if(tenant_bases->begin(), tenant_bases->end(),
-                                    [&](const store::KnowledgeBase& b) { return b.name == ref; });
+    // An operator's name for a base never means a user's own base of the same name.
+    const auto named = std::find_if(
+        tenant_bases->begin(), tenant_bases->end(),
+        [&](const store::KnowledgeBase& b) { return b.owner_user_id.empty() && b.name == ref; });
     if (named == tenant_bases->end()) {
       if (!warn) continue;
       log::warn(

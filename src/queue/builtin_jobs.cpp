@@ -47,7 +47,9 @@ Handler user_erasure(store::Storage& storage, const Clock& clock,
                   {"idempotent_responses", counts->idempotent_responses},
                   {"memories", counts->memories},
                   {"memory_history", counts->memory_history},
-                  {"jobs", counts->jobs}}},
+                  {"jobs", counts->jobs},
+                  {"knowledge_bases", counts->knowledge_bases},
+                  {"files", counts->files}}},
                 {"revoked_api_keys", counts->api_keys}};
   };
 }

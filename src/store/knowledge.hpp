@@ -25,6 +25,9 @@ namespace parley::store {
 struct KnowledgeBase {
   std::string id;  // "kb_..."
   std::string tenant_id = "default";
+  // "" when the base is the tenant's, shared by its users; otherwise the one end user whose
+  // own base it is (created with that user's key): only that user's turns search it.
+  std::string owner_user_id;
   std::string name;
   std::string description;
   std::string embedder;   // the embedder its vectors come from (knowledge/embed/embedder.hpp)
@@ -47,6 +50,7 @@ struct KnowledgeBase {
 
 struct NewKnowledgeBase {
   std::string tenant_id = "default";
+  std::string owner_user_id;  // "" = the tenant's
   std::string name;
   std::string description;
   std::string embedder;
@@ -61,6 +65,14 @@ struct KnowledgeBasePatch {
   std::optional<std::string> description;
   std::optional<std::string> settings_json;
   std::optional<std::string> metadata_json;
+};
+
+struct KnowledgeBaseListQuery {
+  std::optional<std::string> tenant_id;  // every tenant's when nullopt
+  // When set, only what this user may see: the tenant's shared bases and the user's own.
+  std::optional<std::string> visible_to_user;
+  int limit = 20;
+  std::optional<std::string> cursor;
 };
 
 struct KnowledgeBasePage {
@@ -219,10 +231,7 @@ class KnowledgeRepository {
   // for the paths that need only its owner, embedder and settings (ingestion, search,
   // retrieval, the indexes), whose cost must not grow with the base.
   virtual Result<KnowledgeBase> get_base_brief(std::string_view id) = 0;
-  // Every tenant's when tenant_id is nullopt.
-  virtual Result<KnowledgeBasePage> list_bases(const std::optional<std::string>& tenant_id,
-                                               int limit,
-                                               const std::optional<std::string>& cursor) = 0;
+  virtual Result<KnowledgeBasePage> list_bases(const KnowledgeBaseListQuery& query) = 0;
   virtual Result<KnowledgeBase> update_base(std::string_view id, const KnowledgeBasePatch& patch,
                                             int64_t now_ms) = 0;
   // Deletes the base, its documents and chunks (files stay); logs kDropBase.

@@ -2,6 +2,9 @@
 // in the order each backend's row readers expect them. Private to store/.
 #pragma once
 
+#include <string>
+#include <vector>
+
 namespace parley::store::knowledge_sql {
 
 // A base with its counts; the last column is its seq (for page cursors).
@@ -15,12 +18,13 @@ inline constexpr const char* kBaseColumns =
     "(SELECT count(*) FROM kb_documents d WHERE d.kb_id = kb.id AND d.status = 'failed'), "
     "(SELECT COALESCE(sum(d.chunks), 0) FROM kb_documents d WHERE d.kb_id = kb.id), "
     "(SELECT COALESCE(sum(d.bytes), 0) FROM kb_documents d WHERE d.kb_id = kb.id), "
-    "kb.next_embedder, kb.seq";
-inline constexpr int kBaseSeqColumn = 17;
+    "kb.next_embedder, kb.owner_user_id, kb.seq";
+inline constexpr int kBaseSeqColumn = 18;
 // The same columns without the counts and sizes (zeros), which read every document's row.
 inline constexpr const char* kBaseBriefColumns =
     "kb.id, kb.tenant_id, kb.name, kb.description, kb.embedder, kb.dimension, kb.settings, "
-    "kb.metadata, kb.created_at, kb.updated_at, 0, 0, 0, 0, 0, 0, kb.next_embedder, kb.seq";
+    "kb.metadata, kb.created_at, kb.updated_at, 0, 0, 0, 0, 0, 0, kb.next_embedder, "
+    "kb.owner_user_id, kb.seq";
 
 inline constexpr const char* kFileColumns =
     "id, tenant_id, user_id, filename, purpose, bytes, sha256, created_at, seq";
@@ -35,5 +39,14 @@ inline constexpr int kDocumentSeqColumn = 19;
 inline constexpr const char* kChunkColumns =
     "seq, kb_id, document_id, ordinal, text, section, page, page_end, start_offset, end_offset, "
     "tokens, vector";
+
+// What erasing a user removes of knowledge (UserDataRepository::erase_user), in the order it
+// runs, inside the erasure's transaction: the user's own bases (each logged as dropped for the
+// search indexes) with the files uploaded into them that no other base uses; then the files
+// the user uploaded, with every document made from them (their chunks logged as removed); then
+// the bytes no file holds any longer. Parameters are `mark` followed by 1 (the user) and, with
+// a tenant, 2: '?' on SQLite, '$' on PostgreSQL. `lock` (PostgreSQL): the rows it changes are
+// locked first and then the change log's lock taken, the order every writer of the log uses.
+std::vector<std::string> erase_user_sql(bool with_tenant, char mark, const char* lock);
 
 }  // namespace parley::store::knowledge_sql

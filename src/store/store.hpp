@@ -115,8 +115,9 @@ struct NewTurn {
   std::string model;  // what the turn will ask for (route or model name)
   std::string owner;  // the replica running the turn (ReplicaRepository), for recovery
   // A regenerated reply: the id of the session's last user message, which is answered again
-  // instead of a new one being stored (`user_content` is its text); the replies it had are
-  // marked "replaced" and leave the history models see.
+  // instead of a new one being stored (`user_content` is its text). The replies it had are
+  // marked "replaced", leaving the history models see, when the new one is finished
+  // (FinishedTurn::regenerated).
   std::string regenerate_of;
 };
 
@@ -208,6 +209,10 @@ struct FinishedTurn {
   std::string user_message_id;
   std::string intent;
   std::optional<double> intent_confidence;
+  // A regenerated reply (NewTurn::regenerate_of): once it has been written (any finish but an
+  // error), the earlier replies to its message are marked "replaced" in the same transaction.
+  // Until then they stay, so a regeneration that fails leaves the conversation as it was.
+  bool regenerated = false;
 };
 
 struct MessageListQuery {
@@ -448,7 +453,9 @@ struct ErasureCounts {
   int64_t api_keys = 0;  // revoked, not deleted: a key's record stays for audit, its user goes
   int64_t memories = 0;
   int64_t memory_history = 0;
-  int64_t jobs = 0;  // jobs that carried the user's words (user_job_key_prefix)
+  int64_t jobs = 0;             // jobs that carried the user's words (user_job_key_prefix)
+  int64_t knowledge_bases = 0;  // the user's own (owner_user_id), with their documents
+  int64_t files = 0;            // the files the user uploaded, with documents made from them
 };
 
 class UserDataRepository {
@@ -457,9 +464,10 @@ class UserDataRepository {
   // A tenant of nullopt means every tenant (admins).
   virtual Result<UserExport> export_user(const std::optional<std::string>& tenant_id,
                                          std::string_view user_id) = 0;
-  // Deletes sessions, messages, usage, moderation logs and stored idempotent responses in one
-  // transaction; user keys are
-  // revoked and unbound from the user.
+  // Deletes sessions, messages, usage, moderation logs, stored idempotent responses, memories,
+  // the jobs that carry the user's words, the user's own knowledge bases and the files the user
+  // uploaded (with every document made from them, logged for the search indexes) in one
+  // transaction; user keys are revoked and unbound from the user.
   virtual Result<ErasureCounts> erase_user(const std::optional<std::string>& tenant_id,
                                            std::string_view user_id, int64_t now_ms) = 0;
 };

@@ -123,7 +123,7 @@ void populate(store::Storage& s, parley::ManualClock& clock) {
   // A knowledge base with a binary file and a document of two chunks (vectors as bytes).
   auto& kb = s.knowledge();
   const int64_t now = parley::to_unix_ms(clock.now());
-  auto base = kb.create_base({"acme", "Docs", "", "parley-hashed-v1", 3, "{}", "{}"}, now);
+  auto base = kb.create_base({"acme", "u1", "Docs", "", "parley-hashed-v1", 3, "{}", "{}"}, now);
   ASSERT_TRUE(base.ok());
   auto file = kb.put_file(
       {"acme", "u1", "a.pdf", "knowledge", "abc123", std::string("%PDF\x00\xff\x01", 7)}, now);
@@ -274,6 +274,10 @@ TEST(CopyData, EveryRowOfEveryTableArrivesInPostgres) {
   auto spent_b = postgres->usage().aggregate(usage);
   ASSERT_TRUE(spent_a.ok() && spent_b.ok());
   EXPECT_DOUBLE_EQ((*spent_a)[0].cost_usd, (*spent_b)[0].cost_usd);
+  auto bases = postgres->knowledge().list_bases({std::nullopt, std::nullopt, 10, std::nullopt});
+  ASSERT_TRUE(bases.ok());
+  ASSERT_EQ(bases->items.size(), 1U);
+  EXPECT_EQ(bases->items[0].owner_user_id, "u1");
 }
 
 TEST(CopyData, ADestinationThatIsNotEmptyIsRefused) {

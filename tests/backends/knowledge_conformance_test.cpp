@@ -37,9 +37,11 @@ class KnowledgeConformance : public ::testing::Test {
   KnowledgeRepository& kb() { return store->knowledge(); }
   int64_t now() const { return clock.unix_ms(); }
 
-  KnowledgeBase make_base(const std::string& tenant = "t1", const std::string& name = "Docs") {
+  KnowledgeBase make_base(const std::string& tenant = "t1", const std::string& name = "Docs",
+                          const std::string& owner = "") {
     NewKnowledgeBase n;
     n.tenant_id = tenant;
+    n.owner_user_id = owner;
     n.name = name;
     n.embedder = "parley-hashed-v1";
     n.dimension = 4;
@@ -142,6 +144,90 @@ TYPED_TEST(KnowledgeConformance, FilesKeepTheirBytesOnceAndListNewestFirst) {
   EXPECT_TRUE(this->kb().get_file(other.id).ok());
 }
 
+TYPED_TEST(KnowledgeConformance, AUsersOwnBasesAreListedOnlyForThatUser) {
+  auto shared = this->make_base("t1", "Handbook");
+  auto alices = this->make_base("t1", "Alice's notes", "alice");
+  EXPECT_EQ(alices.owner_user_id, "alice");
+  EXPECT_EQ(shared.owner_user_id, "");
+  auto bobs = this->make_base("t1", "Bob's notes", "bob");
+  EXPECT_EQ(this->kb().get_base_brief(bobs.id)->owner_user_id, "bob");
+  EXPECT_EQ(this->kb().get_base(bobs.id)->owner_user_id, "bob");
+
+  const auto ids = [&](const KnowledgeBaseListQuery& q) {
+    std::vector<std::string> out;
+    auto page = this->kb().list_bases(q);
+    EXPECT_TRUE(page.ok());
+    if (page.ok()) {
+      for (const auto& b : page->items) out.push_back(b.id);
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ids({std::string("t1"), std::string("alice"), 10, std::nullopt}),
+            (V{alices.id, shared.id}));
+  EXPECT_EQ(ids({std::string("t1"), std::string("bob"), 10, std::nullopt}),
+            (V{bobs.id, shared.id}));
+  EXPECT_EQ(ids({std::string("t1"), std::string("carol"), 10, std::nullopt}), (V{shared.id}));
+  EXPECT_EQ(ids({std::string("t1"), std::nullopt, 10, std::nullopt}),
+            (V{bobs.id, alices.id, shared.id}));
+  // Pages of what one user sees skip the others' bases.
+  auto first = this->kb().list_bases({std::string("t1"), std::string("alice"), 1, std::nullopt});
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->items.size(), 1U);
+  EXPECT_EQ(first->items[0].id, alices.id);
+  ASSERT_TRUE(first->next_cursor.has_value());
+  EXPECT_EQ(ids({std::string("t1"), std::string("alice"), 1, first->next_cursor}), (V{shared.id}));
+}
+
+TYPED_TEST(KnowledgeConformance, ErasingAUserDeletesTheirBasesAndFilesAndLogsItForTheIndexes) {
+  // Alice's own base with a document from her file; her file also attached to a shared base
+  // (a service key may attach any file of the tenant); Bob's file in the shared base too.
+  auto alices = this->make_base("t1", "Alice's", "alice");
+  // The same user id in another tenant.
+  auto other_tenant = this->make_base("t2", "Alice's", "alice");
+  auto shared = this->make_base("t1", "Shared");
+  auto file = this->make_file("alice's words");  // user "alice"
+  NewFile bobs_file{"t1", "bob", "b.md", "assistants", "sha-bob", "bob's words"};
+  auto bob = this->kb().put_file(bobs_file, this->now());
+  ASSERT_TRUE(bob.ok());
+  auto in_own = this->add(alices, file).document;
+  auto in_shared = this->add(shared, file).document;
+  auto bobs_doc = this->add(shared, *bob).document;
+  for (const auto& doc : {in_own, in_shared, bobs_doc}) {
+    ASSERT_TRUE(this->kb().commit_chunks(this->chunks_for(doc, 2, "w"), this->now()).ok());
+  }
+  const int64_t before = this->kb().last_change().value();
+
+  auto erased = this->store->user_data().erase_user(std::string("t1"), "alice", this->now());
+  ASSERT_TRUE(erased.ok()) << erased.error().message;
+  EXPECT_EQ(erased->knowledge_bases, 1);
+  EXPECT_EQ(erased->files, 1);
+  EXPECT_TRUE(FailsWith(this->kb().get_base(alices.id), ErrorCode::kNotFound));
+  EXPECT_TRUE(FailsWith(this->kb().get_file(file.id), ErrorCode::kNotFound));
+  EXPECT_TRUE(FailsWith(this->kb().file_content(file.id), ErrorCode::kNotFound));
+  EXPECT_TRUE(FailsWith(this->kb().get_document(in_shared.id), ErrorCode::kNotFound));
+  // What is not Alice's in this tenant stays: the shared base, Bob's document, her base in t2.
+  EXPECT_EQ(this->kb().get_base(shared.id)->documents, 1);
+  EXPECT_TRUE(this->kb().get_document(bobs_doc.id).ok());
+  EXPECT_EQ(*this->kb().file_content(bob->id), "bob's words");
+  EXPECT_TRUE(this->kb().get_base(other_tenant.id).ok());
+
+  // The indexes learn of it: her base dropped, her chunks in the shared base removed.
+  std::vector<std::pair<ChunkChange::Op, std::string>> logged;
+  for (const auto& c : this->all_changes(before)) logged.emplace_back(c.op, c.kb_id);
+  using L = std::vector<std::pair<ChunkChange::Op, std::string>>;
+  EXPECT_EQ(logged, (L{{ChunkChange::Op::kDropBase, alices.id},
+                       {ChunkChange::Op::kRemove, shared.id},
+                       {ChunkChange::Op::kRemove, shared.id}}));
+
+  // With no tenant, every tenant's.
+  auto everywhere = this->store->user_data().erase_user(std::nullopt, "alice", this->now());
+  ASSERT_TRUE(everywhere.ok()) << everywhere.error().message;
+  EXPECT_EQ(everywhere->knowledge_bases, 1);
+  EXPECT_TRUE(FailsWith(this->kb().get_base(other_tenant.id), ErrorCode::kNotFound));
+  EXPECT_TRUE(this->kb().get_base(shared.id).ok());
+}
+
 TYPED_TEST(KnowledgeConformance, BasesAreCreatedListedUpdatedAndCounted) {
   auto a = this->make_base("t1", "A");
   this->clock.advance(std::chrono::milliseconds(5));
@@ -150,17 +236,18 @@ TYPED_TEST(KnowledgeConformance, BasesAreCreatedListedUpdatedAndCounted) {
   EXPECT_EQ(a.embedder, "parley-hashed-v1");
   EXPECT_EQ(a.dimension, 4);
   EXPECT_EQ(a.documents, 0);
-  auto t1 = this->kb().list_bases(std::string("t1"), 10, std::nullopt);
+  auto t1 = this->kb().list_bases({std::string("t1"), std::nullopt, 10, std::nullopt});
   ASSERT_TRUE(t1.ok());
   ASSERT_EQ(t1->items.size(), 2U);
   EXPECT_EQ(t1->items[0].id, b.id);
   EXPECT_EQ(t1->items[1].id, a.id);
-  auto all = this->kb().list_bases(std::nullopt, 2, std::nullopt);
+  auto all = this->kb().list_bases({std::nullopt, std::nullopt, 2, std::nullopt});
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->items.size(), 2U);
   ASSERT_TRUE(all->next_cursor.has_value());
-  EXPECT_EQ(this->kb().list_bases(std::nullopt, 2, all->next_cursor)->items[0].id, a.id);
-  EXPECT_TRUE(FailsWith(this->kb().list_bases(std::nullopt, 2, std::string("x")),
+  EXPECT_EQ(this->kb().list_bases({std::nullopt, std::nullopt, 2, all->next_cursor})->items[0].id,
+            a.id);
+  EXPECT_TRUE(FailsWith(this->kb().list_bases({std::nullopt, std::nullopt, 2, std::string("x")}),
                         ErrorCode::kInvalidArgument, "invalid_cursor"));
 
   this->clock.advance(std::chrono::milliseconds(7));

@@ -152,7 +152,7 @@ class StorageConformance : public ::testing::Test {
   }
 
   Message finish(const std::string& assistant_id, const std::string& content,
-                 const std::string& status = "complete") {
+                 const std::string& status = "complete", bool regenerated = false) {
     FinishedTurn f;
     f.assistant_message_id = assistant_id;
     f.content = content;
@@ -160,6 +160,7 @@ class StorageConformance : public ::testing::Test {
     f.model = "gpt-test";
     f.provider = "openai";
     f.finish_reason = status == "complete" ? "stop" : "cancelled";
+    f.regenerated = regenerated;
     auto r = store->messages().finish_turn(f);
     if (!r.ok()) {
       ADD_FAILURE() << "finish_turn: " << r.error().message;
@@ -643,6 +644,22 @@ TYPED_TEST(StorageConformance, RegeneratingReplacesTheRepliesOfTheLastMessage) {
   EXPECT_EQ(started->user.content, "Pick a colour");
   EXPECT_EQ(started->assistant.status, "pending");
 
+  MessageListQuery q;
+  q.session_id = session.id;
+  const auto statuses = [&] {
+    std::vector<std::string> seen;
+    auto list = this->store->messages().list(q);
+    EXPECT_TRUE(list.ok()) << list.error().message;
+    if (list.ok()) {
+      for (const auto& m : list->items) seen.push_back(m.content + "/" + m.status);
+    }
+    return seen;
+  };
+  using Seen = std::vector<std::string>;
+  // The earlier reply stands while the new one is written.
+  EXPECT_EQ(statuses(), (Seen{"Hi/complete", "Hello!/complete", "Pick a colour/complete",
+                              "Blue./complete", "/pending"}));
+
   // While the new reply is written, no other regeneration may start.
   again.request_id = "req_3";
   auto busy = this->store->messages().begin_turn(again);
@@ -650,25 +667,31 @@ TYPED_TEST(StorageConformance, RegeneratingReplacesTheRepliesOfTheLastMessage) {
   EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
   EXPECT_EQ(busy.error().reason, "turn_in_progress");
 
-  this->finish(started->assistant.id, "Green.");
-  MessageListQuery q;
-  q.session_id = session.id;
+  // A regeneration that fails (closed without being marked regenerated) replaces nothing.
+  this->finish(started->assistant.id, "", "partial");
+  EXPECT_EQ(statuses(), (Seen{"Hi/complete", "Hello!/complete", "Pick a colour/complete",
+                              "Blue./complete", "/partial"}));
+  again.request_id = "req_4";
+  started = this->store->messages().begin_turn(again);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  this->finish(started->assistant.id, "Green.", "complete", true);
+  EXPECT_EQ(statuses(), (Seen{"Hi/complete", "Hello!/complete", "Pick a colour/complete",
+                              "Blue./replaced", "/replaced", "Green./complete"}));
+  // A later turn replaces nothing.
+  this->turn(session.id, "Thanks", "You're welcome.");
+  EXPECT_EQ(statuses().back(), "You're welcome./complete");
   auto list = this->store->messages().list(q);
-  ASSERT_TRUE(list.ok()) << list.error().message;
-  std::vector<std::string> seen;
-  for (const auto& m : list->items) seen.push_back(m.content + "/" + m.status);
-  EXPECT_EQ(seen,
-            (std::vector<std::string>{"Hi/complete", "Hello!/complete", "Pick a colour/complete",
-                                      "Blue./replaced", "Green./complete"}));
+  ASSERT_TRUE(list.ok());
   // A prompt's history leaves the replaced reply out.
   auto history = this->store->messages().history(session.id, 100);
   ASSERT_TRUE(history.ok()) << history.error().message;
   std::vector<std::string> prompt;
   for (const auto& m : *history) prompt.push_back(m.content);
-  EXPECT_EQ(prompt, (std::vector<std::string>{"Hi", "Hello!", "Pick a colour", "Green."}));
+  EXPECT_EQ(prompt, (std::vector<std::string>{"Hi", "Hello!", "Pick a colour", "Green.", "Thanks",
+                                              "You're welcome."}));
 
   // Only the last question can be answered again, and only one of this session.
-  auto earlier = list->items[0].id;
+  auto earlier = list->items[2].id;
   again.regenerate_of = earlier;
   auto old = this->store->messages().begin_turn(again);
   ASSERT_FALSE(old.ok());

@@ -292,6 +292,41 @@ TEST(Chat, UpstreamErrorsMapToClearEnvelopes) {
   EXPECT_EQ(r.json()["error"]["param"], "messages[0].role");
 }
 
+TEST(Chat, ARegenerationThatFailsKeepsTheReplyItWasToReplace) {
+  Stack s;
+  const auto sid = new_session(s.port());
+  const std::string path = "/api/v1/sessions/" + sid + "/messages";
+  s.fake.enqueue({{"body", openai_completion_body("Blue.")}});
+  ASSERT_EQ(http("POST", s.port(), path, R"({"content":"Pick a colour"})").status, 200);
+  const auto statuses = [&] {
+    std::vector<std::string> seen;
+    const json listed = http("GET", s.port(), path).json();
+    for (const auto& m : listed["data"]) {
+      seen.push_back(m["content"].get<std::string>() + "/" + m["status"].get<std::string>());
+    }
+    return seen;
+  };
+  using Seen = std::vector<std::string>;
+
+  // The provider refuses the regeneration: the answer there was stays the answer.
+  s.fake.enqueue(
+      {{"status", 400}, {"body", {{"error", {{"message", "maximum context length exceeded"}}}}}});
+  EXPECT_TRUE(
+      is_error(http("POST", s.port(), path, R"({"regenerate":true})"), 400, "upstream_rejected"));
+  EXPECT_EQ(statuses(), (Seen{"Pick a colour/complete", "Blue./complete", "/partial"}));
+
+  // The next one succeeds: the question is asked without the replies it replaces.
+  s.fake.enqueue({{"body", openai_completion_body("Green.")}});
+  auto again = http("POST", s.port(), path, R"({"regenerate":true})");
+  ASSERT_EQ(again.status, 200) << again.describe();
+  EXPECT_EQ(again.json()["reply"]["content"], "Green.");
+  const auto sent = s.fake.requests().back()["body"]["messages"];
+  ASSERT_EQ(sent.size(), 2U) << sent.dump();
+  EXPECT_EQ(sent[1]["content"], "Pick a colour");
+  EXPECT_EQ(statuses(),
+            (Seen{"Pick a colour/complete", "Blue./replaced", "/replaced", "Green./complete"}));
+}
+
 TEST(Chat, OpenAiCompatibleStreamWithUsageAndToolsPassedThrough) {
   Stack s;
   s.fake.enqueue({{"openai_stream", {"Tool", "s ok"}}, {"split", 5}});

@@ -241,7 +241,7 @@ TEST(Knowledge, UploadLimitsAndBadRequestsGetClearErrors) {
                        404, "knowledge_base_not_found"));
 }
 
-TEST(Knowledge, TenantsSeeOnlyTheirOwnAndUserKeysOnlyRead) {
+TEST(Knowledge, TenantsSeeOnlyTheirOwnAndUserKeysOnlyReadSharedBases) {
   ParleyProcess p(knowledge_server());
   const std::string acme_service =
       create_key(p.port(), {{"scope", "service"}, {"tenant_id", "acme"}});
@@ -292,6 +292,141 @@ json search_until(int port, const std::string& kb, const json& body, const std::
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return found;
+}
+
+TEST(Knowledge, UsersKeepBasesOfTheirOwnThatOnlyTheirTurnsSearch) {
+  ParleyProcess p(knowledge_server());
+  const auto key = [&](const std::string& scope, const std::string& user) {
+    json spec{{"scope", scope}, {"tenant_id", "acme"}};
+    if (!user.empty()) spec["user_id"] = user;
+    return bearer(create_key(p.port(), spec));
+  };
+  const HeaderList service = key("service", "");
+  const HeaderList u1 = key("user", "u1");
+  const HeaderList u2 = key("user", "u2");
+  const auto ids_listed = [&](const HeaderList& who, const std::string& path) {
+    std::vector<std::string> ids;
+    const json listed = http("GET", p.port(), path, "", who).json();
+    for (const auto& b : listed["data"]) ids.push_back(b["id"]);
+    return ids;
+  };
+  auto shared = http("POST", p.port(), "/api/v1/knowledge-bases", R"({"name":"Shared"})", service);
+  ASSERT_EQ(shared.status, 201) << shared.describe();
+  EXPECT_TRUE(shared.json()["owner_user_id"].is_null());
+  const std::string shared_id = shared.json()["id"];
+
+  // A user's key creates a base of its own and uploads to it.
+  auto own = http("POST", p.port(), "/api/v1/knowledge-bases", R"({"name":"Notes"})", u1);
+  ASSERT_EQ(own.status, 201) << own.describe();
+  EXPECT_EQ(own.json()["owner_user_id"], "u1");
+  EXPECT_EQ(own.json()["tenant_id"], "acme");
+  const std::string own_id = own.json()["id"];
+  auto doc = upload(p.port(), own_id, "trip.md",
+                    "# Trip\n\nThe ferry to the island leaves at 07:40 from pier 3.\n", u1);
+  ASSERT_EQ(doc.status, 202) << doc.describe();
+  const std::string doc_id = doc.json()["id"];
+  ASSERT_EQ(wait_document(p.port(), own_id, doc_id)["status"], "ready");
+  search_until(p.port(), own_id, {{"query", "ferry"}}, doc_id);
+  EXPECT_EQ(http("PATCH", p.port(), "/api/v1/knowledge-bases/" + own_id, R"({"name":"Travel"})", u1)
+                .status,
+            200);
+
+  // Its owner and the tenant's service key see it; another user of the tenant does not.
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(ids_listed(u1, "/api/v1/knowledge-bases"), (Ids{own_id, shared_id}));
+  EXPECT_EQ(ids_listed(u2, "/api/v1/knowledge-bases"), (Ids{shared_id}));
+  EXPECT_EQ(ids_listed(service, "/api/v1/knowledge-bases"), (Ids{own_id, shared_id}));
+  EXPECT_EQ(ids_listed(u2, "/v1/vector_stores"), (Ids{shared_id}));
+  EXPECT_TRUE(is_error(http("GET", p.port(), "/api/v1/knowledge-bases/" + own_id, "", u2), 404,
+                       "knowledge_base_not_found"));
+  EXPECT_TRUE(is_error(http("GET", p.port(), "/v1/vector_stores/" + own_id, "", u2), 404,
+                       "knowledge_base_not_found"));
+  EXPECT_TRUE(
+      is_error(upload(p.port(), own_id, "b.txt", "text", u2), 404, "knowledge_base_not_found"));
+  EXPECT_TRUE(is_error(
+      http("GET", p.port(), "/api/v1/knowledge-bases/" + own_id + "/documents/" + doc_id, "", u2),
+      404, "knowledge_base_not_found"));
+  EXPECT_TRUE(is_error(http("POST", p.port(), "/api/v1/knowledge-bases/" + own_id + "/search",
+                            R"({"query":"ferry"})", u2),
+                       404, "knowledge_base_not_found"));
+
+  // Only its owner's turns search it: another user naming it is refused with nothing stored.
+  EXPECT_TRUE(is_error(
+      http("POST", p.port(), "/api/v1/chat",
+           json{{"message", "When does the ferry leave?"}, {"knowledge_base_ids", {own_id}}}.dump(),
+           u2),
+      404, "knowledge_base_not_found"));
+  EXPECT_TRUE(http("GET", p.port(), "/api/v1/sessions", "", u2).json()["data"].empty());
+  EXPECT_TRUE(is_error(http("POST", p.port(), "/api/v1/chat",
+                            json{{"message", "When does the ferry leave?"},
+                                 {"user_id", "u2"},
+                                 {"knowledge_base_ids", {own_id}}}
+                                .dump(),
+                            service),
+                       404, "knowledge_base_not_found"));
+  auto answered = http(
+      "POST", p.port(), "/api/v1/chat",
+      json{{"message", "When does the ferry leave?"}, {"knowledge_base_ids", {own_id}}}.dump(), u1);
+  ASSERT_EQ(answered.status, 201) << answered.describe();
+  ASSERT_FALSE(answered.json()["citations"].empty()) << answered.describe();
+  EXPECT_EQ(answered.json()["citations"][0]["document_id"], doc_id);
+
+  // A user changes only its own: not the shared base, and not in another user's name.
+  EXPECT_TRUE(
+      is_error(upload(p.port(), shared_id, "a.txt", "text", u1), 403, "knowledge_write_denied"));
+  EXPECT_TRUE(is_error(
+      http("PATCH", p.port(), "/api/v1/knowledge-bases/" + shared_id, R"({"name":"Mine now"})", u1),
+      403, "knowledge_write_denied"));
+  EXPECT_TRUE(is_error(
+      http("POST", p.port(), "/api/v1/knowledge-bases", R"({"name":"x","owner_user_id":"u2"})", u1),
+      403, "knowledge_write_denied"));
+  EXPECT_TRUE(is_error(http("POST", p.port(), "/v1/files", "", u1), 403, "knowledge_write_denied"));
+  // A service key makes a base for one of its users.
+  auto for_u2 = http("POST", p.port(), "/api/v1/knowledge-bases",
+                     R"({"name":"For u2","owner_user_id":"u2"})", service);
+  ASSERT_EQ(for_u2.status, 201) << for_u2.describe();
+  EXPECT_EQ(ids_listed(u2, "/api/v1/knowledge-bases"),
+            (Ids{for_u2.json()["id"].get<std::string>(), shared_id}));
+  // A vector store made with a user's key is that user's.
+  auto store = http("POST", p.port(), "/v1/vector_stores", R"({"name":"u2 store"})", u2);
+  ASSERT_EQ(store.status, 200) << store.describe();
+  const std::string store_id = store.json()["id"];
+  EXPECT_TRUE(is_error(http("GET", p.port(), "/v1/vector_stores/" + store_id, "", u1), 404,
+                       "knowledge_base_not_found"));
+  // Files too are their uploader's: u1's upload is neither listed, read nor attached by u2.
+  const std::string u1_file = doc.json()["file_id"];
+  EXPECT_EQ(ids_listed(u1, "/v1/files"), (Ids{u1_file}));
+  EXPECT_EQ(ids_listed(u2, "/v1/files"), (Ids{}));
+  EXPECT_TRUE(is_error(http("GET", p.port(), "/v1/files/" + u1_file + "/content", "", u2), 404,
+                       "file_not_found"));
+  EXPECT_TRUE(is_error(http("POST", p.port(), "/v1/vector_stores/" + store_id + "/files",
+                            json{{"file_id", u1_file}}.dump(), u2),
+                       404, "file_not_found"));
+  EXPECT_EQ(http("DELETE", p.port(), "/v1/vector_stores/" + store_id, "", u2).status, 200);
+
+  // The owner deletes a document, then the base.
+  EXPECT_EQ(
+      http("DELETE", p.port(), "/api/v1/knowledge-bases/" + own_id + "/documents/" + doc_id, "", u1)
+          .status,
+      200);
+  EXPECT_EQ(http("DELETE", p.port(), "/api/v1/knowledge-bases/" + own_id, "", u1).status, 200);
+  EXPECT_EQ(ids_listed(u1, "/api/v1/knowledge-bases"), (Ids{shared_id}));
+
+  // Erasing a user takes their own bases and the files they uploaded with them.
+  auto diary = http("POST", p.port(), "/api/v1/knowledge-bases", R"({"name":"Diary"})", u1);
+  ASSERT_EQ(diary.status, 201) << diary.describe();
+  const std::string diary_id = diary.json()["id"];
+  ASSERT_EQ(upload(p.port(), diary_id, "day.md", "A private day.", u1).status, 202);
+  auto erased = http("DELETE", p.port(), "/api/v1/users/u1", "", u1);
+  ASSERT_EQ(erased.status, 202) << erased.describe();
+  const auto job = wait_for_job(p.port(), erased.json()["job"]["id"], admin());
+  ASSERT_EQ(job["state"], "done") << job.dump();
+  EXPECT_EQ(job["result"]["deleted"]["knowledge_bases"], 1) << job.dump();
+  EXPECT_EQ(job["result"]["deleted"]["files"], 1) << job.dump();
+  EXPECT_TRUE(is_error(http("GET", p.port(), "/api/v1/knowledge-bases/" + diary_id, "", service),
+                       404, "knowledge_base_not_found"));
+  EXPECT_EQ(ids_listed(service, "/api/v1/knowledge-bases"),
+            (Ids{for_u2.json()["id"].get<std::string>(), shared_id}));
 }
 
 TEST(Knowledge, HybridSearchAnswersWithCitationsFiltersAndHighlightsAndSurvivesARestart) {

@@ -761,7 +761,7 @@ class IndexManagerTest : public ::testing::Test {
   }
   std::string make_base() {
     auto base = store_->knowledge().create_base(
-        {"t", "Docs", "", embedder_.name(), embedder_.dimension(), "{}", "{}"}, now());
+        {"t", "", "Docs", "", embedder_.name(), embedder_.dimension(), "{}", "{}"}, now());
     return base->id;
   }
   int64_t now() const { return clock_.unix_ms(); }

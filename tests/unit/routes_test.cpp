@@ -63,8 +63,8 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"GET", "/api/v1/admin/jobs"}, {Audience::kAdmin, false}},
       {{"GET", "/api/v1/admin/jobs/{id}"}, {Audience::kAdmin, false}},
       {{"POST", "/api/v1/admin/jobs/{id}/retry"}, {Audience::kAdmin, false}},
-      // Knowledge bases: any key of the tenant reads; the handlers refuse a user's key a
-      // change (knowledge_write_denied).
+      // Knowledge bases: any key of the tenant reads the shared ones; the handlers let a
+      // user's key change only its own (knowledge_write_denied otherwise).
       {{"POST", "/api/v1/knowledge-bases"}, {Audience::kAuthenticated, true}},
       {{"GET", "/api/v1/knowledge-bases"}, {Audience::kAuthenticated, false}},
       {{"GET", "/api/v1/knowledge-bases/{id}"}, {Audience::kAuthenticated, false}},

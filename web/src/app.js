@@ -645,6 +645,7 @@ async function regenerate() {
   if (lastUser < 0) return;
   const removed = state.messages.splice(lastUser + 1);
   for (const m of removed) ui.messages.querySelector(`[data-id="${m.id}"]`)?.remove();
+  const at = state.view;
   const body = { regenerate: true, stream: true };
   if (state.model) body.model = state.model;
   const bases = [...state.chosenBases];
@@ -659,6 +660,20 @@ async function regenerate() {
       if (e) showBanner(describe(e));
     },
   });
+  // A regeneration that failed replaced nothing: the server kept the earlier reply, and the
+  // conversation shows it again (above the failed attempt).
+  const last = state.messages[state.messages.length - 1];
+  if (at === state.view && state.current && last?.finish_reason === 'error') {
+    try {
+      const messages = await loadMessages(state.current.id);
+      if (at !== state.view) return;
+      state.messages = messages.visible;
+      state.replaced = messages.replaced;
+      renderMessages();
+    } catch {
+      // what is shown stays; a reload shows the rest
+    }
+  }
 }
 
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -866,14 +881,15 @@ function openKnowledge() {
   const list = h('div', { class: 'bases' });
   const name = h('input', { type: 'text', placeholder: 'Name', 'aria-label': 'New knowledge base name', required: true, maxlength: 256 });
   const create = h('form', { class: 'row' }, name, h('button', { type: 'submit', class: 'secondary' }, icon('plus'), 'New knowledge base'));
-  // Knowledge bases belong to the whole tenant: a person's own key may use them, and a service
-  // or admin key adds to them.
-  const canWrite = state.me.scope !== 'user';
+  // A person's own key creates knowledge bases of their own and uploads to them; the tenant's
+  // shared bases are theirs to use, and a service or admin key changes those too.
+  const personal = state.me.scope === 'user';
+  const mayChange = (base) => !personal || base.owner_user_id === state.me.user_id;
   const dialog = panel('Knowledge',
-    h('p', { class: 'hint' }, canWrite
-      ? 'Documents you upload are searched for every message of a chat that uses their knowledge base, and answers cite them.'
-      : 'Answers in a chat that uses a knowledge base cite its documents. Your administrator adds the documents.'),
-    canWrite ? create : null, list);
+    h('p', { class: 'hint' }, personal
+      ? 'Documents you upload to your own knowledge bases are searched for every message of a chat that uses them, and answers cite them. Shared knowledge bases are kept by your administrator.'
+      : 'Documents you upload are searched for every message of a chat that uses their knowledge base, and answers cite them.'),
+    create, list);
   // One refresh at a time, the newest winning; none once the panel is closed.
   let timer = null;
   let closed = false;
@@ -937,16 +953,35 @@ function openKnowledge() {
       }
       refresh();
     });
-    const upload = canWrite ? h('label', { class: 'button secondary' }, icon('upload'), 'Upload', file) : null;
+    const changeable = mayChange(base);
+    const remove = async (what, path) => {
+      if (!await confirmDialog(`Delete ${what}? This cannot be undone.`)) return;
+      try {
+        await api.delete(path);
+        announce(`Deleted ${what}`);
+      } catch (e) {
+        dialog.fail(describe(e));
+      }
+      refresh();
+    };
+    const owner = !base.owner_user_id ? 'shared' : base.owner_user_id === state.me.user_id ? 'yours' : base.owner_user_id;
     return h('section', { class: 'base', 'aria-label': base.name },
       h('div', { class: 'row' },
         h('label', { class: 'check' }, use, h('strong', {}, base.name), ' Use in chats'),
-        upload),
+        h('span', { class: 'actions' },
+          h('span', { class: 'badge', title: base.owner_user_id ? `Only ${owner === 'yours' ? 'your' : `${owner}'s`} chats search it` : 'Everyone here may use it in their chats' }, owner),
+          changeable ? h('label', { class: 'button secondary' }, icon('upload'), 'Upload', file) : null,
+          changeable ? iconButton('trash', `Delete knowledge base ${base.name}`, () => {
+            remove(`the knowledge base "${base.name}" and its documents`, `/api/v1/knowledge-bases/${base.id}`);
+          }) : null)),
       h('ul', { class: 'docs' }, ...docs.map((d) => h('li', { class: 'doc', dataset: { status: d.status } },
         h('span', { class: 'name' }, d.name),
         h('span', { class: 'size' }, formatBytes(d.bytes)),
         h('span', { class: `badge ${d.status}` }, d.status === 'processing' && d.progress?.percent != null ? `processing ${Math.round(d.progress.percent)}%` : d.status),
-        d.error ? h('span', { class: 'form-error' }, d.error.message) : null))));
+        d.error ? h('span', { class: 'form-error' }, d.error.message) : null,
+        changeable ? iconButton('trash', `Delete document ${d.name}`, () => {
+          remove(`"${d.name}"`, `/api/v1/knowledge-bases/${base.id}/documents/${d.id}`);
+        }) : null))));
   };
   create.addEventListener('submit', async (e) => {
     e.preventDefault();

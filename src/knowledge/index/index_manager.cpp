@@ -316,7 +316,7 @@ Result<void> IndexManager::rebuild_locked() {
   std::vector<store::KnowledgeBase> all;
   std::optional<std::string> cursor;
   do {
-    auto page = repository_.list_bases(std::nullopt, 100, cursor);
+    auto page = repository_.list_bases({std::nullopt, std::nullopt, 100, cursor});
     if (!page) return std::move(page).error();
     for (auto& kb : page->items) all.push_back(std::move(kb));
     cursor = page->next_cursor;

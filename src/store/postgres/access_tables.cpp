@@ -1,8 +1,12 @@
 // PostgreSQL tables of access control and privacy: API keys, stored idempotent responses, the
 // moderation log, and a user's data as one export or one erasure (the contract is
 // store/store.hpp; the SQLite twin is store/sqlite/access_tables.cpp).
+#include <string>
+#include <vector>
+
 #include "core/ids.hpp"
 #include "store/common.hpp"
+#include "store/knowledge_sql.hpp"
 #include "store/memory_sql.hpp"
 #include "store/postgres/database.hpp"
 
@@ -456,11 +460,36 @@ class UserDataTable final : public UserDataRepository {
     rows = db.query("DELETE FROM jobs WHERE starts_with(unique_key, $1)", prefix);
     if (!rows) return std::move(rows).error();
     counts.jobs = rows->affected();
+    if (!user_id.empty()) {  // '' owns the tenants' shared bases
+      if (auto r = erase_knowledge(db, tenant_id, user_id, counts); !r) return r.error();
+    }
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return counts;
   }
 
  private:
+  // The user's own knowledge bases (dropped from the search indexes), the files the user
+  // uploaded with every document made from them (their chunks logged as removed), and the
+  // bytes no file holds any longer. Inside erase_user's transaction.
+  static Result<void> erase_knowledge(Connection& db, const std::optional<std::string>& tenant_id,
+                                      std::string_view user_id, ErasureCounts& counts) {
+    static const std::vector<std::string> all =
+        knowledge_sql::erase_user_sql(false, '$', kKnowledgeChangeLogLock);
+    static const std::vector<std::string> one =
+        knowledge_sql::erase_user_sql(true, '$', kKnowledgeChangeLogLock);
+    for (const std::string& sql : tenant_id ? one : all) {
+      // A statement naming the tenant ($2) names the user ($1) too.
+      Params params;
+      if (sql.find("$1") != std::string::npos) params.text(user_id);
+      if (tenant_id && sql.find("$2") != std::string::npos) params.text(*tenant_id);
+      auto rows = db.query(sql, params);
+      if (!rows) return std::move(rows).error();
+      if (sql.starts_with("DELETE FROM knowledge_bases")) counts.knowledge_bases = rows->affected();
+      if (sql.starts_with("DELETE FROM files")) counts.files += rows->affected();
+    }
+    return success();
+  }
+
   Database& db_;
 };
 

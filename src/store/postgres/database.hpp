@@ -52,6 +52,10 @@ inline constexpr const char* kUsageDailyLock = "SELECT pg_advisory_xact_lock(726
 // memory_changes takes it just before writing there, so that log order is commit order.
 inline constexpr const char* kMemoryChangeLogLock = "SELECT pg_advisory_xact_lock(7261001120004)";
 
+// The knowledge change log's (knowledge_table.cpp), taken the same way before writing kb_changes.
+inline constexpr const char* kKnowledgeChangeLogLock =
+    "SELECT pg_advisory_xact_lock(7261001120003)";
+
 // "{1,2,3}": a bigint[] parameter (`= ANY($1::bigint[])`).
 std::string integer_array(const std::vector<int64_t>& values);
 

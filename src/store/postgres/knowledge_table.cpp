@@ -14,7 +14,7 @@
 namespace parley::store::postgres {
 namespace {
 
-constexpr const char* kChangeLogLock = "SELECT pg_advisory_xact_lock(7261001120003)";
+constexpr const char* kChangeLogLock = kKnowledgeChangeLogLock;
 
 using namespace knowledge_sql;
 
@@ -37,6 +37,7 @@ KnowledgeBase read_base(const Rows& rows, int r) {
   b.chunks = rows.integer(r, 14);
   b.bytes = rows.integer(r, 15);
   b.next_embedder = rows.text(r, 16);
+  b.owner_user_id = rows.text(r, 17);
   return b;
 }
 
@@ -118,8 +119,8 @@ class KnowledgeTable final : public KnowledgeRepository {
       if (!lease) return std::move(lease).error();
       auto rows = (**lease).query(
           "INSERT INTO knowledge_bases (id, tenant_id, name, description, embedder, dimension, "
-          "settings, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-          "$9, $9)",
+          "settings, metadata, created_at, updated_at, owner_user_id) VALUES ($1, $2, $3, $4, $5, "
+          "$6, $7, $8, $9, $9, $10)",
           Params()
               .text(id)
               .text(in.tenant_id)
@@ -129,7 +130,8 @@ class KnowledgeTable final : public KnowledgeRepository {
               .integer(in.dimension)
               .text(in.settings_json)
               .text(in.metadata_json)
-              .integer(now_ms));
+              .integer(now_ms)
+              .text(in.owner_user_id));
       if (!rows) return std::move(rows).error();
     }
     return get_base(id);
@@ -157,23 +159,24 @@ class KnowledgeTable final : public KnowledgeRepository {
     return read_base(*rows, 0);
   }
 
-  Result<KnowledgeBasePage> list_bases(const std::optional<std::string>& tenant_id, int limit,
-                                       const std::optional<std::string>& cursor) override {
+  Result<KnowledgeBasePage> list_bases(const KnowledgeBaseListQuery& query) override {
     QueryTimer timer(db_.options.metrics, "kb_list");
-    auto after = parse_cursor(cursor);
+    auto after = parse_cursor(query.cursor);
     if (after.error) return *after.error;
     auto lease = db_.pool.borrow();
     if (!lease) return std::move(lease).error();
     static const std::string sql =
         std::string("SELECT ") + kBaseColumns +
         " FROM knowledge_bases kb WHERE kb.seq < $1 AND ($2::text IS NULL OR kb.tenant_id = $2) "
+        "AND ($4::text IS NULL OR kb.owner_user_id = '' OR kb.owner_user_id = $4) "
         "ORDER BY kb.seq DESC LIMIT $3";
     auto rows = (**lease).query(sql, Params()
                                          .integer(after.after.value_or(INT64_MAX))
-                                         .optional_text(tenant_id)
-                                         .integer(limit + 1));
+                                         .optional_text(query.tenant_id)
+                                         .integer(query.limit + 1)
+                                         .optional_text(query.visible_to_user));
     if (!rows) return std::move(rows).error();
-    return read_page<KnowledgeBasePage>(*rows, limit, kBaseSeqColumn, read_base);
+    return read_page<KnowledgeBasePage>(*rows, query.limit, kBaseSeqColumn, read_base);
   }
 
   Result<KnowledgeBase> update_base(std::string_view id, const KnowledgeBasePatch& patch,

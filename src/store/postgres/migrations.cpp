@@ -370,6 +370,12 @@ const std::vector<Migration>& migrations() {
         ALTER TABLE messages ADD COLUMN intent TEXT;
         ALTER TABLE messages ADD COLUMN intent_confidence DOUBLE PRECISION;
       )sql"},
+      {14, "knowledge_base_owners", R"sql(
+        -- The end user whose own base it is ('' = the tenant's, shared by its users).
+        ALTER TABLE knowledge_bases ADD COLUMN owner_user_id TEXT NOT NULL DEFAULT '';
+        CREATE INDEX knowledge_bases_by_owner ON knowledge_bases (tenant_id, owner_user_id)
+          WHERE owner_user_id <> '';
+      )sql"},
   };
   return kMigrations;
 }

@@ -300,8 +300,8 @@ class PostgresStorage final : public Storage,
   // --- MessageRepository ---------------------------------------------------------------
 
   // A regenerated turn, inside begin_turn's transaction (which holds the session's row): the
-  // user message it answers again (the session's last, with no reply still being written),
-  // whose replies are now "replaced".
+  // user message it answers again (the session's last, with no reply still being written).
+  // Its replies are marked "replaced" when the new one is finished (finish_turn).
   static Result<Message> replace_replies(Connection& db, const NewTurn& in) {
     static const std::string read = std::string("SELECT ") + kMessageReadColumns +
                                     " FROM messages WHERE id = $1 AND session_id = $2 AND "
@@ -316,11 +316,6 @@ class PostgresStorage final : public Storage,
         Params().text(in.session_id).integer(user.seq));
     if (!later) return std::move(later).error();
     if (!later->empty()) return regenerate_conflict(later->text(0, 0) == "t");
-    auto marked = db.query(
-        "UPDATE messages SET status = 'replaced' WHERE session_id = $1 AND seq > $2 AND "
-        "role = 'assistant'",
-        Params().text(in.session_id).integer(user.seq));
-    if (!marked) return std::move(marked).error();
     return user;
   }
 
@@ -439,6 +434,15 @@ class PostgresStorage final : public Storage,
                               "message_not_found");
     }
     Message m = read_message(*rows, 0);
+    if (in.regenerated) {
+      // The earlier replies to the message this one answered again.
+      auto replaced = db.query(
+          "UPDATE messages SET status = 'replaced' WHERE session_id = $1 AND role = 'assistant' "
+          "AND seq < $2 AND seq > (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = "
+          "$1 AND role = 'user' AND seq < $2)",
+          Params().text(m.session_id).integer(m.seq));
+      if (!replaced) return std::move(replaced).error();
+    }
     if (in.usage) {
       if (auto r = insert_usage(db, *in.usage); !r) return std::move(r).error();
     }

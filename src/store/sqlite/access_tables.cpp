@@ -3,8 +3,11 @@
 // of sqlite_store.cpp (database.hpp) and keep its contract: blocking, thread-safe, a write is
 // durable when the call returns.
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "core/ids.hpp"
+#include "store/knowledge_sql.hpp"
 #include "store/memory_sql.hpp"
 #include "store/sqlite/database.hpp"
 
@@ -531,11 +534,36 @@ class UserDataTable final : public UserDataRepository {
       if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("erase user");
       counts.jobs = db_.writer->changes();
     }
+    if (!user_id.empty()) {  // '' owns the tenants' shared bases
+      if (auto r = erase_knowledge_locked(tenant_id, user_id, counts); !r) return r.error();
+    }
     if (auto r = tx.commit(); !r) return std::move(r).error();
     return counts;
   }
 
  private:
+  // The user's own knowledge bases (dropped from the search indexes), the files the user
+  // uploaded with every document made from them (their chunks logged as removed), and the
+  // bytes no file holds any longer. With the write lock held, inside erase_user's transaction.
+  Result<void> erase_knowledge_locked(const std::optional<std::string>& tenant_id,
+                                      std::string_view user_id, ErasureCounts& counts) {
+    // Static: statements are cached by the address of their text.
+    static const std::vector<std::string> all = knowledge_sql::erase_user_sql(false, '?', nullptr);
+    static const std::vector<std::string> one = knowledge_sql::erase_user_sql(true, '?', nullptr);
+    for (const std::string& sql : tenant_id ? one : all) {
+      auto stmt = db_.writer->prepare(sql.c_str());
+      if (!stmt) return std::move(stmt).error();
+      if (sql.find("?1") != std::string::npos) stmt->bind(1, user_id);
+      if (tenant_id) stmt->bind(2, *tenant_id);
+      if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("erase user's knowledge");
+      if (sql.starts_with("DELETE FROM knowledge_bases")) {
+        counts.knowledge_bases = db_.writer->changes();
+      }
+      if (sql.starts_with("DELETE FROM files")) counts.files += db_.writer->changes();
+    }
+    return success();
+  }
+
   Database& db_;
 };
 

@@ -30,6 +30,7 @@ KnowledgeBase read_base(const Statement& row) {
   b.chunks = row.column_int(14);
   b.bytes = row.column_int(15);
   b.next_embedder = row.column_text(16);
+  b.owner_user_id = row.column_text(17);
   return b;
 }
 
@@ -101,11 +102,12 @@ class KnowledgeTable final : public KnowledgeRepository {
       if (!db_.writer) return storage_closed();
       auto stmt = db_.writer->prepare(
           "INSERT INTO knowledge_bases (id, tenant_id, name, description, embedder, dimension, "
-          "settings, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "settings, metadata, created_at, updated_at, owner_user_id) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       if (!stmt) return std::move(stmt).error();
       stmt->bind(1, id).bind(2, in.tenant_id).bind(3, in.name).bind(4, in.description);
       stmt->bind(5, in.embedder).bind(6, in.dimension).bind(7, in.settings_json);
-      stmt->bind(8, in.metadata_json).bind(9, now_ms).bind(10, now_ms);
+      stmt->bind(8, in.metadata_json).bind(9, now_ms).bind(10, now_ms).bind(11, in.owner_user_id);
       if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("create knowledge base");
     }
     return get_base(id);
@@ -135,25 +137,25 @@ class KnowledgeTable final : public KnowledgeRepository {
     return read_base(*stmt);
   }
 
-  Result<KnowledgeBasePage> list_bases(const std::optional<std::string>& tenant_id, int limit,
-                                       const std::optional<std::string>& cursor) override {
+  Result<KnowledgeBasePage> list_bases(const KnowledgeBaseListQuery& query) override {
     QueryTimer timer(db_.options.metrics, "kb_list");
-    auto after = parse_cursor(cursor);
+    auto after = parse_cursor(query.cursor);
     if (after.error) return *after.error;
     auto reader = db_.readers.borrow();
     static const std::string sql =
         std::string("SELECT ") + kBaseColumns +
         " FROM knowledge_bases kb WHERE kb.seq < ?1 AND (?2 IS NULL OR kb.tenant_id = ?2) "
+        "AND (?4 IS NULL OR kb.owner_user_id = '' OR kb.owner_user_id = ?4) "
         "ORDER BY kb.seq DESC LIMIT ?3";
     auto stmt = reader->prepare(sql.c_str());
     if (!stmt) return std::move(stmt).error();
-    stmt->bind(1, after.after.value_or(INT64_MAX)).bind_optional(2, tenant_id);
-    stmt->bind(3, static_cast<int64_t>(limit) + 1);
+    stmt->bind(1, after.after.value_or(INT64_MAX)).bind_optional(2, query.tenant_id);
+    stmt->bind(3, static_cast<int64_t>(query.limit) + 1).bind_optional(4, query.visible_to_user);
     KnowledgeBasePage page;
     int rc;
     int64_t last_seq = 0;
     while ((rc = stmt->step()) == SQLITE_ROW) {
-      if (static_cast<int>(page.items.size()) == limit) {
+      if (static_cast<int>(page.items.size()) == query.limit) {
         page.next_cursor = std::to_string(last_seq);
         break;
       }

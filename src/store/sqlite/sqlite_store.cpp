@@ -305,7 +305,8 @@ class SqliteStorage final : public Storage,
   // --- MessageRepository ---------------------------------------------------------------
 
   // A regenerated turn, inside begin_turn's transaction: the user message it answers again
-  // (the session's last, with no reply still being written), whose replies are now "replaced".
+  // (the session's last, with no reply still being written). Its replies are marked
+  // "replaced" when the new one is finished (finish_turn).
   Result<Message> replace_replies(const NewTurn& in) {
     static const std::string read = std::string("SELECT ") + kMessageReadColumns +
                                     " FROM messages WHERE id = ?1 AND session_id = ?2 AND "
@@ -327,12 +328,6 @@ class SqliteStorage final : public Storage,
       return regenerate_conflict(later->column_int(0) != 0);
     }
     if (found != SQLITE_DONE) return db_.writer->last_error("regenerate");
-    auto mark = db_.writer->prepare(
-        "UPDATE messages SET status = 'replaced' WHERE session_id = ?1 AND seq > ?2 AND "
-        "role = 'assistant'");
-    if (!mark) return std::move(mark).error();
-    mark->bind(1, in.session_id).bind(2, user.seq);
-    if (mark->step() != SQLITE_DONE) return db_.writer->last_error("regenerate");
     return user;
   }
 
@@ -445,6 +440,16 @@ class SqliteStorage final : public Storage,
     if (rc != SQLITE_ROW) return db_.writer->last_error("finish turn");
     Message m = read_message(*stmt);
     if (stmt->step() != SQLITE_DONE) return db_.writer->last_error("finish turn");
+    if (in.regenerated) {
+      // The earlier replies to the message this one answered again.
+      auto replaced = db_.writer->prepare(
+          "UPDATE messages SET status = 'replaced' WHERE session_id = ?1 AND role = 'assistant' "
+          "AND seq < ?2 AND seq > (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = "
+          "?1 AND role = 'user' AND seq < ?2)");
+      if (!replaced) return std::move(replaced).error();
+      replaced->bind(1, m.session_id).bind(2, m.seq);
+      if (replaced->step() != SQLITE_DONE) return db_.writer->last_error("finish turn");
+    }
     if (in.usage) {
       if (auto r = insert_usage(*in.usage); !r) return std::move(r).error();
     }
