@@ -120,6 +120,10 @@ before(
       'moderation:',
       '  categories:',
       '    banned: {words: [forbidden topic], action: block}',
+      'assistants:',
+      '  poet:',
+      '    description: Answers in verse',
+      '    system_prompt: You answer in verse.',
       '',
     ].join('\n');
     const configFile = path.join(workDir, 'parley.yaml');
@@ -327,6 +331,60 @@ describe('signing in and chatting', () => {
     await page.getByText('No conversation has that in its title.').waitFor();
     const left = await parleyCall(keys.alice, 'GET', '/api/v1/sessions?q=lisbon');
     assert.equal(left.body.data.length, 0);
+    await page.context().close();
+  }));
+});
+
+describe('choices, themes and the keyboard', () => {
+  test('the assistant and model chosen are the ones asked, and keys do what they say', opts, withLogs(async () => {
+    const page = await newPage();
+    await signIn(page, keys.alice);
+    await page.getByLabel('Assistant', { exact: true }).selectOption('poet');
+    await page.getByLabel('Model', { exact: true }).selectOption('fake-large');
+    // Shift+Enter is a new line; Enter sends.
+    await queueReply({ openai_stream: ['Roses are red.'] });
+    const input = page.getByLabel('Message', { exact: true });
+    await input.fill('Write about roses');
+    await input.press('Shift+Enter');
+    await input.pressSequentially('and be brief');
+    await input.press('Enter');
+    await lastReply(page).getByText('Roses are red.').waitFor();
+    const [asked] = await chatRequests();
+    assert.equal(asked.body.model, 'fake-large');
+    assert.match(asked.body.messages[0].content, /You answer in verse/);
+    assert.equal(asked.body.messages.at(-1).content, 'Write about roses\nand be brief');
+    const sessions = await parleyCall(keys.alice, 'GET', '/api/v1/sessions');
+    assert.equal(sessions.body.data[0].assistant, 'poet');
+    // A conversation keeps the assistant it began with.
+    assert.equal(await page.getByLabel('Assistant', { exact: true }).isDisabled(), true);
+
+    // Escape stops a reply being written.
+    await queueReply({ content_type: 'text/event-stream', pieces: [chunk('Violets are blue. ')], stall: true });
+    await sendMessage(page, 'Go on');
+    await lastReply(page).getByText('Violets are blue.').waitFor();
+    await page.keyboard.press('Escape');
+    await lastReply(page).getByText('Stopped.').waitFor();
+    // Ctrl+K finds a conversation; Ctrl+Shift+O starts a new one.
+    await page.keyboard.press('Control+K');
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Search conversations');
+    await page.keyboard.press('Control+Shift+O');
+    await page.getByRole('heading', { name: 'New chat' }).waitFor();
+    assert.equal(await page.getByLabel('Assistant', { exact: true }).isDisabled(), false);
+
+    // The theme goes from the system's to light to dark, and is kept across a reload.
+    const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await page.getByRole('button', { name: 'Theme: system (change)' }).click();
+    assert.equal(await theme(), 'light');
+    const light = await background();
+    await page.getByRole('button', { name: 'Theme: light (change)' }).click();
+    assert.equal(await theme(), 'dark');
+    assert.notEqual(await background(), light);
+    await shot(page, 'dark');
+    await page.reload();
+    await page.getByRole('button', { name: 'Theme: dark (change)' }).waitFor();
+    assert.equal(await theme(), 'dark');
+    assert.deepEqual(page.problems, []);
     await page.context().close();
   }));
 });
