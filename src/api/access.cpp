@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "api/anthropic_format.hpp"
 #include "auth/crypto.hpp"
 #include "core/clock.hpp"
 #include "http/errors.hpp"
@@ -61,10 +62,25 @@ Access::Access(auth::Authenticator& authenticator, limits::RateLimiter& limiter,
       insecure_no_auth_(insecure_no_auth),
       metrics_(metrics) {}
 
+namespace {
+
+// A route answering in Anthropic's envelope: its errors, and the guard's refusals, rewritten.
+Task<http::Response> in_anthropic_envelope(Task<http::Response> guarded) {
+  http::Response res = co_await std::move(guarded);
+  co_return anthropic_format::to_anthropic_error(std::move(res));
+}
+
+}  // namespace
+
 void Access::protect(http::Router& router) {
   router.guard([this](const http::Route& route) -> http::Handler {
     const http::RoutePolicy policy = route.policy;
     if (policy.audience == http::Audience::kPublic) return route.handler;
+    if (policy.errors == http::ErrorFormat::kAnthropic) {
+      return [this, handler = route.handler, policy](http::Request& req) {
+        return in_anthropic_envelope(guard(handler, policy, req));
+      };
+    }
     return [this, handler = route.handler, policy](http::Request& req) {
       return guard(handler, policy, req);
     };

@@ -10,6 +10,7 @@
 #include "api/access.hpp"
 #include "api/fields.hpp"
 #include "api/sessions.hpp"
+#include "api/stateless_turn.hpp"
 #include "cache/response_cache.hpp"
 #include "chat/pipeline.hpp"
 #include "core/clock.hpp"
@@ -252,29 +253,14 @@ struct StatelessTurn {
   bool include_usage = false;
 };
 
-Result<StatelessTurn> stateless_turn(Context& ctx, http::Request& req, json& body) {
+Result<StatelessTurn> openai_turn(Context& ctx, http::Request& req, json& body) {
   auto parsed = parse_chat(body);
   if (!parsed) return std::move(parsed).error();
-  // Resolved here, counted by the handler (this is not a coroutine).
-  auto actor = ctx.access.resolve_actor(
-      req, parsed->request.user.empty() ? std::nullopt
-                                        : std::optional<std::string>(parsed->request.user));
-  if (!actor) return std::move(actor).error();
-  // The provider sees the end user Parley resolved (a user key's own user), not what the
-  // body claimed.
-  if (!parsed->request.user.empty() ||
-      (req.principal && req.principal->scope == auth::Scope::kUser)) {
-    parsed->request.user = actor->user_id;
-  }
-  StatelessTurn out;
-  out.include_usage = parsed->include_usage;
+  auto made = stateless_turn(ctx, req, std::move(parsed->model), parsed->stream,
+                             std::move(parsed->request));
+  if (!made) return std::move(made).error();
+  StatelessTurn out{std::move(*made), parsed->include_usage};
   chat::Turn& turn = out.turn;
-  turn.source = "api";
-  turn.actor = std::move(*actor);
-  turn.request_id = req.request_id;
-  turn.model = std::move(parsed->model);
-  turn.stream = parsed->stream;
-  turn.prompt = std::move(parsed->request);
   turn.prompt.openai_body = &body;
   turn.prompt.openai_text = req.body;
   turn.openai_body = &body;
@@ -285,7 +271,7 @@ Result<StatelessTurn> stateless_turn(Context& ctx, http::Request& req, json& bod
 Awaitable chat_completions(Context& ctx, http::Request& req) {
   auto body = http::parse_json_object_body(req);
   if (!body) co_return fail(body.error(), req);
-  auto made = stateless_turn(ctx, req, *body);
+  auto made = openai_turn(ctx, req, *body);
   if (!made) co_return fail(made.error(), req);
   auto counted = co_await ctx.access.count_user_request(req, made->turn.actor);
   if (!counted) co_return fail(counted.error(), req);
@@ -294,16 +280,13 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   const std::string id = "chatcmpl-" + random_hex128().substr(0, 24);
   const int64_t created = unix_seconds(ctx.clock);
   llm::Cancellation cancel;
-  if (req.channel) req.channel->watch([&cancel] { cancel.request(llm::finish::kCancelled); });
-  turn.cancel = &cancel;
-  cache::apply_request_directives(req.header("cache-control"), turn);
+  follow_client(req, turn, cancel);
   const llm::GatewayResult& out = turn.generation;
 
   if (!turn.stream) {
     auto result = co_await ctx.chat.run(turn);
     if (!result) co_return fail(result.error(), req);
-    if (turn.generation_error) co_return fail(*turn.generation_error, req);
-    if (turn.output_blocked) co_return fail(*turn.output_blocked, req);
+    if (auto error = reply_error(turn)) co_return fail(*error, req);
     if (!out.completion.raw_openai.empty()) {
       // An OpenAI-compatible upstream answered in this very format: pass it on as received.
       http::Response res;
@@ -402,8 +385,7 @@ Awaitable chat_completions(Context& ctx, http::Request& req) {
   turn.sink = &sink;
   auto result = co_await ctx.chat.run(turn);
   if (!result) co_return fail(result.error(), req);  // refused before any provider was called
-  std::optional<Error> error = turn.output_blocked;
-  if (!error) error = turn.generation_error;
+  const std::optional<Error> error = reply_error(turn);
   if (!started) {
     if (error) co_return fail(*error, req);
     // A reply with no deltas at all (an empty completion) still streams its end.

@@ -25,6 +25,7 @@
 
 #include "api/access.hpp"
 #include "api/admin.hpp"
+#include "api/anthropic_messages.hpp"
 #include "api/chat.hpp"
 #include "api/context.hpp"
 #include "api/health.hpp"
@@ -489,6 +490,7 @@ struct ServerApp::Parts {
     api::add_session_routes(router, *context);
     api::add_chat_routes(router, *context);
     api::add_openai_routes(router, *context);
+    api::add_anthropic_routes(router, *context);
     api::add_admin_routes(router, *context);
     api::add_user_data_routes(router, *context);
     api::add_knowledge_routes(router, *context, settings.get<knowledge::KnowledgeSettings>(),

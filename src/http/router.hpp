@@ -29,6 +29,12 @@ enum class Audience {
   kAdmin,          // admin keys only
 };
 
+// The envelope a route's errors are written in, the access guard's refusals included.
+enum class ErrorFormat {
+  kParley,     // {"error": {"type", "message", "code", "param", "request_id"}}
+  kAnthropic,  // {"type": "error", "error": {"type", "message"}} (api/anthropic_format.hpp)
+};
+
 struct RoutePolicy {
   Audience audience = Audience::kAdmin;
   bool idempotent = false;  // honours Idempotency-Key (routes that create or call a model)
@@ -36,6 +42,7 @@ struct RoutePolicy {
   // counts the request through Access::actor / count_user_request before any work: a service
   // key's own quotas are then taken in that same step as its user's (one limiter round trip).
   bool names_user = false;
+  ErrorFormat errors = ErrorFormat::kParley;
 };
 
 inline constexpr RoutePolicy kPublic{Audience::kPublic, false};

@@ -57,6 +57,9 @@ struct ChatRequest {
   std::vector<std::string> memories;
   std::optional<double> temperature;
   std::optional<double> top_p;
+  // Anthropic's top_k (a way in that speaks its format may set it): sent to providers of that
+  // format; OpenAI's has none, and refuses it.
+  std::optional<int64_t> top_k;
   std::optional<int64_t> max_tokens;
   std::vector<std::string> stop;
   nlohmann::json tools;        // OpenAI "tools" array, or null

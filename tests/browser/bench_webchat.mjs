@@ -6,14 +6,14 @@
 //    and the same for the whole short reply.
 //
 //   node tests/browser/bench_webchat.mjs [RUNS]   (PARLEY_BINARY, PARLEY_FAKE_UPSTREAM, CHROMIUM)
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-import { startProcess, stopProcess } from '../e2e/harness.mjs';
+import { fakeBackedConfig, startFakeUpstream, startParley, stopProcess } from '../e2e/harness.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 // Absolute: the servers run in a temporary directory.
@@ -34,26 +34,9 @@ let fake;
 let parley;
 let browser;
 try {
-  fake = await startProcess('fake-upstream', FAKE_BINARY, [], (line) => JSON.parse(line).port || undefined, workDir);
-  const config = [
-    'server:',
-    '  listen: "127.0.0.1:0"',
-    `data_dir: ${JSON.stringify(path.join(workDir, 'data'))}`,
-    'llm:',
-    '  default_model: fake/fake-model',
-    'providers:',
-    '  fake:',
-    '    type: openai',
-    `    base_url: http://127.0.0.1:${fake.ready}/v1`,
-    '    api_key: sk-bench',
-    '    models: [fake-model]',
-    '',
-  ].join('\n');
-  await writeFile(path.join(workDir, 'parley.yaml'), config);
-  parley = await startProcess('parley', PARLEY_BINARY, ['serve', '--config', path.join(workDir, 'parley.yaml')], (line) => {
-    const entry = JSON.parse(line);
-    return entry.message === 'ready' ? entry.port : undefined;
-  }, workDir);
+  fake = await startFakeUpstream(FAKE_BINARY, workDir);
+  parley = await startParley(
+    PARLEY_BINARY, fakeBackedConfig(fake.ready, path.join(workDir, 'data'), 'sk-bench'), workDir);
   const origin = `http://127.0.0.1:${parley.ready}`;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -10,7 +10,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,9 +22,11 @@ import {
   HTTP_TIMEOUT_MS,
   START_TIMEOUT_MS,
   STOP_TIMEOUT_MS,
+  fakeBackedConfig,
   fakeCall as harnessFakeCall,
   serverEnvironment,
-  startProcess,
+  startFakeUpstream,
+  startParley,
   stopProcess,
   withLogs as harnessWithLogs,
 } from '../e2e/harness.mjs';
@@ -85,29 +87,13 @@ before(
   async () => {
     workDir = await mkdtemp(path.join(tmpdir(), 'parley-browser-'));
     await mkdir(SCREENSHOTS, { recursive: true });
-    fake = await startProcess('fake-upstream', FAKE_BINARY, [], (line) => {
-      const port = JSON.parse(line).port;
-      return Number.isInteger(port) && port > 0 ? port : undefined;
-    }, workDir);
+    fake = await startFakeUpstream(FAKE_BINARY, workDir);
     const dataDir = path.join(workDir, 'data');
     keys.alice = await createKey(dataDir, 'user', 'alice');
     keys.bob = await createKey(dataDir, 'user', 'bob');
     keys.admin = await createKey(dataDir, 'admin');
-    const config = [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      '  shutdown_grace: 2s',
-      `data_dir: ${JSON.stringify(dataDir)}`,
-      'llm:',
-      '  default_model: fake/fake-model',
-      '  retry_backoff: 10ms',
-      '  breaker_failures: 1000',
-      'providers:',
-      '  fake:',
-      '    type: openai',
-      `    base_url: http://127.0.0.1:${fake.ready}/v1`,
-      '    api_key: sk-browser',
-      '    models: [fake-model, fake-large]',
+    parley = await startParley(PARLEY_BINARY, [
+      ...fakeBackedConfig(fake.ready, dataDir, 'sk-browser', ['fake-model', 'fake-large']),
       // Memories are extracted by the built-in rules, so no job asks the fake for a reply a
       // test queued for its turn.
       'memory:',
@@ -124,14 +110,7 @@ before(
       '  poet:',
       '    description: Answers in verse',
       '    system_prompt: You answer in verse.',
-      '',
-    ].join('\n');
-    const configFile = path.join(workDir, 'parley.yaml');
-    await writeFile(configFile, config);
-    parley = await startProcess('parley', PARLEY_BINARY, ['serve', '--config', configFile], (line) => {
-      const entry = JSON.parse(line);
-      return entry.message === 'ready' && Number.isInteger(entry.port) ? entry.port : undefined;
-    }, workDir);
+    ], workDir);
     origin = `http://127.0.0.1:${parley.ready}`;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   },

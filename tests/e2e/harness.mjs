@@ -2,6 +2,8 @@
 // parley_fake_upstream as child processes on ports the OS picks, waiting until they are ready,
 // stopping them, and keeping their latest log lines to show when a test fails.
 import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 
 // Every wait is bounded. Generous, so that a sanitizer build on a busy 2-core machine passes.
@@ -92,6 +94,48 @@ export function startProcess(name, binary, args, ready, cwd) {
       reject(new Error(`${name} (${binary}) ended before it was ready: ${why}\n${startLog()}`));
     });
   });
+}
+
+// parley_fake_upstream, ready once it prints the port it listens on.
+export function startFakeUpstream(binary, cwd) {
+  return startProcess('fake-upstream', binary, [], (line) => {
+    const port = JSON.parse(line).port;
+    return Number.isInteger(port) && port > 0 ? port : undefined;
+  }, cwd);
+}
+
+// The start of a configuration for `parley serve` in front of the fake: a port the OS picks,
+// `dataDir`, quick retries, a circuit no test opens, and the provider "fake" (OpenAI format)
+// with `models`. A suite's own lines (more providers, other sections) follow.
+export function fakeBackedConfig(fakePort, dataDir, providerKey, models = ['fake-model']) {
+  return [
+    'server:',
+    '  listen: "127.0.0.1:0"',
+    '  shutdown_grace: 2s',
+    `data_dir: ${JSON.stringify(dataDir)}`,
+    'llm:',
+    '  default_model: fake/fake-model',
+    '  retry_backoff: 10ms',
+    // Tests fail the upstream on purpose; none may open the circuit for the next one.
+    '  breaker_failures: 1000',
+    'providers:',
+    '  fake:',
+    '    type: openai',
+    `    base_url: http://127.0.0.1:${fakePort}/v1`,
+    `    api_key: ${providerKey}`,
+    `    models: [${models.join(', ')}]`,
+  ];
+}
+
+// `parley serve` with these configuration lines (written to cwd/parley.yaml), ready once it
+// logs "ready" with its port.
+export async function startParley(binary, configLines, cwd) {
+  const configFile = path.join(cwd, 'parley.yaml');
+  await writeFile(configFile, [...configLines, ''].join('\n'));
+  return startProcess('parley', binary, ['serve', '--config', configFile], (line) => {
+    const entry = JSON.parse(line);
+    return entry.message === 'ready' && Number.isInteger(entry.port) ? entry.port : undefined;
+  }, cwd);
 }
 
 export async function within(ms, promise) {

@@ -16,7 +16,7 @@
 // (a plain node:http server included); 6.x and later want node 22.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,8 +28,10 @@ import {
   START_TIMEOUT_MS,
   STOP_TIMEOUT_MS,
   TEST_TIMEOUT_MS,
+  fakeBackedConfig,
   fakeCall as harnessFakeCall,
-  startProcess,
+  startFakeUpstream,
+  startParley,
   stopProcess,
   withLogs,
 } from './harness.mjs';
@@ -89,47 +91,11 @@ const WEATHER_TOOL = {
 before(
   async () => {
     workDir = await mkdtemp(path.join(tmpdir(), 'parley-e2e-'));
-    fake = await startProcess(
-      'fake-upstream',
-      FAKE_BINARY,
-      [],
-      (line) => {
-        const port = JSON.parse(line).port;
-        return Number.isInteger(port) && port > 0 ? port : undefined;
-      },
-      workDir,
-    );
-    const config = [
-      'server:',
-      '  listen: "127.0.0.1:0"',
-      '  shutdown_grace: 2s',
-      `data_dir: ${JSON.stringify(path.join(workDir, 'data'))}`,
-      'llm:',
-      '  default_model: fake/fake-model',
-      '  retry_backoff: 10ms',
-      // Tests fail the upstream on purpose; none may open the circuit for the next one.
-      '  breaker_failures: 1000',
-      'providers:',
-      '  fake:',
-      '    type: openai',
-      `    base_url: http://127.0.0.1:${fake.ready}/v1`,
-      '    api_key: sk-e2e',
-      '    models: [fake-model]',
+    fake = await startFakeUpstream(FAKE_BINARY, workDir);
+    parley = await startParley(PARLEY_BINARY, [
+      ...fakeBackedConfig(fake.ready, path.join(workDir, 'data'), 'sk-e2e'),
       '    embedding_model: fake-embed',
-      '',
-    ].join('\n');
-    const configFile = path.join(workDir, 'parley.yaml');
-    await writeFile(configFile, config);
-    parley = await startProcess(
-      'parley',
-      PARLEY_BINARY,
-      ['serve', '--config', configFile],
-      (line) => {
-        const entry = JSON.parse(line);
-        return entry.message === 'ready' && Number.isInteger(entry.port) ? entry.port : undefined;
-      },
-      workDir,
-    );
+    ], workDir);
     baseURL = `http://127.0.0.1:${parley.ready}/v1`;
     // The SDK as an application would configure it; maxRetries 0 so that any retry seen is
     // Parley's. organization/project null: nothing from the environment is added.

@@ -24,14 +24,7 @@ using nlohmann::json;
 // A configuration with providers "fake" (OpenAI format) and "fakeant" (Anthropic format) on
 // the fake, and a route trying one then the other.
 std::string config_yaml(const FakeProvider& fake, const std::string& extra = "") {
-  return fake.base_config("  stall_timeout: 400ms\n") +
-         "  fakeant:\n"
-         "    type: anthropic\n"
-         "    base_url: " +
-         fake.base_url() +
-         "\n"
-         "    api_key: sk-ant-fake\n"
-         "    models: [claude-fake]\n"
+  return fake.base_config("  stall_timeout: 400ms\n") + fake.anthropic_provider() +
          "routes:\n"
          "  resilient: [fake/fake-model, fakeant/claude-fake]\n"
          "assistants:\n"

@@ -940,6 +940,16 @@ std::string FakeProvider::base_config(const std::string& llm_extra) const {
          "    models: [fake-model]\n";
 }
 
+std::string FakeProvider::anthropic_provider() const {
+  return "  fakeant:\n"
+         "    type: anthropic\n"
+         "    base_url: " +
+         base_url() +
+         "\n"
+         "    api_key: sk-ant-fake\n"
+         "    models: [claude-fake]\n";
+}
+
 nlohmann::json FakeProvider::requests() const {
   return http("GET", port_, "/_fake/requests").json()["requests"];
 }

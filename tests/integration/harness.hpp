@@ -310,6 +310,9 @@ class FakeProvider {
   // lines of `llm_extra`) and `providers:` with "fake" (OpenAI format, model fake-model). More
   // providers' entries, then other sections, may follow.
   std::string base_config(const std::string& llm_extra = "") const;
+  // The entry of a second provider on the fake, "fakeant" (Anthropic format, model
+  // claude-fake), to follow base_config().
+  std::string anthropic_provider() const;
 
   // Queues a scripted reply; a test assertion fails when the fake refuses the spec.
   void enqueue(const nlohmann::json& spec);

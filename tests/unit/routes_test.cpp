@@ -25,7 +25,8 @@ using parley::http::Method;
 struct Expected {
   Audience audience;
   bool idempotent;
-  bool names_user = false;  // its handler counts a service key's quotas with the user's
+  bool names_user = false;        // its handler counts a service key's quotas with the user's
+  bool anthropic_errors = false;  // its errors are in Anthropic's envelope
 };
 
 TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
@@ -54,6 +55,9 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
       {{"GET", "/v1/models"}, {Audience::kAuthenticated, false}},
       {{"GET", "/v1/models/{model}"}, {Audience::kAuthenticated, false}},
       {{"POST", "/v1/moderations"}, {Audience::kAuthenticated, false, true}},
+      // Anthropic's Messages API, its errors in Anthropic's envelope.
+      {{"POST", "/v1/messages"}, {Audience::kAuthenticated, true, true, true}},
+      {{"POST", "/v1/messages/count_tokens"}, {Audience::kAuthenticated, false, false, true}},
       // Not idempotent on purpose: a stored answer would keep the new key's secret.
       {{"POST", "/api/v1/admin/keys"}, {Audience::kAdmin, false}},
       {{"GET", "/api/v1/admin/keys"}, {Audience::kAdmin, false}},
@@ -150,6 +154,9 @@ TEST(Routes, EveryRegisteredRouteHasTheAccessPolicyItShould) {
         << parley::http::audience_name(route.policy.audience);
     EXPECT_EQ(route.policy.idempotent, it->second.idempotent) << key.first << " " << key.second;
     EXPECT_EQ(route.policy.names_user, it->second.names_user) << key.first << " " << key.second;
+    EXPECT_EQ(route.policy.errors == parley::http::ErrorFormat::kAnthropic,
+              it->second.anthropic_errors)
+        << key.first << " " << key.second;
     // Belt and braces over the table: nothing under /admin/ is ever less than admin, and
     // only probes, metrics and the web chat's files are public.
     if (key.second.find("/admin/") != std::string::npos) {

@@ -158,6 +158,7 @@ json request_body(const ChatRequest& request, bool stream, int64_t default_max_t
   body["messages"] = std::move(messages);
   if (request.temperature) body["temperature"] = *request.temperature;
   if (request.top_p) body["top_p"] = *request.top_p;
+  if (request.top_k) body["top_k"] = *request.top_k;
   if (!request.stop.empty()) body["stop_sequences"] = request.stop;
   if (request.tools.is_array() && !request.tools.empty()) {
     body["tools"] = convert_tools(request.tools);
