@@ -6,6 +6,7 @@
 #include "api/access.hpp"
 #include "api/anthropic_format.hpp"
 #include "api/stateless_turn.hpp"
+#include "auth/principal.hpp"
 #include "cache/response_cache.hpp"
 #include "chat/pipeline.hpp"
 #include "core/ids.hpp"
@@ -39,6 +40,10 @@ http::Response json_response(const json& body) {
 Result<chat::Turn> messages_turn(Context& ctx, http::Request& req, const json& body) {
   auto parsed = format::parse_request(body);
   if (!parsed) return std::move(parsed).error();
+  // metadata.user_id names the end user for a service key. Anthropic's clients send their own
+  // opaque ids there (Claude Code sends one with every request), so a user's own key, which
+  // acts for its user whatever the body says, is not refused for it.
+  if (req.principal && req.principal->scope == auth::Scope::kUser) parsed->request.user.clear();
   auto turn = stateless_turn(ctx, req, std::move(parsed->model), parsed->stream,
                              std::move(parsed->request));
   if (turn) turn->reply_field = "content";

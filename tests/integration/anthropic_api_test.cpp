@@ -117,7 +117,13 @@ TEST(AnthropicApi, AUsersRequestLimitIsA429WithRetryAfter) {
                       {{"Authorization", "Bearer " + kAdminKey}});
   ASSERT_EQ(created.status, 201) << created.describe();
   const std::string key = created.json()["key"];
-  ASSERT_EQ(http("POST", s.port(), "/v1/messages", hello(), anthropic_headers(key)).status, 200);
+  // The client's own id in metadata.user_id (as Claude Code sends) does not refuse a user's
+  // key: the key acts for its user.
+  json with_metadata = json::parse(hello());
+  with_metadata["metadata"] = {{"user_id", "user_4f1c_account__session_9a"}};
+  auto own = http("POST", s.port(), "/v1/messages", with_metadata.dump(), anthropic_headers(key));
+  ASSERT_EQ(own.status, 200) << own.describe();
+  EXPECT_EQ(s.fake.requests().back()["body"]["user"], "ann");
   auto limited = http("POST", s.port(), "/v1/messages", hello(), anthropic_headers(key));
   EXPECT_TRUE(is_anthropic_error(limited, 429, "rate_limit_error"));
   EXPECT_TRUE(limited.header("retry-after").has_value());
