@@ -35,6 +35,14 @@ std::string string_or_empty(const json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// An optional boolean: absent or null is false; anything but true or false is refused.
+Result<bool> flag(const json& j, const char* key, const std::string& param) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return false;
+  if (!it->is_boolean()) return invalid(param, std::string(key) + " is true or false");
+  return it->get<bool>();
+}
+
 // An image block ({"source": base64 data or a URL}) as an OpenAI image_url part.
 Result<json> image_part(const json& block, const std::string& path) {
   auto source = block.find("source");
@@ -59,7 +67,8 @@ Result<json> image_part(const json& block, const std::string& path) {
   return invalid(path + ".source.type", "an image source is base64 or url");
 }
 
-// A tool_result's content: a string, or text (and image) blocks, as text.
+// A tool_result's content: a string, or text blocks, as text. (Images in a tool result are
+// refused: Parley's chat request carries a tool result as text only.)
 Result<std::string> tool_result_text(const json& block, const std::string& path) {
   auto content = block.find("content");
   if (content == block.end() || content->is_null()) return std::string();
@@ -71,13 +80,15 @@ Result<std::string> tool_result_text(const json& block, const std::string& path)
   for (size_t i = 0; i < content->size(); ++i) {
     const json& part = (*content)[i];
     const std::string type = part.is_object() ? string_or_empty(part, "type") : "";
-    if (type == "text") {
-      if (!text.empty()) text += "\n";
-      text += string_or_empty(part, "text");
-    } else if (type != "image") {
-      return invalid(path + ".content[" + std::to_string(i) + "]",
-                     "a tool result holds text and image blocks");
+    if (type == "image") {
+      return unsupported(path + ".content[" + std::to_string(i) + "]", "an image in a tool result");
     }
+    if (type != "text") {
+      return invalid(path + ".content[" + std::to_string(i) + "]",
+                     "a tool result holds text blocks");
+    }
+    if (!text.empty()) text += "\n";
+    text += string_or_empty(part, "text");
   }
   return text;
 }
@@ -152,7 +163,9 @@ Result<void> read_message(const json& m, size_t index, std::vector<llm::Message>
       auto text = tool_result_text(block, at);
       if (!text) return std::move(text).error();
       result.content = std::move(*text);
-      if (block.value("is_error", false)) result.content = "Error: " + result.content;
+      auto is_error = flag(block, "is_error", at + ".is_error");
+      if (!is_error) return std::move(is_error).error();
+      if (*is_error) result.content = "Error: " + result.content;
       out.push_back(std::move(result));
     } else if (is_one_of(type, {"thinking", "redacted_thinking"})) {
       // Never produced here (Parley does not offer extended thinking): nothing to send back.
@@ -215,7 +228,9 @@ Result<json> read_tools(const json& tools) {
 Result<json> read_tool_choice(const json& choice) {
   if (!choice.is_object()) return invalid("tool_choice", "tool_choice is an object with a type");
   const std::string type = string_or_empty(choice, "type");
-  if (choice.value("disable_parallel_tool_use", false)) {
+  auto serial = flag(choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use");
+  if (!serial) return std::move(serial).error();
+  if (*serial) {
     return unsupported("tool_choice.disable_parallel_tool_use", "disable_parallel_tool_use");
   }
   if (type == "auto") return json("auto");
@@ -351,6 +366,10 @@ std::string stop_reason(std::string_view finish_reason) {
   return "end_turn";
 }
 
+std::string tool_use_id(const std::string& upstream_id, int index) {
+  return upstream_id.empty() ? "toolu_parley_" + std::to_string(index) : upstream_id;
+}
+
 json tool_input(std::string_view arguments) {
   json input = json::parse(arguments, nullptr, false);
   return input.is_object() ? input : json::object();
@@ -362,9 +381,10 @@ json message_json(const std::string& id, const std::string& model,
   if (!completion.content.empty()) {
     content.push_back({{"type", "text"}, {"text", completion.content}});
   }
-  for (const auto& call : completion.tool_calls) {
+  for (size_t i = 0; i < completion.tool_calls.size(); ++i) {
+    const auto& call = completion.tool_calls[i];
     content.push_back({{"type", "tool_use"},
-                       {"id", call.id},
+                       {"id", tool_use_id(call.id, static_cast<int>(i))},
                        {"name", call.name},
                        {"input", tool_input(call.arguments)}});
   }
@@ -397,11 +417,15 @@ http::Response to_anthropic_error(http::Response response) {
     return response;
   }
   const json& e = body["error"];
+  const std::string code = string_or_empty(e, "code");
+  if (code == "model_not_found") response.status = 404;  // as Anthropic answers it
   const int status = response.status;
   std::string type = "api_error";
-  if (string_or_empty(e, "code") == "upstream_overloaded") {
+  if (code == "upstream_overloaded") {
     response.status = 529;  // Anthropic's "overloaded", which its SDKs retry
     type = "overloaded_error";
+  } else if (status == 504) {
+    type = "timeout_error";
   } else if (status == 401) {
     type = "authentication_error";
   } else if (status == 403) {
@@ -415,8 +439,11 @@ http::Response to_anthropic_error(http::Response response) {
   } else if (status < 500) {
     type = "invalid_request_error";
   }
-  response.body = dump(
-      {{"type", "error"}, {"error", {{"type", type}, {"message", string_or_empty(e, "message")}}}});
+  // The field at fault leads the message, as Anthropic writes it ("messages.0.content: ...").
+  std::string message = string_or_empty(e, "message");
+  const std::string param = string_or_empty(e, "param");
+  if (!param.empty() && message.rfind(param, 0) != 0) message = param + ": " + message;
+  response.body = dump({{"type", "error"}, {"error", {{"type", type}, {"message", message}}}});
   return response;
 }
 
@@ -487,7 +514,7 @@ void StreamWriter::delta(const llm::Delta& delta, std::string& out) {
                                            {"index", open_index_},
                                            {"content_block",
                                             {{"type", "tool_use"},
-                                             {"id", call.id},
+                                             {"id", tool_use_id(call.id, call.index)},
                                              {"name", call.name},
                                              {"input", json::object()}}}});
     }

@@ -361,6 +361,7 @@ std::string exact_key(const chat::Turn& turn) {
   json key = {{"model", route_json(turn.route)}, {"messages", std::move(messages)}};
   if (p.temperature) key["temperature"] = *p.temperature;
   if (p.top_p) key["top_p"] = *p.top_p;
+  if (p.top_k) key["top_k"] = *p.top_k;
   if (p.max_tokens) key["max_tokens"] = *p.max_tokens;
   if (!p.stop.empty()) key["stop"] = p.stop;
   if (!p.tools.is_null()) key["tools"] = p.tools;

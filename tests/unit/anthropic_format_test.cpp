@@ -109,6 +109,21 @@ TEST(AnthropicFormat, WhatCannotBeHonouredIsRefusedByName) {
             "messages[0].content[0].type");
   EXPECT_EQ(refused(body_with({{{"role", "user"}, {"content", {{{"type", "tool_result"}}}}}})),
             "messages[0].content[0].tool_use_id");
+  // Booleans of the wrong type are the caller's mistake, never a fault here.
+  EXPECT_EQ(
+      refused(body_with(
+          {{{"role", "user"},
+            {"content", {{{"type", "tool_result"}, {"tool_use_id", "t"}, {"is_error", 1}}}}}})),
+      "messages[0].content[0].is_error");
+  json serial = body_with(hi);
+  serial["tool_choice"] = {{"type", "auto"}, {"disable_parallel_tool_use", "yes"}};
+  EXPECT_EQ(refused(serial), "tool_choice.disable_parallel_tool_use");
+  EXPECT_EQ(refused(body_with({{{"role", "user"},
+                                {"content",
+                                 {{{"type", "tool_result"},
+                                   {"tool_use_id", "t"},
+                                   {"content", {{{"type", "image"}}}}}}}}})),
+            "messages[0].content[0].content[0]");
   // count_tokens takes neither max_tokens nor stream.
   EXPECT_TRUE(format::parse_request({{"model", "m"}, {"messages", hi}}, true).ok());
 }
@@ -141,7 +156,7 @@ TEST(AnthropicFormat, TheReplyAndItsStreamAreAnthropicsBlocks) {
   args.tool_calls.push_back({0, "", "", R"({"x":)"});
   writer.delta(args, out);
   parley::llm::Delta second;
-  second.tool_calls.push_back({1, "c1", "b", "{}"});
+  second.tool_calls.push_back({1, "", "b", "{}"});  // an upstream that gave no id
   writer.delta(second, out);
   writer.close(out);
   std::vector<std::string> seen;
@@ -155,6 +170,7 @@ TEST(AnthropicFormat, TheReplyAndItsStreamAreAnthropicsBlocks) {
     seen.push_back(line);
     at = end;
   }
+  EXPECT_NE(out.find(R"("id":"toolu_parley_1")"), std::string::npos) << out;
   EXPECT_EQ(seen, (std::vector<std::string>{
                       "content_block_start@0:text", "content_block_delta@0:text_delta",
                       "content_block_delta@0:text_delta", "content_block_stop@0",
@@ -183,6 +199,17 @@ TEST(AnthropicFormat, ErrorsTakeAnthropicsTypesAndStatuses) {
   parley::http::Response ok;
   ok.body = R"({"error":"not an envelope but a 200"})";
   EXPECT_EQ(format::to_anthropic_error(ok).body, ok.body);
+  parley::http::Response theirs = parley::http::Response::json(
+      529, json::parse(R"({"type":"error","error":{"type":"overloaded_error","message":"x"}})"));
+  EXPECT_EQ(format::to_anthropic_error(theirs).body, theirs.body);
+  parley::http::Response not_envelope = parley::http::Response::json(400, json{{"detail", "x"}});
+  EXPECT_EQ(format::to_anthropic_error(not_envelope).body, not_envelope.body);
+  EXPECT_EQ(of(Error::deadline("slow", "upstream_timeout")), "504 timeout_error");
+  EXPECT_EQ(of(Error::invalid("no such model", "model_not_found")), "404 not_found_error");
+  // The field at fault leads the message.
+  EXPECT_EQ(format::error_json(Error::invalid_field("messages[0].content", "content is required"))
+                .body["error"]["message"],
+            "messages[0].content: content is required");
 }
 
 }  // namespace
